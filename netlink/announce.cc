@@ -1,0 +1,86 @@
+#include "netlink/announce.h"
+
+#include <arpa/inet.h>
+#include <linux/if_ether.h>
+#include <linux/if_packet.h>
+#include <netinet/icmp6.h>
+#include <netinet/in.h>
+#include <net/if_arp.h>
+#include <sys/socket.h>
+
+#include <cstring>
+
+namespace plumb::netlink {
+namespace {
+
+Status gratuitousArp(const Netns& ns, int ifindex, const MacAddr& mac, const IpAddr& addr) {
+  PLUMB_ASSIGN(auto fd, socketIn(ns, AF_PACKET, SOCK_DGRAM, htons(ETH_P_ARP)));
+  struct __attribute__((packed)) {
+    arphdr hdr;
+    uint8_t sha[6];
+    uint8_t spa[4];
+    uint8_t tha[6];
+    uint8_t tpa[4];
+  } pkt{};
+  pkt.hdr.ar_hrd = htons(ARPHRD_ETHER);
+  pkt.hdr.ar_pro = htons(ETH_P_IP);
+  pkt.hdr.ar_hln = 6;
+  pkt.hdr.ar_pln = 4;
+  pkt.hdr.ar_op = htons(ARPOP_REQUEST);
+  std::memcpy(pkt.sha, mac.data(), 6);
+  std::memcpy(pkt.spa, addr.data(), 4);
+  std::memcpy(pkt.tpa, addr.data(), 4);
+  sockaddr_ll to{};
+  to.sll_family = AF_PACKET;
+  to.sll_protocol = htons(ETH_P_ARP);
+  to.sll_ifindex = ifindex;
+  to.sll_halen = 6;
+  std::memset(to.sll_addr, 0xff, 6);
+  if (::sendto(fd.get(), &pkt, sizeof(pkt), 0, reinterpret_cast<sockaddr*>(&to), sizeof(to)) < 0) {
+    return failErrno(errno, "failed to send gratuitous ARP for " + addr.str());
+  }
+  return {};
+}
+
+Status unsolicitedNa(const Netns& ns, int ifindex, const MacAddr& mac, const IpAddr& addr) {
+  PLUMB_ASSIGN(auto fd, socketIn(ns, AF_INET6, SOCK_RAW, IPPROTO_ICMPV6));
+  int hops = 255;
+  if (::setsockopt(fd.get(), IPPROTO_IPV6, IPV6_MULTICAST_HOPS, &hops, sizeof(hops)) != 0 ||
+      ::setsockopt(fd.get(), IPPROTO_IPV6, IPV6_MULTICAST_IF, &ifindex, sizeof(ifindex)) != 0) {
+    return failErrno(errno, "failed to prepare neighbour advertisement for " + addr.str());
+  }
+  sockaddr_in6 src{};
+  src.sin6_family = AF_INET6;
+  std::memcpy(&src.sin6_addr, addr.data(), 16);
+  if (addr.isLinkLocal()) src.sin6_scope_id = static_cast<uint32_t>(ifindex);
+  if (::bind(fd.get(), reinterpret_cast<sockaddr*>(&src), sizeof(src)) != 0) {
+    return failErrno(errno, "failed to bind neighbour advertisement to " + addr.str());
+  }
+  struct __attribute__((packed)) {
+    nd_neighbor_advert na;
+    nd_opt_hdr opt;
+    uint8_t lladdr[6];
+  } pkt{};
+  pkt.na.nd_na_type = ND_NEIGHBOR_ADVERT;
+  pkt.na.nd_na_flags_reserved = ND_NA_FLAG_OVERRIDE;
+  std::memcpy(&pkt.na.nd_na_target, addr.data(), 16);
+  pkt.opt.nd_opt_type = ND_OPT_TARGET_LINKADDR;
+  pkt.opt.nd_opt_len = 1;
+  std::memcpy(pkt.lladdr, mac.data(), 6);
+  sockaddr_in6 to{};
+  to.sin6_family = AF_INET6;
+  inet_pton(AF_INET6, "ff02::1", &to.sin6_addr);
+  to.sin6_scope_id = static_cast<uint32_t>(ifindex);
+  if (::sendto(fd.get(), &pkt, sizeof(pkt), 0, reinterpret_cast<sockaddr*>(&to), sizeof(to)) < 0) {
+    return failErrno(errno, "failed to send neighbour advertisement for " + addr.str());
+  }
+  return {};
+}
+
+}  // namespace
+
+Status announceAddress(const Netns& ns, int ifindex, const MacAddr& mac, const IpAddr& addr) {
+  return addr.isV4() ? gratuitousArp(ns, ifindex, mac, addr) : unsolicitedNa(ns, ifindex, mac, addr);
+}
+
+}  // namespace plumb::netlink

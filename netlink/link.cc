@@ -1,0 +1,270 @@
+#include "netlink/link.h"
+
+#include <linux/if.h>
+#include <linux/if_arp.h>
+#include <linux/if_link.h>
+#include <linux/rtnetlink.h>
+#include <linux/veth.h>
+#include <sys/socket.h>
+
+#include <cstring>
+
+namespace plumb::netlink {
+
+Status validateIfname(const std::string& name) {
+  if (name.empty()) return fail(Errc::kInvalid, "interface name is empty");
+  if (name.size() >= IFNAMSIZ) {
+    return fail(Errc::kInvalid, "interface name '" + name + "' is longer than 15 characters");
+  }
+  if (name == "." || name == "..") return fail(Errc::kInvalid, "interface name '" + name + "' is not allowed");
+  for (char c : name) {
+    if (c == '/' || c == ':' || c == ' ' || c == '\t' || c == '\n' || c == '\r' || c == '\0') {
+      return fail(Errc::kInvalid, "interface name '" + name + "' holds a character not allowed");
+    }
+  }
+  return {};
+}
+
+bool LinkInfo::up() const { return (flags & IFF_UP) != 0; }
+
+Result<MacvlanMode> parseMacvlanMode(const std::string& s) {
+  if (s.empty() || s == "bridge") return MacvlanMode::kBridge;
+  if (s == "private") return MacvlanMode::kPrivate;
+  if (s == "vepa") return MacvlanMode::kVepa;
+  if (s == "passthru") return MacvlanMode::kPassthru;
+  if (s == "source") return MacvlanMode::kSource;
+  return fail(Errc::kInvalid, "unknown macvlan mode '" + s + "' (bridge, private, vepa, passthru, source)");
+}
+
+std::string macvlanModeName(uint32_t mode) {
+  switch (mode) {
+    case MACVLAN_MODE_PRIVATE: return "private";
+    case MACVLAN_MODE_VEPA: return "vepa";
+    case MACVLAN_MODE_BRIDGE: return "bridge";
+    case MACVLAN_MODE_PASSTHRU: return "passthru";
+    case MACVLAN_MODE_SOURCE: return "source";
+    default: return "unknown";
+  }
+}
+
+namespace {
+
+ifinfomsg* putIfinfo(Message& m, int index = 0) {
+  auto* ifi = m.putHeader<ifinfomsg>();
+  ifi->ifi_family = AF_UNSPEC;
+  ifi->ifi_index = index;
+  return ifi;
+}
+
+void putCommon(Message& m, const std::string& name, int mtu, const std::optional<MacAddr>& mac) {
+  if (!name.empty()) m.putStr(IFLA_IFNAME, name);
+  if (mtu > 0) m.putU32(IFLA_MTU, static_cast<uint32_t>(mtu));
+  if (mac) m.put(IFLA_ADDRESS, 6, mac->data());
+}
+
+Status named(Status st, const std::string& what) {
+  if (st.ok()) return st;
+  return std::move(st).error().wrap(what);
+}
+
+}  // namespace
+
+void buildCreateVeth(Message& m, const VethSpec& spec) {
+  putIfinfo(m);
+  putCommon(m, spec.name, spec.mtu, spec.mac);
+  nlattr* linkinfo = m.nestStart(IFLA_LINKINFO);
+  m.putStr(IFLA_INFO_KIND, "veth");
+  nlattr* data = m.nestStart(IFLA_INFO_DATA);
+  nlattr* peer = m.nestStart(VETH_INFO_PEER);
+  // The peer nest starts with its own ifinfomsg.
+  auto* pifi = static_cast<ifinfomsg*>(mnl_nlmsg_put_extra_header(m.hdr(), sizeof(ifinfomsg)));
+  pifi->ifi_family = AF_UNSPEC;
+  putCommon(m, spec.peer_name, spec.mtu, spec.peer_mac);
+  if (spec.peer_netns) m.putU32(IFLA_NET_NS_FD, static_cast<uint32_t>(spec.peer_netns->fd()));
+  m.nestEnd(peer);
+  m.nestEnd(data);
+  m.nestEnd(linkinfo);
+}
+
+Status createVeth(NlSocket& s, const VethSpec& spec) {
+  Message m(RTM_NEWLINK, NLM_F_CREATE | NLM_F_EXCL);
+  buildCreateVeth(m, spec);
+  return named(s.request(m), "failed to create veth " + spec.name + "/" + spec.peer_name);
+}
+
+Status createBridge(NlSocket& s, const BridgeSpec& spec) {
+  Message m(RTM_NEWLINK, NLM_F_CREATE | NLM_F_EXCL);
+  putIfinfo(m);
+  putCommon(m, spec.name, spec.mtu, spec.mac);
+  nlattr* linkinfo = m.nestStart(IFLA_LINKINFO);
+  m.putStr(IFLA_INFO_KIND, "bridge");
+  m.nestEnd(linkinfo);
+  return named(s.request(m), "failed to create bridge " + spec.name);
+}
+
+void buildCreateMacvlan(Message& m, const MacvlanSpec& spec) {
+  putIfinfo(m);
+  putCommon(m, spec.name, spec.mtu, spec.mac);
+  m.putU32(IFLA_LINK, static_cast<uint32_t>(spec.parent_index));
+  if (spec.netns) m.putU32(IFLA_NET_NS_FD, static_cast<uint32_t>(spec.netns->fd()));
+  nlattr* linkinfo = m.nestStart(IFLA_LINKINFO);
+  m.putStr(IFLA_INFO_KIND, "macvlan");
+  nlattr* data = m.nestStart(IFLA_INFO_DATA);
+  m.putU32(IFLA_MACVLAN_MODE, static_cast<uint32_t>(spec.mode));
+  m.nestEnd(data);
+  m.nestEnd(linkinfo);
+}
+
+Status createMacvlan(NlSocket& s, const MacvlanSpec& spec) {
+  Message m(RTM_NEWLINK, NLM_F_CREATE | NLM_F_EXCL);
+  buildCreateMacvlan(m, spec);
+  return named(s.request(m), "failed to create macvlan " + spec.name);
+}
+
+void buildChangeLink(Message& m, int index, const LinkChange& c) {
+  auto* ifi = putIfinfo(m, index);
+  if (c.up) {
+    ifi->ifi_change |= IFF_UP;
+    if (*c.up) ifi->ifi_flags |= IFF_UP;
+  }
+  if (c.promisc) {
+    ifi->ifi_change |= IFF_PROMISC;
+    if (*c.promisc) ifi->ifi_flags |= IFF_PROMISC;
+  }
+  putCommon(m, c.name.value_or(""), c.mtu.value_or(0), c.mac);
+  if (c.master) m.putU32(IFLA_MASTER, static_cast<uint32_t>(*c.master));
+  if (c.alias) m.putStr(IFLA_IFALIAS, *c.alias);
+  if (c.netns) m.putU32(IFLA_NET_NS_FD, static_cast<uint32_t>(c.netns->fd()));
+}
+
+Status changeLink(NlSocket& s, int index, const LinkChange& change) {
+  Message m(RTM_NEWLINK, 0);
+  buildChangeLink(m, index, change);
+  return named(s.request(m), "failed to change link " + std::to_string(index));
+}
+
+Status setBridgePortHairpin(NlSocket& s, int index, bool hairpin) {
+  Message m(RTM_SETLINK, 0);
+  auto* ifi = m.putHeader<ifinfomsg>();
+  ifi->ifi_family = AF_BRIDGE;
+  ifi->ifi_index = index;
+  nlattr* protinfo = m.nestStart(IFLA_PROTINFO | NLA_F_NESTED);
+  m.putU8(IFLA_BRPORT_MODE, hairpin ? 1 : 0);
+  m.nestEnd(protinfo);
+  return named(s.request(m), "failed to set hairpin mode on link " + std::to_string(index));
+}
+
+Status deleteLink(NlSocket& s, int index) {
+  Message m(RTM_DELLINK, 0);
+  putIfinfo(m, index);
+  return named(s.request(m), "failed to delete link " + std::to_string(index));
+}
+
+Result<LinkInfo> parseLink(const nlmsghdr* nlh) {
+  if (nlh->nlmsg_type != RTM_NEWLINK) return fail(Errc::kDecode, "not a link message");
+  const auto* ifi = static_cast<const ifinfomsg*>(mnl_nlmsg_get_payload(nlh));
+  LinkInfo info;
+  info.index = ifi->ifi_index;
+  info.flags = ifi->ifi_flags;
+  forEachAttr(nlh, sizeof(*ifi), [&](const nlattr* attr) {
+    switch (mnl_attr_get_type(attr)) {
+      case IFLA_IFNAME:
+        if (mnl_attr_validate(attr, MNL_TYPE_NUL_STRING) == 0) info.name = mnl_attr_get_str(attr);
+        break;
+      case IFLA_MTU:
+        if (mnl_attr_validate(attr, MNL_TYPE_U32) == 0) info.mtu = static_cast<int>(mnl_attr_get_u32(attr));
+        break;
+      case IFLA_ADDRESS:
+      case IFLA_PERM_ADDRESS:
+        if (mnl_attr_get_payload_len(attr) == 6) {
+          std::array<uint8_t, 6> b{};
+          std::memcpy(b.data(), mnl_attr_get_payload(attr), 6);
+          (mnl_attr_get_type(attr) == IFLA_ADDRESS ? info.mac : info.perm_mac) = MacAddr(b);
+        }
+        break;
+      case IFLA_IFALIAS:
+        if (mnl_attr_validate(attr, MNL_TYPE_NUL_STRING) == 0) info.alias = mnl_attr_get_str(attr);
+        break;
+      case IFLA_MASTER:
+        if (mnl_attr_validate(attr, MNL_TYPE_U32) == 0) info.master = static_cast<int>(mnl_attr_get_u32(attr));
+        break;
+      case IFLA_LINK:
+        if (mnl_attr_validate(attr, MNL_TYPE_U32) == 0) info.parent = static_cast<int>(mnl_attr_get_u32(attr));
+        break;
+      case IFLA_OPERSTATE:
+        if (mnl_attr_validate(attr, MNL_TYPE_U8) == 0) info.oper_state = mnl_attr_get_u8(attr);
+        break;
+      case IFLA_LINKINFO: {
+        forEachNested(attr, [&](const nlattr* inner) {
+          if (mnl_attr_get_type(inner) == IFLA_INFO_KIND &&
+              mnl_attr_validate(inner, MNL_TYPE_NUL_STRING) == 0) {
+            info.kind = mnl_attr_get_str(inner);
+          } else if (mnl_attr_get_type(inner) == IFLA_INFO_DATA && info.kind == "macvlan") {
+            forEachNested(inner, [&](const nlattr* data) {
+              if (mnl_attr_get_type(data) == IFLA_MACVLAN_MODE &&
+                  mnl_attr_validate(data, MNL_TYPE_U32) == 0) {
+                info.macvlan_mode = mnl_attr_get_u32(data);
+              }
+            });
+          }
+        });
+        break;
+      }
+      default:
+        break;
+    }
+  });
+  return info;
+}
+
+namespace {
+
+Result<LinkInfo> getLinkBy(NlSocket& s, int index, const std::string& name) {
+  Message m(RTM_GETLINK, 0);
+  putIfinfo(m, index);
+  if (!name.empty()) m.putStr(IFLA_IFNAME, name);
+  // Skip per-VF and stats blocks: small replies even on big NICs.
+  m.putU32(IFLA_EXT_MASK, RTEXT_FILTER_SKIP_STATS);
+  std::optional<LinkInfo> found;
+  auto st = s.request(m, [&](const nlmsghdr* nlh) -> Status {
+    auto info = parseLink(nlh);
+    if (!info.ok()) return std::move(info).error();
+    found = std::move(info).value();
+    return {};
+  });
+  std::string what = name.empty() ? "link " + std::to_string(index) : "link " + name;
+  if (!st.ok()) {
+    if (st.error().code == Errc::kNotFound) return fail(Errc::kNotFound, what + " does not exist");
+    return std::move(st).error().wrap("failed to read " + what);
+  }
+  if (!found) return fail(Errc::kNotFound, what + " does not exist");
+  return std::move(*found);
+}
+
+}  // namespace
+
+Result<LinkInfo> getLink(NlSocket& s, const std::string& name) {
+  PLUMB_TRY(validateIfname(name));
+  return getLinkBy(s, 0, name);
+}
+
+Result<LinkInfo> getLink(NlSocket& s, int index) { return getLinkBy(s, index, ""); }
+
+Result<std::vector<LinkInfo>> listLinks(NlSocket& s) {
+  Message m(RTM_GETLINK, 0);
+  putIfinfo(m);
+  m.putU32(IFLA_EXT_MASK, RTEXT_FILTER_SKIP_STATS);
+  std::vector<LinkInfo> out;
+  auto st = s.dump(
+      m,
+      [&](const nlmsghdr* nlh) -> Status {
+        auto info = parseLink(nlh);
+        if (info.ok()) out.push_back(std::move(info).value());
+        return {};
+      },
+      [&] { out.clear(); });
+  if (!st.ok()) return std::move(st).error().wrap("failed to list links");
+  return out;
+}
+
+}  // namespace plumb::netlink

@@ -1,0 +1,93 @@
+// Links: create veth, bridge, macvlan; change, read, list and delete links. Results and errors
+// name the link; ENODEV/EEXIST come back as Errc::kNotFound / Errc::kExists.
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "base/ip.h"
+#include "base/result.h"
+#include "netlink/netns.h"
+#include "netlink/socket.h"
+
+namespace plumb::netlink {
+
+// Interface names: 1..15 bytes, no '/', ':' or white space, not "." or "..".
+Status validateIfname(const std::string& name);
+
+struct LinkInfo {
+  int index = 0;
+  std::string name;
+  std::string kind;  // "veth", "bridge", "macvlan", ...; empty for a physical device
+  unsigned flags = 0;
+  int mtu = 0;
+  std::optional<MacAddr> mac;
+  std::optional<MacAddr> perm_mac;
+  std::string alias;
+  int master = 0;  // ifindex of the bridge it is enslaved to
+  int parent = 0;  // IFLA_LINK: veth peer index or macvlan lower device
+  uint32_t macvlan_mode = 0;
+  uint8_t oper_state = 0;
+  bool up() const;
+};
+
+enum class MacvlanMode : uint32_t { kPrivate = 1, kVepa = 2, kBridge = 4, kPassthru = 8, kSource = 16 };
+Result<MacvlanMode> parseMacvlanMode(const std::string& s);
+std::string macvlanModeName(uint32_t mode);
+
+struct VethSpec {
+  std::string name;  // host side, in the socket's netns
+  std::string peer_name;
+  const Netns* peer_netns = nullptr;  // the peer is born there; nullptr: the socket's netns
+  int mtu = 0;
+  std::optional<MacAddr> mac;
+  std::optional<MacAddr> peer_mac;
+};
+
+struct BridgeSpec {
+  std::string name;
+  int mtu = 0;
+  std::optional<MacAddr> mac;
+};
+
+struct MacvlanSpec {
+  std::string name;
+  int parent_index = 0;  // lower device, in the socket's netns
+  MacvlanMode mode = MacvlanMode::kBridge;
+  const Netns* netns = nullptr;  // born there; nullptr: the socket's netns
+  int mtu = 0;
+  std::optional<MacAddr> mac;
+};
+
+// Changes applied to one link in one RTM_NEWLINK request.
+struct LinkChange {
+  std::optional<std::string> name;
+  std::optional<int> mtu;
+  std::optional<MacAddr> mac;
+  std::optional<bool> up;
+  std::optional<bool> promisc;
+  std::optional<int> master;  // 0 detaches
+  std::optional<std::string> alias;
+  const Netns* netns = nullptr;  // move the link there
+};
+
+Status createVeth(NlSocket& s, const VethSpec& spec);
+Status createBridge(NlSocket& s, const BridgeSpec& spec);
+Status createMacvlan(NlSocket& s, const MacvlanSpec& spec);
+Status changeLink(NlSocket& s, int index, const LinkChange& change);
+// Hairpin mode of a bridge port (IFLA_BRPORT_MODE).
+Status setBridgePortHairpin(NlSocket& s, int index, bool hairpin);
+Status deleteLink(NlSocket& s, int index);
+Result<LinkInfo> getLink(NlSocket& s, const std::string& name);
+Result<LinkInfo> getLink(NlSocket& s, int index);
+Result<std::vector<LinkInfo>> listLinks(NlSocket& s);
+
+// Request builders, exposed for the golden-byte unit tests.
+void buildCreateVeth(Message& m, const VethSpec& spec);
+void buildCreateMacvlan(Message& m, const MacvlanSpec& spec);
+void buildChangeLink(Message& m, int index, const LinkChange& change);
+Result<LinkInfo> parseLink(const nlmsghdr* nlh);
+
+}  // namespace plumb::netlink

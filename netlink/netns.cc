@@ -1,0 +1,68 @@
+#include "netlink/netns.h"
+
+#include <fcntl.h>
+#include <linux/magic.h>
+#include <sched.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/vfs.h>
+
+#include <thread>
+
+namespace plumb::netlink {
+
+Result<Netns> Netns::fromPath(const std::string& path) {
+  Netns ns;
+  ns.fd_.reset(::open(path.c_str(), O_RDONLY | O_CLOEXEC));
+  if (!ns.fd_.valid()) return failErrno(errno, "failed to open netns " + path);
+  struct statfs sfs {};
+  if (::fstatfs(ns.fd_.get(), &sfs) != 0) return failErrno(errno, "failed to stat netns " + path);
+  if (sfs.f_type != NSFS_MAGIC && sfs.f_type != PROC_SUPER_MAGIC) {
+    return fail(Errc::kInvalid, "failed to open netns " + path + ": not a network namespace");
+  }
+  struct stat st {};
+  if (::fstat(ns.fd_.get(), &st) != 0) return failErrno(errno, "failed to stat netns " + path);
+  ns.dev_ = st.st_dev;
+  ns.ino_ = st.st_ino;
+  ns.path_ = path;
+  return ns;
+}
+
+Result<Netns> Netns::fromPid(pid_t pid) {
+  return fromPath("/proc/" + std::to_string(pid) + "/ns/net");
+}
+
+Result<Netns> Netns::fromName(const std::string& name) {
+  if (name.empty() || name.find('/') != std::string::npos || name == "." || name == "..") {
+    return fail(Errc::kInvalid, "'" + name + "' is not a netns name");
+  }
+  return fromPath("/run/netns/" + name);
+}
+
+Result<Netns> Netns::current() { return fromPath("/proc/thread-self/ns/net"); }
+
+Status runIn(const Netns& ns, const std::function<Status()>& fn) {
+  Status result;
+  std::thread worker([&] {
+    if (::setns(ns.fd(), CLONE_NEWNET) != 0) {
+      result = failErrno(errno, "failed to enter netns " + ns.path());
+      return;
+    }
+    result = fn();
+  });
+  worker.join();
+  return result;
+}
+
+Result<UniqueFd> socketIn(const Netns& ns, int domain, int type, int protocol) {
+  UniqueFd out;
+  PLUMB_TRY(runIn(ns, [&]() -> Status {
+    int fd = ::socket(domain, type | SOCK_CLOEXEC, protocol);
+    if (fd < 0) return failErrno(errno, "failed to open a socket in netns " + ns.path());
+    out.reset(fd);
+    return {};
+  }));
+  return out;
+}
+
+}  // namespace plumb::netlink

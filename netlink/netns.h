@@ -1,0 +1,45 @@
+// Network namespace handles. This file's .cc is the only place in plumb that calls setns(2),
+// and it does so on a short-lived thread that ends afterwards: sockets opened there stay bound
+// to the namespace and are used from any thread.
+#pragma once
+
+#include <sys/types.h>
+
+#include <functional>
+#include <string>
+
+#include "base/fd.h"
+#include "base/result.h"
+
+namespace plumb::netlink {
+
+class Netns {
+ public:
+  Netns() = default;
+  // "/run/netns/x" or "/proc/PID/ns/net" or any bind mount of a netns.
+  static Result<Netns> fromPath(const std::string& path);
+  static Result<Netns> fromPid(pid_t pid);
+  // A name under /run/netns.
+  static Result<Netns> fromName(const std::string& name);
+  // The calling thread's namespace.
+  static Result<Netns> current();
+
+  int fd() const { return fd_.get(); }
+  bool valid() const { return fd_.valid(); }
+  const std::string& path() const { return path_; }
+  bool sameAs(const Netns& o) const { return dev_ == o.dev_ && ino_ == o.ino_; }
+
+ private:
+  UniqueFd fd_;
+  std::string path_;
+  dev_t dev_ = 0;
+  ino_t ino_ = 0;
+};
+
+// Runs fn on a fresh thread that has entered ns, waits for it, and returns its status.
+Status runIn(const Netns& ns, const std::function<Status()>& fn);
+
+// socket(2) created inside ns; usable from any thread afterwards.
+Result<UniqueFd> socketIn(const Netns& ns, int domain, int type, int protocol);
+
+}  // namespace plumb::netlink

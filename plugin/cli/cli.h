@@ -1,0 +1,8 @@
+// The command line front end (pipework's grammar and plumb's own commands).
+#pragma once
+
+namespace plumb::cli {
+
+int run(int argc, char** argv);
+
+}  // namespace plumb::cli

@@ -1,0 +1,480 @@
+#include "plugin/cni/cni.h"
+
+#include <regex>
+#include <set>
+#include <sstream>
+
+#include "base/log.h"
+#include "netlink/link.h"
+#include "netlink/netns.h"
+#include "netlink/socket.h"
+#include "plugin/cni/config.h"
+#include "plugin/cni/exec.h"
+#include "plugin/cni/result.h"
+#include "plugin/core/engine.h"
+#include "plugin/core/ipam.h"
+#include "plugin/core/store.h"
+
+namespace plumb::cni {
+namespace {
+
+constexpr const char* kLatest = "1.1.0";
+
+struct CniError {
+  int code;
+  std::string msg;
+  std::string details;
+};
+
+using Outcome = std::variant<std::string, CniError>;  // stdout text or an error
+
+CniError fromError(const Error& e, int fallback = kFailed) {
+  int code = fallback;
+  switch (e.code) {
+    case Errc::kDecode: code = kDecodeFailure; break;
+    case Errc::kInvalid: code = kInvalidConfig; break;
+    case Errc::kIo: code = kIoFailure; break;
+    case Errc::kTryAgain: code = kTryAgainLater; break;
+    case Errc::kExists: code = kAlreadyExists; break;
+    default: break;
+  }
+  return {code, e.message, ""};
+}
+
+Output errorOutput(const CniError& e, const std::string& version) {
+  json j = {{"cniVersion", version.empty() ? kLatest : version}, {"code", e.code}, {"msg", e.msg}};
+  if (!e.details.empty()) j["details"] = e.details;
+  return {1, j.dump()};
+}
+
+std::string envOr(const Invocation& in, const char* key) {
+  auto it = in.env.find(key);
+  return it == in.env.end() ? "" : it->second;
+}
+
+bool validId(const std::string& s) {
+  static const std::regex pattern("^[a-zA-Z0-9][a-zA-Z0-9_.\\-]*$");
+  return std::regex_match(s, pattern);
+}
+
+struct CniArgs {
+  std::vector<std::string> ips;
+  std::string mac;
+};
+
+Result<CniArgs> parseCniArgs(const std::string& text) {
+  CniArgs out;
+  bool ignore_unknown = false;
+  std::vector<std::pair<std::string, std::string>> pairs;
+  std::stringstream ss(text);
+  std::string item;
+  while (std::getline(ss, item, ';')) {
+    if (item.empty()) continue;
+    auto eq = item.find('=');
+    if (eq == std::string::npos) return fail(Errc::kInvalid, "CNI_ARGS entry '" + item + "' is not KEY=VALUE");
+    pairs.emplace_back(item.substr(0, eq), item.substr(eq + 1));
+  }
+  for (const auto& [k, v] : pairs) {
+    if (k == "IgnoreUnknown") ignore_unknown = v == "1" || v == "true" || v == "True";
+  }
+  for (const auto& [k, v] : pairs) {
+    if (k == "IP") {
+      std::stringstream ips(v);
+      std::string ip;
+      while (std::getline(ips, ip, ',')) {
+        if (!ip.empty()) out.ips.push_back(ip);
+      }
+    } else if (k == "MAC") {
+      out.mac = v;
+    } else if (k != "IgnoreUnknown" && !ignore_unknown) {
+      return fail(Errc::kInvalid, "CNI_ARGS has unknown key '" + k + "'");
+    }
+  }
+  return out;
+}
+
+// Everything one invocation needs, derived from env and config.
+struct Call {
+  const Invocation& in;
+  NetConf conf;
+  std::string command, container_id, netns, ifname, cni_path;
+  CniArgs args;
+  std::unique_ptr<core::Store> store;
+  core::AttachmentKey key() const { return {conf.name, container_id, ifname}; }
+  bool builtinIpam() const { return conf.has_ipam && (conf.ipam.type.empty() || conf.ipam.type == "plumb"); }
+  bool delegatedIpam() const { return conf.has_ipam && !builtinIpam(); }
+};
+
+Result<PluginRun> delegate(const Call& c, const std::string& command) {
+  auto env = c.in.env;
+  env["CNI_COMMAND"] = command;
+  return execPlugin(c.cni_path, c.conf.ipam.type, env, c.in.input);
+}
+
+// A delegated plugin's failure, passed on as it reported it.
+CniError delegatedFailure(const Call& c, const PluginRun& run) {
+  auto j = json_read::parse(run.out);
+  if (j.ok() && j->is_object()) {
+    int code = kFailed;
+    std::string msg, details;
+    (void)json_read::integer(*j, "code", code);
+    (void)json_read::str(*j, "msg", msg);
+    (void)json_read::str(*j, "details", details);
+    return {code, "ipam plugin " + c.conf.ipam.type + ": " + msg, details};
+  }
+  return {kFailed, "ipam plugin " + c.conf.ipam.type + " failed with exit code " + std::to_string(run.exit_code), ""};
+}
+
+Result<IpAddr> parseRequestedIp(const std::string& text) {
+  auto p = IpPrefix::parse(text, /*allow_bare=*/true);
+  if (!p.ok()) return fail(Errc::kInvalid, "requested IP '" + text + "' is not an address");
+  return p->addr();
+}
+
+// What the IPAM step produced.
+struct IpamOutcome {
+  CniResult result;  // ips, routes, dns
+  bool delegated = false;
+};
+
+Outcome runIpamAdd(Call& c, IpamOutcome& out) {
+  if (!c.conf.has_ipam) return std::string();
+  if (c.delegatedIpam()) {
+    auto run = delegate(c, "ADD");
+    if (!run.ok()) return fromError(run.error());
+    if (run->exit_code != 0) return delegatedFailure(c, *run);
+    auto j = json_read::parse(run->out);
+    if (!j.ok()) return CniError{kDecodeFailure, "ipam plugin " + c.conf.ipam.type + " returned malformed JSON", ""};
+    auto st = fromJson(*j, out.result);
+    if (!st.ok()) return fromError(st.error());
+    out.delegated = true;
+    return std::string();
+  }
+  core::IpamRequest req;
+  req.owner = c.key();
+  req.range_sets = c.conf.runtime_ip_ranges ? *c.conf.runtime_ip_ranges : c.conf.ipam.ranges;
+  if (req.range_sets.empty()) return CniError{kInvalidConfig, "ipam needs \"ranges\" or \"subnet\"", ""};
+  std::vector<std::string> wanted = c.args.ips;
+  wanted.insert(wanted.end(), c.conf.args_ips.begin(), c.conf.args_ips.end());
+  wanted.insert(wanted.end(), c.conf.runtime_ips.begin(), c.conf.runtime_ips.end());
+  for (const auto& w : wanted) {
+    auto a = parseRequestedIp(w);
+    if (!a.ok()) return fromError(a.error());
+    req.requested.push_back(*a);
+  }
+  core::Ipam ipam(*c.store);
+  auto got = ipam.allocate(req);
+  if (!got.ok()) {
+    if (got.error().code == Errc::kTryAgain) return CniError{kAddressExhausted, got.error().message, ""};
+    return fromError(got.error());
+  }
+  for (const auto& a : *got) out.result.ips.push_back({a.address, a.gateway, std::nullopt});
+  out.result.routes = c.conf.ipam.routes;
+  return std::string();
+}
+
+void releaseIpam(Call& c) {
+  if (c.builtinIpam()) {
+    auto st = core::Ipam(*c.store).release(c.key());
+    if (!st.ok()) log::get("cni")->warn("{}", st.error().message);
+  } else if (c.delegatedIpam()) {
+    auto run = delegate(c, "DEL");
+    if (!run.ok() || run->exit_code != 0) log::get("cni")->warn("ipam plugin {} DEL failed", c.conf.ipam.type);
+  }
+}
+
+Result<core::Plan> planFor(const NetConf& conf, const CniResult& ips) {
+  if (conf.mode == "bridge") {
+    core::VethBridgePlan p;
+    p.bridge = conf.bridge;
+    p.hairpin = conf.hairpin_mode;
+    p.promisc = conf.promisc_mode;
+    for (const auto& ip : ips.ips) {
+      if (conf.is_gateway && ip.gateway) p.gateway_addresses.emplace_back(*ip.gateway, ip.address.len());
+      if (conf.ip_masq) p.masquerade.push_back(ip.address.network());
+    }
+    return core::Plan(p);
+  }
+  if (conf.mode == "macvlan") {
+    if (conf.master.empty()) return fail(Errc::kInvalid, "macvlan mode needs \"master\"");
+    return core::Plan(core::MacvlanPlan{conf.master, conf.macvlan_mode});
+  }
+  if (conf.mode == "ovs") return core::Plan(core::OvsPlan{conf.bridge, std::nullopt});
+  if (conf.mode == "sriov") return core::Plan(core::SriovPlan{conf.master, std::nullopt, conf.pci_bus_id});
+  return core::Plan(core::PassthroughPlan{conf.device, std::nullopt, conf.pci_bus_id});
+}
+
+Result<core::AttachRequest> requestFor(const Call& c, const CniResult& ipam_result) {
+  core::AttachRequest req;
+  req.key = c.key();
+  req.netns = c.netns;
+  req.mtu = c.conf.mtu;
+  req.frontend = "cni";
+  PLUMB_ASSIGN(req.plan, planFor(c.conf, ipam_result));
+  std::string mac = c.conf.mac;
+  if (!c.args.mac.empty()) mac = c.args.mac;
+  if (!c.conf.runtime_mac.empty()) mac = c.conf.runtime_mac;
+  if (!mac.empty()) {
+    auto m = MacAddr::parse(mac);
+    if (!m.ok()) return std::move(m).error();
+    req.mac = *m;
+  }
+  std::optional<IpAddr> gw4, gw6;
+  for (const auto& ip : ipam_result.ips) {
+    req.addresses.push_back({ip.address, ip.gateway});
+    if (ip.gateway) (ip.address.isV4() ? gw4 : gw6) = (ip.address.isV4() ? gw4 : gw6).value_or(*ip.gateway);
+  }
+  for (const auto& r : ipam_result.routes) {
+    core::RouteSpec rs{r.dst, r.gw, r.mtu, r.priority, std::nullopt, false};
+    if (!rs.gateway) rs.gateway = r.dst.isV4() ? gw4 : gw6;
+    req.routes.push_back(rs);
+  }
+  if (c.conf.is_default_gateway) {
+    for (const auto& gw : {gw4, gw6}) {
+      if (!gw) continue;
+      IpPrefix def(IpAddr::fromNumber(gw->isV6(), 0), 0);
+      bool have = false;
+      for (const auto& r : req.routes) have |= r.dst == def;
+      if (!have) req.routes.push_back({def, gw, 0, 0, std::nullopt, false});
+    }
+  }
+  return req;
+}
+
+Outcome cmdAdd(Call& c) {
+  // A duplicate ADD must fail before IPAM: built-in IPAM would hand back the live attachment's
+  // addresses, and the failure path would then release them from under it.
+  auto existing = c.store->findAttachment(c.key());
+  if (!existing.ok()) return fromError(existing.error());
+  if (*existing) {
+    return CniError{kAlreadyExists, "container " + c.container_id + " already has interface " + c.ifname +
+                                        " on network " + c.conf.name + " (DEL it first)", ""};
+  }
+  IpamOutcome ipam;
+  auto ipam_st = runIpamAdd(c, ipam);
+  if (std::holds_alternative<CniError>(ipam_st)) return ipam_st;
+  auto req = requestFor(c, ipam.result);
+  if (!req.ok()) {
+    releaseIpam(c);
+    return fromError(req.error());
+  }
+  core::Engine engine(*c.store);
+  auto attached = engine.attach(*req);
+  if (!attached.ok()) {
+    // Spec: when a later step fails, the IPAM plugin gets a DEL for what it handed out.
+    releaseIpam(c);
+    const Error& e = attached.error();
+    if (e.code == Errc::kNotFound && e.message.find("netns") != std::string::npos) {
+      return CniError{kUnknownContainer, e.message, ""};
+    }
+    return fromError(e);
+  }
+  CniResult out;
+  if (c.conf.prev_result) out = *c.conf.prev_result;
+  int base = static_cast<int>(out.interfaces.size());
+  int ctr_index = base;
+  if (attached->host) {
+    out.interfaces.push_back({attached->host->name, attached->host->mac, "", attached->host->mtu});
+    ctr_index = base + 1;
+  }
+  out.interfaces.push_back({attached->container.name, attached->container.mac, attached->container.sandbox,
+                            attached->container.mtu});
+  for (const auto& a : attached->addresses) out.ips.push_back({a.address, a.gateway, ctr_index});
+  for (const auto& r : attached->routes) out.routes.push_back({r.dst, r.gateway, r.mtu, r.metric});
+  if (!c.conf.dns.empty()) out.dns = c.conf.dns;
+  if (!ipam.result.dns.empty()) out.dns = ipam.result.dns;
+  return toJson(out, c.conf.cni_version).dump();
+}
+
+Outcome cmdDel(Call& c) {
+  core::Engine engine(*c.store);
+  auto st = engine.detach({c.key(), c.netns});
+  // The addresses go back whatever happened to the links.
+  releaseIpam(c);
+  if (!st.ok()) return fromError(st.error());
+  return std::string();
+}
+
+Outcome cmdCheck(Call& c) {
+  if (!c.conf.prev_result) return CniError{kInvalidConfig, "CHECK needs a prevResult", ""};
+  core::AttachRequest req;
+  req.key = c.key();
+  req.netns = c.netns;
+  auto plan = planFor(c.conf, *c.conf.prev_result);
+  if (!plan.ok()) return fromError(plan.error());
+  req.plan = *plan;
+  const auto& prev = *c.conf.prev_result;
+  for (const auto& ip : prev.ips) {
+    // Only the addresses on our interface in this sandbox are ours to check.
+    if (ip.interface && *ip.interface < static_cast<int>(prev.interfaces.size())) {
+      const auto& iface = prev.interfaces[static_cast<size_t>(*ip.interface)];
+      if (iface.name != c.ifname || iface.sandbox.empty()) continue;
+    }
+    req.addresses.push_back({ip.address, ip.gateway});
+  }
+  for (const auto& r : prev.routes) req.routes.push_back({r.dst, r.gw, r.mtu, r.priority, std::nullopt, false});
+  core::Engine engine(*c.store);
+  auto st = engine.check(req);
+  if (!st.ok()) return CniError{kFailed, "check of " + c.ifname + " failed: " + st.error().message, ""};
+  if (c.builtinIpam()) {
+    auto held = core::Ipam(*c.store).lookup(c.key());
+    if (!held.ok()) return fromError(held.error());
+    for (const auto& a : req.addresses) {
+      bool found = false;
+      for (const auto& h : *held) found |= h.address.addr() == a.address.addr();
+      if (!found) return CniError{kFailed, "address " + a.address.str() + " is not allocated to this container", ""};
+    }
+  } else if (c.delegatedIpam()) {
+    auto run = delegate(c, "CHECK");
+    if (!run.ok()) return fromError(run.error());
+    if (run->exit_code != 0) return delegatedFailure(c, *run);
+  }
+  return std::string();
+}
+
+Outcome cmdGc(Call& c) {
+  if (!c.conf.valid_attachments) {
+    return CniError{kInvalidConfig, "GC needs cni.dev/valid-attachments", ""};
+  }
+  std::set<std::pair<std::string, std::string>> valid;
+  for (const auto& a : *c.conf.valid_attachments) valid.insert({a.container_id, a.ifname});
+  core::Engine engine(*c.store);
+  auto records = c.store->listAttachments(c.conf.name);
+  if (!records.ok()) return fromError(records.error());
+  core::Ipam ipam(*c.store);
+  std::string failures;
+  for (const auto& r : *records) {
+    if (valid.count({r.key.container_id, r.key.ifname})) continue;
+    auto st = engine.detach({r.key, r.netns});
+    if (!st.ok()) failures += (failures.empty() ? "" : "; ") + st.error().message;
+    if (c.builtinIpam()) (void)ipam.release(r.key);
+  }
+  if (c.builtinIpam()) {
+    auto owners = ipam.owners(c.conf.name);
+    if (!owners.ok()) return fromError(owners.error());
+    for (const auto& o : *owners) {
+      if (!valid.count({o.container_id, o.ifname})) (void)ipam.release(o);
+    }
+  } else if (c.delegatedIpam()) {
+    auto run = delegate(c, "GC");
+    if (run.ok() && run->exit_code != 0) return delegatedFailure(c, *run);
+  }
+  if (!failures.empty()) return CniError{kFailed, "GC left some attachments: " + failures, ""};
+  return std::string();
+}
+
+Outcome cmdStatus(Call& c) {
+  auto probe = c.store->listAttachments(c.conf.name);
+  if (!probe.ok()) return CniError{kPluginNotAvailable, "store " + c.store->path() + " cannot be used: " + probe.error().message, ""};
+  auto sock = netlink::NlSocket::open();
+  if (!sock.ok()) return CniError{kPluginNotAvailable, sock.error().message, ""};
+  if (c.conf.mode == "bridge") {
+    auto br = netlink::getLink(*sock, c.conf.bridge);
+    if (br.ok() && br->kind != "bridge") {
+      return CniError{kPluginNotAvailable, c.conf.bridge + " exists and is not a bridge", ""};
+    }
+    if (!br.ok() && br.error().code != Errc::kNotFound) return CniError{kPluginNotAvailable, br.error().message, ""};
+  } else if (c.conf.mode == "macvlan") {
+    auto m = netlink::getLink(*sock, c.conf.master);
+    if (!m.ok()) return CniError{kPluginNotAvailable, "master " + c.conf.master + " cannot be used: " + m.error().message, ""};
+  }
+  if (c.delegatedIpam()) {
+    auto run = delegate(c, "STATUS");
+    if (!run.ok()) return CniError{kPluginNotAvailable, run.error().message, ""};
+    if (run->exit_code != 0) return delegatedFailure(c, *run);
+  }
+  return std::string();
+}
+
+Output versionInfo(const Invocation& in) {
+  std::string version = kLatest;
+  if (!in.input.empty()) {
+    auto j = json_read::parse(in.input);
+    std::string asked;
+    if (j.ok() && j->is_object() && json_read::str(*j, "cniVersion", asked).ok() && isSupported(asked)) version = asked;
+  }
+  json out = {{"cniVersion", version}, {"supportedVersions", supportedVersions()}};
+  return {0, out.dump()};
+}
+
+}  // namespace
+
+Output run(const Invocation& in) {
+  std::string command = envOr(in, "CNI_COMMAND");
+  if (command == "VERSION") return versionInfo(in);
+  static const std::set<std::string> kCommands = {"ADD", "DEL", "CHECK", "GC", "STATUS"};
+  if (command.empty()) return errorOutput({kInvalidEnvironment, "CNI_COMMAND is not set", ""}, "");
+  if (!kCommands.count(command)) return errorOutput({kInvalidEnvironment, "unknown CNI_COMMAND " + command, ""}, "");
+
+  auto conf = parseNetConf(in.input);
+  if (!conf.ok()) {
+    const Error& e = conf.error();
+    int code = e.code == Errc::kDecode ? kDecodeFailure : kInvalidConfig;
+    return errorOutput({code, "failed to read the network configuration: " + e.message, ""}, "");
+  }
+  Call c{in, std::move(conf).value(), command, envOr(in, "CNI_CONTAINERID"), envOr(in, "CNI_NETNS"),
+         envOr(in, "CNI_IFNAME"), envOr(in, "CNI_PATH"), {}, nullptr};
+  const std::string& v = c.conf.cni_version;
+  if (!isSupported(v)) {
+    std::string list;
+    for (const auto& s : supportedVersions()) list += (list.empty() ? "" : ", ") + s;
+    return errorOutput({kIncompatibleVersion, "incompatible CNI versions: config is \"" + v + "\", plumb supports [" + list + "]", ""}, "");
+  }
+  if ((command == "GC" || command == "STATUS") && compareVersions(v, "1.1.0") < 0) {
+    return errorOutput({kIncompatibleVersion, "config version " + v + " does not allow " + command, ""}, v);
+  }
+  if (command == "CHECK" && compareVersions(v, "0.4.0") < 0) {
+    return errorOutput({kIncompatibleVersion, "config version " + v + " does not allow CHECK", ""}, v);
+  }
+  log::configure(c.conf.log_file, c.conf.log_level);
+
+  if (c.conf.name.empty() || !validId(c.conf.name)) {
+    return errorOutput({kInvalidConfig, "network name '" + c.conf.name + "' is not valid (letters, digits, '_', '.', '-')", ""}, v);
+  }
+  bool per_container = command == "ADD" || command == "DEL" || command == "CHECK";
+  if (per_container) {
+    if (c.container_id.empty()) return errorOutput({kInvalidEnvironment, "CNI_CONTAINERID is not set", ""}, v);
+    if (!validId(c.container_id) || c.container_id.find("..") != std::string::npos) {
+      return errorOutput({kInvalidEnvironment, "CNI_CONTAINERID '" + c.container_id + "' is not valid (letters, digits, '_', '.', '-')", ""}, v);
+    }
+    if (c.ifname.empty()) return errorOutput({kInvalidEnvironment, "CNI_IFNAME is not set", ""}, v);
+    auto ifname_ok = netlink::validateIfname(c.ifname);
+    if (!ifname_ok.ok()) return errorOutput({kInvalidEnvironment, "CNI_IFNAME: " + ifname_ok.error().message, ""}, v);
+    if (command != "DEL" && c.netns.empty()) return errorOutput({kInvalidEnvironment, "CNI_NETNS is not set", ""}, v);
+    if (c.cni_path.empty() && command != "DEL") return errorOutput({kInvalidEnvironment, "CNI_PATH is not set", ""}, v);
+    auto args = parseCniArgs(envOr(in, "CNI_ARGS"));
+    if (!args.ok()) return errorOutput({kInvalidEnvironment, args.error().message, ""}, v);
+    c.args = std::move(args).value();
+  }
+  if (command == "ADD" || command == "CHECK") {
+    // Checked before anything changes: a netns that is gone means the container is.
+    auto ns = netlink::Netns::fromPath(c.netns);
+    if (!ns.ok()) {
+      int code = ns.error().code == Errc::kNotFound ? kUnknownContainer : kInvalidEnvironment;
+      return errorOutput({code, ns.error().message, ""}, v);
+    }
+  }
+  auto store = core::Store::open(c.conf.data_dir);
+  if (!store.ok()) {
+    int code = command == "STATUS" ? kPluginNotAvailable : kIoFailure;
+    return errorOutput({code, store.error().message, ""}, v);
+  }
+  c.store = std::move(store).value();
+
+  Outcome out;
+  if (command == "ADD") {
+    out = cmdAdd(c);
+  } else if (command == "DEL") {
+    out = cmdDel(c);
+  } else if (command == "CHECK") {
+    out = cmdCheck(c);
+  } else if (command == "GC") {
+    out = cmdGc(c);
+  } else {
+    out = cmdStatus(c);
+  }
+  if (const auto* err = std::get_if<CniError>(&out)) return errorOutput(*err, v);
+  return {0, std::get<std::string>(out)};
+}
+
+}  // namespace plumb::cni

@@ -1,0 +1,49 @@
+// The engine: carries out an AttachRequest in the kernel, records it in the store, and undoes
+// it. Front ends turn their input into requests; the engine never sees CNI JSON, HTTP or argv.
+#pragma once
+
+#include <string>
+#include <vector>
+
+#include "base/result.h"
+#include "plugin/core/steps.h"
+#include "plugin/core/store.h"
+#include "plugin/core/types.h"
+
+namespace plumb::core {
+
+struct DetachRequest {
+  AttachmentKey key;
+  std::string netns;  // may be empty or gone: detach still succeeds
+};
+
+class Engine {
+ public:
+  explicit Engine(Store& store) : store_(store) {}
+
+  // Validates the request (names, addresses, mode) without touching anything.
+  static Status validate(const AttachRequest& req);
+  // The steps attach would run, described, for --dry-run.
+  Result<std::vector<std::string>> describe(const AttachRequest& req);
+
+  Result<AttachResult> attach(const AttachRequest& req);
+  // Idempotent: a missing record, link or netns is success.
+  Status detach(const DetachRequest& req);
+  // Verifies that the interface, its addresses and routes are as requested and recorded.
+  Status check(const AttachRequest& req);
+
+  // Removes a bridge plumb made and the rules it installed for it (Docker network removal).
+  Status removeBridge(const std::string& bridge);
+
+  // Names plumb derives from the attachment key: stable across retries and processes.
+  static std::string hostIfname(const AttachmentKey& key);
+  static std::string tempIfname(const AttachmentKey& key);
+
+ private:
+  struct Context;
+  Result<std::vector<Step>> buildSteps(Context& ctx);
+
+  Store& store_;
+};
+
+}  // namespace plumb::core

@@ -1,0 +1,66 @@
+// Built-in IPAM on the shared store. Free space is kept as spans per subnet, so allocating,
+// releasing and reserving are a few index look-ups whatever the number of addresses in use.
+// Pools are keyed by subnet, not by network: a Docker network and a CNI conflist on the same
+// subnet never hand out the same address.
+#pragma once
+
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "base/ip.h"
+#include "base/result.h"
+#include "plugin/core/store.h"
+#include "plugin/core/types.h"
+
+namespace plumb::core {
+
+struct IpRange {
+  IpPrefix subnet;
+  std::optional<IpAddr> start;  // default: first usable address
+  std::optional<IpAddr> end;    // default: last usable address
+  std::optional<IpAddr> gateway;
+
+  // Fills defaults and checks that start, end and gateway fit the subnet.
+  Status normalise();
+  IpAddr firstUsable() const;
+  IpAddr lastUsable() const;
+  std::string describe() const;
+};
+
+// One address is taken from each range set (host-local's "ranges": one set per family).
+using RangeSet = std::vector<IpRange>;
+
+struct IpamRequest {
+  AttachmentKey owner;
+  std::vector<RangeSet> range_sets;
+  std::vector<IpAddr> requested;  // each must fall in one range set
+};
+
+struct Allocation {
+  IpPrefix address;  // address with the subnet's prefix length
+  std::optional<IpAddr> gateway;
+};
+
+class Ipam {
+ public:
+  explicit Ipam(Store& store) : store_(store) {}
+
+  // Idempotent: an owner that already holds addresses gets the same ones back.
+  Result<std::vector<Allocation>> allocate(const IpamRequest& req);
+  // Releases everything the owner holds; nothing held is success.
+  Status release(const AttachmentKey& owner);
+  Result<std::vector<Allocation>> lookup(const AttachmentKey& owner);
+  // Takes one specific address for an owner (Docker's gateway, a static request).
+  Status reserve(const IpPrefix& subnet, const IpAddr& addr, const AttachmentKey& owner,
+                 const std::optional<IpAddr>& gateway = std::nullopt);
+  // Releases one address of a subnet, whoever holds it.
+  Status releaseAddress(const IpPrefix& subnet, const IpAddr& addr);
+  // Every owner that holds addresses (for GC).
+  Result<std::vector<AttachmentKey>> owners(const std::string& network);
+
+ private:
+  Store& store_;
+};
+
+}  // namespace plumb::core

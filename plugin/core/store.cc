@@ -1,0 +1,283 @@
+#include "plugin/core/store.h"
+
+#include <sys/stat.h>
+
+#include <cerrno>
+#include <ctime>
+
+namespace plumb::core {
+namespace {
+
+constexpr int kSchemaVersion = 1;
+constexpr int kBusyTimeoutMs = 30000;
+
+const char* kSchema = R"sql(
+CREATE TABLE IF NOT EXISTS facts(key TEXT PRIMARY KEY, value TEXT NOT NULL) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS networks(
+  name TEXT PRIMARY KEY, frontend TEXT NOT NULL, config TEXT NOT NULL, created INTEGER NOT NULL);
+CREATE TABLE IF NOT EXISTS attachments(
+  network TEXT NOT NULL, container_id TEXT NOT NULL, ifname TEXT NOT NULL,
+  netns TEXT NOT NULL, mode TEXT NOT NULL, host_ifname TEXT NOT NULL, bridge TEXT NOT NULL,
+  mac TEXT NOT NULL, frontend TEXT NOT NULL, state TEXT NOT NULL, detail TEXT NOT NULL,
+  created INTEGER NOT NULL,
+  PRIMARY KEY(network, container_id, ifname)) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS ip_subnets(subnet TEXT PRIMARY KEY) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS ip_free(
+  subnet TEXT NOT NULL, lo BLOB NOT NULL, hi BLOB NOT NULL, PRIMARY KEY(subnet, lo)) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS ip_allocs(
+  subnet TEXT NOT NULL, ip BLOB NOT NULL, addr TEXT NOT NULL, prefix INTEGER NOT NULL,
+  gateway TEXT NOT NULL, network TEXT NOT NULL, container_id TEXT NOT NULL, ifname TEXT NOT NULL,
+  PRIMARY KEY(subnet, ip)) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS ip_allocs_owner ON ip_allocs(network, container_id, ifname);
+CREATE TABLE IF NOT EXISTS ip_cursor(
+  subnet TEXT NOT NULL, range_key TEXT NOT NULL, last BLOB NOT NULL,
+  PRIMARY KEY(subnet, range_key)) WITHOUT ROWID;
+)sql";
+
+Error sqlError(sqlite3* h, const std::string& what) {
+  int rc = sqlite3_extended_errcode(h);
+  Errc code = (rc & 0xff) == SQLITE_BUSY || (rc & 0xff) == SQLITE_LOCKED ? Errc::kTryAgain : Errc::kIo;
+  return makeError(code, what + ": " + sqlite3_errmsg(h));
+}
+
+}  // namespace
+
+Result<Stmt> Db::prepare(const char* sql) {
+  sqlite3_stmt* s = nullptr;
+  if (sqlite3_prepare_v3(h_, sql, -1, SQLITE_PREPARE_PERSISTENT, &s, nullptr) != SQLITE_OK) {
+    return sqlError(h_, "failed to prepare a store query");
+  }
+  return Stmt(h_, s);
+}
+
+Status Db::exec(const char* sql) {
+  char* err = nullptr;
+  if (sqlite3_exec(h_, sql, nullptr, nullptr, &err) != SQLITE_OK) {
+    std::string msg = err ? err : "unknown error";
+    sqlite3_free(err);
+    int rc = sqlite3_extended_errcode(h_) & 0xff;
+    return makeError(rc == SQLITE_BUSY ? Errc::kTryAgain : Errc::kIo, "store: " + msg);
+  }
+  return {};
+}
+
+Stmt::~Stmt() {
+  if (s_) sqlite3_finalize(s_);
+}
+
+Stmt& Stmt::bind(int i, const std::string& v) {
+  sqlite3_bind_text(s_, i, v.data(), static_cast<int>(v.size()), SQLITE_TRANSIENT);
+  return *this;
+}
+Stmt& Stmt::bind(int i, long long v) {
+  sqlite3_bind_int64(s_, i, v);
+  return *this;
+}
+Stmt& Stmt::bindBlob(int i, const std::string& v) {
+  sqlite3_bind_blob(s_, i, v.data(), static_cast<int>(v.size()), SQLITE_TRANSIENT);
+  return *this;
+}
+
+Result<bool> Stmt::step() {
+  int rc = sqlite3_step(s_);
+  if (rc == SQLITE_ROW) return true;
+  if (rc == SQLITE_DONE) return false;
+  Error e = sqlError(db_, "store query failed");
+  if ((rc & 0xff) == SQLITE_CONSTRAINT) e.code = Errc::kExists;
+  return e;
+}
+
+Status Stmt::run() {
+  for (;;) {
+    PLUMB_ASSIGN(bool row, step());
+    if (!row) return {};
+  }
+}
+
+std::string Stmt::text(int col) const {
+  const auto* p = sqlite3_column_text(s_, col);
+  return p ? std::string(reinterpret_cast<const char*>(p), static_cast<size_t>(sqlite3_column_bytes(s_, col))) : "";
+}
+std::string Stmt::blob(int col) const {
+  const auto* p = sqlite3_column_blob(s_, col);
+  return p ? std::string(static_cast<const char*>(p), static_cast<size_t>(sqlite3_column_bytes(s_, col))) : "";
+}
+long long Stmt::integer(int col) const { return sqlite3_column_int64(s_, col); }
+bool Stmt::isNull(int col) const { return sqlite3_column_type(s_, col) == SQLITE_NULL; }
+
+Result<std::unique_ptr<Store>> Store::open(const std::string& dir) {
+  if (::mkdir(dir.c_str(), 0700) != 0 && errno != EEXIST) {
+    return failErrno(errno, "failed to create state directory " + dir);
+  }
+  std::string path = dir + "/plumb.db";
+  sqlite3* h = nullptr;
+  int rc = sqlite3_open_v2(path.c_str(), &h,
+                           SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX | SQLITE_OPEN_EXRESCODE,
+                           nullptr);
+  if (rc != SQLITE_OK) {
+    std::string msg = h ? sqlite3_errmsg(h) : "out of memory";
+    sqlite3_close(h);
+    return fail(Errc::kIo, "failed to open store " + path + ": " + msg);
+  }
+  std::unique_ptr<Store> store(new Store(h, path));
+  sqlite3_busy_timeout(h, kBusyTimeoutMs);
+  PLUMB_TRY(store->migrate());
+  return store;
+}
+
+Store::~Store() { sqlite3_close_v2(h_); }
+
+Status Store::migrate() {
+  Db db(h_);
+  // WAL: readers never block writers; synchronous=NORMAL: a crash loses at most the last
+  // commits after power loss, never leaves a torn record.
+  PLUMB_TRY(db.exec("PRAGMA synchronous=NORMAL"));
+  {
+    // Scoped: a live statement holds a read transaction, and journal_mode cannot change in one.
+    PLUMB_ASSIGN(auto version_q, db.prepare("PRAGMA user_version"));
+    PLUMB_ASSIGN(bool row, version_q.step());
+    if (row && version_q.integer(0) == kSchemaVersion) return {};
+  }
+  PLUMB_TRY(db.exec("PRAGMA journal_mode=WAL"));
+  return transaction("BEGIN IMMEDIATE", [&](Db& d) -> Status {
+    PLUMB_TRY(d.exec(kSchema));
+    return d.exec(("PRAGMA user_version=" + std::to_string(kSchemaVersion)).c_str());
+  });
+}
+
+Status Store::transaction(const char* begin, const std::function<Status(Db&)>& fn) {
+  std::lock_guard lock(mu_);
+  Db db(h_);
+  PLUMB_TRY(db.exec(begin));
+  Status st = fn(db);
+  if (!st.ok()) {
+    (void)db.exec("ROLLBACK");
+    return st;
+  }
+  auto committed = db.exec("COMMIT");
+  if (!committed.ok()) {
+    (void)db.exec("ROLLBACK");
+    return committed;
+  }
+  return {};
+}
+
+Status Store::write(const std::function<Status(Db&)>& fn) { return transaction("BEGIN IMMEDIATE", fn); }
+Status Store::read(const std::function<Status(Db&)>& fn) { return transaction("BEGIN", fn); }
+
+namespace {
+
+AttachmentRecord readRecord(const Stmt& q) {
+  AttachmentRecord r;
+  r.key = {q.text(0), q.text(1), q.text(2)};
+  r.netns = q.text(3);
+  r.mode = q.text(4);
+  r.host_ifname = q.text(5);
+  r.bridge = q.text(6);
+  r.mac = q.text(7);
+  r.frontend = q.text(8);
+  r.state = q.text(9);
+  r.detail = q.text(10);
+  r.created = q.integer(11);
+  return r;
+}
+
+constexpr const char* kRecordColumns =
+    "network, container_id, ifname, netns, mode, host_ifname, bridge, mac, frontend, state, detail, created";
+
+}  // namespace
+
+Status Store::insertAttachment(const AttachmentRecord& r) {
+  return write([&](Db& db) -> Status {
+    PLUMB_ASSIGN(auto q, db.prepare("INSERT INTO attachments VALUES(?,?,?,?,?,?,?,?,?,?,?,?)"));
+    q.bind(1, r.key.network).bind(2, r.key.container_id).bind(3, r.key.ifname).bind(4, r.netns);
+    q.bind(5, r.mode).bind(6, r.host_ifname).bind(7, r.bridge).bind(8, r.mac).bind(9, r.frontend);
+    q.bind(10, r.state).bind(11, r.detail).bind(12, r.created ? r.created : static_cast<long long>(::time(nullptr)));
+    auto st = q.run();
+    if (!st.ok() && st.error().code == Errc::kExists) {
+      return fail(Errc::kExists, "attachment " + r.key.str() + " already exists");
+    }
+    return st;
+  });
+}
+
+Status Store::updateAttachment(const AttachmentRecord& r) {
+  return write([&](Db& db) -> Status {
+    PLUMB_ASSIGN(auto q, db.prepare(
+                             "UPDATE attachments SET netns=?, mode=?, host_ifname=?, bridge=?, mac=?, "
+                             "frontend=?, state=?, detail=? WHERE network=? AND container_id=? AND ifname=?"));
+    q.bind(1, r.netns).bind(2, r.mode).bind(3, r.host_ifname).bind(4, r.bridge).bind(5, r.mac);
+    q.bind(6, r.frontend).bind(7, r.state).bind(8, r.detail);
+    q.bind(9, r.key.network).bind(10, r.key.container_id).bind(11, r.key.ifname);
+    return q.run();
+  });
+}
+
+Result<std::optional<AttachmentRecord>> Store::findAttachment(const AttachmentKey& key) {
+  std::optional<AttachmentRecord> out;
+  PLUMB_TRY(read([&](Db& db) -> Status {
+    std::string sql = std::string("SELECT ") + kRecordColumns +
+                      " FROM attachments WHERE network=? AND container_id=? AND ifname=?";
+    PLUMB_ASSIGN(auto q, db.prepare(sql.c_str()));
+    q.bind(1, key.network).bind(2, key.container_id).bind(3, key.ifname);
+    PLUMB_ASSIGN(bool row, q.step());
+    if (row) out = readRecord(q);
+    return {};
+  }));
+  return out;
+}
+
+Status Store::deleteAttachment(const AttachmentKey& key) {
+  return write([&](Db& db) -> Status {
+    PLUMB_ASSIGN(auto q, db.prepare("DELETE FROM attachments WHERE network=? AND container_id=? AND ifname=?"));
+    q.bind(1, key.network).bind(2, key.container_id).bind(3, key.ifname);
+    return q.run();
+  });
+}
+
+Result<std::vector<AttachmentRecord>> Store::listAttachments(const std::string& network) {
+  std::vector<AttachmentRecord> out;
+  PLUMB_TRY(read([&](Db& db) -> Status {
+    std::string sql = std::string("SELECT ") + kRecordColumns + " FROM attachments" +
+                      (network.empty() ? "" : " WHERE network=?") + " ORDER BY network, container_id, ifname";
+    PLUMB_ASSIGN(auto q, db.prepare(sql.c_str()));
+    if (!network.empty()) q.bind(1, network);
+    for (;;) {
+      PLUMB_ASSIGN(bool row, q.step());
+      if (!row) break;
+      out.push_back(readRecord(q));
+    }
+    return {};
+  }));
+  return out;
+}
+
+Result<std::optional<std::string>> Store::getFact(const std::string& key) {
+  std::optional<std::string> out;
+  PLUMB_TRY(read([&](Db& db) -> Status {
+    PLUMB_ASSIGN(auto q, db.prepare("SELECT value FROM facts WHERE key=?"));
+    q.bind(1, key);
+    PLUMB_ASSIGN(bool row, q.step());
+    if (row) out = q.text(0);
+    return {};
+  }));
+  return out;
+}
+
+Status Store::setFact(const std::string& key, const std::string& value) {
+  return write([&](Db& db) -> Status {
+    PLUMB_ASSIGN(auto q, db.prepare("INSERT OR REPLACE INTO facts VALUES(?,?)"));
+    q.bind(1, key).bind(2, value);
+    return q.run();
+  });
+}
+
+Status Store::deleteFact(const std::string& key) {
+  return write([&](Db& db) -> Status {
+    PLUMB_ASSIGN(auto q, db.prepare("DELETE FROM facts WHERE key=?"));
+    q.bind(1, key);
+    return q.run();
+  });
+}
+
+}  // namespace plumb::core

@@ -1,0 +1,96 @@
+// The one state shared by every front end: networks, attachments and IP allocations in SQLite
+// (WAL). Short transactions; writers from many processes serialise only on SQLite's write lock,
+// so kernel work never waits behind another container's.
+#pragma once
+
+#include <sqlite3.h>
+
+#include <functional>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "base/result.h"
+#include "plugin/core/types.h"
+
+namespace plumb::core {
+
+class Stmt;
+
+// One SQL connection. Callers go through Store::write / Store::read, which hand out a Db for
+// the length of one transaction.
+class Db {
+ public:
+  explicit Db(sqlite3* h) : h_(h) {}
+  Result<Stmt> prepare(const char* sql);
+  Status exec(const char* sql);
+  sqlite3* handle() const { return h_; }
+
+ private:
+  sqlite3* h_;
+};
+
+class Stmt {
+ public:
+  Stmt(sqlite3* db, sqlite3_stmt* s) : db_(db), s_(s) {}
+  Stmt(Stmt&& o) noexcept : db_(o.db_), s_(std::exchange(o.s_, nullptr)) {}
+  Stmt(const Stmt&) = delete;
+  Stmt& operator=(const Stmt&) = delete;
+  Stmt& operator=(Stmt&&) = delete;
+  ~Stmt();
+
+  Stmt& bind(int i, const std::string& v);
+  Stmt& bind(int i, long long v);
+  Stmt& bindBlob(int i, const std::string& v);
+  // SQLITE_ROW: true; SQLITE_DONE: false; anything else: an error.
+  Result<bool> step();
+  Status run();  // step until done
+  std::string text(int col) const;
+  std::string blob(int col) const;
+  long long integer(int col) const;
+  bool isNull(int col) const;
+
+ private:
+  sqlite3* db_;
+  sqlite3_stmt* s_;
+};
+
+class Store {
+ public:
+  // Opens (creating when needed) dir/plumb.db.
+  static Result<std::unique_ptr<Store>> open(const std::string& dir);
+  ~Store();
+  Store(const Store&) = delete;
+  Store& operator=(const Store&) = delete;
+
+  const std::string& path() const { return path_; }
+
+  // Runs fn inside BEGIN IMMEDIATE ... COMMIT; rolls back when fn fails.
+  Status write(const std::function<Status(Db&)>& fn);
+  Status read(const std::function<Status(Db&)>& fn);
+
+  // Attachments.
+  Status insertAttachment(const AttachmentRecord& r);  // kExists when the key is taken
+  Status updateAttachment(const AttachmentRecord& r);
+  Result<std::optional<AttachmentRecord>> findAttachment(const AttachmentKey& key);
+  Status deleteAttachment(const AttachmentKey& key);
+  Result<std::vector<AttachmentRecord>> listAttachments(const std::string& network = "");
+
+  // Small key/value facts (for instance "the forwarding rules of bridge X are installed").
+  Result<std::optional<std::string>> getFact(const std::string& key);
+  Status setFact(const std::string& key, const std::string& value);
+  Status deleteFact(const std::string& key);
+
+ private:
+  Store(sqlite3* h, std::string path) : h_(h), path_(std::move(path)) {}
+  Status migrate();
+  Status transaction(const char* begin, const std::function<Status(Db&)>& fn);
+
+  sqlite3* h_;
+  std::string path_;
+  std::mutex mu_;  // one connection per Store; the daemon opens one Store per worker
+};
+
+}  // namespace plumb::core

@@ -1,0 +1,38 @@
+// The one plumb binary. CNI_COMMAND in the environment makes it the CNI plugin (installed as
+// /opt/cni/bin/plumb); otherwise argv picks the command line (also called as `pipework`).
+#include <unistd.h>
+
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <iostream>
+#include <iterator>
+#include <string>
+
+#include "plugin/cli/cli.h"
+#include "plugin/cni/cni.h"
+
+extern char** environ;
+
+namespace {
+
+int runCni() {
+  plumb::cni::Invocation in;
+  for (char** e = environ; *e; ++e) {
+    const char* eq = std::strchr(*e, '=');
+    if (eq) in.env.emplace(std::string(*e, static_cast<size_t>(eq - *e)), std::string(eq + 1));
+  }
+  in.input.assign(std::istreambuf_iterator<char>(std::cin), std::istreambuf_iterator<char>());
+  auto out = plumb::cni::run(in);
+  std::fwrite(out.text.data(), 1, out.text.size(), stdout);
+  std::fflush(stdout);
+  return out.exit_code;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  const char* command = std::getenv("CNI_COMMAND");
+  if (command && *command) return runCni();
+  return plumb::cli::run(argc, argv);
+}
