@@ -1,0 +1,197 @@
+// The CNI dispatcher with injected environment and stdin: error codes, versions, encoding.
+#include "plugin/cni/cni.h"
+
+#include <gtest/gtest.h>
+
+#include <nlohmann/json.hpp>
+
+#include "plugin/cni/config.h"
+#include "plugin/cni/result.h"
+#include "plugin/core/ipam.h"
+#include "plugin/core/store.h"
+#include "test_dir.h"
+
+namespace plumb::cni {
+namespace {
+
+using json = nlohmann::json;
+
+class CniTest : public ::testing::Test {
+ protected:
+  json conf(const std::string& version = "1.0.0") {
+    return {{"cniVersion", version},
+            {"name", "unit-net"},
+            {"type", "plumb"},
+            {"bridge", "br-unit"},
+            {"dataDir", dir_.path()},
+            {"ipam", {{"type", "plumb"}, {"subnet", "198.18.0.0/24"}}}};
+  }
+  std::map<std::string, std::string> env(const std::string& command) {
+    return {{"CNI_COMMAND", command},   {"CNI_CONTAINERID", "ctr1"}, {"CNI_NETNS", "/proc/self/ns/net"},
+            {"CNI_IFNAME", "eth0"},     {"CNI_PATH", "/usr/lib/cni"}};
+  }
+  Output call(std::map<std::string, std::string> e, const std::string& input) { return run({std::move(e), input}); }
+  int code(const Output& o) {
+    auto j = json::parse(o.text, nullptr, false);
+    if (!j.is_object() || !j.contains("code")) return 0;
+    return j["code"].get<int>();
+  }
+  std::string msg(const Output& o) {
+    auto j = json::parse(o.text, nullptr, false);
+    return j.is_object() && j.contains("msg") ? j["msg"].get<std::string>() : "";
+  }
+  size_t allocations() {
+    auto store = core::Store::open(dir_.path());
+    if (!store.ok()) return 0;
+    auto owners = core::Ipam(**store).owners("unit-net");
+    return owners.ok() ? owners->size() : 0;
+  }
+  testing::TempDir dir_;
+};
+
+TEST_F(CniTest, VersionListsEverySupportedVersion) {
+  auto out = call({{"CNI_COMMAND", "VERSION"}, {"CNI_NETNS", "dummy"}}, R"({"cniVersion":"0.4.0"})");
+  EXPECT_EQ(out.exit_code, 0);
+  auto j = json::parse(out.text);
+  EXPECT_EQ(j["cniVersion"], "0.4.0");
+  EXPECT_EQ(j["supportedVersions"], json({"0.3.0", "0.3.1", "0.4.0", "1.0.0", "1.1.0"}));
+  auto bare = call({{"CNI_COMMAND", "VERSION"}}, "");
+  EXPECT_EQ(json::parse(bare.text)["cniVersion"], "1.1.0");
+}
+
+TEST_F(CniTest, EnvironmentErrors) {
+  EXPECT_EQ(code(call({}, conf().dump())), kInvalidEnvironment);
+  EXPECT_EQ(code(call({{"CNI_COMMAND", "FROB"}}, conf().dump())), kInvalidEnvironment);
+  auto e = env("ADD");
+  e.erase("CNI_NETNS");
+  auto out = call(e, conf().dump());
+  EXPECT_EQ(out.exit_code, 1);
+  EXPECT_EQ(code(out), kInvalidEnvironment);
+  EXPECT_EQ(msg(out), "CNI_NETNS is not set");
+  for (const char* bad : {"../etc", "a/b", "..", "-lead"}) {
+    auto e2 = env("ADD");
+    e2["CNI_CONTAINERID"] = bad;
+    EXPECT_EQ(code(call(e2, conf().dump())), kInvalidEnvironment) << bad;
+  }
+  auto e3 = env("ADD");
+  e3["CNI_IFNAME"] = "abcdefghijklmnop";  // 16 characters
+  auto long_if = call(e3, conf().dump());
+  EXPECT_EQ(code(long_if), kInvalidEnvironment);
+  EXPECT_NE(msg(long_if).find("longer than 15"), std::string::npos);
+  auto e4 = env("ADD");
+  e4["CNI_ARGS"] = "FOO=bar";
+  EXPECT_EQ(code(call(e4, conf().dump())), kInvalidEnvironment);
+  e4["CNI_ARGS"] = "IgnoreUnknown=1;FOO=bar;MAC=zz";
+  EXPECT_EQ(code(call(e4, conf().dump())), kInvalidConfig);  // passes env checks, then the MAC is bad
+  EXPECT_EQ(allocations(), 0u) << "a failed ADD must release what IPAM handed out";
+}
+
+TEST_F(CniTest, ConfigErrors) {
+  auto malformed = call(env("ADD"), "{\"cniVersion\": ");
+  EXPECT_EQ(code(malformed), kDecodeFailure);
+  EXPECT_EQ(code(call(env("ADD"), conf("9.9.9").dump())), kIncompatibleVersion);
+  EXPECT_EQ(code(call(env("ADD"), conf("").dump())), kIncompatibleVersion);
+  EXPECT_EQ(code(call(env("GC"), conf("1.0.0").dump())), kIncompatibleVersion);
+  EXPECT_EQ(code(call(env("CHECK"), conf("0.3.1").dump())), kIncompatibleVersion);
+  auto c = conf();
+  c["name"] = "a/b";
+  EXPECT_EQ(code(call(env("ADD"), c.dump())), kInvalidConfig);
+  c = conf();
+  c["ipam"]["subnet"] = "198.18.0.0/33";
+  EXPECT_EQ(code(call(env("ADD"), c.dump())), kInvalidConfig);
+  c = conf();
+  c["mtu"] = "big";
+  auto typed = call(env("ADD"), c.dump());
+  EXPECT_EQ(code(typed), kInvalidConfig);
+  EXPECT_NE(msg(typed).find("field 'mtu' must be an integer"), std::string::npos) << msg(typed);
+  c = conf();
+  c["mode"] = "teleport";
+  EXPECT_EQ(code(call(env("ADD"), c.dump())), kInvalidConfig);
+}
+
+TEST_F(CniTest, MissingOrBogusNetns) {
+  auto e = env("ADD");
+  e["CNI_NETNS"] = "/run/netns/plumb-no-such-netns";
+  auto out = call(e, conf().dump());
+  EXPECT_EQ(code(out), kUnknownContainer);
+  e["CNI_NETNS"] = "/etc/hostname";  // exists, not a netns
+  EXPECT_EQ(code(call(e, conf().dump())), kInvalidEnvironment);
+  EXPECT_EQ(allocations(), 0u);
+}
+
+TEST_F(CniTest, ModesNotBuiltYetSayWhy) {
+  auto c = conf();
+  c["mode"] = "ovs";
+  auto out = call(env("ADD"), c.dump());
+  EXPECT_EQ(out.exit_code, 1);
+  EXPECT_NE(msg(out).find("mode ovs is not available yet"), std::string::npos) << out.text;
+  EXPECT_EQ(allocations(), 0u);
+}
+
+TEST_F(CniTest, DelWithoutAnythingRecordedSucceeds) {
+  auto e = env("DEL");
+  e["CNI_NETNS"] = "";
+  auto out = call(e, conf().dump());
+  EXPECT_EQ(out.exit_code, 0) << out.text;
+  EXPECT_EQ(out.text, "");
+}
+
+TEST_F(CniTest, GcNeedsTheValidList) {
+  auto out = call(env("GC"), conf("1.1.0").dump());
+  EXPECT_EQ(code(out), kInvalidConfig);
+  auto c = conf("1.1.0");
+  c["cni.dev/valid-attachments"] = json::array();
+  EXPECT_EQ(call(env("GC"), c.dump()).exit_code, 0);
+}
+
+TEST(CniResult, EncodesPerVersion) {
+  CniResult r;
+  r.interfaces = {{"plm1", "02:00:00:00:00:01", "", 1500}, {"eth0", "02:00:00:00:00:02", "/run/netns/x", 1500}};
+  r.ips = {{*IpPrefix::parse("198.18.0.2/24"), *IpAddr::parse("198.18.0.1"), 1},
+           {*IpPrefix::parse("2001:db8::2/64"), std::nullopt, 1}};
+  r.routes = {{*IpPrefix::parse("0.0.0.0/0"), *IpAddr::parse("198.18.0.1"), 0, 0}};
+  auto legacy = toJson(r, "0.3.1");
+  EXPECT_EQ(legacy["cniVersion"], "0.3.1");
+  EXPECT_EQ(legacy["ips"][0]["version"], "4");
+  EXPECT_EQ(legacy["ips"][1]["version"], "6");
+  EXPECT_FALSE(legacy["interfaces"][0].contains("mtu"));
+  auto v1 = toJson(r, "1.0.0");
+  EXPECT_FALSE(v1["ips"][0].contains("version"));
+  EXPECT_EQ(v1["ips"][0]["interface"], 1);
+  EXPECT_EQ(v1["routes"][0]["gw"], "198.18.0.1");
+  auto v11 = toJson(r, "1.1.0");
+  EXPECT_EQ(v11["interfaces"][1]["mtu"], 1500);
+  // Read back what we wrote, in every version.
+  for (const char* v : {"0.3.0", "0.3.1", "0.4.0", "1.0.0", "1.1.0"}) {
+    CniResult back;
+    ASSERT_TRUE(fromJson(toJson(r, v), back).ok()) << v;
+    EXPECT_EQ(back.ips.size(), 2u);
+    EXPECT_EQ(back.ips[0].address, r.ips[0].address);
+    EXPECT_EQ(back.interfaces[1].sandbox, "/run/netns/x");
+  }
+}
+
+TEST(CniConfig, InfersModesAndRanges) {
+  auto macvlan = parseNetConf(R"({"cniVersion":"1.0.0","name":"m","type":"plumb","master":"ens3","mode":"vepa"})");
+  ASSERT_TRUE(macvlan.ok());
+  EXPECT_EQ(macvlan->mode, "macvlan");
+  EXPECT_EQ(macvlan->macvlan_mode, "vepa");
+  auto bridge = parseNetConf(R"({"cniVersion":"1.0.0","name":"b","type":"plumb","isDefaultGateway":true,
+      "ipam":{"ranges":[[{"subnet":"198.18.0.0/24","rangeStart":"198.18.0.10"}],[{"subnet":"2001:db8::/64"}]]}})");
+  ASSERT_TRUE(bridge.ok()) << bridge.error().message;
+  EXPECT_EQ(bridge->mode, "bridge");
+  EXPECT_TRUE(bridge->is_gateway);
+  ASSERT_EQ(bridge->ipam.ranges.size(), 2u);
+  EXPECT_EQ(bridge->ipam.ranges[0][0].start->str(), "198.18.0.10");
+  EXPECT_EQ(bridge->ipam.ranges[0][0].gateway->str(), "198.18.0.1");
+  auto pass = parseNetConf(R"({"cniVersion":"1.0.0","name":"p","type":"plumb","device":"ens4"})");
+  EXPECT_EQ(pass->mode, "passthrough");
+  auto versions = parseNetConf(R"({"cniVersions":["0.4.0","1.1.0","9.0.0"],"name":"v","type":"plumb"})");
+  EXPECT_EQ(versions->cni_version, "1.1.0");
+  auto mixed = parseNetConf(R"({"cniVersion":"1.0.0","name":"x","type":"plumb",
+      "ipam":{"ranges":[[{"subnet":"198.18.0.0/24"},{"subnet":"2001:db8::/64"}]]}})");
+  EXPECT_FALSE(mixed.ok());
+}
+
+}  // namespace
+}  // namespace plumb::cni

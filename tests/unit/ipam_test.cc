@@ -1,0 +1,165 @@
+#include "plugin/core/ipam.h"
+
+#include <gtest/gtest.h>
+
+#include <set>
+#include <thread>
+
+#include "test_dir.h"
+
+namespace plumb::core {
+namespace {
+
+IpRange range(const char* subnet, const char* start = nullptr, const char* end = nullptr, const char* gw = nullptr) {
+  IpRange r;
+  r.subnet = *IpPrefix::parse(subnet);
+  if (start) r.start = *IpAddr::parse(start);
+  if (end) r.end = *IpAddr::parse(end);
+  if (gw) r.gateway = *IpAddr::parse(gw);
+  EXPECT_TRUE(r.normalise().ok());
+  return r;
+}
+
+class IpamTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    auto s = Store::open(dir_.path());
+    ASSERT_TRUE(s.ok()) << s.error().message;
+    store_ = std::move(s).value();
+  }
+  IpamRequest req(const std::string& cid, std::vector<RangeSet> sets) {
+    return {{"net", cid, "eth0"}, std::move(sets), {}};
+  }
+  testing::TempDir dir_;
+  std::unique_ptr<Store> store_;
+};
+
+TEST_F(IpamTest, HandsOutAddressesInOrderSkippingTheGateway) {
+  Ipam ipam(*store_);
+  RangeSet set{range("198.18.0.0/24", nullptr, nullptr, "198.18.0.1")};
+  auto a = ipam.allocate(req("a", {set}));
+  ASSERT_TRUE(a.ok()) << a.error().message;
+  ASSERT_EQ(a->size(), 1u);
+  EXPECT_EQ((*a)[0].address.str(), "198.18.0.2/24");
+  EXPECT_EQ((*a)[0].gateway->str(), "198.18.0.1");
+  auto b = ipam.allocate(req("b", {set}));
+  EXPECT_EQ((*b)[0].address.str(), "198.18.0.3/24");
+}
+
+TEST_F(IpamTest, IsIdempotentPerOwner) {
+  Ipam ipam(*store_);
+  RangeSet set{range("198.18.0.0/24")};
+  auto a = ipam.allocate(req("a", {set}));
+  auto again = ipam.allocate(req("a", {set}));
+  ASSERT_TRUE(again.ok());
+  EXPECT_EQ((*a)[0].address, (*again)[0].address);
+}
+
+TEST_F(IpamTest, HonoursARequestedAddressAndRefusesATakenOne) {
+  Ipam ipam(*store_);
+  RangeSet set{range("198.18.0.0/24")};
+  auto r = req("a", {set});
+  r.requested = {*IpAddr::parse("198.18.0.77")};
+  auto a = ipam.allocate(r);
+  ASSERT_TRUE(a.ok()) << a.error().message;
+  EXPECT_EQ((*a)[0].address.str(), "198.18.0.77/24");
+  auto r2 = req("b", {set});
+  r2.requested = {*IpAddr::parse("198.18.0.77")};
+  auto b = ipam.allocate(r2);
+  ASSERT_FALSE(b.ok());
+  EXPECT_EQ(b.error().code, Errc::kExists);
+  auto r3 = req("c", {set});
+  r3.requested = {*IpAddr::parse("198.19.0.1")};
+  EXPECT_FALSE(ipam.allocate(r3).ok());
+}
+
+TEST_F(IpamTest, RunsOutAndRecoversAfterRelease) {
+  Ipam ipam(*store_);
+  RangeSet set{range("198.18.0.0/29", "198.18.0.2", "198.18.0.3", "198.18.0.1")};
+  ASSERT_TRUE(ipam.allocate(req("a", {set})).ok());
+  ASSERT_TRUE(ipam.allocate(req("b", {set})).ok());
+  auto c = ipam.allocate(req("c", {set}));
+  ASSERT_FALSE(c.ok());
+  EXPECT_EQ(c.error().code, Errc::kTryAgain);
+  EXPECT_NE(c.error().message.find("no free address in range 198.18.0.2-198.18.0.3"), std::string::npos)
+      << c.error().message;
+  ASSERT_TRUE(ipam.release({"net", "a", "eth0"}).ok());
+  auto c2 = ipam.allocate(req("c", {set}));
+  ASSERT_TRUE(c2.ok());
+  EXPECT_EQ((*c2)[0].address.str(), "198.18.0.2/29");
+}
+
+TEST_F(IpamTest, DualStackTakesOneFromEachSet) {
+  Ipam ipam(*store_);
+  auto a = ipam.allocate(req("a", {{range("198.18.0.0/24")}, {range("2001:db8::/64")}}));
+  ASSERT_TRUE(a.ok()) << a.error().message;
+  ASSERT_EQ(a->size(), 2u);
+  EXPECT_EQ((*a)[0].address.str(), "198.18.0.1/24");
+  EXPECT_EQ((*a)[1].address.str(), "2001:db8::1/64");
+}
+
+TEST_F(IpamTest, ReleaseMergesFreeSpaceAndCursorWrapsRoundRobin) {
+  Ipam ipam(*store_);
+  RangeSet set{range("198.18.0.0/28")};  // .1 - .14
+  for (int i = 0; i < 14; ++i) ASSERT_TRUE(ipam.allocate(req("c" + std::to_string(i), {set})).ok());
+  for (int i = 0; i < 14; ++i) ASSERT_TRUE(ipam.release({"net", "c" + std::to_string(i), "eth0"}).ok());
+  // One span again: the next allocation continues after the cursor and wraps.
+  auto a = ipam.allocate(req("x", {set}));
+  ASSERT_TRUE(a.ok());
+  EXPECT_EQ((*a)[0].address.str(), "198.18.0.1/28");
+  int spans = 0;
+  ASSERT_TRUE(store_->read([&](Db& db) -> Status {
+    auto q = db.prepare("SELECT count(*) FROM ip_free");
+    if (!q.ok()) return std::move(q).error();
+    auto row = q->step();
+    spans = static_cast<int>(q->integer(0));
+    return {};
+  }).ok());
+  EXPECT_EQ(spans, 1);
+}
+
+TEST_F(IpamTest, SubnetIsSharedAcrossNetworks) {
+  Ipam ipam(*store_);
+  RangeSet set{range("198.18.0.0/24")};
+  auto a = ipam.allocate({{"docker-net", "a", "eth0"}, {set}, {}});
+  auto b = ipam.allocate({{"cni-net", "b", "eth0"}, {set}, {}});
+  ASSERT_TRUE(a.ok() && b.ok());
+  EXPECT_NE((*a)[0].address, (*b)[0].address);
+}
+
+TEST_F(IpamTest, ConcurrentAllocationsFromTwoConnectionsNeverCollide) {
+  RangeSet set{range("198.18.0.0/24")};
+  std::vector<std::string> got[2];
+  std::vector<std::thread> threads;
+  for (int t = 0; t < 2; ++t) {
+    threads.emplace_back([&, t] {
+      auto s = Store::open(dir_.path());  // its own connection, as another process would have
+      ASSERT_TRUE(s.ok());
+      Ipam ipam(**s);
+      for (int i = 0; i < 50; ++i) {
+        auto a = ipam.allocate({{"net", "t" + std::to_string(t) + "-" + std::to_string(i), "eth0"}, {set}, {}});
+        ASSERT_TRUE(a.ok()) << a.error().message;
+        got[t].push_back((*a)[0].address.str());
+      }
+    });
+  }
+  for (auto& th : threads) th.join();
+  std::set<std::string> all(got[0].begin(), got[0].end());
+  all.insert(got[1].begin(), got[1].end());
+  EXPECT_EQ(all.size(), 100u);
+}
+
+TEST(IpRange, NormaliseChecksBounds) {
+  IpRange r;
+  r.subnet = *IpPrefix::parse("198.18.0.0/24");
+  r.start = *IpAddr::parse("198.18.1.5");
+  EXPECT_FALSE(r.normalise().ok());
+  IpRange r2;
+  r2.subnet = *IpPrefix::parse("198.18.0.0/24");
+  r2.start = *IpAddr::parse("198.18.0.9");
+  r2.end = *IpAddr::parse("198.18.0.5");
+  EXPECT_FALSE(r2.normalise().ok());
+}
+
+}  // namespace
+}  // namespace plumb::core

@@ -1,0 +1,72 @@
+#include "plugin/core/store.h"
+
+#include <gtest/gtest.h>
+
+#include "test_dir.h"
+
+namespace plumb::core {
+namespace {
+
+AttachmentRecord record(const std::string& cid) {
+  AttachmentRecord r;
+  r.key = {"net", cid, "eth0"};
+  r.netns = "/run/netns/" + cid;
+  r.mode = "bridge";
+  r.state = "ready";
+  r.detail = "{}";
+  return r;
+}
+
+TEST(Store, KeepsAttachmentsByKey) {
+  testing::TempDir dir;
+  auto store = Store::open(dir.path());
+  ASSERT_TRUE(store.ok()) << store.error().message;
+  ASSERT_TRUE((*store)->insertAttachment(record("a")).ok());
+  ASSERT_TRUE((*store)->insertAttachment(record("b")).ok());
+  auto dup = (*store)->insertAttachment(record("a"));
+  ASSERT_FALSE(dup.ok());
+  EXPECT_EQ(dup.error().code, Errc::kExists);
+  auto found = (*store)->findAttachment({"net", "a", "eth0"});
+  ASSERT_TRUE(found.ok() && found->has_value());
+  EXPECT_EQ((*found)->netns, "/run/netns/a");
+  ASSERT_TRUE((*store)->deleteAttachment({"net", "a", "eth0"}).ok());
+  EXPECT_FALSE((*store)->findAttachment({"net", "a", "eth0"})->has_value());
+  EXPECT_EQ((*store)->listAttachments()->size(), 1u);
+}
+
+TEST(Store, SurvivesReopenAndSharesStateAcrossConnections) {
+  testing::TempDir dir;
+  {
+    auto store = Store::open(dir.path());
+    ASSERT_TRUE(store.ok());
+    ASSERT_TRUE((*store)->insertAttachment(record("a")).ok());
+    ASSERT_TRUE((*store)->setFact("forward:br0", "1").ok());
+  }
+  auto again = Store::open(dir.path());
+  ASSERT_TRUE(again.ok());
+  EXPECT_TRUE((*again)->findAttachment({"net", "a", "eth0"})->has_value());
+  EXPECT_EQ((*again)->getFact("forward:br0")->value_or(""), "1");
+}
+
+TEST(Store, AFailedTransactionLeavesNothing) {
+  testing::TempDir dir;
+  auto store = Store::open(dir.path());
+  ASSERT_TRUE(store.ok());
+  auto st = (*store)->write([&](Db& db) -> Status {
+    auto q = db.prepare("INSERT INTO facts VALUES('half','written')");
+    if (!q.ok()) return std::move(q).error();
+    if (auto r = q->run(); !r.ok()) return r;
+    return fail(Errc::kInternal, "crash half-way");
+  });
+  EXPECT_FALSE(st.ok());
+  EXPECT_FALSE((*store)->getFact("half")->has_value());
+}
+
+TEST(Store, UnusableDirectoryIsAClearError) {
+  auto store = Store::open("/proc/plumb-cannot-be-here");
+  ASSERT_FALSE(store.ok());
+  EXPECT_NE(store.error().message.find("failed to create state directory"), std::string::npos);
+}
+
+}  // namespace
+}  // namespace plumb::core
