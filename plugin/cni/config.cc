@@ -107,7 +107,8 @@ Result<NetConf> parseNetConf(std::string_view bytes) {
   PLUMB_TRY(jr::str(j, "device", c.device));
   PLUMB_TRY(jr::str(j, "hwaddr", c.hwaddr));
   PLUMB_TRY(jr::str(j, "pciBusID", c.pci_bus_id));
-  PLUMB_TRY(jr::str(j, "dataDir", c.data_dir));
+  std::string data_dir;
+  PLUMB_TRY(jr::str(j, "dataDir", data_dir));
   PLUMB_TRY(jr::str(j, "logFile", c.log_file));
   PLUMB_TRY(jr::str(j, "logLevel", c.log_level));
   if (c.is_default_gateway) c.is_gateway = true;
@@ -132,7 +133,14 @@ Result<NetConf> parseNetConf(std::string_view bytes) {
   if (ipam && !ipam->empty()) {
     c.has_ipam = true;
     PLUMB_TRY(parseIpam(*ipam, c.ipam));
-    if (!c.ipam.data_dir.empty()) c.data_dir = c.ipam.data_dir;
+  }
+  // plumb's state goes where "dataDir" says; with the built-in IPAM, host-local's habit of
+  // ipam.dataDir is honoured too. A delegated plugin's ipam.dataDir is that plugin's alone.
+  bool builtin_ipam = c.ipam.type.empty() || c.ipam.type == "plumb";
+  if (!data_dir.empty()) {
+    c.data_dir = data_dir;
+  } else if (c.has_ipam && builtin_ipam && !c.ipam.data_dir.empty()) {
+    c.data_dir = c.ipam.data_dir;
   }
   PLUMB_ASSIGN(const json* dns, jr::object(j, "dns"));
   if (dns) PLUMB_TRY(fromJson(*dns, c.dns));
