@@ -73,6 +73,7 @@ int run(int argc, char** argv) {
   app.add_option("--state-dir", state_dir, "where plumb keeps its state")->capture_default_str();
   app.require_subcommand(1);
   bool as_json = false;
+  app.fallthrough();  // global options may also follow the subcommand
   auto* ls = app.add_subcommand("ls", "list every attachment plumb knows, whichever front end made it");
   ls->add_flag("--json", as_json, "print JSON");
   try {
