@@ -115,6 +115,13 @@ Result<std::optional<IpAddr>> takeNext(Db& db, const IpRange& r) {
   if (!found && from != *r.start) {
     PLUMB_ASSIGN(found, findFrom(*r.start, from.plus(-1)));
   }
+  // The gateway is never handed out (host-local's rule); it is not an allocation either.
+  if (found && r.gateway && found->second == *r.gateway) {
+    const IpAddr gw = *r.gateway;
+    found.reset();
+    if (gw < *r.end) PLUMB_ASSIGN(found, findFrom(gw.plus(1), *r.end));
+    if (!found && *r.start < gw) PLUMB_ASSIGN(found, findFrom(*r.start, gw.plus(-1)));
+  }
   if (!found) return std::optional<IpAddr>();
   auto [span, addr] = *found;
   PLUMB_TRY(takeFrom(db, sk, span, addr));
@@ -222,6 +229,9 @@ Result<std::vector<Allocation>> Ipam::allocate(const IpamRequest& req) {
           if (want < *r.start || want > *r.end) {
             return fail(Errc::kInvalid, "requested address " + want.str() + " is outside range " + r.describe());
           }
+          if (r.gateway && want == *r.gateway) {
+            return fail(Errc::kInvalid, "requested address " + want.str() + " is the gateway");
+          }
           used[i] = true;
           PLUMB_TRY(ensureSubnet(db, r.subnet));
           PLUMB_ASSIGN(bool took, takeSpecific(db, r.subnet, want));
@@ -237,12 +247,6 @@ Result<std::vector<Allocation>> Ipam::allocate(const IpamRequest& req) {
       }
       for (const auto& r : set) {
         PLUMB_TRY(ensureSubnet(db, r.subnet));
-        if (r.gateway) {
-          // The gateway is never handed out; reserving it is idempotent across networks.
-          auto taken = takeSpecific(db, r.subnet, *r.gateway);
-          if (!taken.ok()) return std::move(taken).error();
-          if (*taken) PLUMB_TRY(recordAlloc(db, r.subnet, *r.gateway, std::nullopt, {req.owner.network, "gateway", ""}));
-        }
         PLUMB_ASSIGN(auto addr, takeNext(db, r));
         if (!addr) continue;
         got = Allocation{IpPrefix(*addr, r.subnet.len()), r.gateway};
