@@ -49,18 +49,15 @@ class Nft {
   std::unique_ptr<nft_ctx, NftDeleter> ctx_;
 };
 
-// Serialises check-then-add across concurrent plumb processes; held only around rule edits.
-class FileLock {
- public:
-  FileLock() {
-    ::mkdir("/run/plumb", 0700);
-    fd_.reset(::open("/run/plumb/firewall.lock", O_RDWR | O_CREAT | O_CLOEXEC, 0600));
-    if (fd_.valid()) ::flock(fd_.get(), LOCK_EX);
-  }
+}  // namespace
 
- private:
-  UniqueFd fd_;
-};
+Firewall::Lock::Lock(bool exclusive) {
+  ::mkdir("/run/plumb", 0700);
+  fd_.reset(::open("/run/plumb/firewall.lock", O_RDWR | O_CREAT | O_CLOEXEC, 0600));
+  if (fd_.valid()) ::flock(fd_.get(), exclusive ? LOCK_EX : LOCK_SH);
+}
+
+namespace {
 
 struct RuleRef {
   std::string family, table, chain;
@@ -121,31 +118,56 @@ const char* kPlumbTable =
 
 }  // namespace
 
-Status Firewall::allowBridge(const std::string& bridge) {
-  Nft nft;
-  FileLock lock;
-  std::string tag = bridgeTag(bridge);
-  std::string cmd = kPlumbTable;
+namespace {
+
+// The commands that add whatever of rules is missing; empty when all is in place.
+std::string missingRules(Nft& nft, const BridgeRules& rules) {
+  std::string tag = bridgeTag(rules.bridge);
+  std::string cmd;
   // Our own chain documents intent and serves rulesets that accept by default elsewhere.
   if (findTagged(nft, "inet", "plumb", "forward", tag).empty()) {
-    cmd += "add rule inet plumb forward iifname \"" + bridge + "\" accept comment \"" + tag + "\"\n";
-    cmd += "add rule inet plumb forward oifname \"" + bridge + "\" accept comment \"" + tag + "\"\n";
+    cmd += "add rule inet plumb forward iifname \"" + rules.bridge + "\" accept comment \"" + tag + "\"\n";
+    cmd += "add rule inet plumb forward oifname \"" + rules.bridge + "\" accept comment \"" + tag + "\"\n";
   }
   for (const auto& [family, table] : kIptablesForward) {
     if (!chainExists(nft, family, table, "FORWARD")) continue;
     if (!findTagged(nft, family, table, "FORWARD", tag).empty()) continue;
     // insert: ahead of the chain's own rules, as Docker places DOCKER-USER.
-    cmd += "insert rule " + family + " " + table + " FORWARD oifname \"" + bridge + "\" accept comment \"" + tag + "\"\n";
-    cmd += "insert rule " + family + " " + table + " FORWARD iifname \"" + bridge + "\" accept comment \"" + tag + "\"\n";
+    cmd += "insert rule " + family + " " + table + " FORWARD oifname \"" + rules.bridge + "\" accept comment \"" + tag + "\"\n";
+    cmd += "insert rule " + family + " " + table + " FORWARD iifname \"" + rules.bridge + "\" accept comment \"" + tag + "\"\n";
   }
-  auto done = nft.run(cmd);
-  if (!done.ok()) return std::move(done).error().wrap("failed to allow forwarding for bridge " + bridge);
+  for (const auto& subnet : rules.masquerade) {
+    std::string mtag = masqTag(rules.owner, subnet);
+    if (!findTagged(nft, "inet", "plumb", "postrouting", mtag).empty()) continue;
+    std::string net = subnet.network().str();
+    std::string fam = subnet.isV4() ? "ip" : "ip6";
+    cmd += "add rule inet plumb postrouting " + fam + " saddr " + net + " " + fam + " daddr != " + net +
+           " masquerade comment \"" + mtag + "\"\n";
+  }
+  return cmd;
+}
+
+}  // namespace
+
+Status Firewall::ensure(const BridgeRules& rules) {
+  Nft nft;
+  {
+    // Shared: ADDs check in parallel, while a last DEL removing rules (exclusive) is excluded.
+    Lock shared(false);
+    if (missingRules(nft, rules).empty()) return {};
+  }
+  Lock lock(true);
+  // Again under the lock: a concurrent ADD may have added them meanwhile.
+  std::string cmd = missingRules(nft, rules);
+  if (cmd.empty()) return {};
+  auto done = nft.run(kPlumbTable + cmd);
+  if (!done.ok()) return std::move(done).error().wrap("failed to install forwarding rules for bridge " + rules.bridge);
   return {};
 }
 
 Status Firewall::revokeBridge(const std::string& bridge) {
   Nft nft;
-  FileLock lock;
+  Lock lock(true);
   std::string tag = bridgeTag(bridge);
   auto rules = findTagged(nft, "inet", "plumb", "forward", tag);
   for (const auto& [family, table] : kIptablesForward) {
@@ -157,24 +179,8 @@ Status Firewall::revokeBridge(const std::string& bridge) {
   return {};
 }
 
-Status Firewall::masquerade(const std::string& owner, const IpPrefix& subnet) {
-  Nft nft;
-  FileLock lock;
-  std::string tag = masqTag(owner, subnet);
-  if (!findTagged(nft, "inet", "plumb", "postrouting", tag).empty()) return {};
-  std::string net = subnet.network().str();
-  std::string fam = subnet.isV4() ? "ip" : "ip6";
-  std::string cmd = kPlumbTable;
-  cmd += "add rule inet plumb postrouting " + fam + " saddr " + net + " " + fam + " daddr != " + net +
-         " masquerade comment \"" + tag + "\"\n";
-  auto done = nft.run(cmd);
-  if (!done.ok()) return std::move(done).error().wrap("failed to masquerade " + net);
-  return {};
-}
-
 Status Firewall::unmasquerade(const std::string& owner, const IpPrefix& subnet) {
   Nft nft;
-  FileLock lock;
   auto st = removeTagged(nft, findTagged(nft, "inet", "plumb", "postrouting", masqTag(owner, subnet)));
   if (!st.ok()) return std::move(st).error().wrap("failed to remove masquerade of " + subnet.str());
   return {};

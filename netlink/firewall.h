@@ -4,21 +4,42 @@
 #pragma once
 
 #include <string>
+#include <vector>
 
+#include "base/fd.h"
 #include "base/ip.h"
 #include "base/result.h"
 
 namespace plumb::netlink {
 
+// What one bridge needs: forwarding accepted, and its subnets masqueraded on the way out.
+struct BridgeRules {
+  std::string bridge;
+  std::string owner;  // the network, for the masquerade rules' tags
+  std::vector<IpPrefix> masquerade;
+};
+
 class Firewall {
  public:
-  // Accepts forwarding from and to the bridge. dockerd sets iptables' FORWARD policy to DROP and
-  // bridge-nf-call-iptables=1, which drops even traffic between two ports of one bridge: so the
-  // accept rules go into iptables' own `filter FORWARD` chains (iptables-nft) when they exist.
-  static Status allowBridge(const std::string& bridge);
+  // Serialises rule edits across plumb processes. ensure() checks under a shared hold; whoever
+  // removes rules that depend on "no attachment is left" holds it exclusively across that check
+  // and the removal, so an ADD recorded before the check keeps its rules and one after re-adds.
+  class Lock {
+   public:
+    explicit Lock(bool exclusive);
+
+   private:
+    UniqueFd fd_;
+  };
+
+  // Makes sure the bridge's rules are there, adding only what is missing: one listing when
+  // all is in place (every ADD calls it, since dockerd may have set FORWARD to DROP since).
+  // dockerd sets iptables' FORWARD policy to DROP and bridge-nf-call-iptables=1, which drops
+  // even traffic between two ports of one bridge: so the accept rules also go into iptables'
+  // own `filter FORWARD` chains (iptables-nft) when those exist.
+  static Status ensure(const BridgeRules& rules);
   static Status revokeBridge(const std::string& bridge);
-  // Masquerades traffic from subnet to anywhere outside it (table inet plumb, postrouting).
-  static Status masquerade(const std::string& owner, const IpPrefix& subnet);
+  // Call with a Lock(true) held.
   static Status unmasquerade(const std::string& owner, const IpPrefix& subnet);
   // Whether the tag's rules are present (for CHECK and tests).
   static Result<bool> hasBridgeRules(const std::string& bridge);

@@ -288,7 +288,17 @@ Outcome cmdAdd(Call& c) {
 
 Outcome cmdDel(Call& c) {
   core::Engine engine(*c.store);
-  auto st = engine.detach({c.key(), c.netns});
+  core::DetachRequest req{c.key(), c.netns, {}};
+  if (c.conf.ip_masq) {
+    // The subnets the network masquerades: its ranges, and what a prevResult says it got.
+    for (const auto& set : c.conf.runtime_ip_ranges ? *c.conf.runtime_ip_ranges : c.conf.ipam.ranges) {
+      for (const auto& r : set) req.masquerade.push_back(r.subnet.network());
+    }
+    if (c.conf.prev_result) {
+      for (const auto& ip : c.conf.prev_result->ips) req.masquerade.push_back(ip.address.network());
+    }
+  }
+  auto st = engine.detach(req);
   // The addresses go back whatever happened to the links.
   releaseIpam(c);
   if (!st.ok()) return fromError(st.error());
@@ -345,7 +355,7 @@ Outcome cmdGc(Call& c) {
   std::string failures;
   for (const auto& r : *records) {
     if (valid.count({r.key.container_id, r.key.ifname})) continue;
-    auto st = engine.detach({r.key, r.netns});
+    auto st = engine.detach({r.key, r.netns, {}});
     if (!st.ok()) failures += (failures.empty() ? "" : "; ") + st.error().message;
     if (c.builtinIpam()) (void)ipam.release(r.key);
   }

@@ -146,9 +146,8 @@ Result<std::vector<Step>> Engine::buildSteps(Context& ctx) {
 
   if (const auto* bp = std::get_if<VethBridgePlan>(&req.plan)) {
     const VethBridgePlan& plan = *bp;
-    steps.push_back({"ensure bridge " + plan.bridge, [this, &ctx, &plan]() -> Status {
+    steps.push_back({"ensure bridge " + plan.bridge, [&ctx, &plan]() -> Status {
                        nl::NlSocket& s = *ctx.host;
-                       bool created = false;
                        auto br = nl::getLink(s, plan.bridge);
                        if (!br.ok() && br.error().code == Errc::kNotFound) {
                          if (!plan.create_bridge) {
@@ -156,7 +155,6 @@ Result<std::vector<Step>> Engine::buildSteps(Context& ctx) {
                          }
                          auto st = nl::createBridge(s, {plan.bridge, ctx.req.mtu, std::nullopt});
                          if (!st.ok() && st.error().code != Errc::kExists) return st;
-                         created = st.ok();
                          br = nl::getLink(s, plan.bridge);
                        }
                        if (!br.ok()) return std::move(br).error();
@@ -177,21 +175,7 @@ Result<std::vector<Step>> Engine::buildSteps(Context& ctx) {
                        for (const auto& gw : plan.gateway_addresses) (gw.isV4() ? v4 : v6) = true;
                        if (v4) PLUMB_TRY(nl::writeSysctl(nullptr, "net.ipv4.ip_forward", "1"));
                        if (v6) PLUMB_TRY(nl::writeSysctl(nullptr, "net.ipv6.conf.all.forwarding", "1"));
-                       // Rules are installed once per bridge; a bridge made now gets them afresh.
-                       std::string fact = "forward:" + plan.bridge;
-                       PLUMB_ASSIGN(auto have, store_.getFact(fact));
-                       if (created || !have) {
-                         PLUMB_TRY(nl::Firewall::allowBridge(plan.bridge));
-                         PLUMB_TRY(store_.setFact(fact, "1"));
-                       }
-                       for (const auto& subnet : plan.masquerade) {
-                         std::string mfact = "masq:" + ctx.req.key.network + ":" + subnet.network().str();
-                         PLUMB_ASSIGN(auto masq, store_.getFact(mfact));
-                         if (masq && !created) continue;
-                         PLUMB_TRY(nl::Firewall::masquerade(ctx.req.key.network, subnet));
-                         PLUMB_TRY(store_.setFact(mfact, plan.bridge));
-                       }
-                       return {};
+                       return nl::Firewall::ensure({plan.bridge, ctx.req.key.network, plan.masquerade});
                      }});
 
     steps.push_back({"create veth " + ctx.host_name + " with peer " + ctx.tmp_name,
@@ -395,6 +379,13 @@ Status Engine::detach(const DetachRequest& req) {
   auto host_side = nl::getLink(host, "plc" + hostIfname(req.key).substr(3));
   if (host_side.ok() && host_side->kind == "veth") (void)nl::deleteLink(host, host_side->index);
   if (record) PLUMB_TRY(store_.deleteAttachment(req.key));
+  if (!req.masquerade.empty()) {
+    nl::Firewall::Lock lock(true);
+    PLUMB_ASSIGN(auto left, store_.listAttachments(req.key.network));
+    if (left.empty()) {
+      for (const auto& subnet : req.masquerade) PLUMB_TRY(nl::Firewall::unmasquerade(req.key.network, subnet));
+    }
+  }
   return {};
 }
 
@@ -453,8 +444,7 @@ Status Engine::removeBridge(const std::string& bridge) {
     auto st = nl::deleteLink(host, br->index);
     if (!st.ok() && st.error().code != Errc::kNotFound) return st;
   }
-  PLUMB_TRY(nl::Firewall::revokeBridge(bridge));
-  return store_.deleteFact("forward:" + bridge);
+  return nl::Firewall::revokeBridge(bridge);
 }
 
 }  // namespace plumb::core

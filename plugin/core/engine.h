@@ -15,6 +15,8 @@ namespace plumb::core {
 struct DetachRequest {
   AttachmentKey key;
   std::string netns;  // may be empty or gone: detach still succeeds
+  // Masquerade rules of the network to remove once no attachment of it is left (ipMasq).
+  std::vector<IpPrefix> masquerade;
 };
 
 class Engine {
