@@ -1,0 +1,296 @@
+// Bridge mode against the real kernel: every option, DEL semantics, CHECK, GC, rollback,
+// concurrency, and bad input that must change nothing.
+#include <future>
+#include <set>
+
+#include "harness.h"
+
+namespace plumb::testing {
+namespace {
+
+class Bridge : public NetnsTest {};
+
+TEST_F(Bridge, TwoContainersTalkAndDelCleansUp) {
+  auto c1 = makeNetns("c1"), c2 = makeNetns("c2");
+  auto conf = bridgeConf("net1", "br-t1", "198.18.1.0/24");
+  auto r1 = add(conf, "c1", c1);
+  ASSERT_EQ(r1.rc, 0) << r1.out;
+  auto r2 = add(conf, "c2", c2);
+  ASSERT_EQ(r2.rc, 0) << r2.out;
+  auto res = json::parse(r1.out);
+  EXPECT_EQ(res["cniVersion"], "1.0.0");
+  ASSERT_EQ(res["interfaces"].size(), 2u);
+  EXPECT_EQ(res["interfaces"][1]["name"], "eth0");
+  EXPECT_EQ(res["interfaces"][1]["sandbox"], c1);
+  EXPECT_EQ(res["ips"][0]["address"], "198.18.1.2/24");
+  EXPECT_EQ(res["ips"][0]["gateway"], "198.18.1.1");
+  EXPECT_EQ(res["ips"][0]["interface"], 1);
+  // The result's MAC is the interface's.
+  auto mac = in(nsName("c1"), "cat /sys/class/net/eth0/address").out;
+  EXPECT_EQ(res["interfaces"][1]["mac"].get<std::string>() + "\n", mac);
+  EXPECT_TRUE(ping(nsName("c1"), "198.18.1.3"));
+  EXPECT_TRUE(ping(nsName("c2"), "198.18.1.1"));
+  // The host veth is on the bridge; the bridge holds the gateway.
+  auto host_if = res["interfaces"][0]["name"].get<std::string>();
+  EXPECT_NE(inHost("ip -o link show " + host_if).out.find("master br-t1"), std::string::npos);
+  EXPECT_NE(inHost("ip -o addr show br-t1").out.find("198.18.1.1/24"), std::string::npos);
+
+  EXPECT_EQ(del(conf, "c1", c1).rc, 0);
+  EXPECT_EQ(del(conf, "c1", c1).rc, 0) << "DEL twice";
+  EXPECT_EQ(del(conf, "c1", "").rc, 0) << "DEL with an empty CNI_NETNS";
+  EXPECT_EQ(in(nsName("c1"), "ip -o link show eth0").rc, 1) << "eth0 gone from c1";
+  EXPECT_EQ(inHost("ip -o link show " + host_if).rc, 1) << "host end gone";
+  EXPECT_EQ(del(conf, "c2", c2).rc, 0);
+  EXPECT_EQ(inHost("ip -o link | grep -c plm || true").out, "0\n");
+  auto dump = storeDump();
+  EXPECT_EQ(dump.find("c1"), std::string::npos) << dump;
+  EXPECT_EQ(dump.find("c2"), std::string::npos) << dump;
+}
+
+TEST_F(Bridge, DelAfterTheNetnsIsGone) {
+  auto c1 = makeNetns("c1");
+  auto conf = bridgeConf("net1", "br-t1", "198.18.2.0/24");
+  ASSERT_EQ(add(conf, "c1", c1).rc, 0);
+  ASSERT_EQ(sh("ip netns del " + nsName("c1")).rc, 0);
+  auto r = del(conf, "c1", c1);
+  EXPECT_EQ(r.rc, 0) << r.out;
+  EXPECT_EQ(del(conf, "c1", "").rc, 0);
+  EXPECT_EQ(storeDump().find("|c1|"), std::string::npos) << "address released";
+  // The address is free again.
+  auto c2 = makeNetns("c2");
+  auto r2 = add(conf, "c2", c2);
+  ASSERT_EQ(r2.rc, 0) << r2.out;
+  EXPECT_EQ(json::parse(r2.out)["ips"][0]["address"], "198.18.2.3/24") << "round-robin after the released .2";
+  EXPECT_EQ(del(conf, "c2", c2).rc, 0);
+}
+
+TEST_F(Bridge, CheckCatchesARemovedAddressOrRoute) {
+  auto c1 = makeNetns("c1");
+  auto conf = bridgeConf("net1", "br-t1", "198.18.3.0/24");
+  conf["isDefaultGateway"] = true;
+  auto r = add(conf, "c1", c1);
+  ASSERT_EQ(r.rc, 0) << r.out;
+  auto check = conf;
+  check["prevResult"] = json::parse(r.out);
+  auto ok = cni("CHECK", check, "c1", c1);
+  EXPECT_EQ(ok.rc, 0) << ok.out;
+  in(nsName("c1"), "ip route del default");
+  auto no_route = cni("CHECK", check, "c1", c1);
+  EXPECT_EQ(no_route.rc, 1);
+  EXPECT_NE(no_route.out.find("route 0.0.0.0/0 via 198.18.3.1 is missing"), std::string::npos) << no_route.out;
+  in(nsName("c1"), "ip addr flush dev eth0");
+  auto no_addr = cni("CHECK", check, "c1", c1);
+  EXPECT_EQ(no_addr.rc, 1);
+  EXPECT_NE(no_addr.out.find("address 198.18.3.2/24 is missing"), std::string::npos) << no_addr.out;
+  EXPECT_EQ(del(conf, "c1", c1).rc, 0);
+}
+
+TEST_F(Bridge, OptionsReachTheKernel) {
+  auto c1 = makeNetns("c1");
+  auto conf = bridgeConf("net1", "br-opt", "198.18.4.0/24", "0.3.1");
+  conf["mtu"] = 1400;
+  conf["mac"] = "02:11:22:33:44:55";
+  conf["hairpinMode"] = true;
+  conf["promiscMode"] = true;
+  conf["isDefaultGateway"] = true;
+  conf["ipMasq"] = true;
+  auto r = add(conf, "c1", c1);
+  ASSERT_EQ(r.rc, 0) << r.out;
+  auto res = json::parse(r.out);
+  EXPECT_EQ(res["cniVersion"], "0.3.1");
+  EXPECT_EQ(res["ips"][0]["version"], "4");
+  auto host_if = res["interfaces"][0]["name"].get<std::string>();
+  auto link = in(nsName("c1"), "ip -o link show eth0").out;
+  EXPECT_NE(link.find("mtu 1400"), std::string::npos) << link;
+  EXPECT_NE(link.find("02:11:22:33:44:55"), std::string::npos) << link;
+  EXPECT_NE(inHost("ip -o link show " + host_if).out.find("mtu 1400"), std::string::npos);
+  EXPECT_EQ(inHost("cat /sys/class/net/" + host_if + "/brport/hairpin_mode").out, "1\n");
+  EXPECT_NE(inHost("ip -o link show br-opt").out.find("PROMISC"), std::string::npos);
+  EXPECT_NE(in(nsName("c1"), "ip route show default").out.find("via 198.18.4.1 dev eth0"), std::string::npos);
+  EXPECT_EQ(inHost("cat /proc/sys/net/ipv4/ip_forward").out, "1\n");
+  auto rules = inHost("nft list table inet plumb").out;
+  EXPECT_NE(rules.find("ip saddr 198.18.4.0/24 ip daddr != 198.18.4.0/24 masquerade"), std::string::npos) << rules;
+  EXPECT_NE(rules.find("iifname \"br-opt\" accept"), std::string::npos) << rules;
+  EXPECT_EQ(del(conf, "c1", c1).rc, 0);
+  EXPECT_EQ(inHost("nft list table inet plumb").out.find("masquerade"), std::string::npos)
+      << "the network's last DEL takes its masquerade rule along";
+}
+
+TEST_F(Bridge, MacFromCniArgsAndRuntimeConfig) {
+  auto c1 = makeNetns("c1"), c2 = makeNetns("c2");
+  auto conf = bridgeConf("net1", "br-mac", "198.18.5.0/24");
+  auto r = cni("ADD", conf, "c1", c1, "eth0", "CNI_ARGS='IgnoreUnknown=1;MAC=02:aa:00:00:00:01;IP=198.18.5.50'");
+  ASSERT_EQ(r.rc, 0) << r.out;
+  EXPECT_EQ(json::parse(r.out)["ips"][0]["address"], "198.18.5.50/24");
+  EXPECT_EQ(in(nsName("c1"), "cat /sys/class/net/eth0/address").out, "02:aa:00:00:00:01\n");
+  auto rc = conf;
+  rc["runtimeConfig"] = {{"mac", "02:bb:00:00:00:02"}, {"ips", {"198.18.5.60/24"}}};
+  auto r2 = add(rc, "c2", c2);
+  ASSERT_EQ(r2.rc, 0) << r2.out;
+  EXPECT_EQ(json::parse(r2.out)["ips"][0]["address"], "198.18.5.60/24");
+  EXPECT_EQ(in(nsName("c2"), "cat /sys/class/net/eth0/address").out, "02:bb:00:00:00:02\n");
+  EXPECT_EQ(del(conf, "c1", c1).rc, 0);
+  EXPECT_EQ(del(rc, "c2", c2).rc, 0);
+}
+
+TEST_F(Bridge, DualStack) {
+  auto c1 = makeNetns("c1"), c2 = makeNetns("c2");
+  auto conf = bridgeConf("net6", "br-v6", "198.18.6.0/24", "1.1.0");
+  conf["ipam"] = {{"type", "plumb"},
+                  {"ranges", {{{{"subnet", "198.18.6.0/24"}}}, {{{"subnet", "2001:db8:6::/64"}}}}}};
+  auto r1 = add(conf, "c1", c1);
+  ASSERT_EQ(r1.rc, 0) << r1.out;
+  ASSERT_EQ(add(conf, "c2", c2).rc, 0);
+  auto res = json::parse(r1.out);
+  ASSERT_EQ(res["ips"].size(), 2u);
+  EXPECT_EQ(res["ips"][1]["address"], "2001:db8:6::2/64");
+  EXPECT_EQ(res["interfaces"][1]["mtu"], 1500) << "1.1.0 results carry the MTU";
+  // No DAD wait: the address is usable at once.
+  EXPECT_EQ(in(nsName("c1"), "ip -6 -o addr show dev eth0 scope global | grep -c tentative || true").out, "0\n");
+  EXPECT_TRUE(ping(nsName("c1"), "2001:db8:6::3", true));
+  EXPECT_TRUE(ping(nsName("c1"), "198.18.6.3"));
+  EXPECT_EQ(del(conf, "c1", c1).rc, 0);
+  EXPECT_EQ(del(conf, "c2", c2).rc, 0);
+}
+
+TEST_F(Bridge, ForwardingSurvivesADroppingForwardPolicyAndMasquerades) {
+  // An "outside" network the host routes to, which knows no route back to the containers:
+  // replies only come back if plumb masquerades, and only pass if plumb accepted forwarding.
+  auto outside = makeNetns("out");
+  (void)outside;
+  ASSERT_EQ(inHost("ip link add up0 type veth peer name up1 && ip link set up1 netns " + nsName("out") +
+                   " && ip addr add 198.19.0.2/24 dev up0 && ip link set up0 up").rc, 0);
+  ASSERT_EQ(in(nsName("out"), "ip addr add 198.19.0.1/24 dev up1 && ip link set up1 up").rc, 0);
+  // What dockerd does to the host: iptables FORWARD policy DROP.
+  ASSERT_EQ(inHost("iptables -P FORWARD DROP").rc, 0);
+  auto c1 = makeNetns("c1");
+  auto conf = bridgeConf("netfw", "br-fw", "198.18.7.0/24");
+  conf["isDefaultGateway"] = true;
+  conf["ipMasq"] = true;
+  ASSERT_EQ(add(conf, "c1", c1).rc, 0);
+  EXPECT_TRUE(ping(nsName("c1"), "198.19.0.1"));
+  auto forward = inHost("iptables -S FORWARD").out;
+  EXPECT_NE(forward.find("-i br-fw"), std::string::npos) << forward;
+  EXPECT_EQ(del(conf, "c1", c1).rc, 0);
+}
+
+TEST_F(Bridge, RollsBackWhenTheContainerAlreadyHasTheInterface) {
+  auto c1 = makeNetns("c1");
+  ASSERT_EQ(in(nsName("c1"), "ip link add eth0 type veth peer name other0").rc, 0);
+  auto conf = bridgeConf("net1", "br-rb", "198.18.8.0/24");
+  ASSERT_EQ(inHost("ip link add br-rb type bridge").rc, 0);  // so the bridge is not what changed
+  auto before = hostSnapshot();
+  auto r = add(conf, "c1", c1);
+  EXPECT_EQ(r.rc, 1);
+  EXPECT_NE(r.out.find("interface eth0 already exists in netns"), std::string::npos) << r.out;
+  // The rules and gateway address are idempotent set-up of the network, not of this container:
+  // compare only the links and the store.
+  auto after = hostSnapshot();
+  EXPECT_EQ(inHost("ip -o link | grep -c plm || true").out, "0\n");
+  EXPECT_EQ(in(nsName("c1"), "ip -o link | grep -c plt || true").out, "0\n");
+  EXPECT_EQ(storeDump().find("|c1|"), std::string::npos) << storeDump();
+  (void)before;
+  (void)after;
+}
+
+TEST_F(Bridge, ConcurrentAddsAndDels) {
+  constexpr int kCount = 64;
+  std::vector<std::string> paths;
+  for (int i = 0; i < kCount; ++i) paths.push_back(makeNetns("c" + std::to_string(i)));
+  auto conf = bridgeConf("netc", "br-cc", "198.18.64.0/20");
+  std::vector<std::future<Cmd>> adds;
+  for (int i = 0; i < kCount; ++i) {
+    adds.push_back(std::async(std::launch::async, [&, i] { return add(conf, "c" + std::to_string(i), paths[i]); }));
+  }
+  std::set<std::string> addrs;
+  for (auto& f : adds) {
+    auto r = f.get();
+    ASSERT_EQ(r.rc, 0) << r.out;
+    addrs.insert(json::parse(r.out)["ips"][0]["address"].get<std::string>());
+  }
+  EXPECT_EQ(addrs.size(), static_cast<size_t>(kCount)) << "no address handed out twice";
+  EXPECT_EQ(inHost("ip -o link | grep -c 'master br-cc'").out, std::to_string(kCount) + "\n");
+  std::vector<std::future<Cmd>> dels;
+  for (int i = 0; i < kCount; ++i) {
+    dels.push_back(std::async(std::launch::async, [&, i] { return del(conf, "c" + std::to_string(i), paths[i]); }));
+  }
+  for (auto& f : dels) EXPECT_EQ(f.get().rc, 0);
+  EXPECT_EQ(inHost("ip -o link | grep -c plm || true").out, "0\n");
+  auto allocs = sh("sqlite3 " + state_.path() + "/state/plumb.db \"SELECT count(*) FROM ip_allocs WHERE container_id<>'gateway'; SELECT count(*) FROM attachments; SELECT count(*) FROM ip_free\"").out;
+  EXPECT_EQ(allocs, "0\n0\n1\n") << "no allocation or record left, free space merged back into one span";
+}
+
+TEST_F(Bridge, GcRemovesWhatIsNotValidAndNothingElse) {
+  auto c1 = makeNetns("c1"), c2 = makeNetns("c2");
+  auto conf = bridgeConf("netgc", "br-gc", "198.18.9.0/24", "1.1.0");
+  ASSERT_EQ(add(conf, "c1", c1).rc, 0);
+  ASSERT_EQ(add(conf, "c2", c2).rc, 0);
+  auto gc = conf;
+  gc["cni.dev/valid-attachments"] = {{{"containerID", "c1"}, {"ifname", "eth0"}}};
+  auto r = cni("GC", gc, "", "");
+  EXPECT_EQ(r.rc, 0) << r.out;
+  EXPECT_EQ(in(nsName("c2"), "ip -o link show eth0").rc, 1) << "c2 collected";
+  EXPECT_TRUE(ping(nsName("c1"), "198.18.9.1")) << "c1 untouched";
+  auto dump = storeDump();
+  EXPECT_NE(dump.find("|c1|"), std::string::npos);
+  EXPECT_EQ(dump.find("|c2|"), std::string::npos);
+  // The older key name works too, and an empty list with no records is fine.
+  auto gc2 = conf;
+  gc2["cni.dev/attachments"] = json::array();
+  EXPECT_EQ(cni("GC", gc2, "", "").rc, 0);
+  EXPECT_EQ(storeDump().find("|c1|"), std::string::npos);
+  auto empty = conf;
+  empty["name"] = "netgc-empty";
+  empty["cni.dev/valid-attachments"] = json::array();
+  EXPECT_EQ(cni("GC", empty, "", "").rc, 0);
+}
+
+TEST_F(Bridge, StatusSaysWhenTheBridgeCannotBeUsed) {
+  auto conf = bridgeConf("netst", "br-st", "198.18.10.0/24", "1.1.0");
+  EXPECT_EQ(cni("STATUS", conf, "", "").rc, 0);
+  ASSERT_EQ(inHost("ip link add br-st type veth peer name br-st-peer").rc, 0);
+  auto r = cni("STATUS", conf, "", "");
+  EXPECT_EQ(cniCode(r), 50) << r.out;
+}
+
+TEST_F(Bridge, BadInputChangesNothing) {
+  auto c1 = makeNetns("c1");
+  auto conf = bridgeConf("netbad", "br-bad", "198.18.11.0/30");
+  conf["ipam"]["rangeStart"] = "198.18.11.2";
+  conf["ipam"]["rangeEnd"] = "198.18.11.2";
+  ASSERT_EQ(add(conf, "c1", c1).rc, 0);  // takes the only address
+  auto c2 = makeNetns("c2");
+  auto before = hostSnapshot();
+  struct Case {
+    std::string what;
+    std::function<Cmd()> call;
+    int code;
+  };
+  std::vector<Case> cases = {
+      {"no free address", [&] { return add(conf, "c2", c2); }, 101},
+      {"malformed JSON", [&] { return sh("printf '{\"cniVersion\":' | ip netns exec " + host() + " env CNI_COMMAND=ADD CNI_CONTAINERID=c2 CNI_NETNS=" + c2 + " CNI_IFNAME=eth0 CNI_PATH=/usr/lib/cni " PLUMB_BIN); }, 6},
+      {"unknown version", [&] { auto c = conf; c["cniVersion"] = "0.9.9"; return add(c, "c2", c2); }, 1},
+      {"missing netns", [&] { return cni("ADD", conf, "c2", ""); }, 4},
+      {"netns path that does not exist", [&] { return add(conf, "c2", "/run/netns/plumb-nowhere"); }, 3},
+      {"container id with /", [&] { return add(conf, "c/2", c2); }, 4},
+      {"container id with ..", [&] { return add(conf, "..", c2); }, 4},
+      {"network name with /", [&] { auto c = conf; c["name"] = "net/x"; return add(c, "c2", c2); }, 7},
+      {"16-character ifname", [&] { return add(conf, "c2", c2, "abcdefghijklmnop"); }, 4},
+      {"bad CIDR", [&] { auto c = conf; c["ipam"]["subnet"] = "198.18.11.0/40"; return add(c, "c2", c2); }, 7},
+      {"master that does not exist", [&] { auto c = conf; c["master"] = "nosuch0"; c["ipam"]["subnet"] = "198.18.12.0/24"; c["ipam"].erase("rangeStart"); c["ipam"].erase("rangeEnd"); return add(c, "c2", c2); }, 100},
+  };
+  for (const auto& c : cases) {
+    auto r = c.call();
+    EXPECT_EQ(r.rc, 1) << c.what << ": " << r.out;
+    EXPECT_EQ(cniCode(r), c.code) << c.what << ": " << r.out;
+    auto msg = json::parse(r.out, nullptr, false);
+    ASSERT_TRUE(msg.is_object()) << c.what;
+    EXPECT_EQ(msg["msg"].get<std::string>().find('\n'), std::string::npos) << "one line: " << c.what;
+    EXPECT_EQ(hostSnapshot(), before) << c.what << " changed the host";
+    EXPECT_EQ(in(nsName("c2"), "ip -o link | wc -l").out, "1\n") << c.what << " changed the container";
+  }
+  EXPECT_EQ(del(conf, "c1", c1).rc, 0);
+}
+
+}  // namespace
+}  // namespace plumb::testing

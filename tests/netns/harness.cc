@@ -1,0 +1,105 @@
+#include "harness.h"
+
+#include <unistd.h>
+
+#include <array>
+#include <atomic>
+#include <cstdio>
+#include <fstream>
+
+namespace plumb::testing {
+
+Cmd sh(const std::string& cmd) {
+  Cmd r;
+  FILE* p = popen(cmd.c_str(), "r");
+  if (!p) return r;
+  std::array<char, 4096> buf{};
+  size_t n;
+  while ((n = fread(buf.data(), 1, buf.size(), p)) > 0) r.out.append(buf.data(), n);
+  int status = pclose(p);
+  r.rc = WIFEXITED(status) ? WEXITSTATUS(status) : 128;
+  return r;
+}
+
+std::string shq(const std::string& s) {
+  std::string out = "'";
+  for (char c : s) out += c == '\'' ? std::string("'\\''") : std::string(1, c);
+  return out + "'";
+}
+
+void NetnsTest::SetUp() {
+  ASSERT_EQ(geteuid(), 0u) << "the netns tier needs root";
+  static std::atomic<int> counter{0};
+  prefix_ = "plumb-t" + std::to_string(getpid()) + "-" + std::to_string(counter++);
+  host_ = prefix_ + "-host";
+  ASSERT_EQ(sh("ip netns add " + host_).rc, 0);
+  namespaces_.push_back(host_);
+  in(host_, "ip link set lo up");
+}
+
+void NetnsTest::TearDown() {
+  for (auto it = namespaces_.rbegin(); it != namespaces_.rend(); ++it) sh("ip netns del " + *it + " 2>/dev/null");
+  auto left = sh("ip netns list | grep -c '^" + prefix_ + "' || true");
+  EXPECT_EQ(std::stoi(left.out.empty() ? "0" : left.out), 0) << "namespaces leaked";
+  auto links = sh("ip -o link | grep -E ': (plm|plt|plc)[0-9a-f]{8}' || true");
+  EXPECT_EQ(links.out, "") << "links leaked into the root namespace";
+}
+
+std::string NetnsTest::makeNetns(const std::string& name) {
+  std::string full = nsName(name);
+  EXPECT_EQ(sh("ip netns add " + full).rc, 0);
+  namespaces_.push_back(full);
+  in(full, "ip link set lo up");
+  return "/run/netns/" + full;
+}
+
+Cmd NetnsTest::in(const std::string& ns_name, const std::string& cmd) {
+  return sh("ip netns exec " + ns_name + " sh -c " + shq(cmd) + " 2>&1");
+}
+
+Cmd NetnsTest::cni(const std::string& command, const json& conf, const std::string& cid,
+                   const std::string& netns_path, const std::string& ifname, const std::string& extra_env) {
+  static std::atomic<int> seq{0};
+  std::string file = state_.path() + "/conf-" + std::to_string(seq++) + ".json";
+  {
+    std::ofstream f(file);
+    f << conf.dump();
+  }
+  std::string cmd = "ip netns exec " + host_ + " env CNI_COMMAND=" + command + " CNI_CONTAINERID=" + shq(cid) +
+                    " CNI_NETNS=" + shq(netns_path) + " CNI_IFNAME=" + shq(ifname) + " CNI_PATH=/usr/lib/cni " +
+                    extra_env + " " + PLUMB_BIN + " < " + file;
+  return sh(cmd);
+}
+
+json NetnsTest::bridgeConf(const std::string& name, const std::string& bridge, const std::string& subnet,
+                           const std::string& version) {
+  return {{"cniVersion", version},
+          {"name", name},
+          {"type", "plumb"},
+          {"bridge", bridge},
+          {"isGateway", true},
+          {"dataDir", state_.path() + "/state"},
+          {"ipam", {{"type", "plumb"}, {"subnet", subnet}}}};
+}
+
+std::string NetnsTest::storeDump() {
+  return sh("sqlite3 " + state_.path() + "/state/plumb.db 'SELECT * FROM attachments; SELECT subnet, addr, network, "
+            "container_id, ifname FROM ip_allocs;' 2>/dev/null")
+      .out;
+}
+
+std::string NetnsTest::hostSnapshot() {
+  return inHost("ip -o link | sed 's/ state [A-Z]*//'; ip -o addr; nft list ruleset").out + storeDump();
+}
+
+bool NetnsTest::ping(const std::string& ns_name, const std::string& addr, bool v6) {
+  return in(ns_name, std::string("busybox ping ") + (v6 ? "-6 " : "") + "-c 1 -W 2 " + addr).rc == 0;
+}
+
+int NetnsTest::cniCode(const Cmd& r) {
+  auto j = json::parse(r.out, nullptr, false);
+  if (!j.is_object() || !j.contains("code") || !j["code"].is_number_integer()) return 0;
+  return j["code"].get<int>();
+}
+
+}  // namespace plumb::testing
