@@ -134,8 +134,9 @@ std::string IpPrefix::str() const { return addr_.str() + "/" + std::to_string(le
 
 Result<MacAddr> MacAddr::parse(std::string_view text) {
   std::array<uint8_t, 6> b{};
-  if (text.size() != 17) return fail(Errc::kInvalid, "'" + std::string(text) + "' is not a MAC address");
-  for (int i = 0; i < 6; ++i) {
+  if (text.size() != 17)
+    return fail(Errc::kInvalid, "'" + std::string(text) + "' is not a MAC address");
+  for (size_t i = 0; i < 6; ++i) {
     auto part = text.substr(i * 3, 2);
     if (i < 5 && text[i * 3 + 2] != ':' && text[i * 3 + 2] != '-') {
       return fail(Errc::kInvalid, "'" + std::string(text) + "' is not a MAC address");
@@ -165,8 +166,8 @@ bool MacAddr::isZero() const {
 
 std::string MacAddr::str() const {
   char buf[18];
-  std::snprintf(buf, sizeof(buf), "%02x:%02x:%02x:%02x:%02x:%02x", bytes_[0], bytes_[1], bytes_[2],
-                bytes_[3], bytes_[4], bytes_[5]);
+  (void)std::snprintf(buf, sizeof(buf), "%02x:%02x:%02x:%02x:%02x:%02x", bytes_[0], bytes_[1],
+                      bytes_[2], bytes_[3], bytes_[4], bytes_[5]);
   return buf;
 }
 

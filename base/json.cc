@@ -3,7 +3,9 @@
 namespace plumb::json_read {
 namespace {
 
-std::string name(const std::string& path, const char* key) { return path.empty() ? key : path + "." + key; }
+std::string name(const std::string& path, const char* key) {
+  return path.empty() ? key : path + "." + key;
+}
 
 Status wrongType(const std::string& path, const char* key, const char* type) {
   return fail(Errc::kInvalid, "field '" + name(path, key) + "' must be " + type);
@@ -43,7 +45,8 @@ Status integer(const json& obj, const char* key, int& out, const std::string& pa
   return {};
 }
 
-Status strList(const json& obj, const char* key, std::vector<std::string>& out, const std::string& path) {
+Status strList(const json& obj, const char* key, std::vector<std::string>& out,
+               const std::string& path) {
   auto it = obj.find(key);
   if (it == obj.end() || it->is_null()) return {};
   if (!it->is_array()) return wrongType(path, key, "a list of strings");

@@ -22,7 +22,8 @@ Result<json> parse(std::string_view text);
 Status str(const json& obj, const char* key, std::string& out, const std::string& path = "");
 Status boolean(const json& obj, const char* key, bool& out, const std::string& path = "");
 Status integer(const json& obj, const char* key, int& out, const std::string& path = "");
-Status strList(const json& obj, const char* key, std::vector<std::string>& out, const std::string& path = "");
+Status strList(const json& obj, const char* key, std::vector<std::string>& out,
+               const std::string& path = "");
 // The object or array at key, or nullptr when absent; wrong type fails.
 Result<const json*> object(const json& obj, const char* key, const std::string& path = "");
 Result<const json*> array(const json& obj, const char* key, const std::string& path = "");

@@ -29,7 +29,9 @@ struct Error {
 
   // Prefixes context: wrap("failed to attach eth1") turns "no such bridge" into
   // "failed to attach eth1: no such bridge".
-  Error wrap(const std::string& context) const& { return {code, sys_errno, context + ": " + message}; }
+  Error wrap(const std::string& context) const& {
+    return {code, sys_errno, context + ": " + message};
+  }
   Error wrap(const std::string& context) && {
     message = context + ": " + message;
     return std::move(*this);
@@ -131,9 +133,9 @@ using Status = Result<void>;
 
 // PLUMB_ASSIGN(auto x, expr): declares x from a Result's value, or returns its error. A GNU
 // statement expression (g++ and clang): its temporary needs no unique name.
-#define PLUMB_ASSIGN(decl, expr)                                       \
-  decl = ({                                                            \
-    auto plumb_assign_r_ = (expr);                                     \
+#define PLUMB_ASSIGN(decl, expr)                                          \
+  decl = ({                                                               \
+    auto plumb_assign_r_ = (expr);                                        \
     if (!plumb_assign_r_.ok()) return std::move(plumb_assign_r_).error(); \
-    std::move(plumb_assign_r_).value();                                \
+    std::move(plumb_assign_r_).value();                                   \
   })

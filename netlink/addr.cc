@@ -42,7 +42,8 @@ Status deleteAddress(NlSocket& s, int index, const IpPrefix& prefix) {
   auto st = s.request(m);
   if (!st.ok()) {
     if (st.error().sys_errno == EADDRNOTAVAIL) {
-      return fail(Errc::kNotFound, "address " + prefix.str() + " is not on link " + std::to_string(index));
+      return fail(Errc::kNotFound,
+                  "address " + prefix.str() + " is not on link " + std::to_string(index));
     }
     return std::move(st).error().wrap("failed to delete address " + prefix.str());
   }

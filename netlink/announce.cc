@@ -3,9 +3,9 @@
 #include <arpa/inet.h>
 #include <linux/if_ether.h>
 #include <linux/if_packet.h>
+#include <net/if_arp.h>
 #include <netinet/icmp6.h>
 #include <netinet/in.h>
-#include <net/if_arp.h>
 #include <sys/socket.h>
 
 #include <cstring>
@@ -80,7 +80,8 @@ Status unsolicitedNa(const Netns& ns, int ifindex, const MacAddr& mac, const IpA
 }  // namespace
 
 Status announceAddress(const Netns& ns, int ifindex, const MacAddr& mac, const IpAddr& addr) {
-  return addr.isV4() ? gratuitousArp(ns, ifindex, mac, addr) : unsolicitedNa(ns, ifindex, mac, addr);
+  return addr.isV4() ? gratuitousArp(ns, ifindex, mac, addr)
+                     : unsolicitedNa(ns, ifindex, mac, addr);
 }
 
 }  // namespace plumb::netlink

@@ -33,7 +33,8 @@ class Nft {
   // Runs commands; on failure returns nftables' own message.
   Result<std::string> run(const std::string& cmd, bool json_out = false) {
     if (!ctx_) return fail(Errc::kUnsupported, "libnftables could not start");
-    nft_ctx_output_set_flags(ctx_.get(), json_out ? (NFT_CTX_OUTPUT_JSON | NFT_CTX_OUTPUT_HANDLE) : 0);
+    nft_ctx_output_set_flags(ctx_.get(),
+                             json_out ? (NFT_CTX_OUTPUT_JSON | NFT_CTX_OUTPUT_HANDLE) : 0);
     int rc = nft_run_cmd_from_buffer(ctx_.get(), cmd.c_str());
     std::string out = nft_ctx_get_output_buffer(ctx_.get());
     std::string err = nft_ctx_get_error_buffer(ctx_.get());
@@ -82,7 +83,8 @@ std::vector<RuleRef> findTagged(Nft& nft, const std::string& family, const std::
         !handle->is_number_integer()) {
       continue;
     }
-    if (comment->get<std::string>() == tag) out.push_back({family, table, chain, handle->get<long long>()});
+    if (comment->get<std::string>() == tag)
+      out.push_back({family, table, chain, handle->get<long long>()});
   }
   return out;
 }
@@ -90,7 +92,8 @@ std::vector<RuleRef> findTagged(Nft& nft, const std::string& family, const std::
 Status removeTagged(Nft& nft, const std::vector<RuleRef>& rules) {
   std::string cmd;
   for (const auto& r : rules) {
-    cmd += "delete rule " + r.family + " " + r.table + " " + r.chain + " handle " + std::to_string(r.handle) + "\n";
+    cmd += "delete rule " + r.family + " " + r.table + " " + r.chain + " handle " +
+           std::to_string(r.handle) + "\n";
   }
   if (cmd.empty()) return {};
   auto done = nft.run(cmd);
@@ -98,7 +101,8 @@ Status removeTagged(Nft& nft, const std::vector<RuleRef>& rules) {
   return {};
 }
 
-bool chainExists(Nft& nft, const std::string& family, const std::string& table, const std::string& chain) {
+bool chainExists(Nft& nft, const std::string& family, const std::string& table,
+                 const std::string& chain) {
   return nft.run("list chain " + family + " " + table + " " + chain, true).ok();
 }
 
@@ -114,7 +118,8 @@ std::string masqTag(const std::string& owner, const IpPrefix& subnet) {
 const char* kPlumbTable =
     "add table inet plumb\n"
     "add chain inet plumb forward { type filter hook forward priority filter; policy accept; }\n"
-    "add chain inet plumb postrouting { type nat hook postrouting priority srcnat; policy accept; }\n";
+    "add chain inet plumb postrouting { type nat hook postrouting priority srcnat; policy accept; "
+    "}\n";
 
 }  // namespace
 
@@ -126,23 +131,27 @@ std::string missingRules(Nft& nft, const BridgeRules& rules) {
   std::string cmd;
   // Our own chain documents intent and serves rulesets that accept by default elsewhere.
   if (findTagged(nft, "inet", "plumb", "forward", tag).empty()) {
-    cmd += "add rule inet plumb forward iifname \"" + rules.bridge + "\" accept comment \"" + tag + "\"\n";
-    cmd += "add rule inet plumb forward oifname \"" + rules.bridge + "\" accept comment \"" + tag + "\"\n";
+    cmd += "add rule inet plumb forward iifname \"" + rules.bridge + "\" accept comment \"" + tag +
+           "\"\n";
+    cmd += "add rule inet plumb forward oifname \"" + rules.bridge + "\" accept comment \"" + tag +
+           "\"\n";
   }
   for (const auto& [family, table] : kIptablesForward) {
     if (!chainExists(nft, family, table, "FORWARD")) continue;
     if (!findTagged(nft, family, table, "FORWARD", tag).empty()) continue;
     // insert: ahead of the chain's own rules, as Docker places DOCKER-USER.
-    cmd += "insert rule " + family + " " + table + " FORWARD oifname \"" + rules.bridge + "\" accept comment \"" + tag + "\"\n";
-    cmd += "insert rule " + family + " " + table + " FORWARD iifname \"" + rules.bridge + "\" accept comment \"" + tag + "\"\n";
+    cmd += "insert rule " + family + " " + table + " FORWARD oifname \"" + rules.bridge +
+           "\" accept comment \"" + tag + "\"\n";
+    cmd += "insert rule " + family + " " + table + " FORWARD iifname \"" + rules.bridge +
+           "\" accept comment \"" + tag + "\"\n";
   }
   for (const auto& subnet : rules.masquerade) {
     std::string mtag = masqTag(rules.owner, subnet);
     if (!findTagged(nft, "inet", "plumb", "postrouting", mtag).empty()) continue;
     std::string net = subnet.network().str();
     std::string fam = subnet.isV4() ? "ip" : "ip6";
-    cmd += "add rule inet plumb postrouting " + fam + " saddr " + net + " " + fam + " daddr != " + net +
-           " masquerade comment \"" + mtag + "\"\n";
+    cmd += "add rule inet plumb postrouting " + fam + " saddr " + net + " " + fam +
+           " daddr != " + net + " masquerade comment \"" + mtag + "\"\n";
   }
   return cmd;
 }
@@ -161,7 +170,9 @@ Status Firewall::ensure(const BridgeRules& rules) {
   std::string cmd = missingRules(nft, rules);
   if (cmd.empty()) return {};
   auto done = nft.run(kPlumbTable + cmd);
-  if (!done.ok()) return std::move(done).error().wrap("failed to install forwarding rules for bridge " + rules.bridge);
+  if (!done.ok())
+    return std::move(done).error().wrap("failed to install forwarding rules for bridge " +
+                                        rules.bridge);
   return {};
 }
 
@@ -175,13 +186,15 @@ Status Firewall::revokeBridge(const std::string& bridge) {
     rules.insert(rules.end(), more.begin(), more.end());
   }
   auto st = removeTagged(nft, rules);
-  if (!st.ok()) return std::move(st).error().wrap("failed to remove forwarding rules of bridge " + bridge);
+  if (!st.ok())
+    return std::move(st).error().wrap("failed to remove forwarding rules of bridge " + bridge);
   return {};
 }
 
 Status Firewall::unmasquerade(const std::string& owner, const IpPrefix& subnet) {
   Nft nft;
-  auto st = removeTagged(nft, findTagged(nft, "inet", "plumb", "postrouting", masqTag(owner, subnet)));
+  auto st =
+      removeTagged(nft, findTagged(nft, "inet", "plumb", "postrouting", masqTag(owner, subnet)));
   if (!st.ok()) return std::move(st).error().wrap("failed to remove masquerade of " + subnet.str());
   return {};
 }

@@ -16,7 +16,8 @@ Status validateIfname(const std::string& name) {
   if (name.size() >= IFNAMSIZ) {
     return fail(Errc::kInvalid, "interface name '" + name + "' is longer than 15 characters");
   }
-  if (name == "." || name == "..") return fail(Errc::kInvalid, "interface name '" + name + "' is not allowed");
+  if (name == "." || name == "..")
+    return fail(Errc::kInvalid, "interface name '" + name + "' is not allowed");
   for (char c : name) {
     if (c == '/' || c == ':' || c == ' ' || c == '\t' || c == '\n' || c == '\r' || c == '\0') {
       return fail(Errc::kInvalid, "interface name '" + name + "' holds a character not allowed");
@@ -33,17 +34,24 @@ Result<MacvlanMode> parseMacvlanMode(const std::string& s) {
   if (s == "vepa") return MacvlanMode::kVepa;
   if (s == "passthru") return MacvlanMode::kPassthru;
   if (s == "source") return MacvlanMode::kSource;
-  return fail(Errc::kInvalid, "unknown macvlan mode '" + s + "' (bridge, private, vepa, passthru, source)");
+  return fail(Errc::kInvalid,
+              "unknown macvlan mode '" + s + "' (bridge, private, vepa, passthru, source)");
 }
 
 std::string macvlanModeName(uint32_t mode) {
   switch (mode) {
-    case MACVLAN_MODE_PRIVATE: return "private";
-    case MACVLAN_MODE_VEPA: return "vepa";
-    case MACVLAN_MODE_BRIDGE: return "bridge";
-    case MACVLAN_MODE_PASSTHRU: return "passthru";
-    case MACVLAN_MODE_SOURCE: return "source";
-    default: return "unknown";
+    case MACVLAN_MODE_PRIVATE:
+      return "private";
+    case MACVLAN_MODE_VEPA:
+      return "vepa";
+    case MACVLAN_MODE_BRIDGE:
+      return "bridge";
+    case MACVLAN_MODE_PASSTHRU:
+      return "passthru";
+    case MACVLAN_MODE_SOURCE:
+      return "source";
+    default:
+      return "unknown";
   }
 }
 
@@ -172,7 +180,8 @@ Result<LinkInfo> parseLink(const nlmsghdr* nlh) {
         if (mnl_attr_validate(attr, MNL_TYPE_NUL_STRING) == 0) info.name = mnl_attr_get_str(attr);
         break;
       case IFLA_MTU:
-        if (mnl_attr_validate(attr, MNL_TYPE_U32) == 0) info.mtu = static_cast<int>(mnl_attr_get_u32(attr));
+        if (mnl_attr_validate(attr, MNL_TYPE_U32) == 0)
+          info.mtu = static_cast<int>(mnl_attr_get_u32(attr));
         break;
       case IFLA_ADDRESS:
       case IFLA_PERM_ADDRESS:
@@ -186,10 +195,12 @@ Result<LinkInfo> parseLink(const nlmsghdr* nlh) {
         if (mnl_attr_validate(attr, MNL_TYPE_NUL_STRING) == 0) info.alias = mnl_attr_get_str(attr);
         break;
       case IFLA_MASTER:
-        if (mnl_attr_validate(attr, MNL_TYPE_U32) == 0) info.master = static_cast<int>(mnl_attr_get_u32(attr));
+        if (mnl_attr_validate(attr, MNL_TYPE_U32) == 0)
+          info.master = static_cast<int>(mnl_attr_get_u32(attr));
         break;
       case IFLA_LINK:
-        if (mnl_attr_validate(attr, MNL_TYPE_U32) == 0) info.parent = static_cast<int>(mnl_attr_get_u32(attr));
+        if (mnl_attr_validate(attr, MNL_TYPE_U32) == 0)
+          info.parent = static_cast<int>(mnl_attr_get_u32(attr));
         break;
       case IFLA_OPERSTATE:
         if (mnl_attr_validate(attr, MNL_TYPE_U8) == 0) info.oper_state = mnl_attr_get_u8(attr);

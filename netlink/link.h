@@ -33,7 +33,13 @@ struct LinkInfo {
   bool up() const;
 };
 
-enum class MacvlanMode : uint32_t { kPrivate = 1, kVepa = 2, kBridge = 4, kPassthru = 8, kSource = 16 };
+enum class MacvlanMode : uint32_t {
+  kPrivate = 1,
+  kVepa = 2,
+  kBridge = 4,
+  kPassthru = 8,
+  kSource = 16
+};
 Result<MacvlanMode> parseMacvlanMode(const std::string& s);
 std::string macvlanModeName(uint32_t mode);
 

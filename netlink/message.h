@@ -13,7 +13,8 @@ namespace plumb::netlink {
 template <class F>
 void forEachAttr(const void* start, const void* tail, F&& f) {
   const auto* attr = static_cast<const nlattr*>(start);
-  while (mnl_attr_ok(attr, static_cast<int>(static_cast<const char*>(tail) - reinterpret_cast<const char*>(attr)))) {
+  while (mnl_attr_ok(attr, static_cast<int>(static_cast<const char*>(tail) -
+                                            reinterpret_cast<const char*>(attr)))) {
     f(attr);
     attr = mnl_attr_next(attr);
   }

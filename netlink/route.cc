@@ -15,7 +15,8 @@ void buildRoute(Message& m, const Route& r) {
   auto* rtm = m.putHeader<rtmsg>();
   rtm->rtm_family = static_cast<uint8_t>(r.dst.addr().family());
   rtm->rtm_dst_len = static_cast<uint8_t>(r.dst.len());
-  rtm->rtm_table = r.table < 256 ? static_cast<uint8_t>(r.table) : static_cast<uint8_t>(RT_TABLE_UNSPEC);
+  rtm->rtm_table =
+      r.table < 256 ? static_cast<uint8_t>(r.table) : static_cast<uint8_t>(RT_TABLE_UNSPEC);
   rtm->rtm_protocol = r.protocol;
   rtm->rtm_scope = r.scope;
   rtm->rtm_type = r.type;
@@ -52,7 +53,8 @@ Status deleteRoute(NlSocket& s, const Route& r) {
   rtm->rtm_protocol = 0;
   auto st = s.request(m);
   if (!st.ok()) {
-    if (st.error().sys_errno == ESRCH) return fail(Errc::kNotFound, "route " + describe(r) + " does not exist");
+    if (st.error().sys_errno == ESRCH)
+      return fail(Errc::kNotFound, "route " + describe(r) + " does not exist");
     return std::move(st).error().wrap("failed to delete route " + describe(r));
   }
   return {};
@@ -79,16 +81,20 @@ Result<std::vector<Route>> listRoutes(NlSocket& s, int family, uint32_t table) {
         forEachAttr(nlh, sizeof(*rt), [&](const nlattr* attr) {
           switch (mnl_attr_get_type(attr)) {
             case RTA_DST:
-              if (mnl_attr_get_payload_len(attr) == want) dst = IpAddr::fromBytes(rt->rtm_family, mnl_attr_get_payload(attr));
+              if (mnl_attr_get_payload_len(attr) == want)
+                dst = IpAddr::fromBytes(rt->rtm_family, mnl_attr_get_payload(attr));
               break;
             case RTA_GATEWAY:
-              if (mnl_attr_get_payload_len(attr) == want) r.gateway = IpAddr::fromBytes(rt->rtm_family, mnl_attr_get_payload(attr));
+              if (mnl_attr_get_payload_len(attr) == want)
+                r.gateway = IpAddr::fromBytes(rt->rtm_family, mnl_attr_get_payload(attr));
               break;
             case RTA_PREFSRC:
-              if (mnl_attr_get_payload_len(attr) == want) r.src = IpAddr::fromBytes(rt->rtm_family, mnl_attr_get_payload(attr));
+              if (mnl_attr_get_payload_len(attr) == want)
+                r.src = IpAddr::fromBytes(rt->rtm_family, mnl_attr_get_payload(attr));
               break;
             case RTA_OIF:
-              if (mnl_attr_validate(attr, MNL_TYPE_U32) == 0) r.oif = static_cast<int>(mnl_attr_get_u32(attr));
+              if (mnl_attr_validate(attr, MNL_TYPE_U32) == 0)
+                r.oif = static_cast<int>(mnl_attr_get_u32(attr));
               break;
             case RTA_PRIORITY:
               if (mnl_attr_validate(attr, MNL_TYPE_U32) == 0) r.metric = mnl_attr_get_u32(attr);

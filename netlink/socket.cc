@@ -26,7 +26,8 @@ std::string extAckMessage(const nlmsghdr* nlh) {
   const char* base = static_cast<const char*>(mnl_nlmsg_get_payload(nlh));
   std::string out;
   forEachAttr(base + offset, base + payload, [&](const nlattr* attr) {
-    if (mnl_attr_get_type(attr) == NLMSGERR_ATTR_MSG && mnl_attr_validate(attr, MNL_TYPE_NUL_STRING) == 0) {
+    if (mnl_attr_get_type(attr) == NLMSGERR_ATTR_MSG &&
+        mnl_attr_validate(attr, MNL_TYPE_NUL_STRING) == 0) {
       out = mnl_attr_get_str(attr);
     }
   });
@@ -38,7 +39,10 @@ std::string extAckMessage(const nlmsghdr* nlh) {
 NlSocket::NlSocket(mnl_socket* nl) : nl_(nl), buf_(32768) {}
 
 NlSocket::NlSocket(NlSocket&& o) noexcept
-    : nl_(std::exchange(o.nl_, nullptr)), portid_(o.portid_), seq_(o.seq_), buf_(std::move(o.buf_)) {}
+    : nl_(std::exchange(o.nl_, nullptr)),
+      portid_(o.portid_),
+      seq_(o.seq_),
+      buf_(std::move(o.buf_)) {}
 
 NlSocket& NlSocket::operator=(NlSocket&& o) noexcept {
   if (this != &o) {

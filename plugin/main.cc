@@ -24,8 +24,11 @@ int runCni() {
   }
   in.input.assign(std::istreambuf_iterator<char>(std::cin), std::istreambuf_iterator<char>());
   auto out = plumb::cni::run(in);
-  std::fwrite(out.text.data(), 1, out.text.size(), stdout);
-  std::fflush(stdout);
+  // A runtime that cannot read the answer must not take silence for success.
+  if (std::fwrite(out.text.data(), 1, out.text.size(), stdout) != out.text.size() ||
+      std::fflush(stdout) != 0) {
+    return 1;
+  }
   return out.exit_code;
 }
 

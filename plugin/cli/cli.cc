@@ -39,27 +39,37 @@ int list(const std::string& state_dir, bool as_json) {
       auto detail = nlohmann::json::parse(r.detail, nullptr, false);
       if (detail.is_object() && detail.contains("addresses") && detail["addresses"].is_array()) {
         for (const auto& a : detail["addresses"]) {
-          if (a.is_object() && a.contains("address") && a["address"].is_string()) addrs.push_back(a["address"]);
+          if (a.is_object() && a.contains("address") && a["address"].is_string())
+            addrs.push_back(a["address"]);
         }
       }
     }
-    out.push_back({{"network", r.key.network}, {"container", r.key.container_id}, {"ifname", r.key.ifname},
-                   {"netns", r.netns}, {"mode", r.mode}, {"via", r.bridge}, {"hostIfname", r.host_ifname},
-                   {"mac", r.mac}, {"addresses", addrs}, {"frontend", r.frontend}, {"state", r.state}});
+    out.push_back({{"network", r.key.network},
+                   {"container", r.key.container_id},
+                   {"ifname", r.key.ifname},
+                   {"netns", r.netns},
+                   {"mode", r.mode},
+                   {"via", r.bridge},
+                   {"hostIfname", r.host_ifname},
+                   {"mac", r.mac},
+                   {"addresses", addrs},
+                   {"frontend", r.frontend},
+                   {"state", r.state}});
   }
   if (as_json) {
     std::cout << out.dump(2) << "\n";
     return 0;
   }
-  std::printf("%-16s %-24s %-8s %-8s %-12s %-18s %s\n", "NETWORK", "CONTAINER", "IFNAME", "MODE", "VIA", "MAC",
-              "ADDRESSES");
+  std::printf("%-16s %-24s %-8s %-8s %-12s %-18s %s\n", "NETWORK", "CONTAINER", "IFNAME", "MODE",
+              "VIA", "MAC", "ADDRESSES");
   for (const auto& e : out) {
     std::string addrs;
     for (const auto& a : e["addresses"]) addrs += (addrs.empty() ? "" : ",") + a.get<std::string>();
-    std::printf("%-16s %-24.24s %-8s %-8s %-12s %-18s %s\n", e["network"].get<std::string>().c_str(),
-                e["container"].get<std::string>().c_str(), e["ifname"].get<std::string>().c_str(),
-                e["mode"].get<std::string>().c_str(), e["via"].get<std::string>().c_str(),
-                e["mac"].get<std::string>().c_str(), addrs.c_str());
+    std::printf("%-16s %-24.24s %-8s %-8s %-12s %-18s %s\n",
+                e["network"].get<std::string>().c_str(), e["container"].get<std::string>().c_str(),
+                e["ifname"].get<std::string>().c_str(), e["mode"].get<std::string>().c_str(),
+                e["via"].get<std::string>().c_str(), e["mac"].get<std::string>().c_str(),
+                addrs.c_str());
   }
   return 0;
 }
@@ -67,14 +77,16 @@ int list(const std::string& state_dir, bool as_json) {
 }  // namespace
 
 int run(int argc, char** argv) {
-  CLI::App app{"plumb: container networking (CNI plugin, Docker driver, pipework-style CLI)", "plumb"};
+  CLI::App app{"plumb: container networking (CNI plugin, Docker driver, pipework-style CLI)",
+               "plumb"};
   app.set_version_flag("--version", "plumb 0.1.0");
   std::string state_dir = defaultStateDir();
   app.add_option("--state-dir", state_dir, "where plumb keeps its state")->capture_default_str();
   app.require_subcommand(1);
   bool as_json = false;
   app.fallthrough();  // global options may also follow the subcommand
-  auto* ls = app.add_subcommand("ls", "list every attachment plumb knows, whichever front end made it");
+  auto* ls =
+      app.add_subcommand("ls", "list every attachment plumb knows, whichever front end made it");
   ls->add_flag("--json", as_json, "print JSON");
   try {
     app.parse(argc, argv);

@@ -31,12 +31,23 @@ using Outcome = std::variant<std::string, CniError>;  // stdout text or an error
 CniError fromError(const Error& e, int fallback = kFailed) {
   int code = fallback;
   switch (e.code) {
-    case Errc::kDecode: code = kDecodeFailure; break;
-    case Errc::kInvalid: code = kInvalidConfig; break;
-    case Errc::kIo: code = kIoFailure; break;
-    case Errc::kTryAgain: code = kTryAgainLater; break;
-    case Errc::kExists: code = kAlreadyExists; break;
-    default: break;
+    case Errc::kDecode:
+      code = kDecodeFailure;
+      break;
+    case Errc::kInvalid:
+      code = kInvalidConfig;
+      break;
+    case Errc::kIo:
+      code = kIoFailure;
+      break;
+    case Errc::kTryAgain:
+      code = kTryAgainLater;
+      break;
+    case Errc::kExists:
+      code = kAlreadyExists;
+      break;
+    default:
+      break;
   }
   return {code, e.message, ""};
 }
@@ -71,7 +82,8 @@ Result<CniArgs> parseCniArgs(const std::string& text) {
   while (std::getline(ss, item, ';')) {
     if (item.empty()) continue;
     auto eq = item.find('=');
-    if (eq == std::string::npos) return fail(Errc::kInvalid, "CNI_ARGS entry '" + item + "' is not KEY=VALUE");
+    if (eq == std::string::npos)
+      return fail(Errc::kInvalid, "CNI_ARGS entry '" + item + "' is not KEY=VALUE");
     pairs.emplace_back(item.substr(0, eq), item.substr(eq + 1));
   }
   for (const auto& [k, v] : pairs) {
@@ -101,7 +113,9 @@ struct Call {
   CniArgs args;
   std::unique_ptr<core::Store> store;
   core::AttachmentKey key() const { return {conf.name, container_id, ifname}; }
-  bool builtinIpam() const { return conf.has_ipam && (conf.ipam.type.empty() || conf.ipam.type == "plumb"); }
+  bool builtinIpam() const {
+    return conf.has_ipam && (conf.ipam.type.empty() || conf.ipam.type == "plumb");
+  }
   bool delegatedIpam() const { return conf.has_ipam && !builtinIpam(); }
 };
 
@@ -122,7 +136,10 @@ CniError delegatedFailure(const Call& c, const PluginRun& run) {
     (void)json_read::str(*j, "details", details);
     return {code, "ipam plugin " + c.conf.ipam.type + ": " + msg, details};
   }
-  return {kFailed, "ipam plugin " + c.conf.ipam.type + " failed with exit code " + std::to_string(run.exit_code), ""};
+  return {
+      kFailed,
+      "ipam plugin " + c.conf.ipam.type + " failed with exit code " + std::to_string(run.exit_code),
+      ""};
 }
 
 Result<IpAddr> parseRequestedIp(const std::string& text) {
@@ -144,7 +161,9 @@ Outcome runIpamAdd(Call& c, IpamOutcome& out) {
     if (!run.ok()) return fromError(run.error());
     if (run->exit_code != 0) return delegatedFailure(c, *run);
     auto j = json_read::parse(run->out);
-    if (!j.ok()) return CniError{kDecodeFailure, "ipam plugin " + c.conf.ipam.type + " returned malformed JSON", ""};
+    if (!j.ok())
+      return CniError{kDecodeFailure,
+                      "ipam plugin " + c.conf.ipam.type + " returned malformed JSON", ""};
     auto st = fromJson(*j, out.result);
     if (!st.ok()) return fromError(st.error());
     out.delegated = true;
@@ -153,7 +172,8 @@ Outcome runIpamAdd(Call& c, IpamOutcome& out) {
   core::IpamRequest req;
   req.owner = c.key();
   req.range_sets = c.conf.runtime_ip_ranges ? *c.conf.runtime_ip_ranges : c.conf.ipam.ranges;
-  if (req.range_sets.empty()) return CniError{kInvalidConfig, "ipam needs \"ranges\" or \"subnet\"", ""};
+  if (req.range_sets.empty())
+    return CniError{kInvalidConfig, "ipam needs \"ranges\" or \"subnet\"", ""};
   std::vector<std::string> wanted = c.args.ips;
   wanted.insert(wanted.end(), c.conf.args_ips.begin(), c.conf.args_ips.end());
   wanted.insert(wanted.end(), c.conf.runtime_ips.begin(), c.conf.runtime_ips.end());
@@ -165,7 +185,8 @@ Outcome runIpamAdd(Call& c, IpamOutcome& out) {
   core::Ipam ipam(*c.store);
   auto got = ipam.allocate(req);
   if (!got.ok()) {
-    if (got.error().code == Errc::kTryAgain) return CniError{kAddressExhausted, got.error().message, ""};
+    if (got.error().code == Errc::kTryAgain)
+      return CniError{kAddressExhausted, got.error().message, ""};
     return fromError(got.error());
   }
   for (const auto& a : *got) out.result.ips.push_back({a.address, a.gateway, std::nullopt});
@@ -179,7 +200,8 @@ void releaseIpam(Call& c) {
     if (!st.ok()) log::get("cni")->warn("{}", st.error().message);
   } else if (c.delegatedIpam()) {
     auto run = delegate(c, "DEL");
-    if (!run.ok() || run->exit_code != 0) log::get("cni")->warn("ipam plugin {} DEL failed", c.conf.ipam.type);
+    if (!run.ok() || run->exit_code != 0)
+      log::get("cni")->warn("ipam plugin {} DEL failed", c.conf.ipam.type);
   }
 }
 
@@ -190,7 +212,8 @@ Result<core::Plan> planFor(const NetConf& conf, const CniResult& ips) {
     p.hairpin = conf.hairpin_mode;
     p.promisc = conf.promisc_mode;
     for (const auto& ip : ips.ips) {
-      if (conf.is_gateway && ip.gateway) p.gateway_addresses.emplace_back(*ip.gateway, ip.address.len());
+      if (conf.is_gateway && ip.gateway)
+        p.gateway_addresses.emplace_back(*ip.gateway, ip.address.len());
       if (conf.ip_masq) p.masquerade.push_back(ip.address.network());
     }
     return core::Plan(p);
@@ -200,7 +223,8 @@ Result<core::Plan> planFor(const NetConf& conf, const CniResult& ips) {
     return core::Plan(core::MacvlanPlan{conf.master, conf.macvlan_mode});
   }
   if (conf.mode == "ovs") return core::Plan(core::OvsPlan{conf.bridge, std::nullopt});
-  if (conf.mode == "sriov") return core::Plan(core::SriovPlan{conf.master, std::nullopt, conf.pci_bus_id});
+  if (conf.mode == "sriov")
+    return core::Plan(core::SriovPlan{conf.master, std::nullopt, conf.pci_bus_id});
   return core::Plan(core::PassthroughPlan{conf.device, std::nullopt, conf.pci_bus_id});
 }
 
@@ -222,7 +246,8 @@ Result<core::AttachRequest> requestFor(const Call& c, const CniResult& ipam_resu
   std::optional<IpAddr> gw4, gw6;
   for (const auto& ip : ipam_result.ips) {
     req.addresses.push_back({ip.address, ip.gateway});
-    if (ip.gateway) (ip.address.isV4() ? gw4 : gw6) = (ip.address.isV4() ? gw4 : gw6).value_or(*ip.gateway);
+    if (ip.gateway)
+      (ip.address.isV4() ? gw4 : gw6) = (ip.address.isV4() ? gw4 : gw6).value_or(*ip.gateway);
   }
   for (const auto& r : ipam_result.routes) {
     core::RouteSpec rs{r.dst, r.gw, r.mtu, r.priority, std::nullopt, false};
@@ -247,8 +272,10 @@ Outcome cmdAdd(Call& c) {
   auto existing = c.store->findAttachment(c.key());
   if (!existing.ok()) return fromError(existing.error());
   if (*existing) {
-    return CniError{kAlreadyExists, "container " + c.container_id + " already has interface " + c.ifname +
-                                        " on network " + c.conf.name + " (DEL it first)", ""};
+    return CniError{kAlreadyExists,
+                    "container " + c.container_id + " already has interface " + c.ifname +
+                        " on network " + c.conf.name + " (DEL it first)",
+                    ""};
   }
   IpamOutcome ipam;
   auto ipam_st = runIpamAdd(c, ipam);
@@ -277,8 +304,8 @@ Outcome cmdAdd(Call& c) {
     out.interfaces.push_back({attached->host->name, attached->host->mac, "", attached->host->mtu});
     ctr_index = base + 1;
   }
-  out.interfaces.push_back({attached->container.name, attached->container.mac, attached->container.sandbox,
-                            attached->container.mtu});
+  out.interfaces.push_back({attached->container.name, attached->container.mac,
+                            attached->container.sandbox, attached->container.mtu});
   for (const auto& a : attached->addresses) out.ips.push_back({a.address, a.gateway, ctr_index});
   for (const auto& r : attached->routes) out.routes.push_back({r.dst, r.gateway, r.mtu, r.metric});
   if (!c.conf.dns.empty()) out.dns = c.conf.dns;
@@ -291,7 +318,8 @@ Outcome cmdDel(Call& c) {
   core::DetachRequest req{c.key(), c.netns, {}};
   if (c.conf.ip_masq) {
     // The subnets the network masquerades: its ranges, and what a prevResult says it got.
-    for (const auto& set : c.conf.runtime_ip_ranges ? *c.conf.runtime_ip_ranges : c.conf.ipam.ranges) {
+    for (const auto& set :
+         c.conf.runtime_ip_ranges ? *c.conf.runtime_ip_ranges : c.conf.ipam.ranges) {
       for (const auto& r : set) req.masquerade.push_back(r.subnet.network());
     }
     if (c.conf.prev_result) {
@@ -322,17 +350,21 @@ Outcome cmdCheck(Call& c) {
     }
     req.addresses.push_back({ip.address, ip.gateway});
   }
-  for (const auto& r : prev.routes) req.routes.push_back({r.dst, r.gw, r.mtu, r.priority, std::nullopt, false});
+  for (const auto& r : prev.routes)
+    req.routes.push_back({r.dst, r.gw, r.mtu, r.priority, std::nullopt, false});
   core::Engine engine(*c.store);
   auto st = engine.check(req);
-  if (!st.ok()) return CniError{kFailed, "check of " + c.ifname + " failed: " + st.error().message, ""};
+  if (!st.ok())
+    return CniError{kFailed, "check of " + c.ifname + " failed: " + st.error().message, ""};
   if (c.builtinIpam()) {
     auto held = core::Ipam(*c.store).lookup(c.key());
     if (!held.ok()) return fromError(held.error());
     for (const auto& a : req.addresses) {
       bool found = false;
       for (const auto& h : *held) found |= h.address.addr() == a.address.addr();
-      if (!found) return CniError{kFailed, "address " + a.address.str() + " is not allocated to this container", ""};
+      if (!found)
+        return CniError{kFailed,
+                        "address " + a.address.str() + " is not allocated to this container", ""};
     }
   } else if (c.delegatedIpam()) {
     auto run = delegate(c, "CHECK");
@@ -375,7 +407,9 @@ Outcome cmdGc(Call& c) {
 
 Outcome cmdStatus(Call& c) {
   auto probe = c.store->listAttachments(c.conf.name);
-  if (!probe.ok()) return CniError{kPluginNotAvailable, "store " + c.store->path() + " cannot be used: " + probe.error().message, ""};
+  if (!probe.ok())
+    return CniError{kPluginNotAvailable,
+                    "store " + c.store->path() + " cannot be used: " + probe.error().message, ""};
   auto sock = netlink::NlSocket::open();
   if (!sock.ok()) return CniError{kPluginNotAvailable, sock.error().message, ""};
   if (c.conf.mode == "bridge") {
@@ -383,10 +417,13 @@ Outcome cmdStatus(Call& c) {
     if (br.ok() && br->kind != "bridge") {
       return CniError{kPluginNotAvailable, c.conf.bridge + " exists and is not a bridge", ""};
     }
-    if (!br.ok() && br.error().code != Errc::kNotFound) return CniError{kPluginNotAvailable, br.error().message, ""};
+    if (!br.ok() && br.error().code != Errc::kNotFound)
+      return CniError{kPluginNotAvailable, br.error().message, ""};
   } else if (c.conf.mode == "macvlan") {
     auto m = netlink::getLink(*sock, c.conf.master);
-    if (!m.ok()) return CniError{kPluginNotAvailable, "master " + c.conf.master + " cannot be used: " + m.error().message, ""};
+    if (!m.ok())
+      return CniError{kPluginNotAvailable,
+                      "master " + c.conf.master + " cannot be used: " + m.error().message, ""};
   }
   if (c.delegatedIpam()) {
     auto run = delegate(c, "STATUS");
@@ -401,7 +438,9 @@ Output versionInfo(const Invocation& in) {
   if (!in.input.empty()) {
     auto j = json_read::parse(in.input);
     std::string asked;
-    if (j.ok() && j->is_object() && json_read::str(*j, "cniVersion", asked).ok() && isSupported(asked)) version = asked;
+    if (j.ok() && j->is_object() && json_read::str(*j, "cniVersion", asked).ok() &&
+        isSupported(asked))
+      version = asked;
   }
   json out = {{"cniVersion", version}, {"supportedVersions", supportedVersions()}};
   return {0, out.dump()};
@@ -414,7 +453,8 @@ Output run(const Invocation& in) {
   if (command == "VERSION") return versionInfo(in);
   static const std::set<std::string> kCommands = {"ADD", "DEL", "CHECK", "GC", "STATUS"};
   if (command.empty()) return errorOutput({kInvalidEnvironment, "CNI_COMMAND is not set", ""}, "");
-  if (!kCommands.count(command)) return errorOutput({kInvalidEnvironment, "unknown CNI_COMMAND " + command, ""}, "");
+  if (!kCommands.count(command))
+    return errorOutput({kInvalidEnvironment, "unknown CNI_COMMAND " + command, ""}, "");
 
   auto conf = parseNetConf(in.input);
   if (!conf.ok()) {
@@ -422,36 +462,59 @@ Output run(const Invocation& in) {
     int code = e.code == Errc::kDecode ? kDecodeFailure : kInvalidConfig;
     return errorOutput({code, "failed to read the network configuration: " + e.message, ""}, "");
   }
-  Call c{in, std::move(conf).value(), command, envOr(in, "CNI_CONTAINERID"), envOr(in, "CNI_NETNS"),
-         envOr(in, "CNI_IFNAME"), envOr(in, "CNI_PATH"), {}, nullptr};
+  Call c{in,
+         std::move(conf).value(),
+         command,
+         envOr(in, "CNI_CONTAINERID"),
+         envOr(in, "CNI_NETNS"),
+         envOr(in, "CNI_IFNAME"),
+         envOr(in, "CNI_PATH"),
+         {},
+         nullptr};
   const std::string& v = c.conf.cni_version;
   if (!isSupported(v)) {
     std::string list;
     for (const auto& s : supportedVersions()) list += (list.empty() ? "" : ", ") + s;
-    return errorOutput({kIncompatibleVersion, "incompatible CNI versions: config is \"" + v + "\", plumb supports [" + list + "]", ""}, "");
+    return errorOutput(
+        {kIncompatibleVersion,
+         "incompatible CNI versions: config is \"" + v + "\", plumb supports [" + list + "]", ""},
+        "");
   }
   if ((command == "GC" || command == "STATUS") && compareVersions(v, "1.1.0") < 0) {
-    return errorOutput({kIncompatibleVersion, "config version " + v + " does not allow " + command, ""}, v);
+    return errorOutput(
+        {kIncompatibleVersion, "config version " + v + " does not allow " + command, ""}, v);
   }
   if (command == "CHECK" && compareVersions(v, "0.4.0") < 0) {
-    return errorOutput({kIncompatibleVersion, "config version " + v + " does not allow CHECK", ""}, v);
+    return errorOutput({kIncompatibleVersion, "config version " + v + " does not allow CHECK", ""},
+                       v);
   }
   log::configure(c.conf.log_file, c.conf.log_level);
 
   if (c.conf.name.empty() || !validId(c.conf.name)) {
-    return errorOutput({kInvalidConfig, "network name '" + c.conf.name + "' is not valid (letters, digits, '_', '.', '-')", ""}, v);
+    return errorOutput(
+        {kInvalidConfig,
+         "network name '" + c.conf.name + "' is not valid (letters, digits, '_', '.', '-')", ""},
+        v);
   }
   bool per_container = command == "ADD" || command == "DEL" || command == "CHECK";
   if (per_container) {
-    if (c.container_id.empty()) return errorOutput({kInvalidEnvironment, "CNI_CONTAINERID is not set", ""}, v);
+    if (c.container_id.empty())
+      return errorOutput({kInvalidEnvironment, "CNI_CONTAINERID is not set", ""}, v);
     if (!validId(c.container_id) || c.container_id.find("..") != std::string::npos) {
-      return errorOutput({kInvalidEnvironment, "CNI_CONTAINERID '" + c.container_id + "' is not valid (letters, digits, '_', '.', '-')", ""}, v);
+      return errorOutput(
+          {kInvalidEnvironment,
+           "CNI_CONTAINERID '" + c.container_id + "' is not valid (letters, digits, '_', '.', '-')",
+           ""},
+          v);
     }
     if (c.ifname.empty()) return errorOutput({kInvalidEnvironment, "CNI_IFNAME is not set", ""}, v);
     auto ifname_ok = netlink::validateIfname(c.ifname);
-    if (!ifname_ok.ok()) return errorOutput({kInvalidEnvironment, "CNI_IFNAME: " + ifname_ok.error().message, ""}, v);
-    if (command != "DEL" && c.netns.empty()) return errorOutput({kInvalidEnvironment, "CNI_NETNS is not set", ""}, v);
-    if (c.cni_path.empty() && command != "DEL") return errorOutput({kInvalidEnvironment, "CNI_PATH is not set", ""}, v);
+    if (!ifname_ok.ok())
+      return errorOutput({kInvalidEnvironment, "CNI_IFNAME: " + ifname_ok.error().message, ""}, v);
+    if (command != "DEL" && c.netns.empty())
+      return errorOutput({kInvalidEnvironment, "CNI_NETNS is not set", ""}, v);
+    if (c.cni_path.empty() && command != "DEL")
+      return errorOutput({kInvalidEnvironment, "CNI_PATH is not set", ""}, v);
     auto args = parseCniArgs(envOr(in, "CNI_ARGS"));
     if (!args.ok()) return errorOutput({kInvalidEnvironment, args.error().message, ""}, v);
     c.args = std::move(args).value();

@@ -35,10 +35,12 @@ namespace {
 
 Result<std::vector<core::RangeSet>> rangeSets(const json& list, const char* what) {
   std::vector<core::RangeSet> out;
-  if (!list.is_array()) return fail(Errc::kInvalid, std::string("field '") + what + "' must be a list of lists");
+  if (!list.is_array())
+    return fail(Errc::kInvalid, std::string("field '") + what + "' must be a list of lists");
   for (const auto& set : list) {
     if (!set.is_array() || set.empty()) {
-      return fail(Errc::kInvalid, std::string("field '") + what + "' must be a list of non-empty lists");
+      return fail(Errc::kInvalid,
+                  std::string("field '") + what + "' must be a list of non-empty lists");
     }
     core::RangeSet rs;
     for (const auto& r : set) {
@@ -90,7 +92,8 @@ Result<NetConf> parseNetConf(std::string_view bytes) {
     std::vector<std::string> versions;
     PLUMB_TRY(jr::strList(j, "cniVersions", versions));
     for (const auto& v : versions) {
-      if (isSupported(v) && (c.cni_version.empty() || compareVersions(v, c.cni_version) > 0)) c.cni_version = v;
+      if (isSupported(v) && (c.cni_version.empty() || compareVersions(v, c.cni_version) > 0))
+        c.cni_version = v;
     }
   }
   PLUMB_TRY(jr::str(j, "name", c.name));
@@ -124,9 +127,11 @@ Result<NetConf> parseNetConf(std::string_view bytes) {
     c.mode = "macvlan";
     if (!mode.empty()) c.macvlan_mode = mode;
   } else if (mode.empty() || mode == "bridge") {
-    c.mode = (!c.device.empty() || !c.hwaddr.empty() || !c.pci_bus_id.empty()) ? "passthrough" : "bridge";
+    c.mode = (!c.device.empty() || !c.hwaddr.empty() || !c.pci_bus_id.empty()) ? "passthrough"
+                                                                               : "bridge";
   } else {
-    return fail(Errc::kInvalid, "unknown mode '" + mode + "' (bridge, macvlan, ovs, sriov, passthrough)");
+    return fail(Errc::kInvalid,
+                "unknown mode '" + mode + "' (bridge, macvlan, ovs, sriov, passthrough)");
   }
 
   PLUMB_ASSIGN(const json* ipam, jr::object(j, "ipam"));
@@ -150,7 +155,8 @@ Result<NetConf> parseNetConf(std::string_view bytes) {
     PLUMB_TRY(jr::strList(*rc, "ips", c.runtime_ips, "runtimeConfig"));
     PLUMB_TRY(jr::str(*rc, "mac", c.runtime_mac, "runtimeConfig"));
     PLUMB_ASSIGN(const json* ranges, jr::array(*rc, "ipRanges", "runtimeConfig"));
-    if (ranges && !ranges->empty()) PLUMB_ASSIGN(c.runtime_ip_ranges, rangeSets(*ranges, "runtimeConfig.ipRanges"));
+    if (ranges && !ranges->empty())
+      PLUMB_ASSIGN(c.runtime_ip_ranges, rangeSets(*ranges, "runtimeConfig.ipRanges"));
   }
   PLUMB_ASSIGN(const json* args, jr::object(j, "args"));
   if (args) {
@@ -168,7 +174,8 @@ Result<NetConf> parseNetConf(std::string_view bytes) {
     if (!list || c.valid_attachments) continue;
     std::vector<Attachment> atts;
     for (const auto& a : *list) {
-      if (!a.is_object()) return fail(Errc::kInvalid, std::string("entries of '") + key + "' must be objects");
+      if (!a.is_object())
+        return fail(Errc::kInvalid, std::string("entries of '") + key + "' must be objects");
       Attachment att;
       PLUMB_TRY(jr::str(a, "containerID", att.container_id, key));
       PLUMB_TRY(jr::str(a, "ifname", att.ifname, key));

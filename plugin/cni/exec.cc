@@ -33,7 +33,8 @@ Result<std::string> findPlugin(const std::string& cni_path, const std::string& n
 }  // namespace
 
 Result<PluginRun> execPlugin(const std::string& cni_path, const std::string& name,
-                             const std::map<std::string, std::string>& env, std::string_view input) {
+                             const std::map<std::string, std::string>& env,
+                             std::string_view input) {
   PLUMB_ASSIGN(std::string path, findPlugin(cni_path, name));
   int in_pipe[2], out_pipe[2];
   if (::pipe2(in_pipe, O_CLOEXEC) != 0) return failErrno(errno, "failed to run plugin " + name);

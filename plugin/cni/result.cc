@@ -1,7 +1,8 @@
 #include "plugin/cni/result.h"
 
 #include <algorithm>
-#include <cstdio>
+#include <array>
+#include <charconv>
 
 namespace plumb::cni {
 
@@ -12,11 +13,28 @@ bool isSupported(const std::string& version) {
   return std::find(v.begin(), v.end(), version) != v.end();
 }
 
+namespace {
+
+// "1.0.0" -> {1, 0, 0}; missing or unparsable parts are -1.
+std::array<int, 3> versionParts(const std::string& v) {
+  std::array<int, 3> out = {-1, -1, -1};
+  const char* p = v.data();
+  const char* end = v.data() + v.size();
+  for (int& part : out) {
+    auto [next, ec] = std::from_chars(p, end, part);
+    if (ec != std::errc()) break;
+    p = next;
+    if (p == end || *p != '.') break;
+    ++p;
+  }
+  return out;
+}
+
+}  // namespace
+
 int compareVersions(const std::string& a, const std::string& b) {
-  int x[3] = {-1, -1, -1}, y[3] = {-1, -1, -1};
-  std::sscanf(a.c_str(), "%d.%d.%d", &x[0], &x[1], &x[2]);
-  std::sscanf(b.c_str(), "%d.%d.%d", &y[0], &y[1], &y[2]);
-  for (int i = 0; i < 3; ++i) {
+  auto x = versionParts(a), y = versionParts(b);
+  for (size_t i = 0; i < 3; ++i) {
     if (x[i] != y[i]) return x[i] < y[i] ? -1 : 1;
   }
   return 0;

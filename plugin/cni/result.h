@@ -47,7 +47,9 @@ struct Dns {
   std::string domain;
   std::vector<std::string> search;
   std::vector<std::string> options;
-  bool empty() const { return nameservers.empty() && domain.empty() && search.empty() && options.empty(); }
+  bool empty() const {
+    return nameservers.empty() && domain.empty() && search.empty() && options.empty();
+  }
 };
 
 struct CniResult {

@@ -24,11 +24,16 @@ using json = nlohmann::json;
 
 std::string modeName(const Plan& plan) {
   switch (plan.index()) {
-    case 0: return "bridge";
-    case 1: return "macvlan";
-    case 2: return "ovs";
-    case 3: return "sriov";
-    default: return "passthrough";
+    case 0:
+      return "bridge";
+    case 1:
+      return "macvlan";
+    case 2:
+      return "ovs";
+    case 3:
+      return "sriov";
+    default:
+      return "passthrough";
   }
 }
 
@@ -36,13 +41,15 @@ namespace {
 
 std::string hex8(const AttachmentKey& key) {
   char buf[9];
-  std::snprintf(buf, sizeof(buf), "%08x", static_cast<unsigned>(stableHash(key.str()) & 0xffffffffu));
+  (void)std::snprintf(buf, sizeof(buf), "%08x",
+                      static_cast<unsigned>(stableHash(key.str()) & 0xffffffffu));
   return buf;
 }
 
 Status validateName(const std::string& what, const std::string& v) {
   if (v.empty()) return fail(Errc::kInvalid, what + " is empty");
-  if (v.find('/') != std::string::npos || v == "." || v == ".." || v.find("..") != std::string::npos) {
+  if (v.find('/') != std::string::npos || v == "." || v == ".." ||
+      v.find("..") != std::string::npos) {
     return fail(Errc::kInvalid, what + " '" + v + "' must not hold '/' or '..'");
   }
   return {};
@@ -52,7 +59,8 @@ json detailOf(const AttachRequest& req) {
   json d;
   d["addresses"] = json::array();
   for (const auto& a : req.addresses) {
-    d["addresses"].push_back({{"address", a.address.str()}, {"gateway", a.gateway ? a.gateway->str() : ""}});
+    d["addresses"].push_back(
+        {{"address", a.address.str()}, {"gateway", a.gateway ? a.gateway->str() : ""}});
   }
   d["routes"] = json::array();
   for (const auto& r : req.routes) {
@@ -85,9 +93,11 @@ Status Engine::validate(const AttachRequest& req) {
   PLUMB_TRY(validateName("container id", req.key.container_id));
   if (req.placement == Placement::kContainer) {
     PLUMB_TRY(nl::validateIfname(req.key.ifname));
-    if (req.netns.empty()) return fail(Errc::kInvalid, "no netns given for container " + req.key.container_id);
+    if (req.netns.empty())
+      return fail(Errc::kInvalid, "no netns given for container " + req.key.container_id);
   }
-  if (req.mtu < 0 || req.mtu > 65535) return fail(Errc::kInvalid, "mtu " + std::to_string(req.mtu) + " is out of range");
+  if (req.mtu < 0 || req.mtu > 65535)
+    return fail(Errc::kInvalid, "mtu " + std::to_string(req.mtu) + " is out of range");
   if (req.mac && (req.mac->isMulticast() || req.mac->isZero())) {
     return fail(Errc::kInvalid, "MAC address " + req.mac->str() + " is not a unicast address");
   }
@@ -107,10 +117,12 @@ Result<std::vector<Step>> Engine::buildSteps(Context& ctx) {
   const AttachRequest& req = ctx.req;
   std::vector<Step> steps;
   ctx.host_name = hostIfname(req.key);
-  ctx.tmp_name = req.placement == Placement::kHostSide ? "plc" + hex8(req.key) : tempIfname(req.key);
+  ctx.tmp_name =
+      req.placement == Placement::kHostSide ? "plc" + hex8(req.key) : tempIfname(req.key);
   bool in_container = req.placement == Placement::kContainer;
 
-  steps.push_back({"open the host netns" + (in_container ? " and netns " + req.netns : ""), [&ctx, in_container]() -> Status {
+  steps.push_back({"open the host netns" + (in_container ? " and netns " + req.netns : ""),
+                   [&ctx, in_container]() -> Status {
                      PLUMB_ASSIGN(ctx.host, nl::NlSocket::open());
                      if (!in_container) return {};
                      auto ns = nl::Netns::fromPath(ctx.req.netns);
@@ -137,8 +149,10 @@ Result<std::vector<Step>> Engine::buildSteps(Context& ctx) {
                      }
                      auto st = store_.insertAttachment(r);
                      if (!st.ok() && st.error().code == Errc::kExists) {
-                       return fail(Errc::kExists, "container " + ctx.req.key.container_id + " already has interface " +
-                                                      ctx.req.key.ifname + " on network " + ctx.req.key.network);
+                       return fail(Errc::kExists, "container " + ctx.req.key.container_id +
+                                                      " already has interface " +
+                                                      ctx.req.key.ifname + " on network " +
+                                                      ctx.req.key.network);
                      }
                      return st;
                    },
@@ -146,37 +160,39 @@ Result<std::vector<Step>> Engine::buildSteps(Context& ctx) {
 
   if (const auto* bp = std::get_if<VethBridgePlan>(&req.plan)) {
     const VethBridgePlan& plan = *bp;
-    steps.push_back({"ensure bridge " + plan.bridge, [&ctx, &plan]() -> Status {
-                       nl::NlSocket& s = *ctx.host;
-                       auto br = nl::getLink(s, plan.bridge);
-                       if (!br.ok() && br.error().code == Errc::kNotFound) {
-                         if (!plan.create_bridge) {
-                           return fail(Errc::kNotFound, "no such bridge " + plan.bridge + " and create=false");
-                         }
-                         auto st = nl::createBridge(s, {plan.bridge, ctx.req.mtu, std::nullopt});
-                         if (!st.ok() && st.error().code != Errc::kExists) return st;
-                         br = nl::getLink(s, plan.bridge);
-                       }
-                       if (!br.ok()) return std::move(br).error();
-                       if (br->kind != "bridge") {
-                         return fail(Errc::kInvalid, plan.bridge + " exists and is not a bridge (kind '" + br->kind + "')");
-                       }
-                       ctx.bridge_index = br->index;
-                       ctx.bridge_mtu = br->mtu;
-                       for (const auto& gw : plan.gateway_addresses) {
-                         auto st = nl::addAddress(s, br->index, gw);
-                         if (!st.ok() && st.error().code != Errc::kExists) return st;
-                       }
-                       nl::LinkChange change;
-                       if (!br->up()) change.up = true;
-                       if (plan.promisc && !(br->flags & IFF_PROMISC)) change.promisc = true;
-                       if (change.up || change.promisc) PLUMB_TRY(nl::changeLink(s, br->index, change));
-                       bool v4 = false, v6 = false;
-                       for (const auto& gw : plan.gateway_addresses) (gw.isV4() ? v4 : v6) = true;
-                       if (v4) PLUMB_TRY(nl::writeSysctl(nullptr, "net.ipv4.ip_forward", "1"));
-                       if (v6) PLUMB_TRY(nl::writeSysctl(nullptr, "net.ipv6.conf.all.forwarding", "1"));
-                       return nl::Firewall::ensure({plan.bridge, ctx.req.key.network, plan.masquerade});
-                     }});
+    steps.push_back(
+        {"ensure bridge " + plan.bridge, [&ctx, &plan]() -> Status {
+           nl::NlSocket& s = *ctx.host;
+           auto br = nl::getLink(s, plan.bridge);
+           if (!br.ok() && br.error().code == Errc::kNotFound) {
+             if (!plan.create_bridge) {
+               return fail(Errc::kNotFound, "no such bridge " + plan.bridge + " and create=false");
+             }
+             auto st = nl::createBridge(s, {plan.bridge, ctx.req.mtu, std::nullopt});
+             if (!st.ok() && st.error().code != Errc::kExists) return st;
+             br = nl::getLink(s, plan.bridge);
+           }
+           if (!br.ok()) return std::move(br).error();
+           if (br->kind != "bridge") {
+             return fail(Errc::kInvalid,
+                         plan.bridge + " exists and is not a bridge (kind '" + br->kind + "')");
+           }
+           ctx.bridge_index = br->index;
+           ctx.bridge_mtu = br->mtu;
+           for (const auto& gw : plan.gateway_addresses) {
+             auto st = nl::addAddress(s, br->index, gw);
+             if (!st.ok() && st.error().code != Errc::kExists) return st;
+           }
+           nl::LinkChange change;
+           if (!br->up()) change.up = true;
+           if (plan.promisc && !(br->flags & IFF_PROMISC)) change.promisc = true;
+           if (change.up || change.promisc) PLUMB_TRY(nl::changeLink(s, br->index, change));
+           bool v4 = false, v6 = false;
+           for (const auto& gw : plan.gateway_addresses) (gw.isV4() ? v4 : v6) = true;
+           if (v4) PLUMB_TRY(nl::writeSysctl(nullptr, "net.ipv4.ip_forward", "1"));
+           if (v6) PLUMB_TRY(nl::writeSysctl(nullptr, "net.ipv6.conf.all.forwarding", "1"));
+           return nl::Firewall::ensure({plan.bridge, ctx.req.key.network, plan.masquerade});
+         }});
 
     steps.push_back({"create veth " + ctx.host_name + " with peer " + ctx.tmp_name,
                      [&ctx, in_container]() -> Status {
@@ -203,44 +219,49 @@ Result<std::vector<Step>> Engine::buildSteps(Context& ctx) {
                      },
                      [&ctx] { (void)nl::deleteLink(*ctx.host, ctx.host_index); }});
 
-    steps.push_back({"attach " + ctx.host_name + " to bridge " + plan.bridge, [&ctx, &plan]() -> Status {
-                       nl::LinkChange change;
-                       change.master = ctx.bridge_index;
-                       change.up = true;
-                       auto st = nl::changeLink(*ctx.host, ctx.host_index, change);
-                       if (!st.ok()) return std::move(st).error().wrap("failed to attach " + ctx.host_name + " to bridge " + plan.bridge);
-                       if (plan.hairpin) PLUMB_TRY(nl::setBridgePortHairpin(*ctx.host, ctx.host_index, true));
-                       return {};
-                     }});
+    steps.push_back(
+        {"attach " + ctx.host_name + " to bridge " + plan.bridge, [&ctx, &plan]() -> Status {
+           nl::LinkChange change;
+           change.master = ctx.bridge_index;
+           change.up = true;
+           auto st = nl::changeLink(*ctx.host, ctx.host_index, change);
+           if (!st.ok())
+             return std::move(st).error().wrap("failed to attach " + ctx.host_name + " to bridge " +
+                                               plan.bridge);
+           if (plan.hairpin) PLUMB_TRY(nl::setBridgePortHairpin(*ctx.host, ctx.host_index, true));
+           return {};
+         }});
   } else if (const auto* mp = std::get_if<MacvlanPlan>(&req.plan)) {
     const MacvlanPlan& plan = *mp;
-    if (!in_container) return fail(Errc::kUnsupported, "macvlan left on the host side is not supported");
-    steps.push_back({"create macvlan " + ctx.tmp_name + " on " + plan.master + " (" + plan.mode + ")",
-                     [&ctx, &plan]() -> Status {
-                       auto master = nl::getLink(*ctx.host, plan.master);
-                       if (!master.ok()) {
-                         if (master.error().code == Errc::kNotFound) {
-                           return fail(Errc::kNotFound, "master link " + plan.master + " does not exist");
-                         }
-                         return std::move(master).error();
-                       }
-                       PLUMB_ASSIGN(auto mode, nl::parseMacvlanMode(plan.mode));
-                       nl::MacvlanSpec spec;
-                       spec.name = ctx.tmp_name;
-                       spec.parent_index = master->index;
-                       spec.mode = mode;
-                       spec.netns = &*ctx.target;
-                       spec.mtu = ctx.req.mtu;
-                       spec.mac = ctx.req.mac;
-                       auto st = nl::createMacvlan(*ctx.host, spec);
-                       if (!st.ok()) return std::move(st).error();
-                       return {};
-                     },
-                     [&ctx] {
-                       auto link = nl::getLink(*ctx.ctr, ctx.tmp_name);
-                       if (!link.ok()) link = nl::getLink(*ctx.ctr, ctx.req.key.ifname);
-                       if (link.ok()) (void)nl::deleteLink(*ctx.ctr, link->index);
-                     }});
+    if (!in_container)
+      return fail(Errc::kUnsupported, "macvlan left on the host side is not supported");
+    steps.push_back(
+        {"create macvlan " + ctx.tmp_name + " on " + plan.master + " (" + plan.mode + ")",
+         [&ctx, &plan]() -> Status {
+           auto master = nl::getLink(*ctx.host, plan.master);
+           if (!master.ok()) {
+             if (master.error().code == Errc::kNotFound) {
+               return fail(Errc::kNotFound, "master link " + plan.master + " does not exist");
+             }
+             return std::move(master).error();
+           }
+           PLUMB_ASSIGN(auto mode, nl::parseMacvlanMode(plan.mode));
+           nl::MacvlanSpec spec;
+           spec.name = ctx.tmp_name;
+           spec.parent_index = master->index;
+           spec.mode = mode;
+           spec.netns = &*ctx.target;
+           spec.mtu = ctx.req.mtu;
+           spec.mac = ctx.req.mac;
+           auto st = nl::createMacvlan(*ctx.host, spec);
+           if (!st.ok()) return std::move(st).error();
+           return {};
+         },
+         [&ctx] {
+           auto link = nl::getLink(*ctx.ctr, ctx.tmp_name);
+           if (!link.ok()) link = nl::getLink(*ctx.ctr, ctx.req.key.ifname);
+           if (link.ok()) (void)nl::deleteLink(*ctx.ctr, link->index);
+         }});
   } else {
     return fail(Errc::kUnsupported, "mode " + modeName(req.plan) + " is not available yet");
   }
@@ -254,14 +275,16 @@ Result<std::vector<Step>> Engine::buildSteps(Context& ctx) {
                        change.name = ctx.req.key.ifname;
                        auto st = nl::changeLink(*ctx.ctr, ctx.ctr_index, change);
                        if (!st.ok() && st.error().code == Errc::kExists) {
-                         return fail(Errc::kExists, "interface " + ctx.req.key.ifname + " already exists in netns " + ctx.req.netns);
+                         return fail(Errc::kExists, "interface " + ctx.req.key.ifname +
+                                                        " already exists in netns " +
+                                                        ctx.req.netns);
                        }
                        return st;
                      }});
     for (const auto& a : req.addresses) {
-      steps.push_back({"add address " + a.address.str() + " to " + req.key.ifname, [&ctx, &a]() -> Status {
-                         return nl::addAddress(*ctx.ctr, ctx.ctr_index, a.address);
-                       }});
+      steps.push_back(
+          {"add address " + a.address.str() + " to " + req.key.ifname,
+           [&ctx, &a]() -> Status { return nl::addAddress(*ctx.ctr, ctx.ctr_index, a.address); }});
     }
     steps.push_back({"set " + req.key.ifname + " up", [&ctx]() -> Status {
                        nl::LinkChange up;
@@ -282,7 +305,8 @@ Result<std::vector<Step>> Engine::buildSteps(Context& ctx) {
                          // A gateway outside every subnet on the link is reached on-link.
                          if (r.gateway) {
                            bool covered = false;
-                           for (const auto& a : ctx.req.addresses) covered |= a.address.network().contains(*r.gateway);
+                           for (const auto& a : ctx.req.addresses)
+                             covered |= a.address.network().contains(*r.gateway);
                            route.onlink = !covered;
                          }
                          auto st = nl::addRoute(*ctx.ctr, route);
@@ -292,38 +316,41 @@ Result<std::vector<Step>> Engine::buildSteps(Context& ctx) {
     }
   }
 
-  steps.push_back({"record the result", [this, &ctx, in_container]() -> Status {
-                     nl::NlSocket& side = in_container ? *ctx.ctr : *ctx.host;
-                     auto link = in_container ? nl::getLink(side, ctx.ctr_index) : nl::getLink(side, ctx.tmp_name);
-                     if (!link.ok()) return std::move(link).error();
-                     ctx.result.container = {link->name, link->mac ? link->mac->str() : "",
-                                             in_container ? ctx.req.netns : "", link->mtu};
-                     if (ctx.host_index) {
-                       PLUMB_ASSIGN(auto h, nl::getLink(*ctx.host, ctx.host_index));
-                       ctx.result.host = InterfaceInfo{h.name, h.mac ? h.mac->str() : "", "", h.mtu};
-                     }
-                     ctx.result.addresses = ctx.req.addresses;
-                     ctx.result.routes = ctx.req.routes;
-                     if (in_container && link->mac) {
-                       // Neighbours learn the new address now rather than on the first miss.
-                       for (const auto& a : ctx.req.addresses) {
-                         auto st = nl::announceAddress(*ctx.target, ctx.ctr_index, *link->mac, a.address.addr());
-                         if (!st.ok()) log::get("core")->info("{}", st.error().message);
-                       }
-                     }
-                     AttachmentRecord r;
-                     r.key = ctx.req.key;
-                     r.netns = ctx.req.netns;
-                     r.mode = modeName(ctx.req.plan);
-                     r.frontend = ctx.req.frontend;
-                     r.host_ifname = ctx.result.host ? ctx.result.host->name : "";
-                     if (const auto* b = std::get_if<VethBridgePlan>(&ctx.req.plan)) r.bridge = b->bridge;
-                     if (const auto* m = std::get_if<MacvlanPlan>(&ctx.req.plan)) r.bridge = m->master;
-                     r.mac = ctx.result.container.mac;
-                     r.state = "ready";
-                     r.detail = detailOf(ctx.req).dump();
-                     return store_.updateAttachment(r);
-                   }});
+  steps.push_back(
+      {"record the result", [this, &ctx, in_container]() -> Status {
+         nl::NlSocket& side = in_container ? *ctx.ctr : *ctx.host;
+         auto link =
+             in_container ? nl::getLink(side, ctx.ctr_index) : nl::getLink(side, ctx.tmp_name);
+         if (!link.ok()) return std::move(link).error();
+         ctx.result.container = {link->name, link->mac ? link->mac->str() : "",
+                                 in_container ? ctx.req.netns : "", link->mtu};
+         if (ctx.host_index) {
+           PLUMB_ASSIGN(auto h, nl::getLink(*ctx.host, ctx.host_index));
+           ctx.result.host = InterfaceInfo{h.name, h.mac ? h.mac->str() : "", "", h.mtu};
+         }
+         ctx.result.addresses = ctx.req.addresses;
+         ctx.result.routes = ctx.req.routes;
+         if (in_container && link->mac) {
+           // Neighbours learn the new address now rather than on the first miss.
+           for (const auto& a : ctx.req.addresses) {
+             auto st =
+                 nl::announceAddress(*ctx.target, ctx.ctr_index, *link->mac, a.address.addr());
+             if (!st.ok()) log::get("core")->info("{}", st.error().message);
+           }
+         }
+         AttachmentRecord r;
+         r.key = ctx.req.key;
+         r.netns = ctx.req.netns;
+         r.mode = modeName(ctx.req.plan);
+         r.frontend = ctx.req.frontend;
+         r.host_ifname = ctx.result.host ? ctx.result.host->name : "";
+         if (const auto* b = std::get_if<VethBridgePlan>(&ctx.req.plan)) r.bridge = b->bridge;
+         if (const auto* m = std::get_if<MacvlanPlan>(&ctx.req.plan)) r.bridge = m->master;
+         r.mac = ctx.result.container.mac;
+         r.state = "ready";
+         r.detail = detailOf(ctx.req).dump();
+         return store_.updateAttachment(r);
+       }});
   return steps;
 }
 
@@ -342,7 +369,8 @@ Result<AttachResult> Engine::attach(const AttachRequest& req) {
   PLUMB_ASSIGN(auto steps, buildSteps(ctx));
   auto st = runSteps(steps);
   if (!st.ok()) {
-    return std::move(st).error().wrap("failed to attach " + req.key.ifname + " of container " + req.key.container_id);
+    return std::move(st).error().wrap("failed to attach " + req.key.ifname + " of container " +
+                                      req.key.container_id);
   }
   return std::move(ctx.result);
 }
@@ -370,7 +398,8 @@ Status Engine::detach(const DetachRequest& req) {
     }
   }
   // The host end outlives a netns that vanished mid-way; its name is derived from the key.
-  std::string host_name = record && !record->host_ifname.empty() ? record->host_ifname : hostIfname(req.key);
+  std::string host_name =
+      record && !record->host_ifname.empty() ? record->host_ifname : hostIfname(req.key);
   auto hl = nl::getLink(host, host_name);
   if (hl.ok() && hl->kind == "veth") {
     auto st = nl::deleteLink(host, hl->index);
@@ -383,7 +412,8 @@ Status Engine::detach(const DetachRequest& req) {
     nl::Firewall::Lock lock(true);
     PLUMB_ASSIGN(auto left, store_.listAttachments(req.key.network));
     if (left.empty()) {
-      for (const auto& subnet : req.masquerade) PLUMB_TRY(nl::Firewall::unmasquerade(req.key.network, subnet));
+      for (const auto& subnet : req.masquerade)
+        PLUMB_TRY(nl::Firewall::unmasquerade(req.key.network, subnet));
     }
   }
   return {};
@@ -392,22 +422,27 @@ Status Engine::detach(const DetachRequest& req) {
 Status Engine::check(const AttachRequest& req) {
   PLUMB_ASSIGN(auto record, store_.findAttachment(req.key));
   if (!record) return fail(Errc::kNotFound, "no attachment " + req.key.str() + " is recorded");
-  if (record->state != "ready") return fail(Errc::kInvalid, "attachment " + req.key.str() + " is not complete");
+  if (record->state != "ready")
+    return fail(Errc::kInvalid, "attachment " + req.key.str() + " is not complete");
   std::string netns = req.netns.empty() ? record->netns : req.netns;
   PLUMB_ASSIGN(auto ns, nl::Netns::fromPath(netns));
   PLUMB_ASSIGN(auto ctr, nl::NlSocket::openIn(ns));
   auto link = nl::getLink(ctr, req.key.ifname);
-  if (!link.ok()) return fail(Errc::kNotFound, "interface " + req.key.ifname + " is missing in netns " + netns);
+  if (!link.ok())
+    return fail(Errc::kNotFound, "interface " + req.key.ifname + " is missing in netns " + netns);
   if (!link->up()) return fail(Errc::kInvalid, "interface " + req.key.ifname + " is down");
   std::string want_kind = std::holds_alternative<MacvlanPlan>(req.plan) ? "macvlan" : "veth";
   if (link->kind != want_kind) {
-    return fail(Errc::kInvalid, "interface " + req.key.ifname + " is a " + link->kind + ", not a " + want_kind);
+    return fail(Errc::kInvalid,
+                "interface " + req.key.ifname + " is a " + link->kind + ", not a " + want_kind);
   }
   PLUMB_ASSIGN(auto addrs, nl::listAddresses(ctr, AF_UNSPEC, link->index));
   for (const auto& a : req.addresses) {
     bool found = false;
     for (const auto& have : addrs) found |= have.prefix == a.address;
-    if (!found) return fail(Errc::kInvalid, "address " + a.address.str() + " is missing on " + req.key.ifname);
+    if (!found)
+      return fail(Errc::kInvalid,
+                  "address " + a.address.str() + " is missing on " + req.key.ifname);
   }
   std::vector<nl::Route> routes;
   for (int family : {AF_INET, AF_INET6}) {
@@ -420,7 +455,8 @@ Status Engine::check(const AttachRequest& req) {
       found |= have.dst == r.dst.network() && have.gateway == r.gateway && have.oif == link->index;
     }
     if (!found) {
-      return fail(Errc::kInvalid, "route " + r.dst.str() + (r.gateway ? " via " + r.gateway->str() : "") +
+      return fail(Errc::kInvalid, "route " + r.dst.str() +
+                                      (r.gateway ? " via " + r.gateway->str() : "") +
                                       " is missing on " + req.key.ifname);
     }
   }
@@ -429,9 +465,11 @@ Status Engine::check(const AttachRequest& req) {
     auto br = nl::getLink(host, b->bridge);
     if (!br.ok()) return fail(Errc::kNotFound, "bridge " + b->bridge + " is missing");
     auto hl = nl::getLink(host, record->host_ifname);
-    if (!hl.ok()) return fail(Errc::kNotFound, "host interface " + record->host_ifname + " is missing");
+    if (!hl.ok())
+      return fail(Errc::kNotFound, "host interface " + record->host_ifname + " is missing");
     if (hl->master != br->index) {
-      return fail(Errc::kInvalid, "host interface " + record->host_ifname + " is not attached to bridge " + b->bridge);
+      return fail(Errc::kInvalid, "host interface " + record->host_ifname +
+                                      " is not attached to bridge " + b->bridge);
     }
   }
   return {};

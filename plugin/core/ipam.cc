@@ -32,13 +32,17 @@ Status ensureSubnet(Db& db, const IpPrefix& subnet) {
   if (sqlite3_changes(db.handle()) == 0) return {};
   IpRange whole{subnet, std::nullopt, std::nullopt, std::nullopt};
   PLUMB_ASSIGN(auto span, db.prepare("INSERT INTO ip_free VALUES(?,?,?)"));
-  span.bind(1, subnetKey(subnet)).bindBlob(2, key(whole.firstUsable())).bindBlob(3, key(whole.lastUsable()));
+  span.bind(1, subnetKey(subnet))
+      .bindBlob(2, key(whole.firstUsable()))
+      .bindBlob(3, key(whole.lastUsable()));
   return span.run();
 }
 
 // The free span holding addr, if any.
 Result<std::optional<Span>> spanHolding(Db& db, const std::string& sk, const IpAddr& addr) {
-  PLUMB_ASSIGN(auto q, db.prepare("SELECT lo, hi FROM ip_free WHERE subnet=? AND lo<=? ORDER BY lo DESC LIMIT 1"));
+  PLUMB_ASSIGN(
+      auto q,
+      db.prepare("SELECT lo, hi FROM ip_free WHERE subnet=? AND lo<=? ORDER BY lo DESC LIMIT 1"));
   q.bind(1, sk).bindBlob(2, key(addr));
   PLUMB_ASSIGN(bool row, q.step());
   if (!row) return std::optional<Span>();
@@ -49,11 +53,13 @@ Result<std::optional<Span>> spanHolding(Db& db, const std::string& sk, const IpA
 
 // The first free span starting after addr.
 Result<std::optional<Span>> spanAfter(Db& db, const std::string& sk, const IpAddr& addr) {
-  PLUMB_ASSIGN(auto q, db.prepare("SELECT lo, hi FROM ip_free WHERE subnet=? AND lo>? ORDER BY lo LIMIT 1"));
+  PLUMB_ASSIGN(
+      auto q, db.prepare("SELECT lo, hi FROM ip_free WHERE subnet=? AND lo>? ORDER BY lo LIMIT 1"));
   q.bind(1, sk).bindBlob(2, key(addr));
   PLUMB_ASSIGN(bool row, q.step());
   if (!row) return std::optional<Span>();
-  return std::optional<Span>(Span{fromKey(q.blob(0), addr.isV6()), fromKey(q.blob(1), addr.isV6())});
+  return std::optional<Span>(
+      Span{fromKey(q.blob(0), addr.isV6()), fromKey(q.blob(1), addr.isV6())});
 }
 
 // Removes addr from span s (which holds it), splitting it.
@@ -74,11 +80,17 @@ Status takeFrom(Db& db, const std::string& sk, const Span& s, const IpAddr& addr
   return {};
 }
 
-Status recordAlloc(Db& db, const IpPrefix& subnet, const IpAddr& addr, const std::optional<IpAddr>& gw,
-                   const AttachmentKey& owner) {
+Status recordAlloc(Db& db, const IpPrefix& subnet, const IpAddr& addr,
+                   const std::optional<IpAddr>& gw, const AttachmentKey& owner) {
   PLUMB_ASSIGN(auto q, db.prepare("INSERT INTO ip_allocs VALUES(?,?,?,?,?,?,?,?)"));
-  q.bind(1, subnetKey(subnet)).bindBlob(2, key(addr)).bind(3, addr.str()).bind(4, static_cast<long long>(subnet.len()));
-  q.bind(5, gw ? gw->str() : "").bind(6, owner.network).bind(7, owner.container_id).bind(8, owner.ifname);
+  q.bind(1, subnetKey(subnet))
+      .bindBlob(2, key(addr))
+      .bind(3, addr.str())
+      .bind(4, static_cast<long long>(subnet.len()));
+  q.bind(5, gw ? gw->str() : "")
+      .bind(6, owner.network)
+      .bind(7, owner.container_id)
+      .bind(8, owner.ifname);
   return q.run();
 }
 
@@ -103,7 +115,8 @@ Result<std::optional<IpAddr>> takeNext(Db& db, const IpRange& r) {
     IpAddr last = fromKey(cur.blob(0), r.subnet.addr().isV6());
     if (last >= *r.start && last < *r.end) from = last.plus(1);
   }
-  auto findFrom = [&](const IpAddr& start, const IpAddr& limit) -> Result<std::optional<std::pair<Span, IpAddr>>> {
+  auto findFrom = [&](const IpAddr& start,
+                      const IpAddr& limit) -> Result<std::optional<std::pair<Span, IpAddr>>> {
     using Found = std::optional<std::pair<Span, IpAddr>>;
     PLUMB_ASSIGN(auto holding, spanHolding(db, sk, start));
     if (holding) return Found({*holding, start});
@@ -134,7 +147,9 @@ Result<std::optional<IpAddr>> takeNext(Db& db, const IpRange& r) {
 // Returns addr to the free space, merging with its neighbours.
 Status giveBack(Db& db, const std::string& sk, const IpAddr& addr) {
   IpAddr lo = addr, hi = addr;
-  PLUMB_ASSIGN(auto left, db.prepare("SELECT lo, hi FROM ip_free WHERE subnet=? AND lo<? ORDER BY lo DESC LIMIT 1"));
+  PLUMB_ASSIGN(
+      auto left,
+      db.prepare("SELECT lo, hi FROM ip_free WHERE subnet=? AND lo<? ORDER BY lo DESC LIMIT 1"));
   left.bind(1, sk).bindBlob(2, key(addr));
   PLUMB_ASSIGN(bool has_left, left.step());
   if (has_left) {
@@ -157,9 +172,10 @@ Status giveBack(Db& db, const std::string& sk, const IpAddr& addr) {
 Result<std::vector<Allocation>> ownedBy(Db& db, const AttachmentKey& owner) {
   std::vector<Allocation> out;
   // IPv4 keys sort before IPv6 ones: results list IPv4 first, as range sets usually do.
-  PLUMB_ASSIGN(auto q2, db.prepare(
-                            "SELECT addr, prefix, gateway FROM ip_allocs WHERE network=? AND container_id=? "
-                            "AND ifname=? ORDER BY ip"));
+  PLUMB_ASSIGN(
+      auto q2,
+      db.prepare("SELECT addr, prefix, gateway FROM ip_allocs WHERE network=? AND container_id=? "
+                 "AND ifname=? ORDER BY ip"));
   q2.bind(1, owner.network).bind(2, owner.container_id).bind(3, owner.ifname);
   for (;;) {
     PLUMB_ASSIGN(bool row, q2.step());
@@ -190,8 +206,8 @@ IpAddr IpRange::lastUsable() const {
 }
 
 std::string IpRange::describe() const {
-  return (start ? start->str() : firstUsable().str()) + "-" + (end ? end->str() : lastUsable().str()) +
-         " of " + subnet.network().str();
+  return (start ? start->str() : firstUsable().str()) + "-" +
+         (end ? end->str() : lastUsable().str()) + " of " + subnet.network().str();
 }
 
 Status IpRange::normalise() {
@@ -200,13 +216,15 @@ Status IpRange::normalise() {
   if (!end) end = lastUsable();
   auto inside = [&](const IpAddr& a, const char* what) -> Status {
     if (!subnet.contains(a)) {
-      return fail(Errc::kInvalid, std::string(what) + " " + a.str() + " is outside subnet " + subnet.str());
+      return fail(Errc::kInvalid,
+                  std::string(what) + " " + a.str() + " is outside subnet " + subnet.str());
     }
     return {};
   };
   PLUMB_TRY(inside(*start, "rangeStart"));
   PLUMB_TRY(inside(*end, "rangeEnd"));
-  if (*end < *start) return fail(Errc::kInvalid, "rangeEnd " + end->str() + " is before rangeStart " + start->str());
+  if (*end < *start)
+    return fail(Errc::kInvalid, "rangeEnd " + end->str() + " is before rangeStart " + start->str());
   if (gateway) PLUMB_TRY(inside(*gateway, "gateway"));
   return {};
 }
@@ -227,7 +245,8 @@ Result<std::vector<Allocation>> Ipam::allocate(const IpamRequest& req) {
           const IpAddr& want = req.requested[i];
           if (!r.subnet.contains(want)) continue;
           if (want < *r.start || want > *r.end) {
-            return fail(Errc::kInvalid, "requested address " + want.str() + " is outside range " + r.describe());
+            return fail(Errc::kInvalid,
+                        "requested address " + want.str() + " is outside range " + r.describe());
           }
           if (r.gateway && want == *r.gateway) {
             return fail(Errc::kInvalid, "requested address " + want.str() + " is the gateway");
@@ -235,7 +254,8 @@ Result<std::vector<Allocation>> Ipam::allocate(const IpamRequest& req) {
           used[i] = true;
           PLUMB_TRY(ensureSubnet(db, r.subnet));
           PLUMB_ASSIGN(bool took, takeSpecific(db, r.subnet, want));
-          if (!took) return fail(Errc::kExists, "requested address " + want.str() + " is already in use");
+          if (!took)
+            return fail(Errc::kExists, "requested address " + want.str() + " is already in use");
           got = Allocation{IpPrefix(want, r.subnet.len()), r.gateway};
           PLUMB_TRY(recordAlloc(db, r.subnet, want, r.gateway, req.owner));
           break;
@@ -261,7 +281,9 @@ Result<std::vector<Allocation>> Ipam::allocate(const IpamRequest& req) {
       out.push_back(*got);
     }
     for (size_t i = 0; i < req.requested.size(); ++i) {
-      if (!used[i]) return fail(Errc::kInvalid, "requested address " + req.requested[i].str() + " fits no configured range");
+      if (!used[i])
+        return fail(Errc::kInvalid,
+                    "requested address " + req.requested[i].str() + " fits no configured range");
     }
     return {};
   }));
@@ -270,7 +292,8 @@ Result<std::vector<Allocation>> Ipam::allocate(const IpamRequest& req) {
 
 Status Ipam::release(const AttachmentKey& owner) {
   return store_.write([&](Db& db) -> Status {
-    PLUMB_ASSIGN(auto q, db.prepare("SELECT subnet, ip, addr FROM ip_allocs WHERE network=? AND container_id=? AND ifname=?"));
+    PLUMB_ASSIGN(auto q, db.prepare("SELECT subnet, ip, addr FROM ip_allocs WHERE network=? AND "
+                                    "container_id=? AND ifname=?"));
     q.bind(1, owner.network).bind(2, owner.container_id).bind(3, owner.ifname);
     std::vector<std::pair<std::string, IpAddr>> held;
     for (;;) {
@@ -280,7 +303,9 @@ Status Ipam::release(const AttachmentKey& owner) {
       held.emplace_back(q.text(0), a);
     }
     for (const auto& [sk, a] : held) PLUMB_TRY(giveBack(db, sk, a));
-    PLUMB_ASSIGN(auto del, db.prepare("DELETE FROM ip_allocs WHERE network=? AND container_id=? AND ifname=?"));
+    PLUMB_ASSIGN(
+        auto del,
+        db.prepare("DELETE FROM ip_allocs WHERE network=? AND container_id=? AND ifname=?"));
     del.bind(1, owner.network).bind(2, owner.container_id).bind(3, owner.ifname);
     return del.run();
   });
@@ -297,7 +322,8 @@ Result<std::vector<Allocation>> Ipam::lookup(const AttachmentKey& owner) {
 
 Status Ipam::reserve(const IpPrefix& subnet, const IpAddr& addr, const AttachmentKey& owner,
                      const std::optional<IpAddr>& gateway) {
-  if (!subnet.contains(addr)) return fail(Errc::kInvalid, addr.str() + " is outside subnet " + subnet.str());
+  if (!subnet.contains(addr))
+    return fail(Errc::kInvalid, addr.str() + " is outside subnet " + subnet.str());
   return store_.write([&](Db& db) -> Status {
     PLUMB_TRY(ensureSubnet(db, subnet));
     PLUMB_ASSIGN(bool took, takeSpecific(db, subnet, addr));
@@ -319,9 +345,10 @@ Status Ipam::releaseAddress(const IpPrefix& subnet, const IpAddr& addr) {
 Result<std::vector<AttachmentKey>> Ipam::owners(const std::string& network) {
   std::vector<AttachmentKey> out;
   PLUMB_TRY(store_.read([&](Db& db) -> Status {
-    PLUMB_ASSIGN(auto q, db.prepare(
-                             "SELECT DISTINCT network, container_id, ifname FROM ip_allocs WHERE network=? "
-                             "AND container_id<>'gateway'"));
+    PLUMB_ASSIGN(
+        auto q,
+        db.prepare("SELECT DISTINCT network, container_id, ifname FROM ip_allocs WHERE network=? "
+                   "AND container_id<>'gateway'"));
     q.bind(1, network);
     for (;;) {
       PLUMB_ASSIGN(bool row, q.step());

@@ -18,7 +18,9 @@ class Rollback {
   Rollback& operator=(const Rollback&) = delete;
   ~Rollback() { run(); }
 
-  void push(std::string what, std::function<void()> undo) { undo_.push_back({std::move(what), std::move(undo)}); }
+  void push(std::string what, std::function<void()> undo) {
+    undo_.push_back({std::move(what), std::move(undo)});
+  }
   void disarm() { undo_.clear(); }
   // Runs the inverses, newest first; returns what was undone, in that order.
   std::vector<std::string> run();

@@ -36,7 +36,8 @@ CREATE TABLE IF NOT EXISTS ip_cursor(
 
 Error sqlError(sqlite3* h, const std::string& what) {
   int rc = sqlite3_extended_errcode(h);
-  Errc code = (rc & 0xff) == SQLITE_BUSY || (rc & 0xff) == SQLITE_LOCKED ? Errc::kTryAgain : Errc::kIo;
+  Errc code =
+      (rc & 0xff) == SQLITE_BUSY || (rc & 0xff) == SQLITE_LOCKED ? Errc::kTryAgain : Errc::kIo;
   return makeError(code, what + ": " + sqlite3_errmsg(h));
 }
 
@@ -96,11 +97,15 @@ Status Stmt::run() {
 
 std::string Stmt::text(int col) const {
   const auto* p = sqlite3_column_text(s_, col);
-  return p ? std::string(reinterpret_cast<const char*>(p), static_cast<size_t>(sqlite3_column_bytes(s_, col))) : "";
+  return p ? std::string(reinterpret_cast<const char*>(p),
+                         static_cast<size_t>(sqlite3_column_bytes(s_, col)))
+           : "";
 }
 std::string Stmt::blob(int col) const {
   const auto* p = sqlite3_column_blob(s_, col);
-  return p ? std::string(static_cast<const char*>(p), static_cast<size_t>(sqlite3_column_bytes(s_, col))) : "";
+  return p ? std::string(static_cast<const char*>(p),
+                         static_cast<size_t>(sqlite3_column_bytes(s_, col)))
+           : "";
 }
 long long Stmt::integer(int col) const { return sqlite3_column_int64(s_, col); }
 bool Stmt::isNull(int col) const { return sqlite3_column_type(s_, col) == SQLITE_NULL; }
@@ -111,9 +116,10 @@ Result<std::unique_ptr<Store>> Store::open(const std::string& dir) {
   }
   std::string path = dir + "/plumb.db";
   sqlite3* h = nullptr;
-  int rc = sqlite3_open_v2(path.c_str(), &h,
-                           SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX | SQLITE_OPEN_EXRESCODE,
-                           nullptr);
+  int rc = sqlite3_open_v2(
+      path.c_str(), &h,
+      SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX | SQLITE_OPEN_EXRESCODE,
+      nullptr);
   if (rc != SQLITE_OK) {
     std::string msg = h ? sqlite3_errmsg(h) : "out of memory";
     sqlite3_close(h);
@@ -162,7 +168,9 @@ Status Store::transaction(const char* begin, const std::function<Status(Db&)>& f
   return {};
 }
 
-Status Store::write(const std::function<Status(Db&)>& fn) { return transaction("BEGIN IMMEDIATE", fn); }
+Status Store::write(const std::function<Status(Db&)>& fn) {
+  return transaction("BEGIN IMMEDIATE", fn);
+}
 Status Store::read(const std::function<Status(Db&)>& fn) { return transaction("BEGIN", fn); }
 
 namespace {
@@ -183,7 +191,8 @@ AttachmentRecord readRecord(const Stmt& q) {
 }
 
 constexpr const char* kRecordColumns =
-    "network, container_id, ifname, netns, mode, host_ifname, bridge, mac, frontend, state, detail, created";
+    "network, container_id, ifname, netns, mode, host_ifname, bridge, mac, frontend, state, "
+    "detail, created";
 
 }  // namespace
 
@@ -192,7 +201,9 @@ Status Store::insertAttachment(const AttachmentRecord& r) {
     PLUMB_ASSIGN(auto q, db.prepare("INSERT INTO attachments VALUES(?,?,?,?,?,?,?,?,?,?,?,?)"));
     q.bind(1, r.key.network).bind(2, r.key.container_id).bind(3, r.key.ifname).bind(4, r.netns);
     q.bind(5, r.mode).bind(6, r.host_ifname).bind(7, r.bridge).bind(8, r.mac).bind(9, r.frontend);
-    q.bind(10, r.state).bind(11, r.detail).bind(12, r.created ? r.created : static_cast<long long>(::time(nullptr)));
+    q.bind(10, r.state)
+        .bind(11, r.detail)
+        .bind(12, r.created ? r.created : static_cast<long long>(::time(nullptr)));
     auto st = q.run();
     if (!st.ok() && st.error().code == Errc::kExists) {
       return fail(Errc::kExists, "attachment " + r.key.str() + " already exists");
@@ -203,9 +214,11 @@ Status Store::insertAttachment(const AttachmentRecord& r) {
 
 Status Store::updateAttachment(const AttachmentRecord& r) {
   return write([&](Db& db) -> Status {
-    PLUMB_ASSIGN(auto q, db.prepare(
-                             "UPDATE attachments SET netns=?, mode=?, host_ifname=?, bridge=?, mac=?, "
-                             "frontend=?, state=?, detail=? WHERE network=? AND container_id=? AND ifname=?"));
+    PLUMB_ASSIGN(
+        auto q,
+        db.prepare(
+            "UPDATE attachments SET netns=?, mode=?, host_ifname=?, bridge=?, mac=?, "
+            "frontend=?, state=?, detail=? WHERE network=? AND container_id=? AND ifname=?"));
     q.bind(1, r.netns).bind(2, r.mode).bind(3, r.host_ifname).bind(4, r.bridge).bind(5, r.mac);
     q.bind(6, r.frontend).bind(7, r.state).bind(8, r.detail);
     q.bind(9, r.key.network).bind(10, r.key.container_id).bind(11, r.key.ifname);
@@ -229,7 +242,9 @@ Result<std::optional<AttachmentRecord>> Store::findAttachment(const AttachmentKe
 
 Status Store::deleteAttachment(const AttachmentKey& key) {
   return write([&](Db& db) -> Status {
-    PLUMB_ASSIGN(auto q, db.prepare("DELETE FROM attachments WHERE network=? AND container_id=? AND ifname=?"));
+    PLUMB_ASSIGN(
+        auto q,
+        db.prepare("DELETE FROM attachments WHERE network=? AND container_id=? AND ifname=?"));
     q.bind(1, key.network).bind(2, key.container_id).bind(3, key.ifname);
     return q.run();
   });
@@ -239,7 +254,8 @@ Result<std::vector<AttachmentRecord>> Store::listAttachments(const std::string& 
   std::vector<AttachmentRecord> out;
   PLUMB_TRY(read([&](Db& db) -> Status {
     std::string sql = std::string("SELECT ") + kRecordColumns + " FROM attachments" +
-                      (network.empty() ? "" : " WHERE network=?") + " ORDER BY network, container_id, ifname";
+                      (network.empty() ? "" : " WHERE network=?") +
+                      " ORDER BY network, container_id, ifname";
     PLUMB_ASSIGN(auto q, db.prepare(sql.c_str()));
     if (!network.empty()) q.bind(1, network);
     for (;;) {

@@ -60,7 +60,8 @@ TEST_F(Bridge, DelAfterTheNetnsIsGone) {
   auto c2 = makeNetns("c2");
   auto r2 = add(conf, "c2", c2);
   ASSERT_EQ(r2.rc, 0) << r2.out;
-  EXPECT_EQ(json::parse(r2.out)["ips"][0]["address"], "198.18.2.3/24") << "round-robin after the released .2";
+  EXPECT_EQ(json::parse(r2.out)["ips"][0]["address"], "198.18.2.3/24")
+      << "round-robin after the released .2";
   EXPECT_EQ(del(conf, "c2", c2).rc, 0);
 }
 
@@ -77,7 +78,8 @@ TEST_F(Bridge, CheckCatchesARemovedAddressOrRoute) {
   in(nsName("c1"), "ip route del default");
   auto no_route = cni("CHECK", check, "c1", c1);
   EXPECT_EQ(no_route.rc, 1);
-  EXPECT_NE(no_route.out.find("route 0.0.0.0/0 via 198.18.3.1 is missing"), std::string::npos) << no_route.out;
+  EXPECT_NE(no_route.out.find("route 0.0.0.0/0 via 198.18.3.1 is missing"), std::string::npos)
+      << no_route.out;
   in(nsName("c1"), "ip addr flush dev eth0");
   auto no_addr = cni("CHECK", check, "c1", c1);
   EXPECT_EQ(no_addr.rc, 1);
@@ -106,10 +108,13 @@ TEST_F(Bridge, OptionsReachTheKernel) {
   EXPECT_NE(inHost("ip -o link show " + host_if).out.find("mtu 1400"), std::string::npos);
   EXPECT_EQ(inHost("cat /sys/class/net/" + host_if + "/brport/hairpin_mode").out, "1\n");
   EXPECT_NE(inHost("ip -o link show br-opt").out.find("PROMISC"), std::string::npos);
-  EXPECT_NE(in(nsName("c1"), "ip route show default").out.find("via 198.18.4.1 dev eth0"), std::string::npos);
+  EXPECT_NE(in(nsName("c1"), "ip route show default").out.find("via 198.18.4.1 dev eth0"),
+            std::string::npos);
   EXPECT_EQ(inHost("cat /proc/sys/net/ipv4/ip_forward").out, "1\n");
   auto rules = inHost("nft list table inet plumb").out;
-  EXPECT_NE(rules.find("ip saddr 198.18.4.0/24 ip daddr != 198.18.4.0/24 masquerade"), std::string::npos) << rules;
+  EXPECT_NE(rules.find("ip saddr 198.18.4.0/24 ip daddr != 198.18.4.0/24 masquerade"),
+            std::string::npos)
+      << rules;
   EXPECT_NE(rules.find("iifname \"br-opt\" accept"), std::string::npos) << rules;
   EXPECT_EQ(del(conf, "c1", c1).rc, 0);
   EXPECT_EQ(inHost("nft list table inet plumb").out.find("masquerade"), std::string::npos)
@@ -119,7 +124,8 @@ TEST_F(Bridge, OptionsReachTheKernel) {
 TEST_F(Bridge, MacFromCniArgsAndRuntimeConfig) {
   auto c1 = makeNetns("c1"), c2 = makeNetns("c2");
   auto conf = bridgeConf("net1", "br-mac", "198.18.5.0/24");
-  auto r = cni("ADD", conf, "c1", c1, "eth0", "CNI_ARGS='IgnoreUnknown=1;MAC=02:aa:00:00:00:01;IP=198.18.5.50'");
+  auto r = cni("ADD", conf, "c1", c1, "eth0",
+               "CNI_ARGS='IgnoreUnknown=1;MAC=02:aa:00:00:00:01;IP=198.18.5.50'");
   ASSERT_EQ(r.rc, 0) << r.out;
   EXPECT_EQ(json::parse(r.out)["ips"][0]["address"], "198.18.5.50/24");
   EXPECT_EQ(in(nsName("c1"), "cat /sys/class/net/eth0/address").out, "02:aa:00:00:00:01\n");
@@ -146,7 +152,9 @@ TEST_F(Bridge, DualStack) {
   EXPECT_EQ(res["ips"][1]["address"], "2001:db8:6::2/64");
   EXPECT_EQ(res["interfaces"][1]["mtu"], 1500) << "1.1.0 results carry the MTU";
   // No DAD wait: the address is usable at once.
-  EXPECT_EQ(in(nsName("c1"), "ip -6 -o addr show dev eth0 scope global | grep -c tentative || true").out, "0\n");
+  EXPECT_EQ(
+      in(nsName("c1"), "ip -6 -o addr show dev eth0 scope global | grep -c tentative || true").out,
+      "0\n");
   EXPECT_TRUE(ping(nsName("c1"), "2001:db8:6::3", true));
   EXPECT_TRUE(ping(nsName("c1"), "198.18.6.3"));
   EXPECT_EQ(del(conf, "c1", c1).rc, 0);
@@ -158,8 +166,10 @@ TEST_F(Bridge, ForwardingSurvivesADroppingForwardPolicyAndMasquerades) {
   // replies only come back if plumb masquerades, and only pass if plumb accepted forwarding.
   auto outside = makeNetns("out");
   (void)outside;
-  ASSERT_EQ(inHost("ip link add up0 type veth peer name up1 && ip link set up1 netns " + nsName("out") +
-                   " && ip addr add 198.19.0.2/24 dev up0 && ip link set up0 up").rc, 0);
+  ASSERT_EQ(inHost("ip link add up0 type veth peer name up1 && ip link set up1 netns " +
+                   nsName("out") + " && ip addr add 198.19.0.2/24 dev up0 && ip link set up0 up")
+                .rc,
+            0);
   ASSERT_EQ(in(nsName("out"), "ip addr add 198.19.0.1/24 dev up1 && ip link set up1 up").rc, 0);
   // What dockerd does to the host: iptables FORWARD policy DROP.
   ASSERT_EQ(inHost("iptables -P FORWARD DROP").rc, 0);
@@ -200,7 +210,8 @@ TEST_F(Bridge, ConcurrentAddsAndDels) {
   auto conf = bridgeConf("netc", "br-cc", "198.18.64.0/20");
   std::vector<std::future<Cmd>> adds;
   for (int i = 0; i < kCount; ++i) {
-    adds.push_back(std::async(std::launch::async, [&, i] { return add(conf, "c" + std::to_string(i), paths[i]); }));
+    adds.push_back(std::async(std::launch::async,
+                              [&, i] { return add(conf, "c" + std::to_string(i), paths[i]); }));
   }
   std::set<std::string> addrs;
   for (auto& f : adds) {
@@ -212,12 +223,18 @@ TEST_F(Bridge, ConcurrentAddsAndDels) {
   EXPECT_EQ(inHost("ip -o link | grep -c 'master br-cc'").out, std::to_string(kCount) + "\n");
   std::vector<std::future<Cmd>> dels;
   for (int i = 0; i < kCount; ++i) {
-    dels.push_back(std::async(std::launch::async, [&, i] { return del(conf, "c" + std::to_string(i), paths[i]); }));
+    dels.push_back(std::async(std::launch::async,
+                              [&, i] { return del(conf, "c" + std::to_string(i), paths[i]); }));
   }
   for (auto& f : dels) EXPECT_EQ(f.get().rc, 0);
   EXPECT_EQ(inHost("ip -o link | grep -c plm || true").out, "0\n");
-  auto allocs = sh("sqlite3 " + state_.path() + "/state/plumb.db \"SELECT count(*) FROM ip_allocs WHERE container_id<>'gateway'; SELECT count(*) FROM attachments; SELECT count(*) FROM ip_free\"").out;
-  EXPECT_EQ(allocs, "0\n0\n1\n") << "no allocation or record left, free space merged back into one span";
+  auto allocs =
+      sh("sqlite3 " + state_.path() +
+         "/state/plumb.db \"SELECT count(*) FROM ip_allocs WHERE container_id<>'gateway'; SELECT "
+         "count(*) FROM attachments; SELECT count(*) FROM ip_free\"")
+          .out;
+  EXPECT_EQ(allocs, "0\n0\n1\n")
+      << "no allocation or record left, free space merged back into one span";
 }
 
 TEST_F(Bridge, GcRemovesWhatIsNotValidAndNothingElse) {
@@ -268,16 +285,50 @@ TEST_F(Bridge, BadInputChangesNothing) {
   };
   std::vector<Case> cases = {
       {"no free address", [&] { return add(conf, "c2", c2); }, 101},
-      {"malformed JSON", [&] { return sh("printf '{\"cniVersion\":' | ip netns exec " + host() + " env CNI_COMMAND=ADD CNI_CONTAINERID=c2 CNI_NETNS=" + c2 + " CNI_IFNAME=eth0 CNI_PATH=/usr/lib/cni " PLUMB_BIN); }, 6},
-      {"unknown version", [&] { auto c = conf; c["cniVersion"] = "0.9.9"; return add(c, "c2", c2); }, 1},
+      {"malformed JSON",
+       [&] {
+         return sh("printf '{\"cniVersion\":' | ip netns exec " + host() +
+                   " env CNI_COMMAND=ADD CNI_CONTAINERID=c2 CNI_NETNS=" + c2 +
+                   " CNI_IFNAME=eth0 CNI_PATH=/usr/lib/cni " PLUMB_BIN);
+       },
+       6},
+      {"unknown version",
+       [&] {
+         auto c = conf;
+         c["cniVersion"] = "0.9.9";
+         return add(c, "c2", c2);
+       },
+       1},
       {"missing netns", [&] { return cni("ADD", conf, "c2", ""); }, 4},
-      {"netns path that does not exist", [&] { return add(conf, "c2", "/run/netns/plumb-nowhere"); }, 3},
+      {"netns path that does not exist",
+       [&] { return add(conf, "c2", "/run/netns/plumb-nowhere"); }, 3},
       {"container id with /", [&] { return add(conf, "c/2", c2); }, 4},
       {"container id with ..", [&] { return add(conf, "..", c2); }, 4},
-      {"network name with /", [&] { auto c = conf; c["name"] = "net/x"; return add(c, "c2", c2); }, 7},
+      {"network name with /",
+       [&] {
+         auto c = conf;
+         c["name"] = "net/x";
+         return add(c, "c2", c2);
+       },
+       7},
       {"16-character ifname", [&] { return add(conf, "c2", c2, "abcdefghijklmnop"); }, 4},
-      {"bad CIDR", [&] { auto c = conf; c["ipam"]["subnet"] = "198.18.11.0/40"; return add(c, "c2", c2); }, 7},
-      {"master that does not exist", [&] { auto c = conf; c["master"] = "nosuch0"; c["ipam"]["subnet"] = "198.18.12.0/24"; c["ipam"].erase("rangeStart"); c["ipam"].erase("rangeEnd"); return add(c, "c2", c2); }, 100},
+      {"bad CIDR",
+       [&] {
+         auto c = conf;
+         c["ipam"]["subnet"] = "198.18.11.0/40";
+         return add(c, "c2", c2);
+       },
+       7},
+      {"master that does not exist",
+       [&] {
+         auto c = conf;
+         c["master"] = "nosuch0";
+         c["ipam"]["subnet"] = "198.18.12.0/24";
+         c["ipam"].erase("rangeStart");
+         c["ipam"].erase("rangeEnd");
+         return add(c, "c2", c2);
+       },
+       100},
   };
   for (const auto& c : cases) {
     auto r = c.call();
@@ -285,9 +336,11 @@ TEST_F(Bridge, BadInputChangesNothing) {
     EXPECT_EQ(cniCode(r), c.code) << c.what << ": " << r.out;
     auto msg = json::parse(r.out, nullptr, false);
     ASSERT_TRUE(msg.is_object()) << c.what;
-    EXPECT_EQ(msg["msg"].get<std::string>().find('\n'), std::string::npos) << "one line: " << c.what;
+    EXPECT_EQ(msg["msg"].get<std::string>().find('\n'), std::string::npos)
+        << "one line: " << c.what;
     EXPECT_EQ(hostSnapshot(), before) << c.what << " changed the host";
-    EXPECT_EQ(in(nsName("c2"), "ip -o link | wc -l").out, "1\n") << c.what << " changed the container";
+    EXPECT_EQ(in(nsName("c2"), "ip -o link | wc -l").out, "1\n")
+        << c.what << " changed the container";
   }
   EXPECT_EQ(del(conf, "c1", c1).rc, 0);
 }

@@ -8,11 +8,18 @@ class Macvlan : public NetnsTest {
  protected:
   void SetUp() override {
     NetnsTest::SetUp();
-    ASSERT_EQ(inHost("ip link add phys0 type veth peer name phys0p && ip link set phys0 up && ip link set phys0p up").rc, 0);
+    ASSERT_EQ(inHost("ip link add phys0 type veth peer name phys0p && ip link set phys0 up && ip "
+                     "link set phys0p up")
+                  .rc,
+              0);
   }
   json conf(const std::string& mode, const std::string& subnet) {
-    json c = {{"cniVersion", "1.0.0"}, {"name", "mv-" + mode}, {"type", "plumb"}, {"master", "phys0"},
-              {"mode", mode}, {"dataDir", state_.path() + "/state"},
+    json c = {{"cniVersion", "1.0.0"},
+              {"name", "mv-" + mode},
+              {"type", "plumb"},
+              {"master", "phys0"},
+              {"mode", mode},
+              {"dataDir", state_.path() + "/state"},
               {"ipam", {{"type", "plumb"}, {"subnet", subnet}}}};
     return c;
   }
@@ -43,7 +50,8 @@ TEST_F(Macvlan, PrivateModeIsolates) {
   auto c = conf("private", "198.18.21.0/24");
   ASSERT_EQ(add(c, "c1", c1).rc, 0);
   ASSERT_EQ(add(c, "c2", c2).rc, 0);
-  EXPECT_NE(in(nsName("c1"), "ip -d -o link show eth0").out.find("macvlan mode private"), std::string::npos);
+  EXPECT_NE(in(nsName("c1"), "ip -d -o link show eth0").out.find("macvlan mode private"),
+            std::string::npos);
   EXPECT_FALSE(ping(nsName("c1"), "198.18.21.3"));
   EXPECT_EQ(del(c, "c1", c1).rc, 0);
   EXPECT_EQ(del(c, "c2", c2).rc, 0);
@@ -55,7 +63,8 @@ TEST_F(Macvlan, EveryModeIsCreatedAsAsked) {
     auto c = conf(mode, "198.18.22.0/24");
     auto r = add(c, "c-" + mode, ns);
     ASSERT_EQ(r.rc, 0) << mode << ": " << r.out;
-    EXPECT_NE(in(nsName("m-" + mode), "ip -d -o link show eth0").out.find("macvlan mode " + mode), std::string::npos)
+    EXPECT_NE(in(nsName("m-" + mode), "ip -d -o link show eth0").out.find("macvlan mode " + mode),
+              std::string::npos)
         << mode;
     EXPECT_EQ(del(c, "c-" + mode, ns).rc, 0);
   }

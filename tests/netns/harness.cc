@@ -38,7 +38,8 @@ void NetnsTest::SetUp() {
 }
 
 void NetnsTest::TearDown() {
-  for (auto it = namespaces_.rbegin(); it != namespaces_.rend(); ++it) sh("ip netns del " + *it + " 2>/dev/null");
+  for (auto it = namespaces_.rbegin(); it != namespaces_.rend(); ++it)
+    sh("ip netns del " + *it + " 2>/dev/null");
   auto left = sh("ip netns list | grep -c '^" + prefix_ + "' || true");
   EXPECT_EQ(std::stoi(left.out.empty() ? "0" : left.out), 0) << "namespaces leaked";
   auto links = sh("ip -o link | grep -E ': (plm|plt|plc)[0-9a-f]{8}' || true");
@@ -58,21 +59,23 @@ Cmd NetnsTest::in(const std::string& ns_name, const std::string& cmd) {
 }
 
 Cmd NetnsTest::cni(const std::string& command, const json& conf, const std::string& cid,
-                   const std::string& netns_path, const std::string& ifname, const std::string& extra_env) {
+                   const std::string& netns_path, const std::string& ifname,
+                   const std::string& extra_env) {
   static std::atomic<int> seq{0};
   std::string file = state_.path() + "/conf-" + std::to_string(seq++) + ".json";
   {
     std::ofstream f(file);
     f << conf.dump();
   }
-  std::string cmd = "ip netns exec " + host_ + " env CNI_COMMAND=" + command + " CNI_CONTAINERID=" + shq(cid) +
-                    " CNI_NETNS=" + shq(netns_path) + " CNI_IFNAME=" + shq(ifname) + " CNI_PATH=/usr/lib/cni " +
-                    extra_env + " " + PLUMB_BIN + " < " + file;
+  std::string cmd = "ip netns exec " + host_ + " env CNI_COMMAND=" + command +
+                    " CNI_CONTAINERID=" + shq(cid) + " CNI_NETNS=" + shq(netns_path) +
+                    " CNI_IFNAME=" + shq(ifname) + " CNI_PATH=/usr/lib/cni " + extra_env + " " +
+                    PLUMB_BIN + " < " + file;
   return sh(cmd);
 }
 
-json NetnsTest::bridgeConf(const std::string& name, const std::string& bridge, const std::string& subnet,
-                           const std::string& version) {
+json NetnsTest::bridgeConf(const std::string& name, const std::string& bridge,
+                           const std::string& subnet, const std::string& version) {
   return {{"cniVersion", version},
           {"name", name},
           {"type", "plumb"},
@@ -83,17 +86,20 @@ json NetnsTest::bridgeConf(const std::string& name, const std::string& bridge, c
 }
 
 std::string NetnsTest::storeDump() {
-  return sh("sqlite3 " + state_.path() + "/state/plumb.db 'SELECT * FROM attachments; SELECT subnet, addr, network, "
+  return sh("sqlite3 " + state_.path() +
+            "/state/plumb.db 'SELECT * FROM attachments; SELECT subnet, addr, network, "
             "container_id, ifname FROM ip_allocs;' 2>/dev/null")
       .out;
 }
 
 std::string NetnsTest::hostSnapshot() {
-  return inHost("ip -o link | sed 's/ state [A-Z]*//'; ip -o addr; nft list ruleset").out + storeDump();
+  return inHost("ip -o link | sed 's/ state [A-Z]*//'; ip -o addr; nft list ruleset").out +
+         storeDump();
 }
 
 bool NetnsTest::ping(const std::string& ns_name, const std::string& addr, bool v6) {
-  return in(ns_name, std::string("busybox ping ") + (v6 ? "-6 " : "") + "-c 1 -W 2 " + addr).rc == 0;
+  return in(ns_name, std::string("busybox ping ") + (v6 ? "-6 " : "") + "-c 1 -W 2 " + addr).rc ==
+         0;
 }
 
 int NetnsTest::cniCode(const Cmd& r) {

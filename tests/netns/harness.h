@@ -38,12 +38,15 @@ class NetnsTest : public ::testing::Test {
   Cmd inHost(const std::string& cmd) { return in(host_, cmd); }
 
   // Runs the CNI plugin in the host namespace.
-  Cmd cni(const std::string& command, const json& conf, const std::string& cid, const std::string& netns_path,
-          const std::string& ifname = "eth0", const std::string& extra_env = "");
-  Cmd add(const json& conf, const std::string& cid, const std::string& netns_path, const std::string& ifname = "eth0") {
+  Cmd cni(const std::string& command, const json& conf, const std::string& cid,
+          const std::string& netns_path, const std::string& ifname = "eth0",
+          const std::string& extra_env = "");
+  Cmd add(const json& conf, const std::string& cid, const std::string& netns_path,
+          const std::string& ifname = "eth0") {
     return cni("ADD", conf, cid, netns_path, ifname);
   }
-  Cmd del(const json& conf, const std::string& cid, const std::string& netns_path, const std::string& ifname = "eth0") {
+  Cmd del(const json& conf, const std::string& cid, const std::string& netns_path,
+          const std::string& ifname = "eth0") {
     return cni("DEL", conf, cid, netns_path, ifname);
   }
   // A bridge-mode configuration with the built-in IPAM on subnet, state in this test's dir.

@@ -103,13 +103,17 @@ TEST_F(Netlink, KernelErrorsCarryTheExtendedAck) {
   spec.parent_index = 99999;  // no such link
   auto st = nl::createMacvlan(*hs, spec);
   ASSERT_FALSE(st.ok());
-  EXPECT_NE(st.error().message.find("failed to create macvlan mv0"), std::string::npos) << st.error().message;
+  EXPECT_NE(st.error().message.find("failed to create macvlan mv0"), std::string::npos)
+      << st.error().message;
   auto missing = nl::getLink(*hs, "nosuch0");
   EXPECT_EQ(missing.error().code, Errc::kNotFound);
 }
 
 TEST_F(Netlink, ListsManyLinksInOneDump) {
-  ASSERT_EQ(inHost("for i in $(seq 1 300); do echo \"link add lk$i type veth peer name lp$i\"; done | ip -batch -").rc, 0);
+  ASSERT_EQ(inHost("for i in $(seq 1 300); do echo \"link add lk$i type veth peer name lp$i\"; "
+                   "done | ip -batch -")
+                .rc,
+            0);
   auto host = nl::Netns::fromName(host_);
   auto hs = nl::NlSocket::openIn(*host);
   auto links = nl::listLinks(*hs);

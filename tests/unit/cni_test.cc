@@ -19,18 +19,20 @@ using json = nlohmann::json;
 class CniTest : public ::testing::Test {
  protected:
   json conf(const std::string& version = "1.0.0") {
-    return {{"cniVersion", version},
-            {"name", "unit-net"},
-            {"type", "plumb"},
-            {"bridge", "br-unit"},
-            {"dataDir", dir_.path()},
-            {"ipam", {{"type", "plumb"}, {"subnet", "198.18.0.0/24"}}}};
+    return {{"cniVersion", version},  {"name", "unit-net"},
+            {"type", "plumb"},        {"bridge", "br-unit"},
+            {"dataDir", dir_.path()}, {"ipam", {{"type", "plumb"}, {"subnet", "198.18.0.0/24"}}}};
   }
   std::map<std::string, std::string> env(const std::string& command) {
-    return {{"CNI_COMMAND", command},   {"CNI_CONTAINERID", "ctr1"}, {"CNI_NETNS", "/proc/self/ns/net"},
-            {"CNI_IFNAME", "eth0"},     {"CNI_PATH", "/usr/lib/cni"}};
+    return {{"CNI_COMMAND", command},
+            {"CNI_CONTAINERID", "ctr1"},
+            {"CNI_NETNS", "/proc/self/ns/net"},
+            {"CNI_IFNAME", "eth0"},
+            {"CNI_PATH", "/usr/lib/cni"}};
   }
-  Output call(std::map<std::string, std::string> e, const std::string& input) { return run({std::move(e), input}); }
+  Output call(std::map<std::string, std::string> e, const std::string& input) {
+    return run({std::move(e), input});
+  }
   int code(const Output& o) {
     auto j = json::parse(o.text, nullptr, false);
     if (!j.is_object() || !j.contains("code")) return 0;
@@ -50,7 +52,8 @@ class CniTest : public ::testing::Test {
 };
 
 TEST_F(CniTest, VersionListsEverySupportedVersion) {
-  auto out = call({{"CNI_COMMAND", "VERSION"}, {"CNI_NETNS", "dummy"}}, R"({"cniVersion":"0.4.0"})");
+  auto out =
+      call({{"CNI_COMMAND", "VERSION"}, {"CNI_NETNS", "dummy"}}, R"({"cniVersion":"0.4.0"})");
   EXPECT_EQ(out.exit_code, 0);
   auto j = json::parse(out.text);
   EXPECT_EQ(j["cniVersion"], "0.4.0");
@@ -82,7 +85,8 @@ TEST_F(CniTest, EnvironmentErrors) {
   e4["CNI_ARGS"] = "FOO=bar";
   EXPECT_EQ(code(call(e4, conf().dump())), kInvalidEnvironment);
   e4["CNI_ARGS"] = "IgnoreUnknown=1;FOO=bar;MAC=zz";
-  EXPECT_EQ(code(call(e4, conf().dump())), kInvalidConfig);  // passes env checks, then the MAC is bad
+  EXPECT_EQ(code(call(e4, conf().dump())),
+            kInvalidConfig);  // passes env checks, then the MAC is bad
   EXPECT_EQ(allocations(), 0u) << "a failed ADD must release what IPAM handed out";
 }
 
@@ -146,7 +150,8 @@ TEST_F(CniTest, GcNeedsTheValidList) {
 
 TEST(CniResult, EncodesPerVersion) {
   CniResult r;
-  r.interfaces = {{"plm1", "02:00:00:00:00:01", "", 1500}, {"eth0", "02:00:00:00:00:02", "/run/netns/x", 1500}};
+  r.interfaces = {{"plm1", "02:00:00:00:00:01", "", 1500},
+                  {"eth0", "02:00:00:00:00:02", "/run/netns/x", 1500}};
   r.ips = {{*IpPrefix::parse("198.18.0.2/24"), *IpAddr::parse("198.18.0.1"), 1},
            {*IpPrefix::parse("2001:db8::2/64"), std::nullopt, 1}};
   r.routes = {{*IpPrefix::parse("0.0.0.0/0"), *IpAddr::parse("198.18.0.1"), 0, 0}};
@@ -172,11 +177,13 @@ TEST(CniResult, EncodesPerVersion) {
 }
 
 TEST(CniConfig, InfersModesAndRanges) {
-  auto macvlan = parseNetConf(R"({"cniVersion":"1.0.0","name":"m","type":"plumb","master":"ens3","mode":"vepa"})");
+  auto macvlan = parseNetConf(
+      R"({"cniVersion":"1.0.0","name":"m","type":"plumb","master":"ens3","mode":"vepa"})");
   ASSERT_TRUE(macvlan.ok());
   EXPECT_EQ(macvlan->mode, "macvlan");
   EXPECT_EQ(macvlan->macvlan_mode, "vepa");
-  auto bridge = parseNetConf(R"({"cniVersion":"1.0.0","name":"b","type":"plumb","isDefaultGateway":true,
+  auto bridge =
+      parseNetConf(R"({"cniVersion":"1.0.0","name":"b","type":"plumb","isDefaultGateway":true,
       "ipam":{"ranges":[[{"subnet":"198.18.0.0/24","rangeStart":"198.18.0.10"}],[{"subnet":"2001:db8::/64"}]]}})");
   ASSERT_TRUE(bridge.ok()) << bridge.error().message;
   EXPECT_EQ(bridge->mode, "bridge");
@@ -186,7 +193,8 @@ TEST(CniConfig, InfersModesAndRanges) {
   EXPECT_EQ(bridge->ipam.ranges[0][0].gateway->str(), "198.18.0.1");
   auto pass = parseNetConf(R"({"cniVersion":"1.0.0","name":"p","type":"plumb","device":"ens4"})");
   EXPECT_EQ(pass->mode, "passthrough");
-  auto versions = parseNetConf(R"({"cniVersions":["0.4.0","1.1.0","9.0.0"],"name":"v","type":"plumb"})");
+  auto versions =
+      parseNetConf(R"({"cniVersions":["0.4.0","1.1.0","9.0.0"],"name":"v","type":"plumb"})");
   EXPECT_EQ(versions->cni_version, "1.1.0");
   auto mixed = parseNetConf(R"({"cniVersion":"1.0.0","name":"x","type":"plumb",
       "ipam":{"ranges":[[{"subnet":"198.18.0.0/24"},{"subnet":"2001:db8::/64"}]]}})");

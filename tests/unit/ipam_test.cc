@@ -10,7 +10,8 @@
 namespace plumb::core {
 namespace {
 
-IpRange range(const char* subnet, const char* start = nullptr, const char* end = nullptr, const char* gw = nullptr) {
+IpRange range(const char* subnet, const char* start = nullptr, const char* end = nullptr,
+              const char* gw = nullptr) {
   IpRange r;
   r.subnet = *IpPrefix::parse(subnet);
   if (start) r.start = *IpAddr::parse(start);
@@ -81,7 +82,8 @@ TEST_F(IpamTest, RunsOutAndRecoversAfterRelease) {
   auto c = ipam.allocate(req("c", {set}));
   ASSERT_FALSE(c.ok());
   EXPECT_EQ(c.error().code, Errc::kTryAgain);
-  EXPECT_NE(c.error().message.find("no free address in range 198.18.0.2-198.18.0.3"), std::string::npos)
+  EXPECT_NE(c.error().message.find("no free address in range 198.18.0.2-198.18.0.3"),
+            std::string::npos)
       << c.error().message;
   ASSERT_TRUE(ipam.release({"net", "a", "eth0"}).ok());
   auto c2 = ipam.allocate(req("c", {set}));
@@ -102,19 +104,22 @@ TEST_F(IpamTest, ReleaseMergesFreeSpaceAndCursorWrapsRoundRobin) {
   Ipam ipam(*store_);
   RangeSet set{range("198.18.0.0/28")};  // .1 - .14
   for (int i = 0; i < 14; ++i) ASSERT_TRUE(ipam.allocate(req("c" + std::to_string(i), {set})).ok());
-  for (int i = 0; i < 14; ++i) ASSERT_TRUE(ipam.release({"net", "c" + std::to_string(i), "eth0"}).ok());
+  for (int i = 0; i < 14; ++i)
+    ASSERT_TRUE(ipam.release({"net", "c" + std::to_string(i), "eth0"}).ok());
   // One span again: the next allocation continues after the cursor and wraps.
   auto a = ipam.allocate(req("x", {set}));
   ASSERT_TRUE(a.ok());
   EXPECT_EQ((*a)[0].address.str(), "198.18.0.1/28");
   int spans = 0;
-  ASSERT_TRUE(store_->read([&](Db& db) -> Status {
-    auto q = db.prepare("SELECT count(*) FROM ip_free");
-    if (!q.ok()) return std::move(q).error();
-    auto row = q->step();
-    spans = static_cast<int>(q->integer(0));
-    return {};
-  }).ok());
+  ASSERT_TRUE(store_
+                  ->read([&](Db& db) -> Status {
+                    auto q = db.prepare("SELECT count(*) FROM ip_free");
+                    if (!q.ok()) return std::move(q).error();
+                    auto row = q->step();
+                    spans = static_cast<int>(q->integer(0));
+                    return {};
+                  })
+                  .ok());
   EXPECT_EQ(spans, 1);
 }
 
@@ -137,7 +142,8 @@ TEST_F(IpamTest, ConcurrentAllocationsFromTwoConnectionsNeverCollide) {
       ASSERT_TRUE(s.ok());
       Ipam ipam(**s);
       for (int i = 0; i < 50; ++i) {
-        auto a = ipam.allocate({{"net", "t" + std::to_string(t) + "-" + std::to_string(i), "eth0"}, {set}, {}});
+        auto a = ipam.allocate(
+            {{"net", "t" + std::to_string(t) + "-" + std::to_string(i), "eth0"}, {set}, {}});
         ASSERT_TRUE(a.ok()) << a.error().message;
         got[t].push_back((*a)[0].address.str());
       }

@@ -10,11 +10,13 @@ struct Recorder {
   std::vector<std::string> log;
   Step ok(const std::string& name, bool with_undo = true) {
     return Step(
-        name, [this, name]() -> Status {
+        name,
+        [this, name]() -> Status {
           log.push_back("do " + name);
           return {};
         },
-        with_undo ? std::function<void()>([this, name] { log.push_back("undo " + name); }) : std::function<void()>());
+        with_undo ? std::function<void()>([this, name] { log.push_back("undo " + name); })
+                  : std::function<void()>());
   }
   Step failing(const std::string& name) {
     return Step(name, [this, name]() -> Status {
@@ -33,13 +35,13 @@ TEST(Steps, RunsInOrderAndKeepsEverythingOnSuccess) {
 
 TEST(Steps, UndoesAppliedStepsNewestFirstOnFailure) {
   Recorder r;
-  std::vector<Step> steps = {r.ok("record"), r.ok("bridge", false), r.ok("veth"), r.failing("rename"),
-                             r.ok("never")};
+  std::vector<Step> steps = {r.ok("record"), r.ok("bridge", false), r.ok("veth"),
+                             r.failing("rename"), r.ok("never")};
   auto st = runSteps(steps);
   ASSERT_FALSE(st.ok());
   EXPECT_EQ(st.error().message, "rename refused");
-  EXPECT_EQ(r.log, (std::vector<std::string>{"do record", "do bridge", "do veth", "do rename", "undo veth",
-                                             "undo record"}));
+  EXPECT_EQ(r.log, (std::vector<std::string>{"do record", "do bridge", "do veth", "do rename",
+                                             "undo veth", "undo record"}));
 }
 
 TEST(Rollback, RunsWhenNotDisarmed) {
