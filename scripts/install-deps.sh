@@ -1,0 +1,33 @@
+#!/usr/bin/env bash
+# Installs, with apt, whatever plumb needs to build, test, lint, benchmark and demo that this
+# machine lacks. Debian 12 packages only; run as root. Does nothing when all is present.
+set -euo pipefail
+
+packages=(
+  # build
+  cmake make g++ pkg-config
+  libmnl-dev nlohmann-json3-dev libspdlog-dev libfmt-dev libcli11-dev libnftables-dev libsqlite3-dev
+  libgtest-dev libgmock-dev libbenchmark-dev
+  # run: the kernel-side tools plumb itself does not use but tests and the demo read back with
+  iproute2 nftables iptables busybox-static sqlite3 jq procps kmod
+  # e2e: a real libcni consumer and the reference plugins plumb is chained with and compared to
+  golang-go golang-github-appc-cni-dev containernetworking-plugins
+  # lint
+  clang-format clang-tidy
+)
+
+missing=()
+for p in "${packages[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if [ ${#missing[@]} -eq 0 ]; then
+  exit 0
+fi
+if [ "$(id -u)" != 0 ]; then
+  echo "install-deps: missing packages (${missing[*]}); run as root to install them" >&2
+  exit 1
+fi
+echo "install-deps: installing ${missing[*]}"
+export DEBIAN_FRONTEND=noninteractive
+apt-get update -q
+apt-get install -y -q --no-install-recommends "${missing[@]}"
