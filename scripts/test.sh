@@ -3,8 +3,8 @@
 # to prove it needs no privilege), then netns and e2e (root). Then the same unit and netns
 # tiers under ASan/UBSan. Usage: scripts/test.sh BUILD_DIR [ASAN_BUILD_DIR]
 set -euo pipefail
-build=${1:?usage: test.sh BUILD_DIR [ASAN_BUILD_DIR]}
-asan=${2:-}
+build=$(realpath "${1:?usage: test.sh BUILD_DIR [ASAN_BUILD_DIR]}")
+asan=${2:+$(realpath "$2")}
 jobs=$(nproc)
 
 echo "== unit"

@@ -270,6 +270,48 @@ TEST_F(Bridge, StatusSaysWhenTheBridgeCannotBeUsed) {
   EXPECT_EQ(cniCode(r), 50) << r.out;
 }
 
+TEST_F(Bridge, DelegatedIpamGetsItsDelWhenALaterStepFails) {
+  auto c1 = makeNetns("c1");
+  ASSERT_EQ(in(nsName("c1"), "ip link add eth0 type veth peer name other0").rc, 0);
+  auto conf = bridgeConf("netdl", "br-dl", "198.18.13.0/24");
+  std::string hl_dir = state_.path() + "/host-local";
+  conf["ipam"] = {{"type", "host-local"}, {"subnet", "198.18.13.0/24"}, {"dataDir", hl_dir}};
+  auto r = add(conf, "c1", c1);
+  EXPECT_EQ(r.rc, 1) << r.out;
+  EXPECT_NE(r.out.find("already exists"), std::string::npos) << r.out;
+  // host-local keeps one file per reserved address; the failed ADD's DEL removed it.
+  EXPECT_EQ(sh("ls " + hl_dir + "/netdl 2>/dev/null | grep -c '^198' || true").out, "0\n");
+  // And the success path: host-local's address in plumb's result, released on DEL.
+  auto c2 = makeNetns("c2");
+  auto ok = add(conf, "c2", c2);
+  ASSERT_EQ(ok.rc, 0) << ok.out;
+  // host-local's round-robin: .2 was handed out (and given back) by the failed ADD.
+  EXPECT_EQ(json::parse(ok.out)["ips"][0]["address"], "198.18.13.3/24");
+  EXPECT_EQ(sh("ls " + hl_dir + "/netdl | grep -c '^198'").out, "1\n");
+  EXPECT_EQ(del(conf, "c2", c2).rc, 0);
+  EXPECT_EQ(sh("ls " + hl_dir + "/netdl | grep -c '^198' || true").out, "0\n");
+}
+
+TEST_F(Bridge, ExtendsAPrevResult) {
+  auto c1 = makeNetns("c1");
+  auto conf = bridgeConf("netpr", "br-pr", "198.18.14.0/24");
+  conf["prevResult"] = {{"cniVersion", "1.0.0"},
+                        {"interfaces", {{{"name", "lo"}, {"sandbox", c1}}}},
+                        {"ips", {{{"address", "127.0.0.1/8"}, {"interface", 0}}}},
+                        {"dns", {{"nameservers", {"198.18.14.53"}}}}};
+  auto r = add(conf, "c1", c1);
+  ASSERT_EQ(r.rc, 0) << r.out;
+  auto res = json::parse(r.out);
+  ASSERT_EQ(res["interfaces"].size(), 3u);
+  EXPECT_EQ(res["interfaces"][0]["name"], "lo");
+  EXPECT_EQ(res["interfaces"][2]["name"], "eth0");
+  ASSERT_EQ(res["ips"].size(), 2u);
+  EXPECT_EQ(res["ips"][0]["address"], "127.0.0.1/8");
+  EXPECT_EQ(res["ips"][1]["interface"], 2) << "our address points at our interface";
+  EXPECT_EQ(res["dns"]["nameservers"][0], "198.18.14.53");
+  EXPECT_EQ(del(conf, "c1", c1).rc, 0);
+}
+
 TEST_F(Bridge, BadInputChangesNothing) {
   auto c1 = makeNetns("c1");
   auto conf = bridgeConf("netbad", "br-bad", "198.18.11.0/30");

@@ -93,7 +93,10 @@ std::string NetnsTest::storeDump() {
 }
 
 std::string NetnsTest::hostSnapshot() {
-  return inHost("ip -o link | sed 's/ state [A-Z]*//'; ip -o addr; nft list ruleset").out +
+  // Global addresses only: the kernel's own link-local ones change state (DAD) by themselves.
+  return inHost(
+             "ip -o link | sed 's/ state [A-Z]*//'; ip -o addr show scope global; nft list ruleset")
+             .out +
          storeDump();
 }
 
