@@ -21,56 +21,15 @@ TEST(NetlinkMessage, AddIpv4AddressMatchesGolden) {
   Message m(RTM_NEWADDR, NLM_F_CREATE | NLM_F_EXCL);
   buildAddAddress(m, 7, *IpPrefix::parse("198.18.0.5/24"), {});
   // nlmsghdr(16) ifaddrmsg(8) IFA_LOCAL(8) IFA_ADDRESS(8) IFA_BROADCAST(8)
+  // clang-format off
   const std::vector<uint8_t> golden = {
-      48,
-      0,
-      0,
-      0,
-      RTM_NEWADDR,
-      0,
-      0x00,
-      0x06,
-      0,
-      0,
-      0,
-      0,
-      0,
-      0,
-      0,
-      0,  // len, type, CREATE|EXCL
-      AF_INET,
-      24,
-      0,
-      RT_SCOPE_UNIVERSE,
-      7,
-      0,
-      0,
-      0,  // ifaddrmsg
-      8,
-      0,
-      IFA_LOCAL,
-      0,
-      198,
-      18,
-      0,
-      5,  //
-      8,
-      0,
-      IFA_ADDRESS,
-      0,
-      198,
-      18,
-      0,
-      5,  //
-      8,
-      0,
-      IFA_BROADCAST,
-      0,
-      198,
-      18,
-      0,
-      255,  //
+      48, 0, 0, 0, RTM_NEWADDR, 0, 0x00, 0x06, 0, 0, 0, 0, 0, 0, 0, 0,  // len, type, CREATE|EXCL
+      AF_INET, 24, 0, RT_SCOPE_UNIVERSE, 7, 0, 0, 0,                   // ifaddrmsg
+      8, 0, IFA_LOCAL, 0, 198, 18, 0, 5,
+      8, 0, IFA_ADDRESS, 0, 198, 18, 0, 5,
+      8, 0, IFA_BROADCAST, 0, 198, 18, 0, 255,
   };
+  // clang-format on
   EXPECT_EQ(bytes(m), golden);
 }
 
@@ -94,50 +53,21 @@ TEST(NetlinkMessage, VethPeerNestCarriesNameAndMtu) {
   spec.mtu = 1400;
   buildCreateVeth(m, spec);
   // The layout iproute2 sends for `ip link add plm01 mtu 1400 type veth peer name plt01 mtu 1400`.
+  // clang-format off
   const std::vector<uint8_t> golden = {
-      112,       0,           0,
-      0,         RTM_NEWLINK, 0,
-      0x00,      0x06,        0,
-      0,         0,           0,
-      0,         0,           0,
-      0,  // nlmsghdr, CREATE|EXCL
-      AF_UNSPEC, 0,           0,
-      0,         0,           0,
-      0,         0,           0,
-      0,         0,           0,
-      0,         0,           0,
-      0,  // ifinfomsg
-      10,        0,           IFLA_IFNAME,
-      0,         'p',         'l',
-      'm',       '0',         '1',
-      0,         0,           0,  // "plm01"
-      8,         0,           IFLA_MTU,
-      0,         0x78,        0x05,
-      0,         0,  // 1400
-      60,        0,           IFLA_LINKINFO,
-      0x80,  // nested
-      9,         0,           IFLA_INFO_KIND,
-      0,         'v',         'e',
-      't',       'h',         0,
-      0,         0,           0,  //   "veth"
-      44,        0,           IFLA_INFO_DATA,
-      0x80,  //   nested
-      40,        0,           1 /* VETH_INFO_PEER */,
-      0x80,  //     nested
-      AF_UNSPEC, 0,           0,
-      0,         0,           0,
-      0,         0,           0,
-      0,         0,           0,
-      0,         0,           0,
-      0,  //       ifinfomsg
-      10,        0,           IFLA_IFNAME,
-      0,         'p',         'l',
-      't',       '0',         '1',
-      0,         0,           0,  //       "plt01"
-      8,         0,           IFLA_MTU,
-      0,         0x78,        0x05,
-      0,         0,  //       1400
+      112, 0, 0, 0, RTM_NEWLINK, 0, 0x00, 0x06, 0, 0, 0, 0, 0, 0, 0, 0,  // nlmsghdr, CREATE|EXCL
+      AF_UNSPEC, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,            // ifinfomsg
+      10, 0, IFLA_IFNAME, 0, 'p', 'l', 'm', '0', '1', 0, 0, 0,          // "plm01"
+      8, 0, IFLA_MTU, 0, 0x78, 0x05, 0, 0,                              // 1400
+      60, 0, IFLA_LINKINFO, 0x80,                                       // nested
+      9, 0, IFLA_INFO_KIND, 0, 'v', 'e', 't', 'h', 0, 0, 0, 0,          //   "veth"
+      44, 0, IFLA_INFO_DATA, 0x80,                                      //   nested
+      40, 0, 1 /* VETH_INFO_PEER */, 0x80,                              //     nested
+      AF_UNSPEC, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,           //       ifinfomsg
+      10, 0, IFLA_IFNAME, 0, 'p', 'l', 't', '0', '1', 0, 0, 0,          //       "plt01"
+      8, 0, IFLA_MTU, 0, 0x78, 0x05, 0, 0,                              //       1400
   };
+  // clang-format on
   EXPECT_EQ(bytes(m), golden);
   // Parse back: the outer name and kind are where the kernel looks for them.
   std::string kind, name;
@@ -160,52 +90,14 @@ TEST(NetlinkMessage, DefaultRouteViaGateway) {
   r.gateway = *IpAddr::parse("198.18.0.1");
   r.oif = 4;
   buildRoute(m, r);
+  // clang-format off
   const std::vector<uint8_t> golden = {
-      44,
-      0,
-      0,
-      0,
-      RTM_NEWROUTE,
-      0,
-      0x00,
-      0x06,
-      0,
-      0,
-      0,
-      0,
-      0,
-      0,
-      0,
-      0,  // nlmsghdr
-      AF_INET,
-      0,
-      0,
-      0,
-      RT_TABLE_MAIN,
-      RTPROT_BOOT,
-      RT_SCOPE_UNIVERSE,
-      RTN_UNICAST,
-      0,
-      0,
-      0,
-      0,
-      8,
-      0,
-      RTA_GATEWAY,
-      0,
-      198,
-      18,
-      0,
-      1,  //
-      8,
-      0,
-      RTA_OIF,
-      0,
-      4,
-      0,
-      0,
-      0,  //
+      44, 0, 0, 0, RTM_NEWROUTE, 0, 0x00, 0x06, 0, 0, 0, 0, 0, 0, 0, 0,  // nlmsghdr
+      AF_INET, 0, 0, 0, RT_TABLE_MAIN, RTPROT_BOOT, RT_SCOPE_UNIVERSE, RTN_UNICAST, 0, 0, 0, 0,
+      8, 0, RTA_GATEWAY, 0, 198, 18, 0, 1,
+      8, 0, RTA_OIF, 0, 4, 0, 0, 0,
   };
+  // clang-format on
   EXPECT_EQ(bytes(m), golden);
 }
 
