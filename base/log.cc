@@ -40,7 +40,7 @@ std::shared_ptr<spdlog::logger> get(const std::string& module) {
   if (auto l = spdlog::get(module)) return l;
   auto l = std::make_shared<spdlog::logger>(module, sinkLocked());
   l->set_level(g_level);
-  l->set_pattern("%Y-%m-%dT%H:%M:%S.%e %l plumb/%n: %v");
+  l->set_pattern("%Y-%m-%dT%H:%M:%S.%f %l plumb/%n: %v");
   spdlog::register_logger(l);
   return l;
 }

@@ -1,114 +1,173 @@
 #include "netlink/firewall.h"
 
+#include <arpa/inet.h>
+#include <dlfcn.h>
 #include <fcntl.h>
+#include <linux/netfilter.h>
+#include <linux/netfilter/nf_tables.h>
+#include <linux/netfilter/nfnetlink.h>
 #include <nftables/libnftables.h>
 #include <sys/file.h>
 #include <sys/stat.h>
 
-#include <memory>
-#include <nlohmann/json.hpp>
+#include <cstring>
+#include <mutex>
 #include <vector>
 
-#include "base/fd.h"
+#include "netlink/socket.h"
 
 namespace plumb::netlink {
 namespace {
 
-using json = nlohmann::json;
+// libnftables' rule comments live in the rule's user data as a TLV of this type
+// (NFTNL_UDATA_RULE_COMMENT in libnftnl's udata.h).
+constexpr uint8_t kUdataRuleComment = 0;
 
-struct NftDeleter {
-  void operator()(nft_ctx* c) const { nft_ctx_free(c); }
-};
+// ---- Reading rules: plain nfnetlink dumps, cheap enough for every ADD. ----
 
-class Nft {
- public:
-  Nft() : ctx_(nft_ctx_new(NFT_CTX_DEFAULT)) {
-    if (ctx_) {
-      nft_ctx_buffer_output(ctx_.get());
-      nft_ctx_buffer_error(ctx_.get());
-    }
-  }
-  bool ok() const { return ctx_ != nullptr; }
+uint16_t nftType(int msg) { return static_cast<uint16_t>((NFNL_SUBSYS_NFTABLES << 8) | msg); }
 
-  // Runs commands; on failure returns nftables' own message.
-  Result<std::string> run(const std::string& cmd, bool json_out = false) {
-    if (!ctx_) return fail(Errc::kUnsupported, "libnftables could not start");
-    nft_ctx_output_set_flags(ctx_.get(),
-                             json_out ? (NFT_CTX_OUTPUT_JSON | NFT_CTX_OUTPUT_HANDLE) : 0);
-    int rc = nft_run_cmd_from_buffer(ctx_.get(), cmd.c_str());
-    std::string out = nft_ctx_get_output_buffer(ctx_.get());
-    std::string err = nft_ctx_get_error_buffer(ctx_.get());
-    if (rc != 0) {
-      auto nl = err.find('\n');
-      if (nl != std::string::npos) err = err.substr(0, nl);
-      return fail(Errc::kKernel, err.empty() ? "nftables refused the rules" : err);
-    }
-    return out;
-  }
-
- private:
-  std::unique_ptr<nft_ctx, NftDeleter> ctx_;
-};
-
-}  // namespace
-
-Firewall::Lock::Lock(bool exclusive) {
-  ::mkdir("/run/plumb", 0700);
-  fd_.reset(::open("/run/plumb/firewall.lock", O_RDWR | O_CREAT | O_CLOEXEC, 0600));
-  if (fd_.valid()) ::flock(fd_.get(), exclusive ? LOCK_EX : LOCK_SH);
+void putNfgen(Message& m, uint8_t family) {
+  auto* g = m.putHeader<nfgenmsg>();
+  g->nfgen_family = family;
+  g->version = NFNETLINK_V0;
+  g->res_id = htons(0);
 }
 
-namespace {
-
-struct RuleRef {
-  std::string family, table, chain;
-  long long handle;
+struct TaggedRule {
+  std::string comment;
+  uint64_t handle = 0;
 };
 
-// Rules in family/table/chain whose comment is tag; a missing table or chain has none.
-std::vector<RuleRef> findTagged(Nft& nft, const std::string& family, const std::string& table,
-                                const std::string& chain, const std::string& tag) {
-  std::vector<RuleRef> out;
-  auto listed = nft.run("list chain " + family + " " + table + " " + chain, true);
-  if (!listed.ok()) return out;
-  json doc = json::parse(*listed, nullptr, false);
-  if (!doc.is_object() || !doc.contains("nftables") || !doc["nftables"].is_array()) return out;
-  for (const auto& item : doc["nftables"]) {
-    if (!item.is_object() || !item.contains("rule")) continue;
-    const auto& rule = item["rule"];
-    if (!rule.is_object()) continue;
-    auto comment = rule.find("comment");
-    auto handle = rule.find("handle");
-    if (comment == rule.end() || !comment->is_string() || handle == rule.end() ||
-        !handle->is_number_integer()) {
-      continue;
+std::string commentOf(const nlattr* udata) {
+  const auto* p = static_cast<const uint8_t*>(mnl_attr_get_payload(udata));
+  size_t len = mnl_attr_get_payload_len(udata);
+  for (size_t i = 0; i + 2 <= len;) {
+    uint8_t type = p[i], vlen = p[i + 1];
+    if (i + 2 + vlen > len) break;
+    if (type == kUdataRuleComment && vlen > 0) {
+      return std::string(reinterpret_cast<const char*>(p + i + 2),
+                         strnlen(reinterpret_cast<const char*>(p + i + 2), vlen));
     }
-    if (comment->get<std::string>() == tag)
-      out.push_back({family, table, chain, handle->get<long long>()});
+    i += 2 + vlen;
+  }
+  return {};
+}
+
+// The rules of family/table/chain with their comments; a missing table or chain has none.
+Result<std::vector<TaggedRule>> listRules(NlSocket& nf, uint8_t family, const std::string& table,
+                                          const std::string& chain) {
+  Message m(nftType(NFT_MSG_GETRULE), 0);
+  putNfgen(m, family);
+  m.putStr(NFTA_RULE_TABLE, table);
+  m.putStr(NFTA_RULE_CHAIN, chain);
+  std::vector<TaggedRule> out;
+  auto st = nf.dump(
+      m,
+      [&](const nlmsghdr* nlh) -> Status {
+        TaggedRule r;
+        forEachAttr(nlh, sizeof(nfgenmsg), [&](const nlattr* a) {
+          if (mnl_attr_get_type(a) == NFTA_RULE_USERDATA) r.comment = commentOf(a);
+          if (mnl_attr_get_type(a) == NFTA_RULE_HANDLE && mnl_attr_get_payload_len(a) == 8) {
+            uint64_t be;
+            std::memcpy(&be, mnl_attr_get_payload(a), 8);
+            r.handle = be64toh(be);
+          }
+        });
+        if (!r.comment.empty()) out.push_back(std::move(r));
+        return {};
+      },
+      [&] { out.clear(); });
+  if (!st.ok()) {
+    if (st.error().code == Errc::kNotFound) return out;
+    return std::move(st).error().wrap("failed to list nftables rules of " + table + " " + chain);
   }
   return out;
 }
 
-Status removeTagged(Nft& nft, const std::vector<RuleRef>& rules) {
-  std::string cmd;
-  for (const auto& r : rules) {
-    cmd += "delete rule " + r.family + " " + r.table + " " + r.chain + " handle " +
-           std::to_string(r.handle) + "\n";
+Result<bool> chainExists(NlSocket& nf, uint8_t family, const std::string& table,
+                         const std::string& chain) {
+  Message m(nftType(NFT_MSG_GETCHAIN), 0);
+  putNfgen(m, family);
+  m.putStr(NFTA_CHAIN_TABLE, table);
+  m.putStr(NFTA_CHAIN_NAME, chain);
+  auto st = nf.request(m, [](const nlmsghdr*) -> Status { return {}; });
+  if (st.ok()) return true;
+  if (st.error().code == Errc::kNotFound) return false;
+  return std::move(st).error().wrap("failed to look up nftables chain " + table + " " + chain);
+}
+
+// ---- Writing rules: libnftables, loaded only when something must change. ----
+
+// The few libnftables entry points plumb uses, resolved at first use: most invocations (every
+// VERSION, DEL, and ADDs on a network whose rules are in place) never load it.
+struct NftLib {
+  decltype(&nft_ctx_new) ctx_new = nullptr;
+  decltype(&nft_ctx_free) ctx_free = nullptr;
+  decltype(&nft_ctx_buffer_output) buffer_output = nullptr;
+  decltype(&nft_ctx_buffer_error) buffer_error = nullptr;
+  decltype(&nft_ctx_get_error_buffer) get_error = nullptr;
+  decltype(&nft_run_cmd_from_buffer) run = nullptr;
+  std::string error;
+
+  static const NftLib& get() {
+    static NftLib lib;
+    static std::once_flag once;
+    std::call_once(once, [] { lib.load(); });
+    return lib;
   }
-  if (cmd.empty()) return {};
-  auto done = nft.run(cmd);
-  if (!done.ok()) return std::move(done).error();
+
+ private:
+  void load() {
+    void* h = ::dlopen("libnftables.so.1", RTLD_NOW | RTLD_LOCAL);
+    if (!h) {
+      error = "libnftables is not installed (Debian package libnftables1)";
+      return;
+    }
+    ctx_new = reinterpret_cast<decltype(ctx_new)>(::dlsym(h, "nft_ctx_new"));
+    ctx_free = reinterpret_cast<decltype(ctx_free)>(::dlsym(h, "nft_ctx_free"));
+    buffer_output = reinterpret_cast<decltype(buffer_output)>(::dlsym(h, "nft_ctx_buffer_output"));
+    buffer_error = reinterpret_cast<decltype(buffer_error)>(::dlsym(h, "nft_ctx_buffer_error"));
+    get_error = reinterpret_cast<decltype(get_error)>(::dlsym(h, "nft_ctx_get_error_buffer"));
+    run = reinterpret_cast<decltype(run)>(::dlsym(h, "nft_run_cmd_from_buffer"));
+    if (!ctx_new || !ctx_free || !buffer_output || !buffer_error || !get_error || !run) {
+      error = "libnftables lacks an expected function";
+      run = nullptr;
+    }
+  }
+};
+
+// Runs nft commands as one atomic batch; on failure, nftables' own first line.
+Status runNft(const std::string& cmd) {
+  const NftLib& lib = NftLib::get();
+  if (!lib.run) return fail(Errc::kUnsupported, lib.error);
+  nft_ctx* ctx = lib.ctx_new(NFT_CTX_DEFAULT);
+  if (!ctx) return fail(Errc::kUnsupported, "libnftables could not start");
+  lib.buffer_output(ctx);
+  lib.buffer_error(ctx);
+  int rc = lib.run(ctx, cmd.c_str());
+  std::string err = lib.get_error(ctx);
+  lib.ctx_free(ctx);
+  if (rc != 0) {
+    auto nl = err.find('\n');
+    if (nl != std::string::npos) err = err.substr(0, nl);
+    return fail(Errc::kKernel, err.empty() ? "nftables refused the rules" : err);
+  }
   return {};
 }
 
-bool chainExists(Nft& nft, const std::string& family, const std::string& table,
-                 const std::string& chain) {
-  return nft.run("list chain " + family + " " + table + " " + chain, true).ok();
-}
+struct ChainRef {
+  uint8_t family;
+  const char* family_name;
+  const char* table;
+  const char* chain;
+};
 
 // iptables-nft's FORWARD chains, where dockerd's DROP policy lives.
-const std::vector<std::pair<std::string, std::string>> kIptablesForward = {{"ip", "filter"},
-                                                                           {"ip6", "filter"}};
+constexpr ChainRef kIptablesForward[] = {{NFPROTO_IPV4, "ip", "filter", "FORWARD"},
+                                         {NFPROTO_IPV6, "ip6", "filter", "FORWARD"}};
+constexpr ChainRef kPlumbForward = {NFPROTO_INET, "inet", "plumb", "forward"};
+constexpr ChainRef kPlumbPostrouting = {NFPROTO_INET, "inet", "plumb", "postrouting"};
 
 std::string bridgeTag(const std::string& bridge) { return "plumb:fwd:" + bridge; }
 std::string masqTag(const std::string& owner, const IpPrefix& subnet) {
@@ -121,33 +180,39 @@ const char* kPlumbTable =
     "add chain inet plumb postrouting { type nat hook postrouting priority srcnat; policy accept; "
     "}\n";
 
-}  // namespace
+Result<bool> hasTag(NlSocket& nf, const ChainRef& c, const std::string& tag) {
+  PLUMB_ASSIGN(auto rules, listRules(nf, c.family, c.table, c.chain));
+  for (const auto& r : rules) {
+    if (r.comment == tag) return true;
+  }
+  return false;
+}
 
-namespace {
-
-// The commands that add whatever of rules is missing; empty when all is in place.
-std::string missingRules(Nft& nft, const BridgeRules& rules) {
+// The nft commands that add whatever of rules is missing; empty when all is in place.
+Result<std::string> missingRules(NlSocket& nf, const BridgeRules& rules) {
   std::string tag = bridgeTag(rules.bridge);
+  std::string quoted = "\"" + rules.bridge + "\"";
   std::string cmd;
   // Our own chain documents intent and serves rulesets that accept by default elsewhere.
-  if (findTagged(nft, "inet", "plumb", "forward", tag).empty()) {
-    cmd += "add rule inet plumb forward iifname \"" + rules.bridge + "\" accept comment \"" + tag +
-           "\"\n";
-    cmd += "add rule inet plumb forward oifname \"" + rules.bridge + "\" accept comment \"" + tag +
-           "\"\n";
+  PLUMB_ASSIGN(bool own, hasTag(nf, kPlumbForward, tag));
+  if (!own) {
+    cmd += "add rule inet plumb forward iifname " + quoted + " accept comment \"" + tag + "\"\n";
+    cmd += "add rule inet plumb forward oifname " + quoted + " accept comment \"" + tag + "\"\n";
   }
-  for (const auto& [family, table] : kIptablesForward) {
-    if (!chainExists(nft, family, table, "FORWARD")) continue;
-    if (!findTagged(nft, family, table, "FORWARD", tag).empty()) continue;
+  for (const auto& c : kIptablesForward) {
+    PLUMB_ASSIGN(bool exists, chainExists(nf, c.family, c.table, c.chain));
+    if (!exists) continue;
+    PLUMB_ASSIGN(bool there, hasTag(nf, c, tag));
+    if (there) continue;
     // insert: ahead of the chain's own rules, as Docker places DOCKER-USER.
-    cmd += "insert rule " + family + " " + table + " FORWARD oifname \"" + rules.bridge +
-           "\" accept comment \"" + tag + "\"\n";
-    cmd += "insert rule " + family + " " + table + " FORWARD iifname \"" + rules.bridge +
-           "\" accept comment \"" + tag + "\"\n";
+    std::string at = std::string("insert rule ") + c.family_name + " " + c.table + " " + c.chain;
+    cmd += at + " oifname " + quoted + " accept comment \"" + tag + "\"\n";
+    cmd += at + " iifname " + quoted + " accept comment \"" + tag + "\"\n";
   }
   for (const auto& subnet : rules.masquerade) {
     std::string mtag = masqTag(rules.owner, subnet);
-    if (!findTagged(nft, "inet", "plumb", "postrouting", mtag).empty()) continue;
+    PLUMB_ASSIGN(bool there, hasTag(nf, kPlumbPostrouting, mtag));
+    if (there) continue;
     std::string net = subnet.network().str();
     std::string fam = subnet.isV4() ? "ip" : "ip6";
     cmd += "add rule inet plumb postrouting " + fam + " saddr " + net + " " + fam +
@@ -156,57 +221,74 @@ std::string missingRules(Nft& nft, const BridgeRules& rules) {
   return cmd;
 }
 
+Status removeTagged(NlSocket& nf, const std::vector<ChainRef>& chains, const std::string& tag) {
+  std::string cmd;
+  for (const auto& c : chains) {
+    PLUMB_ASSIGN(auto rules, listRules(nf, c.family, c.table, c.chain));
+    for (const auto& r : rules) {
+      if (r.comment != tag) continue;
+      cmd += std::string("delete rule ") + c.family_name + " " + c.table + " " + c.chain +
+             " handle " + std::to_string(r.handle) + "\n";
+    }
+  }
+  if (cmd.empty()) return {};
+  return runNft(cmd);
+}
+
 }  // namespace
 
+Firewall::Lock::Lock(bool exclusive) {
+  ::mkdir("/run/plumb", 0700);
+  fd_.reset(::open("/run/plumb/firewall.lock", O_RDWR | O_CREAT | O_CLOEXEC, 0600));
+  if (fd_.valid()) ::flock(fd_.get(), exclusive ? LOCK_EX : LOCK_SH);
+}
+
 Status Firewall::ensure(const BridgeRules& rules) {
-  Nft nft;
+  PLUMB_ASSIGN(auto nf, NlSocket::open(NETLINK_NETFILTER));
   {
     // Shared: ADDs check in parallel, while a last DEL removing rules (exclusive) is excluded.
     Lock shared(false);
-    if (missingRules(nft, rules).empty()) return {};
+    PLUMB_ASSIGN(std::string missing, missingRules(nf, rules));
+    if (missing.empty()) return {};
   }
   Lock lock(true);
   // Again under the lock: a concurrent ADD may have added them meanwhile.
-  std::string cmd = missingRules(nft, rules);
+  PLUMB_ASSIGN(std::string cmd, missingRules(nf, rules));
   if (cmd.empty()) return {};
-  auto done = nft.run(kPlumbTable + cmd);
-  if (!done.ok())
+  auto done = runNft(kPlumbTable + cmd);
+  if (!done.ok()) {
     return std::move(done).error().wrap("failed to install forwarding rules for bridge " +
                                         rules.bridge);
+  }
   return {};
 }
 
 Status Firewall::revokeBridge(const std::string& bridge) {
-  Nft nft;
+  PLUMB_ASSIGN(auto nf, NlSocket::open(NETLINK_NETFILTER));
   Lock lock(true);
-  std::string tag = bridgeTag(bridge);
-  auto rules = findTagged(nft, "inet", "plumb", "forward", tag);
-  for (const auto& [family, table] : kIptablesForward) {
-    auto more = findTagged(nft, family, table, "FORWARD", tag);
-    rules.insert(rules.end(), more.begin(), more.end());
-  }
-  auto st = removeTagged(nft, rules);
+  std::vector<ChainRef> chains = {kPlumbForward};
+  chains.insert(chains.end(), std::begin(kIptablesForward), std::end(kIptablesForward));
+  auto st = removeTagged(nf, chains, bridgeTag(bridge));
   if (!st.ok())
     return std::move(st).error().wrap("failed to remove forwarding rules of bridge " + bridge);
   return {};
 }
 
 Status Firewall::unmasquerade(const std::string& owner, const IpPrefix& subnet) {
-  Nft nft;
-  auto st =
-      removeTagged(nft, findTagged(nft, "inet", "plumb", "postrouting", masqTag(owner, subnet)));
+  PLUMB_ASSIGN(auto nf, NlSocket::open(NETLINK_NETFILTER));
+  auto st = removeTagged(nf, {kPlumbPostrouting}, masqTag(owner, subnet));
   if (!st.ok()) return std::move(st).error().wrap("failed to remove masquerade of " + subnet.str());
   return {};
 }
 
 Result<bool> Firewall::hasBridgeRules(const std::string& bridge) {
-  Nft nft;
-  return !findTagged(nft, "inet", "plumb", "forward", bridgeTag(bridge)).empty();
+  PLUMB_ASSIGN(auto nf, NlSocket::open(NETLINK_NETFILTER));
+  return hasTag(nf, kPlumbForward, bridgeTag(bridge));
 }
 
 Result<bool> Firewall::hasMasquerade(const std::string& owner, const IpPrefix& subnet) {
-  Nft nft;
-  return !findTagged(nft, "inet", "plumb", "postrouting", masqTag(owner, subnet)).empty();
+  PLUMB_ASSIGN(auto nf, NlSocket::open(NETLINK_NETFILTER));
+  return hasTag(nf, kPlumbPostrouting, masqTag(owner, subnet));
 }
 
 }  // namespace plumb::netlink

@@ -3,6 +3,7 @@
 #include <linux/if.h>
 #include <linux/if_arp.h>
 #include <linux/if_link.h>
+#include <linux/ip.h>
 #include <linux/rtnetlink.h>
 #include <linux/veth.h>
 #include <sys/socket.h>
@@ -143,6 +144,15 @@ void buildChangeLink(Message& m, int index, const LinkChange& c) {
   if (c.master) m.putU32(IFLA_MASTER, static_cast<uint32_t>(*c.master));
   if (c.alias) m.putStr(IFLA_IFALIAS, *c.alias);
   if (c.netns) m.putU32(IFLA_NET_NS_FD, static_cast<uint32_t>(c.netns->fd()));
+  if (c.arp_notify) {
+    nlattr* af_spec = m.nestStart(IFLA_AF_SPEC);
+    nlattr* inet = m.nestStart(AF_INET);
+    nlattr* conf = m.nestStart(IFLA_INET_CONF);
+    m.putU32(IPV4_DEVCONF_ARP_NOTIFY, *c.arp_notify ? 1 : 0);
+    m.nestEnd(conf);
+    m.nestEnd(inet);
+    m.nestEnd(af_spec);
+  }
 }
 
 Status changeLink(NlSocket& s, int index, const LinkChange& change) {

@@ -77,6 +77,9 @@ struct LinkChange {
   std::optional<int> master;  // 0 detaches
   std::optional<std::string> alias;
   const Netns* netns = nullptr;  // move the link there
+  // IPv4 arp_notify: the kernel itself sends a gratuitous ARP for every address when the link
+  // comes up or changes MAC (set through IFLA_AF_SPEC, no sysctl write in the netns needed).
+  std::optional<bool> arp_notify;
 };
 
 Status createVeth(NlSocket& s, const VethSpec& spec);

@@ -78,8 +78,8 @@ Result<NlSocket> NlSocket::setUp(mnl_socket* nl) {
   return s;
 }
 
-Result<NlSocket> NlSocket::open() {
-  mnl_socket* nl = mnl_socket_open2(NETLINK_ROUTE, SOCK_CLOEXEC);
+Result<NlSocket> NlSocket::open(int protocol) {
+  mnl_socket* nl = mnl_socket_open2(protocol, SOCK_CLOEXEC);
   if (!nl) return failErrno(errno, "failed to open a netlink socket");
   return setUp(nl);
 }

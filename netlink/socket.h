@@ -4,6 +4,7 @@
 #pragma once
 
 #include <libmnl/libmnl.h>
+#include <linux/netlink.h>
 
 #include <functional>
 #include <vector>
@@ -18,8 +19,8 @@ using ReplyFn = std::function<Status(const nlmsghdr*)>;
 
 class NlSocket {
  public:
-  // A socket in the caller's namespace.
-  static Result<NlSocket> open();
+  // A socket in the caller's namespace (NETLINK_ROUTE, or NETLINK_NETFILTER for nftables).
+  static Result<NlSocket> open(int protocol = NETLINK_ROUTE);
   // A socket created inside ns; all its requests act there, whatever thread sends them.
   static Result<NlSocket> openIn(const Netns& ns);
 

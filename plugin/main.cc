@@ -2,11 +2,10 @@
 // /opt/cni/bin/plumb); otherwise argv picks the command line (also called as `pipework`).
 #include <unistd.h>
 
+#include <cerrno>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
-#include <iostream>
-#include <iterator>
 #include <string>
 
 #include "plugin/cli/cli.h"
@@ -22,7 +21,15 @@ int runCni() {
     const char* eq = std::strchr(*e, '=');
     if (eq) in.env.emplace(std::string(*e, static_cast<size_t>(eq - *e)), std::string(eq + 1));
   }
-  in.input.assign(std::istreambuf_iterator<char>(std::cin), std::istreambuf_iterator<char>());
+  char buf[65536];
+  for (;;) {
+    ssize_t n = ::read(0, buf, sizeof(buf));
+    if (n > 0) {
+      in.input.append(buf, static_cast<size_t>(n));
+    } else if (n == 0 || errno != EINTR) {
+      break;
+    }
+  }
   auto out = plumb::cni::run(in);
   // A runtime that cannot read the answer must not take silence for success.
   if (std::fwrite(out.text.data(), 1, out.text.size(), stdout) != out.text.size() ||

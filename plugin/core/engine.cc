@@ -168,7 +168,10 @@ Result<std::vector<Step>> Engine::buildSteps(Context& ctx) {
              if (!plan.create_bridge) {
                return fail(Errc::kNotFound, "no such bridge " + plan.bridge + " and create=false");
              }
-             auto st = nl::createBridge(s, {plan.bridge, ctx.req.mtu, std::nullopt});
+             // A MAC of its own: otherwise the bridge takes its lowest port's, and the
+             // gateway's MAC changes under the containers as ports come and go.
+             auto st = nl::createBridge(
+                 s, {plan.bridge, ctx.req.mtu, MacAddr::fromName("bridge:" + plan.bridge)});
              if (!st.ok() && st.error().code != Errc::kExists) return st;
              br = nl::getLink(s, plan.bridge);
            }
@@ -273,6 +276,8 @@ Result<std::vector<Step>> Engine::buildSteps(Context& ctx) {
                        ctx.ctr_index = tmp->index;
                        nl::LinkChange change;
                        change.name = ctx.req.key.ifname;
+                       // The kernel announces the IPv4 addresses itself when the link comes up.
+                       change.arp_notify = true;
                        auto st = nl::changeLink(*ctx.ctr, ctx.ctr_index, change);
                        if (!st.ok() && st.error().code == Errc::kExists) {
                          return fail(Errc::kExists, "interface " + ctx.req.key.ifname +
@@ -331,8 +336,10 @@ Result<std::vector<Step>> Engine::buildSteps(Context& ctx) {
          ctx.result.addresses = ctx.req.addresses;
          ctx.result.routes = ctx.req.routes;
          if (in_container && link->mac) {
-           // Neighbours learn the new address now rather than on the first miss.
+           // Neighbours learn the new address now rather than on the first miss: IPv4
+           // through arp_notify (set when naming the link), IPv6 with an unsolicited NA.
            for (const auto& a : ctx.req.addresses) {
+             if (a.address.isV4()) continue;
              auto st =
                  nl::announceAddress(*ctx.target, ctx.ctr_index, *link->mac, a.address.addr());
              if (!st.ok()) log::get("core")->info("{}", st.error().message);
