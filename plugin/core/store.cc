@@ -1,5 +1,9 @@
 #include "plugin/core/store.h"
 
+#include "base/fd.h"
+
+#include <fcntl.h>
+#include <sys/file.h>
 #include <sys/stat.h>
 
 #include <cerrno>
@@ -133,17 +137,29 @@ Result<std::unique_ptr<Store>> Store::open(const std::string& dir) {
 
 Store::~Store() { sqlite3_close_v2(h_); }
 
+Result<bool> Store::current() {
+  Db db(h_);
+  // Scoped: a live statement holds a read transaction, and journal_mode cannot change in one.
+  PLUMB_ASSIGN(auto version_q, db.prepare("PRAGMA user_version"));
+  PLUMB_ASSIGN(bool row, version_q.step());
+  return row && version_q.integer(0) == kSchemaVersion;
+}
+
 Status Store::migrate() {
   Db db(h_);
   // WAL: readers never block writers; synchronous=NORMAL: a crash loses at most the last
   // commits after power loss, never leaves a torn record.
   PLUMB_TRY(db.exec("PRAGMA synchronous=NORMAL"));
-  {
-    // Scoped: a live statement holds a read transaction, and journal_mode cannot change in one.
-    PLUMB_ASSIGN(auto version_q, db.prepare("PRAGMA user_version"));
-    PLUMB_ASSIGN(bool row, version_q.step());
-    if (row && version_q.integer(0) == kSchemaVersion) return {};
-  }
+  PLUMB_ASSIGN(bool up_to_date, current());
+  if (up_to_date) return {};
+  // First use: switching to WAL needs the database to itself and fails at once (no busy
+  // wait) when another process is doing the same, so first-time set-up is serialised.
+  std::string lock_path = path_ + ".init-lock";
+  UniqueFd lock(::open(lock_path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0600));
+  if (!lock.valid()) return failErrno(errno, "failed to set up store " + path_);
+  if (::flock(lock.get(), LOCK_EX) != 0) return failErrno(errno, "failed to set up store " + path_);
+  PLUMB_ASSIGN(up_to_date, current());
+  if (up_to_date) return {};
   PLUMB_TRY(db.exec("PRAGMA journal_mode=WAL"));
   return transaction("BEGIN IMMEDIATE", [&](Db& d) -> Status {
     PLUMB_TRY(d.exec(kSchema));

@@ -86,6 +86,7 @@ class Store {
  private:
   Store(sqlite3* h, std::string path) : h_(h), path_(std::move(path)) {}
   Status migrate();
+  Result<bool> current();  // the schema is this build's
   Status transaction(const char* begin, const std::function<Status(Db&)>& fn);
 
   sqlite3* h_;

@@ -1,6 +1,8 @@
 #include "plugin/core/store.h"
 
 #include <gtest/gtest.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
 #include "test_dir.h"
 
@@ -60,6 +62,32 @@ TEST(Store, AFailedTransactionLeavesNothing) {
   });
   EXPECT_FALSE(st.ok());
   EXPECT_FALSE((*store)->getFact("half")->has_value());
+}
+
+TEST(Store, ManyProcessesOpeningAFreshStoreAtOnceAllSucceed) {
+  // The first use switches the database to WAL, which needs it to itself: a burst of CNI
+  // invocations on a new dataDir once failed with "database is locked".
+  testing::TempDir dir;
+  std::vector<pid_t> children;
+  for (int i = 0; i < 64; ++i) {
+    pid_t pid = fork();
+    ASSERT_GE(pid, 0);
+    if (pid == 0) {
+      auto store = Store::open(dir.path());
+      if (!store.ok()) _exit(1);
+      _exit((*store)->insertAttachment(record("c" + std::to_string(i))).ok() ? 0 : 2);
+    }
+    children.push_back(pid);
+  }
+  for (pid_t pid : children) {
+    int status = 0;
+    ASSERT_EQ(waitpid(pid, &status, 0), pid);
+    EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0)
+        << "child exit " << WEXITSTATUS(status);
+  }
+  auto store = Store::open(dir.path());
+  ASSERT_TRUE(store.ok());
+  EXPECT_EQ((*store)->listAttachments()->size(), 64u);
 }
 
 TEST(Store, UnusableDirectoryIsAClearError) {
