@@ -144,13 +144,20 @@ void buildChangeLink(Message& m, int index, const LinkChange& c) {
   if (c.master) m.putU32(IFLA_MASTER, static_cast<uint32_t>(*c.master));
   if (c.alias) m.putStr(IFLA_IFALIAS, *c.alias);
   if (c.netns) m.putU32(IFLA_NET_NS_FD, static_cast<uint32_t>(c.netns->fd()));
-  if (c.arp_notify) {
+  if (c.arp_notify || c.no_ipv6_link_local) {
     nlattr* af_spec = m.nestStart(IFLA_AF_SPEC);
-    nlattr* inet = m.nestStart(AF_INET);
-    nlattr* conf = m.nestStart(IFLA_INET_CONF);
-    m.putU32(IPV4_DEVCONF_ARP_NOTIFY, *c.arp_notify ? 1 : 0);
-    m.nestEnd(conf);
-    m.nestEnd(inet);
+    if (c.arp_notify) {
+      nlattr* inet = m.nestStart(AF_INET);
+      nlattr* conf = m.nestStart(IFLA_INET_CONF);
+      m.putU32(IPV4_DEVCONF_ARP_NOTIFY, *c.arp_notify ? 1 : 0);
+      m.nestEnd(conf);
+      m.nestEnd(inet);
+    }
+    if (c.no_ipv6_link_local) {
+      nlattr* inet6 = m.nestStart(AF_INET6);
+      m.putU8(IFLA_INET6_ADDR_GEN_MODE, IN6_ADDR_GEN_MODE_NONE);
+      m.nestEnd(inet6);
+    }
     m.nestEnd(af_spec);
   }
 }

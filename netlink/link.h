@@ -80,6 +80,10 @@ struct LinkChange {
   // IPv4 arp_notify: the kernel itself sends a gratuitous ARP for every address when the link
   // comes up or changes MAC (set through IFLA_AF_SPEC, no sysctl write in the netns needed).
   std::optional<bool> arp_notify;
+  // No IPv6 link-local address (IFLA_INET6_ADDR_GEN_MODE none). Must come before the link is
+  // first up: a bridge port's host end needs no address, and without one it sends no DAD or
+  // MLD that the bridge would flood to every other port.
+  bool no_ipv6_link_local = false;
 };
 
 Status createVeth(NlSocket& s, const VethSpec& spec);

@@ -226,13 +226,15 @@ Result<std::vector<Step>> Engine::buildSteps(Context& ctx) {
         {"attach " + ctx.host_name + " to bridge " + plan.bridge, [&ctx, &plan]() -> Status {
            nl::LinkChange change;
            change.master = ctx.bridge_index;
-           change.up = true;
+           change.no_ipv6_link_local = true;  // before it is first up
            auto st = nl::changeLink(*ctx.host, ctx.host_index, change);
            if (!st.ok())
              return std::move(st).error().wrap("failed to attach " + ctx.host_name + " to bridge " +
                                                plan.bridge);
            if (plan.hairpin) PLUMB_TRY(nl::setBridgePortHairpin(*ctx.host, ctx.host_index, true));
-           return {};
+           nl::LinkChange up;
+           up.up = true;
+           return nl::changeLink(*ctx.host, ctx.host_index, up);
          }});
   } else if (const auto* mp = std::get_if<MacvlanPlan>(&req.plan)) {
     const MacvlanPlan& plan = *mp;

@@ -35,7 +35,12 @@ TEST_F(Bridge, TwoContainersTalkAndDelCleansUp) {
   EXPECT_NE(inHost("ip -o link show " + host_if).out.find("master br-t1"), std::string::npos);
   EXPECT_NE(inHost("ip -o addr show br-t1").out.find("198.18.1.1/24"), std::string::npos);
 
+  EXPECT_EQ(inHost("ip -6 -o addr show dev " + host_if).out, "")
+      << "a bridge port's host end needs no IPv6 address (no DAD or MLD flooded to every port)";
+  auto bridge_mac = inHost("cat /sys/class/net/br-t1/address").out;
   EXPECT_EQ(del(conf, "c1", c1).rc, 0);
+  EXPECT_EQ(inHost("cat /sys/class/net/br-t1/address").out, bridge_mac)
+      << "the gateway's MAC stays put as ports leave";
   EXPECT_EQ(del(conf, "c1", c1).rc, 0) << "DEL twice";
   EXPECT_EQ(del(conf, "c1", "").rc, 0) << "DEL with an empty CNI_NETNS";
   EXPECT_EQ(in(nsName("c1"), "ip -o link show eth0").rc, 1) << "eth0 gone from c1";
