@@ -280,6 +280,7 @@ Outcome cmdAdd(Call& c) {
   IpamOutcome ipam;
   auto ipam_st = runIpamAdd(c, ipam);
   if (std::holds_alternative<CniError>(ipam_st)) return ipam_st;
+  log::get("cni")->debug("ipam: {} address(es)", ipam.result.ips.size());
   auto req = requestFor(c, ipam.result);
   if (!req.ok()) {
     releaseIpam(c);
@@ -296,6 +297,7 @@ Outcome cmdAdd(Call& c) {
     }
     return fromError(e);
   }
+  log::get("cni")->debug("attached");
   CniResult out;
   if (c.conf.prev_result) out = *c.conf.prev_result;
   int base = static_cast<int>(out.interfaces.size());
@@ -489,6 +491,8 @@ Output run(const Invocation& in) {
                        v);
   }
   log::configure(c.conf.log_file, c.conf.log_level);
+  log::get("cni")->debug("{} {}/{}/{} netns {}", command, c.conf.name, c.container_id, c.ifname,
+                         c.netns);
 
   if (c.conf.name.empty() || !validId(c.conf.name)) {
     return errorOutput(
@@ -533,6 +537,7 @@ Output run(const Invocation& in) {
     return errorOutput({code, store.error().message, ""}, v);
   }
   c.store = std::move(store).value();
+  log::get("cni")->debug("store {} open", c.store->path());
 
   Outcome out;
   if (command == "ADD") {
