@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # End-to-end tests of plumb's CNI front end, driven by a real libcni consumer
 # (tests/e2e/cnitool, built here against Debian's libcni 1.1.2) and chained with Debian's
-# reference plugins (tuning, portmap, bandwidth, host-local).
+# reference plugins (tuning, portmap, bandwidth, firewall, host-local).
 #
 #   sudo bash tests/e2e/cni_e2e.sh build/plugin/plumb
 #
@@ -29,7 +29,7 @@ skip() {
 for tool in ip tc nft iptables jq sqlite3 busybox go timeout; do
   command -v "$tool" >/dev/null 2>&1 || skip "'$tool' is not installed"
 done
-for p in tuning portmap bandwidth host-local; do
+for p in tuning portmap bandwidth firewall host-local; do
   [ -x "$REF/$p" ] || skip "$REF/$p is missing (containernetworking-plugins)"
 done
 [ -d "$LIBCNI" ] || skip "$LIBCNI is missing (golang-github-appc-cni-dev)"
@@ -201,6 +201,11 @@ no_allocs() {
   [ "$n" = 0 ] || { echo "$n addresses still allocated to $2 on $1"; return 1; }
 }
 
+# The firewall plugin's per-container rules (iptables backend) in the host namespace.
+fw_rules() { ip netns exec "$HOST" iptables -S CNI-FORWARD 2>/dev/null || true; }
+has_fw_rule() { fw_rules | grep -q -- "$1/32" || { fw_rules; return 1; }; }
+no_fw_rule() { if fw_rules | grep -- "$1/32"; then return 1; fi; }
+
 # The nat rules portmap made in the host namespace.
 nat_rules() { ip netns exec "$HOST" iptables -t nat -S; }
 has_dnat() { # HOSTPORT DEST
@@ -306,7 +311,7 @@ pass "build the libcni consumer (tests/e2e/cnitool)"
 
 mkdir -p "$BIN" "$DATA" "$TMP/cache" "$TMP/www"
 ln -s "$PLUMB" "$BIN/plumb"
-for p in tuning portmap bandwidth host-local; do ln -s "$REF/$p" "$BIN/$p"; done
+for p in tuning portmap bandwidth firewall host-local; do ln -s "$REF/$p" "$BIN/$p"; done
 echo "plumb-e2e-marker-$$" >"$TMP/www/index.html"
 
 # What the root namespace looked like, to show afterwards that plumb never worked there.
@@ -387,7 +392,7 @@ tnot "a: CHECK after DEL fails" cni check "$A" "$NS1" c1
 
 # --- b: chained with the reference plugins ----------------------------------------------------
 
-section "b: plumb + tuning + portmap + bandwidth"
+section "b: plumb + tuning + portmap + bandwidth + firewall"
 fresh_containers
 B="$TMP/b.conflist"
 MAC_B="02:e2:e0:00:00:0b"
@@ -416,7 +421,8 @@ cat >"$B" <<EOF
       "type": "bandwidth",
       "ingressRate": 100000000, "ingressBurst": 1000000,
       "egressRate": 100000000, "egressBurst": 1000000
-    }
+    },
+    {"type": "firewall", "backend": "iptables"}
   ]
 }
 EOF
@@ -441,9 +447,11 @@ BG_PIDS+=($!)
 t "b: HTTP to the gateway's port 18080 reaches c1's port 80" http_get "$HOST" 198.18.2.1 18080 "plumb-e2e-marker-$$"
 t "b: c1's host veth ($HOSTIFB) has bandwidth's tbf and ingress qdiscs" has_qdiscs "$HOSTIFB"
 t "b: bandwidth's ifb ($IFB) exists in the host netns" link_exists "$HOST" "${IFB:-bwp-missing}"
+t "b: firewall accepts forwarding for ${IPB%/*} in CNI-FORWARD" has_fw_rule "${IPB%/*}"
 t "b: CHECK c1 (list without portmap)" cni check "$B_CHECK" "$NS1" c1
 CAP_ARGS=$PM t "b: DEL c1 through the chain (same portMappings, as runtimes send them)" cni del "$B" "$NS1" c1
 t "b: portmap's rules for port 18080 are gone" no_dnat 18080
+t "b: firewall's rules for ${IPB%/*} are gone" no_fw_rule "${IPB%/*}" 
 t "b: bandwidth's ifb is gone" link_gone "$HOST" "${IFB:-bwp-missing}"
 t "b: c1's host veth is gone" link_gone "$HOST" "${HOSTIFB:-plm-missing}"
 t "b: c1's eth0 is gone" link_gone "$C1" eth0
