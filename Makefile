@@ -26,7 +26,7 @@ asan: $(ASAN_BUILD)/CMakeCache.txt
 	cmake --build $(ASAN_BUILD) -j $(JOBS)
 
 install: build
-	cmake --install $(BUILD)
+	cmake --install $(BUILD) --strip
 
 demo: deps install
 	scripts/demo.sh /opt/cni/bin/plumb
