@@ -1,0 +1,193 @@
+#include "plugin/cli/grammar.h"
+
+#include <charconv>
+
+#include "netlink/link.h"
+
+namespace plumb::cli {
+namespace {
+
+Status checkIfname(const std::string& what, const std::string& name) {
+  auto st = netlink::validateIfname(name);
+  if (!st.ok()) return fail(Errc::kInvalid, what + ": " + st.error().message);
+  return {};
+}
+
+Result<MacAddr> parseUnicastMac(const std::string& text) {
+  PLUMB_ASSIGN(MacAddr mac, MacAddr::parse(text));
+  if (mac.isMulticast())
+    return fail(Errc::kInvalid, "MAC address " + mac.str() + " is a multicast address");
+  if (mac.isZero()) return fail(Errc::kInvalid, "MAC address " + mac.str() + " is all zeros");
+  return mac;
+}
+
+Result<AddressSpec> parseAddress(const std::string& text) {
+  AddressSpec a;
+  if (text == "0/0") return a;  // no address: pipework's way of asking for a bare link
+  std::string head = text.substr(0, text.find(':'));
+  if (head == "dhcp" || head == "udhcpc" || head == "dhclient" || head == "dhcpcd") {
+    a.kind = AddressSpec::Kind::kDhcp;
+    a.dhcp_client = head;
+    if (text.size() > head.size()) a.dhcp_options = text.substr(head.size() + 1);
+    return a;
+  }
+  std::string cidr = text, gw;
+  if (auto at = text.find('@'); at != std::string::npos) {
+    cidr = text.substr(0, at);
+    gw = text.substr(at + 1);
+  }
+  if (cidr.find('/') == std::string::npos) {
+    auto bare = IpAddr::parse(cidr);
+    if (bare.ok()) {
+      return fail(Errc::kInvalid, "the address " + cidr + " needs a prefix length: did you mean " +
+                                      cidr + (bare->isV4() ? "/24" : "/64") + "?");
+    }
+  }
+  auto prefix = IpPrefix::parse(cidr);
+  if (!prefix.ok())
+    return fail(Errc::kInvalid, "'" + text + "' is not <ip>/<prefix>[@<gateway>], dhcp or 0/0");
+  a.kind = AddressSpec::Kind::kStatic;
+  a.address = *prefix;
+  if (!gw.empty()) {
+    auto g = IpAddr::parse(gw);
+    if (!g.ok()) return fail(Errc::kInvalid, "gateway '" + gw + "' is not an IP address");
+    if (g->isV4() != prefix->isV4()) {
+      return fail(Errc::kInvalid, "gateway " + gw + " is not of the same family as " + cidr);
+    }
+    a.gateway = *g;
+  }
+  return a;
+}
+
+// [<mac>][@<vlan>], <mac> may be U:<name>.
+Status parseMacVlan(const std::string& text, AttachCommand& cmd) {
+  std::string mac = text, vlan;
+  if (auto at = text.find('@'); at != std::string::npos) {
+    mac = text.substr(0, at);
+    vlan = text.substr(at + 1);
+  }
+  if (mac.rfind("U:", 0) == 0) {
+    cmd.mac_name = mac.substr(2);
+    if (cmd.mac_name.empty()) return fail(Errc::kInvalid, "U: needs a name to derive the MAC from");
+    cmd.mac = MacAddr::fromName(cmd.mac_name);
+  } else if (!mac.empty()) {
+    PLUMB_ASSIGN(cmd.mac, parseUnicastMac(mac));
+  }
+  if (!vlan.empty()) {
+    int id = 0;
+    auto [p, ec] = std::from_chars(vlan.data(), vlan.data() + vlan.size(), id);
+    if (ec != std::errc() || p != vlan.data() + vlan.size() || id < 1 || id > 4094) {
+      return fail(Errc::kInvalid, "VLAN '" + vlan + "' is not a number from 1 to 4094");
+    }
+    cmd.vlan = id;
+  }
+  return {};
+}
+
+Result<int> parseFamily(const std::string& v) {
+  if (v == "4" || v == "ip" || v == "ip4" || v == "inet") return 4;
+  if (v == "6" || v == "ip6" || v == "inet6") return 6;
+  return fail(Errc::kInvalid, "-a takes 4 or 6, not '" + v + "'");
+}
+
+Result<Command> parseAttach(const std::vector<std::string>& args) {
+  AttachCommand cmd;
+  std::vector<std::string> positional;
+  for (size_t i = 0; i < args.size(); ++i) {
+    const std::string& a = args[i];
+    auto value = [&](const char* flag) -> Result<std::string> {
+      if (i + 1 >= args.size()) return fail(Errc::kInvalid, std::string(flag) + " needs a value");
+      return args[++i];
+    };
+    if (a == "--direct-phys") {
+      cmd.direct_phys = true;
+    } else if (a == "-i") {
+      PLUMB_ASSIGN(cmd.container_if, value("-i"));
+    } else if (a == "-l") {
+      PLUMB_ASSIGN(cmd.local_if, value("-l"));
+    } else if (a == "-a") {
+      PLUMB_ASSIGN(std::string v, value("-a"));
+      PLUMB_ASSIGN(cmd.family, parseFamily(v));
+    } else if (a == "-m") {
+      PLUMB_ASSIGN(cmd.macvlan_mode, value("-m"));
+      PLUMB_TRY(netlink::parseMacvlanMode(cmd.macvlan_mode));
+    } else if (a == "-f") {
+      cmd.keep_dhcp_client = true;
+    } else if (a.size() > 1 && a[0] == '-' && positional.size() < 2) {
+      return fail(Errc::kInvalid, "unknown option " + a);
+    } else {
+      positional.push_back(a);
+    }
+  }
+  if (positional.size() < 3) {
+    return fail(
+        Errc::kInvalid,
+        "usage: plumb <hostif> [-i ctif] <guest> <ip>/<prefix>[@<gateway>] [<mac>][@<vlan>]");
+  }
+  if (positional.size() > 4)
+    return fail(Errc::kInvalid, "unexpected argument '" + positional[4] + "'");
+  const std::string& host = positional[0];
+  if (host.rfind("mac:", 0) == 0) {
+    PLUMB_ASSIGN(cmd.host_mac, MacAddr::parse(host.substr(4)));
+  } else {
+    if (host == "lo") return fail(Errc::kInvalid, "lo cannot be the host interface");
+    PLUMB_TRY(checkIfname("host interface", host));
+    cmd.host_if = host;
+  }
+  PLUMB_TRY(checkIfname("container interface (-i)", cmd.container_if));
+  if (!cmd.local_if.empty()) PLUMB_TRY(checkIfname("local interface (-l)", cmd.local_if));
+  cmd.guest = positional[1];
+  if (cmd.guest.empty()) return fail(Errc::kInvalid, "the guest is empty");
+  PLUMB_ASSIGN(cmd.address, parseAddress(positional[2]));
+  if (cmd.family != 0 && cmd.address.address && (cmd.family == 4) != cmd.address.address->isV4()) {
+    return fail(Errc::kInvalid, "-a " + std::to_string(cmd.family) +
+                                    " does not match the address " + cmd.address.address->str());
+  }
+  if (positional.size() == 4) PLUMB_TRY(parseMacVlan(positional[3], cmd));
+  return Command(cmd);
+}
+
+}  // namespace
+
+bool isPipeworkForm(const std::vector<std::string>& args) {
+  if (args.empty()) return false;
+  const std::string& first = args[0];
+  return !(first == "ls" || first == "help" || first == "--help" || first == "-h" ||
+           first == "--version" || first == "--state-dir" || first == "--json");
+}
+
+Result<Command> parseCommand(const std::vector<std::string>& args) {
+  if (args.empty()) return fail(Errc::kInvalid, "nothing to do (plumb --help)");
+  const std::string& first = args[0];
+  if (first == "--wait") {
+    WaitCommand w;
+    if (args.size() == 3 && args[1] == "-i") {
+      w.container_if = args[2];
+    } else if (args.size() != 1) {
+      return fail(Errc::kInvalid, "usage: plumb --wait [-i ctif]");
+    }
+    PLUMB_TRY(checkIfname("container interface (-i)", w.container_if));
+    return Command(w);
+  }
+  if (first == "route" || first == "rule" || first == "tc") {
+    if (args.size() < 3)
+      return fail(Errc::kInvalid,
+                  "usage: plumb " + first + " <guest> <" + first + " arguments...>");
+    return Command(PassCommand{first, args[1], {args.begin() + 2, args.end()}});
+  }
+  if (first == "del") {
+    DelCommand d;
+    if (args.size() < 2) return fail(Errc::kInvalid, "usage: plumb del <guest> [-i ctif]");
+    d.guest = args[1];
+    if (args.size() == 4 && args[2] == "-i") {
+      d.container_if = args[3];
+    } else if (args.size() != 2) {
+      return fail(Errc::kInvalid, "usage: plumb del <guest> [-i ctif]");
+    }
+    PLUMB_TRY(checkIfname("container interface (-i)", d.container_if));
+    return Command(d);
+  }
+  return parseAttach(args);
+}
+
+}  // namespace plumb::cli

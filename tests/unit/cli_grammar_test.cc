@@ -1,0 +1,138 @@
+// pipework's grammar: every form in its README, and the bad input the issue lists.
+#include "plugin/cli/grammar.h"
+
+#include <gtest/gtest.h>
+
+namespace plumb::cli {
+namespace {
+
+AttachCommand attach(const std::vector<std::string>& args) {
+  auto c = parseCommand(args);
+  EXPECT_TRUE(c.ok()) << (c.ok() ? "" : c.error().message);
+  if (!c.ok() || !std::holds_alternative<AttachCommand>(*c)) return {};
+  return std::get<AttachCommand>(*c);
+}
+
+std::string error(const std::vector<std::string>& args) {
+  auto c = parseCommand(args);
+  return c.ok() ? "(parsed)" : c.error().message;
+}
+
+TEST(Grammar, BridgeWithStaticAddress) {
+  auto c = attach({"br1", "web1", "198.18.0.5/24"});
+  EXPECT_EQ(c.host_if, "br1");
+  EXPECT_EQ(c.guest, "web1");
+  EXPECT_EQ(c.container_if, "eth1") << "pipework's default";
+  EXPECT_EQ(c.address.kind, AddressSpec::Kind::kStatic);
+  EXPECT_EQ(c.address.address->str(), "198.18.0.5/24");
+  EXPECT_FALSE(c.address.gateway);
+  EXPECT_FALSE(c.mac);
+  EXPECT_FALSE(c.vlan);
+}
+
+TEST(Grammar, GatewayInterfaceNamesMacAndVlan) {
+  auto c = attach({"br1", "-i", "eth2", "-l", "vethweb", "web1", "198.18.4.25/20@198.18.4.1",
+                   "26:2e:71:98:60:8f"});
+  EXPECT_EQ(c.container_if, "eth2");
+  EXPECT_EQ(c.local_if, "vethweb");
+  EXPECT_EQ(c.address.gateway->str(), "198.18.4.1");
+  EXPECT_EQ(c.mac->str(), "26:2e:71:98:60:8f");
+  auto v = attach({"ovsbr0", "web1", "198.18.4.25/20@198.18.4.1", "@10"});
+  EXPECT_FALSE(v.mac);
+  EXPECT_EQ(v.vlan, 10);
+  auto both = attach({"ovsbr0", "web1", "198.18.4.26/20", "26:2e:71:98:60:8f@30"});
+  EXPECT_EQ(both.vlan, 30);
+  EXPECT_TRUE(both.mac);
+}
+
+TEST(Grammar, StableMacFromAName) {
+  auto c = attach({"br1", "web1", "198.18.0.5/24", "U:web1"});
+  EXPECT_EQ(c.mac_name, "web1");
+  EXPECT_EQ(*c.mac, MacAddr::fromName("web1"));
+}
+
+TEST(Grammar, Ipv6AndFamily) {
+  auto c = attach({"br1", "-a", "6", "web1", "2001:db8::beef/64@2001:db8::1"});
+  EXPECT_EQ(c.family, 6);
+  EXPECT_EQ(c.address.address->str(), "2001:db8::beef/64");
+  EXPECT_NE(error({"br1", "-a", "4", "web1", "2001:db8::beef/64"}).find("does not match"),
+            std::string::npos);
+  EXPECT_NE(error({"br1", "web1", "198.18.0.5/24@2001:db8::1"}).find("same family"),
+            std::string::npos);
+}
+
+TEST(Grammar, DhcpClientsAndOptions) {
+  auto c = attach({"eth2", "web1", "dhcp"});
+  EXPECT_EQ(c.address.kind, AddressSpec::Kind::kDhcp);
+  EXPECT_EQ(c.address.dhcp_client, "dhcp");
+  auto u = attach({"eth2", "-f", "web1", "udhcpc:-f -q -x hostname:web1"});
+  EXPECT_EQ(u.address.dhcp_client, "udhcpc");
+  EXPECT_EQ(u.address.dhcp_options, "-f -q -x hostname:web1");
+  EXPECT_TRUE(u.keep_dhcp_client);
+  EXPECT_EQ(attach({"eth2", "web1", "dhclient"}).address.dhcp_client, "dhclient");
+  EXPECT_EQ(attach({"eth2", "web1", "dhcpcd:-4"}).address.dhcp_options, "-4");
+}
+
+TEST(Grammar, NoAddressHostByMacDirectPhysAndMacvlanMode) {
+  EXPECT_EQ(attach({"br1", "web1", "0/0"}).address.kind, AddressSpec::Kind::kNone);
+  auto m = attach({"mac:02:00:00:00:00:01", "web1", "198.18.0.5/24"});
+  EXPECT_TRUE(m.host_if.empty());
+  EXPECT_EQ(m.host_mac->str(), "02:00:00:00:00:01");
+  auto d = attach({"--direct-phys", "eth1", "web1", "198.18.0.6/24"});
+  EXPECT_TRUE(d.direct_phys);
+  EXPECT_EQ(d.host_if, "eth1");
+  EXPECT_EQ(attach({"eth2", "-m", "private", "web1", "198.18.0.7/24"}).macvlan_mode, "private");
+}
+
+TEST(Grammar, RouteRuleTcWaitDel) {
+  auto r = parseCommand({"route", "web1", "add", "198.19.0.0/16", "via", "198.18.0.1"});
+  ASSERT_TRUE(r.ok());
+  const auto& pass = std::get<PassCommand>(*r);
+  EXPECT_EQ(pass.what, "route");
+  EXPECT_EQ(pass.guest, "web1");
+  EXPECT_EQ(pass.args, (std::vector<std::string>{"add", "198.19.0.0/16", "via", "198.18.0.1"}));
+  EXPECT_EQ(std::get<PassCommand>(*parseCommand({"tc", "web1", "qdisc", "show"})).what, "tc");
+  EXPECT_EQ(std::get<WaitCommand>(*parseCommand({"--wait"})).container_if, "eth1");
+  EXPECT_EQ(std::get<WaitCommand>(*parseCommand({"--wait", "-i", "eth2"})).container_if, "eth2");
+  auto d = parseCommand({"del", "web1", "-i", "eth2"});
+  ASSERT_TRUE(d.ok());
+  EXPECT_EQ(std::get<DelCommand>(*d).container_if, "eth2");
+  EXPECT_FALSE(parseCommand({"route", "web1"}).ok());
+}
+
+TEST(Grammar, BadInputIsOneClearLine) {
+  EXPECT_EQ(error({"br1", "web1", "198.18.0.5"}),
+            "the address 198.18.0.5 needs a prefix length: did you mean 198.18.0.5/24?");
+  EXPECT_EQ(error({"br1", "web1", "2001:db8::5"}),
+            "the address 2001:db8::5 needs a prefix length: did you mean 2001:db8::5/64?");
+  EXPECT_EQ(error({"lo", "web1", "198.18.0.5/24"}), "lo cannot be the host interface");
+  EXPECT_EQ(error({"br1", "web1", "198.18.0.5/24", "01:00:5e:00:00:01"}),
+            "MAC address 01:00:5e:00:00:01 is a multicast address");
+  EXPECT_NE(
+      error({"br1", "-i", "abcdefghijklmnop", "web1", "198.18.0.5/24"}).find("longer than 15"),
+      std::string::npos);
+  EXPECT_NE(error({"abcdefghijklmnop", "web1", "198.18.0.5/24"}).find("longer than 15"),
+            std::string::npos);
+  EXPECT_NE(error({"br1", "web1", "198.18.0.5/24", "@5000"}).find("1 to 4094"), std::string::npos);
+  EXPECT_EQ(error({"br1", "-z", "web1", "198.18.0.5/24"}), "unknown option -z");
+  EXPECT_NE(error({"br1", "web1"}).find("usage"), std::string::npos);
+  EXPECT_NE(error({"br1", "web1", "bogus"}).find("not <ip>/<prefix>"), std::string::npos);
+  EXPECT_NE(error({"eth2", "-m", "sideways", "web1", "dhcp"}).find("unknown macvlan mode"),
+            std::string::npos);
+  for (const auto& args : std::vector<std::vector<std::string>>{{"br1", "web1", "198.18.0.5"},
+                                                                {"lo", "web1", "198.18.0.5/24"}}) {
+    EXPECT_EQ(error(args).find('\n'), std::string::npos);
+  }
+}
+
+TEST(Grammar, TellsPipeworkFormsFromSubcommands) {
+  EXPECT_TRUE(isPipeworkForm({"br1", "web1", "198.18.0.5/24"}));
+  EXPECT_TRUE(isPipeworkForm({"--wait"}));
+  EXPECT_TRUE(isPipeworkForm({"route", "web1", "show"}));
+  EXPECT_FALSE(isPipeworkForm({"ls"}));
+  EXPECT_FALSE(isPipeworkForm({"--help"}));
+  EXPECT_FALSE(isPipeworkForm({}));
+}
+
+}  // namespace
+}  // namespace plumb::cli
