@@ -2,7 +2,9 @@
 
 #include <fcntl.h>
 #include <linux/magic.h>
+#include <linux/nsfs.h>
 #include <sched.h>
+#include <sys/ioctl.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/vfs.h>
@@ -17,7 +19,7 @@ Result<Netns> Netns::fromPath(const std::string& path) {
   if (!ns.fd_.valid()) return failErrno(errno, "failed to open netns " + path);
   struct statfs sfs {};
   if (::fstatfs(ns.fd_.get(), &sfs) != 0) return failErrno(errno, "failed to stat netns " + path);
-  if (sfs.f_type != NSFS_MAGIC && sfs.f_type != PROC_SUPER_MAGIC) {
+  if (sfs.f_type != NSFS_MAGIC || ::ioctl(ns.fd_.get(), NS_GET_NSTYPE) != CLONE_NEWNET) {
     return fail(Errc::kInvalid, "failed to open netns " + path + ": not a network namespace");
   }
   struct stat st {};

@@ -3,6 +3,7 @@
 #include <unistd.h>
 
 #include <cerrno>
+#include <csignal>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
@@ -16,6 +17,9 @@ extern char** environ;
 namespace {
 
 int runCni() {
+  // A delegated plugin that exits before reading all of stdin must not kill plumb before it
+  // can answer: EPIPE is handled where the write fails.
+  ::signal(SIGPIPE, SIG_IGN);
   plumb::cni::Invocation in;
   for (char** e = environ; *e; ++e) {
     const char* eq = std::strchr(*e, '=');

@@ -194,15 +194,23 @@ Outcome runIpamAdd(Call& c, IpamOutcome& out) {
   return std::string();
 }
 
-void releaseIpam(Call& c) {
-  if (c.builtinIpam()) {
-    auto st = core::Ipam(*c.store).release(c.key());
-    if (!st.ok()) log::get("cni")->warn("{}", st.error().message);
-  } else if (c.delegatedIpam()) {
-    auto run = delegate(c, "DEL");
-    if (!run.ok() || run->exit_code != 0)
-      log::get("cni")->warn("ipam plugin {} DEL failed", c.conf.ipam.type);
+// Gives back what IPAM handed out for this attachment. An error here means the address may
+// stay taken, so DEL reports it (the runtime retries); the failure paths of ADD only log it.
+Status releaseIpam(Call& c) {
+  if (c.builtinIpam()) return core::Ipam(*c.store).release(c.key());
+  if (!c.delegatedIpam()) return {};
+  auto run = delegate(c, "DEL");
+  if (!run.ok())
+    return std::move(run).error().wrap("failed to release addresses through " + c.conf.ipam.type);
+  if (run->exit_code != 0) {
+    return fail(Errc::kIo, "failed to release addresses: " + delegatedFailure(c, *run).msg);
   }
+  return {};
+}
+
+void releaseAfterFailedAdd(Call& c) {
+  auto st = releaseIpam(c);
+  if (!st.ok()) log::get("cni")->warn("{}", st.error().message);
 }
 
 Result<core::Plan> planFor(const NetConf& conf, const CniResult& ips) {
@@ -283,14 +291,14 @@ Outcome cmdAdd(Call& c) {
   log::get("cni")->debug("ipam: {} address(es)", ipam.result.ips.size());
   auto req = requestFor(c, ipam.result);
   if (!req.ok()) {
-    releaseIpam(c);
+    releaseAfterFailedAdd(c);
     return fromError(req.error());
   }
   core::Engine engine(*c.store);
   auto attached = engine.attach(*req);
   if (!attached.ok()) {
     // Spec: when a later step fails, the IPAM plugin gets a DEL for what it handed out.
-    releaseIpam(c);
+    releaseAfterFailedAdd(c);
     const Error& e = attached.error();
     if (e.code == Errc::kNotFound && e.message.find("netns") != std::string::npos) {
       return CniError{kUnknownContainer, e.message, ""};
@@ -330,8 +338,9 @@ Outcome cmdDel(Call& c) {
   }
   auto st = engine.detach(req);
   // The addresses go back whatever happened to the links.
-  releaseIpam(c);
+  auto released = releaseIpam(c);
   if (!st.ok()) return fromError(st.error());
+  if (!released.ok()) return fromError(released.error());
   return std::string();
 }
 

@@ -72,6 +72,7 @@ json detailOf(const AttachRequest& req) {
 }  // namespace
 
 std::string Engine::hostIfname(const AttachmentKey& key) { return "plm" + hex8(key); }
+std::string Engine::ownerStamp(const AttachmentKey& key) { return "plumb:" + key.str(); }
 std::string Engine::tempIfname(const AttachmentKey& key) { return "plt" + hex8(key); }
 
 struct Engine::Context {
@@ -210,7 +211,8 @@ Result<std::vector<Step>> Engine::buildSteps(Context& ctx) {
                          // The host name is derived from the attachment key, which the store
                          // just showed free: a link by that name is a leftover of a crashed run.
                          auto stale = nl::getLink(*ctx.host, spec.name);
-                         if (stale.ok() && stale->kind == "veth") {
+                         if (stale.ok() && stale->kind == "veth" &&
+                             stale->alias == ownerStamp(ctx.req.key)) {
                            PLUMB_TRY(nl::deleteLink(*ctx.host, stale->index));
                            st = nl::createVeth(*ctx.host, spec);
                          }
@@ -220,14 +222,24 @@ Result<std::vector<Step>> Engine::buildSteps(Context& ctx) {
                        ctx.host_index = link.index;
                        return {};
                      },
-                     [&ctx] { (void)nl::deleteLink(*ctx.host, ctx.host_index); }});
+                     [&ctx] {
+                       // By name: the index is unknown if the step failed after creating it.
+                       auto made = nl::getLink(*ctx.host, ctx.host_name);
+                       if (made.ok()) (void)nl::deleteLink(*ctx.host, made->index);
+                     }});
 
     steps.push_back(
         {"attach " + ctx.host_name + " to bridge " + plan.bridge, [&ctx, &plan]() -> Status {
            nl::LinkChange change;
            change.master = ctx.bridge_index;
+           change.alias = ownerStamp(ctx.req.key);
            change.no_ipv6_link_local = true;  // before it is first up
            auto st = nl::changeLink(*ctx.host, ctx.host_index, change);
+           if (!st.ok() && st.error().code == Errc::kUnsupported) {
+             // No IPv6 on this host (ipv6.disable=1) or an MTU below 1280: nothing to turn off.
+             change.no_ipv6_link_local = false;
+             st = nl::changeLink(*ctx.host, ctx.host_index, change);
+           }
            if (!st.ok())
              return std::move(st).error().wrap("failed to attach " + ctx.host_name + " to bridge " +
                                                plan.bridge);
@@ -278,6 +290,7 @@ Result<std::vector<Step>> Engine::buildSteps(Context& ctx) {
                        ctx.ctr_index = tmp->index;
                        nl::LinkChange change;
                        change.name = ctx.req.key.ifname;
+                       change.alias = ownerStamp(ctx.req.key);
                        // The kernel announces the IPv4 addresses itself when the link comes up.
                        change.arp_notify = true;
                        auto st = nl::changeLink(*ctx.ctr, ctx.ctr_index, change);
@@ -387,6 +400,7 @@ Result<AttachResult> Engine::attach(const AttachRequest& req) {
 Status Engine::detach(const DetachRequest& req) {
   PLUMB_ASSIGN(auto record, store_.findAttachment(req.key));
   std::string netns = !req.netns.empty() ? req.netns : (record ? record->netns : "");
+  const std::string stamp = ownerStamp(req.key);
   PLUMB_ASSIGN(auto host, nl::NlSocket::open());
   if (!netns.empty()) {
     auto ns = nl::Netns::fromPath(netns);
@@ -394,8 +408,9 @@ Status Engine::detach(const DetachRequest& req) {
       PLUMB_ASSIGN(auto ctr, nl::NlSocket::openIn(*ns));
       auto link = nl::getLink(ctr, req.key.ifname);
       if (link.ok()) {
-        // Without a record, only an interface of a kind plumb makes is ours to remove.
-        if (record || link->kind == "veth" || link->kind == "macvlan") {
+        // Only plumb's own interface goes: stamped with this attachment's key. A DEL after a
+        // failed ADD must not take a same-named interface that another plugin owns.
+        if (link->alias == stamp) {
           auto st = nl::deleteLink(ctr, link->index);
           if (!st.ok() && st.error().code != Errc::kNotFound) return st;
         }
@@ -406,16 +421,18 @@ Status Engine::detach(const DetachRequest& req) {
       return std::move(ns).error();
     }
   }
-  // The host end outlives a netns that vanished mid-way; its name is derived from the key.
-  std::string host_name =
-      record && !record->host_ifname.empty() ? record->host_ifname : hostIfname(req.key);
-  auto hl = nl::getLink(host, host_name);
-  if (hl.ok() && hl->kind == "veth") {
-    auto st = nl::deleteLink(host, hl->index);
-    if (!st.ok() && st.error().code != Errc::kNotFound) return st;
+  // Ends left on the host (Docker's, or a veth whose container end went elsewhere): only
+  // links stamped with this key.
+  const std::string derived = hostIfname(req.key);
+  for (const std::string& name :
+       {record && !record->host_ifname.empty() ? record->host_ifname : derived,
+        "plc" + derived.substr(3)}) {
+    auto hl = nl::getLink(host, name);
+    if (hl.ok() && hl->alias == stamp) {
+      auto st = nl::deleteLink(host, hl->index);
+      if (!st.ok() && st.error().code != Errc::kNotFound) return st;
+    }
   }
-  auto host_side = nl::getLink(host, "plc" + hostIfname(req.key).substr(3));
-  if (host_side.ok() && host_side->kind == "veth") (void)nl::deleteLink(host, host_side->index);
   if (record) PLUMB_TRY(store_.deleteAttachment(req.key));
   if (!req.masquerade.empty()) {
     nl::Firewall::Lock lock(true);
@@ -455,7 +472,8 @@ Status Engine::check(const AttachRequest& req) {
   }
   std::vector<nl::Route> routes;
   for (int family : {AF_INET, AF_INET6}) {
-    PLUMB_ASSIGN(auto rs, nl::listRoutes(ctr, family));
+    // Any table: a later plugin in the chain (sbr) may have moved them, as the spec allows.
+    PLUMB_ASSIGN(auto rs, nl::listRoutes(ctr, family, 0));
     routes.insert(routes.end(), rs.begin(), rs.end());
   }
   for (const auto& r : req.routes) {

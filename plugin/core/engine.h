@@ -40,6 +40,8 @@ class Engine {
   // Names plumb derives from the attachment key: stable across retries and processes.
   static std::string hostIfname(const AttachmentKey& key);
   static std::string tempIfname(const AttachmentKey& key);
+  // IFLA_IFALIAS on every link plumb makes: what detach checks before deleting anything.
+  static std::string ownerStamp(const AttachmentKey& key);
 
  private:
   struct Context;

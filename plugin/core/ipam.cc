@@ -147,6 +147,8 @@ Result<std::optional<IpAddr>> takeNext(Db& db, const IpRange& r) {
 // Returns addr to the free space, merging with its neighbours.
 Status giveBack(Db& db, const std::string& sk, const IpAddr& addr) {
   IpAddr lo = addr, hi = addr;
+  PLUMB_ASSIGN(auto holding, spanHolding(db, sk, addr));
+  if (holding) return {};  // already free
   PLUMB_ASSIGN(
       auto left,
       db.prepare("SELECT lo, hi FROM ip_free WHERE subnet=? AND lo<? ORDER BY lo DESC LIMIT 1"));
@@ -241,13 +243,21 @@ Result<std::vector<Allocation>> Ipam::allocate(const IpamRequest& req) {
       // A requested address picks its range set.
       for (size_t i = 0; i < req.requested.size() && !got; ++i) {
         if (used[i]) continue;
+        const IpAddr& want = req.requested[i];
+        // The set's range that holds it; a set may have several ranges in one subnet.
+        const IpRange* holder = nullptr;
+        const IpRange* same_subnet = nullptr;
         for (const auto& r : set) {
-          const IpAddr& want = req.requested[i];
           if (!r.subnet.contains(want)) continue;
-          if (want < *r.start || want > *r.end) {
-            return fail(Errc::kInvalid,
-                        "requested address " + want.str() + " is outside range " + r.describe());
-          }
+          same_subnet = &r;
+          if (want >= *r.start && want <= *r.end) holder = &r;
+        }
+        if (!holder && same_subnet) {
+          return fail(Errc::kInvalid, "requested address " + want.str() + " is outside range " +
+                                          same_subnet->describe());
+        }
+        if (holder) {
+          const IpRange& r = *holder;
           if (r.gateway && want == *r.gateway) {
             return fail(Errc::kInvalid, "requested address " + want.str() + " is the gateway");
           }
@@ -258,7 +268,6 @@ Result<std::vector<Allocation>> Ipam::allocate(const IpamRequest& req) {
             return fail(Errc::kExists, "requested address " + want.str() + " is already in use");
           got = Allocation{IpPrefix(want, r.subnet.len()), r.gateway};
           PLUMB_TRY(recordAlloc(db, r.subnet, want, r.gateway, req.owner));
-          break;
         }
       }
       if (got) {
