@@ -193,19 +193,21 @@ TEST_F(Bridge, RollsBackWhenTheContainerAlreadyHasTheInterface) {
   auto c1 = makeNetns("c1");
   ASSERT_EQ(in(nsName("c1"), "ip link add eth0 type veth peer name other0").rc, 0);
   auto conf = bridgeConf("net1", "br-rb", "198.18.8.0/24");
-  ASSERT_EQ(inHost("ip link add br-rb type bridge").rc, 0);  // so the bridge is not what changed
-  auto before = hostSnapshot();
+  ASSERT_EQ(add(conf, "seed", makeNetns("seed")).rc, 0);  // the network's own set-up exists
+  auto links = [&] { return inHost("ip -o link | cut -d: -f2 | sort").out; };
+  auto before = links();
+  auto store_before = storeDump();
   auto r = add(conf, "c1", c1);
   EXPECT_EQ(r.rc, 1);
   EXPECT_NE(r.out.find("interface eth0 already exists in netns"), std::string::npos) << r.out;
-  // The rules and gateway address are idempotent set-up of the network, not of this container:
-  // compare only the links and the store.
-  auto after = hostSnapshot();
-  EXPECT_EQ(inHost("ip -o link | grep -c plm || true").out, "0\n");
+  EXPECT_EQ(links(), before) << "no host link left behind";
+  EXPECT_EQ(storeDump(), store_before) << "no record or address left behind";
   EXPECT_EQ(in(nsName("c1"), "ip -o link | grep -c plt || true").out, "0\n");
-  EXPECT_EQ(storeDump().find("|c1|"), std::string::npos) << storeDump();
-  (void)before;
-  (void)after;
+  // The runtime sends DEL after a failed ADD: the other plugin's eth0 must survive it.
+  EXPECT_EQ(del(conf, "c1", c1).rc, 0);
+  EXPECT_EQ(in(nsName("c1"), "ip -o link show eth0").rc, 0)
+      << "DEL removed an interface plumb does not own";
+  EXPECT_EQ(del(conf, "seed", "/run/netns/" + nsName("seed")).rc, 0);
 }
 
 TEST_F(Bridge, ConcurrentAddsAndDels) {

@@ -38,6 +38,9 @@ void NetnsTest::SetUp() {
 }
 
 void NetnsTest::TearDown() {
+  // Where plumb works: the host namespace, checked before it goes (tests DEL what they ADD).
+  auto host_links = in(host_, "ip -o link | grep -E ': (plm|plt|plc)[0-9a-f]{8}' || true").out;
+  EXPECT_EQ(host_links, "") << "attachment links left in the host namespace";
   for (auto it = namespaces_.rbegin(); it != namespaces_.rend(); ++it)
     sh("ip netns del " + *it + " 2>/dev/null");
   auto left = sh("ip netns list | grep -c '^" + prefix_ + "' || true");

@@ -98,6 +98,18 @@ TEST_F(Netlink, KernelErrorsCarryTheExtendedAck) {
   auto host = nl::Netns::fromName(host_);
   auto hs = nl::NlSocket::openIn(*host);
   ASSERT_TRUE(hs.ok());
+  nl::VethSpec veth;
+  veth.name = "ea0";
+  veth.peer_name = "ea1";
+  ASSERT_TRUE(nl::createVeth(*hs, veth).ok());
+  auto ea0 = nl::getLink(*hs, "ea0");
+  nl::LinkChange too_big;
+  too_big.mtu = 70000;
+  auto refused = nl::changeLink(*hs, ea0->index, too_big);
+  ASSERT_FALSE(refused.ok());
+  // The kernel's own words (NLMSGERR_ATTR_MSG), not just errno's.
+  EXPECT_NE(refused.error().message.find("mtu greater than device maximum"), std::string::npos)
+      << refused.error().message;
   nl::MacvlanSpec spec;
   spec.name = "mv0";
   spec.parent_index = 99999;  // no such link

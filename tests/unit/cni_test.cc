@@ -44,8 +44,12 @@ class CniTest : public ::testing::Test {
   }
   size_t allocations() {
     auto store = core::Store::open(dir_.path());
-    if (!store.ok()) return 0;
+    if (!store.ok()) {
+      ADD_FAILURE() << store.error().message;
+      return 0;
+    }
     auto owners = core::Ipam(**store).owners("unit-net");
+    if (!owners.ok()) ADD_FAILURE() << owners.error().message;
     return owners.ok() ? owners->size() : 0;
   }
   testing::TempDir dir_;
@@ -120,6 +124,8 @@ TEST_F(CniTest, MissingOrBogusNetns) {
   EXPECT_EQ(code(out), kUnknownContainer);
   e["CNI_NETNS"] = "/etc/hostname";  // exists, not a netns
   EXPECT_EQ(code(call(e, conf().dump())), kInvalidEnvironment);
+  e["CNI_NETNS"] = "/proc/self/ns/mnt";  // a namespace, not a network one
+  EXPECT_EQ(code(call(e, conf().dump())), kInvalidEnvironment);
   EXPECT_EQ(allocations(), 0u);
 }
 
@@ -138,6 +144,16 @@ TEST_F(CniTest, DelWithoutAnythingRecordedSucceeds) {
   auto out = call(e, conf().dump());
   EXPECT_EQ(out.exit_code, 0) << out.text;
   EXPECT_EQ(out.text, "");
+}
+
+TEST_F(CniTest, DelReportsAnAddressItCouldNotRelease) {
+  auto c = conf();
+  c["ipam"] = {{"type", "no-such-ipam-plugin"}};
+  auto e = env("DEL");
+  e["CNI_NETNS"] = "";
+  auto out = call(e, c.dump());
+  EXPECT_EQ(out.exit_code, 1) << "the runtime must retry rather than leak the address";
+  EXPECT_NE(msg(out).find("failed to release addresses"), std::string::npos) << out.text;
 }
 
 TEST_F(CniTest, GcNeedsTheValidList) {

@@ -44,6 +44,7 @@ TEST_F(IpamTest, HandsOutAddressesInOrderSkippingTheGateway) {
   EXPECT_EQ((*a)[0].address.str(), "198.18.0.2/24");
   EXPECT_EQ((*a)[0].gateway->str(), "198.18.0.1");
   auto b = ipam.allocate(req("b", {set}));
+  ASSERT_TRUE(b.ok()) << b.error().message;
   EXPECT_EQ((*b)[0].address.str(), "198.18.0.3/24");
 }
 
@@ -52,7 +53,7 @@ TEST_F(IpamTest, IsIdempotentPerOwner) {
   RangeSet set{range("198.18.0.0/24")};
   auto a = ipam.allocate(req("a", {set}));
   auto again = ipam.allocate(req("a", {set}));
-  ASSERT_TRUE(again.ok());
+  ASSERT_TRUE(a.ok() && again.ok());
   EXPECT_EQ((*a)[0].address, (*again)[0].address);
 }
 
@@ -89,6 +90,48 @@ TEST_F(IpamTest, RunsOutAndRecoversAfterRelease) {
   auto c2 = ipam.allocate(req("c", {set}));
   ASSERT_TRUE(c2.ok());
   EXPECT_EQ((*c2)[0].address.str(), "198.18.0.2/29");
+}
+
+TEST_F(IpamTest, ARequestedAddressMayFallInAnyRangeOfItsSet) {
+  Ipam ipam(*store_);
+  RangeSet set{range("198.18.0.0/24", "198.18.0.10", "198.18.0.20"),
+               range("198.18.0.0/24", "198.18.0.50", "198.18.0.60")};
+  auto r = req("a", {set});
+  r.requested = {*IpAddr::parse("198.18.0.55")};
+  auto a = ipam.allocate(r);
+  ASSERT_TRUE(a.ok()) << a.error().message;
+  EXPECT_EQ((*a)[0].address.str(), "198.18.0.55/24");
+  auto r2 = req("b", {set});
+  r2.requested = {*IpAddr::parse("198.18.0.30")};
+  EXPECT_FALSE(ipam.allocate(r2).ok());
+}
+
+TEST_F(IpamTest, AGatewayInsideTheRangeIsSkippedNotAllocated) {
+  Ipam ipam(*store_);
+  RangeSet set{range("198.18.0.0/29", "198.18.0.2", "198.18.0.4", "198.18.0.3")};
+  auto a = ipam.allocate(req("a", {set}));
+  auto b = ipam.allocate(req("b", {set}));
+  ASSERT_TRUE(a.ok() && b.ok());
+  EXPECT_EQ((*a)[0].address.str(), "198.18.0.2/29");
+  EXPECT_EQ((*b)[0].address.str(), "198.18.0.4/29");
+  EXPECT_FALSE(ipam.allocate(req("c", {set})).ok()) << "only the gateway is left";
+  auto gw = req("d", {set});
+  gw.requested = {*IpAddr::parse("198.18.0.3")};
+  EXPECT_FALSE(ipam.allocate(gw).ok());
+}
+
+TEST_F(IpamTest, ReleasingAFreeAddressChangesNothing) {
+  Ipam ipam(*store_);
+  RangeSet set{range("198.18.0.0/24")};
+  ASSERT_TRUE(ipam.allocate(req("a", {set})).ok());
+  auto subnet = *IpPrefix::parse("198.18.0.0/24");
+  ASSERT_TRUE(
+      ipam.releaseAddress(subnet, *IpAddr::parse("198.18.0.2")).ok());  // the first of a span
+  ASSERT_TRUE(ipam.releaseAddress(subnet, *IpAddr::parse("198.18.0.77")).ok());  // inside a span
+  for (int i = 0; i < 3; ++i) {
+    auto next = ipam.allocate(req("n" + std::to_string(i), {set}));
+    ASSERT_TRUE(next.ok()) << next.error().message;
+  }
 }
 
 TEST_F(IpamTest, DualStackTakesOneFromEachSet) {
