@@ -238,9 +238,22 @@ Status removeTagged(NlSocket& nf, const std::vector<ChainRef>& chains, const std
 }  // namespace
 
 Firewall::Lock::Lock(bool exclusive) {
-  ::mkdir("/run/plumb", 0700);
-  fd_.reset(::open("/run/plumb/firewall.lock", O_RDWR | O_CREAT | O_CLOEXEC, 0600));
-  if (fd_.valid()) ::flock(fd_.get(), exclusive ? LOCK_EX : LOCK_SH);
+  constexpr const char* kPath = "/run/plumb/firewall.lock";
+  if (::mkdir("/run/plumb", 0700) != 0 && errno != EEXIST) {
+    status_ = failErrno(errno, "failed to create /run/plumb");
+    return;
+  }
+  fd_.reset(::open(kPath, O_RDWR | O_CREAT | O_CLOEXEC, 0600));
+  if (!fd_.valid()) {
+    status_ = failErrno(errno, std::string("failed to open ") + kPath);
+    return;
+  }
+  while (::flock(fd_.get(), exclusive ? LOCK_EX : LOCK_SH) != 0) {
+    if (errno != EINTR) {
+      status_ = failErrno(errno, std::string("failed to lock ") + kPath);
+      return;
+    }
+  }
 }
 
 Status Firewall::ensure(const BridgeRules& rules) {
@@ -248,10 +261,12 @@ Status Firewall::ensure(const BridgeRules& rules) {
   {
     // Shared: ADDs check in parallel, while a last DEL removing rules (exclusive) is excluded.
     Lock shared(false);
+    PLUMB_TRY(shared.status());
     PLUMB_ASSIGN(std::string missing, missingRules(nf, rules));
     if (missing.empty()) return {};
   }
   Lock lock(true);
+  PLUMB_TRY(lock.status());
   // Again under the lock: a concurrent ADD may have added them meanwhile.
   PLUMB_ASSIGN(std::string cmd, missingRules(nf, rules));
   if (cmd.empty()) return {};
@@ -266,6 +281,7 @@ Status Firewall::ensure(const BridgeRules& rules) {
 Status Firewall::revokeBridge(const std::string& bridge) {
   PLUMB_ASSIGN(auto nf, NlSocket::open(NETLINK_NETFILTER));
   Lock lock(true);
+  PLUMB_TRY(lock.status());
   std::vector<ChainRef> chains = {kPlumbForward};
   chains.insert(chains.end(), std::begin(kIptablesForward), std::end(kIptablesForward));
   auto st = removeTagged(nf, chains, bridgeTag(bridge));

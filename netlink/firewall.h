@@ -27,9 +27,12 @@ class Firewall {
   class Lock {
    public:
     explicit Lock(bool exclusive);
+    // Whether the lock is held; rule edits without it could race (reported, not ignored).
+    Status status() const { return status_; }
 
    private:
     UniqueFd fd_;
+    Status status_;
   };
 
   // Makes sure the bridge's rules are there, adding only what is missing: one listing when

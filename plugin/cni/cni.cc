@@ -306,9 +306,10 @@ Outcome cmdAdd(Call& c) {
     return fromError(e);
   }
   log::get("cni")->debug("attached");
+  // Only plumb's own part is built here; a prevResult is extended as the JSON it came in, so
+  // fields plumb does not model (socketPath, pciID, a route's table...) pass through.
   CniResult out;
-  if (c.conf.prev_result) out = *c.conf.prev_result;
-  int base = static_cast<int>(out.interfaces.size());
+  int base = c.conf.prev_result ? static_cast<int>(c.conf.prev_result->interfaces.size()) : 0;
   int ctr_index = base;
   if (attached->host) {
     out.interfaces.push_back({attached->host->name, attached->host->mac, "", attached->host->mtu});
@@ -320,7 +321,17 @@ Outcome cmdAdd(Call& c) {
   for (const auto& r : attached->routes) out.routes.push_back({r.dst, r.gateway, r.mtu, r.metric});
   if (!c.conf.dns.empty()) out.dns = c.conf.dns;
   if (!ipam.result.dns.empty()) out.dns = ipam.result.dns;
-  return toJson(out, c.conf.cni_version).dump();
+  json ours = toJson(out, c.conf.cni_version);
+  if (!c.conf.prev_result) return ours.dump();
+  json merged = c.conf.raw["prevResult"];
+  merged["cniVersion"] = c.conf.cni_version;
+  for (const char* list : {"interfaces", "ips", "routes"}) {
+    if (!ours.contains(list)) continue;
+    if (!merged.contains(list) || !merged[list].is_array()) merged[list] = json::array();
+    for (const auto& item : ours[list]) merged[list].push_back(item);
+  }
+  if (!out.dns.empty() || !merged.contains("dns")) merged["dns"] = ours["dns"];
+  return merged.dump();
 }
 
 Outcome cmdDel(Call& c) {
@@ -410,7 +421,8 @@ Outcome cmdGc(Call& c) {
     }
   } else if (c.delegatedIpam()) {
     auto run = delegate(c, "GC");
-    if (run.ok() && run->exit_code != 0) return delegatedFailure(c, *run);
+    if (!run.ok()) return fromError(run.error());
+    if (run->exit_code != 0) return delegatedFailure(c, *run);
   }
   if (!failures.empty()) return CniError{kFailed, "GC left some attachments: " + failures, ""};
   return std::string();

@@ -7,6 +7,8 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <chrono>
+#include <csignal>
 #include <sstream>
 #include <vector>
 
@@ -64,9 +66,20 @@ Result<PluginRun> execPlugin(const std::string& cni_path, const std::string& nam
   std::string out;
   size_t written = 0;
   char buf[16384];
+  // A plugin that hangs must not hang plumb (and the runtime behind it) for ever.
+  constexpr int kDeadlineMs = 120000;
+  auto deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(kDeadlineMs);
+  bool timed_out = false;
   while (out_r.valid()) {
     pollfd fds[2] = {{out_r.get(), POLLIN, 0}, {in_w.valid() ? in_w.get() : -1, POLLOUT, 0}};
-    if (::poll(fds, 2, -1) < 0) {
+    auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
+        deadline - std::chrono::steady_clock::now());
+    if (left.count() <= 0) {
+      timed_out = true;
+      ::kill(pid, SIGKILL);
+      break;
+    }
+    if (::poll(fds, 2, static_cast<int>(left.count())) < 0) {
       if (errno == EINTR) continue;
       break;
     }
@@ -88,6 +101,10 @@ Result<PluginRun> execPlugin(const std::string& cni_path, const std::string& nam
   in_w.reset();
   int status = 0;
   while (::waitpid(pid, &status, 0) < 0 && errno == EINTR) {
+  }
+  if (timed_out) {
+    return fail(Errc::kTryAgain, "plugin " + name + " did not finish within " +
+                                     std::to_string(kDeadlineMs / 1000) + " s");
   }
   PluginRun run;
   run.exit_code = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);

@@ -73,6 +73,7 @@ json detailOf(const AttachRequest& req) {
 
 std::string Engine::hostIfname(const AttachmentKey& key) { return "plm" + hex8(key); }
 std::string Engine::ownerStamp(const AttachmentKey& key) { return "plumb:" + key.str(); }
+std::string Engine::bridgeStamp(const std::string& bridge) { return "plumb:bridge:" + bridge; }
 std::string Engine::tempIfname(const AttachmentKey& key) { return "plt" + hex8(key); }
 
 struct Engine::Context {
@@ -175,6 +176,11 @@ Result<std::vector<Step>> Engine::buildSteps(Context& ctx) {
                  s, {plan.bridge, ctx.req.mtu, MacAddr::fromName("bridge:" + plan.bridge)});
              if (!st.ok() && st.error().code != Errc::kExists) return st;
              br = nl::getLink(s, plan.bridge);
+             if (st.ok() && br.ok()) {
+               nl::LinkChange stamp;
+               stamp.alias = bridgeStamp(plan.bridge);
+               PLUMB_TRY(nl::changeLink(s, br->index, stamp));
+             }
            }
            if (!br.ok()) return std::move(br).error();
            if (br->kind != "bridge") {
@@ -436,6 +442,7 @@ Status Engine::detach(const DetachRequest& req) {
   if (record) PLUMB_TRY(store_.deleteAttachment(req.key));
   if (!req.masquerade.empty()) {
     nl::Firewall::Lock lock(true);
+    PLUMB_TRY(lock.status());
     PLUMB_ASSIGN(auto left, store_.listAttachments(req.key.network));
     if (left.empty()) {
       for (const auto& subnet : req.masquerade)
@@ -505,7 +512,8 @@ Status Engine::check(const AttachRequest& req) {
 Status Engine::removeBridge(const std::string& bridge) {
   PLUMB_ASSIGN(auto host, nl::NlSocket::open());
   auto br = nl::getLink(host, bridge);
-  if (br.ok() && br->kind == "bridge") {
+  // A bridge the user made (br0 with the host's uplink in it) is never plumb's to remove.
+  if (br.ok() && br->kind == "bridge" && br->alias == bridgeStamp(bridge)) {
     auto st = nl::deleteLink(host, br->index);
     if (!st.ok() && st.error().code != Errc::kNotFound) return st;
   }

@@ -34,7 +34,8 @@ class Engine {
   // Verifies that the interface, its addresses and routes are as requested and recorded.
   Status check(const AttachRequest& req);
 
-  // Removes a bridge plumb made and the rules it installed for it (Docker network removal).
+  // Removes a bridge plumb made (stamped at creation; any other is left alone) and the rules
+  // it installed for it (Docker network removal).
   Status removeBridge(const std::string& bridge);
 
   // Names plumb derives from the attachment key: stable across retries and processes.
@@ -42,6 +43,7 @@ class Engine {
   static std::string tempIfname(const AttachmentKey& key);
   // IFLA_IFALIAS on every link plumb makes: what detach checks before deleting anything.
   static std::string ownerStamp(const AttachmentKey& key);
+  static std::string bridgeStamp(const std::string& bridge);
 
  private:
   struct Context;

@@ -302,10 +302,11 @@ TEST_F(Bridge, DelegatedIpamGetsItsDelWhenALaterStepFails) {
 TEST_F(Bridge, ExtendsAPrevResult) {
   auto c1 = makeNetns("c1");
   auto conf = bridgeConf("netpr", "br-pr", "198.18.14.0/24");
-  conf["prevResult"] = {{"cniVersion", "1.0.0"},
-                        {"interfaces", {{{"name", "lo"}, {"sandbox", c1}}}},
-                        {"ips", {{{"address", "127.0.0.1/8"}, {"interface", 0}}}},
-                        {"dns", {{"nameservers", {"198.18.14.53"}}}}};
+  conf["prevResult"] = {
+      {"cniVersion", "1.0.0"},
+      {"interfaces", {{{"name", "lo"}, {"sandbox", c1}, {"socketPath", "/run/vhost.sock"}}}},
+      {"ips", {{{"address", "127.0.0.1/8"}, {"interface", 0}}}},
+      {"dns", {{"nameservers", {"198.18.14.53"}}}}};
   auto r = add(conf, "c1", c1);
   ASSERT_EQ(r.rc, 0) << r.out;
   auto res = json::parse(r.out);
@@ -316,6 +317,8 @@ TEST_F(Bridge, ExtendsAPrevResult) {
   EXPECT_EQ(res["ips"][0]["address"], "127.0.0.1/8");
   EXPECT_EQ(res["ips"][1]["interface"], 2) << "our address points at our interface";
   EXPECT_EQ(res["dns"]["nameservers"][0], "198.18.14.53");
+  EXPECT_EQ(res["interfaces"][0]["socketPath"], "/run/vhost.sock")
+      << "fields plumb does not model pass through";
   EXPECT_EQ(del(conf, "c1", c1).rc, 0);
 }
 
