@@ -19,7 +19,7 @@ namespace {
 int runCni() {
   // A delegated plugin that exits before reading all of stdin must not kill plumb before it
   // can answer: EPIPE is handled where the write fails.
-  ::signal(SIGPIPE, SIG_IGN);
+  (void)::signal(SIGPIPE, SIG_IGN);  // cannot fail for SIGPIPE
   plumb::cni::Invocation in;
   for (char** e = environ; *e; ++e) {
     const char* eq = std::strchr(*e, '=');
