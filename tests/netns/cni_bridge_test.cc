@@ -46,7 +46,7 @@ TEST_F(Bridge, TwoContainersTalkAndDelCleansUp) {
   EXPECT_EQ(in(nsName("c1"), "ip -o link show eth0").rc, 1) << "eth0 gone from c1";
   EXPECT_EQ(inHost("ip -o link show " + host_if).rc, 1) << "host end gone";
   EXPECT_EQ(del(conf, "c2", c2).rc, 0);
-  EXPECT_EQ(inHost("ip -o link | grep -c plm || true").out, "0\n");
+  EXPECT_EQ(inHost("ip -o link 2>/dev/null | grep -c plm || true").out, "0\n");
   auto dump = storeDump();
   EXPECT_EQ(dump.find("c1"), std::string::npos) << dump;
   EXPECT_EQ(dump.find("c2"), std::string::npos) << dump;
@@ -194,7 +194,7 @@ TEST_F(Bridge, RollsBackWhenTheContainerAlreadyHasTheInterface) {
   ASSERT_EQ(in(nsName("c1"), "ip link add eth0 type veth peer name other0").rc, 0);
   auto conf = bridgeConf("net1", "br-rb", "198.18.8.0/24");
   ASSERT_EQ(add(conf, "seed", makeNetns("seed")).rc, 0);  // the network's own set-up exists
-  auto links = [&] { return inHost("ip -o link | cut -d: -f2 | sort").out; };
+  auto links = [&] { return inHost("ip -o link 2>/dev/null | cut -d: -f2 | sort").out; };
   auto before = links();
   auto store_before = storeDump();
   auto r = add(conf, "c1", c1);
@@ -202,7 +202,7 @@ TEST_F(Bridge, RollsBackWhenTheContainerAlreadyHasTheInterface) {
   EXPECT_NE(r.out.find("interface eth0 already exists in netns"), std::string::npos) << r.out;
   EXPECT_EQ(links(), before) << "no host link left behind";
   EXPECT_EQ(storeDump(), store_before) << "no record or address left behind";
-  EXPECT_EQ(in(nsName("c1"), "ip -o link | grep -c plt || true").out, "0\n");
+  EXPECT_EQ(in(nsName("c1"), "ip -o link 2>/dev/null | grep -c plt || true").out, "0\n");
   // The runtime sends DEL after a failed ADD: the other plugin's eth0 must survive it.
   EXPECT_EQ(del(conf, "c1", c1).rc, 0);
   EXPECT_EQ(in(nsName("c1"), "ip -o link show eth0").rc, 0)
@@ -227,14 +227,14 @@ TEST_F(Bridge, ConcurrentAddsAndDels) {
     addrs.insert(json::parse(r.out)["ips"][0]["address"].get<std::string>());
   }
   EXPECT_EQ(addrs.size(), static_cast<size_t>(kCount)) << "no address handed out twice";
-  EXPECT_EQ(inHost("ip -o link | grep -c 'master br-cc'").out, std::to_string(kCount) + "\n");
+  EXPECT_EQ(inHost("ip -o link 2>/dev/null | grep -c 'master br-cc'").out, std::to_string(kCount) + "\n");
   std::vector<std::future<Cmd>> dels;
   for (int i = 0; i < kCount; ++i) {
     dels.push_back(std::async(std::launch::async,
                               [&, i] { return del(conf, "c" + std::to_string(i), paths[i]); }));
   }
   for (auto& f : dels) EXPECT_EQ(f.get().rc, 0);
-  EXPECT_EQ(inHost("ip -o link | grep -c plm || true").out, "0\n");
+  EXPECT_EQ(inHost("ip -o link 2>/dev/null | grep -c plm || true").out, "0\n");
   auto allocs =
       sh("sqlite3 " + state_.path() +
          "/state/plumb.db \"SELECT count(*) FROM ip_allocs WHERE container_id<>'gateway'; SELECT "
@@ -391,7 +391,7 @@ TEST_F(Bridge, BadInputChangesNothing) {
     EXPECT_EQ(msg["msg"].get<std::string>().find('\n'), std::string::npos)
         << "one line: " << c.what;
     EXPECT_EQ(hostSnapshot(), before) << c.what << " changed the host";
-    EXPECT_EQ(in(nsName("c2"), "ip -o link | wc -l").out, "1\n")
+    EXPECT_EQ(in(nsName("c2"), "ip -o link 2>/dev/null | wc -l").out, "1\n")
         << c.what << " changed the container";
   }
   EXPECT_EQ(del(conf, "c1", c1).rc, 0);
