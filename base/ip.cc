@@ -171,6 +171,13 @@ std::string MacAddr::str() const {
   return buf;
 }
 
+std::string stableHex8(std::string_view text) {
+  char buf[9];
+  (void)std::snprintf(buf, sizeof(buf), "%08x",
+                      static_cast<unsigned>(stableHash(text) & 0xffffffffu));
+  return buf;
+}
+
 uint64_t stableHash(std::string_view text) {
   uint64_t h = 1469598103934665603ull;
   for (unsigned char c : text) {

@@ -90,5 +90,7 @@ class MacAddr {
 
 // FNV-1a, for short stable names derived from ids (host veth names, MACs).
 uint64_t stableHash(std::string_view text);
+// The low 32 bits of stableHash as 8 hex digits (for names that must fit in 15 characters).
+std::string stableHex8(std::string_view text);
 
 }  // namespace plumb

@@ -5,6 +5,8 @@
 #include <iostream>
 #include <nlohmann/json.hpp>
 
+#include "plugin/cli/execute.h"
+#include "plugin/cli/grammar.h"
 #include "plugin/core/ipam.h"
 #include "plugin/core/store.h"
 
@@ -77,6 +79,31 @@ int list(const std::string& state_dir, bool as_json) {
 }  // namespace
 
 int run(int argc, char** argv) {
+  // pipework's forms first: global flags may stand anywhere among them.
+  std::vector<std::string> args(argv + 1, argv + argc);
+  Options opts;
+  opts.state_dir = defaultStateDir();
+  std::vector<std::string> rest;
+  for (size_t i = 0; i < args.size(); ++i) {
+    if (args[i] == "--json") {
+      opts.json = true;
+    } else if (args[i] == "--dry-run") {
+      opts.dry_run = true;
+    } else if (args[i] == "--state-dir" && i + 1 < args.size()) {
+      opts.state_dir = args[++i];
+    } else {
+      rest.push_back(args[i]);
+    }
+  }
+  if (isPipeworkForm(rest)) {
+    auto cmd = parseCommand(rest);
+    if (!cmd.ok()) {
+      std::cerr << "plumb: " << cmd.error().message << "\n";
+      return 1;
+    }
+    return execute(*cmd, opts);
+  }
+
   CLI::App app{"plumb: container networking (CNI plugin, Docker driver, pipework-style CLI)",
                "plumb"};
   app.set_version_flag("--version", "plumb 0.1.0");

@@ -39,12 +39,7 @@ std::string modeName(const Plan& plan) {
 
 namespace {
 
-std::string hex8(const AttachmentKey& key) {
-  char buf[9];
-  (void)std::snprintf(buf, sizeof(buf), "%08x",
-                      static_cast<unsigned>(stableHash(key.str()) & 0xffffffffu));
-  return buf;
-}
+std::string hex8(const AttachmentKey& key) { return stableHex8(key.str()); }
 
 Status validateName(const std::string& what, const std::string& v) {
   if (v.empty()) return fail(Errc::kInvalid, what + " is empty");
@@ -335,7 +330,7 @@ Result<std::vector<Step>> Engine::buildSteps(Context& ctx) {
                              covered |= a.address.network().contains(*r.gateway);
                            route.onlink = !covered;
                          }
-                         auto st = nl::addRoute(*ctx.ctr, route);
+                         auto st = nl::addRoute(*ctx.ctr, route, r.replace);
                          if (!st.ok() && st.error().code == Errc::kExists) return {};
                          return st;
                        }});

@@ -59,6 +59,7 @@ struct RouteSpec {
   int metric = 0;
   std::optional<IpAddr> src;
   bool link_scope = false;  // no gateway: on-link route
+  bool replace = false;     // replace a route to the same destination (pipework's default route)
 };
 
 enum class Placement {

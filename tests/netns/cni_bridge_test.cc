@@ -227,7 +227,8 @@ TEST_F(Bridge, ConcurrentAddsAndDels) {
     addrs.insert(json::parse(r.out)["ips"][0]["address"].get<std::string>());
   }
   EXPECT_EQ(addrs.size(), static_cast<size_t>(kCount)) << "no address handed out twice";
-  EXPECT_EQ(inHost("ip -o link 2>/dev/null | grep -c 'master br-cc'").out, std::to_string(kCount) + "\n");
+  EXPECT_EQ(inHost("ip -o link 2>/dev/null | grep -c 'master br-cc'").out,
+            std::to_string(kCount) + "\n");
   std::vector<std::future<Cmd>> dels;
   for (int i = 0; i < kCount; ++i) {
     dels.push_back(std::async(std::launch::async,

@@ -39,7 +39,8 @@ void NetnsTest::SetUp() {
 
 void NetnsTest::TearDown() {
   // Where plumb works: the host namespace, checked before it goes (tests DEL what they ADD).
-  auto host_links = in(host_, "ip -o link 2>/dev/null | grep -E ': (plm|plt|plc)[0-9a-f]{8}' || true").out;
+  auto host_links =
+      in(host_, "ip -o link 2>/dev/null | grep -E ': (plm|plt|plc)[0-9a-f]{8}' || true").out;
   EXPECT_EQ(host_links, "") << "attachment links left in the host namespace";
   for (auto it = namespaces_.rbegin(); it != namespaces_.rend(); ++it)
     sh("ip netns del " + *it + " 2>/dev/null");
@@ -98,7 +99,8 @@ std::string NetnsTest::storeDump() {
 std::string NetnsTest::hostSnapshot() {
   // Global addresses only: the kernel's own link-local ones change state (DAD) by themselves.
   return inHost(
-             "ip -o link 2>/dev/null | sed 's/ state [A-Z]*//'; ip -o addr show scope global; nft list ruleset")
+             "ip -o link 2>/dev/null | sed 's/ state [A-Z]*//'; ip -o addr show scope global; nft "
+             "list ruleset")
              .out +
          storeDump();
 }

@@ -1,0 +1,226 @@
+#include "plugin/cli/execute.h"
+
+#include <cstdio>
+#include <iostream>
+#include <nlohmann/json.hpp>
+
+#include "netlink/link.h"
+#include "netlink/socket.h"
+#include "plugin/cli/guest.h"
+#include "plugin/core/engine.h"
+#include "plugin/core/store.h"
+
+namespace plumb::cli {
+namespace {
+
+using json = nlohmann::json;
+
+int failWith(const Error& e, const Options& opts) {
+  if (opts.json) {
+    std::cout << json{{"error", e.message}}.dump() << "\n";
+  } else {
+    std::cerr << "plumb: " << e.message << "\n";
+  }
+  return 1;
+}
+
+// Which host interface, and what it decides (pipework's rules): an existing Linux bridge gets a
+// veth; a missing name starting "br" becomes a new bridge; any other existing interface gets a
+// macvlan child; OVS and --direct-phys are their own modes.
+Result<core::AttachRequest> requestFor(const AttachCommand& c, const Guest& guest) {
+  PLUMB_ASSIGN(auto sock, netlink::NlSocket::open());
+  std::string host_if = c.host_if;
+  std::optional<netlink::LinkInfo> link;
+  if (c.host_mac) {
+    PLUMB_ASSIGN(auto links, netlink::listLinks(sock));
+    for (const auto& l : links) {
+      if ((l.mac && *l.mac == *c.host_mac) || (l.perm_mac && *l.perm_mac == *c.host_mac)) link = l;
+    }
+    if (!link) return fail(Errc::kNotFound, "no host interface has MAC " + c.host_mac->str());
+    host_if = link->name;
+  } else {
+    auto l = netlink::getLink(sock, host_if);
+    if (l.ok()) {
+      link = *l;
+    } else if (l.error().code != Errc::kNotFound) {
+      return std::move(l).error();
+    }
+  }
+  if (c.address.kind == AddressSpec::Kind::kDhcp) {
+    return fail(Errc::kUnsupported, "DHCP addressing is not available yet; give <ip>/<prefix>");
+  }
+  if (!c.local_if.empty())
+    return fail(Errc::kUnsupported, "-l (naming the host side) is not available yet");
+
+  core::AttachRequest req;
+  req.key = {host_if, guest.id, c.container_if};
+  req.netns = guest.netns;
+  req.frontend = "cli";
+  req.mac = c.mac;
+  if (link) req.mtu = link->mtu;  // pipework: the MTU of the host interface
+  bool ovs = (link && link->kind == "openvswitch") || (!link && host_if.rfind("ovs", 0) == 0);
+  if (c.direct_phys) {
+    req.plan = core::PassthroughPlan{host_if, std::nullopt, ""};
+  } else if (ovs) {
+    req.plan = core::OvsPlan{host_if, c.vlan};
+  } else if ((link && link->kind == "bridge") || (!link && host_if.rfind("br", 0) == 0)) {
+    if (c.vlan)
+      return fail(Errc::kUnsupported, "VLAN configuration is not supported for a Linux bridge");
+    core::VethBridgePlan plan;
+    plan.bridge = host_if;
+    req.plan = plan;
+  } else if (link) {
+    if (c.vlan) {
+      return fail(Errc::kUnsupported,
+                  "@" + std::to_string(*c.vlan) + " on " + host_if +
+                      " needs an 802.1q sub-interface, and this kernel has no 8021q support");
+    }
+    req.plan = core::MacvlanPlan{host_if, c.macvlan_mode.empty() ? "bridge" : c.macvlan_mode};
+  } else {
+    return fail(Errc::kNotFound,
+                "host interface " + host_if +
+                    " does not exist (only names starting with br or ovs are created)");
+  }
+  if (c.address.kind == AddressSpec::Kind::kStatic) {
+    req.addresses.push_back({*c.address.address, c.address.gateway});
+    if (c.address.gateway) {
+      core::RouteSpec def;
+      def.dst = IpPrefix(IpAddr::fromNumber(c.address.gateway->isV6(), 0), 0);
+      def.gateway = c.address.gateway;
+      def.replace = true;  // pipework replaces the guest's default route
+      req.routes.push_back(def);
+    }
+  }
+  return req;
+}
+
+// The same command again is a no-op; the same interface with other settings is an error that
+// says what differs.
+Result<bool> alreadyAttached(core::Store& store, const core::AttachRequest& req) {
+  PLUMB_ASSIGN(auto record, store.findAttachment(req.key));
+  if (!record) return false;
+  std::vector<std::string> diffs;
+  if (record->netns != req.netns)
+    diffs.push_back("netns " + record->netns + " (asked " + req.netns + ")");
+  if (record->mode != core::modeName(req.plan))
+    diffs.push_back("mode " + record->mode + " (asked " + core::modeName(req.plan) + ")");
+  if (req.mac && record->mac != req.mac->str())
+    diffs.push_back("MAC " + record->mac + " (asked " + req.mac->str() + ")");
+  auto detail = json::parse(record->detail, nullptr, false);
+  std::string have, want;
+  if (detail.is_object() && detail.contains("addresses") && detail["addresses"].is_array()) {
+    for (const auto& a : detail["addresses"]) {
+      if (a.is_object() && a.contains("address") && a["address"].is_string()) {
+        have += (have.empty() ? "" : ",") + a["address"].get<std::string>();
+        if (a.contains("gateway") && a["gateway"].is_string() &&
+            !a["gateway"].get<std::string>().empty()) {
+          have += "@" + a["gateway"].get<std::string>();
+        }
+      }
+    }
+  }
+  for (const auto& a : req.addresses) {
+    want += (want.empty() ? "" : ",") + a.address.str() + (a.gateway ? "@" + a.gateway->str() : "");
+  }
+  if (have != want)
+    diffs.push_back("address " + (have.empty() ? "none" : have) + " (asked " +
+                    (want.empty() ? "none" : want) + ")");
+  if (diffs.empty()) return true;
+  std::string msg;
+  for (const auto& d : diffs) msg += (msg.empty() ? "" : ", ") + d;
+  return fail(Errc::kExists, req.key.ifname + " of " + req.key.container_id +
+                                 " is already attached to " + req.key.network +
+                                 " with other settings: " + msg);
+}
+
+int attach(const AttachCommand& c, const Options& opts) {
+  auto guest = resolveGuest(c.guest);
+  if (!guest.ok()) return failWith(guest.error(), opts);
+  auto req = requestFor(c, *guest);
+  if (!req.ok())
+    return failWith(
+        std::move(req).error().wrap("failed to attach " + c.container_if + " of " + c.guest), opts);
+  auto store = core::Store::open(opts.state_dir);
+  if (!store.ok()) return failWith(store.error(), opts);
+  core::Engine engine(**store);
+  if (opts.dry_run) {
+    auto steps = engine.describe(*req);
+    if (!steps.ok()) return failWith(steps.error(), opts);
+    if (opts.json) {
+      std::cout << json{{"plan", *steps}}.dump() << "\n";
+    } else {
+      for (const auto& s : *steps) std::cout << s << "\n";
+    }
+    return 0;
+  }
+  auto same = alreadyAttached(**store, *req);
+  if (!same.ok()) return failWith(same.error(), opts);
+  if (*same) {
+    if (opts.json) {
+      std::cout << json{{"attached", req->key.str()}, {"changed", false}}.dump() << "\n";
+    } else {
+      std::cout << req->key.ifname << " of " << c.guest << " is already attached to "
+                << req->key.network << "\n";
+    }
+    return 0;
+  }
+  auto done = engine.attach(*req);
+  if (!done.ok()) return failWith(done.error(), opts);
+  std::string addrs;
+  for (const auto& a : done->addresses) addrs += (addrs.empty() ? "" : ",") + a.address.str();
+  if (opts.json) {
+    std::cout << json{{"attached", req->key.str()},
+                      {"changed", true},
+                      {"mode", core::modeName(req->plan)},
+                      {"interface", done->container.name},
+                      {"mac", done->container.mac},
+                      {"netns", done->container.sandbox},
+                      {"addresses", addrs}}
+                     .dump()
+              << "\n";
+  } else {
+    std::cout << "attached " << done->container.name << " of " << c.guest << " to "
+              << req->key.network << " (" << core::modeName(req->plan) << ")"
+              << (addrs.empty() ? "" : ": " + addrs) << ", mac " << done->container.mac << "\n";
+  }
+  return 0;
+}
+
+int del(const DelCommand& c, const Options& opts) {
+  auto guest = resolveGuest(c.guest, /*must_exist=*/false);
+  if (!guest.ok()) return failWith(guest.error(), opts);
+  auto store = core::Store::open(opts.state_dir);
+  if (!store.ok()) return failWith(store.error(), opts);
+  auto records = (*store)->listAttachments();
+  if (!records.ok()) return failWith(records.error(), opts);
+  core::Engine engine(**store);
+  int removed = 0;
+  for (const auto& r : *records) {
+    if (r.key.container_id != guest->id || r.key.ifname != c.container_if) continue;
+    auto st = engine.detach({r.key, r.netns, {}});
+    if (!st.ok())
+      return failWith(std::move(st).error().wrap("failed to remove " + r.key.str()), opts);
+    ++removed;
+  }
+  if (opts.json) {
+    std::cout << json{{"removed", removed}}.dump() << "\n";
+  } else {
+    std::cout << (removed ? "removed " : "nothing to remove for ") << c.container_if << " of "
+              << c.guest << "\n";
+  }
+  return 0;
+}
+
+}  // namespace
+
+int execute(const Command& cmd, const Options& opts) {
+  if (const auto* a = std::get_if<AttachCommand>(&cmd)) return attach(*a, opts);
+  if (const auto* d = std::get_if<DelCommand>(&cmd)) return del(*d, opts);
+  if (const auto* p = std::get_if<PassCommand>(&cmd)) {
+    return failWith(makeError(Errc::kUnsupported, "plumb " + p->what + " is not available yet"),
+                    opts);
+  }
+  return failWith(makeError(Errc::kUnsupported, "plumb --wait is not available yet"), opts);
+}
+
+}  // namespace plumb::cli

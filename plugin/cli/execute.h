@@ -1,0 +1,19 @@
+// Carries out a parsed pipework-style command on the engine, printing a line (or JSON).
+#pragma once
+
+#include <string>
+
+#include "plugin/cli/grammar.h"
+
+namespace plumb::cli {
+
+struct Options {
+  bool json = false;
+  bool dry_run = false;
+  std::string state_dir;
+};
+
+// Returns the process exit code; errors are one line on stderr.
+int execute(const Command& cmd, const Options& opts);
+
+}  // namespace plumb::cli

@@ -1,0 +1,19 @@
+// Finding a guest's network namespace: a netns name (/run/netns/NAME), a netns path, or a PID.
+// Docker, podman and containerd guests are resolved through their APIs (not yet built).
+#pragma once
+
+#include <string>
+
+#include "base/result.h"
+
+namespace plumb::cli {
+
+struct Guest {
+  std::string netns;  // path to the guest's network namespace
+  std::string id;     // how plumb's records name it: no '/' (the store key's container id)
+};
+
+// must_exist=false resolves a name whose netns is gone (for `del`).
+Result<Guest> resolveGuest(const std::string& guest, bool must_exist = true);
+
+}  // namespace plumb::cli

@@ -1,0 +1,120 @@
+// The pipework-style command line against real namespaces (guests given as netns names,
+// paths and PIDs), run in the test's host namespace.
+#include <algorithm>
+
+#include "base/ip.h"
+#include "harness.h"
+
+namespace plumb::testing {
+namespace {
+
+class Cli : public NetnsTest {
+ protected:
+  Cmd plumb(const std::string& args) {
+    return inHost(std::string(PLUMB_BIN) + " --state-dir " + state_.path() + "/state " + args);
+  }
+};
+
+TEST_F(Cli, BridgeAttachRerunAndDel) {
+  makeNetns("g1");
+  makeNetns("g2");
+  auto g1 = nsName("g1"), g2 = nsName("g2");
+  auto r = plumb("br-cli " + g1 + " 198.18.40.5/24@198.18.40.1");
+  ASSERT_EQ(r.rc, 0) << r.out;
+  EXPECT_NE(r.out.find("attached eth1 of " + g1 + " to br-cli (bridge): 198.18.40.5/24"),
+            std::string::npos)
+      << r.out;
+  EXPECT_NE(in(g1, "ip -o addr show eth1").out.find("198.18.40.5/24"), std::string::npos);
+  // The gateway is on no link of the guest: reached on-link, as pipework's host route did.
+  EXPECT_NE(in(g1, "ip route show default").out.find("via 198.18.40.1 dev eth1"),
+            std::string::npos);
+  ASSERT_EQ(plumb("br-cli " + g2 + " 198.18.40.6/24").rc, 0);
+  EXPECT_TRUE(ping(g1, "198.18.40.6"));
+
+  auto again = plumb("br-cli " + g1 + " 198.18.40.5/24@198.18.40.1");
+  EXPECT_EQ(again.rc, 0) << again.out;
+  EXPECT_NE(again.out.find("already attached"), std::string::npos) << again.out;
+  auto other = plumb("br-cli " + g1 + " 198.18.40.9/24");
+  EXPECT_EQ(other.rc, 1);
+  EXPECT_NE(
+      other.out.find(
+          "already attached to br-cli with other settings: address 198.18.40.5/24@198.18.40.1 "
+          "(asked 198.18.40.9/24)"),
+      std::string::npos)
+      << other.out;
+
+  auto ls = plumb("ls --json");
+  auto list = json::parse(ls.out, nullptr, false);
+  ASSERT_TRUE(list.is_array()) << ls.out;
+  EXPECT_EQ(list.size(), 2u);
+  EXPECT_EQ(list[0]["frontend"], "cli");
+
+  EXPECT_EQ(plumb("del " + g1).rc, 0);
+  EXPECT_EQ(in(g1, "ip -o link show eth1").rc, 1);
+  auto twice = plumb("del " + g1);
+  EXPECT_EQ(twice.rc, 0);
+  EXPECT_NE(twice.out.find("nothing to remove"), std::string::npos);
+  EXPECT_EQ(plumb("del " + g2).rc, 0);
+}
+
+TEST_F(Cli, MacvlanOnAnInterfaceThatIsNoBridgeWithMacAndMode) {
+  ASSERT_EQ(inHost("ip link add phys0 type veth peer name phys0p && ip link set phys0 up").rc, 0);
+  makeNetns("g1");
+  auto g1 = nsName("g1");
+  auto r = plumb("phys0 -i eth2 -m private " + g1 + " 198.18.41.5/24 U:web1");
+  ASSERT_EQ(r.rc, 0) << r.out;
+  auto detail = in(g1, "ip -d -o link show eth2").out;
+  EXPECT_NE(detail.find("macvlan mode private"), std::string::npos) << detail;
+  EXPECT_EQ(in(g1, "cat /sys/class/net/eth2/address").out,
+            plumb::MacAddr::fromName("web1").str() + "\n");
+  EXPECT_EQ(plumb("del " + g1 + " -i eth2").rc, 0);
+  EXPECT_EQ(in(g1, "ip -o link show eth2").rc, 1);
+}
+
+TEST_F(Cli, GuestsByPathAndPid) {
+  auto path = makeNetns("g1");
+  auto g1 = nsName("g1");
+  ASSERT_EQ(plumb("br-cli " + path + " 198.18.42.5/24 --json").rc, 0);
+  EXPECT_NE(in(g1, "ip -o addr show eth1").out.find("198.18.42.5/24"), std::string::npos);
+  // A process in the guest's netns stands for a container's PID.
+  auto pid = sh("ip netns exec " + g1 + " sh -c 'sleep 30 >/dev/null 2>&1 & echo $!'").out;
+  pid.erase(pid.find_last_not_of("\n") + 1);
+  auto r = plumb("br-cli -i eth3 " + pid + " 198.18.42.6/24");
+  EXPECT_EQ(r.rc, 0) << r.out;
+  EXPECT_NE(in(g1, "ip -o addr show eth3").out.find("198.18.42.6/24"), std::string::npos);
+  EXPECT_EQ(plumb("del " + pid + " -i eth3").rc, 0);
+  sh("kill " + pid);
+  EXPECT_EQ(plumb("del " + path).rc, 0);
+}
+
+TEST_F(Cli, DryRunPrintsThePlanAndChangesNothing) {
+  makeNetns("g1");
+  auto before = hostSnapshot();
+  auto r = plumb("--dry-run br-dry " + nsName("g1") + " 198.18.43.5/24");
+  ASSERT_EQ(r.rc, 0) << r.out;
+  EXPECT_NE(r.out.find("ensure bridge br-dry"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("add address 198.18.43.5/24 to eth1"), std::string::npos) << r.out;
+  EXPECT_EQ(hostSnapshot(), before);
+}
+
+TEST_F(Cli, BadInputIsOneLineAndChangesNothing) {
+  makeNetns("g1");
+  auto before = hostSnapshot();
+  for (const auto& [args, want] : std::vector<std::pair<std::string, std::string>>{
+           {"br-cli no-such-guest 198.18.44.5/24", "neither a netns name"},
+           {"br-cli " + nsName("g1") + " 198.18.44.5", "did you mean 198.18.44.5/24?"},
+           {"lo " + nsName("g1") + " 198.18.44.5/24", "lo cannot be the host interface"},
+           {"nosuch0 " + nsName("g1") + " 198.18.44.5/24", "host interface nosuch0 does not exist"},
+           {"br-cli " + nsName("g1") + " 198.18.44.5/24 01:00:5e:00:00:01", "multicast"},
+           {"br-cli -i abcdefghijklmnop " + nsName("g1") + " 198.18.44.5/24", "longer than 15"},
+       }) {
+    auto r = plumb(args + " 2>&1");
+    EXPECT_EQ(r.rc, 1) << args;
+    EXPECT_NE(r.out.find(want), std::string::npos) << args << ": " << r.out;
+    EXPECT_EQ(std::count(r.out.begin(), r.out.end(), '\n'), 1) << "one line: " << r.out;
+    EXPECT_EQ(hostSnapshot(), before) << args;
+  }
+}
+
+}  // namespace
+}  // namespace plumb::testing
