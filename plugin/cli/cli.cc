@@ -107,6 +107,14 @@ int run(int argc, char** argv) {
   CLI::App app{"plumb: container networking (CNI plugin, Docker driver, pipework-style CLI)",
                "plumb"};
   app.set_version_flag("--version", "plumb 0.1.0");
+  app.footer(
+      "\npipework's forms (flags --json, --dry-run, --state-dir may stand anywhere):\n"
+      "  plumb <hostif> [-i ctif] [-a 4|6] [-m mode] <guest> <ip>/<prefix>[@<gateway>] "
+      "[<mac>|U:<name>]\n"
+      "  plumb <hostif> ... <guest> 0/0          the link only\n"
+      "  plumb mac:<host NIC mac> <guest> ...    pick the host interface by its MAC\n"
+      "  plumb del <guest> [-i ctif]\n"
+      "guest: a netns name, a netns path or a PID. See docs/cli.md.");
   std::string state_dir = defaultStateDir();
   app.add_option("--state-dir", state_dir, "where plumb keeps its state")->capture_default_str();
   app.require_subcommand(1);
