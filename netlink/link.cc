@@ -278,6 +278,35 @@ Result<LinkInfo> getLink(NlSocket& s, const std::string& name) {
 
 Result<LinkInfo> getLink(NlSocket& s, int index) { return getLinkBy(s, index, ""); }
 
+Status waitForCarrier(const std::string& name) {
+  PLUMB_TRY(validateIfname(name));
+  // Subscribe before looking, so a change between the look and the wait is not missed.
+  PLUMB_ASSIGN(auto events, NlSocket::subscribe(RTMGRP_LINK));
+  PLUMB_ASSIGN(auto query, NlSocket::open());
+  auto ready = [&](const LinkInfo& l) { return l.name == name && (l.flags & IFF_LOWER_UP); };
+  bool resync = true;
+  for (;;) {
+    if (resync) {
+      auto l = getLink(query, name);
+      if (l.ok() && ready(*l)) return {};
+      if (!l.ok() && l.error().code != Errc::kNotFound) return std::move(l).error();
+      resync = false;
+    }
+    bool done = false;
+    auto st = events.next([&](const nlmsghdr* nlh) -> Status {
+      if (nlh->nlmsg_type != RTM_NEWLINK) return {};
+      auto l = parseLink(nlh);
+      if (l.ok() && ready(*l)) done = true;
+      return {};
+    });
+    if (done) return {};
+    if (!st.ok()) {
+      if (st.error().code != Errc::kTryAgain) return st;
+      resync = true;  // a receive timeout or dropped notifications: look again
+    }
+  }
+}
+
 Result<std::vector<LinkInfo>> listLinks(NlSocket& s) {
   Message m(RTM_GETLINK, 0);
   putIfinfo(m);

@@ -96,6 +96,9 @@ Status deleteLink(NlSocket& s, int index);
 Result<LinkInfo> getLink(NlSocket& s, const std::string& name);
 Result<LinkInfo> getLink(NlSocket& s, int index);
 Result<std::vector<LinkInfo>> listLinks(NlSocket& s);
+// Blocks until link name exists with carrier (IFF_LOWER_UP), woken by link notifications, not
+// by polling: pipework's --wait, inside a container.
+Status waitForCarrier(const std::string& name);
 
 // Request builders, exposed for the golden-byte unit tests.
 void buildCreateVeth(Message& m, const VethSpec& spec);

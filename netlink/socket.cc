@@ -59,9 +59,9 @@ NlSocket::~NlSocket() {
   if (nl_) mnl_socket_close(nl_);
 }
 
-Result<NlSocket> NlSocket::setUp(mnl_socket* nl) {
+Result<NlSocket> NlSocket::setUp(mnl_socket* nl, unsigned groups) {
   NlSocket s(nl);
-  if (mnl_socket_bind(nl, 0, MNL_SOCKET_AUTOPID) < 0) {
+  if (mnl_socket_bind(nl, groups, MNL_SOCKET_AUTOPID) < 0) {
     return failErrno(errno, "failed to bind a netlink socket");
   }
   int one = 1;
@@ -82,6 +82,28 @@ Result<NlSocket> NlSocket::open(int protocol) {
   mnl_socket* nl = mnl_socket_open2(protocol, SOCK_CLOEXEC);
   if (!nl) return failErrno(errno, "failed to open a netlink socket");
   return setUp(nl);
+}
+
+Result<NlSocket> NlSocket::subscribe(unsigned groups) {
+  mnl_socket* nl = mnl_socket_open2(NETLINK_ROUTE, SOCK_CLOEXEC);
+  if (!nl) return failErrno(errno, "failed to open a netlink socket");
+  return setUp(nl, groups);
+}
+
+Status NlSocket::next(const ReplyFn& on_msg) {
+  ssize_t n = ::recv(mnl_socket_get_fd(nl_), buf_.data(), buf_.size(), 0);
+  if (n < 0) {
+    if (errno == EAGAIN || errno == EINTR) return fail(Errc::kTryAgain, "no notification yet");
+    // ENOBUFS: notifications were dropped; the caller re-reads the state it cares about.
+    if (errno == ENOBUFS) return fail(Errc::kTryAgain, "notifications overran");
+    return failErrno(errno, "netlink receive");
+  }
+  int len = static_cast<int>(n);
+  for (auto* nlh = reinterpret_cast<const nlmsghdr*>(buf_.data()); mnl_nlmsg_ok(nlh, len);
+       nlh = mnl_nlmsg_next(nlh, &len)) {
+    PLUMB_TRY(on_msg(nlh));
+  }
+  return {};
 }
 
 Result<NlSocket> NlSocket::openIn(const Netns& ns) {

@@ -30,6 +30,13 @@ class NlSocket {
   NlSocket& operator=(const NlSocket&) = delete;
   ~NlSocket();
 
+  // A socket in the caller's namespace that receives the kernel's notifications for groups
+  // (RTMGRP_LINK, ...), read with next().
+  static Result<NlSocket> subscribe(unsigned groups);
+  // Blocks until notifications arrive and hands each to on_msg (kTryAgain on the receive
+  // timeout, so a caller can loop).
+  Status next(const ReplyFn& on_msg);
+
   // Sends m with NLM_F_ACK and waits for the ack; replies before it (RTM_GET*) go to on_reply.
   Status request(Message& m, const ReplyFn& on_reply = {});
   // Sends m as a dump and hands each entry to on_entry; restarts when the kernel says the dump
@@ -38,7 +45,7 @@ class NlSocket {
 
  private:
   explicit NlSocket(mnl_socket* nl);
-  static Result<NlSocket> setUp(mnl_socket* nl);
+  static Result<NlSocket> setUp(mnl_socket* nl, unsigned groups = 0);
   Status send(Message& m);
   // Reads replies to seq until the ack or NLMSG_DONE. *interrupted set if any had DUMP_INTR.
   Status receive(uint32_t seq, const ReplyFn& on_reply, bool* interrupted);

@@ -220,7 +220,11 @@ int execute(const Command& cmd, const Options& opts) {
     return failWith(makeError(Errc::kUnsupported, "plumb " + p->what + " is not available yet"),
                     opts);
   }
-  return failWith(makeError(Errc::kUnsupported, "plumb --wait is not available yet"), opts);
+  const auto& w = std::get<WaitCommand>(cmd);
+  auto st = netlink::waitForCarrier(w.container_if);
+  if (!st.ok())
+    return failWith(std::move(st).error().wrap("failed to wait for " + w.container_if), opts);
+  return 0;
 }
 
 }  // namespace plumb::cli

@@ -87,6 +87,22 @@ TEST_F(Cli, GuestsByPathAndPid) {
   EXPECT_EQ(plumb("del " + path).rc, 0);
 }
 
+TEST_F(Cli, WaitReturnsOnceTheInterfaceHasCarrier) {
+  makeNetns("g1");
+  auto g1 = nsName("g1");
+  std::string marker = state_.path() + "/waited";
+  // Inside the guest, as a container's entrypoint would run it; bounded so a bug cannot hang.
+  sh("ip netns exec " + g1 + " sh -c 'timeout 20 " PLUMB_BIN " --wait -i eth1 && touch " + marker +
+     "' >/dev/null 2>&1 &");
+  EXPECT_NE(sh("sleep 0.3; test -e " + marker).rc, 0) << "returned before eth1 existed";
+  ASSERT_EQ(plumb("br-wait " + g1 + " 198.18.45.5/24").rc, 0);
+  EXPECT_EQ(
+      sh("for i in $(seq 1 50); do test -e " + marker + " && exit 0; sleep 0.1; done; exit 1").rc,
+      0)
+      << "--wait did not return after eth1 came up with carrier";
+  EXPECT_EQ(plumb("del " + g1).rc, 0);
+}
+
 TEST_F(Cli, DryRunPrintsThePlanAndChangesNothing) {
   makeNetns("g1");
   auto before = hostSnapshot();
