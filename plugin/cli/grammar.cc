@@ -156,18 +156,25 @@ bool isPipeworkForm(const std::vector<std::string>& args) {
            first == "--version" || first == "--state-dir" || first == "--json");
 }
 
+// The "[-i ctif]" that may close a command after `from` words; pipework's default otherwise.
+static Result<std::string> trailingIfname(const std::vector<std::string>& args, size_t from,
+                                          const std::string& usage) {
+  std::string ifname = "eth1";
+  if (args.size() == from + 2 && args[from] == "-i") {
+    ifname = args[from + 1];
+  } else if (args.size() != from) {
+    return fail(Errc::kInvalid, "usage: " + usage);
+  }
+  PLUMB_TRY(checkIfname("container interface (-i)", ifname));
+  return ifname;
+}
+
 Result<Command> parseCommand(const std::vector<std::string>& args) {
   if (args.empty()) return fail(Errc::kInvalid, "nothing to do (plumb --help)");
   const std::string& first = args[0];
   if (first == "--wait") {
-    WaitCommand w;
-    if (args.size() == 3 && args[1] == "-i") {
-      w.container_if = args[2];
-    } else if (args.size() != 1) {
-      return fail(Errc::kInvalid, "usage: plumb --wait [-i ctif]");
-    }
-    PLUMB_TRY(checkIfname("container interface (-i)", w.container_if));
-    return Command(w);
+    PLUMB_ASSIGN(std::string ifname, trailingIfname(args, 1, "plumb --wait [-i ctif]"));
+    return Command(WaitCommand{ifname});
   }
   if (first == "route" || first == "rule" || first == "tc") {
     if (args.size() < 3)
@@ -176,16 +183,9 @@ Result<Command> parseCommand(const std::vector<std::string>& args) {
     return Command(PassCommand{first, args[1], {args.begin() + 2, args.end()}});
   }
   if (first == "del") {
-    DelCommand d;
     if (args.size() < 2) return fail(Errc::kInvalid, "usage: plumb del <guest> [-i ctif]");
-    d.guest = args[1];
-    if (args.size() == 4 && args[2] == "-i") {
-      d.container_if = args[3];
-    } else if (args.size() != 2) {
-      return fail(Errc::kInvalid, "usage: plumb del <guest> [-i ctif]");
-    }
-    PLUMB_TRY(checkIfname("container interface (-i)", d.container_if));
-    return Command(d);
+    PLUMB_ASSIGN(std::string ifname, trailingIfname(args, 2, "plumb del <guest> [-i ctif]"));
+    return Command(DelCommand{args[1], ifname});
   }
   return parseAttach(args);
 }
