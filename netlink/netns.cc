@@ -8,6 +8,8 @@
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/vfs.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
 #include <thread>
 
@@ -54,6 +56,30 @@ Status runIn(const Netns& ns, const std::function<Status()>& fn) {
   });
   worker.join();
   return result;
+}
+
+Result<int> execIn(const Netns& ns, const std::vector<std::string>& argv) {
+  if (argv.empty()) return fail(Errc::kInvalid, "nothing to run");
+  // Everything the child needs is built before fork: after it, only async-signal-safe calls.
+  std::vector<char*> args;
+  args.reserve(argv.size() + 1);
+  for (const auto& a : argv) args.push_back(const_cast<char*>(a.c_str()));
+  args.push_back(nullptr);
+  pid_t pid = ::fork();
+  if (pid < 0) return failErrno(errno, "failed to run " + argv[0]);
+  if (pid == 0) {
+    if (::setns(ns.fd(), CLONE_NEWNET) != 0) ::_exit(126);
+    ::execvp(args[0], args.data());
+    ::_exit(127);
+  }
+  int status = 0;
+  while (::waitpid(pid, &status, 0) < 0) {
+    if (errno != EINTR) return failErrno(errno, "failed to wait for " + argv[0]);
+  }
+  if (WIFEXITED(status) && WEXITSTATUS(status) == 127) {
+    return fail(Errc::kNotFound, "failed to run " + argv[0] + ": not found");
+  }
+  return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
 }
 
 Result<UniqueFd> socketIn(const Netns& ns, int domain, int type, int protocol) {

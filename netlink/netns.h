@@ -7,6 +7,7 @@
 
 #include <functional>
 #include <string>
+#include <vector>
 
 #include "base/fd.h"
 #include "base/result.h"
@@ -38,6 +39,10 @@ class Netns {
 
 // Runs fn on a fresh thread that has entered ns, waits for it, and returns its status.
 Status runIn(const Netns& ns, const std::function<Status()>& fn);
+
+// Runs a program inside ns (argv, never a shell string), inheriting stdin/stdout/stderr, and
+// returns its exit status. The child enters ns before exec; plumb itself never leaves its own.
+Result<int> execIn(const Netns& ns, const std::vector<std::string>& argv);
 
 // socket(2) created inside ns; usable from any thread afterwards.
 Result<UniqueFd> socketIn(const Netns& ns, int domain, int type, int protocol);

@@ -5,6 +5,8 @@
 #include <nlohmann/json.hpp>
 
 #include "netlink/link.h"
+#include "netlink/netns.h"
+#include "netlink/route.h"
 #include "netlink/socket.h"
 #include "plugin/cli/guest.h"
 #include "plugin/core/engine.h"
@@ -211,15 +213,49 @@ int del(const DelCommand& c, const Options& opts) {
   return 0;
 }
 
+// route: through netlink in the guest's netns; tc: the tc program run inside it, with an argv.
+int pass(const PassCommand& p, const Options& opts) {
+  if (p.what == "rule")
+    return failWith(makeError(Errc::kUnsupported, "plumb rule is not available yet"), opts);
+  auto guest = resolveGuest(p.guest);
+  if (!guest.ok()) return failWith(guest.error(), opts);
+  auto ns = netlink::Netns::fromPath(guest->netns);
+  if (!ns.ok()) return failWith(ns.error(), opts);
+  if (p.what == "tc") {
+    std::vector<std::string> argv = {"tc"};
+    argv.insert(argv.end(), p.args.begin(), p.args.end());
+    auto rc = netlink::execIn(*ns, argv);
+    if (!rc.ok()) return failWith(rc.error(), opts);
+    return *rc;
+  }
+  auto args = parseRouteArgs(p.args);
+  if (!args.ok()) return failWith(args.error(), opts);
+  auto sock = netlink::NlSocket::openIn(*ns);
+  if (!sock.ok()) return failWith(sock.error(), opts);
+  netlink::Route r;
+  r.dst = args->dst.network();
+  r.gateway = args->via;
+  r.metric = static_cast<uint32_t>(args->metric);
+  if (!args->dev.empty()) {
+    auto link = netlink::getLink(*sock, args->dev);
+    if (!link.ok()) return failWith(link.error(), opts);
+    r.oif = link->index;
+  }
+  if (!r.gateway) r.scope = RT_SCOPE_LINK;
+  Status st = args->action == "del" ? netlink::deleteRoute(*sock, r)
+                                    : netlink::addRoute(*sock, r, args->action == "replace");
+  if (!st.ok()) return failWith(std::move(st).error().wrap("in guest " + p.guest), opts);
+  if (opts.json)
+    std::cout << json{{"route", netlink::describe(r)}, {"action", args->action}}.dump() << "\n";
+  return 0;
+}
+
 }  // namespace
 
 int execute(const Command& cmd, const Options& opts) {
   if (const auto* a = std::get_if<AttachCommand>(&cmd)) return attach(*a, opts);
   if (const auto* d = std::get_if<DelCommand>(&cmd)) return del(*d, opts);
-  if (const auto* p = std::get_if<PassCommand>(&cmd)) {
-    return failWith(makeError(Errc::kUnsupported, "plumb " + p->what + " is not available yet"),
-                    opts);
-  }
+  if (const auto* p = std::get_if<PassCommand>(&cmd)) return pass(*p, opts);
   const auto& w = std::get<WaitCommand>(cmd);
   auto st = netlink::waitForCarrier(w.container_if);
   if (!st.ok())

@@ -149,6 +149,56 @@ Result<Command> parseAttach(const std::vector<std::string>& args) {
 
 }  // namespace
 
+Result<RouteArgs> parseRouteArgs(const std::vector<std::string>& args) {
+  const std::string usage =
+      "usage: plumb route <guest> add|del|replace <prefix>|default [via <gw>] [dev <if>] [metric "
+      "<n>]";
+  if (args.size() < 2) return fail(Errc::kInvalid, usage);
+  RouteArgs r;
+  r.action = args[0];
+  if (r.action != "add" && r.action != "del" && r.action != "delete" && r.action != "replace") {
+    return fail(Errc::kInvalid, "route action '" + r.action + "' is not add, del or replace");
+  }
+  if (r.action == "delete") r.action = "del";
+  std::optional<bool> v6;
+  size_t i = 1;
+  std::string dst = args[i++];
+  for (; i < args.size(); ++i) {
+    auto value = [&]() -> Result<std::string> {
+      if (i + 1 >= args.size()) return fail(Errc::kInvalid, args[i] + " needs a value");
+      return args[++i];
+    };
+    if (args[i] == "via") {
+      PLUMB_ASSIGN(std::string gw, value());
+      PLUMB_ASSIGN(r.via, IpAddr::parse(gw));
+      v6 = r.via->isV6();
+    } else if (args[i] == "dev") {
+      PLUMB_ASSIGN(r.dev, value());
+      PLUMB_TRY(checkIfname("dev", r.dev));
+    } else if (args[i] == "metric") {
+      PLUMB_ASSIGN(std::string m, value());
+      auto [p, ec] = std::from_chars(m.data(), m.data() + m.size(), r.metric);
+      if (ec != std::errc() || p != m.data() + m.size() || r.metric < 0) {
+        return fail(Errc::kInvalid, "metric '" + m + "' is not a number");
+      }
+    } else {
+      return fail(Errc::kInvalid, "unexpected route argument '" + args[i] + "' (" + usage + ")");
+    }
+  }
+  if (dst == "default") {
+    r.dst = IpPrefix(IpAddr::fromNumber(v6.value_or(false), 0), 0);
+  } else {
+    PLUMB_ASSIGN(r.dst, IpPrefix::parse(dst, /*allow_bare=*/true));
+  }
+  if (r.via && r.via->isV6() != r.dst.addr().isV6()) {
+    return fail(Errc::kInvalid,
+                "gateway " + r.via->str() + " is not of the same family as " + r.dst.str());
+  }
+  if (r.action != "del" && !r.via && r.dev.empty())
+    return fail(Errc::kInvalid, "a route needs via <gw> or dev <if>");
+  return r;
+}
+
 bool isPipeworkForm(const std::vector<std::string>& args) {
   if (args.empty()) return false;
   const std::string& first = args[0];

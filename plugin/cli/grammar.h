@@ -61,6 +61,16 @@ struct DelCommand {
 
 using Command = std::variant<AttachCommand, PassCommand, WaitCommand, DelCommand>;
 
+// `plumb route <guest> add|del|replace <prefix>|default [via <gw>] [dev <if>] [metric <n>]`
+struct RouteArgs {
+  std::string action;  // add, del, replace
+  IpPrefix dst;
+  std::optional<IpAddr> via;
+  std::string dev;
+  int metric = 0;
+};
+Result<RouteArgs> parseRouteArgs(const std::vector<std::string>& args);
+
 // Parses argv without the program name. Errors are one line, in pipework's spirit ("did you
 // mean 198.18.0.5/24?").
 Result<Command> parseCommand(const std::vector<std::string>& args);

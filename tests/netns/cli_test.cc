@@ -103,6 +103,31 @@ TEST_F(Cli, WaitReturnsOnceTheInterfaceHasCarrier) {
   EXPECT_EQ(plumb("del " + g1).rc, 0);
 }
 
+TEST_F(Cli, RouteAndTcInsideTheGuest) {
+  makeNetns("g1");
+  auto g1 = nsName("g1");
+  ASSERT_EQ(plumb("br-rt " + g1 + " 198.18.46.5/24").rc, 0);
+  auto add = plumb("route " + g1 + " add 198.19.46.0/24 via 198.18.46.1 metric 7");
+  ASSERT_EQ(add.rc, 0) << add.out;
+  EXPECT_NE(in(g1, "ip route show 198.19.46.0/24").out.find("via 198.18.46.1 dev eth1 metric 7"),
+            std::string::npos);
+  ASSERT_EQ(plumb("route " + g1 + " replace default via 198.18.46.1 dev eth1").rc, 0);
+  EXPECT_NE(in(g1, "ip route show default").out.find("via 198.18.46.1 dev eth1"),
+            std::string::npos);
+  ASSERT_EQ(plumb("route " + g1 + " del 198.19.46.0/24 via 198.18.46.1").rc, 0);
+  EXPECT_EQ(in(g1, "ip route show 198.19.46.0/24").out, "");
+  // tc runs inside the guest with the arguments as given (an argv, never a shell line).
+  ASSERT_EQ(
+      plumb("tc " + g1 + " qdisc add dev eth1 root tbf rate 1mbit burst 32kbit latency 400ms").rc,
+      0);
+  EXPECT_NE(in(g1, "tc qdisc show dev eth1").out.find("tbf"), std::string::npos);
+  EXPECT_EQ(inHost("tc qdisc show | grep -c tbf || true").out, "0\n") << "not in the host";
+  auto rule = plumb("rule " + g1 + " add from 198.18.46.5 table 100 2>&1");
+  EXPECT_EQ(rule.rc, 1);
+  EXPECT_NE(rule.out.find("not available yet"), std::string::npos);
+  EXPECT_EQ(plumb("del " + g1).rc, 0);
+}
+
 TEST_F(Cli, DryRunPrintsThePlanAndChangesNothing) {
   makeNetns("g1");
   auto before = hostSnapshot();

@@ -125,6 +125,26 @@ TEST(Grammar, BadInputIsOneClearLine) {
   }
 }
 
+TEST(Grammar, RouteArguments) {
+  auto r = parseRouteArgs({"add", "198.19.0.0/16", "via", "198.18.0.1", "metric", "5"});
+  ASSERT_TRUE(r.ok()) << r.error().message;
+  EXPECT_EQ(r->action, "add");
+  EXPECT_EQ(r->dst.str(), "198.19.0.0/16");
+  EXPECT_EQ(r->via->str(), "198.18.0.1");
+  EXPECT_EQ(r->metric, 5);
+  auto d = parseRouteArgs({"replace", "default", "via", "2001:db8::1", "dev", "eth1"});
+  ASSERT_TRUE(d.ok()) << d.error().message;
+  EXPECT_EQ(d->dst.str(), "::/0");
+  EXPECT_EQ(d->dev, "eth1");
+  EXPECT_EQ(parseRouteArgs({"delete", "default"})->action, "del");
+  EXPECT_EQ(parseRouteArgs({"add", "198.19.0.0/16", "dev", "eth1"})->via, std::nullopt);
+  EXPECT_FALSE(parseRouteArgs({"flush", "default"}).ok());
+  EXPECT_FALSE(parseRouteArgs({"add", "198.19.0.0/16"}).ok()) << "needs via or dev";
+  EXPECT_FALSE(parseRouteArgs({"add", "198.19.0.0/16", "via", "2001:db8::1"}).ok());
+  EXPECT_FALSE(parseRouteArgs({"add", "default", "via", "198.18.0.1", "metric", "x"}).ok());
+  EXPECT_FALSE(parseRouteArgs({"add", "default", "via", "198.18.0.1", "proto", "kernel"}).ok());
+}
+
 TEST(Grammar, TellsPipeworkFormsFromSubcommands) {
   EXPECT_TRUE(isPipeworkForm({"br1", "web1", "198.18.0.5/24"}));
   EXPECT_TRUE(isPipeworkForm({"--wait"}));
