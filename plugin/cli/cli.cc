@@ -7,7 +7,7 @@
 
 #include "plugin/cli/execute.h"
 #include "plugin/cli/grammar.h"
-#include "plugin/core/ipam.h"
+#include "plugin/core/engine.h"
 #include "plugin/core/store.h"
 
 namespace plumb::cli {
@@ -29,23 +29,10 @@ int list(const std::string& state_dir, bool as_json) {
     std::cerr << "plumb: failed to list attachments: " << records.error().message << "\n";
     return 1;
   }
-  core::Ipam ipam(**store);
   nlohmann::json out = nlohmann::json::array();
   for (const auto& r : *records) {
     nlohmann::json addrs = nlohmann::json::array();
-    auto held = ipam.lookup(r.key);
-    if (held.ok()) {
-      for (const auto& a : *held) addrs.push_back(a.address.str());
-    }
-    if (addrs.empty()) {
-      auto detail = nlohmann::json::parse(r.detail, nullptr, false);
-      if (detail.is_object() && detail.contains("addresses") && detail["addresses"].is_array()) {
-        for (const auto& a : detail["addresses"]) {
-          if (a.is_object() && a.contains("address") && a["address"].is_string())
-            addrs.push_back(a["address"]);
-        }
-      }
-    }
+    for (const auto& a : core::Engine::recordedAddresses(r)) addrs.push_back(a.address.str());
     out.push_back({{"network", r.key.network},
                    {"container", r.key.container_id},
                    {"ifname", r.key.ifname},

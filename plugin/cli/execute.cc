@@ -108,22 +108,14 @@ Result<bool> alreadyAttached(core::Store& store, const core::AttachRequest& req)
     diffs.push_back("mode " + record->mode + " (asked " + core::modeName(req.plan) + ")");
   if (req.mac && record->mac != req.mac->str())
     diffs.push_back("MAC " + record->mac + " (asked " + req.mac->str() + ")");
-  auto detail = json::parse(record->detail, nullptr, false);
-  std::string have, want;
-  if (detail.is_object() && detail.contains("addresses") && detail["addresses"].is_array()) {
-    for (const auto& a : detail["addresses"]) {
-      if (a.is_object() && a.contains("address") && a["address"].is_string()) {
-        have += (have.empty() ? "" : ",") + a["address"].get<std::string>();
-        if (a.contains("gateway") && a["gateway"].is_string() &&
-            !a["gateway"].get<std::string>().empty()) {
-          have += "@" + a["gateway"].get<std::string>();
-        }
-      }
+  auto text = [](const std::vector<core::AddressSpec>& addrs) {
+    std::string out;
+    for (const auto& a : addrs) {
+      out += (out.empty() ? "" : ",") + a.address.str() + (a.gateway ? "@" + a.gateway->str() : "");
     }
-  }
-  for (const auto& a : req.addresses) {
-    want += (want.empty() ? "" : ",") + a.address.str() + (a.gateway ? "@" + a.gateway->str() : "");
-  }
+    return out;
+  };
+  std::string have = text(core::Engine::recordedAddresses(*record)), want = text(req.addresses);
   if (have != want)
     diffs.push_back("address " + (have.empty() ? "none" : have) + " (asked " +
                     (want.empty() ? "none" : want) + ")");

@@ -64,12 +64,47 @@ json detailOf(const AttachRequest& req) {
   return d;
 }
 
+AttachmentRecord recordOf(const AttachRequest& req, const std::string& host_ifname,
+                          const std::string& state) {
+  AttachmentRecord r;
+  r.key = req.key;
+  r.netns = req.netns;
+  r.mode = modeName(req.plan);
+  r.frontend = req.frontend;
+  r.host_ifname = host_ifname;
+  if (const auto* b = std::get_if<VethBridgePlan>(&req.plan)) r.bridge = b->bridge;
+  if (const auto* m = std::get_if<MacvlanPlan>(&req.plan)) r.bridge = m->master;
+  r.state = state;
+  r.detail = detailOf(req).dump();
+  return r;
+}
+
 }  // namespace
+
+std::vector<AddressSpec> Engine::recordedAddresses(const AttachmentRecord& record) {
+  std::vector<AddressSpec> out;
+  auto detail = json::parse(record.detail, nullptr, false);
+  if (!detail.is_object() || !detail.contains("addresses") || !detail["addresses"].is_array())
+    return out;
+  for (const auto& a : detail["addresses"]) {
+    if (!a.is_object() || !a.contains("address") || !a["address"].is_string()) continue;
+    auto prefix = IpPrefix::parse(a["address"].get<std::string>());
+    if (!prefix.ok()) continue;
+    AddressSpec spec{*prefix, std::nullopt};
+    if (a.contains("gateway") && a["gateway"].is_string()) {
+      auto gw = IpAddr::parse(a["gateway"].get<std::string>());
+      if (gw.ok()) spec.gateway = *gw;
+    }
+    out.push_back(spec);
+  }
+  return out;
+}
 
 std::string Engine::hostIfname(const AttachmentKey& key) { return "plm" + hex8(key); }
 std::string Engine::ownerStamp(const AttachmentKey& key) { return "plumb:" + key.str(); }
 std::string Engine::bridgeStamp(const std::string& bridge) { return "plumb:bridge:" + bridge; }
 std::string Engine::tempIfname(const AttachmentKey& key) { return "plt" + hex8(key); }
+std::string Engine::hostSideIfname(const AttachmentKey& key) { return "plc" + hex8(key); }
 
 struct Engine::Context {
   const AttachRequest& req;
@@ -115,7 +150,7 @@ Result<std::vector<Step>> Engine::buildSteps(Context& ctx) {
   std::vector<Step> steps;
   ctx.host_name = hostIfname(req.key);
   ctx.tmp_name =
-      req.placement == Placement::kHostSide ? "plc" + hex8(req.key) : tempIfname(req.key);
+      req.placement == Placement::kHostSide ? hostSideIfname(req.key) : tempIfname(req.key);
   bool in_container = req.placement == Placement::kContainer;
 
   steps.push_back({"open the host netns" + (in_container ? " and netns " + req.netns : ""),
@@ -129,31 +164,19 @@ Result<std::vector<Step>> Engine::buildSteps(Context& ctx) {
                      return {};
                    }});
 
-  steps.push_back({"record attachment " + req.key.str(),
-                   [this, &ctx]() -> Status {
-                     AttachmentRecord r;
-                     r.key = ctx.req.key;
-                     r.netns = ctx.req.netns;
-                     r.mode = modeName(ctx.req.plan);
-                     r.frontend = ctx.req.frontend;
-                     r.state = "adding";
-                     r.detail = detailOf(ctx.req).dump();
-                     if (const auto* b = std::get_if<VethBridgePlan>(&ctx.req.plan)) {
-                       r.host_ifname = ctx.host_name;
-                       r.bridge = b->bridge;
-                     } else if (const auto* m = std::get_if<MacvlanPlan>(&ctx.req.plan)) {
-                       r.bridge = m->master;
-                     }
-                     auto st = store_.insertAttachment(r);
-                     if (!st.ok() && st.error().code == Errc::kExists) {
-                       return fail(Errc::kExists, "container " + ctx.req.key.container_id +
-                                                      " already has interface " +
-                                                      ctx.req.key.ifname + " on network " +
-                                                      ctx.req.key.network);
-                     }
-                     return st;
-                   },
-                   [this, &ctx] { (void)store_.deleteAttachment(ctx.req.key); }});
+  steps.push_back(
+      {"record attachment " + req.key.str(),
+       [this, &ctx]() -> Status {
+         bool veth = std::holds_alternative<VethBridgePlan>(ctx.req.plan);
+         auto st = store_.insertAttachment(recordOf(ctx.req, veth ? ctx.host_name : "", "adding"));
+         if (!st.ok() && st.error().code == Errc::kExists) {
+           return fail(Errc::kExists, "container " + ctx.req.key.container_id +
+                                          " already has interface " + ctx.req.key.ifname +
+                                          " on network " + ctx.req.key.network);
+         }
+         return st;
+       },
+       [this, &ctx] { (void)store_.deleteAttachment(ctx.req.key); }});
 
   if (const auto* bp = std::get_if<VethBridgePlan>(&req.plan)) {
     const VethBridgePlan& plan = *bp;
@@ -361,17 +384,9 @@ Result<std::vector<Step>> Engine::buildSteps(Context& ctx) {
              if (!st.ok()) log::get("core")->info("{}", st.error().message);
            }
          }
-         AttachmentRecord r;
-         r.key = ctx.req.key;
-         r.netns = ctx.req.netns;
-         r.mode = modeName(ctx.req.plan);
-         r.frontend = ctx.req.frontend;
-         r.host_ifname = ctx.result.host ? ctx.result.host->name : "";
-         if (const auto* b = std::get_if<VethBridgePlan>(&ctx.req.plan)) r.bridge = b->bridge;
-         if (const auto* m = std::get_if<MacvlanPlan>(&ctx.req.plan)) r.bridge = m->master;
+         AttachmentRecord r =
+             recordOf(ctx.req, ctx.result.host ? ctx.result.host->name : "", "ready");
          r.mac = ctx.result.container.mac;
-         r.state = "ready";
-         r.detail = detailOf(ctx.req).dump();
          return store_.updateAttachment(r);
        }});
   return steps;
@@ -424,10 +439,9 @@ Status Engine::detach(const DetachRequest& req) {
   }
   // Ends left on the host (Docker's, or a veth whose container end went elsewhere): only
   // links stamped with this key.
-  const std::string derived = hostIfname(req.key);
   for (const std::string& name :
-       {record && !record->host_ifname.empty() ? record->host_ifname : derived,
-        "plc" + derived.substr(3)}) {
+       {record && !record->host_ifname.empty() ? record->host_ifname : hostIfname(req.key),
+        hostSideIfname(req.key)}) {
     auto hl = nl::getLink(host, name);
     if (hl.ok() && hl->alias == stamp) {
       auto st = nl::deleteLink(host, hl->index);

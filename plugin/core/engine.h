@@ -41,6 +41,9 @@ class Engine {
   // Names plumb derives from the attachment key: stable across retries and processes.
   static std::string hostIfname(const AttachmentKey& key);
   static std::string tempIfname(const AttachmentKey& key);
+  static std::string hostSideIfname(const AttachmentKey& key);  // left for Docker to move
+  // The addresses an attachment was made with, as the engine recorded them.
+  static std::vector<AddressSpec> recordedAddresses(const AttachmentRecord& record);
   // IFLA_IFALIAS on every link plumb makes: what detach checks before deleting anything.
   static std::string ownerStamp(const AttachmentKey& key);
   static std::string bridgeStamp(const std::string& bridge);
