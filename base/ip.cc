@@ -77,13 +77,6 @@ std::string IpAddr::str() const {
   return buf;
 }
 
-std::string IpAddr::sortKey() const {
-  std::string k(17, '\0');
-  k[0] = v6_ ? '6' : '4';
-  std::memcpy(k.data() + 1 + (16 - size()), bytes_.data(), size());
-  return k;
-}
-
 Result<IpPrefix> IpPrefix::parse(std::string_view text, bool allow_bare) {
   auto slash = text.find('/');
   std::string_view addr_part = text.substr(0, slash);

@@ -32,8 +32,6 @@ class IpAddr {
   bool isUnspecified() const;
   bool isLinkLocal() const;
   std::string str() const;
-  // 16 bytes, big-endian, v4 mapped into the low bytes with a family marker: sorts as numbers.
-  std::string sortKey() const;
 
   auto operator<=>(const IpAddr&) const = default;
 

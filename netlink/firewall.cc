@@ -297,14 +297,4 @@ Status Firewall::unmasquerade(const std::string& owner, const IpPrefix& subnet) 
   return {};
 }
 
-Result<bool> Firewall::hasBridgeRules(const std::string& bridge) {
-  PLUMB_ASSIGN(auto nf, NlSocket::open(NETLINK_NETFILTER));
-  return hasTag(nf, kPlumbForward, bridgeTag(bridge));
-}
-
-Result<bool> Firewall::hasMasquerade(const std::string& owner, const IpPrefix& subnet) {
-  PLUMB_ASSIGN(auto nf, NlSocket::open(NETLINK_NETFILTER));
-  return hasTag(nf, kPlumbPostrouting, masqTag(owner, subnet));
-}
-
 }  // namespace plumb::netlink

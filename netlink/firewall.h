@@ -44,9 +44,6 @@ class Firewall {
   static Status revokeBridge(const std::string& bridge);
   // Call with a Lock(true) held.
   static Status unmasquerade(const std::string& owner, const IpPrefix& subnet);
-  // Whether the tag's rules are present (for CHECK and tests).
-  static Result<bool> hasBridgeRules(const std::string& bridge);
-  static Result<bool> hasMasquerade(const std::string& owner, const IpPrefix& subnet);
 };
 
 }  // namespace plumb::netlink

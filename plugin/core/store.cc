@@ -16,7 +16,6 @@ constexpr int kSchemaVersion = 1;
 constexpr int kBusyTimeoutMs = 30000;
 
 const char* kSchema = R"sql(
-CREATE TABLE IF NOT EXISTS facts(key TEXT PRIMARY KEY, value TEXT NOT NULL) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS networks(
   name TEXT PRIMARY KEY, frontend TEXT NOT NULL, config TEXT NOT NULL, created INTEGER NOT NULL);
 CREATE TABLE IF NOT EXISTS attachments(
@@ -282,34 +281,6 @@ Result<std::vector<AttachmentRecord>> Store::listAttachments(const std::string& 
     return {};
   }));
   return out;
-}
-
-Result<std::optional<std::string>> Store::getFact(const std::string& key) {
-  std::optional<std::string> out;
-  PLUMB_TRY(read([&](Db& db) -> Status {
-    PLUMB_ASSIGN(auto q, db.prepare("SELECT value FROM facts WHERE key=?"));
-    q.bind(1, key);
-    PLUMB_ASSIGN(bool row, q.step());
-    if (row) out = q.text(0);
-    return {};
-  }));
-  return out;
-}
-
-Status Store::setFact(const std::string& key, const std::string& value) {
-  return write([&](Db& db) -> Status {
-    PLUMB_ASSIGN(auto q, db.prepare("INSERT OR REPLACE INTO facts VALUES(?,?)"));
-    q.bind(1, key).bind(2, value);
-    return q.run();
-  });
-}
-
-Status Store::deleteFact(const std::string& key) {
-  return write([&](Db& db) -> Status {
-    PLUMB_ASSIGN(auto q, db.prepare("DELETE FROM facts WHERE key=?"));
-    q.bind(1, key);
-    return q.run();
-  });
 }
 
 }  // namespace plumb::core

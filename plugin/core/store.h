@@ -78,11 +78,6 @@ class Store {
   Status deleteAttachment(const AttachmentKey& key);
   Result<std::vector<AttachmentRecord>> listAttachments(const std::string& network = "");
 
-  // Small key/value facts (for instance "the forwarding rules of bridge X are installed").
-  Result<std::optional<std::string>> getFact(const std::string& key);
-  Status setFact(const std::string& key, const std::string& value);
-  Status deleteFact(const std::string& key);
-
  private:
   Store(sqlite3* h, std::string path) : h_(h), path_(std::move(path)) {}
   Status migrate();

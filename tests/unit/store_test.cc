@@ -42,12 +42,10 @@ TEST(Store, SurvivesReopenAndSharesStateAcrossConnections) {
     auto store = Store::open(dir.path());
     ASSERT_TRUE(store.ok());
     ASSERT_TRUE((*store)->insertAttachment(record("a")).ok());
-    ASSERT_TRUE((*store)->setFact("forward:br0", "1").ok());
   }
   auto again = Store::open(dir.path());
   ASSERT_TRUE(again.ok());
   EXPECT_TRUE((*again)->findAttachment({"net", "a", "eth0"})->has_value());
-  EXPECT_EQ((*again)->getFact("forward:br0")->value_or(""), "1");
 }
 
 TEST(Store, AFailedTransactionLeavesNothing) {
@@ -55,13 +53,15 @@ TEST(Store, AFailedTransactionLeavesNothing) {
   auto store = Store::open(dir.path());
   ASSERT_TRUE(store.ok());
   auto st = (*store)->write([&](Db& db) -> Status {
-    auto q = db.prepare("INSERT INTO facts VALUES('half','written')");
+    auto q = db.prepare(
+        "INSERT INTO attachments "
+        "VALUES('net','half','eth0','','bridge','','','','cni','adding','{}',0)");
     if (!q.ok()) return std::move(q).error();
     if (auto r = q->run(); !r.ok()) return r;
     return fail(Errc::kInternal, "crash half-way");
   });
   EXPECT_FALSE(st.ok());
-  EXPECT_FALSE((*store)->getFact("half")->has_value());
+  EXPECT_FALSE((*store)->findAttachment({"net", "half", "eth0"})->has_value());
 }
 
 TEST(Store, ManyProcessesOpeningAFreshStoreAtOnceAllSucceed) {
