@@ -168,8 +168,11 @@ constexpr ChainRef kIptablesForward[] = {{NFPROTO_IPV4, "ip", "filter", "FORWARD
                                          {NFPROTO_IPV6, "ip6", "filter", "FORWARD"}};
 constexpr ChainRef kPlumbForward = {NFPROTO_INET, "inet", "plumb", "forward"};
 constexpr ChainRef kPlumbPostrouting = {NFPROTO_INET, "inet", "plumb", "postrouting"};
+constexpr ChainRef kPlumbPrerouting = {NFPROTO_INET, "inet", "plumb", "prerouting"};
+constexpr ChainRef kPlumbOutput = {NFPROTO_INET, "inet", "plumb", "output"};
 
 std::string bridgeTag(const std::string& bridge) { return "plumb:fwd:" + bridge; }
+std::string portTag(const std::string& owner) { return "plumb:port:" + owner; }
 std::string masqTag(const std::string& owner, const IpPrefix& subnet) {
   return "plumb:masq:" + owner + ":" + subnet.network().str();
 }
@@ -178,7 +181,9 @@ const char* kPlumbTable =
     "add table inet plumb\n"
     "add chain inet plumb forward { type filter hook forward priority filter; policy accept; }\n"
     "add chain inet plumb postrouting { type nat hook postrouting priority srcnat; policy accept; "
-    "}\n";
+    "}\n"
+    "add chain inet plumb prerouting { type nat hook prerouting priority dstnat; policy accept; }\n"
+    "add chain inet plumb output { type nat hook output priority -100; policy accept; }\n";
 
 Result<bool> hasTag(NlSocket& nf, const ChainRef& c, const std::string& tag) {
   PLUMB_ASSIGN(auto rules, listRules(nf, c.family, c.table, c.chain));
@@ -196,6 +201,13 @@ Result<std::string> missingRules(NlSocket& nf, const BridgeRules& rules) {
   // Our own chain documents intent and serves rulesets that accept by default elsewhere.
   PLUMB_ASSIGN(bool own, hasTag(nf, kPlumbForward, tag));
   if (!own) {
+    if (rules.internal) {
+      // Ahead of the accepts: a drop in any chain of the hook is final.
+      cmd += "add rule inet plumb forward iifname " + quoted + " oifname != " + quoted +
+             " drop comment \"" + tag + "\"\n";
+      cmd += "add rule inet plumb forward oifname " + quoted + " iifname != " + quoted +
+             " drop comment \"" + tag + "\"\n";
+    }
     cmd += "add rule inet plumb forward iifname " + quoted + " accept comment \"" + tag + "\"\n";
     cmd += "add rule inet plumb forward oifname " + quoted + " accept comment \"" + tag + "\"\n";
   }
@@ -294,6 +306,87 @@ Status Firewall::unmasquerade(const std::string& owner, const IpPrefix& subnet) 
   PLUMB_ASSIGN(auto nf, NlSocket::open(NETLINK_NETFILTER));
   auto st = removeTagged(nf, {kPlumbPostrouting}, masqTag(owner, subnet));
   if (!st.ok()) return std::move(st).error().wrap("failed to remove masquerade of " + subnet.str());
+  return {};
+}
+
+Status Firewall::publish(const std::string& owner, const std::string& bridge,
+                         const std::vector<PortMapping>& ports) {
+  if (ports.empty()) return {};
+  PLUMB_ASSIGN(auto nf, NlSocket::open(NETLINK_NETFILTER));
+  Lock lock(true);
+  PLUMB_TRY(lock.status());
+  std::string tag = portTag(owner);
+  // Re-publishing replaces: the same endpoint may be programmed again after a daemon restart.
+  PLUMB_TRY(removeTagged(nf, {kPlumbPrerouting, kPlumbOutput, kPlumbPostrouting}, tag));
+  std::string cmd = kPlumbTable;
+  std::string quoted = "\"" + bridge + "\"";
+  bool loopback = false;
+  for (const auto& p : ports) {
+    if (p.proto != "tcp" && p.proto != "udp" && p.proto != "sctp")
+      return fail(Errc::kInvalid, "protocol " + p.proto + " cannot be published");
+    bool v4 = p.container_ip.isV4();
+    std::string fam = v4 ? "ip" : "ip6";
+    std::string match = std::string("meta nfproto ") + (v4 ? "ipv4" : "ipv6");
+    if (p.host_ip && !p.host_ip->isUnspecified()) {
+      if (p.host_ip->isV4() != v4) continue;
+      match += " " + fam + " daddr " + p.host_ip->str();
+      loopback |= v4 && (p.host_ip->str().rfind("127.", 0) == 0);
+    } else {
+      loopback |= v4;
+    }
+    std::string to = v4 ? p.container_ip.str() : "[" + p.container_ip.str() + "]";
+    std::string rule = match + " fib daddr type local " + p.proto + " dport " +
+                       std::to_string(p.host_port) + " dnat " + fam + " to " + to + ":" +
+                       std::to_string(p.container_port) + " comment \"" + tag + "\"\n";
+    cmd += "add rule inet plumb prerouting " + rule;
+    cmd += "add rule inet plumb output " + rule;
+  }
+  if (loopback) {
+    // 127.0.0.1 rewritten towards the bridge: the kernel routes it only with route_localnet,
+    // and the container must see a source it can answer.
+    cmd += "add rule inet plumb postrouting oifname " + quoted +
+           " ip saddr 127.0.0.0/8 masquerade comment \"" + tag + "\"\n";
+  }
+  auto st = runNft(cmd);
+  if (!st.ok()) return std::move(st).error().wrap("failed to publish ports on bridge " + bridge);
+  return {};
+}
+
+Status Firewall::unpublish(const std::string& owner) {
+  PLUMB_ASSIGN(auto nf, NlSocket::open(NETLINK_NETFILTER));
+  Lock lock(true);
+  PLUMB_TRY(lock.status());
+  auto st = removeTagged(nf, {kPlumbPrerouting, kPlumbOutput, kPlumbPostrouting}, portTag(owner));
+  if (!st.ok()) return std::move(st).error().wrap("failed to unpublish ports of " + owner);
+  return {};
+}
+
+Status Firewall::tidy() {
+  PLUMB_ASSIGN(auto nf, NlSocket::open(NETLINK_NETFILTER));
+  Lock lock(true);
+  PLUMB_TRY(lock.status());
+  for (const auto& c : {kPlumbForward, kPlumbPostrouting, kPlumbPrerouting, kPlumbOutput}) {
+    PLUMB_ASSIGN(bool exists, chainExists(nf, c.family, c.table, c.chain));
+    if (!exists) continue;
+    // Any rule, tagged or not: a rule someone added by hand keeps the table.
+    Message m(nftType(NFT_MSG_GETRULE), 0);
+    putNfgen(m, c.family);
+    m.putStr(NFTA_RULE_TABLE, c.table);
+    m.putStr(NFTA_RULE_CHAIN, c.chain);
+    bool any = false;
+    PLUMB_TRY(nf.dump(
+        m,
+        [&](const nlmsghdr*) -> Status {
+          any = true;
+          return {};
+        },
+        [&] { any = false; }));
+    if (any) return {};
+  }
+  PLUMB_ASSIGN(bool table, chainExists(nf, NFPROTO_INET, "plumb", "forward"));
+  if (!table) return {};
+  auto st = runNft("delete table inet plumb\n");
+  if (!st.ok()) return std::move(st).error().wrap("failed to remove nftables table inet plumb");
   return {};
 }
 

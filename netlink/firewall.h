@@ -3,6 +3,7 @@
 // alone, and adding the same rule twice is a no-op.
 #pragma once
 
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -17,6 +18,18 @@ struct BridgeRules {
   std::string bridge;
   std::string owner;  // the network, for the masquerade rules' tags
   std::vector<IpPrefix> masquerade;
+  // Nothing is forwarded between the bridge and any other interface (Docker's --internal).
+  bool internal = false;
+};
+
+// One published port: traffic to a local address on host_port is sent to the container
+// (Docker's -p). host_ip unset: every local address of the family.
+struct PortMapping {
+  std::string proto;  // tcp, udp, sctp
+  std::optional<IpAddr> host_ip;
+  uint16_t host_port = 0;
+  IpAddr container_ip;
+  uint16_t container_port = 0;
 };
 
 class Firewall {
@@ -44,6 +57,15 @@ class Firewall {
   static Status revokeBridge(const std::string& bridge);
   // Call with a Lock(true) held.
   static Status unmasquerade(const std::string& owner, const IpPrefix& subnet);
+
+  // DNAT for ports published to a container behind bridge, tagged with owner (the endpoint):
+  // from other hosts (prerouting) and from this one (output), 127.0.0.1 included.
+  static Status publish(const std::string& owner, const std::string& bridge,
+                        const std::vector<PortMapping>& ports);
+  static Status unpublish(const std::string& owner);  // nothing published is success
+
+  // Removes plumb's table once none of its chains holds a rule (the last network is gone).
+  static Status tidy();
 };
 
 }  // namespace plumb::netlink

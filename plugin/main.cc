@@ -1,5 +1,6 @@
 // The one plumb binary. CNI_COMMAND in the environment makes it the CNI plugin (installed as
-// /opt/cni/bin/plumb); otherwise argv picks the command line (also called as `pipework`).
+// /opt/cni/bin/plumb); `plumb daemon` serves Docker's remote drivers; otherwise argv picks the
+// command line (also called as `pipework`).
 #include <unistd.h>
 
 #include <cerrno>
@@ -11,6 +12,7 @@
 
 #include "plugin/cli/cli.h"
 #include "plugin/cni/cni.h"
+#include "plugin/docker/daemon.h"
 
 extern char** environ;
 
@@ -48,5 +50,7 @@ int runCni() {
 int main(int argc, char** argv) {
   const char* command = std::getenv("CNI_COMMAND");
   if (command && *command) return runCni();
+  if (argc > 1 && std::strcmp(argv[1], "daemon") == 0)
+    return plumb::docker::daemonMain(argc - 1, argv + 1);
   return plumb::cli::run(argc, argv);
 }

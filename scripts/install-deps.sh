@@ -8,10 +8,14 @@ packages=(
   cmake make g++ pkg-config
   libmnl-dev nlohmann-json3-dev libspdlog-dev libfmt-dev libcli11-dev libnftables-dev libsqlite3-dev
   libgtest-dev libgmock-dev libbenchmark-dev
+  # the Docker driver's HTTP server (dlopen'd by `plumb daemon` only; see docs/architecture.md)
+  libmicrohttpd-dev
   # run: the kernel-side tools plumb itself does not use but tests and the demo read back with
   iproute2 nftables iptables busybox-static sqlite3 jq procps kmod
   # e2e: a real libcni consumer and the reference plugins plumb is chained with and compared to
   golang-go golang-github-appc-cni-dev containernetworking-plugins
+  # e2e: a real dockerd for the remote network and IPAM drivers, curl for raw plugin calls
+  docker.io curl
   # lint
   clang-format clang-tidy
 )

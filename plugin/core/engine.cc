@@ -145,6 +145,59 @@ Status Engine::validate(const AttachRequest& req) {
   return {};
 }
 
+namespace {
+
+// Creates the bridge when it is missing and allowed, puts the gateway addresses on it, brings
+// it up, and makes sure its forwarding (and masquerade) rules are in place.
+Result<nl::LinkInfo> ensureBridge(nl::NlSocket& s, const std::string& network,
+                                  const VethBridgePlan& plan, int mtu) {
+  auto br = nl::getLink(s, plan.bridge);
+  if (!br.ok() && br.error().code == Errc::kNotFound) {
+    if (!plan.create_bridge) {
+      return fail(Errc::kNotFound, "no such bridge " + plan.bridge + " and create=false");
+    }
+    // A MAC of its own: otherwise the bridge takes its lowest port's, and the
+    // gateway's MAC changes under the containers as ports come and go.
+    auto st = nl::createBridge(s, {plan.bridge, mtu, MacAddr::fromName("bridge:" + plan.bridge)});
+    if (!st.ok() && st.error().code != Errc::kExists) return std::move(st).error();
+    br = nl::getLink(s, plan.bridge);
+    if (st.ok() && br.ok()) {
+      nl::LinkChange stamp;
+      stamp.alias = Engine::bridgeStamp(plan.bridge);
+      PLUMB_TRY(nl::changeLink(s, br->index, stamp));
+    }
+  }
+  if (!br.ok()) return std::move(br).error();
+  if (br->kind != "bridge") {
+    return fail(Errc::kInvalid,
+                plan.bridge + " exists and is not a bridge (kind '" + br->kind + "')");
+  }
+  for (const auto& gw : plan.gateway_addresses) {
+    auto st = nl::addAddress(s, br->index, gw);
+    if (!st.ok() && st.error().code != Errc::kExists) return std::move(st).error();
+  }
+  nl::LinkChange change;
+  if (!br->up()) change.up = true;
+  if (plan.promisc && !(br->flags & IFF_PROMISC)) change.promisc = true;
+  if (change.up || change.promisc) PLUMB_TRY(nl::changeLink(s, br->index, change));
+  bool v4 = false, v6 = false;
+  for (const auto& gw : plan.gateway_addresses) (gw.isV4() ? v4 : v6) = true;
+  if (v4) PLUMB_TRY(nl::writeSysctl(nullptr, "net.ipv4.ip_forward", "1"));
+  if (v6) PLUMB_TRY(nl::writeSysctl(nullptr, "net.ipv6.conf.all.forwarding", "1"));
+  PLUMB_TRY(nl::Firewall::ensure({plan.bridge, network, plan.masquerade, plan.internal}));
+  return std::move(br).value();
+}
+
+}  // namespace
+
+Status Engine::prepareBridge(const std::string& network, const VethBridgePlan& plan, int mtu) {
+  PLUMB_TRY(nl::validateIfname(plan.bridge));
+  PLUMB_ASSIGN(auto host, nl::NlSocket::open());
+  PLUMB_ASSIGN(auto br, ensureBridge(host, network, plan, mtu));
+  (void)br;
+  return {};
+}
+
 Result<std::vector<Step>> Engine::buildSteps(Context& ctx) {
   const AttachRequest& req = ctx.req;
   std::vector<Step> steps;
@@ -182,44 +235,10 @@ Result<std::vector<Step>> Engine::buildSteps(Context& ctx) {
     const VethBridgePlan& plan = *bp;
     steps.push_back(
         {"ensure bridge " + plan.bridge, [&ctx, &plan]() -> Status {
-           nl::NlSocket& s = *ctx.host;
-           auto br = nl::getLink(s, plan.bridge);
-           if (!br.ok() && br.error().code == Errc::kNotFound) {
-             if (!plan.create_bridge) {
-               return fail(Errc::kNotFound, "no such bridge " + plan.bridge + " and create=false");
-             }
-             // A MAC of its own: otherwise the bridge takes its lowest port's, and the
-             // gateway's MAC changes under the containers as ports come and go.
-             auto st = nl::createBridge(
-                 s, {plan.bridge, ctx.req.mtu, MacAddr::fromName("bridge:" + plan.bridge)});
-             if (!st.ok() && st.error().code != Errc::kExists) return st;
-             br = nl::getLink(s, plan.bridge);
-             if (st.ok() && br.ok()) {
-               nl::LinkChange stamp;
-               stamp.alias = bridgeStamp(plan.bridge);
-               PLUMB_TRY(nl::changeLink(s, br->index, stamp));
-             }
-           }
-           if (!br.ok()) return std::move(br).error();
-           if (br->kind != "bridge") {
-             return fail(Errc::kInvalid,
-                         plan.bridge + " exists and is not a bridge (kind '" + br->kind + "')");
-           }
-           ctx.bridge_index = br->index;
-           ctx.bridge_mtu = br->mtu;
-           for (const auto& gw : plan.gateway_addresses) {
-             auto st = nl::addAddress(s, br->index, gw);
-             if (!st.ok() && st.error().code != Errc::kExists) return st;
-           }
-           nl::LinkChange change;
-           if (!br->up()) change.up = true;
-           if (plan.promisc && !(br->flags & IFF_PROMISC)) change.promisc = true;
-           if (change.up || change.promisc) PLUMB_TRY(nl::changeLink(s, br->index, change));
-           bool v4 = false, v6 = false;
-           for (const auto& gw : plan.gateway_addresses) (gw.isV4() ? v4 : v6) = true;
-           if (v4) PLUMB_TRY(nl::writeSysctl(nullptr, "net.ipv4.ip_forward", "1"));
-           if (v6) PLUMB_TRY(nl::writeSysctl(nullptr, "net.ipv6.conf.all.forwarding", "1"));
-           return nl::Firewall::ensure({plan.bridge, ctx.req.key.network, plan.masquerade});
+           PLUMB_ASSIGN(auto br, ensureBridge(*ctx.host, ctx.req.key.network, plan, ctx.req.mtu));
+           ctx.bridge_index = br.index;
+           ctx.bridge_mtu = br.mtu;
+           return {};
          }});
 
     steps.push_back({"create veth " + ctx.host_name + " with peer " + ctx.tmp_name,
@@ -274,11 +293,9 @@ Result<std::vector<Step>> Engine::buildSteps(Context& ctx) {
          }});
   } else if (const auto* mp = std::get_if<MacvlanPlan>(&req.plan)) {
     const MacvlanPlan& plan = *mp;
-    if (!in_container)
-      return fail(Errc::kUnsupported, "macvlan left on the host side is not supported");
     steps.push_back(
         {"create macvlan " + ctx.tmp_name + " on " + plan.master + " (" + plan.mode + ")",
-         [&ctx, &plan]() -> Status {
+         [&ctx, &plan, in_container]() -> Status {
            auto master = nl::getLink(*ctx.host, plan.master);
            if (!master.ok()) {
              if (master.error().code == Errc::kNotFound) {
@@ -291,23 +308,33 @@ Result<std::vector<Step>> Engine::buildSteps(Context& ctx) {
            spec.name = ctx.tmp_name;
            spec.parent_index = master->index;
            spec.mode = mode;
-           spec.netns = &*ctx.target;
+           spec.netns = in_container ? &*ctx.target : nullptr;
            spec.mtu = ctx.req.mtu;
            spec.mac = ctx.req.mac;
            auto st = nl::createMacvlan(*ctx.host, spec);
            if (!st.ok()) return std::move(st).error();
            return {};
          },
-         [&ctx] {
-           auto link = nl::getLink(*ctx.ctr, ctx.tmp_name);
-           if (!link.ok()) link = nl::getLink(*ctx.ctr, ctx.req.key.ifname);
-           if (link.ok()) (void)nl::deleteLink(*ctx.ctr, link->index);
+         [&ctx, in_container] {
+           nl::NlSocket& side = in_container ? *ctx.ctr : *ctx.host;
+           auto link = nl::getLink(side, ctx.tmp_name);
+           if (!link.ok() && in_container) link = nl::getLink(side, ctx.req.key.ifname);
+           if (link.ok()) (void)nl::deleteLink(side, link->index);
          }});
   } else {
     return fail(Errc::kUnsupported, "mode " + modeName(req.plan) + " is not available yet");
   }
 
-  if (in_container) {
+  if (!in_container) {
+    // The runtime moves and renames it; the stamp goes with it, so whichever netns it is in
+    // when the endpoint is deleted, detach knows it for plumb's.
+    steps.push_back({"stamp " + ctx.tmp_name + " for the runtime to move", [&ctx]() -> Status {
+                       PLUMB_ASSIGN(auto link, nl::getLink(*ctx.host, ctx.tmp_name));
+                       nl::LinkChange change;
+                       change.alias = ownerStamp(ctx.req.key);
+                       return nl::changeLink(*ctx.host, link.index, change);
+                     }});
+  } else {
     steps.push_back({"name the container interface " + req.key.ifname, [&ctx]() -> Status {
                        auto tmp = nl::getLink(*ctx.ctr, ctx.tmp_name);
                        if (!tmp.ok()) return std::move(tmp).error();

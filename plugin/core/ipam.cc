@@ -369,4 +369,74 @@ Result<std::vector<AttachmentKey>> Ipam::owners(const std::string& network) {
   return out;
 }
 
+namespace {
+
+Result<Pool> readPool(const Stmt& q) {
+  PLUMB_ASSIGN(auto subnet, IpPrefix::parse(q.text(1)));
+  return Pool{q.text(0), subnet, q.text(2), q.text(3)};
+}
+
+Result<std::vector<Pool>> allPools(Db& db) {
+  std::vector<Pool> out;
+  PLUMB_ASSIGN(auto q, db.prepare("SELECT id, subnet, frontend, config FROM ip_pools ORDER BY id"));
+  for (;;) {
+    PLUMB_ASSIGN(bool row, q.step());
+    if (!row) break;
+    PLUMB_ASSIGN(auto p, readPool(q));
+    out.push_back(std::move(p));
+  }
+  return out;
+}
+
+}  // namespace
+
+Status Ipam::addPool(const Pool& pool) {
+  return store_.write([&](Db& db) -> Status {
+    PLUMB_ASSIGN(auto pools, allPools(db));
+    for (const auto& p : pools) {
+      if (p.id == pool.id) return fail(Errc::kExists, "pool " + pool.id + " already exists");
+      if (p.subnet.overlaps(pool.subnet)) {
+        return fail(Errc::kExists, "subnet " + pool.subnet.str() + " overlaps pool " + p.id);
+      }
+    }
+    PLUMB_ASSIGN(auto q, db.prepare("INSERT INTO ip_pools VALUES(?,?,?,?)"));
+    q.bind(1, pool.id).bind(2, pool.subnet.network().str()).bind(3, pool.frontend);
+    q.bind(4, pool.config);
+    PLUMB_TRY(q.run());
+    return ensureSubnet(db, pool.subnet);
+  });
+}
+
+Result<std::optional<Pool>> Ipam::findPool(const std::string& id) {
+  std::optional<Pool> out;
+  PLUMB_TRY(store_.read([&](Db& db) -> Status {
+    PLUMB_ASSIGN(auto q,
+                 db.prepare("SELECT id, subnet, frontend, config FROM ip_pools WHERE id=?"));
+    q.bind(1, id);
+    PLUMB_ASSIGN(bool row, q.step());
+    if (!row) return {};
+    PLUMB_ASSIGN(auto p, readPool(q));
+    out = std::move(p);
+    return {};
+  }));
+  return out;
+}
+
+Result<std::vector<Pool>> Ipam::listPools() {
+  std::vector<Pool> out;
+  PLUMB_TRY(store_.read([&](Db& db) -> Status {
+    PLUMB_ASSIGN(out, allPools(db));
+    return {};
+  }));
+  return out;
+}
+
+Status Ipam::removePool(const std::string& id) {
+  return store_.write([&](Db& db) -> Status {
+    PLUMB_ASSIGN(auto q, db.prepare("DELETE FROM ip_pools WHERE id=?"));
+    q.bind(1, id);
+    return q.run();
+  });
+}
+
 }  // namespace plumb::core

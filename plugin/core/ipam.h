@@ -44,6 +44,15 @@ struct Allocation {
   std::optional<IpAddr> gateway;
 };
 
+// A subnet handed out as a whole (Docker's RequestPool). Pools never overlap one another;
+// addresses within one are allocated like any other subnet's, shared with CNI configs.
+struct Pool {
+  std::string id;
+  IpPrefix subnet;
+  std::string frontend;
+  std::string config;  // the front end's own JSON
+};
+
 class Ipam {
  public:
   explicit Ipam(Store& store) : store_(store) {}
@@ -58,6 +67,11 @@ class Ipam {
                  const std::optional<IpAddr>& gateway = std::nullopt);
   // Releases one address of a subnet, whoever holds it.
   Status releaseAddress(const IpPrefix& subnet, const IpAddr& addr);
+  // Claims a pool; kExists when its id is taken or its subnet overlaps another's.
+  Status addPool(const Pool& pool);
+  Result<std::optional<Pool>> findPool(const std::string& id);
+  Result<std::vector<Pool>> listPools();
+  Status removePool(const std::string& id);  // missing is success
   // Every owner that holds addresses (for GC).
   Result<std::vector<AttachmentKey>> owners(const std::string& network);
 

@@ -12,7 +12,7 @@
 namespace plumb::core {
 namespace {
 
-constexpr int kSchemaVersion = 1;
+constexpr int kSchemaVersion = 2;
 constexpr int kBusyTimeoutMs = 30000;
 
 const char* kSchema = R"sql(
@@ -32,6 +32,12 @@ CREATE TABLE IF NOT EXISTS ip_allocs(
   gateway TEXT NOT NULL, network TEXT NOT NULL, container_id TEXT NOT NULL, ifname TEXT NOT NULL,
   PRIMARY KEY(subnet, ip)) WITHOUT ROWID;
 CREATE INDEX IF NOT EXISTS ip_allocs_owner ON ip_allocs(network, container_id, ifname);
+CREATE TABLE IF NOT EXISTS endpoints(
+  network TEXT NOT NULL, id TEXT NOT NULL, config TEXT NOT NULL, created INTEGER NOT NULL,
+  PRIMARY KEY(network, id)) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS ip_pools(
+  id TEXT PRIMARY KEY, subnet TEXT NOT NULL, frontend TEXT NOT NULL, config TEXT NOT NULL)
+  WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS ip_cursor(
   subnet TEXT NOT NULL, range_key TEXT NOT NULL, last BLOB NOT NULL,
   PRIMARY KEY(subnet, range_key)) WITHOUT ROWID;
@@ -281,6 +287,112 @@ Result<std::vector<AttachmentRecord>> Store::listAttachments(const std::string& 
     return {};
   }));
   return out;
+}
+
+namespace {
+
+long long now() { return static_cast<long long>(::time(nullptr)); }
+
+}  // namespace
+
+Status Store::insertNetwork(const NetworkRecord& n) {
+  return write([&](Db& db) -> Status {
+    PLUMB_ASSIGN(auto q, db.prepare("INSERT INTO networks VALUES(?,?,?,?)"));
+    q.bind(1, n.name).bind(2, n.frontend).bind(3, n.config).bind(4, n.created ? n.created : now());
+    auto st = q.run();
+    if (!st.ok() && st.error().code == Errc::kExists)
+      return fail(Errc::kExists, "network " + n.name + " already exists");
+    return st;
+  });
+}
+
+Result<std::optional<NetworkRecord>> Store::findNetwork(const std::string& name) {
+  std::optional<NetworkRecord> out;
+  PLUMB_TRY(read([&](Db& db) -> Status {
+    PLUMB_ASSIGN(auto q,
+                 db.prepare("SELECT name, frontend, config, created FROM networks WHERE name=?"));
+    q.bind(1, name);
+    PLUMB_ASSIGN(bool row, q.step());
+    if (row) out = NetworkRecord{q.text(0), q.text(1), q.text(2), q.integer(3)};
+    return {};
+  }));
+  return out;
+}
+
+Result<std::vector<NetworkRecord>> Store::listNetworks(const std::string& frontend) {
+  std::vector<NetworkRecord> out;
+  PLUMB_TRY(read([&](Db& db) -> Status {
+    PLUMB_ASSIGN(auto q, db.prepare("SELECT name, frontend, config, created FROM networks WHERE "
+                                    "frontend=? ORDER BY name"));
+    q.bind(1, frontend);
+    for (;;) {
+      PLUMB_ASSIGN(bool row, q.step());
+      if (!row) break;
+      out.push_back({q.text(0), q.text(1), q.text(2), q.integer(3)});
+    }
+    return {};
+  }));
+  return out;
+}
+
+Status Store::deleteNetwork(const std::string& name) {
+  return write([&](Db& db) -> Status {
+    PLUMB_ASSIGN(auto eps, db.prepare("DELETE FROM endpoints WHERE network=?"));
+    eps.bind(1, name);
+    PLUMB_TRY(eps.run());
+    PLUMB_ASSIGN(auto q, db.prepare("DELETE FROM networks WHERE name=?"));
+    q.bind(1, name);
+    return q.run();
+  });
+}
+
+Status Store::insertEndpoint(const EndpointRecord& e) {
+  return write([&](Db& db) -> Status {
+    PLUMB_ASSIGN(auto q, db.prepare("INSERT INTO endpoints VALUES(?,?,?,?)"));
+    q.bind(1, e.network).bind(2, e.id).bind(3, e.config).bind(4, e.created ? e.created : now());
+    auto st = q.run();
+    if (!st.ok() && st.error().code == Errc::kExists)
+      return fail(Errc::kExists, "endpoint " + e.id + " already exists");
+    return st;
+  });
+}
+
+Result<std::optional<EndpointRecord>> Store::findEndpoint(const std::string& network,
+                                                          const std::string& id) {
+  std::optional<EndpointRecord> out;
+  PLUMB_TRY(read([&](Db& db) -> Status {
+    PLUMB_ASSIGN(auto q, db.prepare("SELECT network, id, config, created FROM endpoints WHERE "
+                                    "network=? AND id=?"));
+    q.bind(1, network).bind(2, id);
+    PLUMB_ASSIGN(bool row, q.step());
+    if (row) out = EndpointRecord{q.text(0), q.text(1), q.text(2), q.integer(3)};
+    return {};
+  }));
+  return out;
+}
+
+Result<std::vector<EndpointRecord>> Store::listEndpoints(const std::string& network) {
+  std::vector<EndpointRecord> out;
+  PLUMB_TRY(read([&](Db& db) -> Status {
+    PLUMB_ASSIGN(auto q, db.prepare("SELECT network, id, config, created FROM endpoints WHERE "
+                                    "network=? ORDER BY id"));
+    q.bind(1, network);
+    for (;;) {
+      PLUMB_ASSIGN(bool row, q.step());
+      if (!row) break;
+      out.push_back({q.text(0), q.text(1), q.text(2), q.integer(3)});
+    }
+    return {};
+  }));
+  return out;
+}
+
+Status Store::deleteEndpoint(const std::string& network, const std::string& id) {
+  return write([&](Db& db) -> Status {
+    PLUMB_ASSIGN(auto q, db.prepare("DELETE FROM endpoints WHERE network=? AND id=?"));
+    q.bind(1, network).bind(2, id);
+    return q.run();
+  });
 }
 
 }  // namespace plumb::core

@@ -78,6 +78,18 @@ class Store {
   Status deleteAttachment(const AttachmentKey& key);
   Result<std::vector<AttachmentRecord>> listAttachments(const std::string& network = "");
 
+  // Networks a front end defines once and refers to later (Docker's CreateNetwork), and their
+  // endpoints (CreateEndpoint before Join). Configs are the front end's own JSON.
+  Status insertNetwork(const NetworkRecord& n);  // kExists when the name is taken
+  Result<std::optional<NetworkRecord>> findNetwork(const std::string& name);
+  Result<std::vector<NetworkRecord>> listNetworks(const std::string& frontend);
+  Status deleteNetwork(const std::string& name);   // with its endpoints
+  Status insertEndpoint(const EndpointRecord& e);  // kExists when the id is taken
+  Result<std::optional<EndpointRecord>> findEndpoint(const std::string& network,
+                                                     const std::string& id);
+  Result<std::vector<EndpointRecord>> listEndpoints(const std::string& network);
+  Status deleteEndpoint(const std::string& network, const std::string& id);
+
  private:
   Store(sqlite3* h, std::string path) : h_(h), path_(std::move(path)) {}
   Status migrate();

@@ -20,6 +20,8 @@ struct VethBridgePlan {
   std::vector<IpPrefix> gateway_addresses;
   // Subnets to masquerade when they leave through anything but the bridge (ipMasq).
   std::vector<IpPrefix> masquerade;
+  // Nothing is forwarded between the bridge and other interfaces (Docker's --internal).
+  bool internal = false;
 };
 
 struct MacvlanPlan {
@@ -112,6 +114,20 @@ struct AttachmentRecord {
   std::string frontend;
   std::string state;   // "adding" while the kernel work runs, "ready" after
   std::string detail;  // JSON the engine keeps: addresses, routes
+  long long created = 0;
+};
+
+struct NetworkRecord {
+  std::string name;
+  std::string frontend;
+  std::string config;
+  long long created = 0;
+};
+
+struct EndpointRecord {
+  std::string network;
+  std::string id;
+  std::string config;
   long long created = 0;
 };
 

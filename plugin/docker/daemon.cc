@@ -1,0 +1,125 @@
+#include "plugin/docker/daemon.h"
+
+#include <signal.h>
+#include <unistd.h>
+
+#include <CLI/CLI.hpp>
+#include <cstdlib>
+#include <iostream>
+
+#include "base/log.h"
+#include "plugin/docker/driver.h"
+#include "plugin/docker/http.h"
+
+namespace plumb::docker {
+namespace {
+
+Result<std::pair<IpPrefix, int>> parsePoolFlag(const std::string& text) {
+  // base=CIDR,size=N as dockerd's --default-address-pool; "CIDR/N" is not ambiguous either.
+  std::string base, size;
+  for (size_t start = 0; start <= text.size();) {
+    size_t comma = text.find(',', start);
+    std::string part =
+        text.substr(start, comma == std::string::npos ? std::string::npos : comma - start);
+    if (part.rfind("base=", 0) == 0) {
+      base = part.substr(5);
+    } else if (part.rfind("size=", 0) == 0) {
+      size = part.substr(5);
+    } else {
+      return fail(Errc::kInvalid, "--default-pool '" + text + "': expected base=CIDR,size=N");
+    }
+    if (comma == std::string::npos) break;
+    start = comma + 1;
+  }
+  auto prefix = IpPrefix::parse(base);
+  if (!prefix.ok()) return fail(Errc::kInvalid, "--default-pool: " + prefix.error().message);
+  int n = 0;
+  try {
+    n = std::stoi(size);
+  } catch (const std::exception&) {
+    n = -1;
+  }
+  int max = prefix->isV4() ? 32 : 128;
+  if (n < prefix->len() || n > max) {
+    return fail(Errc::kInvalid, "--default-pool '" + text + "': size must be from " +
+                                    std::to_string(prefix->len()) + " to " + std::to_string(max));
+  }
+  return std::make_pair(prefix->network(), n);
+}
+
+}  // namespace
+
+int daemonMain(int argc, char** argv) {
+  CLI::App app{"plumb daemon: Docker's remote network driver and remote IPAM driver",
+               "plumb daemon"};
+  std::string socket_path = "/run/docker/plugins/plumb.sock";
+  const char* env = std::getenv("PLUMB_STATE_DIR");
+  std::string state_dir = env && *env ? env : "/var/lib/plumb";
+  std::vector<std::string> pools;
+  std::string level = "info";
+  app.add_option("--socket", socket_path, "unix socket to serve on")->capture_default_str();
+  app.add_option("--state-dir", state_dir, "where plumb keeps its state")->capture_default_str();
+  app.add_option("--default-pool", pools,
+                 "base=CIDR,size=N: where pools come from when a network names no subnet "
+                 "(default base=10.200.0.0/16,size=24 and base=fd70:6c75:6d62::/48,size=64)");
+  app.add_option("--log-level", level, "trace, debug, info, warn, error")->capture_default_str();
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::ParseError& e) {
+    return app.exit(e);
+  }
+  log::configure("", level);
+  DriverConfig cfg;
+  cfg.state_dir = state_dir;
+  if (pools.empty()) pools = {"base=10.200.0.0/16,size=24", "base=fd70:6c75:6d62::/48,size=64"};
+  for (const auto& p : pools) {
+    auto pool = parsePoolFlag(p);
+    if (!pool.ok()) {
+      std::cerr << "plumb daemon: " << pool.error().message << "\n";
+      return 2;
+    }
+    cfg.default_pools.push_back(*pool);
+  }
+  // Open the store once before serving: a state dir that cannot be used fails now, not on
+  // dockerd's first call.
+  {
+    auto store = core::Store::open(state_dir);
+    if (!store.ok()) {
+      std::cerr << "plumb daemon: " << store.error().message << "\n";
+      return 1;
+    }
+  }
+  // Blocked in every thread the server starts: only sigwait below sees them.
+  sigset_t stop;
+  sigemptyset(&stop);
+  sigaddset(&stop, SIGTERM);
+  sigaddset(&stop, SIGINT);
+  pthread_sigmask(SIG_BLOCK, &stop, nullptr);
+  (void)::signal(SIGPIPE, SIG_IGN);
+
+  auto fd = listenUnix(socket_path);
+  if (!fd.ok()) {
+    std::cerr << "plumb daemon: " << fd.error().message << "\n";
+    return 1;
+  }
+  Driver driver(cfg);
+  auto server = HttpServer::start(
+      std::move(fd).value(),
+      [&driver](const std::string& method, const std::string& path, const std::string& body) {
+        return driver.handle(method, path, body);
+      });
+  if (!server.ok()) {
+    ::unlink(socket_path.c_str());
+    std::cerr << "plumb daemon: " << server.error().message << "\n";
+    return 1;
+  }
+  log::get("docker")->info("serving on {} (state in {})", socket_path, state_dir);
+  int sig = 0;
+  sigwait(&stop, &sig);
+  log::get("docker")->info("stopping on signal {}", sig);
+  server->reset();
+  ::unlink(socket_path.c_str());
+  return 0;
+}
+
+}  // namespace plumb::docker

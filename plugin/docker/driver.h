@@ -1,0 +1,92 @@
+// libnetwork's remote network driver and remote IPAM driver: one handler per endpoint, on the
+// engine and the store the CNI plugin and the command line use. Transport-free: `plumb
+// daemon` feeds it HTTP requests; the unit tests feed it dockerd's recorded ones.
+#pragma once
+
+#include <memory>
+#include <mutex>
+#include <nlohmann/json.hpp>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "base/ip.h"
+#include "base/result.h"
+#include "plugin/core/store.h"
+#include "plugin/docker/http.h"
+#include "plugin/docker/network.h"
+
+namespace plumb::docker {
+
+struct DriverConfig {
+  std::string state_dir = "/var/lib/plumb";
+  // Where RequestPool finds a subnet when dockerd names none: (base, prefix length).
+  std::vector<std::pair<IpPrefix, int>> default_pools;
+};
+
+// SQLite connections for concurrent handlers: one per request in flight, reused.
+class StorePool {
+ public:
+  explicit StorePool(std::string dir) : dir_(std::move(dir)) {}
+  class Lease {
+   public:
+    Lease(StorePool& pool, std::unique_ptr<core::Store> s) : pool_(pool), store_(std::move(s)) {}
+    Lease(Lease&&) = default;
+    Lease(const Lease&) = delete;
+    Lease& operator=(const Lease&) = delete;
+    Lease& operator=(Lease&&) = delete;
+    ~Lease();
+    core::Store& operator*() { return *store_; }
+
+   private:
+    StorePool& pool_;
+    std::unique_ptr<core::Store> store_;
+  };
+  Result<Lease> acquire();
+
+ private:
+  std::string dir_;
+  std::mutex mu_;
+  std::vector<std::unique_ptr<core::Store>> idle_;
+};
+
+class Driver {
+ public:
+  explicit Driver(DriverConfig cfg);
+
+  // method "POST", path "/NetworkDriver.Join": the HTTP status and JSON body to answer with.
+  HttpReply handle(const std::string& method, const std::string& path, const std::string& body);
+
+ private:
+  using Handler = Result<json> (Driver::*)(core::Store&, const json&);
+
+  // NetworkDriver.*
+  Result<json> capabilities(core::Store&, const json&);
+  Result<json> createNetwork(core::Store&, const json&);
+  Result<json> deleteNetwork(core::Store&, const json&);
+  Result<json> createEndpoint(core::Store&, const json&);
+  Result<json> endpointOperInfo(core::Store&, const json&);
+  Result<json> deleteEndpoint(core::Store&, const json&);
+  Result<json> join(core::Store&, const json&);
+  Result<json> leave(core::Store&, const json&);
+  Result<json> programExternalConnectivity(core::Store&, const json&);
+  Result<json> revokeExternalConnectivity(core::Store&, const json&);
+  Result<json> nothingToDo(core::Store&, const json&);
+  // IpamDriver.*
+  Result<json> ipamCapabilities(core::Store&, const json&);
+  Result<json> defaultAddressSpaces(core::Store&, const json&);
+  Result<json> requestPool(core::Store&, const json&);
+  Result<json> releasePool(core::Store&, const json&);
+  Result<json> requestAddress(core::Store&, const json&);
+  Result<json> releaseAddress(core::Store&, const json&);
+
+  Result<IpPrefix> pickSubnet(core::Store& store, bool v6);
+
+  DriverConfig cfg_;
+  StorePool stores_;
+  // Network creation and removal check for overlaps and shared bridges across networks:
+  // one at a time (they are rare); endpoint calls never take it.
+  std::mutex networks_mu_;
+};
+
+}  // namespace plumb::docker

@@ -1,0 +1,167 @@
+#include "plugin/docker/http.h"
+
+#include <dlfcn.h>
+#include <microhttpd.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+
+#include <cerrno>
+#include <cstring>
+
+#include "base/log.h"
+
+namespace plumb::docker {
+namespace {
+
+// Requests from dockerd are a few hundred bytes; anything near this is not from it.
+constexpr size_t kMaxBody = 1 << 20;
+constexpr unsigned kIdleTimeoutSeconds = 60;
+
+// The libmicrohttpd entry points plumb uses, resolved when the daemon starts.
+struct MhdLib {
+  decltype(&MHD_start_daemon) start = nullptr;
+  decltype(&MHD_stop_daemon) stop = nullptr;
+  decltype(&MHD_create_response_from_buffer) response = nullptr;
+  decltype(&MHD_add_response_header) header = nullptr;
+  decltype(&MHD_queue_response) queue = nullptr;
+  decltype(&MHD_destroy_response) destroy = nullptr;
+
+  Status load() {
+    void* h = ::dlopen("libmicrohttpd.so.12", RTLD_NOW | RTLD_LOCAL);
+    if (!h) {
+      return fail(Errc::kUnsupported,
+                  "libmicrohttpd is not installed (Debian package libmicrohttpd12)");
+    }
+    start = reinterpret_cast<decltype(start)>(::dlsym(h, "MHD_start_daemon"));
+    stop = reinterpret_cast<decltype(stop)>(::dlsym(h, "MHD_stop_daemon"));
+    response = reinterpret_cast<decltype(response)>(::dlsym(h, "MHD_create_response_from_buffer"));
+    header = reinterpret_cast<decltype(header)>(::dlsym(h, "MHD_add_response_header"));
+    queue = reinterpret_cast<decltype(queue)>(::dlsym(h, "MHD_queue_response"));
+    destroy = reinterpret_cast<decltype(destroy)>(::dlsym(h, "MHD_destroy_response"));
+    if (!start || !stop || !response || !header || !queue || !destroy)
+      return fail(Errc::kUnsupported, "libmicrohttpd lacks an expected function");
+    return {};
+  }
+};
+
+struct Request {
+  std::string body;
+  bool too_large = false;
+};
+
+}  // namespace
+
+struct HttpServer::Impl {
+  MhdLib lib;
+  HttpHandler handler;
+  UniqueFd fd;
+  MHD_Daemon* daemon = nullptr;
+
+  static MHD_Result onRequest(void* cls, MHD_Connection* conn, const char* url, const char* method,
+                              const char* /*version*/, const char* upload, size_t* upload_size,
+                              void** con_cls) {
+    auto* self = static_cast<Impl*>(cls);
+    auto* req = static_cast<Request*>(*con_cls);
+    if (!req) {
+      *con_cls = new Request;
+      return MHD_YES;
+    }
+    if (*upload_size != 0) {
+      if (req->body.size() + *upload_size > kMaxBody) {
+        req->too_large = true;
+      } else {
+        req->body.append(upload, *upload_size);
+      }
+      *upload_size = 0;
+      return MHD_YES;
+    }
+    HttpReply reply;
+    if (req->too_large) {
+      reply = {413, R"({"Err":"request body larger than 1 MiB"})"};
+    } else {
+      try {
+        reply = self->handler(method, url, req->body);
+      } catch (const std::exception& e) {
+        // A handler bug must cost one request, not the daemon and every container's network.
+        log::get("docker")->error("{} {}: {}", method, url, e.what());
+        reply = {500, std::string(R"({"Err":"internal error: )") + e.what() + "\"}"};
+      }
+    }
+    MHD_Response* resp =
+        self->lib.response(reply.body.size(), reply.body.data(), MHD_RESPMEM_MUST_COPY);
+    if (!resp) return MHD_NO;
+    self->lib.header(resp, "Content-Type", "application/vnd.docker.plugins.v1+json");
+    MHD_Result r = self->lib.queue(conn, static_cast<unsigned>(reply.status), resp);
+    self->lib.destroy(resp);
+    return r;
+  }
+
+  static void onCompleted(void* /*cls*/, MHD_Connection* /*conn*/, void** con_cls,
+                          MHD_RequestTerminationCode /*why*/) {
+    delete static_cast<Request*>(*con_cls);
+    *con_cls = nullptr;
+  }
+};
+
+Result<std::unique_ptr<HttpServer>> HttpServer::start(UniqueFd listen_fd, HttpHandler handler) {
+  std::unique_ptr<HttpServer> server(new HttpServer);
+  server->impl_ = std::make_unique<Impl>();
+  Impl& impl = *server->impl_;
+  PLUMB_TRY(impl.lib.load());
+  impl.handler = std::move(handler);
+  impl.fd = std::move(listen_fd);
+  impl.daemon =
+      impl.lib.start(MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_THREAD_PER_CONNECTION |
+                         MHD_USE_AUTO | MHD_USE_ERROR_LOG,
+                     0, nullptr, nullptr, &Impl::onRequest, &impl, MHD_OPTION_LISTEN_SOCKET,
+                     impl.fd.get(), MHD_OPTION_NOTIFY_COMPLETED, &Impl::onCompleted, nullptr,
+                     MHD_OPTION_CONNECTION_TIMEOUT, kIdleTimeoutSeconds, MHD_OPTION_END);
+  if (!impl.daemon) return fail(Errc::kIo, "failed to start the HTTP server");
+  return server;
+}
+
+HttpServer::~HttpServer() {
+  if (impl_ && impl_->daemon) impl_->lib.stop(impl_->daemon);
+}
+
+Result<UniqueFd> listenUnix(const std::string& path) {
+  sockaddr_un addr{};
+  if (path.size() >= sizeof(addr.sun_path))
+    return fail(Errc::kInvalid, "socket path " + path + " is too long");
+  auto slash = path.rfind('/');
+  if (slash != std::string::npos && slash > 0) {
+    // /run/docker/plugins may not exist before dockerd first runs.
+    std::string dir = path.substr(0, slash);
+    for (size_t i = 1; i <= dir.size(); ++i) {
+      if (i == dir.size() || dir[i] == '/') {
+        std::string part = dir.substr(0, i);
+        if (::mkdir(part.c_str(), 0755) != 0 && errno != EEXIST)
+          return failErrno(errno, "failed to create " + part);
+      }
+    }
+  }
+  UniqueFd fd(::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0));
+  if (!fd.valid()) return failErrno(errno, "failed to create a unix socket");
+  addr.sun_family = AF_UNIX;
+  std::memcpy(addr.sun_path, path.c_str(), path.size() + 1);
+  {
+    UniqueFd probe(::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0));
+    if (probe.valid() &&
+        ::connect(probe.get(), reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) == 0) {
+      return fail(Errc::kExists, "another daemon is already listening on " + path);
+    }
+  }
+  // A socket left by a daemon that was killed: nothing listens on it any more.
+  if (::unlink(path.c_str()) != 0 && errno != ENOENT)
+    return failErrno(errno, "failed to remove stale socket " + path);
+  mode_t old = ::umask(0177);  // 0600: root only, from the moment it exists
+  int rc = ::bind(fd.get(), reinterpret_cast<sockaddr*>(&addr), sizeof(addr));
+  int err = errno;
+  ::umask(old);
+  if (rc != 0) return failErrno(err, "failed to bind " + path);
+  if (::listen(fd.get(), 128) != 0) return failErrno(errno, "failed to listen on " + path);
+  return fd;
+}
+
+}  // namespace plumb::docker

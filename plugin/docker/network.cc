@@ -1,0 +1,407 @@
+#include "plugin/docker/network.h"
+
+#include "base/json.h"
+#include "netlink/link.h"
+
+namespace plumb::docker {
+
+namespace jr = plumb::json_read;
+
+const std::vector<std::pair<std::string, std::string>> kNetworkOptions = {
+    {"plumb.mode", "bridge (default) or macvlan"},
+    {"plumb.bridge", "bridge mode: the bridge to use, created when missing"},
+    {"plumb.parent", "macvlan mode: the parent interface"},
+    {"plumb.macvlan_mode", "macvlan mode: bridge (default), private, vepa or passthru"},
+    {"plumb.mtu", "MTU of the bridge and the container interfaces"},
+    {"plumb.masquerade", "bridge mode: true (default) or false"},
+};
+
+Status validateId(const std::string& what, const std::string& id) {
+  if (id.empty()) return fail(Errc::kInvalid, what + " is missing");
+  if (id.size() > 128) return fail(Errc::kInvalid, what + " is longer than 128 characters");
+  for (char c : id) {
+    bool ok = (c >= '0' && c <= '9') || (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
+              c == '-' || c == '_' || c == '.';
+    if (!ok)
+      return fail(Errc::kInvalid,
+                  what + " '" + id + "' holds a character other than [0-9A-Za-z._-]");
+  }
+  return {};
+}
+
+namespace {
+
+// dockerd sends option values as strings (-o k=v); a JSON client may send numbers or booleans.
+Result<std::string> optionText(const json& v, const std::string& key) {
+  if (v.is_string()) return v.get<std::string>();
+  if (v.is_boolean()) return std::string(v.get<bool>() ? "true" : "false");
+  if (v.is_number_integer()) return std::to_string(v.get<long long>());
+  return fail(Errc::kInvalid, "option " + key + " must be a string");
+}
+
+Result<bool> parseBool(const std::string& key, const std::string& v) {
+  if (v == "true" || v == "1" || v == "yes") return true;
+  if (v == "false" || v == "0" || v == "no") return false;
+  return fail(Errc::kInvalid, "option " + key + " must be true or false, not '" + v + "'");
+}
+
+Result<int> parseMtu(const std::string& key, const std::string& v) {
+  int mtu = 0;
+  size_t used = 0;
+  try {
+    mtu = std::stoi(v, &used);
+  } catch (const std::exception&) {
+    used = 0;
+  }
+  if (used != v.size() || v.empty() || mtu < 68 || mtu > 65535)
+    return fail(Errc::kInvalid,
+                "option " + key + " must be an MTU from 68 to 65535, not '" + v + "'");
+  return mtu;
+}
+
+Result<std::vector<Subnet>> parseIpData(const json& req, const char* key, bool v6) {
+  std::vector<Subnet> out;
+  PLUMB_ASSIGN(const json* list, jr::array(req, key));
+  if (!list) return out;
+  for (size_t i = 0; i < list->size(); ++i) {
+    const json& d = (*list)[i];
+    std::string path = std::string(key) + "[" + std::to_string(i) + "]";
+    if (!d.is_object()) return fail(Errc::kInvalid, "field '" + path + "' must be an object");
+    std::string pool, gateway;
+    PLUMB_TRY(jr::str(d, "Pool", pool, path));
+    PLUMB_TRY(jr::str(d, "Gateway", gateway, path));
+    auto p = IpPrefix::parse(pool);
+    if (!p.ok()) return fail(Errc::kInvalid, path + ".Pool: " + p.error().message);
+    if (p->isV4() == v6)
+      return fail(Errc::kInvalid,
+                  path + ".Pool " + pool + " is not an IPv" + (v6 ? "6" : "4") + " subnet");
+    Subnet s{p->network(), std::nullopt};
+    if (!gateway.empty()) {
+      // "a.b.c.d/len" from dockerd; a bare address is taken too.
+      auto gw = IpPrefix::parse(gateway, true);
+      if (!gw.ok()) return fail(Errc::kInvalid, path + ".Gateway: " + gw.error().message);
+      if (!s.pool.contains(gw->addr()))
+        return fail(Errc::kInvalid, path + ".Gateway " + gateway + " is outside " + pool);
+      s.gateway = gw->addr();
+    }
+    out.push_back(s);
+  }
+  return out;
+}
+
+json subnetsJson(const std::vector<Subnet>& subnets) {
+  json out = json::array();
+  for (const auto& s : subnets)
+    out.push_back({{"pool", s.pool.str()}, {"gateway", s.gateway ? s.gateway->str() : ""}});
+  return out;
+}
+
+Result<std::vector<Subnet>> subnetsFrom(const json& j, const char* key) {
+  std::vector<Subnet> out;
+  PLUMB_ASSIGN(const json* list, jr::array(j, key));
+  if (!list) return out;
+  for (const auto& s : *list) {
+    std::string pool, gw;
+    PLUMB_TRY(jr::str(s, "pool", pool));
+    PLUMB_TRY(jr::str(s, "gateway", gw));
+    PLUMB_ASSIGN(auto p, IpPrefix::parse(pool));
+    Subnet sub{p, std::nullopt};
+    if (!gw.empty()) {
+      PLUMB_ASSIGN(auto g, IpAddr::parse(gw));
+      sub.gateway = g;
+    }
+    out.push_back(sub);
+  }
+  return out;
+}
+
+const char* protoName(int proto) {
+  switch (proto) {
+    case 6:
+      return "tcp";
+    case 17:
+      return "udp";
+    case 132:
+      return "sctp";
+    default:
+      return nullptr;
+  }
+}
+
+int protoNumber(const std::string& name) {
+  if (name == "tcp") return 6;
+  if (name == "udp") return 17;
+  return 132;
+}
+
+json portJson(const netlink::PortMapping& p) {
+  return {{"proto", p.proto},
+          {"host_ip", p.host_ip ? p.host_ip->str() : ""},
+          {"host_port", p.host_port},
+          {"container_ip", p.container_ip.str()},
+          {"container_port", p.container_port}};
+}
+
+Result<std::vector<netlink::PortMapping>> portsFrom(const json& j, const char* key) {
+  std::vector<netlink::PortMapping> out;
+  PLUMB_ASSIGN(const json* list, jr::array(j, key));
+  if (!list) return out;
+  for (const auto& e : *list) {
+    netlink::PortMapping p;
+    std::string host_ip, cip;
+    int hp = 0, cp = 0;
+    PLUMB_TRY(jr::str(e, "proto", p.proto));
+    PLUMB_TRY(jr::str(e, "host_ip", host_ip));
+    PLUMB_TRY(jr::str(e, "container_ip", cip));
+    PLUMB_TRY(jr::integer(e, "host_port", hp));
+    PLUMB_TRY(jr::integer(e, "container_port", cp));
+    if (!host_ip.empty()) {
+      PLUMB_ASSIGN(auto a, IpAddr::parse(host_ip));
+      p.host_ip = a;
+    }
+    PLUMB_ASSIGN(p.container_ip, IpAddr::parse(cip));
+    p.host_port = static_cast<uint16_t>(hp);
+    p.container_port = static_cast<uint16_t>(cp);
+    out.push_back(p);
+  }
+  return out;
+}
+
+}  // namespace
+
+std::vector<IpPrefix> NetworkConfig::subnets() const {
+  std::vector<IpPrefix> out;
+  for (const auto& s : v4) out.push_back(s.pool);
+  for (const auto& s : v6) out.push_back(s.pool);
+  return out;
+}
+
+json NetworkConfig::toJson() const {
+  return {{"id", id},
+          {"mode", mode},
+          {"bridge", bridge},
+          {"parent", parent},
+          {"macvlan_mode", macvlan_mode},
+          {"mtu", mtu},
+          {"masquerade", masquerade},
+          {"internal", internal},
+          {"ipv6", ipv6},
+          {"v4", subnetsJson(v4)},
+          {"v6", subnetsJson(v6)}};
+}
+
+Result<NetworkConfig> NetworkConfig::fromJson(const json& j) {
+  NetworkConfig n;
+  PLUMB_TRY(jr::str(j, "id", n.id));
+  PLUMB_TRY(jr::str(j, "mode", n.mode));
+  PLUMB_TRY(jr::str(j, "bridge", n.bridge));
+  PLUMB_TRY(jr::str(j, "parent", n.parent));
+  PLUMB_TRY(jr::str(j, "macvlan_mode", n.macvlan_mode));
+  PLUMB_TRY(jr::integer(j, "mtu", n.mtu));
+  PLUMB_TRY(jr::boolean(j, "masquerade", n.masquerade));
+  PLUMB_TRY(jr::boolean(j, "internal", n.internal));
+  PLUMB_TRY(jr::boolean(j, "ipv6", n.ipv6));
+  PLUMB_ASSIGN(n.v4, subnetsFrom(j, "v4"));
+  PLUMB_ASSIGN(n.v6, subnetsFrom(j, "v6"));
+  return n;
+}
+
+Result<NetworkConfig> parseCreateNetwork(const json& req) {
+  if (!req.is_object()) return fail(Errc::kInvalid, "the request must be a JSON object");
+  NetworkConfig n;
+  PLUMB_TRY(jr::str(req, "NetworkID", n.id));
+  PLUMB_TRY(validateId("NetworkID", n.id));
+  PLUMB_ASSIGN(const json* options, jr::object(req, "Options"));
+  const json empty = json::object();
+  if (!options) options = &empty;
+  PLUMB_TRY(jr::boolean(*options, "com.docker.network.enable_ipv6", n.ipv6, "Options"));
+  PLUMB_TRY(jr::boolean(*options, "com.docker.network.internal", n.internal, "Options"));
+  PLUMB_ASSIGN(const json* generic, jr::object(*options, "com.docker.network.generic", "Options"));
+  bool masquerade_set = false;
+  if (generic) {
+    for (const auto& [key, value] : generic->items()) {
+      bool ours = key.rfind("plumb.", 0) == 0;
+      if (!ours && key != "com.docker.network.driver.mtu") continue;  // other drivers' options
+      PLUMB_ASSIGN(std::string v, optionText(value, key));
+      if (key == "plumb.mode") {
+        if (v != "bridge" && v != "macvlan")
+          return fail(Errc::kInvalid,
+                      "option plumb.mode must be bridge or macvlan, not '" + v + "'");
+        n.mode = v;
+      } else if (key == "plumb.bridge") {
+        PLUMB_TRY(netlink::validateIfname(v));
+        n.bridge = v;
+      } else if (key == "plumb.parent") {
+        PLUMB_TRY(netlink::validateIfname(v));
+        n.parent = v;
+      } else if (key == "plumb.macvlan_mode") {
+        if (v != "bridge" && v != "private" && v != "vepa" && v != "passthru") {
+          return fail(Errc::kInvalid,
+                      "option plumb.macvlan_mode must be bridge, private, vepa or passthru, not '" +
+                          v + "'");
+        }
+        n.macvlan_mode = v;
+      } else if (key == "plumb.mtu" || key == "com.docker.network.driver.mtu") {
+        PLUMB_ASSIGN(n.mtu, parseMtu(key, v));
+      } else if (key == "plumb.masquerade") {
+        PLUMB_ASSIGN(n.masquerade, parseBool(key, v));
+        masquerade_set = true;
+      } else {
+        std::string known;
+        for (const auto& [name, _] : kNetworkOptions) known += (known.empty() ? "" : ", ") + name;
+        return fail(Errc::kInvalid, "unknown option " + key + " (plumb knows " + known + ")");
+      }
+    }
+  }
+  if (n.mode == "bridge") {
+    if (!n.parent.empty())
+      return fail(Errc::kInvalid, "option plumb.parent needs plumb.mode=macvlan");
+    // Docker's own bridges are br-<12 hex>; plumb's stand apart from them.
+    if (n.bridge.empty()) n.bridge = "pbr-" + n.id.substr(0, 11);
+  } else {
+    if (n.parent.empty()) return fail(Errc::kInvalid, "plumb.mode=macvlan needs plumb.parent");
+    if (!n.bridge.empty())
+      return fail(Errc::kInvalid, "option plumb.bridge needs plumb.mode=bridge");
+    if (masquerade_set && n.masquerade)
+      return fail(Errc::kInvalid, "option plumb.masquerade needs plumb.mode=bridge");
+    n.masquerade = false;
+  }
+  if (n.internal) {
+    if (masquerade_set && n.masquerade)
+      return fail(Errc::kInvalid, "an --internal network cannot masquerade");
+    n.masquerade = false;
+  }
+  PLUMB_ASSIGN(n.v4, parseIpData(req, "IPv4Data", false));
+  PLUMB_ASSIGN(n.v6, parseIpData(req, "IPv6Data", true));
+  if (!n.ipv6 && !n.v6.empty()) n.ipv6 = true;
+  return n;
+}
+
+json EndpointConfig::toJson() const {
+  json ports_j = json::array(), pub = json::array();
+  for (const auto& p : ports) ports_j.push_back(portJson(p));
+  for (const auto& p : published) pub.push_back(portJson(p));
+  return {{"network", network},
+          {"id", id},
+          {"address", address ? address->str() : ""},
+          {"address6", address6 ? address6->str() : ""},
+          {"mac", mac},
+          {"ports", ports_j},
+          {"published", pub}};
+}
+
+Result<EndpointConfig> EndpointConfig::fromJson(const json& j) {
+  EndpointConfig e;
+  std::string a4, a6;
+  PLUMB_TRY(jr::str(j, "network", e.network));
+  PLUMB_TRY(jr::str(j, "id", e.id));
+  PLUMB_TRY(jr::str(j, "address", a4));
+  PLUMB_TRY(jr::str(j, "address6", a6));
+  PLUMB_TRY(jr::str(j, "mac", e.mac));
+  if (!a4.empty()) {
+    PLUMB_ASSIGN(auto p, IpPrefix::parse(a4));
+    e.address = p;
+  }
+  if (!a6.empty()) {
+    PLUMB_ASSIGN(auto p, IpPrefix::parse(a6));
+    e.address6 = p;
+  }
+  PLUMB_ASSIGN(e.ports, portsFrom(j, "ports"));
+  PLUMB_ASSIGN(e.published, portsFrom(j, "published"));
+  return e;
+}
+
+Result<EndpointConfig> parseCreateEndpoint(const json& req) {
+  if (!req.is_object()) return fail(Errc::kInvalid, "the request must be a JSON object");
+  EndpointConfig e;
+  PLUMB_TRY(jr::str(req, "NetworkID", e.network));
+  PLUMB_TRY(validateId("NetworkID", e.network));
+  PLUMB_TRY(jr::str(req, "EndpointID", e.id));
+  PLUMB_TRY(validateId("EndpointID", e.id));
+  PLUMB_ASSIGN(const json* iface, jr::object(req, "Interface"));
+  if (iface) {
+    std::string a4, a6;
+    PLUMB_TRY(jr::str(*iface, "Address", a4, "Interface"));
+    PLUMB_TRY(jr::str(*iface, "AddressIPv6", a6, "Interface"));
+    PLUMB_TRY(jr::str(*iface, "MacAddress", e.mac, "Interface"));
+    if (!a4.empty()) {
+      auto p = IpPrefix::parse(a4);
+      if (!p.ok() || !p->isV4())
+        return fail(Errc::kInvalid, "Interface.Address '" + a4 + "' is not an IPv4 address/prefix");
+      e.address = *p;
+    }
+    if (!a6.empty()) {
+      auto p = IpPrefix::parse(a6);
+      if (!p.ok() || p->isV4()) {
+        return fail(Errc::kInvalid,
+                    "Interface.AddressIPv6 '" + a6 + "' is not an IPv6 address/prefix");
+      }
+      e.address6 = *p;
+    }
+    if (!e.mac.empty()) {
+      auto mac = MacAddr::parse(e.mac);
+      if (!mac.ok() || mac->isMulticast() || mac->isZero())
+        return fail(Errc::kInvalid, "Interface.MacAddress '" + e.mac + "' is not a unicast MAC");
+      e.mac = mac->str();
+    }
+  }
+  PLUMB_ASSIGN(const json* options, jr::object(req, "Options"));
+  if (options) PLUMB_ASSIGN(e.ports, parsePortmap(*options, e));
+  return e;
+}
+
+Result<std::vector<netlink::PortMapping>> parsePortmap(const json& options,
+                                                       const EndpointConfig& ep) {
+  std::vector<netlink::PortMapping> out;
+  PLUMB_ASSIGN(const json* list, jr::array(options, "com.docker.network.portmap", "Options"));
+  if (!list) return out;
+  for (size_t i = 0; i < list->size(); ++i) {
+    const json& e = (*list)[i];
+    std::string path = "Options.com.docker.network.portmap[" + std::to_string(i) + "]";
+    if (!e.is_object()) return fail(Errc::kInvalid, "field '" + path + "' must be an object");
+    int proto = 0, port = 0, host_port = 0;
+    std::string host_ip;
+    PLUMB_TRY(jr::integer(e, "Proto", proto, path));
+    PLUMB_TRY(jr::integer(e, "Port", port, path));
+    PLUMB_TRY(jr::integer(e, "HostPort", host_port, path));
+    PLUMB_TRY(jr::str(e, "HostIP", host_ip, path));
+    const char* name = protoName(proto);
+    if (!name)
+      return fail(Errc::kInvalid,
+                  path + ": protocol " + std::to_string(proto) + " cannot be published");
+    if (port < 1 || port > 65535 || host_port < 0 || host_port > 65535)
+      return fail(Errc::kInvalid, path + ": port out of range");
+    netlink::PortMapping base;
+    base.proto = name;
+    base.host_port = static_cast<uint16_t>(host_port);
+    base.container_port = static_cast<uint16_t>(port);
+    if (!host_ip.empty()) {
+      auto a = IpAddr::parse(host_ip);
+      if (!a.ok()) return fail(Errc::kInvalid, path + ".HostIP: " + a.error().message);
+      if (!a->isUnspecified()) base.host_ip = *a;
+    }
+    for (const auto& addr : {ep.address, ep.address6}) {
+      if (!addr) continue;
+      if (base.host_ip && base.host_ip->isV4() != addr->isV4()) continue;
+      netlink::PortMapping p = base;
+      p.container_ip = addr->addr();
+      out.push_back(p);
+    }
+  }
+  return out;
+}
+
+json portmapJson(const std::vector<netlink::PortMapping>& ports) {
+  json out = json::array();
+  for (const auto& p : ports) {
+    out.push_back({{"Proto", protoNumber(p.proto)},
+                   {"IP", p.container_ip.str()},
+                   {"Port", p.container_port},
+                   {"HostIP", p.host_ip ? p.host_ip->str() : ""},
+                   {"HostPort", p.host_port},
+                   {"HostPortEnd", p.host_port}});
+  }
+  return out;
+}
+
+}  // namespace plumb::docker

@@ -1,0 +1,69 @@
+// What the Docker front end keeps per network and per endpoint, read from dockerd's requests
+// and persisted in the store as JSON (dockerd never replays CreateNetwork or CreateEndpoint).
+#pragma once
+
+#include <nlohmann/json.hpp>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "base/ip.h"
+#include "base/result.h"
+#include "netlink/firewall.h"
+
+namespace plumb::docker {
+
+using json = nlohmann::json;
+
+struct Subnet {
+  IpPrefix pool;
+  std::optional<IpAddr> gateway;
+};
+
+struct NetworkConfig {
+  std::string id;
+  std::string mode = "bridge";  // bridge, macvlan
+  std::string bridge;           // bridge mode
+  std::string parent;           // macvlan mode
+  std::string macvlan_mode = "bridge";
+  int mtu = 0;
+  bool masquerade = true;
+  bool internal = false;
+  bool ipv6 = false;
+  std::vector<Subnet> v4, v6;
+
+  json toJson() const;
+  static Result<NetworkConfig> fromJson(const json& j);
+  std::vector<IpPrefix> subnets() const;
+};
+
+// The plumb.* options, each with what it means; anything else named plumb.* is refused.
+extern const std::vector<std::pair<std::string, std::string>> kNetworkOptions;
+
+// CreateNetwork's request, options checked; nothing is looked up in the kernel or the store.
+Result<NetworkConfig> parseCreateNetwork(const json& req);
+
+struct EndpointConfig {
+  std::string network;
+  std::string id;
+  std::optional<IpPrefix> address;
+  std::optional<IpPrefix> address6;
+  std::string mac;
+  std::vector<netlink::PortMapping> ports;      // as requested; host_port 0: pick one
+  std::vector<netlink::PortMapping> published;  // as programmed
+
+  json toJson() const;
+  static Result<EndpointConfig> fromJson(const json& j);
+};
+
+// CreateEndpoint's request.
+Result<EndpointConfig> parseCreateEndpoint(const json& req);
+// com.docker.network.portmap from a request's Options, for an endpoint's addresses.
+Result<std::vector<netlink::PortMapping>> parsePortmap(const json& options,
+                                                       const EndpointConfig& ep);
+json portmapJson(const std::vector<netlink::PortMapping>& ports);
+
+// NetworkID and EndpointID: Docker's 64 hex digits (anything safe as a key is accepted).
+Status validateId(const std::string& what, const std::string& id);
+
+}  // namespace plumb::docker

@@ -1,0 +1,364 @@
+// NetworkDriver.*: networks and endpoints recorded in the store, kernel work by the engine.
+#include <netinet/in.h>
+#include <sys/socket.h>
+
+#include "base/json.h"
+#include "base/log.h"
+#include "netlink/firewall.h"
+#include "netlink/link.h"
+#include "netlink/socket.h"
+#include "netlink/sysctl.h"
+#include "plugin/core/engine.h"
+#include "plugin/docker/driver.h"
+
+namespace plumb::docker {
+
+namespace jr = plumb::json_read;
+namespace nl = plumb::netlink;
+
+namespace {
+
+constexpr const char* kFrontend = "docker";
+// The attachment key's ifname: Docker names the interface itself (DstPrefix + a number).
+constexpr const char* kIfname = "eth";
+
+std::string shortId(const std::string& id) { return id.substr(0, 12); }
+
+Result<NetworkConfig> loadNetwork(core::Store& store, const std::string& id) {
+  PLUMB_TRY(validateId("NetworkID", id));
+  PLUMB_ASSIGN(auto rec, store.findNetwork(id));
+  if (!rec || rec->frontend != kFrontend)
+    return fail(Errc::kNotFound, "network " + shortId(id) + " is not a plumb network");
+  auto j = jr::parse(rec->config);
+  if (!j.ok()) return fail(Errc::kIo, "network " + shortId(id) + " has a damaged record");
+  return NetworkConfig::fromJson(*j);
+}
+
+struct Ids {
+  std::string network, endpoint;
+};
+
+Result<Ids> idsOf(const json& req) {
+  Ids ids;
+  PLUMB_TRY(jr::str(req, "NetworkID", ids.network));
+  PLUMB_TRY(jr::str(req, "EndpointID", ids.endpoint));
+  PLUMB_TRY(validateId("NetworkID", ids.network));
+  PLUMB_TRY(validateId("EndpointID", ids.endpoint));
+  return ids;
+}
+
+Result<EndpointConfig> loadEndpoint(core::Store& store, const Ids& ids) {
+  PLUMB_ASSIGN(auto rec, store.findEndpoint(ids.network, ids.endpoint));
+  if (!rec) {
+    return fail(Errc::kNotFound, "endpoint " + shortId(ids.endpoint) + " of network " +
+                                     shortId(ids.network) + " is unknown");
+  }
+  auto j = jr::parse(rec->config);
+  if (!j.ok())
+    return fail(Errc::kIo, "endpoint " + shortId(ids.endpoint) + " has a damaged record");
+  return EndpointConfig::fromJson(*j);
+}
+
+Status saveEndpoint(core::Store& store, const EndpointConfig& ep) {
+  return store.write([&](core::Db& db) -> Status {
+    PLUMB_ASSIGN(auto q, db.prepare("UPDATE endpoints SET config=? WHERE network=? AND id=?"));
+    q.bind(1, ep.toJson().dump()).bind(2, ep.network).bind(3, ep.id);
+    return q.run();
+  });
+}
+
+core::VethBridgePlan bridgePlan(const NetworkConfig& n) {
+  core::VethBridgePlan plan;
+  plan.bridge = n.bridge;
+  plan.create_bridge = true;
+  plan.internal = n.internal;
+  for (const auto* list : {&n.v4, &n.v6}) {
+    for (const auto& s : *list) {
+      if (s.gateway) plan.gateway_addresses.emplace_back(*s.gateway, s.pool.len());
+      if (n.masquerade && s.pool.isV4()) plan.masquerade.push_back(s.pool);
+    }
+  }
+  return plan;
+}
+
+core::AttachmentKey keyOf(const Ids& ids) { return {ids.network, ids.endpoint, kIfname}; }
+
+// A host port for a mapping that names none: one the kernel says is free now.
+Result<uint16_t> freePort(const std::string& proto) {
+  int type = proto == "udp" ? SOCK_DGRAM : SOCK_STREAM;
+  UniqueFd fd(::socket(AF_INET, type | SOCK_CLOEXEC, 0));
+  if (!fd.valid()) return failErrno(errno, "failed to find a free " + proto + " port");
+  sockaddr_in sa{};
+  sa.sin_family = AF_INET;
+  socklen_t len = sizeof(sa);
+  if (::bind(fd.get(), reinterpret_cast<sockaddr*>(&sa), sizeof(sa)) != 0 ||
+      ::getsockname(fd.get(), reinterpret_cast<sockaddr*>(&sa), &len) != 0) {
+    return failErrno(errno, "failed to find a free " + proto + " port");
+  }
+  return ntohs(sa.sin_port);
+}
+
+}  // namespace
+
+Result<json> Driver::capabilities(core::Store&, const json&) {
+  return json{{"Scope", "local"}, {"ConnectivityScope", "local"}};
+}
+
+Result<json> Driver::createNetwork(core::Store& store, const json& req) {
+  PLUMB_ASSIGN(auto n, parseCreateNetwork(req));
+  auto failed = [&](const Error& e) {
+    return Error(e).wrap("failed to create network " + shortId(n.id));
+  };
+  std::lock_guard lock(networks_mu_);
+  PLUMB_ASSIGN(auto existing, store.findNetwork(n.id));
+  if (existing) {
+    // dockerd retrying a call whose answer it lost: the same request is success.
+    if (existing->config == n.toJson().dump()) return json::object();
+    return failed(makeError(Errc::kExists, "a network with this id exists"));
+  }
+  PLUMB_ASSIGN(auto others, store.listNetworks(kFrontend));
+  for (const auto& rec : others) {
+    auto j = jr::parse(rec.config);
+    if (!j.ok()) continue;
+    auto other = NetworkConfig::fromJson(*j);
+    if (!other.ok()) continue;
+    for (const auto& mine : n.subnets()) {
+      for (const auto& theirs : other->subnets()) {
+        if (mine.overlaps(theirs)) {
+          return failed(makeError(Errc::kExists, "subnet " + mine.str() + " overlaps " +
+                                                     theirs.str() + " of network " +
+                                                     shortId(other->id)));
+        }
+      }
+    }
+    if (n.mode == "bridge" && other->mode == "bridge" && other->bridge == n.bridge) {
+      return failed(makeError(Errc::kExists,
+                              "bridge " + n.bridge + " belongs to network " + shortId(other->id)));
+    }
+  }
+  PLUMB_ASSIGN(auto host, nl::NlSocket::open());
+  bool made_bridge = false;
+  if (n.mode == "bridge") {
+    auto link = nl::getLink(host, n.bridge);
+    if (link.ok() && link->kind != "bridge") {
+      return failed(makeError(
+          Errc::kInvalid, n.bridge + " exists and is not a bridge (kind '" + link->kind + "')"));
+    }
+    made_bridge = !link.ok();
+    core::Engine engine(store);
+    auto st = engine.prepareBridge(n.id, bridgePlan(n), n.mtu);
+    if (!st.ok()) {
+      if (made_bridge) (void)engine.removeBridge(n.bridge);
+      return failed(st.error());
+    }
+  } else {
+    auto parent = nl::getLink(host, n.parent);
+    if (!parent.ok()) {
+      if (parent.error().code == Errc::kNotFound)
+        return failed(
+            makeError(Errc::kNotFound, "parent interface " + n.parent + " does not exist"));
+      return failed(parent.error());
+    }
+  }
+  auto st = store.insertNetwork({n.id, kFrontend, n.toJson().dump(), 0});
+  if (!st.ok()) {
+    if (made_bridge) (void)core::Engine(store).removeBridge(n.bridge);
+    return failed(st.error());
+  }
+  log::get("docker")->info("network {} created ({} {})", shortId(n.id), n.mode,
+                           n.mode == "bridge" ? n.bridge : n.parent);
+  return json::object();
+}
+
+Result<json> Driver::deleteNetwork(core::Store& store, const json& req) {
+  std::string id;
+  PLUMB_TRY(jr::str(req, "NetworkID", id));
+  std::lock_guard lock(networks_mu_);
+  PLUMB_ASSIGN(auto n, loadNetwork(store, id));
+  core::Engine engine(store);
+  // dockerd deletes endpoints first; whatever is left (a dockerd that crashed) goes too.
+  PLUMB_ASSIGN(auto endpoints, store.listEndpoints(id));
+  for (const auto& ep : endpoints) {
+    PLUMB_TRY(nl::Firewall::unpublish(ep.id));
+    PLUMB_TRY(engine.detach({keyOf({id, ep.id}), "", {}}));
+  }
+  if (n.mode == "bridge") {
+    {
+      nl::Firewall::Lock fw(true);
+      PLUMB_TRY(fw.status());
+      for (const auto& s : n.v4) {
+        if (n.masquerade) PLUMB_TRY(nl::Firewall::unmasquerade(n.id, s.pool));
+      }
+    }
+    // The bridge may be shared with a CNI network or another front end: kept while in use.
+    PLUMB_ASSIGN(auto attachments, store.listAttachments());
+    bool in_use = false;
+    for (const auto& a : attachments) in_use |= a.bridge == n.bridge && a.key.network != id;
+    if (!in_use) {
+      PLUMB_TRY(engine.removeBridge(n.bridge));
+    }
+  }
+  PLUMB_TRY(store.deleteNetwork(id));
+  PLUMB_TRY(nl::Firewall::tidy());
+  log::get("docker")->info("network {} deleted", shortId(id));
+  return json::object();
+}
+
+Result<json> Driver::createEndpoint(core::Store& store, const json& req) {
+  PLUMB_ASSIGN(auto ep, parseCreateEndpoint(req));
+  PLUMB_ASSIGN(auto n, loadNetwork(store, ep.network));
+  json iface = json::object();
+  // Only what dockerd left empty is filled in: it refuses a driver changing its fields.
+  if (ep.mac.empty()) {
+    // As Docker's bridge driver: 02:42 and the IPv4 address, else one derived from the id.
+    MacAddr mac = MacAddr::fromName("docker:" + ep.id);
+    if (ep.address) {
+      auto a = ep.address->addr().str();
+      unsigned b[4];
+      if (std::sscanf(a.c_str(), "%u.%u.%u.%u", &b[0], &b[1], &b[2], &b[3]) == 4) {
+        char text[18];
+        std::snprintf(text, sizeof(text), "02:42:%02x:%02x:%02x:%02x", b[0], b[1], b[2], b[3]);
+        mac = *MacAddr::parse(text);
+      }
+    }
+    ep.mac = mac.str();
+    iface["MacAddress"] = ep.mac;
+  }
+  if (n.mode == "macvlan" && n.macvlan_mode == "passthru") {
+    // passthru takes the parent's MAC: Docker must not be told another.
+    iface.erase("MacAddress");
+  }
+  auto st = store.insertEndpoint({ep.network, ep.id, ep.toJson().dump(), 0});
+  if (!st.ok()) return std::move(st).error().wrap("failed to create endpoint " + shortId(ep.id));
+  return json{{"Interface", iface}};
+}
+
+Result<json> Driver::endpointOperInfo(core::Store& store, const json& req) {
+  PLUMB_ASSIGN(auto ids, idsOf(req));
+  PLUMB_ASSIGN(auto n, loadNetwork(store, ids.network));
+  PLUMB_ASSIGN(auto ep, loadEndpoint(store, ids));
+  PLUMB_ASSIGN(auto rec, store.findAttachment(keyOf(ids)));
+  json value = {{"plumb.mode", n.mode},
+                {"plumb.via", n.mode == "bridge" ? n.bridge : n.parent},
+                {"com.docker.network.endpoint.macaddress", ep.mac},
+                {"com.docker.network.portmap", portmapJson(ep.published)}};
+  if (rec) value["plumb.host_ifname"] = rec->host_ifname;
+  return json{{"Value", value}};
+}
+
+Result<json> Driver::join(core::Store& store, const json& req) {
+  PLUMB_ASSIGN(auto ids, idsOf(req));
+  std::string sandbox;
+  PLUMB_TRY(jr::str(req, "SandboxKey", sandbox));
+  PLUMB_ASSIGN(auto n, loadNetwork(store, ids.network));
+  PLUMB_ASSIGN(auto ep, loadEndpoint(store, ids));
+  core::AttachRequest ar;
+  ar.key = keyOf(ids);
+  ar.netns = sandbox;
+  ar.placement = core::Placement::kHostSide;
+  ar.frontend = kFrontend;
+  ar.mtu = n.mtu;
+  if (!ep.mac.empty()) ar.mac = *MacAddr::parse(ep.mac);
+  if (n.mode == "bridge") {
+    ar.plan = bridgePlan(n);
+  } else {
+    ar.plan = core::MacvlanPlan{n.parent, n.macvlan_mode};
+    if (n.macvlan_mode == "passthru") ar.mac.reset();
+  }
+  for (const auto& a : {ep.address, ep.address6}) {
+    if (a) ar.addresses.push_back({*a, std::nullopt});
+  }
+  core::Engine engine(store);
+  auto result = engine.attach(ar);
+  if (!result.ok() && result.error().code == Errc::kExists) {
+    // A Join whose answer dockerd never got: start again from nothing.
+    PLUMB_TRY(engine.detach({ar.key, "", {}}));
+    result = engine.attach(ar);
+  }
+  if (!result.ok())
+    return std::move(result).error().wrap("failed to join endpoint " + shortId(ids.endpoint));
+  json out = {{"InterfaceName", {{"SrcName", result->container.name}, {"DstPrefix", kIfname}}}};
+  bool gateway = false;
+  if (!n.internal) {
+    if (!n.v4.empty() && n.v4[0].gateway && ep.address) {
+      out["Gateway"] = n.v4[0].gateway->str();
+      gateway = true;
+    }
+    if (!n.v6.empty() && n.v6[0].gateway && ep.address6) {
+      out["GatewayIPv6"] = n.v6[0].gateway->str();
+      gateway = true;
+    }
+  }
+  // Without it dockerd would add a docker_gwbridge interface to reach out.
+  if (!gateway) out["DisableGatewayService"] = true;
+  return out;
+}
+
+Result<json> Driver::leave(core::Store& store, const json& req) {
+  PLUMB_ASSIGN(auto ids, idsOf(req));
+  PLUMB_ASSIGN(auto ep, loadEndpoint(store, ids));
+  (void)ep;
+  // The interface goes with DeleteEndpoint, after dockerd has taken it out of the sandbox.
+  return json::object();
+}
+
+Result<json> Driver::deleteEndpoint(core::Store& store, const json& req) {
+  PLUMB_ASSIGN(auto ids, idsOf(req));
+  PLUMB_ASSIGN(auto ep, loadEndpoint(store, ids));
+  (void)ep;
+  PLUMB_TRY(nl::Firewall::unpublish(ids.endpoint));
+  core::Engine engine(store);
+  auto st = engine.detach({keyOf(ids), "", {}});
+  if (!st.ok())
+    return std::move(st).error().wrap("failed to delete endpoint " + shortId(ids.endpoint));
+  PLUMB_TRY(store.deleteEndpoint(ids.network, ids.endpoint));
+  return json::object();
+}
+
+Result<json> Driver::programExternalConnectivity(core::Store& store, const json& req) {
+  PLUMB_ASSIGN(auto ids, idsOf(req));
+  PLUMB_ASSIGN(auto n, loadNetwork(store, ids.network));
+  PLUMB_ASSIGN(auto ep, loadEndpoint(store, ids));
+  PLUMB_ASSIGN(const json* options, jr::object(req, "Options"));
+  std::vector<nl::PortMapping> ports = ep.ports;
+  if (options && options->contains("com.docker.network.portmap"))
+    PLUMB_ASSIGN(ports, parsePortmap(*options, ep));
+  if (ports.empty()) return json::object();
+  if (n.internal || n.mode != "bridge") {
+    // As Docker's own drivers: an internal network publishes nothing, and a macvlan
+    // container is reached on its own address, not through the host.
+    log::get("docker")->info("endpoint {}: ports not published on {} network {}", shortId(ep.id),
+                             n.internal ? "internal" : "macvlan", shortId(n.id));
+    return json::object();
+  }
+  for (auto& p : ports) {
+    if (p.host_port == 0) PLUMB_ASSIGN(p.host_port, freePort(p.proto));
+  }
+  bool loopback = false;
+  for (const auto& p : ports)
+    loopback |= p.container_ip.isV4() && (!p.host_ip || p.host_ip->str().rfind("127.", 0) == 0);
+  if (loopback) {
+    // Lets the kernel route 127.0.0.1 rewritten towards the bridge (see Firewall::publish).
+    PLUMB_TRY(nl::writeSysctl(nullptr, "net.ipv4.conf." + n.bridge + ".route_localnet", "1"));
+  }
+  auto st = nl::Firewall::publish(ep.id, n.bridge, ports);
+  if (!st.ok()) {
+    return std::move(st).error().wrap("failed to publish ports of endpoint " + shortId(ep.id));
+  }
+  ep.published = ports;
+  PLUMB_TRY(saveEndpoint(store, ep));
+  return json::object();
+}
+
+Result<json> Driver::revokeExternalConnectivity(core::Store& store, const json& req) {
+  PLUMB_ASSIGN(auto ids, idsOf(req));
+  PLUMB_ASSIGN(auto ep, loadEndpoint(store, ids));
+  PLUMB_TRY(nl::Firewall::unpublish(ep.id));
+  if (!ep.published.empty()) {
+    ep.published.clear();
+    PLUMB_TRY(saveEndpoint(store, ep));
+  }
+  return json::object();
+}
+
+}  // namespace plumb::docker
