@@ -202,10 +202,11 @@ Result<std::string> missingRules(NlSocket& nf, const BridgeRules& rules) {
   PLUMB_ASSIGN(bool own, hasTag(nf, kPlumbForward, tag));
   if (!own) {
     if (rules.internal) {
-      // Ahead of the accepts: a drop in any chain of the hook is final.
-      cmd += "add rule inet plumb forward iifname " + quoted + " oifname != " + quoted +
+      // At the head of the chain, ahead of every bridge's accepts (an accept ends the chain
+      // for the packet); a drop is final across the hook's chains.
+      cmd += "insert rule inet plumb forward iifname " + quoted + " oifname != " + quoted +
              " drop comment \"" + tag + "\"\n";
-      cmd += "add rule inet plumb forward oifname " + quoted + " iifname != " + quoted +
+      cmd += "insert rule inet plumb forward oifname " + quoted + " iifname != " + quoted +
              " drop comment \"" + tag + "\"\n";
     }
     cmd += "add rule inet plumb forward iifname " + quoted + " accept comment \"" + tag + "\"\n";

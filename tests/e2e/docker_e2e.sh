@@ -1,0 +1,446 @@
+#!/usr/bin/env bash
+# End-to-end tests of plumb's Docker front end against a real dockerd (Debian's docker.io):
+# `plumb daemon` serves the remote network and IPAM drivers, and real containers (an image
+# imported from busybox-static) are attached, published, restarted and removed.
+#
+#   sudo bash tests/e2e/docker_e2e.sh build/plugin/plumb
+#
+# dockerd is started here when none answers, and stopped afterwards. The driver is registered
+# under a name of this run's own (plumbe2e<pid>), so an installed plumb daemon is left alone.
+# Containers live in dockerd's namespaces; plumb's bridges and rules in the root namespace, as
+# for any Docker network; every name carries this run's id and is removed at the end, and the
+# leak checks look for anything plumb-shaped that is left. Addresses: 198.18.0.0/15 only; the
+# macvlan parent is a veth whose peer sits in a namespace made here, never eth0.
+#
+# Needs root, docker (docker.io), curl, jq, sqlite3, nft, busybox (busybox-static). Exits 77
+# (skip) when one is missing. Prints "N passed, M failed" last and fails when M > 0.
+set -euo pipefail
+
+PLUMB_ARG=${1:?usage: docker_e2e.sh PATH-TO-PLUMB-BINARY}
+
+skip() {
+  echo "SKIP: $*"
+  echo "0 passed, 0 failed"
+  exit 77
+}
+[ "$(id -u)" = 0 ] || skip "needs root"
+for tool in docker dockerd curl jq sqlite3 nft busybox ip timeout; do
+  command -v "$tool" >/dev/null 2>&1 || skip "'$tool' is not installed"
+done
+[ -x "$PLUMB_ARG" ] || { echo "error: $PLUMB_ARG is not an executable" >&2; exit 2; }
+PLUMB=$(readlink -f "$PLUMB_ARG")
+
+ID=$$
+DRV="plumbe2e$ID"                      # the driver's name: its socket's
+SOCK="/run/docker/plugins/$DRV.sock"
+P="pe2e$ID"                            # prefix of containers, networks, links, namespaces
+TMP=$(mktemp -d /tmp/plumb-docker-e2e.XXXXXX)
+STATE="$TMP/state"
+IMAGE="plumb-e2e-bb:$ID"
+LAN="$P-lan"                           # the macvlan parent's far side
+PARENT="pmv$ID"
+DAEMON_PID=""
+STARTED_DOCKERD=no
+DOCKERD_PID=""
+PASS=0
+FAIL=0
+ROOT_HAD_PLUMB_TABLE=no
+nft list table inet plumb >/dev/null 2>&1 && ROOT_HAD_PLUMB_TABLE=yes
+
+start_dockerd() {
+  dockerd >>"$TMP/dockerd.log" 2>&1 &
+  DOCKERD_PID=$!
+  local i
+  for i in $(seq 150); do
+    docker info >/dev/null 2>&1 && return 0
+    kill -0 "$DOCKERD_PID" 2>/dev/null || break
+    sleep 0.2
+  done
+  echo "dockerd did not start:" >&2
+  tail -20 "$TMP/dockerd.log" >&2
+  return 1
+}
+stop_dockerd() {
+  [ -n "$DOCKERD_PID" ] || return 0
+  kill "$DOCKERD_PID" 2>/dev/null || true
+  local i
+  for i in $(seq 150); do
+    kill -0 "$DOCKERD_PID" 2>/dev/null || break
+    sleep 0.2
+  done
+  wait "$DOCKERD_PID" 2>/dev/null || true
+  DOCKERD_PID=""
+}
+start_plugin() {
+  "$PLUMB" daemon --socket "$SOCK" --state-dir "$STATE" --log-level info \
+    --default-pool base=198.19.128.0/17,size=24 >>"$TMP/plumb.log" 2>&1 &
+  DAEMON_PID=$!
+  local i
+  for i in $(seq 100); do
+    [ -S "$SOCK" ] && return 0
+    sleep 0.05
+  done
+  return 1
+}
+
+cleanup() {
+  set +e
+  if docker info >/dev/null 2>&1; then
+    local ids
+    ids=$(docker ps -aq --filter "name=^$P-")
+    [ -n "$ids" ] && docker rm -f $ids >/dev/null 2>&1
+    for n in $(docker network ls -q --filter "name=^$P-"); do docker network rm "$n" >/dev/null 2>&1; done
+    docker rmi "$IMAGE" >/dev/null 2>&1
+  fi
+  if [ -n "$DAEMON_PID" ]; then
+    kill "$DAEMON_PID" 2>/dev/null
+    wait "$DAEMON_PID" 2>/dev/null
+    DAEMON_PID=""
+  fi
+  rm -f "$SOCK"
+  [ "$STARTED_DOCKERD" = yes ] && stop_dockerd
+  ip link del "$PARENT" 2>/dev/null
+  [ -e "/run/netns/$LAN" ] && ip netns del "$LAN"
+  [ -e "/run/netns/$P-cni" ] && ip netns del "$P-cni"
+  [ -e "/run/netns/$P-cnihost" ] && ip netns del "$P-cnihost"
+  rm -rf "$TMP"
+}
+on_exit() {
+  local rc=$?
+  if [ -s "$TMP/plumb.log" ]; then
+    echo "# plumb daemon log (last lines):"
+    tail -15 "$TMP/plumb.log" | sed 's/^/#   /'
+  fi
+  cleanup
+  echo "FAIL - aborted (exit $rc)"
+  echo "$PASS passed, $((FAIL + 1)) failed"
+}
+trap on_exit EXIT
+trap 'exit 130' INT TERM
+
+T0=$SECONDS
+
+pass() {
+  PASS=$((PASS + 1))
+  echo "ok   - $1"
+}
+failed() {
+  FAIL=$((FAIL + 1))
+  echo "FAIL - $1"
+  local line
+  if [ -n "${2:-}" ]; then
+    while IFS= read -r line; do echo "       | $line"; done <<<"$2"
+  fi
+}
+t() {
+  local desc=$1 out
+  shift
+  if out=$("$@" 2>&1); then pass "$desc"; else failed "$desc" "$out"; fi
+}
+tnot() {
+  local desc=$1 out
+  shift
+  if out=$("$@" 2>&1); then failed "$desc (succeeded, must fail)" "$out"; else pass "$desc"; fi
+}
+# terr DESC REGEX CMD...: CMD must fail and say REGEX.
+terr() {
+  local desc=$1 want=$2 out
+  shift 2
+  if out=$("$@" 2>&1); then
+    failed "$desc (succeeded, must fail)" "$out"
+  elif grep -qE -- "$want" <<<"$out"; then
+    pass "$desc"
+  else
+    failed "$desc (wrong message, want /$want/)" "$out"
+  fi
+}
+section() { echo "# $*"; }
+
+# --- helpers ----------------------------------------------------------------------------------
+
+run_bg() { # NAME NETWORK [docker run flags...]: a long-running container
+  local name=$1 net=$2
+  shift 2
+  docker run -d --name "$P-$name" --network "$P-$net" "$@" "$IMAGE" sleep 600 >/dev/null
+}
+ip_of() { # NAME NETWORK
+  docker inspect -f "{{(index .NetworkSettings.Networks \"$P-$2\").IPAddress}}" "$P-$1"
+}
+ip6_of() {
+  docker inspect -f "{{(index .NetworkSettings.Networks \"$P-$2\").GlobalIPv6Address}}" "$P-$1"
+}
+in_ctr() { local name=$1; shift; docker exec "$P-$name" "$@"; }
+ping_from() { in_ctr "$1" ping -c1 -W2 "$2"; }
+# A one-off container on NETWORK pinging ADDR.
+ping_once() { docker run --rm --network "$P-$1" "$IMAGE" ping -c1 -W2 "$2"; }
+net_id() { docker network inspect -f '{{.Id}}' "$P-$1"; }
+store() { sqlite3 "$STATE/plumb.db" "$1"; }
+call() { # METHOD BODY: raw plugin call; prints the body, then the status on its own line
+  curl -s --unix-socket "$SOCK" -X POST "http://plugin/$1" --data-binary "$2" -w '\n%{http_code}'
+}
+snapshot() { # everything bad input must not change
+  {
+    ip -o link show | awk -F': ' '{print $2}' | cut -d@ -f1 | sort
+    nft list table inet plumb 2>/dev/null || true
+    for tbl in networks endpoints attachments ip_pools ip_allocs; do
+      echo "== $tbl"
+      store "SELECT * FROM $tbl ORDER BY 1, 2"
+    done
+  }
+}
+unchanged() { # FILE: the snapshot still matches
+  diff "$1" <(snapshot)
+}
+http_get() { curl -s -m 5 "$1"; }
+root_links() { ip -o link show | awk -F': ' '{print $2}' | cut -d@ -f1 | grep -E "$1" || true; }
+no_root_links() {
+  local left
+  left=$(root_links "$1")
+  [ -z "$left" ] || { echo "left: $left"; return 1; }
+}
+store_empty() {
+  local tbl n bad=0
+  for tbl in networks endpoints attachments ip_pools ip_allocs; do
+    n=$(store "SELECT count(*) FROM $tbl")
+    [ "$n" = 0 ] || { echo "$tbl: $n rows"; store "SELECT * FROM $tbl"; bad=1; }
+  done
+  return $bad
+}
+wait_running() { # NAME
+  local i
+  for i in $(seq 100); do
+    [ "$(docker inspect -f '{{.State.Running}}' "$P-$1" 2>/dev/null)" = true ] && return 0
+    sleep 0.2
+  done
+  return 1
+}
+
+# --- set-up -----------------------------------------------------------------------------------
+
+section "set-up"
+if ! docker info >/dev/null 2>&1; then
+  start_dockerd
+  STARTED_DOCKERD=yes
+fi
+mkdir -p "$TMP/root/bin" "$TMP/root/tmp" "$TMP/root/www"
+cp "$(readlink -f "$(command -v busybox)")" "$TMP/root/bin/busybox"
+for a in $("$TMP/root/bin/busybox" --list); do
+  [ -e "$TMP/root/bin/$a" ] || ln -s busybox "$TMP/root/bin/$a"
+done
+echo plumb-ok >"$TMP/root/www/index.html"
+tar -C "$TMP/root" -c . | docker import - "$IMAGE" >/dev/null
+start_plugin
+t "plumb daemon is up on $SOCK" test -S "$SOCK"
+t "the socket is root's only (0600)" test "$(stat -c %a "$SOCK")" = 600
+t "Plugin.Activate lists NetworkDriver and IpamDriver" \
+  bash -c "call() { curl -s --unix-socket '$SOCK' -X POST http://plugin/\$1; }; \
+    call Plugin.Activate | jq -e '.Implements | index(\"NetworkDriver\") and index(\"IpamDriver\")'"
+
+# --- bridge mode ------------------------------------------------------------------------------
+
+section "bridge mode"
+t "network create (bridge, --subnet)" docker network create -d "$DRV" --subnet 198.18.20.0/24 \
+  -o plumb.bridge="$P-br" "$P-br"
+t "the bridge $P-br exists with the gateway address" \
+  bash -c "ip -4 -o addr show dev '$P-br' | grep -q 198.18.20.1/24"
+run_bg a br
+run_bg b br --ip 198.18.20.50
+A=$(ip_of a br)
+t "a got an address in 198.18.20.0/24" grep -q '^198\.18\.20\.' <<<"$A"
+t "--ip: b is 198.18.20.50" test "$(ip_of b br)" = 198.18.20.50
+t "b has 198.18.20.50/24 on eth0" bash -c "docker exec $P-b ip -4 addr show eth0 | grep -q 198.18.20.50/24"
+t "b's default route is via the gateway" bash -c "docker exec $P-b ip route | grep -q 'default via 198.18.20.1'"
+t "b pings a" ping_from b "$A"
+t "a pings b" ping_from a 198.18.20.50
+t "a pings its gateway" ping_from a 198.18.20.1
+t "dockerd added no docker_gwbridge" bash -c "! docker network ls --format '{{.Name}}' | grep -qx docker_gwbridge"
+t "a's host end is a port of $P-br" \
+  bash -c "ip -o link show master '$P-br' | grep -q plm"
+t "plumb ls shows a's attachment, made by docker" \
+  bash -c "'$PLUMB' --state-dir '$STATE' ls --json | jq -e 'map(select(.frontend == \"docker\" and .via == \"$P-br\")) | length == 2'"
+
+section "connect / disconnect"
+t "second network (plumb-chosen bridge name)" docker network create -d "$DRV" --subnet 198.18.21.0/24 "$P-br2"
+BR2=$(sqlite3 "$STATE/plumb.db" "SELECT json_extract(config, '$.bridge') FROM networks WHERE name='$(net_id br2)'")
+t "its bridge is pbr-<id>" grep -q '^pbr-' <<<"$BR2"
+t "docker network connect a" docker network connect "$P-br2" "$P-a"
+t "a has a second interface with 198.18.21.x" bash -c "docker exec $P-a ip -4 addr | grep -q 'inet 198\.18\.21\.'"
+t "a one-off container on br2 pings a there" ping_once br2 "$(ip_of a br2)"
+t "docker network disconnect a" docker network disconnect "$P-br2" "$P-a"
+t "a no longer has a 198.18.21.x address" bash -c "! docker exec $P-a ip -4 addr | grep -q 'inet 198\.18\.21\.'"
+t "br2 has no port left" bash -c "[ -z \"\$(ip -o link show master '$BR2')\" ]"
+t "br2's endpoint is gone from the store" \
+  test "$(store "SELECT count(*) FROM endpoints WHERE network='$(net_id br2)'")" = 0
+
+section "published ports"
+docker run -d --name "$P-web" --network "$P-br" -p 127.0.0.1:18181:80 -p 18182:80 "$IMAGE" \
+  httpd -f -p 80 -h /www >/dev/null
+wait_running web
+t "-p 127.0.0.1:18181:80 reaches the container from the host" \
+  bash -c "[ \"\$(curl -s -m 5 http://127.0.0.1:18181/)\" = plumb-ok ]"
+t "-p 18182:80 reaches it on the host's bridge address" \
+  bash -c "[ \"\$(curl -s -m 5 http://198.18.20.1:18182/)\" = plumb-ok ]"
+t "-p 18182:80 reaches it on 127.0.0.1 too" \
+  bash -c "[ \"\$(curl -s -m 5 http://127.0.0.1:18182/)\" = plumb-ok ]"
+WEB_EP=$(docker inspect -f "{{(index .NetworkSettings.Networks \"$P-br\").EndpointID}}" "$P-web")
+t "DNAT rules tagged with web's endpoint exist" bash -c "nft list table inet plumb | grep -q 'plumb:port:$WEB_EP'"
+t "docker rm -f web" docker rm -f "$P-web"
+t "web's DNAT rules are gone" bash -c "! nft list table inet plumb | grep -q 'plumb:port:$WEB_EP'"
+tnot "port 18181 no longer answers" curl -s -m 2 http://127.0.0.1:18181/
+
+section "internal network"
+t "network create --internal" docker network create -d "$DRV" --internal --subnet 198.18.22.0/24 "$P-int"
+run_bg i1 int --cap-add NET_ADMIN
+run_bg i2 int
+t "i1 pings i2 on the internal network" ping_from i1 "$(ip_of i2 int)"
+t "i1 has no default route" bash -c "! docker exec $P-i1 ip route | grep -q default"
+t "no masquerade for 198.18.22.0/24" bash -c "! nft list table inet plumb | grep -q 'saddr 198.18.22.0/24'"
+# Even with a route added by hand, nothing is forwarded out of the internal bridge.
+docker exec "$P-i1" ip route add default via 198.18.22.1 >/dev/null 2>&1 || true
+t "i1 has a default route added by hand" bash -c "docker exec $P-i1 ip route | grep -q default"
+tnot "i1 cannot reach a on another network, even so" ping_from i1 "$A"
+
+section "IPv6"
+t "network create --ipv6" docker network create -d "$DRV" --ipv6 --subnet 198.18.23.0/24 \
+  --subnet fd00:198:18:23::/64 "$P-v6"
+run_bg s1 v6
+run_bg s2 v6
+S2_6=$(ip6_of s2 v6)
+t "s2 has an IPv6 address in fd00:198:18:23::/64" grep -q '^fd00:198:18:23:' <<<"$S2_6"
+t "s1 pings s2 over IPv6" in_ctr s1 ping -6 -c1 -W2 "$S2_6"
+t "s1's IPv6 default route is via the gateway" bash -c "docker exec $P-s1 ip -6 route | grep -q 'default via fd00:198:18:23::1'"
+
+section "plumb IPAM"
+t "network create --ipam-driver $DRV" docker network create -d "$DRV" --ipam-driver "$DRV" \
+  --subnet 198.18.24.0/24 "$P-ipam"
+t "the pool is in plumb's store" test "$(store "SELECT subnet FROM ip_pools")" = 198.18.24.0/24
+t "its gateway 198.18.24.1 is allocated in plumb's store" \
+  test "$(store "SELECT count(*) FROM ip_allocs WHERE addr='198.18.24.1'")" = 1
+run_bg p1 ipam
+P1=$(ip_of p1 ipam)
+t "p1's address came from plumb's IPAM" \
+  test "$(store "SELECT count(*) FROM ip_allocs WHERE addr='$P1'")" = 1
+t "a one-off container pings p1" ping_once ipam "$P1"
+# A CNI conflist on the same subnet shares the pool: a different address, never p1's.
+ip netns add "$P-cnihost"
+ip netns add "$P-cni"
+CNI_CONF=$(jq -nc --arg st "$STATE" '{cniVersion:"1.0.0", name:"e2e-shared", type:"plumb",
+  bridge:"e2eshared", dataDir:$st, ipam:{type:"plumb", subnet:"198.18.24.0/24"}}')
+CNI_OUT=$(ip netns exec "$P-cnihost" env CNI_COMMAND=ADD CNI_CONTAINERID=shared1 \
+  CNI_NETNS="/run/netns/$P-cni" CNI_IFNAME=eth0 CNI_PATH=/opt/cni/bin "$PLUMB" <<<"$CNI_CONF" || true)
+CNI_IP=$(jq -r '.ips[0].address // empty' <<<"$CNI_OUT" | cut -d/ -f1)
+t "a CNI ADD on the same subnet got an address" test -n "$CNI_IP"
+t "...neither p1's nor the gateway" bash -c "[ '$CNI_IP' != '$P1' ] && [ '$CNI_IP' != 198.18.24.1 ]"
+t "CNI DEL" bash -c "ip netns exec '$P-cnihost' env CNI_COMMAND=DEL CNI_CONTAINERID=shared1 \
+  CNI_NETNS=/run/netns/$P-cni CNI_IFNAME=eth0 CNI_PATH=/opt/cni/bin '$PLUMB' <<<'$CNI_CONF'"
+ip netns del "$P-cni"
+ip netns del "$P-cnihost"
+t "network create without --subnet takes a pool from --default-pool" \
+  docker network create -d "$DRV" --ipam-driver "$DRV" "$P-auto"
+t "...198.19.128.0/24" bash -c "docker network inspect -f '{{(index .IPAM.Config 0).Subnet}}' $P-auto | grep -qx 198.19.128.0/24"
+t "network rm (plumb IPAM)" docker network rm "$P-auto"
+
+section "macvlan mode"
+ip netns add "$LAN"
+ip link add "$PARENT" type veth peer name "$P-lanif"
+ip link set "$P-lanif" netns "$LAN"
+ip -n "$LAN" addr add 198.18.25.254/24 dev "$P-lanif"
+ip -n "$LAN" link set "$P-lanif" up
+ip link set "$PARENT" up
+t "network create (macvlan on a veth parent)" docker network create -d "$DRV" \
+  -o plumb.mode=macvlan -o plumb.parent="$PARENT" --subnet 198.18.25.0/24 --gateway 198.18.25.254 "$P-mv"
+run_bg m1 mv
+run_bg m2 mv
+t "m1's eth0 is a macvlan" \
+  bash -c "nsenter -n -t \$(docker inspect -f '{{.State.Pid}}' $P-m1) ip -d link show eth0 | grep -q 'macvlan mode bridge'"
+t "m1 pings m2" ping_from m1 "$(ip_of m2 mv)"
+t "m1 pings the LAN side of the parent" ping_from m1 198.18.25.254
+t "the LAN side pings m2" ip netns exec "$LAN" busybox ping -c1 -W2 "$(ip_of m2 mv)"
+
+section "bad input: a clear error and no change"
+snapshot >"$TMP/before"
+terr "unknown plumb.* option" "unknown option plumb.bogus" \
+  docker network create -d "$DRV" --subnet 198.18.26.0/24 -o plumb.bogus=1 "$P-bad1"
+terr "macvlan parent that does not exist" "parent interface nosuch0 does not exist" \
+  docker network create -d "$DRV" -o plumb.mode=macvlan -o plumb.parent=nosuch0 --subnet 198.18.26.0/24 "$P-bad2"
+terr "bad plumb.mtu" "plumb.mtu must be an MTU" \
+  docker network create -d "$DRV" -o plumb.mtu=huge --subnet 198.18.26.0/24 "$P-bad3"
+terr "overlapping subnet through plumb's IPAM" "overlaps" \
+  docker network create -d "$DRV" --ipam-driver "$DRV" --subnet 198.18.24.128/25 "$P-bad4"
+BR_ID=$(net_id br)
+OVL=$(jq -nc '{NetworkID:"feedfacefeedface", Options:{"com.docker.network.generic":{}},
+  IPv4Data:[{AddressSpace:"LocalDefault", Pool:"198.18.20.0/25", Gateway:"198.18.20.1/25"}], IPv6Data:[]}')
+terr "CreateNetwork overlapping another plumb network" "overlaps 198.18.20.0/24 of network" \
+  bash -c "out=\$(curl -s --unix-socket '$SOCK' -X POST http://plugin/NetworkDriver.CreateNetwork --data-binary '$OVL' -w ' %{http_code}'); echo \"\$out\"; [[ \$out == *' 200' ]]"
+terr "malformed JSON" "malformed JSON.* 400$" \
+  bash -c "out=\$(curl -s --unix-socket '$SOCK' -X POST http://plugin/NetworkDriver.CreateEndpoint --data-binary '{\"NetworkID\":' -w ' %{http_code}'); echo \"\$out\"; [[ \$out == *' 200' ]]"
+terr "unknown NetworkID" "is not a plumb network.* 500$" \
+  bash -c "out=\$(curl -s --unix-socket '$SOCK' -X POST http://plugin/NetworkDriver.CreateEndpoint --data-binary '{\"NetworkID\":\"0123abcd\",\"EndpointID\":\"42\"}' -w ' %{http_code}'); echo \"\$out\"; [[ \$out == *' 200' ]]"
+terr "unknown EndpointID" "endpoint 4242 of network .* is unknown.* 500$" \
+  bash -c "out=\$(curl -s --unix-socket '$SOCK' -X POST http://plugin/NetworkDriver.Join --data-binary '{\"NetworkID\":\"$BR_ID\",\"EndpointID\":\"4242\",\"SandboxKey\":\"/nonexistent\"}' -w ' %{http_code}'); echo \"\$out\"; [[ \$out == *' 200' ]]"
+t "unknown PoolID: IPAM's Error field says so" \
+  bash -c "curl -s --unix-socket '$SOCK' -X POST http://plugin/IpamDriver.RequestAddress --data-binary '{\"PoolID\":\"nosuch\"}' | jq -e '.Error == \"pool nosuch is unknown\"'"
+t "none of it changed a link, a rule or a row" unchanged "$TMP/before"
+t "no network named $P-bad* exists" bash -c "! docker network ls --format '{{.Name}}' | grep -q '^$P-bad'"
+
+section "concurrency: 20 docker run at once"
+PIDS=()
+for i in $(seq 20); do
+  docker run --rm --network "$P-br" "$IMAGE" ping -c1 -W3 198.18.20.1 >"$TMP/run$i.log" 2>&1 &
+  PIDS+=($!)
+done
+OKS=0
+for pid in "${PIDS[@]}"; do wait "$pid" && OKS=$((OKS + 1)); done
+t "20 of 20 concurrent containers came up and pinged the gateway" test "$OKS" = 20
+t "their endpoints are all gone again" \
+  test "$(store "SELECT count(*) FROM endpoints WHERE network='$BR_ID'")" = 2
+
+section "plugin kill -9 and restart"
+kill -9 "$DAEMON_PID"
+wait "$DAEMON_PID" 2>/dev/null || true
+DAEMON_PID=""
+t "with the plugin dead, a still pings b" ping_from a 198.18.20.50
+start_plugin
+t "the restarted plugin serves again" test -S "$SOCK"
+run_bg c br
+t "a container started after the restart joins and pings a" ping_from c "$A"
+t "...and b pings it" ping_from b "$(ip_of c br)"
+t "docker rm -f c after the restart" docker rm -f "$P-c"
+
+section "dockerd restart with a --restart always container"
+if [ "$STARTED_DOCKERD" = yes ]; then
+  run_bg r br --restart always
+  stop_dockerd
+  start_dockerd
+  t "r is running again after dockerd restarted" wait_running r
+  R=$(ip_of r br)
+  t "r has an address on the plumb network again" grep -q '^198\.18\.20\.' <<<"$R"
+  t "r pings its gateway" ping_from r 198.18.20.1
+  t "a one-off container pings r" ping_once br "$R"
+  for n in a b i1 i2 s1 s2 p1 m1 m2; do docker rm -f "$P-$n" >/dev/null 2>&1 || true; done
+else
+  echo "# skipped: dockerd was already running and is not this script's to restart"
+fi
+
+section "teardown"
+ids=$(docker ps -aq --filter "name=^$P-")
+[ -n "$ids" ] && docker rm -f $ids >/dev/null
+for n in br br2 int v6 ipam mv; do
+  t "docker network rm $n" docker network rm "$P-$n"
+done
+t "plumb's store holds no network, endpoint, attachment, pool or address" store_empty
+t "no plumb link is left (bridges, veth ends)" no_root_links "^($P|pbr-|plm|plc|plt)"
+if [ "$ROOT_HAD_PLUMB_TABLE" = no ]; then
+  tnot "the nft table inet plumb is gone" nft list table inet plumb
+fi
+t "the daemon logged no error" bash -c "! grep -E ' (error|critical) ' '$TMP/plumb.log'"
+trap - EXIT
+cleanup
+t "no docker container or network named $P-* is left" \
+  bash -c "[ -z \"\$(docker ps -aq --filter name=^$P- 2>/dev/null; docker network ls -q --filter name=^$P- 2>/dev/null)\" ] || ! docker info >/dev/null 2>&1"
+t "the socket is gone" test ! -e "$SOCK"
+t "no netns named $P-* remains" bash -c "! ip netns list | grep -q '^$P-'"
+
+echo "# $((SECONDS - T0)) s"
+echo "$PASS passed, $FAIL failed"
+[ "$FAIL" = 0 ]
