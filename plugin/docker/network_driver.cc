@@ -105,7 +105,13 @@ Result<json> Driver::capabilities(core::Store&, const json&) {
 }
 
 Result<json> Driver::createNetwork(core::Store& store, const json& req) {
-  PLUMB_ASSIGN(auto n, parseCreateNetwork(req));
+  auto parsed = parseCreateNetwork(req);
+  if (!parsed.ok()) {
+    std::string id;
+    (void)jr::str(req, "NetworkID", id);
+    return std::move(parsed).error().wrap("failed to create network " + shortId(id));
+  }
+  NetworkConfig n = std::move(parsed).value();
   auto failed = [&](const Error& e) {
     return Error(e).wrap("failed to create network " + shortId(n.id));
   };
