@@ -46,6 +46,7 @@ format:
 
 bench: build
 	bench/cni_bench.sh $(BUILD)/plugin/plumb
+	bench/docker_bench.sh $(BUILD)/plugin/plumb
 
 clean:
 	rm -rf $(BUILD) $(ASAN_BUILD)

@@ -24,7 +24,7 @@ if [ -n "$asan" ]; then
     ctest --test-dir "$asan" -L 'unit|netns' --output-on-failure -j "$jobs"
 fi
 echo "== leak check: the root namespace holds nothing a test made"
-left=$(ip -o link | grep -cE ': (plm|plt|plc)[0-9a-f]{8}' || true)
+left=$(ip -o link | grep -cE ': ((plm|plt|plc)[0-9a-f]{8}|pbr-)' || true)
 ns=$(ip netns list | grep -cE '^plumb-(t|e2e)' || true)
 if [ "$left" != 0 ] || [ "$ns" != 0 ]; then
   echo "leaked: $left links, $ns namespaces" >&2

@@ -97,7 +97,22 @@ int daemonMain(int argc, char** argv) {
   pthread_sigmask(SIG_BLOCK, &stop, nullptr);
   (void)::signal(SIGPIPE, SIG_IGN);
 
-  auto fd = listenUnix(socket_path);
+  // Socket activation (packaging/plumb-docker.socket): systemd made the socket before
+  // dockerd started; otherwise plumb makes it.
+  Result<UniqueFd> fd = fail(Errc::kNotFound, "");
+  const char* listen_pid = std::getenv("LISTEN_PID");
+  const char* listen_fds = std::getenv("LISTEN_FDS");
+  if (listen_pid && listen_fds && std::atoi(listen_pid) == ::getpid() &&
+      std::atoi(listen_fds) >= 1) {
+    constexpr int kFirstPassedFd = 3;  // SD_LISTEN_FDS_START
+    fd = UniqueFd(kFirstPassedFd);
+    socket_path = "(socket from systemd)";
+    ::unsetenv("LISTEN_PID");
+    ::unsetenv("LISTEN_FDS");
+    ::unsetenv("LISTEN_FDNAMES");
+  } else {
+    fd = listenUnix(socket_path);
+  }
   if (!fd.ok()) {
     std::cerr << "plumb daemon: " << fd.error().message << "\n";
     return 1;
@@ -118,7 +133,8 @@ int daemonMain(int argc, char** argv) {
   sigwait(&stop, &sig);
   log::get("docker")->info("stopping on signal {}", sig);
   server->reset();
-  ::unlink(socket_path.c_str());
+  // systemd's socket stays for the next start; one plumb made goes with it.
+  if (socket_path[0] == '/') ::unlink(socket_path.c_str());
   return 0;
 }
 

@@ -29,6 +29,9 @@ for tool in docker dockerd curl jq sqlite3 nft busybox ip timeout; do
 done
 [ -x "$PLUMB_ARG" ] || { echo "error: $PLUMB_ARG is not an executable" >&2; exit 2; }
 PLUMB=$(readlink -f "$PLUMB_ARG")
+HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+# shellcheck source=../../scripts/docker-env.sh
+. "$HERE/../../scripts/docker-env.sh"
 
 ID=$$
 DRV="plumbe2e$ID"                      # the driver's name: its socket's
@@ -40,37 +43,11 @@ IMAGE="plumb-e2e-bb:$ID"
 LAN="$P-lan"                           # the macvlan parent's far side
 PARENT="pmv$ID"
 DAEMON_PID=""
-STARTED_DOCKERD=no
-DOCKERD_PID=""
 PASS=0
 FAIL=0
 ROOT_HAD_PLUMB_TABLE=no
 nft list table inet plumb >/dev/null 2>&1 && ROOT_HAD_PLUMB_TABLE=yes
 
-start_dockerd() {
-  dockerd >>"$TMP/dockerd.log" 2>&1 &
-  DOCKERD_PID=$!
-  local i
-  for i in $(seq 150); do
-    docker info >/dev/null 2>&1 && return 0
-    kill -0 "$DOCKERD_PID" 2>/dev/null || break
-    sleep 0.2
-  done
-  echo "dockerd did not start:" >&2
-  tail -20 "$TMP/dockerd.log" >&2
-  return 1
-}
-stop_dockerd() {
-  [ -n "$DOCKERD_PID" ] || return 0
-  kill "$DOCKERD_PID" 2>/dev/null || true
-  local i
-  for i in $(seq 150); do
-    kill -0 "$DOCKERD_PID" 2>/dev/null || break
-    sleep 0.2
-  done
-  wait "$DOCKERD_PID" 2>/dev/null || true
-  DOCKERD_PID=""
-}
 start_plugin() {
   "$PLUMB" daemon --socket "$SOCK" --state-dir "$STATE" --log-level info \
     --default-pool base=198.19.128.0/17,size=24 >>"$TMP/plumb.log" 2>&1 &
@@ -218,17 +195,8 @@ wait_running() { # NAME
 # --- set-up -----------------------------------------------------------------------------------
 
 section "set-up"
-if ! docker info >/dev/null 2>&1; then
-  start_dockerd
-  STARTED_DOCKERD=yes
-fi
-mkdir -p "$TMP/root/bin" "$TMP/root/tmp" "$TMP/root/www"
-cp "$(readlink -f "$(command -v busybox)")" "$TMP/root/bin/busybox"
-for a in $("$TMP/root/bin/busybox" --list); do
-  [ -e "$TMP/root/bin/$a" ] || ln -s busybox "$TMP/root/bin/$a"
-done
-echo plumb-ok >"$TMP/root/www/index.html"
-tar -C "$TMP/root" -c . | docker import - "$IMAGE" >/dev/null
+ensure_dockerd
+import_busybox "$IMAGE"
 start_plugin
 t "plumb daemon is up on $SOCK" test -S "$SOCK"
 t "the socket is root's only (0600)" test "$(stat -c %a "$SOCK")" = 600

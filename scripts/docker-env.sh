@@ -1,0 +1,48 @@
+# Sourced by the Docker e2e test and the Docker benchmark: a dockerd to talk to (started when
+# none answers) and a busybox image made with `docker import` (no registry here).
+# Needs TMP (a scratch dir) set by the caller.
+
+DOCKERD_PID=""
+STARTED_DOCKERD=no
+
+# Starts dockerd unless one answers; STARTED_DOCKERD=yes when this did.
+ensure_dockerd() {
+  docker info >/dev/null 2>&1 && return 0
+  start_dockerd
+  STARTED_DOCKERD=yes
+}
+start_dockerd() {
+  dockerd >>"$TMP/dockerd.log" 2>&1 &
+  DOCKERD_PID=$!
+  local i
+  for i in $(seq 150); do
+    docker info >/dev/null 2>&1 && return 0
+    kill -0 "$DOCKERD_PID" 2>/dev/null || break
+    sleep 0.2
+  done
+  echo "dockerd did not start:" >&2
+  tail -20 "$TMP/dockerd.log" >&2
+  return 1
+}
+stop_dockerd() {
+  [ -n "$DOCKERD_PID" ] || return 0
+  kill "$DOCKERD_PID" 2>/dev/null || true
+  local i
+  for i in $(seq 150); do
+    kill -0 "$DOCKERD_PID" 2>/dev/null || break
+    sleep 0.2
+  done
+  wait "$DOCKERD_PID" 2>/dev/null || true
+  DOCKERD_PID=""
+}
+# import_busybox IMAGE: busybox-static's binary and its applet links, plus /www/index.html.
+import_busybox() {
+  local root="$TMP/image-root" a
+  mkdir -p "$root/bin" "$root/tmp" "$root/www"
+  cp "$(readlink -f "$(command -v busybox)")" "$root/bin/busybox"
+  for a in $("$root/bin/busybox" --list); do
+    [ -e "$root/bin/$a" ] || ln -s busybox "$root/bin/$a"
+  done
+  echo plumb-ok >"$root/www/index.html"
+  tar -C "$root" -c . | docker import - "$1" >/dev/null
+}
