@@ -14,6 +14,7 @@ const std::vector<std::pair<std::string, std::string>> kNetworkOptions = {
     {"plumb.macvlan_mode", "macvlan mode: bridge (default), private, vepa or passthru"},
     {"plumb.mtu", "MTU of the bridge and the container interfaces"},
     {"plumb.masquerade", "bridge mode: true (default) or false"},
+    {"plumb.routes", "comma-separated subnets the containers reach through the gateway"},
 };
 
 Status validateId(const std::string& what, const std::string& id) {
@@ -187,7 +188,12 @@ json NetworkConfig::toJson() const {
           {"internal", internal},
           {"ipv6", ipv6},
           {"v4", subnetsJson(v4)},
-          {"v6", subnetsJson(v6)}};
+          {"v6", subnetsJson(v6)},
+          {"routes", [this] {
+             json r = json::array();
+             for (const auto& p : routes) r.push_back(p.str());
+             return r;
+           }()}};
 }
 
 Result<NetworkConfig> NetworkConfig::fromJson(const json& j) {
@@ -203,6 +209,12 @@ Result<NetworkConfig> NetworkConfig::fromJson(const json& j) {
   PLUMB_TRY(jr::boolean(j, "ipv6", n.ipv6));
   PLUMB_ASSIGN(n.v4, subnetsFrom(j, "v4"));
   PLUMB_ASSIGN(n.v6, subnetsFrom(j, "v6"));
+  std::vector<std::string> routes;
+  PLUMB_TRY(jr::strList(j, "routes", routes));
+  for (const auto& r : routes) {
+    PLUMB_ASSIGN(auto p, IpPrefix::parse(r));
+    n.routes.push_back(p);
+  }
   return n;
 }
 
@@ -243,6 +255,16 @@ Result<NetworkConfig> parseCreateNetwork(const json& req) {
         n.macvlan_mode = v;
       } else if (key == "plumb.mtu" || key == "com.docker.network.driver.mtu") {
         PLUMB_ASSIGN(n.mtu, parseMtu(key, v));
+      } else if (key == "plumb.routes") {
+        for (size_t start = 0; start <= v.size();) {
+          size_t comma = v.find(',', start);
+          std::string part = v.substr(start, comma == std::string::npos ? comma : comma - start);
+          auto p = IpPrefix::parse(part);
+          if (!p.ok()) return fail(Errc::kInvalid, "option plumb.routes: " + p.error().message);
+          n.routes.push_back(p->network());
+          if (comma == std::string::npos) break;
+          start = comma + 1;
+        }
       } else if (key == "plumb.masquerade") {
         PLUMB_ASSIGN(n.masquerade, parseBool(key, v));
         masquerade_set = true;

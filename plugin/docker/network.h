@@ -31,6 +31,7 @@ struct NetworkConfig {
   bool internal = false;
   bool ipv6 = false;
   std::vector<Subnet> v4, v6;
+  std::vector<IpPrefix> routes;  // plumb.routes: sent to containers as static routes
 
   json toJson() const;
   static Result<NetworkConfig> fromJson(const json& j);

@@ -297,6 +297,27 @@ Result<json> Driver::join(core::Store& store, const json& req) {
   }
   // Without it dockerd would add a docker_gwbridge interface to reach out.
   if (!gateway) out["DisableGatewayService"] = true;
+  // The network's other subnets are on the same link; plumb.routes go through the gateway
+  // (on-link when there is none). RouteType: 0 through NextHop, 1 connected.
+  json routes = json::array();
+  for (const auto* list : {&n.v4, &n.v6}) {
+    for (const auto& s : *list) {
+      const auto& mine = s.pool.isV4() ? ep.address : ep.address6;
+      if (!mine || s.pool.contains(mine->addr())) continue;
+      routes.push_back({{"Destination", s.pool.str()}, {"RouteType", 1}});
+    }
+  }
+  for (const auto& r : n.routes) {
+    const auto& subnets = r.isV4() ? n.v4 : n.v6;
+    if (!(r.isV4() ? ep.address : ep.address6)) continue;
+    if (!n.internal && !subnets.empty() && subnets[0].gateway) {
+      routes.push_back(
+          {{"Destination", r.str()}, {"RouteType", 0}, {"NextHop", subnets[0].gateway->str()}});
+    } else {
+      routes.push_back({{"Destination", r.str()}, {"RouteType", 1}});
+    }
+  }
+  if (!routes.empty()) out["StaticRoutes"] = routes;
   return out;
 }
 

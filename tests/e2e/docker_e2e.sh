@@ -208,7 +208,7 @@ t "Plugin.Activate lists NetworkDriver and IpamDriver" \
 
 section "bridge mode"
 t "network create (bridge, --subnet)" docker network create -d "$DRV" --subnet 198.18.20.0/24 \
-  -o plumb.bridge="$P-br" "$P-br"
+  -o plumb.bridge="$P-br" -o plumb.routes=198.19.250.0/24 "$P-br"
 t "the bridge $P-br exists with the gateway address" \
   bash -c "ip -4 -o addr show dev '$P-br' | grep -q 198.18.20.1/24"
 run_bg a br
@@ -218,6 +218,8 @@ t "a got an address in 198.18.20.0/24" grep -q '^198\.18\.20\.' <<<"$A"
 t "--ip: b is 198.18.20.50" test "$(ip_of b br)" = 198.18.20.50
 t "b has 198.18.20.50/24 on eth0" bash -c "docker exec $P-b ip -4 addr show eth0 | grep -q 198.18.20.50/24"
 t "b's default route is via the gateway" bash -c "docker exec $P-b ip route | grep -q 'default via 198.18.20.1'"
+t "plumb.routes: b routes 198.19.250.0/24 via the gateway" \
+  bash -c "docker exec $P-b ip route | grep -q '198.19.250.0/24 via 198.18.20.1'"
 t "b pings a" ping_from b "$A"
 t "a pings b" ping_from a 198.18.20.50
 t "a pings its gateway" ping_from a 198.18.20.1

@@ -118,6 +118,7 @@ TEST_F(DockerDriverTest, EveryRecordedNetworkAndEndpointRequestParses) {
         EXPECT_EQ(n->v4[0].gateway->str(), gw.substr(0, gw.find('/')));
         EXPECT_EQ(n->bridge, "pbr-" + n->id.substr(0, 11));
         EXPECT_TRUE(n->masquerade);
+        EXPECT_TRUE(n->routes.empty());
         ++networks;
       } else if (f.method == "NetworkDriver.CreateEndpoint") {
         auto e = parseCreateEndpoint(f.request);
@@ -139,6 +140,37 @@ TEST_F(DockerDriverTest, EveryRecordedNetworkAndEndpointRequestParses) {
   EXPECT_EQ(networks, 5);
   EXPECT_EQ(endpoints, 6);
   EXPECT_EQ(ports, 2);  // 18080 -> 80 twice: once on CreateEndpoint in each recorded run
+}
+
+TEST(DockerNetworkConfig, OptionsParseAndSurviveTheStore) {
+  json req = {{"NetworkID", "abc123"},
+              {"Options",
+               {{"com.docker.network.enable_ipv6", true},
+                {"com.docker.network.internal", true},
+                {"com.docker.network.generic",
+                 {{"plumb.bridge", "br-x"},
+                  {"plumb.mtu", "9000"},
+                  {"plumb.routes", "10.50.0.0/16,fd00:50::/48"},
+                  {"com.docker.network.bridge.name", "ignored"}}}}},
+              {"IPv4Data", {{{"Pool", "198.18.40.0/24"}, {"Gateway", "198.18.40.1/24"}}}},
+              {"IPv6Data", {{{"Pool", "fd00:40::/64"}, {"Gateway", "fd00:40::1/64"}}}}};
+  auto n = parseCreateNetwork(req);
+  ASSERT_TRUE(n.ok()) << n.error().message;
+  EXPECT_EQ(n->bridge, "br-x");
+  EXPECT_EQ(n->mtu, 9000);
+  EXPECT_TRUE(n->internal);
+  EXPECT_FALSE(n->masquerade) << "--internal never masquerades";
+  EXPECT_TRUE(n->ipv6);
+  ASSERT_EQ(n->routes.size(), 2u);
+  EXPECT_EQ(n->routes[1].str(), "fd00:50::/48");
+  auto back = NetworkConfig::fromJson(n->toJson());
+  ASSERT_TRUE(back.ok()) << back.error().message;
+  EXPECT_EQ(back->toJson(), n->toJson());
+  req["Options"]["com.docker.network.generic"] = {{"plumb.masquerade", "true"}};
+  auto contradiction = parseCreateNetwork(req);
+  ASSERT_FALSE(contradiction.ok());
+  EXPECT_NE(contradiction.error().message.find("--internal network cannot masquerade"),
+            std::string::npos);
 }
 
 TEST_F(DockerDriverTest, IpamReplayGivesTheRecordedAddressesAndReleasesThemAll) {
@@ -283,6 +315,9 @@ TEST_F(DockerDriverTest, BadInputIsAClearErrorAndChangesNothing) {
   create["Options"]["com.docker.network.generic"] = {{"plumb.mtu", "9x"}};
   auto [s3, b3] = call("NetworkDriver.CreateNetwork", create);
   EXPECT_NE(b3["Err"].get<std::string>().find("plumb.mtu must be an MTU"), std::string::npos) << b3;
+  create["Options"]["com.docker.network.generic"] = {{"plumb.routes", "10.0.0.0/8,nonsense"}};
+  auto [s6, b6] = call("NetworkDriver.CreateNetwork", create);
+  EXPECT_NE(b6["Err"].get<std::string>().find("option plumb.routes"), std::string::npos) << b6;
   create["Options"]["com.docker.network.generic"] = {{"plumb.mode", "macvlan"}};
   auto [s4, b4] = call("NetworkDriver.CreateNetwork", create);
   EXPECT_NE(b4["Err"].get<std::string>().find("needs plumb.parent"), std::string::npos) << b4;
