@@ -1,5 +1,7 @@
 // IpamDriver.*: pools and addresses in the store's IPAM, which the CNI plugin uses too, so a
 // Docker network and a CNI conflist on one subnet never hand out the same address.
+#include <fmt/format.h>
+
 #include <random>
 
 #include "base/json.h"
@@ -53,9 +55,7 @@ Result<core::Pool> loadPool(core::Ipam& ipam, const json& req) {
 // Each Docker address is its own owner: dockerd releases addresses one by one.
 core::AttachmentKey addressOwner(const std::string& mac) {
   static thread_local std::mt19937_64 rng{std::random_device{}()};
-  char id[17];
-  std::snprintf(id, sizeof(id), "%016llx", static_cast<unsigned long long>(rng()));
-  return {"docker-ipam", id, mac};
+  return {"docker-ipam", fmt::format("{:016x}", rng()), mac};
 }
 
 }  // namespace

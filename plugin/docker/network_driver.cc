@@ -219,13 +219,8 @@ Result<json> Driver::createEndpoint(core::Store& store, const json& req) {
     // As Docker's bridge driver: 02:42 and the IPv4 address, else one derived from the id.
     MacAddr mac = MacAddr::fromName("docker:" + ep.id);
     if (ep.address) {
-      auto a = ep.address->addr().str();
-      unsigned b[4];
-      if (std::sscanf(a.c_str(), "%u.%u.%u.%u", &b[0], &b[1], &b[2], &b[3]) == 4) {
-        char text[18];
-        std::snprintf(text, sizeof(text), "02:42:%02x:%02x:%02x:%02x", b[0], b[1], b[2], b[3]);
-        mac = *MacAddr::parse(text);
-      }
+      const uint8_t* a = ep.address->addr().data();
+      mac = MacAddr({0x02, 0x42, a[0], a[1], a[2], a[3]});
     }
     ep.mac = mac.str();
     iface["MacAddress"] = ep.mac;
