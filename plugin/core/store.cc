@@ -293,46 +293,60 @@ namespace {
 
 long long now() { return static_cast<long long>(::time(nullptr)); }
 
-}  // namespace
-
-Status Store::insertNetwork(const NetworkRecord& n) {
-  return write([&](Db& db) -> Status {
-    PLUMB_ASSIGN(auto q, db.prepare("INSERT INTO networks VALUES(?,?,?,?)"));
-    q.bind(1, n.name).bind(2, n.frontend).bind(3, n.config).bind(4, n.created ? n.created : now());
-    auto st = q.run();
-    if (!st.ok() && st.error().code == Errc::kExists)
-      return fail(Errc::kExists, "network " + n.name + " already exists");
-    return st;
-  });
-}
-
-Result<std::optional<NetworkRecord>> Store::findNetwork(const std::string& name) {
-  std::optional<NetworkRecord> out;
-  PLUMB_TRY(read([&](Db& db) -> Status {
-    PLUMB_ASSIGN(auto q,
-                 db.prepare("SELECT name, frontend, config, created FROM networks WHERE name=?"));
-    q.bind(1, name);
-    PLUMB_ASSIGN(bool row, q.step());
-    if (row) out = NetworkRecord{q.text(0), q.text(1), q.text(2), q.integer(3)};
-    return {};
-  }));
-  return out;
-}
-
-Result<std::vector<NetworkRecord>> Store::listNetworks(const std::string& frontend) {
-  std::vector<NetworkRecord> out;
-  PLUMB_TRY(read([&](Db& db) -> Status {
-    PLUMB_ASSIGN(auto q, db.prepare("SELECT name, frontend, config, created FROM networks WHERE "
-                                    "frontend=? ORDER BY name"));
-    q.bind(1, frontend);
+// Networks and endpoints share a shape: two key columns, the front end's config, a time.
+template <class Record>
+Result<std::vector<Record>> selectRecords(Store& store, const char* sql,
+                                          const std::vector<std::string>& args) {
+  std::vector<Record> out;
+  PLUMB_TRY(store.read([&](Db& db) -> Status {
+    PLUMB_ASSIGN(auto q, db.prepare(sql));
+    for (size_t i = 0; i < args.size(); ++i) q.bind(static_cast<int>(i + 1), args[i]);
     for (;;) {
       PLUMB_ASSIGN(bool row, q.step());
       if (!row) break;
-      out.push_back({q.text(0), q.text(1), q.text(2), q.integer(3)});
+      out.push_back(Record{q.text(0), q.text(1), q.text(2), q.integer(3)});
     }
     return {};
   }));
   return out;
+}
+
+template <class Record>
+Result<std::optional<Record>> selectRecord(Store& store, const char* sql,
+                                           const std::vector<std::string>& args) {
+  PLUMB_ASSIGN(auto all, selectRecords<Record>(store, sql, args));
+  if (all.empty()) return std::optional<Record>();
+  return std::optional<Record>(std::move(all.front()));
+}
+
+Status insertRecord(Store& store, const char* sql, const std::string& k1, const std::string& k2,
+                    const std::string& config, long long created, const std::string& what) {
+  return store.write([&](Db& db) -> Status {
+    PLUMB_ASSIGN(auto q, db.prepare(sql));
+    q.bind(1, k1).bind(2, k2).bind(3, config).bind(4, created ? created : now());
+    auto st = q.run();
+    if (!st.ok() && st.error().code == Errc::kExists)
+      return fail(Errc::kExists, what + " already exists");
+    return st;
+  });
+}
+
+}  // namespace
+
+Status Store::insertNetwork(const NetworkRecord& n) {
+  return insertRecord(*this, "INSERT INTO networks VALUES(?,?,?,?)", n.name, n.frontend, n.config,
+                      n.created, "network " + n.name);
+}
+
+Result<std::optional<NetworkRecord>> Store::findNetwork(const std::string& name) {
+  return selectRecord<NetworkRecord>(
+      *this, "SELECT name, frontend, config, created FROM networks WHERE name=?", {name});
+}
+
+Result<std::vector<NetworkRecord>> Store::listNetworks(const std::string& frontend) {
+  return selectRecords<NetworkRecord>(
+      *this, "SELECT name, frontend, config, created FROM networks WHERE frontend=? ORDER BY name",
+      {frontend});
 }
 
 Status Store::deleteNetwork(const std::string& name) {
@@ -347,44 +361,29 @@ Status Store::deleteNetwork(const std::string& name) {
 }
 
 Status Store::insertEndpoint(const EndpointRecord& e) {
+  return insertRecord(*this, "INSERT INTO endpoints VALUES(?,?,?,?)", e.network, e.id, e.config,
+                      e.created, "endpoint " + e.id);
+}
+
+Status Store::updateEndpoint(const EndpointRecord& e) {
   return write([&](Db& db) -> Status {
-    PLUMB_ASSIGN(auto q, db.prepare("INSERT INTO endpoints VALUES(?,?,?,?)"));
-    q.bind(1, e.network).bind(2, e.id).bind(3, e.config).bind(4, e.created ? e.created : now());
-    auto st = q.run();
-    if (!st.ok() && st.error().code == Errc::kExists)
-      return fail(Errc::kExists, "endpoint " + e.id + " already exists");
-    return st;
+    PLUMB_ASSIGN(auto q, db.prepare("UPDATE endpoints SET config=? WHERE network=? AND id=?"));
+    q.bind(1, e.config).bind(2, e.network).bind(3, e.id);
+    return q.run();
   });
 }
 
 Result<std::optional<EndpointRecord>> Store::findEndpoint(const std::string& network,
                                                           const std::string& id) {
-  std::optional<EndpointRecord> out;
-  PLUMB_TRY(read([&](Db& db) -> Status {
-    PLUMB_ASSIGN(auto q, db.prepare("SELECT network, id, config, created FROM endpoints WHERE "
-                                    "network=? AND id=?"));
-    q.bind(1, network).bind(2, id);
-    PLUMB_ASSIGN(bool row, q.step());
-    if (row) out = EndpointRecord{q.text(0), q.text(1), q.text(2), q.integer(3)};
-    return {};
-  }));
-  return out;
+  return selectRecord<EndpointRecord>(
+      *this, "SELECT network, id, config, created FROM endpoints WHERE network=? AND id=?",
+      {network, id});
 }
 
 Result<std::vector<EndpointRecord>> Store::listEndpoints(const std::string& network) {
-  std::vector<EndpointRecord> out;
-  PLUMB_TRY(read([&](Db& db) -> Status {
-    PLUMB_ASSIGN(auto q, db.prepare("SELECT network, id, config, created FROM endpoints WHERE "
-                                    "network=? ORDER BY id"));
-    q.bind(1, network);
-    for (;;) {
-      PLUMB_ASSIGN(bool row, q.step());
-      if (!row) break;
-      out.push_back({q.text(0), q.text(1), q.text(2), q.integer(3)});
-    }
-    return {};
-  }));
-  return out;
+  return selectRecords<EndpointRecord>(
+      *this, "SELECT network, id, config, created FROM endpoints WHERE network=? ORDER BY id",
+      {network});
 }
 
 Status Store::deleteEndpoint(const std::string& network, const std::string& id) {

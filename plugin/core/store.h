@@ -85,6 +85,7 @@ class Store {
   Result<std::vector<NetworkRecord>> listNetworks(const std::string& frontend);
   Status deleteNetwork(const std::string& name);   // with its endpoints
   Status insertEndpoint(const EndpointRecord& e);  // kExists when the id is taken
+  Status updateEndpoint(const EndpointRecord& e);  // its config
   Result<std::optional<EndpointRecord>> findEndpoint(const std::string& network,
                                                      const std::string& id);
   Result<std::vector<EndpointRecord>> listEndpoints(const std::string& network);

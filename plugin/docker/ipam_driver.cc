@@ -18,7 +18,6 @@ namespace nl = plumb::netlink;
 
 namespace {
 
-constexpr const char* kFrontend = "docker";
 constexpr const char* kLocalSpace = "plumb-local";
 constexpr const char* kGlobalSpace = "plumb-global";
 constexpr const char* kGatewayRequest = "com.docker.network.gateway";

@@ -15,6 +15,9 @@ namespace plumb::docker {
 
 using json = nlohmann::json;
 
+// How the store tells the Docker front end's networks, endpoints and pools from others'.
+constexpr const char* kFrontend = "docker";
+
 struct Subnet {
   IpPrefix pool;
   std::optional<IpAddr> gateway;

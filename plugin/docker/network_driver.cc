@@ -18,7 +18,6 @@ namespace nl = plumb::netlink;
 
 namespace {
 
-constexpr const char* kFrontend = "docker";
 // The attachment key's ifname: Docker names the interface itself (DstPrefix + a number).
 constexpr const char* kIfname = "eth";
 
@@ -60,11 +59,7 @@ Result<EndpointConfig> loadEndpoint(core::Store& store, const Ids& ids) {
 }
 
 Status saveEndpoint(core::Store& store, const EndpointConfig& ep) {
-  return store.write([&](core::Db& db) -> Status {
-    PLUMB_ASSIGN(auto q, db.prepare("UPDATE endpoints SET config=? WHERE network=? AND id=?"));
-    q.bind(1, ep.toJson().dump()).bind(2, ep.network).bind(3, ep.id);
-    return q.run();
-  });
+  return store.updateEndpoint({ep.network, ep.id, ep.toJson().dump(), 0});
 }
 
 core::VethBridgePlan bridgePlan(const NetworkConfig& n) {

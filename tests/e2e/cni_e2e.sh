@@ -17,6 +17,8 @@ set -euo pipefail
 
 PLUMB_ARG=${1:?usage: cni_e2e.sh PATH-TO-PLUMB-BINARY}
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+# shellcheck source=report.sh
+. "$HERE/report.sh"
 REF=/usr/lib/cni
 LIBCNI=/usr/share/gocode/src/github.com/containernetworking/cni/libcni
 
@@ -50,8 +52,6 @@ DATA="$TMP/data"        # plumb's "dataDir"
 BIN="$TMP/cni-bin"      # CNI_PATH
 TOOL="$TMP/cnitool"
 BG_PIDS=()
-PASS=0
-FAIL=0
 
 cleanup() {
   set +e
@@ -80,31 +80,6 @@ trap 'exit 130' INT TERM
 
 T0=$SECONDS
 
-pass() {
-  PASS=$((PASS + 1))
-  echo "ok   - $1"
-}
-failed() {
-  FAIL=$((FAIL + 1))
-  echo "FAIL - $1"
-  local line
-  if [ -n "${2:-}" ]; then
-    while IFS= read -r line; do echo "       | $line"; done <<<"$2"
-  fi
-}
-# t DESC CMD...: one assertion; CMD's output is shown only when it fails.
-t() {
-  local desc=$1 out
-  shift
-  if out=$("$@" 2>&1); then pass "$desc"; else failed "$desc" "$out"; fi
-}
-# tnot DESC CMD...: CMD must fail.
-tnot() {
-  local desc=$1 out
-  shift
-  if out=$("$@" 2>&1); then failed "$desc (succeeded, must fail)" "$out"; else pass "$desc"; fi
-}
-section() { echo "# $*"; }
 
 # --- helpers ----------------------------------------------------------------------------------
 

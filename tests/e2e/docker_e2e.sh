@@ -30,6 +30,8 @@ done
 [ -x "$PLUMB_ARG" ] || { echo "error: $PLUMB_ARG is not an executable" >&2; exit 2; }
 PLUMB=$(readlink -f "$PLUMB_ARG")
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+# shellcheck source=report.sh
+. "$HERE/report.sh"
 # shellcheck source=../../scripts/docker-env.sh
 . "$HERE/../../scripts/docker-env.sh"
 
@@ -43,8 +45,6 @@ IMAGE="plumb-e2e-bb:$ID"
 LAN="$P-lan"                           # the macvlan parent's far side
 PARENT="pmv$ID"
 DAEMON_PID=""
-PASS=0
-FAIL=0
 ROOT_HAD_PLUMB_TABLE=no
 nft list table inet plumb >/dev/null 2>&1 && ROOT_HAD_PLUMB_TABLE=yes
 
@@ -97,41 +97,6 @@ trap 'exit 130' INT TERM
 
 T0=$SECONDS
 
-pass() {
-  PASS=$((PASS + 1))
-  echo "ok   - $1"
-}
-failed() {
-  FAIL=$((FAIL + 1))
-  echo "FAIL - $1"
-  local line
-  if [ -n "${2:-}" ]; then
-    while IFS= read -r line; do echo "       | $line"; done <<<"$2"
-  fi
-}
-t() {
-  local desc=$1 out
-  shift
-  if out=$("$@" 2>&1); then pass "$desc"; else failed "$desc" "$out"; fi
-}
-tnot() {
-  local desc=$1 out
-  shift
-  if out=$("$@" 2>&1); then failed "$desc (succeeded, must fail)" "$out"; else pass "$desc"; fi
-}
-# terr DESC REGEX CMD...: CMD must fail and say REGEX.
-terr() {
-  local desc=$1 want=$2 out
-  shift 2
-  if out=$("$@" 2>&1); then
-    failed "$desc (succeeded, must fail)" "$out"
-  elif grep -qE -- "$want" <<<"$out"; then
-    pass "$desc"
-  else
-    failed "$desc (wrong message, want /$want/)" "$out"
-  fi
-}
-section() { echo "# $*"; }
 
 # --- helpers ----------------------------------------------------------------------------------
 

@@ -10,6 +10,7 @@
 #include <map>
 #include <sstream>
 
+#include "../fixtures/fixtures.h"
 #include "harness.h"
 
 namespace plumb::testing {
@@ -17,29 +18,7 @@ namespace {
 
 namespace fs = std::filesystem;
 
-struct Fixture {
-  std::string file;
-  std::string method;
-  json request;
-  json response;
-};
-
-std::vector<Fixture> session() {
-  std::vector<fs::path> files;
-  for (const auto& e :
-       fs::directory_iterator(std::string(PLUMB_FIXTURES) + "/docker-remote/run-latest"))
-    if (e.path().extension() == ".json") files.push_back(e.path());
-  std::sort(files.begin(), files.end());
-  std::vector<Fixture> out;
-  for (const auto& f : files) {
-    std::ifstream in(f);
-    std::stringstream ss;
-    ss << in.rdbuf();
-    json j = json::parse(ss.str());
-    out.push_back({f.filename().string(), j["method"], j["request"], j["response"]});
-  }
-  return out;
-}
+std::vector<Fixture> session() { return dockerFixtures("run-latest"); }
 
 class DockerDaemonTest : public NetnsTest {
  protected:

@@ -10,6 +10,7 @@
 #include <sstream>
 #include <string>
 
+#include "../fixtures/fixtures.h"
 #include "plugin/core/ipam.h"
 #include "plugin/docker/driver.h"
 #include "plugin/docker/network.h"
@@ -21,28 +22,9 @@ namespace {
 namespace fs = std::filesystem;
 using json = nlohmann::json;
 
-struct Fixture {
-  std::string file;
-  std::string method;
-  json request;
-  json response;
-};
-
+using plumb::testing::Fixture;
 std::vector<Fixture> fixtures(const std::string& dir) {
-  std::vector<Fixture> out;
-  std::vector<fs::path> files;
-  for (const auto& e :
-       fs::directory_iterator(std::string(PLUMB_FIXTURES) + "/docker-remote/" + dir))
-    if (e.path().extension() == ".json") files.push_back(e.path());
-  std::sort(files.begin(), files.end());
-  for (const auto& f : files) {
-    std::ifstream in(f);
-    std::stringstream ss;
-    ss << in.rdbuf();
-    json j = json::parse(ss.str());
-    out.push_back({f.filename().string(), j["method"], j["request"], j["response"]});
-  }
-  return out;
+  return plumb::testing::dockerFixtures(dir);
 }
 
 class DockerDriverTest : public ::testing::Test {

@@ -1,0 +1,41 @@
+# Sourced by the e2e scripts: TAP-like assertions and the "N passed, M failed" count.
+PASS=0
+FAIL=0
+
+pass() {
+  PASS=$((PASS + 1))
+  echo "ok   - $1"
+}
+failed() {
+  FAIL=$((FAIL + 1))
+  echo "FAIL - $1"
+  local line
+  if [ -n "${2:-}" ]; then
+    while IFS= read -r line; do echo "       | $line"; done <<<"$2"
+  fi
+}
+# t DESC CMD...: one assertion; CMD's output is shown only when it fails.
+t() {
+  local desc=$1 out
+  shift
+  if out=$("$@" 2>&1); then pass "$desc"; else failed "$desc" "$out"; fi
+}
+# tnot DESC CMD...: CMD must fail.
+tnot() {
+  local desc=$1 out
+  shift
+  if out=$("$@" 2>&1); then failed "$desc (succeeded, must fail)" "$out"; else pass "$desc"; fi
+}
+# terr DESC REGEX CMD...: CMD must fail and say REGEX.
+terr() {
+  local desc=$1 want=$2 out
+  shift 2
+  if out=$("$@" 2>&1); then
+    failed "$desc (succeeded, must fail)" "$out"
+  elif grep -qE -- "$want" <<<"$out"; then
+    pass "$desc"
+  else
+    failed "$desc (wrong message, want /$want/)" "$out"
+  fi
+}
+section() { echo "# $*"; }
