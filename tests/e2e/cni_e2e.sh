@@ -16,21 +16,13 @@
 set -euo pipefail
 
 PLUMB_ARG=${1:?usage: cni_e2e.sh PATH-TO-PLUMB-BINARY}
-HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
-# shellcheck source=report.sh
-. "$HERE/report.sh"
 REF=/usr/lib/cni
 LIBCNI=/usr/share/gocode/src/github.com/containernetworking/cni/libcni
 
-skip() {
-  echo "SKIP: $*"
-  echo "0 passed, 0 failed"
-  exit 77
-}
-[ "$(id -u)" = 0 ] || skip "needs root"
-for tool in ip tc nft iptables jq sqlite3 busybox go timeout; do
-  command -v "$tool" >/dev/null 2>&1 || skip "'$tool' is not installed"
-done
+HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+# shellcheck source=report.sh
+. "$HERE/report.sh"
+needs ip tc nft iptables jq sqlite3 busybox go timeout
 for p in tuning portmap bandwidth firewall host-local; do
   [ -x "$REF/$p" ] || skip "$REF/$p is missing (containernetworking-plugins)"
 done

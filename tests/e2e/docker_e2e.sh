@@ -18,20 +18,12 @@ set -euo pipefail
 
 PLUMB_ARG=${1:?usage: docker_e2e.sh PATH-TO-PLUMB-BINARY}
 
-skip() {
-  echo "SKIP: $*"
-  echo "0 passed, 0 failed"
-  exit 77
-}
-[ "$(id -u)" = 0 ] || skip "needs root"
-for tool in docker dockerd curl jq sqlite3 nft busybox ip timeout; do
-  command -v "$tool" >/dev/null 2>&1 || skip "'$tool' is not installed"
-done
-[ -x "$PLUMB_ARG" ] || { echo "error: $PLUMB_ARG is not an executable" >&2; exit 2; }
-PLUMB=$(readlink -f "$PLUMB_ARG")
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 # shellcheck source=report.sh
 . "$HERE/report.sh"
+needs docker dockerd curl jq sqlite3 nft busybox ip timeout
+[ -x "$PLUMB_ARG" ] || { echo "error: $PLUMB_ARG is not an executable" >&2; exit 2; }
+PLUMB=$(readlink -f "$PLUMB_ARG")
 # shellcheck source=../../scripts/docker-env.sh
 . "$HERE/../../scripts/docker-env.sh"
 

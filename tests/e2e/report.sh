@@ -2,6 +2,21 @@
 PASS=0
 FAIL=0
 
+# skip WHY: the script cannot run here (ctest's SKIP_RETURN_CODE 77).
+skip() {
+  echo "SKIP: $*"
+  echo "0 passed, 0 failed"
+  exit 77
+}
+# needs TOOL...: root and every tool, or skip.
+needs() {
+  [ "$(id -u)" = 0 ] || skip "needs root"
+  local tool
+  for tool in "$@"; do
+    command -v "$tool" >/dev/null 2>&1 || skip "'$tool' is not installed"
+  done
+}
+
 pass() {
   PASS=$((PASS + 1))
   echo "ok   - $1"
