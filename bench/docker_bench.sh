@@ -35,7 +35,7 @@ cleanup() {
   for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null; wait "$p" 2>/dev/null; done
   rm -f "$SOCK"
   [ -e "/run/netns/$NS" ] && ip netns del "$NS"
-  [ "$STARTED_DOCKERD" = yes ] && stop_dockerd
+  release_dockerd
   rm -rf "$TMP"
 }
 trap cleanup EXIT

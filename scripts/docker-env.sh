@@ -4,10 +4,12 @@
 
 DOCKERD_PID=""
 STARTED_DOCKERD=no
+HAD_DOCKER0=no
 
 # Starts dockerd unless one answers; STARTED_DOCKERD=yes when this did.
 ensure_dockerd() {
   docker info >/dev/null 2>&1 && return 0
+  ip link show docker0 >/dev/null 2>&1 && HAD_DOCKER0=yes
   start_dockerd
   STARTED_DOCKERD=yes
 }
@@ -34,6 +36,12 @@ stop_dockerd() {
   done
   wait "$DOCKERD_PID" 2>/dev/null || true
   DOCKERD_PID=""
+}
+# Stops the dockerd ensure_dockerd started, and removes the docker0 bridge it made.
+release_dockerd() {
+  [ "$STARTED_DOCKERD" = yes ] || return 0
+  stop_dockerd
+  [ "$HAD_DOCKER0" = yes ] || ip link del docker0 2>/dev/null || true
 }
 # import_busybox IMAGE: busybox-static's binary and its applet links, plus /www/index.html.
 import_busybox() {

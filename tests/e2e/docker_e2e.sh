@@ -67,7 +67,7 @@ cleanup() {
     DAEMON_PID=""
   fi
   rm -f "$SOCK"
-  [ "$STARTED_DOCKERD" = yes ] && stop_dockerd
+  release_dockerd
   ip link del "$PARENT" 2>/dev/null
   [ -e "/run/netns/$LAN" ] && ip netns del "$LAN"
   [ -e "/run/netns/$P-cni" ] && ip netns del "$P-cni"
