@@ -69,6 +69,7 @@ cleanup() {
   rm -f "$SOCK"
   release_dockerd
   ip link del "$PARENT" 2>/dev/null
+  ip link del "pmw$ID" 2>/dev/null
   [ -e "/run/netns/$LAN" ] && ip netns del "$LAN"
   [ -e "/run/netns/$P-cni" ] && ip netns del "$P-cni"
   [ -e "/run/netns/$P-cnihost" ] && ip netns del "$P-cnihost"
@@ -92,10 +93,11 @@ T0=$SECONDS
 
 # --- helpers ----------------------------------------------------------------------------------
 
-run_bg() { # NAME NETWORK [docker run flags...]: a long-running container
-  local name=$1 net=$2
+run_bg() { # NAME NETWORK [docker run flags...]: a long-running container (a failure is reported)
+  local name=$1 net=$2 out
   shift 2
-  docker run -d --name "$P-$name" --network "$P-$net" "$@" "$IMAGE" sleep 600 >/dev/null
+  out=$(docker run -d --name "$P-$name" --network "$P-$net" "$@" "$IMAGE" sleep 600 2>&1) ||
+    failed "docker run $name on $net" "$out"
 }
 ip_of() { # NAME NETWORK
   docker inspect -f "{{(index .NetworkSettings.Networks \"$P-$2\").IPAddress}}" "$P-$1"
@@ -269,10 +271,10 @@ t "network rm (plumb IPAM)" docker network rm "$P-auto"
 
 section "macvlan mode"
 ip netns add "$LAN"
-ip link add "$PARENT" type veth peer name "$P-lanif"
-ip link set "$P-lanif" netns "$LAN"
-ip -n "$LAN" addr add 198.18.25.254/24 dev "$P-lanif"
-ip -n "$LAN" link set "$P-lanif" up
+ip link add "$PARENT" type veth peer name "pmx$ID"
+ip link set "pmx$ID" netns "$LAN"
+ip -n "$LAN" addr add 198.18.25.254/24 dev "pmx$ID"
+ip -n "$LAN" link set "pmx$ID" up
 ip link set "$PARENT" up
 t "network create (macvlan on a veth parent)" docker network create -d "$DRV" \
   -o plumb.mode=macvlan -o plumb.parent="$PARENT" --subnet 198.18.25.0/24 --gateway 198.18.25.254 "$P-mv"
@@ -283,6 +285,28 @@ t "m1's eth0 is a macvlan" \
 t "m1 pings m2" ping_from m1 "$(ip_of m2 mv)"
 t "m1 pings the LAN side of the parent" ping_from m1 198.18.25.254
 t "the LAN side pings m2" ip netns exec "$LAN" busybox ping -c1 -W2 "$(ip_of m2 mv)"
+# passthru: the one child takes over the parent (a second veth pair, its peer in the LAN too).
+ip link add "pmw$ID" type veth peer name "pmy$ID"
+ip link set "pmy$ID" netns "$LAN"
+ip -n "$LAN" addr add 198.18.27.254/24 dev "pmy$ID"
+ip -n "$LAN" link set "pmy$ID" up
+ip link set "pmw$ID" up
+t "network create (macvlan passthru)" docker network create -d "$DRV" -o plumb.mode=macvlan \
+  -o plumb.parent="pmw$ID" -o plumb.macvlan_mode=passthru --subnet 198.18.27.0/24 \
+  --gateway 198.18.27.254 "$P-pt"
+run_bg pt1 pt
+t "pt1's eth0 is a passthru macvlan" \
+  bash -c "nsenter -n -t \$(docker inspect -f '{{.State.Pid}}' $P-pt1) ip -d link show eth0 | grep -q 'macvlan mode passthru'"
+t "pt1 pings the LAN side" ping_from pt1 198.18.27.254
+
+section "plumb.mtu and plumb.masquerade"
+t "network create -o plumb.mtu=1400 -o plumb.masquerade=false" docker network create -d "$DRV" \
+  -o plumb.mtu=1400 -o plumb.masquerade=false --subnet 198.18.28.0/24 "$P-mtu"
+run_bg u1 mtu
+t "u1's eth0 has MTU 1400" bash -c "docker exec $P-u1 cat /sys/class/net/eth0/mtu | grep -qx 1400"
+t "so has the network's bridge" bash -c "ip -o link show dev pbr-$(net_id mtu | cut -c1-11) | grep -q 'mtu 1400'"
+t "no masquerade for 198.18.28.0/24" bash -c "! nft list table inet plumb | grep -q 'saddr 198.18.28.0/24'"
+t "the default network masquerades 198.18.20.0/24" bash -c "nft list table inet plumb | grep -q 'ip saddr 198.18.20.0/24 ip daddr != 198.18.20.0/24 masquerade'"
 
 section "bad input: a clear error and no change"
 snapshot >"$TMP/before"
@@ -344,7 +368,7 @@ if [ "$STARTED_DOCKERD" = yes ]; then
   t "r has an address on the plumb network again" grep -q '^198\.18\.20\.' <<<"$R"
   t "r pings its gateway" ping_from r 198.18.20.1
   t "a one-off container pings r" ping_once br "$R"
-  for n in a b i1 i2 s1 s2 p1 m1 m2; do docker rm -f "$P-$n" >/dev/null 2>&1 || true; done
+  for n in a b i1 i2 s1 s2 p1 m1 m2 pt1 u1; do docker rm -f "$P-$n" >/dev/null 2>&1 || true; done
 else
   echo "# skipped: dockerd was already running and is not this script's to restart"
 fi
@@ -352,7 +376,7 @@ fi
 section "teardown"
 ids=$(docker ps -aq --filter "name=^$P-")
 [ -n "$ids" ] && docker rm -f $ids >/dev/null
-for n in br br2 int v6 ipam mv; do
+for n in br br2 int v6 ipam mv pt mtu; do
   t "docker network rm $n" docker network rm "$P-$n"
 done
 t "plumb's store holds no network, endpoint, attachment, pool or address" store_empty
