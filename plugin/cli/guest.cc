@@ -7,6 +7,7 @@
 
 #include "base/ip.h"
 #include "netlink/netns.h"
+#include "plugin/cli/runtimes.h"
 
 namespace plumb::cli {
 namespace {
@@ -28,27 +29,42 @@ Result<Guest> checked(Guest g, bool must_exist, const std::string& what) {
 
 Result<Guest> resolveGuest(const std::string& guest, bool must_exist) {
   if (guest.empty()) return fail(Errc::kInvalid, "the guest is empty");
-  for (const char* runtime : {"podman:", "containerd:", "docker:"}) {
-    if (guest.rfind(runtime, 0) == 0) {
-      return fail(Errc::kUnsupported,
-                  "guest " + guest + ": " +
-                      std::string(runtime).substr(0, std::string(runtime).size() - 1) +
-                      " guests are not available yet");
-    }
+  auto fromRuntime = [&](const std::string& prefix,
+                         const Result<RuntimeGuest>& r) -> Result<Guest> {
+    if (!r.ok()) return r.error();
+    // The full id keys the record, whichever name or short id the user gave. A stopped
+    // container (del only) has no netns left: its records go, its links went with it.
+    if (r->pid == 0) return Guest{"", prefix + r->id};
+    return checked({"/proc/" + std::to_string(r->pid) + "/ns/net", prefix + r->id}, true, guest);
+  };
+  if (guest.rfind("docker:", 0) == 0) {
+    return fromRuntime("docker-",
+                       engineContainer("docker", dockerSocket(), guest.substr(7), must_exist));
   }
+  if (guest.rfind("podman:", 0) == 0) {
+    return fromRuntime("podman-",
+                       engineContainer("podman", podmanSocket(), guest.substr(7), must_exist));
+  }
+  if (guest.rfind("containerd:", 0) == 0)
+    return fromRuntime("containerd-", containerdTask(guest.substr(11)));
   if (guest[0] == '/') return checked({guest, "ns-" + stableHex8(guest)}, must_exist, guest);
   bool digits =
       std::all_of(guest.begin(), guest.end(), [](unsigned char c) { return std::isdigit(c); });
   if (digits)
     return checked({"/proc/" + guest + "/ns/net", "pid-" + guest}, must_exist, "PID " + guest);
   bool plain = guest.find('/') == std::string::npos && guest != "." && guest != "..";
-  if (plain && (exists("/run/netns/" + guest) || !must_exist)) {
+  if (plain && exists("/run/netns/" + guest)) {
     return checked({"/run/netns/" + guest, guest}, must_exist, guest);
   }
-  return fail(Errc::kNotFound,
-              "guest " + guest +
-                  " is neither a netns name, a netns path nor a PID (Docker, podman and "
-                  "containerd guests are not available yet)");
+  // pipework's usual guest: a Docker container's name, id or short id.
+  if (plain && exists(dockerSocket())) {
+    auto r = engineContainer("docker", dockerSocket(), guest, must_exist);
+    if (r.ok() || r.error().code != Errc::kNotFound) return fromRuntime("docker-", r);
+  }
+  if (plain && !must_exist) return Guest{"/run/netns/" + guest, guest};
+  return fail(Errc::kNotFound, "guest " + guest +
+                                   " is neither a netns name, a netns path, a PID nor a Docker "
+                                   "container (podman:NAME and containerd:[NS/]ID name those)");
 }
 
 }  // namespace plumb::cli

@@ -1,5 +1,5 @@
-// Finding a guest's network namespace: a netns name (/run/netns/NAME), a netns path, or a PID.
-// Docker, podman and containerd guests are resolved through their APIs (not yet built).
+// Finding a guest's network namespace: a netns name (/run/netns/NAME), a netns path, a PID, a
+// Docker container (name, id or short id; or docker:NAME), podman:NAME or containerd:[NS/]ID.
 #pragma once
 
 #include <string>
