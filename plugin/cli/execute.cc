@@ -51,14 +51,13 @@ Result<core::AttachRequest> requestFor(const AttachCommand& c, const Guest& gues
   if (c.address.kind == AddressSpec::Kind::kDhcp) {
     return fail(Errc::kUnsupported, "DHCP addressing is not available yet; give <ip>/<prefix>");
   }
-  if (!c.local_if.empty())
-    return fail(Errc::kUnsupported, "-l (naming the host side) is not available yet");
 
   core::AttachRequest req;
   req.key = {host_if, guest.id, c.container_if};
   req.netns = guest.netns;
   req.frontend = "cli";
   req.mac = c.mac;
+  req.host_ifname = c.local_if;   // -l
   if (link) req.mtu = link->mtu;  // pipework: the MTU of the host interface
   bool ovs = (link && link->kind == "openvswitch") || (!link && host_if.rfind("ovs", 0) == 0);
   if (c.direct_phys) {
@@ -106,6 +105,9 @@ Result<bool> alreadyAttached(core::Store& store, const core::AttachRequest& req)
     diffs.push_back("netns " + record->netns + " (asked " + req.netns + ")");
   if (record->mode != core::modeName(req.plan))
     diffs.push_back("mode " + record->mode + " (asked " + core::modeName(req.plan) + ")");
+  if (!req.host_ifname.empty() && record->host_ifname != req.host_ifname) {
+    diffs.push_back("host interface " + record->host_ifname + " (asked " + req.host_ifname + ")");
+  }
   if (req.mac && record->mac != req.mac->str())
     diffs.push_back("MAC " + record->mac + " (asked " + req.mac->str() + ")");
   auto text = [](const std::vector<core::AddressSpec>& addrs) {

@@ -133,6 +133,14 @@ Status Engine::validate(const AttachRequest& req) {
   if (req.mac && (req.mac->isMulticast() || req.mac->isZero())) {
     return fail(Errc::kInvalid, "MAC address " + req.mac->str() + " is not a unicast address");
   }
+  if (!req.host_ifname.empty()) {
+    if (!std::holds_alternative<VethBridgePlan>(req.plan)) {
+      return fail(Errc::kInvalid, "a host-side name (" + req.host_ifname +
+                                      ") is for a veth; mode " + modeName(req.plan) +
+                                      " has no host end");
+    }
+    PLUMB_TRY(nl::validateIfname(req.host_ifname));
+  }
   if (const auto* b = std::get_if<VethBridgePlan>(&req.plan)) {
     PLUMB_TRY(nl::validateIfname(b->bridge));
   } else if (const auto* m = std::get_if<MacvlanPlan>(&req.plan)) {
@@ -201,7 +209,7 @@ Status Engine::prepareBridge(const std::string& network, const VethBridgePlan& p
 Result<std::vector<Step>> Engine::buildSteps(Context& ctx) {
   const AttachRequest& req = ctx.req;
   std::vector<Step> steps;
-  ctx.host_name = hostIfname(req.key);
+  ctx.host_name = req.host_ifname.empty() ? hostIfname(req.key) : req.host_ifname;
   ctx.tmp_name =
       req.placement == Placement::kHostSide ? hostSideIfname(req.key) : tempIfname(req.key);
   bool in_container = req.placement == Placement::kContainer;
@@ -259,6 +267,11 @@ Result<std::vector<Step>> Engine::buildSteps(Context& ctx) {
                            PLUMB_TRY(nl::deleteLink(*ctx.host, stale->index));
                            st = nl::createVeth(*ctx.host, spec);
                          }
+                       }
+                       if (!st.ok() && st.error().code == Errc::kExists) {
+                         return fail(Errc::kExists, "host interface " + spec.name +
+                                                        " already exists and is not this "
+                                                        "attachment's");
                        }
                        PLUMB_TRY(st);
                        PLUMB_ASSIGN(auto link, nl::getLink(*ctx.host, spec.name));

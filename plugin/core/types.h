@@ -82,7 +82,8 @@ struct AttachRequest {
   std::string netns;  // path to the container's netns
   Plan plan;
   std::optional<MacAddr> mac;
-  int mtu = 0;  // 0: inherit (bridge or master)
+  int mtu = 0;              // 0: inherit (bridge or master)
+  std::string host_ifname;  // the veth's host end; empty: derived from the key (plm<hash>)
   std::vector<AddressSpec> addresses;
   std::vector<RouteSpec> routes;
   Placement placement = Placement::kContainer;

@@ -57,6 +57,31 @@ TEST_F(Cli, BridgeAttachRerunAndDel) {
   EXPECT_EQ(plumb("del " + g2).rc, 0);
 }
 
+TEST_F(Cli, LocalNameNamesTheHostEnd) {
+  makeNetns("g1");
+  auto g1 = nsName("g1");
+  auto r = plumb("br-cli -l vethweb " + g1 + " 198.18.42.5/24");
+  ASSERT_EQ(r.rc, 0) << r.out;
+  EXPECT_NE(inHost("ip -o link show master br-cli").out.find("vethweb@"), std::string::npos);
+  EXPECT_EQ(plumb("br-cli -l vethweb " + g1 + " 198.18.42.5/24").rc, 0) << "a re-run";
+  auto other = plumb("br-cli -l vethother " + g1 + " 198.18.42.5/24");
+  EXPECT_NE(other.out.find("host interface vethweb (asked vethother)"), std::string::npos)
+      << other.out;
+  // A name another interface has is refused, and nothing is left half-made.
+  std::string before = hostSnapshot();
+  auto taken = plumb("br-cli -i eth2 -l vethweb " + g1 + " 198.18.42.6/24");
+  EXPECT_EQ(taken.rc, 1);
+  EXPECT_NE(taken.out.find("host interface vethweb already exists"), std::string::npos)
+      << taken.out;
+  EXPECT_EQ(hostSnapshot(), before);
+  inHost("ip link add notbr type veth peer name notbr2");
+  auto macvlan = plumb("notbr -l vethx " + g1 + " 198.18.43.5/24");
+  EXPECT_NE(macvlan.out.find("is for a veth; mode macvlan has no host end"), std::string::npos)
+      << macvlan.out;
+  EXPECT_EQ(plumb("del " + g1).rc, 0);
+  EXPECT_NE(inHost("ip link show vethweb").rc, 0);
+}
+
 TEST_F(Cli, MacvlanOnAnInterfaceThatIsNoBridgeWithMacAndMode) {
   ASSERT_EQ(inHost("ip link add phys0 type veth peer name phys0p && ip link set phys0 up").rc, 0);
   makeNetns("g1");
