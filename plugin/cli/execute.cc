@@ -7,6 +7,7 @@
 #include "netlink/link.h"
 #include "netlink/netns.h"
 #include "netlink/route.h"
+#include "netlink/rule.h"
 #include "netlink/socket.h"
 #include "plugin/cli/guest.h"
 #include "plugin/core/engine.h"
@@ -207,10 +208,49 @@ int del(const DelCommand& c, const Options& opts) {
   return 0;
 }
 
-// route: through netlink in the guest's netns; tc: the tc program run inside it, with an argv.
+// route and rule: through netlink in the guest's netns; tc: the tc program run inside it, with
+// an argv.
+// Whether the guest already has exactly this route (a re-run), not merely one to dst.
+bool sameRoute(netlink::NlSocket& s, const netlink::Route& want) {
+  auto routes = netlink::listRoutes(s, want.dst.isV4() ? AF_INET : AF_INET6);
+  if (!routes.ok()) return false;
+  for (const auto& r : *routes) {
+    if (r.dst == want.dst && r.gateway == want.gateway && (!want.oif || r.oif == want.oif) &&
+        (!want.metric || r.metric == want.metric))
+      return true;
+  }
+  return false;
+}
+
+int rule(const PassCommand& p, const Options& opts) {
+  auto args = parseRuleArgs(p.args);
+  if (!args.ok()) return failWith(args.error(), opts);
+  auto guest = resolveGuest(p.guest);
+  if (!guest.ok()) return failWith(guest.error(), opts);
+  auto ns = netlink::Netns::fromPath(guest->netns);
+  if (!ns.ok()) return failWith(ns.error(), opts);
+  auto sock = netlink::NlSocket::openIn(*ns);
+  if (!sock.ok()) return failWith(sock.error(), opts);
+  netlink::Rule r;
+  r.family = args->family == 6 ? AF_INET6 : AF_INET;
+  r.from = args->from;
+  r.to = args->to;
+  r.iif = args->iif;
+  r.oif = args->oif;
+  r.fwmark = args->fwmark;
+  r.priority = args->priority;
+  r.table = args->table;
+  Status st = args->action == "del" ? netlink::deleteRule(*sock, r) : netlink::addRule(*sock, r);
+  // Re-running a command is a no-op: the same rule added again is there already.
+  if (!st.ok() && !(args->action == "add" && st.error().code == Errc::kExists))
+    return failWith(std::move(st).error().wrap("in guest " + p.guest), opts);
+  if (opts.json)
+    std::cout << json{{"rule", netlink::describe(r)}, {"action", args->action}}.dump() << "\n";
+  return 0;
+}
+
 int pass(const PassCommand& p, const Options& opts) {
-  if (p.what == "rule")
-    return failWith(makeError(Errc::kUnsupported, "plumb rule is not available yet"), opts);
+  if (p.what == "rule") return rule(p, opts);
   auto guest = resolveGuest(p.guest);
   if (!guest.ok()) return failWith(guest.error(), opts);
   auto ns = netlink::Netns::fromPath(guest->netns);
@@ -238,7 +278,9 @@ int pass(const PassCommand& p, const Options& opts) {
   if (!r.gateway) r.scope = RT_SCOPE_LINK;
   Status st = args->action == "del" ? netlink::deleteRoute(*sock, r)
                                     : netlink::addRoute(*sock, r, args->action == "replace");
-  if (!st.ok()) return failWith(std::move(st).error().wrap("in guest " + p.guest), opts);
+  bool rerun =
+      !st.ok() && args->action == "add" && st.error().code == Errc::kExists && sameRoute(*sock, r);
+  if (!st.ok() && !rerun) return failWith(std::move(st).error().wrap("in guest " + p.guest), opts);
   if (opts.json)
     std::cout << json{{"route", netlink::describe(r)}, {"action", args->action}}.dump() << "\n";
   return 0;

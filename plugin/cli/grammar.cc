@@ -106,8 +106,9 @@ Result<Command> parseAttach(const std::vector<std::string>& args) {
     } else if (a == "-l") {
       PLUMB_ASSIGN(cmd.local_if, value("-l"));
     } else if (a == "-a") {
-      PLUMB_ASSIGN(std::string v, value("-a"));
-      PLUMB_ASSIGN(cmd.family, parseFamily(v));
+      auto v = value("-a");
+      if (!v.ok()) return std::move(v).error();
+      PLUMB_ASSIGN(cmd.family, parseFamily(*v));
     } else if (a == "-m") {
       PLUMB_ASSIGN(cmd.macvlan_mode, value("-m"));
       PLUMB_TRY(netlink::parseMacvlanMode(cmd.macvlan_mode));
@@ -196,6 +197,74 @@ Result<RouteArgs> parseRouteArgs(const std::vector<std::string>& args) {
   }
   if (r.action != "del" && !r.via && r.dev.empty())
     return fail(Errc::kInvalid, "a route needs via <gw> or dev <if>");
+  return r;
+}
+
+Result<RuleArgs> parseRuleArgs(const std::vector<std::string>& args) {
+  const std::string usage =
+      "usage: plumb rule <guest> [-4|-6] add|del [from <prefix>|all] [to <prefix>] [iif <if>] "
+      "[oif <if>] [fwmark <n>] [priority <n>] table <n>|main|local|default";
+  RuleArgs r;
+  size_t i = 0;
+  std::optional<int> family;
+  if (i < args.size() && (args[i] == "-4" || args[i] == "-6")) family = args[i++] == "-4" ? 4 : 6;
+  if (i >= args.size()) return fail(Errc::kInvalid, usage);
+  r.action = args[i++];
+  if (r.action == "delete") r.action = "del";
+  if (r.action != "add" && r.action != "del")
+    return fail(Errc::kInvalid, "rule action '" + r.action + "' is not add or del");
+  auto number = [](const std::string& what, const std::string& v) -> Result<uint32_t> {
+    uint32_t n = 0;
+    int base = v.rfind("0x", 0) == 0 ? 16 : 10;
+    const char* start = v.data() + (base == 16 ? 2 : 0);
+    auto [p, ec] = std::from_chars(start, v.data() + v.size(), n, base);
+    if (v.empty() || ec != std::errc() || p != v.data() + v.size())
+      return fail(Errc::kInvalid, what + " '" + v + "' is not a number");
+    return n;
+  };
+  bool has_table = false;
+  for (; i < args.size(); ++i) {
+    if (i + 1 >= args.size())
+      return fail(Errc::kInvalid, args[i] + " needs a value (" + usage + ")");
+    const std::string k = args[i];
+    const std::string v = args[i + 1];
+    ++i;
+    if (k == "from" || k == "to") {
+      std::optional<IpPrefix> p;
+      if (v != "all") {
+        PLUMB_ASSIGN(auto parsed, IpPrefix::parse(v, /*allow_bare=*/true));
+        p = parsed;
+        int f = parsed.isV4() ? 4 : 6;
+        if (family && *family != f)
+          return fail(Errc::kInvalid, k + " " + v + " is not IPv" + std::to_string(*family));
+        family = f;
+      }
+      (k == "from" ? r.from : r.to) = p;
+    } else if (k == "iif" || k == "oif") {
+      PLUMB_TRY(checkIfname(k, v));
+      (k == "iif" ? r.iif : r.oif) = v;
+    } else if (k == "fwmark") {
+      PLUMB_ASSIGN(r.fwmark, number("fwmark", v));
+    } else if (k == "priority" || k == "pref" || k == "preference") {
+      PLUMB_ASSIGN(r.priority, number("priority", v));
+    } else if (k == "table" || k == "lookup") {
+      has_table = true;
+      if (v == "main") {
+        r.table = 254;
+      } else if (v == "local") {
+        r.table = 255;
+      } else if (v == "default") {
+        r.table = 253;
+      } else {
+        PLUMB_ASSIGN(r.table, number("table", v));
+        if (r.table == 0) return fail(Errc::kInvalid, "table 0 is not a routing table");
+      }
+    } else {
+      return fail(Errc::kInvalid, "unexpected rule argument '" + k + "' (" + usage + ")");
+    }
+  }
+  if (!has_table && r.action == "add") return fail(Errc::kInvalid, "a rule needs table <n>");
+  r.family = family.value_or(4);
   return r;
 }
 

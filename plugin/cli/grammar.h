@@ -71,6 +71,18 @@ struct RouteArgs {
 };
 Result<RouteArgs> parseRouteArgs(const std::vector<std::string>& args);
 
+// `plumb rule <guest> [-4|-6] add|del [from <prefix>|all] [to <prefix>] [iif <if>] [oif <if>]
+//  [fwmark <n>] [priority|pref <n>] table|lookup <n>|main|local|default`
+struct RuleArgs {
+  std::string action;  // add, del
+  int family = 4;
+  std::optional<IpPrefix> from, to;
+  std::string iif, oif;
+  std::optional<uint32_t> fwmark, priority;
+  uint32_t table = 0;
+};
+Result<RuleArgs> parseRuleArgs(const std::vector<std::string>& args);
+
 // Parses argv without the program name. Errors are one line, in pipework's spirit ("did you
 // mean 198.18.0.5/24?").
 Result<Command> parseCommand(const std::vector<std::string>& args);

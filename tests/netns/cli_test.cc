@@ -147,10 +147,39 @@ TEST_F(Cli, RouteAndTcInsideTheGuest) {
       0);
   EXPECT_NE(in(g1, "tc qdisc show dev eth1").out.find("tbf"), std::string::npos);
   EXPECT_EQ(inHost("tc qdisc show | grep -c tbf || true").out, "0\n") << "not in the host";
-  auto rule = plumb("rule " + g1 + " add from 198.18.46.5 table 100 2>&1");
-  EXPECT_EQ(rule.rc, 1);
-  EXPECT_NE(rule.out.find("not available yet"), std::string::npos);
+  ASSERT_EQ(plumb("route " + g1 + " add 198.19.47.0/24 via 198.18.46.1").rc, 0);
+  EXPECT_EQ(plumb("route " + g1 + " add 198.19.47.0/24 via 198.18.46.1").rc, 0)
+      << "the same route again is a no-op";
+  auto other = plumb("route " + g1 + " add 198.19.47.0/24 via 198.18.46.2");
+  EXPECT_EQ(other.rc, 1) << "another route to the same prefix is refused";
+  EXPECT_NE(other.out.find("File exists"), std::string::npos) << other.out;
   EXPECT_EQ(plumb("del " + g1).rc, 0);
+}
+
+TEST_F(Cli, RuleInsideTheGuest) {
+  auto g1 = nsName("g1");
+  makeNetns("g1");
+  auto r = plumb("rule " + g1 + " add from 198.18.50.0/24 table 100 priority 1000");
+  ASSERT_EQ(r.rc, 0) << r.out;
+  EXPECT_NE(in(g1, "ip rule").out.find("1000:\tfrom 198.18.50.0/24 lookup 100"), std::string::npos)
+      << in(g1, "ip rule").out;
+  EXPECT_EQ(plumb("rule " + g1 + " add from 198.18.50.0/24 table 100 priority 1000").rc, 0)
+      << "a re-run is a no-op";
+  ASSERT_EQ(plumb("rule " + g1 + " -6 add from fd00:50::/64 to fd00:51::/64 lookup 101").rc, 0);
+  EXPECT_NE(in(g1, "ip -6 rule").out.find("from fd00:50::/64 to fd00:51::/64 lookup 101"),
+            std::string::npos);
+  ASSERT_EQ(plumb("rule " + g1 + " add fwmark 0x10 iif lo table main pref 900").rc, 0);
+  EXPECT_NE(in(g1, "ip rule").out.find("900:\tfrom all fwmark 0x10 iif lo lookup main"),
+            std::string::npos)
+      << in(g1, "ip rule").out;
+  EXPECT_EQ(plumb("rule " + g1 + " del from 198.18.50.0/24 table 100 priority 1000").rc, 0);
+  auto gone = plumb("rule " + g1 + " del from 198.18.50.0/24 table 100 priority 1000");
+  EXPECT_EQ(gone.rc, 1);
+  EXPECT_NE(gone.out.find("does not exist"), std::string::npos) << gone.out;
+  std::string before = in(g1, "ip rule; ip -6 rule").out;
+  auto bad = plumb("rule " + g1 + " add from 198.18.50.0/24");
+  EXPECT_NE(bad.out.find("a rule needs table <n>"), std::string::npos) << bad.out;
+  EXPECT_EQ(in(g1, "ip rule; ip -6 rule").out, before);
 }
 
 TEST_F(Cli, DryRunPrintsThePlanAndChangesNothing) {

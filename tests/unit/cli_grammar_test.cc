@@ -156,3 +156,45 @@ TEST(Grammar, TellsPipeworkFormsFromSubcommands) {
 
 }  // namespace
 }  // namespace plumb::cli
+
+namespace plumb::cli {
+namespace {
+
+TEST(Grammar, RuleArguments) {
+  auto r = parseRuleArgs({"add", "from", "198.18.50.0/24", "to", "198.19.0.0/16", "iif", "eth1",
+                          "fwmark", "0x10", "priority", "1000", "table", "100"});
+  ASSERT_TRUE(r.ok()) << r.error().message;
+  EXPECT_EQ(r->family, 4);
+  EXPECT_EQ(r->from->str(), "198.18.50.0/24");
+  EXPECT_EQ(r->to->str(), "198.19.0.0/16");
+  EXPECT_EQ(r->iif, "eth1");
+  EXPECT_EQ(*r->fwmark, 16u);
+  EXPECT_EQ(*r->priority, 1000u);
+  EXPECT_EQ(r->table, 100u);
+  auto six = parseRuleArgs({"-6", "add", "from", "all", "lookup", "main"});
+  ASSERT_TRUE(six.ok()) << six.error().message;
+  EXPECT_EQ(six->family, 6);
+  EXPECT_FALSE(six->from);
+  EXPECT_EQ(six->table, 254u);
+  auto inferred = parseRuleArgs({"del", "from", "fd00::/64"});
+  ASSERT_TRUE(inferred.ok());
+  EXPECT_EQ(inferred->family, 6);
+  EXPECT_EQ(parseRuleArgs({"add", "from", "10.0.0.0/8"}).error().message, "a rule needs table <n>");
+  EXPECT_NE(parseRuleArgs({"-4", "add", "from", "fd00::/64", "table", "5"})
+                .error()
+                .message.find("is not IPv4"),
+            std::string::npos);
+  EXPECT_NE(parseRuleArgs({"flush"}).error().message.find("is not add or del"), std::string::npos);
+  EXPECT_NE(
+      parseRuleArgs({"add", "table", "x1"}).error().message.find("table 'x1' is not a number"),
+      std::string::npos);
+  EXPECT_NE(parseRuleArgs({"add", "nat", "1.2.3.4", "table", "1"})
+                .error()
+                .message.find("unexpected rule argument 'nat'"),
+            std::string::npos);
+  EXPECT_NE(parseRuleArgs({"add", "table"}).error().message.find("table needs a value"),
+            std::string::npos);
+}
+
+}  // namespace
+}  // namespace plumb::cli
