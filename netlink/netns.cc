@@ -13,6 +13,8 @@
 
 #include <thread>
 
+extern char** environ;
+
 namespace plumb::netlink {
 
 Result<Netns> Netns::fromPath(const std::string& path) {
@@ -80,6 +82,33 @@ Result<int> execIn(const Netns& ns, const std::vector<std::string>& argv) {
     return fail(Errc::kNotFound, "failed to run " + argv[0] + ": not found");
   }
   return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+}
+
+Result<pid_t> spawnIn(const Netns& ns, const std::vector<std::string>& argv,
+                      const std::vector<std::string>& env, const std::string& log) {
+  if (argv.empty()) return fail(Errc::kInvalid, "nothing to run");
+  UniqueFd out(::open(log.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600));
+  if (!out.valid()) return failErrno(errno, "failed to open " + log);
+  UniqueFd null(::open("/dev/null", O_RDONLY | O_CLOEXEC));
+  if (!null.valid()) return failErrno(errno, "failed to open /dev/null");
+  std::vector<char*> args, envp;
+  for (const auto& a : argv) args.push_back(const_cast<char*>(a.c_str()));
+  args.push_back(nullptr);
+  for (char** e = environ; *e; ++e) envp.push_back(*e);
+  for (const auto& e : env) envp.push_back(const_cast<char*>(e.c_str()));
+  envp.push_back(nullptr);
+  pid_t pid = ::fork();
+  if (pid < 0) return failErrno(errno, "failed to start " + argv[0]);
+  if (pid == 0) {
+    if (::setns(ns.fd(), CLONE_NEWNET) != 0) ::_exit(126);
+    ::setsid();
+    ::dup2(null.get(), 0);
+    ::dup2(out.get(), 1);
+    ::dup2(out.get(), 2);
+    ::execvpe(args[0], args.data(), envp.data());
+    ::_exit(127);
+  }
+  return pid;
 }
 
 Result<UniqueFd> socketIn(const Netns& ns, int domain, int type, int protocol) {

@@ -44,6 +44,11 @@ Status runIn(const Netns& ns, const std::function<Status()>& fn);
 // returns its exit status. The child enters ns before exec; plumb itself never leaves its own.
 Result<int> execIn(const Netns& ns, const std::vector<std::string>& argv);
 
+// Starts a program inside ns that outlives plumb: its own session, stdin from /dev/null,
+// stdout and stderr appended to log, env added to plumb's environment. Returns its PID.
+Result<pid_t> spawnIn(const Netns& ns, const std::vector<std::string>& argv,
+                      const std::vector<std::string>& env, const std::string& log);
+
 // socket(2) created inside ns; usable from any thread afterwards.
 Result<UniqueFd> socketIn(const Netns& ns, int domain, int type, int protocol);
 

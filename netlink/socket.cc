@@ -106,13 +106,15 @@ Status NlSocket::next(const ReplyFn& on_msg) {
   return {};
 }
 
-Result<NlSocket> NlSocket::openIn(const Netns& ns) {
+Result<NlSocket> NlSocket::openIn(const Netns& ns) { return subscribeIn(ns, 0); }
+
+Result<NlSocket> NlSocket::subscribeIn(const Netns& ns, unsigned groups) {
   auto fd = socketIn(ns, AF_NETLINK, SOCK_RAW, NETLINK_ROUTE);
   if (!fd.ok()) return std::move(fd).error();
   mnl_socket* nl = mnl_socket_fdopen(fd->get());
   if (!nl) return failErrno(errno, "failed to open a netlink socket in netns " + ns.path());
   fd->release();
-  return setUp(nl);
+  return setUp(nl, groups);
 }
 
 Status NlSocket::send(Message& m) {

@@ -33,6 +33,8 @@ class NlSocket {
   // A socket in the caller's namespace that receives the kernel's notifications for groups
   // (RTMGRP_LINK, ...), read with next().
   static Result<NlSocket> subscribe(unsigned groups);
+  // The same for the notifications of namespace ns.
+  static Result<NlSocket> subscribeIn(const Netns& ns, unsigned groups);
   // Blocks until notifications arrive and hands each to on_msg (kTryAgain on the receive
   // timeout, so a caller can loop).
   Status next(const ReplyFn& on_msg);

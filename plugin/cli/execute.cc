@@ -1,5 +1,9 @@
 #include "plugin/cli/execute.h"
 
+#include <sys/stat.h>
+
+#include <cctype>
+
 #include <cstdio>
 #include <iostream>
 #include <nlohmann/json.hpp>
@@ -9,6 +13,7 @@
 #include "netlink/route.h"
 #include "netlink/rule.h"
 #include "netlink/socket.h"
+#include "plugin/cli/dhcp.h"
 #include "plugin/cli/guest.h"
 #include "plugin/core/engine.h"
 #include "plugin/core/store.h"
@@ -48,9 +53,6 @@ Result<core::AttachRequest> requestFor(const AttachCommand& c, const Guest& gues
     } else if (l.error().code != Errc::kNotFound) {
       return std::move(l).error();
     }
-  }
-  if (c.address.kind == AddressSpec::Kind::kDhcp) {
-    return fail(Errc::kUnsupported, "DHCP addressing is not available yet; give <ip>/<prefix>");
   }
 
   core::AttachRequest req;
@@ -98,7 +100,7 @@ Result<core::AttachRequest> requestFor(const AttachCommand& c, const Guest& gues
 
 // The same command again is a no-op; the same interface with other settings is an error that
 // says what differs.
-Result<bool> alreadyAttached(core::Store& store, const core::AttachRequest& req) {
+Result<bool> alreadyAttached(core::Store& store, const core::AttachRequest& req, bool dhcp) {
   PLUMB_ASSIGN(auto record, store.findAttachment(req.key));
   if (!record) return false;
   std::vector<std::string> diffs;
@@ -118,8 +120,13 @@ Result<bool> alreadyAttached(core::Store& store, const core::AttachRequest& req)
     }
     return out;
   };
+  auto detail = json::parse(record->detail, nullptr, false);
+  bool had_dhcp = detail.is_object() && detail.contains("dhcp");
+  if (dhcp != had_dhcp)
+    diffs.push_back(std::string("addressing ") + (had_dhcp ? "DHCP" : "static") + " (asked " +
+                    (dhcp ? "DHCP" : "static") + ")");
   std::string have = text(core::Engine::recordedAddresses(*record)), want = text(req.addresses);
-  if (have != want)
+  if (!dhcp && !had_dhcp && have != want)
     diffs.push_back("address " + (have.empty() ? "none" : have) + " (asked " +
                     (want.empty() ? "none" : want) + ")");
   if (diffs.empty()) return true;
@@ -128,6 +135,53 @@ Result<bool> alreadyAttached(core::Store& store, const core::AttachRequest& req)
   return fail(Errc::kExists, req.key.ifname + " of " + req.key.container_id +
                                  " is already attached to " + req.key.network +
                                  " with other settings: " + msg);
+}
+
+std::string runDir() {
+  ::mkdir("/run/plumb", 0700);
+  ::mkdir("/run/plumb/dhcp", 0700);
+  return "/run/plumb/dhcp";
+}
+
+// How a DHCP client names the guest (its hostname option): the name the user gave, made safe.
+std::string guestName(const std::string& guest) {
+  std::string out;
+  for (char ch : guest) out += std::isalnum(static_cast<unsigned char>(ch)) || ch == '-' ? ch : '-';
+  while (!out.empty() && out.front() == '-') out.erase(0, 1);
+  return out.empty() ? "plumb" : out.substr(0, 63);
+}
+
+// The lease for a new attachment: the client keeps running to renew it and is recorded with
+// the attachment (del stops it); -f keeps it in the foreground instead. No lease: the
+// attachment is undone.
+Result<IpPrefix> runDhcp(core::Engine& engine, core::Store& store, const core::AttachRequest& req,
+                         const DhcpClient& client, bool foreground) {
+  PLUMB_ASSIGN(auto ns, netlink::Netns::fromPath(req.netns));
+  auto undo = [&](Error e) -> Error {
+    (void)engine.detach({req.key, req.netns, {}});
+    return e;
+  };
+  if (foreground) {
+    auto rc = netlink::execIn(ns, client.argv);  // with udhcpc -f: until it is stopped
+    (void)rc;
+    return undo(makeError(Errc::kInvalid, client.name + " ended in the foreground"));
+  }
+  std::string log = runDir() + "/" + stableHex8(req.key.str()) + ".log";
+  auto lease = startDhcp(ns, client, req.key.ifname, log, 30000);
+  if (!lease.ok()) {
+    ::unlink(log.c_str());
+    return undo(std::move(lease).error());
+  }
+  PLUMB_ASSIGN(auto record, store.findAttachment(req.key));
+  if (record) {
+    auto detail = json::parse(record->detail, nullptr, false);
+    if (!detail.is_object()) detail = json::object();
+    detail["addresses"] = json::array({{{"address", lease->address.str()}, {"gateway", ""}}});
+    detail["dhcp"] = {{"client", client.name}, {"pid", lease->pid}, {"log", log}};
+    record->detail = detail.dump();
+    PLUMB_TRY(store.updateAttachment(*record));
+  }
+  return lease->address;
 }
 
 int attach(const AttachCommand& c, const Options& opts) {
@@ -150,7 +204,8 @@ int attach(const AttachCommand& c, const Options& opts) {
     }
     return 0;
   }
-  auto same = alreadyAttached(**store, *req);
+  bool dhcp = c.address.kind == AddressSpec::Kind::kDhcp;
+  auto same = alreadyAttached(**store, *req, dhcp);
   if (!same.ok()) return failWith(same.error(), opts);
   if (*same) {
     if (opts.json) {
@@ -161,8 +216,21 @@ int attach(const AttachCommand& c, const Options& opts) {
     }
     return 0;
   }
+  std::optional<DhcpClient> client;
+  if (dhcp) {
+    // Found before anything is made: a missing client changes nothing.
+    auto found = dhcpClient(c.address.dhcp_client, c.address.dhcp_options, c.container_if,
+                            guestName(c.guest), runDir(), c.keep_dhcp_client);
+    if (!found.ok()) return failWith(found.error(), opts);
+    client = std::move(found).value();
+  }
   auto done = engine.attach(*req);
   if (!done.ok()) return failWith(done.error(), opts);
+  if (client) {
+    auto leased = runDhcp(engine, **store, *req, *client, c.keep_dhcp_client);
+    if (!leased.ok()) return failWith(leased.error(), opts);
+    done->addresses = {{*leased, std::nullopt}};
+  }
   std::string addrs;
   for (const auto& a : done->addresses) addrs += (addrs.empty() ? "" : ",") + a.address.str();
   if (opts.json) {
@@ -194,6 +262,15 @@ int del(const DelCommand& c, const Options& opts) {
   int removed = 0;
   for (const auto& r : *records) {
     if (r.key.container_id != guest->id || r.key.ifname != c.container_if) continue;
+    auto detail = json::parse(r.detail, nullptr, false);
+    if (detail.is_object() && detail.contains("dhcp") && detail["dhcp"].is_object()) {
+      const auto& d = detail["dhcp"];
+      if (d.contains("pid") && d["pid"].is_number_integer() && d.contains("client") &&
+          d["client"].is_string()) {
+        stopDhcp(d["pid"].get<pid_t>(), d["client"].get<std::string>());
+      }
+      if (d.contains("log") && d["log"].is_string()) ::unlink(d["log"].get<std::string>().c_str());
+    }
     auto st = engine.detach({r.key, r.netns, {}});
     if (!st.ok())
       return failWith(std::move(st).error().wrap("failed to remove " + r.key.str()), opts);

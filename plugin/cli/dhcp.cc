@@ -1,0 +1,223 @@
+#include "plugin/cli/dhcp.h"
+
+#include <linux/rtnetlink.h>
+#include <signal.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <cstdlib>
+#include <fstream>
+#include <sstream>
+
+#include "netlink/addr.h"
+#include "netlink/link.h"
+#include "netlink/route.h"
+#include "netlink/socket.h"
+
+namespace plumb::cli {
+namespace {
+
+// A program on PATH, as execvp would find it; empty when there is none.
+std::string onPath(const std::string& name) {
+  const char* path = std::getenv("PATH");
+  std::stringstream dirs(
+      path && *path ? path : "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin");
+  std::string dir;
+  while (std::getline(dirs, dir, ':')) {
+    std::string p = (dir.empty() ? "." : dir) + "/" + name;
+    if (::access(p.c_str(), X_OK) == 0) return p;
+  }
+  return "";
+}
+
+std::vector<std::string> split(const std::string& s) {
+  std::vector<std::string> out;
+  std::stringstream in(s);
+  std::string word;
+  while (in >> word) out.push_back(word);
+  return out;
+}
+
+std::string selfExe() {
+  char buf[4096];
+  ssize_t n = ::readlink("/proc/self/exe", buf, sizeof(buf) - 1);
+  return n > 0 ? std::string(buf, static_cast<size_t>(n)) : "plumb";
+}
+
+std::string lastLine(const std::string& file) {
+  std::ifstream in(file);
+  std::string line, last;
+  while (std::getline(in, line)) {
+    if (!line.empty()) last = line;
+  }
+  return last;
+}
+
+}  // namespace
+
+Result<DhcpClient> dhcpClient(const std::string& which, const std::string& options,
+                              const std::string& ifname, const std::string& guest_name,
+                              const std::string& run_dir, bool foreground) {
+  std::vector<std::string> candidates =
+      which == "dhcp" ? std::vector<std::string>{"udhcpc", "dhcpcd", "dhclient"}
+                      : std::vector<std::string>{which};
+  DhcpClient c;
+  for (const auto& name : candidates) {
+    std::string path = onPath(name);
+    if (path.empty() && name == "udhcpc") {
+      // busybox (busybox-static on Debian) carries udhcpc as an applet.
+      std::string bb = onPath("busybox");
+      if (!bb.empty()) {
+        c.argv = {bb, "udhcpc"};
+        c.name = name;
+        break;
+      }
+    }
+    if (!path.empty()) {
+      c.argv = {path};
+      c.name = name;
+      break;
+    }
+  }
+  if (c.name.empty()) {
+    std::string list;
+    for (const auto& n : candidates) list += (list.empty() ? "" : ", ") + n;
+    return fail(Errc::kNotFound, "no DHCP client found (looked for " + list + ")");
+  }
+  std::string tag = guest_name + "." + ifname;
+  if (c.name == "udhcpc") {
+    // -f: stay attached to the process plumb started (plumb detaches it); -R: release the
+    // lease when stopped; discovers every second, a few at a time; plumb is the event script.
+    c.argv.insert(c.argv.end(), {"-f", "-R", "-t", "5", "-T", "1", "-A", "2", "-i", ifname, "-s"});
+    c.argv.push_back(selfExe());
+    c.argv.push_back("-x");
+    c.argv.push_back("hostname:" + guest_name);
+    c.env.push_back("PLUMB_DHCP_HOOK=udhcpc");
+  } else if (c.name == "dhcpcd") {
+    c.argv.insert(c.argv.end(), {"-B", "-4", "-h", guest_name, ifname});
+  } else {
+    c.argv.insert(c.argv.end(), {"-d", "-4", "-pf", run_dir + "/dhclient." + tag + ".pid", "-lf",
+                                 run_dir + "/dhclient." + tag + ".leases", ifname});
+  }
+  auto extra = split(options);
+  // Options go before the interface for dhcpcd and dhclient, which end with it.
+  auto at = c.name == "udhcpc" ? c.argv.end() : c.argv.end() - 1;
+  c.argv.insert(at, extra.begin(), extra.end());
+  (void)foreground;
+  return c;
+}
+
+Result<Lease> startDhcp(const netlink::Netns& ns, const DhcpClient& client,
+                        const std::string& ifname, const std::string& log, int timeout_ms) {
+  // Subscribed before the client starts, so its first address is not missed.
+  PLUMB_ASSIGN(auto events, netlink::NlSocket::subscribeIn(ns, RTMGRP_IPV4_IFADDR));
+  PLUMB_ASSIGN(auto query, netlink::NlSocket::openIn(ns));
+  PLUMB_ASSIGN(auto link, netlink::getLink(query, ifname));
+  PLUMB_ASSIGN(pid_t pid, netlink::spawnIn(ns, client.argv, client.env, log));
+  auto deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(timeout_ms);
+  auto giveUp = [&](const std::string& why) -> Error {
+    ::kill(pid, SIGTERM);
+    (void)::waitpid(pid, nullptr, 0);
+    std::string last = lastLine(log);
+    return makeError(Errc::kTryAgain,
+                     "no DHCP lease for " + ifname + ": " + why +
+                         (last.empty() ? "" : " (" + client.name + ": " + last + ")"));
+  };
+  for (;;) {
+    PLUMB_ASSIGN(auto addrs, netlink::listAddresses(query, AF_INET, link.index));
+    for (const auto& a : addrs) {
+      if (!a.prefix.addr().isLinkLocal()) return Lease{a.prefix, pid};
+    }
+    int status = 0;
+    if (::waitpid(pid, &status, WNOHANG) == pid) {
+      std::string last = lastLine(log);
+      return fail(Errc::kNotFound, "no DHCP lease for " + ifname + ": " + client.name + " exited" +
+                                       (last.empty() ? "" : " (" + last + ")"));
+    }
+    if (std::chrono::steady_clock::now() >= deadline)
+      return giveUp("none within " + std::to_string(timeout_ms / 1000) + " s");
+    // Woken by the address notification, or by the socket's receive timeout.
+    (void)events.next([](const nlmsghdr*) -> Status { return {}; });
+  }
+}
+
+void stopDhcp(pid_t pid, const std::string& name) {
+  if (pid <= 0) return;
+  std::ifstream cmd("/proc/" + std::to_string(pid) + "/cmdline");
+  std::string line;
+  std::getline(cmd, line, '\0');
+  std::string rest;
+  std::getline(cmd, rest, '\0');
+  // Only the client plumb started: a PID reused by another program is left alone.
+  bool ours = line.find(name) != std::string::npos || rest == name;
+  if (ours) ::kill(pid, SIGTERM);
+}
+
+int dhcpHook(int argc, char** argv) {
+  // The client's output goes to its log; nothing here may kill it.
+  (void)::signal(SIGPIPE, SIG_IGN);
+  std::string event = argc > 1 ? argv[1] : "";
+  auto env = [](const char* k) -> std::string {
+    const char* v = std::getenv(k);
+    return v ? v : "";
+  };
+  std::string ifname = env("interface");
+  auto sock = netlink::NlSocket::open();  // udhcpc runs in the guest's netns: so does this
+  if (!sock.ok() || ifname.empty()) return 1;
+  auto link = netlink::getLink(*sock, ifname);
+  if (!link.ok()) {
+    std::fprintf(stderr, "plumb dhcp: %s\n", link.error().message.c_str());
+    return 1;
+  }
+  auto current = netlink::listAddresses(*sock, AF_INET, link->index);
+  if (event == "deconfig") {
+    if (current.ok()) {
+      for (const auto& a : *current) (void)netlink::deleteAddress(*sock, link->index, a.prefix);
+    }
+    netlink::LinkChange up;
+    up.up = true;
+    (void)netlink::changeLink(*sock, link->index, up);
+    return 0;
+  }
+  if (event != "bound" && event != "renew") return 0;  // leasefail, nak: udhcpc retries
+  auto ip = IpAddr::parse(env("ip"));
+  if (!ip.ok()) return 1;
+  int len = 32;
+  std::string mask = env("mask");
+  if (!mask.empty()) {
+    len = std::atoi(mask.c_str());
+  } else if (auto m = IpAddr::parse(env("subnet")); m.ok()) {
+    len = 0;
+    for (unsigned __int128 n = m->number(); n & 0x80000000; n <<= 1) ++len;
+  }
+  IpPrefix lease(*ip, len);
+  if (current.ok()) {
+    for (const auto& a : *current) {
+      if (!(a.prefix == lease)) (void)netlink::deleteAddress(*sock, link->index, a.prefix);
+    }
+  }
+  auto st = netlink::addAddress(*sock, link->index, lease);
+  if (!st.ok() && st.error().code != Errc::kExists) {
+    std::fprintf(stderr, "plumb dhcp: %s\n", st.error().message.c_str());
+    return 1;
+  }
+  std::string routers = env("router");
+  if (!routers.empty()) {
+    auto gw = IpAddr::parse(routers.substr(0, routers.find(' ')));
+    if (gw.ok()) {
+      netlink::Route def;
+      def.dst = IpPrefix(IpAddr::fromNumber(false, 0), 0);
+      def.gateway = *gw;
+      def.oif = link->index;
+      def.onlink = !lease.network().contains(*gw);
+      (void)netlink::addRoute(*sock, def, /*replace=*/true);
+    }
+  }
+  std::fprintf(stderr, "plumb dhcp: %s %s on %s\n", event.c_str(), lease.str().c_str(),
+               ifname.c_str());
+  return 0;
+}
+
+}  // namespace plumb::cli

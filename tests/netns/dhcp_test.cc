@@ -1,0 +1,102 @@
+// The command line's DHCP against a real server: dnsmasq serving a bridge in the test's host
+// namespace, udhcpc (busybox) in the guest, the lease renewed while plumb is long gone.
+#include <signal.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <fstream>
+#include <thread>
+
+#include "harness.h"
+
+namespace plumb::testing {
+namespace {
+
+class Dhcp : public NetnsTest {
+ protected:
+  void SetUp() override {
+    NetnsTest::SetUp();
+    if (sh("command -v dnsmasq >/dev/null").rc != 0) GTEST_SKIP() << "dnsmasq is not installed";
+    inHost(
+        "ip link add brdhcp type bridge && ip addr add 198.18.60.1/24 dev brdhcp && ip link "
+        "set brdhcp up");
+    // The shortest lease dnsmasq grants (2 minutes): the client renews after one.
+    auto pid = sh("ip netns exec " + host() +
+                  " dnsmasq --no-daemon --conf-file=/dev/null --port=0 --interface=brdhcp "
+                  "--bind-interfaces --dhcp-range=198.18.60.100,198.18.60.150,255.255.255.0,2m "
+                  "--dhcp-option=3,198.18.60.1 --dhcp-leasefile=" +
+                  state_.path() + "/leases --log-dhcp >" + log() + " 2>&1 & echo $!");
+    dnsmasq_ = std::stoi(pid.out);
+    for (int i = 0; i < 100 && sh("grep -q 'DHCP, IP range' " + log()).rc != 0; ++i) usleep(20000);
+  }
+  void TearDown() override {
+    if (dnsmasq_ > 0) ::kill(dnsmasq_, SIGTERM);
+    NetnsTest::TearDown();
+  }
+  std::string log() const { return state_.path() + "/dnsmasq.log"; }
+  int acks() { return std::stoi(sh("grep -c DHCPACK " + log() + " || true").out); }
+  Cmd plumb(const std::string& args) {
+    return inHost(std::string(PLUMB_BIN) + " --state-dir " + state_.path() + "/state " + args);
+  }
+  int dnsmasq_ = 0;
+};
+
+TEST_F(Dhcp, LeaseFromDnsmasqIsRenewedAndReleased) {
+  auto g1 = nsName("g1");
+  makeNetns("g1");
+  auto r = plumb("brdhcp " + g1 + " dhcp");
+  ASSERT_EQ(r.rc, 0) << r.out << sh("cat " + log()).out;
+  EXPECT_NE(r.out.find("198.18.60."), std::string::npos) << r.out;
+  auto addr = in(g1, "ip -4 -o addr show eth1").out;
+  EXPECT_NE(addr.find("inet 198.18.60."), std::string::npos) << addr;
+  EXPECT_NE(in(g1, "ip route show default").out.find("via 198.18.60.1 dev eth1"),
+            std::string::npos);
+  EXPECT_TRUE(ping(g1, "198.18.60.1"));
+  EXPECT_NE(sh("grep DHCPACK " + log()).out.find(g1), std::string::npos)
+      << "the guest's name is sent as its hostname";
+  auto ls = json::parse(plumb("ls --json").out, nullptr, false);
+  ASSERT_TRUE(ls.is_array() && ls.size() == 1u);
+  EXPECT_NE(ls[0]["addresses"].dump().find("198.18.60."), std::string::npos) << ls.dump();
+  auto again = plumb("brdhcp " + g1 + " dhcp");
+  EXPECT_EQ(again.rc, 0) << again.out;
+  EXPECT_NE(again.out.find("already attached"), std::string::npos) << again.out;
+  auto other = plumb("brdhcp " + g1 + " 198.18.60.9/24");
+  EXPECT_NE(other.out.find("addressing DHCP (asked static)"), std::string::npos) << other.out;
+
+  // Renewal at half the lease (60 s), by the client plumb left running.
+  int before = acks();
+  auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(80);
+  while (acks() == before && std::chrono::steady_clock::now() < deadline)
+    std::this_thread::sleep_for(std::chrono::milliseconds(500));
+  EXPECT_GT(acks(), before) << "the lease was not renewed\n" << sh("cat " + log()).out;
+  EXPECT_EQ(in(g1, "ip -4 -o addr show eth1").out, addr) << "the same address after renewal";
+
+  ASSERT_EQ(plumb("del " + g1).rc, 0);
+  for (int i = 0; i < 100 && sh("grep -q DHCPRELEASE " + log()).rc != 0; ++i) usleep(20000);
+  EXPECT_EQ(sh("grep -c DHCPRELEASE " + log()).out, "1\n") << "del stops the client, which "
+                                                              "releases the lease";
+  EXPECT_EQ(sh("pgrep -f '[u]dhcpc.*hostname:" + g1 + "' || true").out, "");
+}
+
+TEST_F(Dhcp, NoLeaseUndoesTheAttachmentAndNoClientChangesNothing) {
+  auto g1 = nsName("g1");
+  makeNetns("g1");
+  // A bridge no server serves; -n: udhcpc gives up after its discovers instead of waiting on.
+  auto r = plumb("brnone " + g1 + " udhcpc:-n");
+  EXPECT_EQ(r.rc, 1);
+  EXPECT_NE(r.out.find("no DHCP lease for eth1: udhcpc exited"), std::string::npos) << r.out;
+  EXPECT_NE(in(g1, "ip link show eth1").rc, 0) << "the attachment was undone";
+  EXPECT_EQ(inHost("ip -o link | grep -c ': plm' || true").out, "0\n");
+  EXPECT_EQ(plumb("ls --json").out, "[]\n");
+  if (sh("command -v dhcpcd").rc != 0) {
+    std::string before = hostSnapshot();
+    auto missing = plumb("brdhcp " + g1 + " dhcpcd");
+    EXPECT_EQ(missing.rc, 1);
+    EXPECT_NE(missing.out.find("no DHCP client found (looked for dhcpcd)"), std::string::npos)
+        << missing.out;
+    EXPECT_EQ(hostSnapshot(), before) << "a missing client is found out before anything changes";
+  }
+}
+
+}  // namespace
+}  // namespace plumb::testing
