@@ -47,6 +47,20 @@ Result<Netns> Netns::fromName(const std::string& name) {
 
 Result<Netns> Netns::current() { return fromPath("/proc/thread-self/ns/net"); }
 
+Result<Netns> Netns::createTemporary() {
+  Result<Netns> out = fail(Errc::kInternal, "no namespace made");
+  std::thread worker([&] {
+    // The thread's own namespace goes with the thread; the handle opened here keeps it.
+    if (::unshare(CLONE_NEWNET) != 0) {
+      out = failErrno(errno, "failed to create a temporary netns");
+      return;
+    }
+    out = fromPath("/proc/thread-self/ns/net");
+  });
+  worker.join();
+  return out;
+}
+
 Status runIn(const Netns& ns, const std::function<Status()>& fn) {
   Status result;
   std::thread worker([&] {

@@ -24,6 +24,9 @@ class Netns {
   static Result<Netns> fromName(const std::string& name);
   // The calling thread's namespace.
   static Result<Netns> current();
+  // A new, empty namespace that lives as long as the handle (a place to rename a device where
+  // no other name can collide).
+  static Result<Netns> createTemporary();
 
   int fd() const { return fd_.get(); }
   bool valid() const { return fd_.valid(); }

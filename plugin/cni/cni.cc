@@ -233,7 +233,13 @@ Result<core::Plan> planFor(const NetConf& conf, const CniResult& ips) {
   if (conf.mode == "ovs") return core::Plan(core::OvsPlan{conf.bridge, std::nullopt});
   if (conf.mode == "sriov")
     return core::Plan(core::SriovPlan{conf.master, std::nullopt, conf.pci_bus_id});
-  return core::Plan(core::PassthroughPlan{conf.device, std::nullopt, conf.pci_bus_id});
+  std::optional<MacAddr> hwaddr;
+  if (!conf.hwaddr.empty()) {
+    auto m = MacAddr::parse(conf.hwaddr);
+    if (!m.ok()) return fail(Errc::kInvalid, "hwaddr: " + m.error().message);
+    hwaddr = *m;
+  }
+  return core::Plan(core::PassthroughPlan{conf.device, hwaddr, conf.pci_bus_id});
 }
 
 Result<core::AttachRequest> requestFor(const Call& c, const CniResult& ipam_result) {

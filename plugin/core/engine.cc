@@ -16,6 +16,7 @@
 #include "netlink/route.h"
 #include "netlink/socket.h"
 #include "netlink/sysctl.h"
+#include "plugin/core/passthrough.h"
 
 namespace plumb::core {
 
@@ -50,8 +51,9 @@ Status validateName(const std::string& what, const std::string& v) {
   return {};
 }
 
-json detailOf(const AttachRequest& req) {
+json detailOf(const AttachRequest& req, const json& restore) {
   json d;
+  if (!restore.is_null()) d["restore"] = restore;
   d["addresses"] = json::array();
   for (const auto& a : req.addresses) {
     d["addresses"].push_back(
@@ -65,7 +67,7 @@ json detailOf(const AttachRequest& req) {
 }
 
 AttachmentRecord recordOf(const AttachRequest& req, const std::string& host_ifname,
-                          const std::string& state) {
+                          const std::string& state, const json& restore = json()) {
   AttachmentRecord r;
   r.key = req.key;
   r.netns = req.netns;
@@ -74,8 +76,9 @@ AttachmentRecord recordOf(const AttachRequest& req, const std::string& host_ifna
   r.host_ifname = host_ifname;
   if (const auto* b = std::get_if<VethBridgePlan>(&req.plan)) r.bridge = b->bridge;
   if (const auto* m = std::get_if<MacvlanPlan>(&req.plan)) r.bridge = m->master;
+  if (restore.is_object()) r.bridge = restore.value("name", "");
   r.state = state;
-  r.detail = detailOf(req).dump();
+  r.detail = detailOf(req, restore).dump();
   return r;
 }
 
@@ -118,6 +121,8 @@ struct Engine::Context {
   std::string host_name;
   std::string tmp_name;
   AttachResult result;
+  std::optional<nl::LinkInfo> device;  // passthrough: the device moved in
+  json restore;                        // passthrough: what removal gives back
 };
 
 Status Engine::validate(const AttachRequest& req) {
@@ -147,6 +152,10 @@ Status Engine::validate(const AttachRequest& req) {
     if (m->master.empty()) return fail(Errc::kInvalid, "macvlan needs a master interface");
     PLUMB_TRY(nl::validateIfname(m->master));
     PLUMB_TRY(nl::parseMacvlanMode(m->mode));
+  } else if (const auto* p = std::get_if<PassthroughPlan>(&req.plan)) {
+    if (p->device.empty() && !p->hwaddr && p->pci_address.empty())
+      return fail(Errc::kInvalid, "passthrough needs a device name, a MAC or a PCI address");
+    if (!p->device.empty()) PLUMB_TRY(nl::validateIfname(p->device));
   } else {
     return fail(Errc::kUnsupported, "mode " + modeName(req.plan) + " is not available yet");
   }
@@ -225,19 +234,32 @@ Result<std::vector<Step>> Engine::buildSteps(Context& ctx) {
                      return {};
                    }});
 
-  steps.push_back(
-      {"record attachment " + req.key.str(),
-       [this, &ctx]() -> Status {
-         bool veth = std::holds_alternative<VethBridgePlan>(ctx.req.plan);
-         auto st = store_.insertAttachment(recordOf(ctx.req, veth ? ctx.host_name : "", "adding"));
-         if (!st.ok() && st.error().code == Errc::kExists) {
-           return fail(Errc::kExists, "container " + ctx.req.key.container_id +
-                                          " already has interface " + ctx.req.key.ifname +
-                                          " on network " + ctx.req.key.network);
-         }
-         return st;
-       },
-       [this, &ctx] { (void)store_.deleteAttachment(ctx.req.key); }});
+  if (const auto* pp = std::get_if<PassthroughPlan>(&req.plan)) {
+    std::string what = !pp->device.empty() ? pp->device
+                       : pp->hwaddr        ? "with MAC " + pp->hwaddr->str()
+                                           : "at PCI " + pp->pci_address;
+    steps.push_back({"find device " + what, [&ctx, pp]() -> Status {
+                       PLUMB_ASSIGN(auto dev, findPassthroughDevice(*ctx.host, *pp));
+                       ctx.restore = restoreInfo(dev);
+                       ctx.device = dev;
+                       return {};
+                     }});
+  }
+
+  steps.push_back({"record attachment " + req.key.str(),
+                   [this, &ctx]() -> Status {
+                     bool veth = std::holds_alternative<VethBridgePlan>(ctx.req.plan);
+                     auto st = store_.insertAttachment(
+                         recordOf(ctx.req, veth ? ctx.host_name : "", "adding", ctx.restore));
+                     if (!st.ok() && st.error().code == Errc::kExists) {
+                       return fail(Errc::kExists, "container " + ctx.req.key.container_id +
+                                                      " already has interface " +
+                                                      ctx.req.key.ifname + " on network " +
+                                                      ctx.req.key.network);
+                     }
+                     return st;
+                   },
+                   [this, &ctx] { (void)store_.deleteAttachment(ctx.req.key); }});
 
   if (const auto* bp = std::get_if<VethBridgePlan>(&req.plan)) {
     const VethBridgePlan& plan = *bp;
@@ -334,11 +356,34 @@ Result<std::vector<Step>> Engine::buildSteps(Context& ctx) {
            if (!link.ok() && in_container) link = nl::getLink(side, ctx.req.key.ifname);
            if (link.ok()) (void)nl::deleteLink(side, link->index);
          }});
+  } else if (std::holds_alternative<PassthroughPlan>(req.plan)) {
+    if (!in_container) {
+      // The runtime moves it (Docker: SrcName) and names it; plumb stamps it and remembers it.
+      steps.push_back({"stamp the device for the runtime to move", [&ctx]() -> Status {
+                         ctx.tmp_name = ctx.device->name;
+                         nl::LinkChange change;
+                         change.alias = ownerStamp(ctx.req.key);
+                         if (ctx.req.mtu > 0) change.mtu = ctx.req.mtu;
+                         return nl::changeLink(*ctx.host, ctx.device->index, change);
+                       }});
+    } else {
+      steps.push_back(
+          {"move the device into netns " + req.netns + " through a temporary netns",
+           [&ctx]() -> Status {
+             DeviceSettings s{ctx.tmp_name, ctx.req.mtu, ctx.req.mac, ownerStamp(ctx.req.key)};
+             return moveDevice(*ctx.host, *ctx.device, *ctx.target, s, ctx.restore);
+           },
+           [&ctx] {
+             auto link = nl::getLink(*ctx.ctr, ctx.tmp_name);
+             if (!link.ok()) link = nl::getLink(*ctx.ctr, ctx.req.key.ifname);
+             if (link.ok()) (void)restoreDevice(*ctx.ctr, link->index, ctx.restore);
+           }});
+    }
   } else {
     return fail(Errc::kUnsupported, "mode " + modeName(req.plan) + " is not available yet");
   }
 
-  if (!in_container) {
+  if (!in_container && !std::holds_alternative<PassthroughPlan>(req.plan)) {
     // The runtime moves and renames it; the stamp goes with it, so whichever netns it is in
     // when the endpoint is deleted, detach knows it for plumb's.
     steps.push_back({"stamp " + ctx.tmp_name + " for the runtime to move", [&ctx]() -> Status {
@@ -347,7 +392,7 @@ Result<std::vector<Step>> Engine::buildSteps(Context& ctx) {
                        change.alias = ownerStamp(ctx.req.key);
                        return nl::changeLink(*ctx.host, link.index, change);
                      }});
-  } else {
+  } else if (in_container) {
     steps.push_back({"name the container interface " + req.key.ifname, [&ctx]() -> Status {
                        auto tmp = nl::getLink(*ctx.ctr, ctx.tmp_name);
                        if (!tmp.ok()) return std::move(tmp).error();
@@ -425,7 +470,7 @@ Result<std::vector<Step>> Engine::buildSteps(Context& ctx) {
            }
          }
          AttachmentRecord r =
-             recordOf(ctx.req, ctx.result.host ? ctx.result.host->name : "", "ready");
+             recordOf(ctx.req, ctx.result.host ? ctx.result.host->name : "", "ready", ctx.restore);
          r.mac = ctx.result.container.mac;
          return store_.updateAttachment(r);
        }});
@@ -434,7 +479,7 @@ Result<std::vector<Step>> Engine::buildSteps(Context& ctx) {
 
 Result<std::vector<std::string>> Engine::describe(const AttachRequest& req) {
   PLUMB_TRY(validate(req));
-  Context ctx{req, {}, {}, {}, 0, 0, 0, 0, {}, {}, {}};
+  Context ctx{req, {}, {}, {}, 0, 0, 0, 0, {}, {}, {}, {}, {}};
   PLUMB_ASSIGN(auto steps, buildSteps(ctx));
   std::vector<std::string> out;
   for (const auto& s : steps) out.push_back(s.what);
@@ -443,7 +488,7 @@ Result<std::vector<std::string>> Engine::describe(const AttachRequest& req) {
 
 Result<AttachResult> Engine::attach(const AttachRequest& req) {
   PLUMB_TRY(validate(req));
-  Context ctx{req, {}, {}, {}, 0, 0, 0, 0, {}, {}, {}};
+  Context ctx{req, {}, {}, {}, 0, 0, 0, 0, {}, {}, {}, {}, {}};
   PLUMB_ASSIGN(auto steps, buildSteps(ctx));
   auto st = runSteps(steps);
   if (!st.ok()) {
@@ -458,6 +503,26 @@ Status Engine::detach(const DetachRequest& req) {
   std::string netns = !req.netns.empty() ? req.netns : (record ? record->netns : "");
   const std::string stamp = ownerStamp(req.key);
   PLUMB_ASSIGN(auto host, nl::NlSocket::open());
+  if (record && record->mode == "passthrough") {
+    // Never deleted: given back to the host, from the container or from wherever the kernel
+    // put it when the container's netns died.
+    auto detail = json::parse(record->detail, nullptr, false);
+    json restore = detail.is_object() && detail.contains("restore") ? detail["restore"] : json();
+    bool done = false;
+    auto ns =
+        netns.empty() ? Result<nl::Netns>(fail(Errc::kNotFound, "")) : nl::Netns::fromPath(netns);
+    if (ns.ok()) {
+      PLUMB_ASSIGN(auto ctr, nl::NlSocket::openIn(*ns));
+      PLUMB_ASSIGN(auto links, nl::listLinks(ctr));
+      for (const auto& l : links) {
+        if (l.alias != stamp) continue;
+        PLUMB_TRY(restoreDevice(ctr, l.index, restore));
+        done = true;
+      }
+    }
+    if (!done) PLUMB_TRY(restoreReturnedDevice(host, restore, stamp));
+    return store_.deleteAttachment(req.key);
+  }
   if (!netns.empty()) {
     auto ns = nl::Netns::fromPath(netns);
     if (ns.ok()) {
@@ -514,7 +579,8 @@ Status Engine::check(const AttachRequest& req) {
     return fail(Errc::kNotFound, "interface " + req.key.ifname + " is missing in netns " + netns);
   if (!link->up()) return fail(Errc::kInvalid, "interface " + req.key.ifname + " is down");
   std::string want_kind = std::holds_alternative<MacvlanPlan>(req.plan) ? "macvlan" : "veth";
-  if (link->kind != want_kind) {
+  bool passthrough = std::holds_alternative<PassthroughPlan>(req.plan);
+  if (!passthrough && link->kind != want_kind) {
     return fail(Errc::kInvalid,
                 "interface " + req.key.ifname + " is a " + link->kind + ", not a " + want_kind);
   }
