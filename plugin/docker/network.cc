@@ -8,10 +8,13 @@ namespace plumb::docker {
 namespace jr = plumb::json_read;
 
 const std::vector<std::pair<std::string, std::string>> kNetworkOptions = {
-    {"plumb.mode", "bridge (default) or macvlan"},
+    {"plumb.mode", "bridge (default), macvlan or passthrough"},
     {"plumb.bridge", "bridge mode: the bridge to use, created when missing"},
     {"plumb.parent", "macvlan mode: the parent interface"},
     {"plumb.macvlan_mode", "macvlan mode: bridge (default), private, vepa or passthru"},
+    {"plumb.device", "passthrough mode: the device to move into the container"},
+    {"plumb.hwaddr", "passthrough mode: the device, by its MAC"},
+    {"plumb.pci", "passthrough mode: the device, by its PCI address"},
     {"plumb.mtu", "MTU of the bridge and the container interfaces"},
     {"plumb.masquerade", "bridge mode: true (default) or false"},
     {"plumb.routes", "comma-separated subnets the containers reach through the gateway"},
@@ -183,6 +186,9 @@ json NetworkConfig::toJson() const {
           {"bridge", bridge},
           {"parent", parent},
           {"macvlan_mode", macvlan_mode},
+          {"device", device},
+          {"hwaddr", hwaddr},
+          {"pci", pci},
           {"mtu", mtu},
           {"masquerade", masquerade},
           {"internal", internal},
@@ -203,6 +209,9 @@ Result<NetworkConfig> NetworkConfig::fromJson(const json& j) {
   PLUMB_TRY(jr::str(j, "bridge", n.bridge));
   PLUMB_TRY(jr::str(j, "parent", n.parent));
   PLUMB_TRY(jr::str(j, "macvlan_mode", n.macvlan_mode));
+  PLUMB_TRY(jr::str(j, "device", n.device));
+  PLUMB_TRY(jr::str(j, "hwaddr", n.hwaddr));
+  PLUMB_TRY(jr::str(j, "pci", n.pci));
   PLUMB_TRY(jr::integer(j, "mtu", n.mtu));
   PLUMB_TRY(jr::boolean(j, "masquerade", n.masquerade));
   PLUMB_TRY(jr::boolean(j, "internal", n.internal));
@@ -236,9 +245,10 @@ Result<NetworkConfig> parseCreateNetwork(const json& req) {
       if (!ours && key != "com.docker.network.driver.mtu") continue;  // other drivers' options
       PLUMB_ASSIGN(std::string v, optionText(value, key));
       if (key == "plumb.mode") {
-        if (v != "bridge" && v != "macvlan")
+        if (v != "bridge" && v != "macvlan" && v != "passthrough") {
           return fail(Errc::kInvalid,
-                      "option plumb.mode must be bridge or macvlan, not '" + v + "'");
+                      "option plumb.mode must be bridge, macvlan or passthrough, not '" + v + "'");
+        }
         n.mode = v;
       } else if (key == "plumb.bridge") {
         PLUMB_TRY(netlink::validateIfname(v));
@@ -255,6 +265,15 @@ Result<NetworkConfig> parseCreateNetwork(const json& req) {
         n.macvlan_mode = v;
       } else if (key == "plumb.mtu" || key == "com.docker.network.driver.mtu") {
         PLUMB_ASSIGN(n.mtu, parseMtu(key, v));
+      } else if (key == "plumb.device") {
+        PLUMB_TRY(netlink::validateIfname(v));
+        n.device = v;
+      } else if (key == "plumb.hwaddr") {
+        auto m = MacAddr::parse(v);
+        if (!m.ok()) return fail(Errc::kInvalid, "option plumb.hwaddr: " + m.error().message);
+        n.hwaddr = m->str();
+      } else if (key == "plumb.pci") {
+        n.pci = v;
       } else if (key == "plumb.routes") {
         for (size_t start = 0; start <= v.size();) {
           size_t comma = v.find(',', start);
@@ -280,6 +299,14 @@ Result<NetworkConfig> parseCreateNetwork(const json& req) {
       return fail(Errc::kInvalid, "option plumb.parent needs plumb.mode=macvlan");
     // Docker's own bridges are br-<12 hex>; plumb's stand apart from them.
     if (n.bridge.empty()) n.bridge = "pbr-" + n.id.substr(0, 11);
+  } else if (n.mode == "passthrough") {
+    if (n.device.empty() && n.hwaddr.empty() && n.pci.empty()) {
+      return fail(Errc::kInvalid,
+                  "plumb.mode=passthrough needs plumb.device, plumb.hwaddr or plumb.pci");
+    }
+    if (!n.bridge.empty() || !n.parent.empty())
+      return fail(Errc::kInvalid, "plumb.mode=passthrough takes no plumb.bridge or plumb.parent");
+    n.masquerade = false;
   } else {
     if (n.parent.empty()) return fail(Errc::kInvalid, "plumb.mode=macvlan needs plumb.parent");
     if (!n.bridge.empty())

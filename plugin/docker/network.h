@@ -25,10 +25,13 @@ struct Subnet {
 
 struct NetworkConfig {
   std::string id;
-  std::string mode = "bridge";  // bridge, macvlan
+  std::string mode = "bridge";  // bridge, macvlan, passthrough
   std::string bridge;           // bridge mode
   std::string parent;           // macvlan mode
   std::string macvlan_mode = "bridge";
+  std::string device;  // passthrough: the device, by name, MAC (hwaddr) or PCI address
+  std::string hwaddr;
+  std::string pci;
   int mtu = 0;
   bool masquerade = true;
   bool internal = false;

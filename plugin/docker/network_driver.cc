@@ -9,6 +9,7 @@
 #include "netlink/socket.h"
 #include "netlink/sysctl.h"
 #include "plugin/core/engine.h"
+#include "plugin/core/passthrough.h"
 #include "plugin/docker/driver.h"
 
 namespace plumb::docker {
@@ -74,6 +75,14 @@ core::VethBridgePlan bridgePlan(const NetworkConfig& n) {
     }
   }
   return plan;
+}
+
+core::PassthroughPlan passthroughPlan(const NetworkConfig& n) {
+  core::PassthroughPlan p;
+  p.device = n.device;
+  if (!n.hwaddr.empty()) p.hwaddr = *MacAddr::parse(n.hwaddr);
+  p.pci_address = n.pci;
+  return p;
 }
 
 core::AttachmentKey keyOf(const Ids& ids) { return {ids.network, ids.endpoint, kIfname}; }
@@ -152,6 +161,9 @@ Result<json> Driver::createNetwork(core::Store& store, const json& req) {
       if (made_bridge) (void)engine.removeBridge(n.bridge);
       return failed(st.error());
     }
+  } else if (n.mode == "passthrough") {
+    auto dev = core::findPassthroughDevice(host, passthroughPlan(n));
+    if (!dev.ok()) return failed(dev.error());
   } else {
     auto parent = nl::getLink(host, n.parent);
     if (!parent.ok()) {
@@ -209,8 +221,10 @@ Result<json> Driver::createEndpoint(core::Store& store, const json& req) {
   PLUMB_ASSIGN(auto ep, parseCreateEndpoint(req));
   PLUMB_ASSIGN(auto n, loadNetwork(store, ep.network));
   json iface = json::object();
+  // The device keeps its own MAC (a passthru macvlan takes its parent's): none is made up.
+  bool own_mac = (n.mode == "macvlan" && n.macvlan_mode == "passthru") || n.mode == "passthrough";
   // Only what dockerd left empty is filled in: it refuses a driver changing its fields.
-  if (ep.mac.empty()) {
+  if (ep.mac.empty() && !own_mac) {
     // As Docker's bridge driver: 02:42 and the IPv4 address, else one derived from the id.
     MacAddr mac = MacAddr::fromName("docker:" + ep.id);
     if (ep.address) {
@@ -219,10 +233,6 @@ Result<json> Driver::createEndpoint(core::Store& store, const json& req) {
     }
     ep.mac = mac.str();
     iface["MacAddress"] = ep.mac;
-  }
-  if (n.mode == "macvlan" && n.macvlan_mode == "passthru") {
-    // passthru takes the parent's MAC: Docker must not be told another.
-    iface.erase("MacAddress");
   }
   auto st = store.insertEndpoint({ep.network, ep.id, ep.toJson().dump(), 0});
   if (!st.ok()) return std::move(st).error().wrap("failed to create endpoint " + shortId(ep.id));
@@ -235,7 +245,9 @@ Result<json> Driver::endpointOperInfo(core::Store& store, const json& req) {
   PLUMB_ASSIGN(auto ep, loadEndpoint(store, ids));
   PLUMB_ASSIGN(auto rec, store.findAttachment(keyOf(ids)));
   json value = {{"plumb.mode", n.mode},
-                {"plumb.via", n.mode == "bridge" ? n.bridge : n.parent},
+                {"plumb.via", n.mode == "bridge"    ? n.bridge
+                              : n.mode == "macvlan" ? n.parent
+                                                    : n.device},
                 {"com.docker.network.endpoint.macaddress", ep.mac},
                 {"com.docker.network.portmap", portmapJson(ep.published)}};
   if (rec) value["plumb.host_ifname"] = rec->host_ifname;
@@ -257,6 +269,9 @@ Result<json> Driver::join(core::Store& store, const json& req) {
   if (!ep.mac.empty()) ar.mac = *MacAddr::parse(ep.mac);
   if (n.mode == "bridge") {
     ar.plan = bridgePlan(n);
+  } else if (n.mode == "passthrough") {
+    ar.plan = passthroughPlan(n);
+    ar.mac.reset();
   } else {
     ar.plan = core::MacvlanPlan{n.parent, n.macvlan_mode};
     if (n.macvlan_mode == "passthru") ar.mac.reset();

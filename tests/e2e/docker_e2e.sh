@@ -70,6 +70,7 @@ cleanup() {
   release_dockerd
   ip link del "$PARENT" 2>/dev/null
   ip link del "pmw$ID" 2>/dev/null
+  ip link del "pmz$ID" 2>/dev/null
   [ -e "/run/netns/$LAN" ] && ip netns del "$LAN"
   [ -e "/run/netns/$P-cni" ] && ip netns del "$P-cni"
   [ -e "/run/netns/$P-cnihost" ] && ip netns del "$P-cnihost"
@@ -302,6 +303,24 @@ t "pt1's eth0 is a passthru macvlan" \
   bash -c "nsenter -n -t \$(docker inspect -f '{{.State.Pid}}' $P-pt1) ip -d link show eth0 | grep -q 'macvlan mode passthru'"
 t "pt1 pings the LAN side" ping_from pt1 198.18.27.254
 
+section "passthrough mode (a veth end stands in for a NIC)"
+ip link add "pmz$ID" mtu 1450 type veth peer name "pmq$ID"
+ip link set "pmq$ID" netns "$LAN"
+ip -n "$LAN" addr add 198.18.19.254/24 dev "pmq$ID"
+ip -n "$LAN" link set "pmq$ID" up
+ip link set "pmz$ID" up
+PT_BEFORE=$(ip -o link show "pmz$ID" | sed 's/ state [A-Z]*//')
+t "network create -o plumb.mode=passthrough -o plumb.device=pmz$ID" docker network create \
+  -d "$DRV" -o plumb.mode=passthrough -o plumb.device="pmz$ID" --subnet 198.18.19.0/24 \
+  --gateway 198.18.19.254 "$P-pth"
+run_bg th1 pth
+t "the device left the host" bash -c "! ip link show pmz$ID"
+t "th1's eth0 is the device (MTU 1450)" bash -c "docker exec $P-th1 cat /sys/class/net/eth0/mtu | grep -qx 1450"
+t "th1 pings the LAN side" ping_from th1 198.18.19.254
+t "docker rm -f th1" docker rm -f "$P-th1"
+t "the device is back on the host as it was" \
+  bash -c "[ \"\$(ip -o link show pmz$ID | sed 's/ state [A-Z]*//')\" = \"$PT_BEFORE\" ]"
+
 section "plumb.mtu and plumb.masquerade"
 t "network create -o plumb.mtu=1400 -o plumb.masquerade=false" docker network create -d "$DRV" \
   -o plumb.mtu=1400 -o plumb.masquerade=false --subnet 198.18.28.0/24 "$P-mtu"
@@ -406,7 +425,7 @@ fi
 section "teardown"
 ids=$(docker ps -aq --filter "name=^$P-")
 [ -n "$ids" ] && docker rm -f $ids >/dev/null
-for n in br br2 int v6 ipam mv pt mtu; do
+for n in br br2 int v6 ipam mv pt pth mtu; do
   t "docker network rm $n" docker network rm "$P-$n"
 done
 t "plumb's store holds no network, endpoint, attachment, pool or address" store_empty
