@@ -168,7 +168,7 @@ int dhcpHook(int argc, char** argv) {
   if (!sock.ok() || ifname.empty()) return 1;
   auto link = netlink::getLink(*sock, ifname);
   if (!link.ok()) {
-    std::fprintf(stderr, "plumb dhcp: %s\n", link.error().message.c_str());
+    (void)std::fprintf(stderr, "plumb dhcp: %s\n", link.error().message.c_str());
     return 1;
   }
   auto current = netlink::listAddresses(*sock, AF_INET, link->index);
@@ -200,7 +200,7 @@ int dhcpHook(int argc, char** argv) {
   }
   auto st = netlink::addAddress(*sock, link->index, lease);
   if (!st.ok() && st.error().code != Errc::kExists) {
-    std::fprintf(stderr, "plumb dhcp: %s\n", st.error().message.c_str());
+    (void)std::fprintf(stderr, "plumb dhcp: %s\n", st.error().message.c_str());
     return 1;
   }
   std::string routers = env("router");
@@ -215,8 +215,8 @@ int dhcpHook(int argc, char** argv) {
       (void)netlink::addRoute(*sock, def, /*replace=*/true);
     }
   }
-  std::fprintf(stderr, "plumb dhcp: %s %s on %s\n", event.c_str(), lease.str().c_str(),
-               ifname.c_str());
+  (void)std::fprintf(stderr, "plumb dhcp: %s %s on %s\n", event.c_str(), lease.str().c_str(),
+                     ifname.c_str());
   return 0;
 }
 

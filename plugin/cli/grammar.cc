@@ -226,8 +226,8 @@ Result<RuleArgs> parseRuleArgs(const std::vector<std::string>& args) {
   for (; i < args.size(); ++i) {
     if (i + 1 >= args.size())
       return fail(Errc::kInvalid, args[i] + " needs a value (" + usage + ")");
-    const std::string k = args[i];
-    const std::string v = args[i + 1];
+    const std::string& k = args[i];
+    const std::string& v = args[i + 1];
     ++i;
     if (k == "from" || k == "to") {
       std::optional<IpPrefix> p;
