@@ -19,7 +19,7 @@ packages=(
   # e2e: a real dockerd for the remote network and IPAM drivers, curl for raw plugin calls
   docker.io curl
   # the command line's DHCP tests: a real DHCP server
-  dnsmasq-base
+  dnsmasq-base isc-dhcp-client dhcpcd-base
   # lint
   clang-format clang-tidy
 )

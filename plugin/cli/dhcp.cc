@@ -98,8 +98,8 @@ Result<DhcpClient> dhcpClient(const std::string& which, const std::string& optio
   } else if (c.name == "dhcpcd") {
     c.argv.insert(c.argv.end(), {"-B", "-4", "-h", guest_name, ifname});
   } else {
-    c.argv.insert(c.argv.end(), {"-d", "-4", "-pf", run_dir + "/dhclient." + tag + ".pid", "-lf",
-                                 run_dir + "/dhclient." + tag + ".leases", ifname});
+    c.files = {run_dir + "/dhclient." + tag + ".pid", run_dir + "/dhclient." + tag + ".leases"};
+    c.argv.insert(c.argv.end(), {"-d", "-4", "-pf", c.files[0], "-lf", c.files[1], ifname});
   }
   auto extra = split(options);
   // Options go before the interface for dhcpcd and dhclient, which end with it.

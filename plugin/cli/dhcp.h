@@ -15,9 +15,10 @@
 namespace plumb::cli {
 
 struct DhcpClient {
-  std::string name;               // udhcpc, dhcpcd, dhclient
-  std::vector<std::string> argv;  // how to start it, options included
-  std::vector<std::string> env;   // added to its environment
+  std::string name;                // udhcpc, dhcpcd, dhclient
+  std::vector<std::string> argv;   // how to start it, options included
+  std::vector<std::string> env;    // added to its environment
+  std::vector<std::string> files;  // what it writes (pid, lease files): removed by del
 };
 
 // The client for `which` ("dhcp": the first found of udhcpc, dhcpcd, dhclient, as pipework),

@@ -170,6 +170,7 @@ Result<IpPrefix> runDhcp(core::Engine& engine, core::Store& store, const core::A
   auto lease = startDhcp(ns, client, req.key.ifname, log, 30000);
   if (!lease.ok()) {
     ::unlink(log.c_str());
+    for (const auto& f : client.files) ::unlink(f.c_str());
     return undo(std::move(lease).error());
   }
   PLUMB_ASSIGN(auto record, store.findAttachment(req.key));
@@ -177,7 +178,9 @@ Result<IpPrefix> runDhcp(core::Engine& engine, core::Store& store, const core::A
     auto detail = json::parse(record->detail, nullptr, false);
     if (!detail.is_object()) detail = json::object();
     detail["addresses"] = json::array({{{"address", lease->address.str()}, {"gateway", ""}}});
-    detail["dhcp"] = {{"client", client.name}, {"pid", lease->pid}, {"log", log}};
+    std::vector<std::string> files = client.files;
+    files.push_back(log);
+    detail["dhcp"] = {{"client", client.name}, {"pid", lease->pid}, {"files", files}};
     record->detail = detail.dump();
     PLUMB_TRY(store.updateAttachment(*record));
   }
@@ -269,7 +272,11 @@ int del(const DelCommand& c, const Options& opts) {
           d["client"].is_string()) {
         stopDhcp(d["pid"].get<pid_t>(), d["client"].get<std::string>());
       }
-      if (d.contains("log") && d["log"].is_string()) ::unlink(d["log"].get<std::string>().c_str());
+      if (d.contains("files") && d["files"].is_array()) {
+        for (const auto& f : d["files"]) {
+          if (f.is_string()) ::unlink(f.get<std::string>().c_str());
+        }
+      }
     }
     auto st = engine.detach({r.key, r.netns, {}});
     if (!st.ok())

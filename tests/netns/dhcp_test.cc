@@ -75,7 +75,41 @@ TEST_F(Dhcp, LeaseFromDnsmasqIsRenewedAndReleased) {
   for (int i = 0; i < 100 && sh("grep -q DHCPRELEASE " + log()).rc != 0; ++i) usleep(20000);
   EXPECT_EQ(sh("grep -c DHCPRELEASE " + log()).out, "1\n") << "del stops the client, which "
                                                               "releases the lease";
-  EXPECT_EQ(sh("pgrep -f '[u]dhcpc.*hostname:" + g1 + "' || true").out, "");
+  // It releases, runs its deconfig event (plumb again), then exits.
+  std::string left;
+  for (int i = 0; i < 250; ++i) {
+    left = sh("pgrep -f '[u]dhcpc.*hostname:" + g1 + "' || true").out;
+    if (left.empty()) break;
+    usleep(20000);
+  }
+  EXPECT_EQ(left, "") << "udhcpc is still running";
+}
+
+// dhcpcd and dhclient, where installed: their own scripts configure the lease.
+TEST_F(Dhcp, DhcpcdAndDhclientGetALeaseToo) {
+  int tried = 0;
+  for (const std::string client : {"dhcpcd", "dhclient"}) {
+    if (sh("command -v " + client + " >/dev/null").rc != 0) continue;
+    ++tried;
+    auto g = nsName(client);
+    makeNetns(client);
+    auto r = plumb("brdhcp " + g + " " + client);
+    ASSERT_EQ(r.rc, 0) << client << ": " << r.out;
+    EXPECT_NE(in(g, "ip -4 -o addr show eth1").out.find("inet 198.18.60."), std::string::npos)
+        << client;
+    EXPECT_TRUE(ping(g, "198.18.60.1")) << client;
+    ASSERT_EQ(plumb("del " + g).rc, 0) << client;
+    std::string left;
+    for (int i = 0; i < 250; ++i) {
+      left =
+          sh("pgrep -f '[" + client.substr(0, 1) + "]" + client.substr(1) + ".*eth1' || true").out;
+      if (left.empty()) break;
+      usleep(20000);
+    }
+    EXPECT_EQ(left, "") << client << " was stopped";
+  }
+  if (tried == 0) GTEST_SKIP() << "neither dhcpcd nor dhclient is installed";
+  EXPECT_EQ(sh("ls /run/plumb/dhcp | grep -c dhclient || true").out, "0\n") << "files removed";
 }
 
 TEST_F(Dhcp, NoLeaseUndoesTheAttachmentAndNoClientChangesNothing) {
