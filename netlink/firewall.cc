@@ -1,7 +1,6 @@
 #include "netlink/firewall.h"
 
 #include <arpa/inet.h>
-#include <dlfcn.h>
 #include <fcntl.h>
 #include <linux/netfilter.h>
 #include <linux/netfilter/nf_tables.h>
@@ -14,6 +13,7 @@
 #include <mutex>
 #include <vector>
 
+#include "base/dl.h"
 #include "netlink/socket.h"
 
 namespace plumb::netlink {
@@ -119,19 +119,18 @@ struct NftLib {
 
  private:
   void load() {
-    void* h = ::dlopen("libnftables.so.1", RTLD_NOW | RTLD_LOCAL);
-    if (!h) {
-      error = "libnftables is not installed (Debian package libnftables1)";
+    auto lib = DynamicLibrary::open("libnftables.so.1", "libnftables1");
+    if (!lib.ok()) {
+      error = lib.error().message;
       return;
     }
-    ctx_new = reinterpret_cast<decltype(ctx_new)>(::dlsym(h, "nft_ctx_new"));
-    ctx_free = reinterpret_cast<decltype(ctx_free)>(::dlsym(h, "nft_ctx_free"));
-    buffer_output = reinterpret_cast<decltype(buffer_output)>(::dlsym(h, "nft_ctx_buffer_output"));
-    buffer_error = reinterpret_cast<decltype(buffer_error)>(::dlsym(h, "nft_ctx_buffer_error"));
-    get_error = reinterpret_cast<decltype(get_error)>(::dlsym(h, "nft_ctx_get_error_buffer"));
-    run = reinterpret_cast<decltype(run)>(::dlsym(h, "nft_run_cmd_from_buffer"));
-    if (!ctx_new || !ctx_free || !buffer_output || !buffer_error || !get_error || !run) {
-      error = "libnftables lacks an expected function";
+    bool ok = lib->resolve("nft_ctx_new", ctx_new) && lib->resolve("nft_ctx_free", ctx_free) &&
+              lib->resolve("nft_ctx_buffer_output", buffer_output) &&
+              lib->resolve("nft_ctx_buffer_error", buffer_error) &&
+              lib->resolve("nft_ctx_get_error_buffer", get_error) &&
+              lib->resolve("nft_run_cmd_from_buffer", run);
+    if (!ok) {
+      error = lib->missing().error().message;
       run = nullptr;
     }
   }

@@ -1,7 +1,6 @@
 #include "plugin/cli/runtimes.h"
 
 #include <curl/curl.h>
-#include <dlfcn.h>
 #include <sys/stat.h>
 
 #include <chrono>
@@ -11,6 +10,7 @@
 #include <nlohmann/json.hpp>
 #include <thread>
 
+#include "base/dl.h"
 #include "base/json.h"
 
 namespace plumb::cli {
@@ -41,19 +41,17 @@ struct CurlLib {
 
  private:
   void load() {
-    void* h = ::dlopen("libcurl.so.4", RTLD_NOW | RTLD_LOCAL);
-    if (!h) {
-      error = "libcurl is not installed (Debian package libcurl4)";
+    auto lib = DynamicLibrary::open("libcurl.so.4", "libcurl4");
+    if (!lib.ok()) {
+      error = lib.error().message;
       return;
     }
-    init = reinterpret_cast<decltype(init)>(::dlsym(h, "curl_easy_init"));
-    setopt = reinterpret_cast<decltype(setopt)>(::dlsym(h, "curl_easy_setopt"));
-    perform = reinterpret_cast<decltype(perform)>(::dlsym(h, "curl_easy_perform"));
-    getinfo = reinterpret_cast<decltype(getinfo)>(::dlsym(h, "curl_easy_getinfo"));
-    cleanup = reinterpret_cast<decltype(cleanup)>(::dlsym(h, "curl_easy_cleanup"));
-    strerror = reinterpret_cast<decltype(strerror)>(::dlsym(h, "curl_easy_strerror"));
-    if (!init || !setopt || !perform || !getinfo || !cleanup || !strerror) {
-      error = "libcurl lacks an expected function";
+    bool ok =
+        lib->resolve("curl_easy_init", init) && lib->resolve("curl_easy_setopt", setopt) &&
+        lib->resolve("curl_easy_perform", perform) && lib->resolve("curl_easy_getinfo", getinfo) &&
+        lib->resolve("curl_easy_cleanup", cleanup) && lib->resolve("curl_easy_strerror", strerror);
+    if (!ok) {
+      error = lib->missing().error().message;
       init = nullptr;
     }
   }

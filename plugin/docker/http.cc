@@ -1,6 +1,5 @@
 #include "plugin/docker/http.h"
 
-#include <dlfcn.h>
 #include <microhttpd.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
@@ -9,6 +8,7 @@
 #include <cerrno>
 #include <cstring>
 
+#include "base/dl.h"
 #include "base/log.h"
 
 namespace plumb::docker {
@@ -28,20 +28,13 @@ struct MhdLib {
   decltype(&MHD_destroy_response) destroy = nullptr;
 
   Status load() {
-    void* h = ::dlopen("libmicrohttpd.so.12", RTLD_NOW | RTLD_LOCAL);
-    if (!h) {
-      return fail(Errc::kUnsupported,
-                  "libmicrohttpd is not installed (Debian package libmicrohttpd12)");
-    }
-    start = reinterpret_cast<decltype(start)>(::dlsym(h, "MHD_start_daemon"));
-    stop = reinterpret_cast<decltype(stop)>(::dlsym(h, "MHD_stop_daemon"));
-    response = reinterpret_cast<decltype(response)>(::dlsym(h, "MHD_create_response_from_buffer"));
-    header = reinterpret_cast<decltype(header)>(::dlsym(h, "MHD_add_response_header"));
-    queue = reinterpret_cast<decltype(queue)>(::dlsym(h, "MHD_queue_response"));
-    destroy = reinterpret_cast<decltype(destroy)>(::dlsym(h, "MHD_destroy_response"));
-    if (!start || !stop || !response || !header || !queue || !destroy)
-      return fail(Errc::kUnsupported, "libmicrohttpd lacks an expected function");
-    return {};
+    PLUMB_ASSIGN(auto lib, DynamicLibrary::open("libmicrohttpd.so.12", "libmicrohttpd12"));
+    bool ok = lib.resolve("MHD_start_daemon", start) && lib.resolve("MHD_stop_daemon", stop) &&
+              lib.resolve("MHD_create_response_from_buffer", response) &&
+              lib.resolve("MHD_add_response_header", header) &&
+              lib.resolve("MHD_queue_response", queue) &&
+              lib.resolve("MHD_destroy_response", destroy);
+    return ok ? Status() : lib.missing();
   }
 };
 

@@ -1,0 +1,42 @@
+// Loading a shared library on first use (dlopen). What plumb needs only on some paths
+// (libnftables to write rules, libmicrohttpd for the daemon, libcurl for container guests)
+// stays out of every other invocation's start-up, the CNI plugin's above all.
+#pragma once
+
+#include <dlfcn.h>
+
+#include <string>
+
+#include "base/result.h"
+
+namespace plumb {
+
+class DynamicLibrary {
+ public:
+  // soname: "libcurl.so.4"; package: the Debian package that ships it, for the error. The
+  // library stays loaded for the life of the process.
+  static Result<DynamicLibrary> open(const char* soname, const char* package) {
+    void* h = ::dlopen(soname, RTLD_NOW | RTLD_LOCAL);
+    if (!h) {
+      return fail(Errc::kUnsupported,
+                  std::string(soname) + " is not installed (Debian package " + package + ")");
+    }
+    return DynamicLibrary(h, soname);
+  }
+
+  // Resolves name into fn (a function pointer of the right type); false when it is missing.
+  template <class F>
+  bool resolve(const char* name, F& fn) const {
+    fn = reinterpret_cast<F>(::dlsym(handle_, name));
+    return fn != nullptr;
+  }
+
+  Status missing() const { return fail(Errc::kUnsupported, name_ + " lacks an expected function"); }
+
+ private:
+  DynamicLibrary(void* h, std::string name) : handle_(h), name_(std::move(name)) {}
+  void* handle_;
+  std::string name_;
+};
+
+}  // namespace plumb
