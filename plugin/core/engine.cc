@@ -123,6 +123,7 @@ struct Engine::Context {
   AttachResult result;
   std::optional<nl::LinkInfo> device;  // passthrough: the device moved in
   json restore;                        // passthrough: what removal gives back
+  bool created_bridge = false;         // this attach made the bridge
 };
 
 Status Engine::validate(const AttachRequest& req) {
@@ -166,43 +167,64 @@ namespace {
 
 // Creates the bridge when it is missing and allowed, puts the gateway addresses on it, brings
 // it up, and makes sure its forwarding (and masquerade) rules are in place.
+// Removes a bridge this attach created, unless something joined it meanwhile.
+void removeIfUnused(nl::NlSocket& s, const std::string& bridge) {
+  auto br = nl::getLink(s, bridge);
+  if (!br.ok() || br->alias != Engine::bridgeStamp(bridge)) return;
+  auto links = nl::listLinks(s);
+  if (!links.ok()) return;
+  for (const auto& l : *links) {
+    if (l.master == br->index) return;
+  }
+  (void)nl::deleteLink(s, br->index);
+  (void)nl::Firewall::revokeBridge(bridge);
+}
+
 Result<nl::LinkInfo> ensureBridge(nl::NlSocket& s, const std::string& network,
-                                  const VethBridgePlan& plan, int mtu) {
-  auto br = nl::getLink(s, plan.bridge);
-  if (!br.ok() && br.error().code == Errc::kNotFound) {
-    if (!plan.create_bridge) {
-      return fail(Errc::kNotFound, "no such bridge " + plan.bridge + " and create=false");
+                                  const VethBridgePlan& plan, int mtu, bool* created = nullptr) {
+  bool made = false;
+  auto result = [&]() -> Result<nl::LinkInfo> {
+    auto br = nl::getLink(s, plan.bridge);
+    if (!br.ok() && br.error().code == Errc::kNotFound) {
+      if (!plan.create_bridge) {
+        return fail(Errc::kNotFound, "no such bridge " + plan.bridge + " and create=false");
+      }
+      // A MAC of its own: otherwise the bridge takes its lowest port's, and the
+      // gateway's MAC changes under the containers as ports come and go.
+      auto st = nl::createBridge(s, {plan.bridge, mtu, MacAddr::fromName("bridge:" + plan.bridge)});
+      if (!st.ok() && st.error().code != Errc::kExists) return std::move(st).error();
+      made = st.ok();
+      br = nl::getLink(s, plan.bridge);
+      if (st.ok() && br.ok()) {
+        nl::LinkChange stamp;
+        stamp.alias = Engine::bridgeStamp(plan.bridge);
+        PLUMB_TRY(nl::changeLink(s, br->index, stamp));
+      }
     }
-    // A MAC of its own: otherwise the bridge takes its lowest port's, and the
-    // gateway's MAC changes under the containers as ports come and go.
-    auto st = nl::createBridge(s, {plan.bridge, mtu, MacAddr::fromName("bridge:" + plan.bridge)});
-    if (!st.ok() && st.error().code != Errc::kExists) return std::move(st).error();
-    br = nl::getLink(s, plan.bridge);
-    if (st.ok() && br.ok()) {
-      nl::LinkChange stamp;
-      stamp.alias = Engine::bridgeStamp(plan.bridge);
-      PLUMB_TRY(nl::changeLink(s, br->index, stamp));
+    if (!br.ok()) return std::move(br).error();
+    if (br->kind != "bridge") {
+      return fail(Errc::kInvalid,
+                  plan.bridge + " exists and is not a bridge (kind '" + br->kind + "')");
     }
-  }
-  if (!br.ok()) return std::move(br).error();
-  if (br->kind != "bridge") {
-    return fail(Errc::kInvalid,
-                plan.bridge + " exists and is not a bridge (kind '" + br->kind + "')");
-  }
-  for (const auto& gw : plan.gateway_addresses) {
-    auto st = nl::addAddress(s, br->index, gw);
-    if (!st.ok() && st.error().code != Errc::kExists) return std::move(st).error();
-  }
-  nl::LinkChange change;
-  if (!br->up()) change.up = true;
-  if (plan.promisc && !(br->flags & IFF_PROMISC)) change.promisc = true;
-  if (change.up || change.promisc) PLUMB_TRY(nl::changeLink(s, br->index, change));
-  bool v4 = false, v6 = false;
-  for (const auto& gw : plan.gateway_addresses) (gw.isV4() ? v4 : v6) = true;
-  if (v4) PLUMB_TRY(nl::writeSysctl(nullptr, "net.ipv4.ip_forward", "1"));
-  if (v6) PLUMB_TRY(nl::writeSysctl(nullptr, "net.ipv6.conf.all.forwarding", "1"));
-  PLUMB_TRY(nl::Firewall::ensure({plan.bridge, network, plan.masquerade, plan.internal}));
-  return std::move(br).value();
+    for (const auto& gw : plan.gateway_addresses) {
+      auto st = nl::addAddress(s, br->index, gw);
+      if (!st.ok() && st.error().code != Errc::kExists) return std::move(st).error();
+    }
+    nl::LinkChange change;
+    if (!br->up()) change.up = true;
+    if (plan.promisc && !(br->flags & IFF_PROMISC)) change.promisc = true;
+    if (change.up || change.promisc) PLUMB_TRY(nl::changeLink(s, br->index, change));
+    bool v4 = false, v6 = false;
+    for (const auto& gw : plan.gateway_addresses) (gw.isV4() ? v4 : v6) = true;
+    if (v4) PLUMB_TRY(nl::writeSysctl(nullptr, "net.ipv4.ip_forward", "1"));
+    if (v6) PLUMB_TRY(nl::writeSysctl(nullptr, "net.ipv6.conf.all.forwarding", "1"));
+    PLUMB_TRY(nl::Firewall::ensure({plan.bridge, network, plan.masquerade, plan.internal}));
+    return std::move(br).value();
+  }();
+  // A bridge made here and then not usable goes again: a failure changes nothing.
+  if (!result.ok() && made) removeIfUnused(s, plan.bridge);
+  if (created) *created = made && result.ok();
+  return result;
 }
 
 }  // namespace
@@ -263,13 +285,18 @@ Result<std::vector<Step>> Engine::buildSteps(Context& ctx) {
 
   if (const auto* bp = std::get_if<VethBridgePlan>(&req.plan)) {
     const VethBridgePlan& plan = *bp;
-    steps.push_back(
-        {"ensure bridge " + plan.bridge, [&ctx, &plan]() -> Status {
-           PLUMB_ASSIGN(auto br, ensureBridge(*ctx.host, ctx.req.key.network, plan, ctx.req.mtu));
-           ctx.bridge_index = br.index;
-           ctx.bridge_mtu = br.mtu;
-           return {};
-         }});
+    steps.push_back({"ensure bridge " + plan.bridge,
+                     [&ctx, &plan]() -> Status {
+                       PLUMB_ASSIGN(auto br, ensureBridge(*ctx.host, ctx.req.key.network, plan,
+                                                          ctx.req.mtu, &ctx.created_bridge));
+                       ctx.bridge_index = br.index;
+                       ctx.bridge_mtu = br.mtu;
+                       return {};
+                     },
+                     [&ctx, &plan] {
+                       // An attach that fails later takes back the bridge it made (none other).
+                       if (ctx.created_bridge) removeIfUnused(*ctx.host, plan.bridge);
+                     }});
 
     steps.push_back({"create veth " + ctx.host_name + " with peer " + ctx.tmp_name,
                      [&ctx, in_container]() -> Status {
@@ -479,7 +506,7 @@ Result<std::vector<Step>> Engine::buildSteps(Context& ctx) {
 
 Result<std::vector<std::string>> Engine::describe(const AttachRequest& req) {
   PLUMB_TRY(validate(req));
-  Context ctx{req, {}, {}, {}, 0, 0, 0, 0, {}, {}, {}, {}, {}};
+  Context ctx{req, {}, {}, {}, 0, 0, 0, 0, {}, {}, {}, {}, {}, false};
   PLUMB_ASSIGN(auto steps, buildSteps(ctx));
   std::vector<std::string> out;
   for (const auto& s : steps) out.push_back(s.what);
@@ -488,7 +515,7 @@ Result<std::vector<std::string>> Engine::describe(const AttachRequest& req) {
 
 Result<AttachResult> Engine::attach(const AttachRequest& req) {
   PLUMB_TRY(validate(req));
-  Context ctx{req, {}, {}, {}, 0, 0, 0, 0, {}, {}, {}, {}, {}};
+  Context ctx{req, {}, {}, {}, 0, 0, 0, 0, {}, {}, {}, {}, {}, false};
   PLUMB_ASSIGN(auto steps, buildSteps(ctx));
   auto st = runSteps(steps);
   if (!st.ok()) {

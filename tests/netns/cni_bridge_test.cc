@@ -210,6 +210,20 @@ TEST_F(Bridge, RollsBackWhenTheContainerAlreadyHasTheInterface) {
   EXPECT_EQ(del(conf, "seed", "/run/netns/" + nsName("seed")).rc, 0);
 }
 
+TEST_F(Bridge, AFailedFirstAddTakesBackTheBridgeItMade) {
+  auto c1 = makeNetns("c1");
+  ASSERT_EQ(in(nsName("c1"), "ip link add eth0 type veth peer name other0").rc, 0);
+  auto conf = bridgeConf("net1", "br-new", "198.18.9.0/24");
+  auto r = add(conf, "c1", c1);
+  EXPECT_EQ(r.rc, 1);
+  EXPECT_NE(r.out.find("interface eth0 already exists in netns"), std::string::npos) << r.out;
+  EXPECT_NE(inHost("ip link show br-new").rc, 0) << "the bridge this ADD made is gone again";
+  EXPECT_EQ(inHost("nft list table inet plumb 2>/dev/null | grep -c 'fwd:br-new' || true").out,
+            "0\n")
+      << "with its forwarding rules";
+  EXPECT_EQ(storeDump(), "");
+}
+
 TEST_F(Bridge, ConcurrentAddsAndDels) {
   constexpr int kCount = 64;
   std::vector<std::string> paths;
