@@ -5,11 +5,18 @@
 DOCKERD_PID=""
 STARTED_DOCKERD=no
 HAD_DOCKER0=no
+NEW_TABLES=()
 
 # Starts dockerd unless one answers; STARTED_DOCKERD=yes when this did.
 ensure_dockerd() {
   docker info >/dev/null 2>&1 && return 0
   ip link show docker0 >/dev/null 2>&1 && HAD_DOCKER0=yes
+  # dockerd's iptables(-nft) tables outlive it: those it creates now go when it is released.
+  local t
+  for t in "ip filter" "ip nat" "ip6 filter" "ip6 nat"; do
+    # shellcheck disable=SC2086  # "family table" is two words on purpose
+    nft list table $t >/dev/null 2>&1 || NEW_TABLES+=("$t")
+  done
   start_dockerd
   STARTED_DOCKERD=yes
 }
@@ -37,11 +44,17 @@ stop_dockerd() {
   wait "$DOCKERD_PID" 2>/dev/null || true
   DOCKERD_PID=""
 }
-# Stops the dockerd ensure_dockerd started, and removes the docker0 bridge it made.
+# Stops the dockerd ensure_dockerd started, and removes the docker0 bridge and the
+# iptables tables it made (its FORWARD DROP policy among them).
 release_dockerd() {
   [ "$STARTED_DOCKERD" = yes ] || return 0
   stop_dockerd
   [ "$HAD_DOCKER0" = yes ] || ip link del docker0 2>/dev/null || true
+  local t
+  for t in "${NEW_TABLES[@]}"; do
+    # shellcheck disable=SC2086
+    nft delete table $t 2>/dev/null || true
+  done
 }
 # import_busybox IMAGE: busybox-static's binary and its applet links, plus /www/index.html.
 import_busybox() {
