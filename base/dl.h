@@ -5,6 +5,7 @@
 
 #include <dlfcn.h>
 
+#include <mutex>
 #include <string>
 
 #include "base/result.h"
@@ -38,5 +39,25 @@ class DynamicLibrary {
   void* handle_;
   std::string name_;
 };
+
+// The entry points of a library, loaded once per process on first use. Symbols is a struct of
+// function pointers with `bool resolve(const DynamicLibrary&)`; every caller after the first
+// gets the same symbols, or the same error.
+template <class Symbols>
+Result<const Symbols*> loadOnce(const char* soname, const char* package) {
+  static Symbols symbols;
+  static Status status;
+  static std::once_flag once;
+  std::call_once(once, [&] {
+    auto lib = DynamicLibrary::open(soname, package);
+    if (!lib.ok()) {
+      status = lib.error();
+    } else if (!symbols.resolve(*lib)) {
+      status = lib->missing();
+    }
+  });
+  if (!status.ok()) return status.error();
+  return &symbols;
+}
 
 }  // namespace plumb

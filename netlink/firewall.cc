@@ -108,38 +108,20 @@ struct NftLib {
   decltype(&nft_ctx_buffer_error) buffer_error = nullptr;
   decltype(&nft_ctx_get_error_buffer) get_error = nullptr;
   decltype(&nft_run_cmd_from_buffer) run = nullptr;
-  std::string error;
 
-  static const NftLib& get() {
-    static NftLib lib;
-    static std::once_flag once;
-    std::call_once(once, [] { lib.load(); });
-    return lib;
-  }
-
- private:
-  void load() {
-    auto lib = DynamicLibrary::open("libnftables.so.1", "libnftables1");
-    if (!lib.ok()) {
-      error = lib.error().message;
-      return;
-    }
-    bool ok = lib->resolve("nft_ctx_new", ctx_new) && lib->resolve("nft_ctx_free", ctx_free) &&
-              lib->resolve("nft_ctx_buffer_output", buffer_output) &&
-              lib->resolve("nft_ctx_buffer_error", buffer_error) &&
-              lib->resolve("nft_ctx_get_error_buffer", get_error) &&
-              lib->resolve("nft_run_cmd_from_buffer", run);
-    if (!ok) {
-      error = lib->missing().error().message;
-      run = nullptr;
-    }
+  bool resolve(const DynamicLibrary& lib) {
+    return lib.resolve("nft_ctx_new", ctx_new) && lib.resolve("nft_ctx_free", ctx_free) &&
+           lib.resolve("nft_ctx_buffer_output", buffer_output) &&
+           lib.resolve("nft_ctx_buffer_error", buffer_error) &&
+           lib.resolve("nft_ctx_get_error_buffer", get_error) &&
+           lib.resolve("nft_run_cmd_from_buffer", run);
   }
 };
 
 // Runs nft commands as one atomic batch; on failure, nftables' own first line.
 Status runNft(const std::string& cmd) {
-  const NftLib& lib = NftLib::get();
-  if (!lib.run) return fail(Errc::kUnsupported, lib.error);
+  PLUMB_ASSIGN(const NftLib* loaded, loadOnce<NftLib>("libnftables.so.1", "libnftables1"));
+  const NftLib& lib = *loaded;
   nft_ctx* ctx = lib.ctx_new(NFT_CTX_DEFAULT);
   if (!ctx) return fail(Errc::kUnsupported, "libnftables could not start");
   lib.buffer_output(ctx);

@@ -30,30 +30,11 @@ struct CurlLib {
   decltype(&curl_easy_getinfo) getinfo = nullptr;
   decltype(&curl_easy_cleanup) cleanup = nullptr;
   decltype(&curl_easy_strerror) strerror = nullptr;
-  std::string error;
 
-  static const CurlLib& get() {
-    static CurlLib lib;
-    static std::once_flag once;
-    std::call_once(once, [] { lib.load(); });
-    return lib;
-  }
-
- private:
-  void load() {
-    auto lib = DynamicLibrary::open("libcurl.so.4", "libcurl4");
-    if (!lib.ok()) {
-      error = lib.error().message;
-      return;
-    }
-    bool ok =
-        lib->resolve("curl_easy_init", init) && lib->resolve("curl_easy_setopt", setopt) &&
-        lib->resolve("curl_easy_perform", perform) && lib->resolve("curl_easy_getinfo", getinfo) &&
-        lib->resolve("curl_easy_cleanup", cleanup) && lib->resolve("curl_easy_strerror", strerror);
-    if (!ok) {
-      error = lib->missing().error().message;
-      init = nullptr;
-    }
+  bool resolve(const DynamicLibrary& lib) {
+    return lib.resolve("curl_easy_init", init) && lib.resolve("curl_easy_setopt", setopt) &&
+           lib.resolve("curl_easy_perform", perform) && lib.resolve("curl_easy_getinfo", getinfo) &&
+           lib.resolve("curl_easy_cleanup", cleanup) && lib.resolve("curl_easy_strerror", strerror);
   }
 };
 
@@ -69,8 +50,8 @@ struct HttpResult {
 
 // GET path on the HTTP server at a unix socket.
 Result<HttpResult> get(const std::string& socket, const std::string& path) {
-  const CurlLib& lib = CurlLib::get();
-  if (!lib.init) return fail(Errc::kUnsupported, lib.error);
+  PLUMB_ASSIGN(const CurlLib* loaded, loadOnce<CurlLib>("libcurl.so.4", "libcurl4"));
+  const CurlLib& lib = *loaded;
   CURL* c = lib.init();
   if (!c) return fail(Errc::kInternal, "libcurl could not start");
   HttpResult r;

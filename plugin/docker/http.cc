@@ -27,14 +27,11 @@ struct MhdLib {
   decltype(&MHD_queue_response) queue = nullptr;
   decltype(&MHD_destroy_response) destroy = nullptr;
 
-  Status load() {
-    PLUMB_ASSIGN(auto lib, DynamicLibrary::open("libmicrohttpd.so.12", "libmicrohttpd12"));
-    bool ok = lib.resolve("MHD_start_daemon", start) && lib.resolve("MHD_stop_daemon", stop) &&
-              lib.resolve("MHD_create_response_from_buffer", response) &&
-              lib.resolve("MHD_add_response_header", header) &&
-              lib.resolve("MHD_queue_response", queue) &&
-              lib.resolve("MHD_destroy_response", destroy);
-    return ok ? Status() : lib.missing();
+  bool resolve(const DynamicLibrary& lib) {
+    return lib.resolve("MHD_start_daemon", start) && lib.resolve("MHD_stop_daemon", stop) &&
+           lib.resolve("MHD_create_response_from_buffer", response) &&
+           lib.resolve("MHD_add_response_header", header) &&
+           lib.resolve("MHD_queue_response", queue) && lib.resolve("MHD_destroy_response", destroy);
   }
 };
 
@@ -46,7 +43,7 @@ struct Request {
 }  // namespace
 
 struct HttpServer::Impl {
-  MhdLib lib;
+  const MhdLib* mhd = nullptr;
   HttpHandler handler;
   UniqueFd fd;
   MHD_Daemon* daemon = nullptr;
@@ -82,11 +79,11 @@ struct HttpServer::Impl {
       }
     }
     MHD_Response* resp =
-        self->lib.response(reply.body.size(), reply.body.data(), MHD_RESPMEM_MUST_COPY);
+        self->mhd->response(reply.body.size(), reply.body.data(), MHD_RESPMEM_MUST_COPY);
     if (!resp) return MHD_NO;
-    self->lib.header(resp, "Content-Type", "application/vnd.docker.plugins.v1+json");
-    MHD_Result r = self->lib.queue(conn, static_cast<unsigned>(reply.status), resp);
-    self->lib.destroy(resp);
+    self->mhd->header(resp, "Content-Type", "application/vnd.docker.plugins.v1+json");
+    MHD_Result r = self->mhd->queue(conn, static_cast<unsigned>(reply.status), resp);
+    self->mhd->destroy(resp);
     return r;
   }
 
@@ -101,21 +98,21 @@ Result<std::unique_ptr<HttpServer>> HttpServer::start(UniqueFd listen_fd, HttpHa
   std::unique_ptr<HttpServer> server(new HttpServer);
   server->impl_ = std::make_unique<Impl>();
   Impl& impl = *server->impl_;
-  PLUMB_TRY(impl.lib.load());
+  PLUMB_ASSIGN(impl.mhd, loadOnce<MhdLib>("libmicrohttpd.so.12", "libmicrohttpd12"));
   impl.handler = std::move(handler);
   impl.fd = std::move(listen_fd);
   impl.daemon =
-      impl.lib.start(MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_THREAD_PER_CONNECTION |
-                         MHD_USE_AUTO | MHD_USE_ERROR_LOG,
-                     0, nullptr, nullptr, &Impl::onRequest, &impl, MHD_OPTION_LISTEN_SOCKET,
-                     impl.fd.get(), MHD_OPTION_NOTIFY_COMPLETED, &Impl::onCompleted, nullptr,
-                     MHD_OPTION_CONNECTION_TIMEOUT, kIdleTimeoutSeconds, MHD_OPTION_END);
+      impl.mhd->start(MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_THREAD_PER_CONNECTION |
+                          MHD_USE_AUTO | MHD_USE_ERROR_LOG,
+                      0, nullptr, nullptr, &Impl::onRequest, &impl, MHD_OPTION_LISTEN_SOCKET,
+                      impl.fd.get(), MHD_OPTION_NOTIFY_COMPLETED, &Impl::onCompleted, nullptr,
+                      MHD_OPTION_CONNECTION_TIMEOUT, kIdleTimeoutSeconds, MHD_OPTION_END);
   if (!impl.daemon) return fail(Errc::kIo, "failed to start the HTTP server");
   return server;
 }
 
 HttpServer::~HttpServer() {
-  if (impl_ && impl_->daemon) impl_->lib.stop(impl_->daemon);
+  if (impl_ && impl_->daemon) impl_->mhd->stop(impl_->daemon);
 }
 
 Result<UniqueFd> listenUnix(const std::string& path) {
