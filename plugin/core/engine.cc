@@ -167,17 +167,26 @@ namespace {
 
 // Creates the bridge when it is missing and allowed, puts the gateway addresses on it, brings
 // it up, and makes sure its forwarding (and masquerade) rules are in place.
-// Removes a bridge this attach created, unless something joined it meanwhile.
-void removeIfUnused(nl::NlSocket& s, const std::string& bridge) {
+// Deletes a bridge plumb made (stamped at creation: a bridge the user made, br0 with the host's
+// uplink in it, is never plumb's to remove) and the forwarding rules plumb installed for it.
+// only_if_unused: only a bridge without ports, and nothing at all otherwise (a concurrent
+// attach may have joined the bridge an attach that failed had made).
+Status deleteOwnBridge(nl::NlSocket& s, const std::string& bridge, bool only_if_unused) {
   auto br = nl::getLink(s, bridge);
-  if (!br.ok() || br->alias != Engine::bridgeStamp(bridge)) return;
-  auto links = nl::listLinks(s);
-  if (!links.ok()) return;
-  for (const auto& l : *links) {
-    if (l.master == br->index) return;
+  bool ours = br.ok() && br->kind == "bridge" && br->alias == Engine::bridgeStamp(bridge);
+  if (ours && only_if_unused) {
+    PLUMB_ASSIGN(auto links, nl::listLinks(s));
+    for (const auto& l : links) {
+      if (l.master == br->index) return {};
+    }
   }
-  (void)nl::deleteLink(s, br->index);
-  (void)nl::Firewall::revokeBridge(bridge);
+  if (ours) {
+    auto st = nl::deleteLink(s, br->index);
+    if (!st.ok() && st.error().code != Errc::kNotFound) return st;
+  } else if (only_if_unused) {
+    return {};
+  }
+  return nl::Firewall::revokeBridge(bridge);
 }
 
 Result<nl::LinkInfo> ensureBridge(nl::NlSocket& s, const std::string& network,
@@ -222,19 +231,20 @@ Result<nl::LinkInfo> ensureBridge(nl::NlSocket& s, const std::string& network,
     return std::move(br).value();
   }();
   // A bridge made here and then not usable goes again: a failure changes nothing.
-  if (!result.ok() && made) removeIfUnused(s, plan.bridge);
+  if (!result.ok() && made) (void)deleteOwnBridge(s, plan.bridge, /*only_if_unused=*/true);
   if (created) *created = made && result.ok();
   return result;
 }
 
 }  // namespace
 
-Status Engine::prepareBridge(const std::string& network, const VethBridgePlan& plan, int mtu) {
+Result<bool> Engine::prepareBridge(const std::string& network, const VethBridgePlan& plan,
+                                   int mtu) {
   PLUMB_TRY(nl::validateIfname(plan.bridge));
   PLUMB_ASSIGN(auto host, nl::NlSocket::open());
-  PLUMB_ASSIGN(auto br, ensureBridge(host, network, plan, mtu));
-  (void)br;
-  return {};
+  bool created = false;
+  PLUMB_TRY(ensureBridge(host, network, plan, mtu, &created));
+  return created;
 }
 
 Result<std::vector<Step>> Engine::buildSteps(Context& ctx) {
@@ -295,7 +305,8 @@ Result<std::vector<Step>> Engine::buildSteps(Context& ctx) {
                      },
                      [&ctx, &plan] {
                        // An attach that fails later takes back the bridge it made (none other).
-                       if (ctx.created_bridge) removeIfUnused(*ctx.host, plan.bridge);
+                       if (ctx.created_bridge)
+                         (void)deleteOwnBridge(*ctx.host, plan.bridge, /*only_if_unused=*/true);
                      }});
 
     steps.push_back({"create veth " + ctx.host_name + " with peer " + ctx.tmp_name,
@@ -653,13 +664,7 @@ Status Engine::check(const AttachRequest& req) {
 
 Status Engine::removeBridge(const std::string& bridge) {
   PLUMB_ASSIGN(auto host, nl::NlSocket::open());
-  auto br = nl::getLink(host, bridge);
-  // A bridge the user made (br0 with the host's uplink in it) is never plumb's to remove.
-  if (br.ok() && br->kind == "bridge" && br->alias == bridgeStamp(bridge)) {
-    auto st = nl::deleteLink(host, br->index);
-    if (!st.ok() && st.error().code != Errc::kNotFound) return st;
-  }
-  return nl::Firewall::revokeBridge(bridge);
+  return deleteOwnBridge(host, bridge, /*only_if_unused=*/false);
 }
 
 }  // namespace plumb::core

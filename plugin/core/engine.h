@@ -35,8 +35,9 @@ class Engine {
   Status check(const AttachRequest& req);
 
   // Creates the bridge of a network ahead of its first attachment (Docker's CreateNetwork),
-  // with its gateway addresses and rules, as attach would.
-  Status prepareBridge(const std::string& network, const VethBridgePlan& plan, int mtu);
+  // with its gateway addresses and rules, as attach would. true: this call made the bridge. A
+  // failure leaves no bridge it made behind.
+  Result<bool> prepareBridge(const std::string& network, const VethBridgePlan& plan, int mtu);
   // Removes a bridge plumb made (stamped at creation; any other is left alone) and the rules
   // it installed for it (Docker network removal).
   Status removeBridge(const std::string& bridge);

@@ -149,18 +149,9 @@ Result<json> Driver::createNetwork(core::Store& store, const json& req) {
   PLUMB_ASSIGN(auto host, nl::NlSocket::open());
   bool made_bridge = false;
   if (n.mode == "bridge") {
-    auto link = nl::getLink(host, n.bridge);
-    if (link.ok() && link->kind != "bridge") {
-      return failed(makeError(
-          Errc::kInvalid, n.bridge + " exists and is not a bridge (kind '" + link->kind + "')"));
-    }
-    made_bridge = !link.ok();
-    core::Engine engine(store);
-    auto st = engine.prepareBridge(n.id, bridgePlan(n), n.mtu);
-    if (!st.ok()) {
-      if (made_bridge) (void)engine.removeBridge(n.bridge);
-      return failed(st.error());
-    }
+    auto made = core::Engine(store).prepareBridge(n.id, bridgePlan(n), n.mtu);
+    if (!made.ok()) return failed(made.error());
+    made_bridge = *made;
   } else if (n.mode == "passthrough") {
     auto dev = core::findPassthroughDevice(host, passthroughPlan(n));
     if (!dev.ok()) return failed(dev.error());
