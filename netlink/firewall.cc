@@ -15,6 +15,7 @@
 
 #include "base/dl.h"
 #include "netlink/socket.h"
+#include "netlink/sysctl.h"
 
 namespace plumb::netlink {
 namespace {
@@ -326,6 +327,7 @@ Status Firewall::publish(const std::string& owner, const std::string& bridge,
   if (loopback) {
     // 127.0.0.1 rewritten towards the bridge: the kernel routes it only with route_localnet,
     // and the container must see a source it can answer.
+    PLUMB_TRY(writeSysctl(nullptr, "net.ipv4.conf." + bridge + ".route_localnet", "1"));
     cmd += "add rule inet plumb postrouting oifname " + quoted +
            " ip saddr 127.0.0.0/8 masquerade comment \"" + tag + "\"\n";
   }

@@ -59,7 +59,8 @@ class Firewall {
   static Status unmasquerade(const std::string& owner, const IpPrefix& subnet);
 
   // DNAT for ports published to a container behind bridge, tagged with owner (the endpoint):
-  // from other hosts (prerouting) and from this one (output), 127.0.0.1 included.
+  // from other hosts (prerouting) and from this one (output), 127.0.0.1 included (which turns
+  // on the bridge's route_localnet).
   static Status publish(const std::string& owner, const std::string& bridge,
                         const std::vector<PortMapping>& ports);
   static Status unpublish(const std::string& owner);  // nothing published is success

@@ -7,7 +7,6 @@
 #include "netlink/firewall.h"
 #include "netlink/link.h"
 #include "netlink/socket.h"
-#include "netlink/sysctl.h"
 #include "plugin/core/engine.h"
 #include "plugin/core/passthrough.h"
 #include "plugin/docker/driver.h"
@@ -356,13 +355,6 @@ Result<json> Driver::programExternalConnectivity(core::Store& store, const json&
   }
   for (auto& p : ports) {
     if (p.host_port == 0) PLUMB_ASSIGN(p.host_port, freePort(p.proto));
-  }
-  bool loopback = false;
-  for (const auto& p : ports)
-    loopback |= p.container_ip.isV4() && (!p.host_ip || p.host_ip->str().rfind("127.", 0) == 0);
-  if (loopback) {
-    // Lets the kernel route 127.0.0.1 rewritten towards the bridge (see Firewall::publish).
-    PLUMB_TRY(nl::writeSysctl(nullptr, "net.ipv4.conf." + n.bridge + ".route_localnet", "1"));
   }
   auto st = nl::Firewall::publish(ep.id, n.bridge, ports);
   if (!st.ok()) {
