@@ -74,13 +74,23 @@ Status runIn(const Netns& ns, const std::function<Status()>& fn) {
   return result;
 }
 
+namespace {
+
+// A null-terminated array of the strings, for exec. Everything a child needs is built before
+// fork: after it, only async-signal-safe calls.
+std::vector<char*> execArray(const std::vector<std::string>& strings) {
+  std::vector<char*> out;
+  out.reserve(strings.size() + 1);
+  for (const auto& s : strings) out.push_back(const_cast<char*>(s.c_str()));
+  out.push_back(nullptr);
+  return out;
+}
+
+}  // namespace
+
 Result<int> execIn(const Netns& ns, const std::vector<std::string>& argv) {
   if (argv.empty()) return fail(Errc::kInvalid, "nothing to run");
-  // Everything the child needs is built before fork: after it, only async-signal-safe calls.
-  std::vector<char*> args;
-  args.reserve(argv.size() + 1);
-  for (const auto& a : argv) args.push_back(const_cast<char*>(a.c_str()));
-  args.push_back(nullptr);
+  std::vector<char*> args = execArray(argv);
   pid_t pid = ::fork();
   if (pid < 0) return failErrno(errno, "failed to run " + argv[0]);
   if (pid == 0) {
@@ -105,9 +115,8 @@ Result<pid_t> spawnIn(const Netns& ns, const std::vector<std::string>& argv,
   if (!out.valid()) return failErrno(errno, "failed to open " + log);
   UniqueFd null(::open("/dev/null", O_RDONLY | O_CLOEXEC));
   if (!null.valid()) return failErrno(errno, "failed to open /dev/null");
-  std::vector<char*> args, envp;
-  for (const auto& a : argv) args.push_back(const_cast<char*>(a.c_str()));
-  args.push_back(nullptr);
+  std::vector<char*> args = execArray(argv);
+  std::vector<char*> envp;
   for (char** e = environ; *e; ++e) envp.push_back(*e);
   for (const auto& e : env) envp.push_back(const_cast<char*>(e.c_str()));
   envp.push_back(nullptr);

@@ -59,7 +59,7 @@ std::string lastLine(const std::string& file) {
 
 Result<DhcpClient> dhcpClient(const std::string& which, const std::string& options,
                               const std::string& ifname, const std::string& guest_name,
-                              const std::string& run_dir, bool foreground) {
+                              const std::string& run_dir) {
   std::vector<std::string> candidates =
       which == "dhcp" ? std::vector<std::string>{"udhcpc", "dhcpcd", "dhclient"}
                       : std::vector<std::string>{which};
@@ -105,7 +105,6 @@ Result<DhcpClient> dhcpClient(const std::string& which, const std::string& optio
   // Options go before the interface for dhcpcd and dhclient, which end with it.
   auto at = c.name == "udhcpc" ? c.argv.end() : c.argv.end() - 1;
   c.argv.insert(at, extra.begin(), extra.end());
-  (void)foreground;
   return c;
 }
 

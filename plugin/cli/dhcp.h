@@ -25,7 +25,7 @@ struct DhcpClient {
 // with its arguments for ifname in a guest called guest_name; options are split on blanks.
 Result<DhcpClient> dhcpClient(const std::string& which, const std::string& options,
                               const std::string& ifname, const std::string& guest_name,
-                              const std::string& run_dir, bool foreground);
+                              const std::string& run_dir);
 
 struct Lease {
   IpPrefix address;

@@ -223,7 +223,7 @@ int attach(const AttachCommand& c, const Options& opts) {
   if (dhcp) {
     // Found before anything is made: a missing client changes nothing.
     auto found = dhcpClient(c.address.dhcp_client, c.address.dhcp_options, c.container_if,
-                            guestName(c.guest), runDir(), c.keep_dhcp_client);
+                            guestName(c.guest), runDir());
     if (!found.ok()) return failWith(found.error(), opts);
     client = std::move(found).value();
   }
