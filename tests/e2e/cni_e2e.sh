@@ -58,13 +58,6 @@ cleanup() {
   done
   rm -rf "$TMP"
 }
-# An abort (set -e, a signal, the ctest timeout) still cleans up and still ends with the summary.
-on_exit() {
-  local rc=$?
-  cleanup
-  echo "FAIL - aborted (exit $rc)"
-  echo "$PASS passed, $((FAIL + 1)) failed"
-}
 trap on_exit EXIT
 trap 'exit 130' INT TERM
 

@@ -77,15 +77,12 @@ cleanup() {
   [ -e "/run/netns/$P-clihost" ] && ip netns del "$P-clihost"
   rm -rf "$TMP"
 }
-on_exit() {
-  local rc=$?
+# On an abort, the daemon's last words before its log is removed.
+before_cleanup() {
   if [ -s "$TMP/plumb.log" ]; then
     echo "# plumb daemon log (last lines):"
     tail -15 "$TMP/plumb.log" | sed 's/^/#   /'
   fi
-  cleanup
-  echo "FAIL - aborted (exit $rc)"
-  echo "$PASS passed, $((FAIL + 1)) failed"
 }
 trap on_exit EXIT
 trap 'exit 130' INT TERM

@@ -54,3 +54,13 @@ terr() {
   fi
 }
 section() { echo "# $*"; }
+
+# on_exit (trap on_exit EXIT): an abort (set -e, a signal, the ctest timeout) still runs the
+# script's own before_cleanup (when it defines one) and cleanup, and still ends with the count.
+on_exit() {
+  local rc=$?
+  if declare -F before_cleanup >/dev/null; then before_cleanup; fi
+  cleanup
+  echo "FAIL - aborted (exit $rc)"
+  echo "$PASS passed, $((FAIL + 1)) failed"
+}
