@@ -1,0 +1,116 @@
+#include "base/process.h"
+
+#include <fcntl.h>
+#include <poll.h>
+#include <spawn.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <csignal>
+
+#include "base/fd.h"
+
+extern char** environ;
+
+namespace plumb {
+namespace {
+
+Result<std::pair<UniqueFd, UniqueFd>> makePipe(const std::string& what) {
+  int p[2];
+  if (::pipe2(p, O_CLOEXEC) != 0) return failErrno(errno, "failed to run " + what);
+  return std::pair<UniqueFd, UniqueFd>{UniqueFd(p[0]), UniqueFd(p[1])};
+}
+
+// Appends what fd has to out; closes fd at its end.
+void drain(UniqueFd& fd, std::string& out) {
+  char buf[16384];
+  ssize_t n = ::read(fd.get(), buf, sizeof(buf));
+  if (n > 0) {
+    out.append(buf, static_cast<size_t>(n));
+  } else if (n == 0 || errno != EINTR) {
+    fd.reset();
+  }
+}
+
+}  // namespace
+
+Result<ProcessRun> runProcess(const ProcessSpec& spec) {
+  if (spec.argv.empty()) return fail(Errc::kInvalid, "no program to run");
+  const std::string& what = spec.argv[0];
+  PLUMB_ASSIGN(auto in, makePipe(what));
+  PLUMB_ASSIGN(auto out, makePipe(what));
+  std::pair<UniqueFd, UniqueFd> err;
+  if (spec.capture_err) {
+    PLUMB_ASSIGN(err, makePipe(what));
+  }
+
+  posix_spawn_file_actions_t fa;
+  posix_spawn_file_actions_init(&fa);
+  posix_spawn_file_actions_adddup2(&fa, in.first.get(), 0);
+  posix_spawn_file_actions_adddup2(&fa, out.second.get(), 1);
+  if (spec.capture_err) posix_spawn_file_actions_adddup2(&fa, err.second.get(), 2);
+  std::vector<std::string> args = spec.argv;
+  std::vector<char*> argv;
+  for (auto& a : args) argv.push_back(a.data());
+  argv.push_back(nullptr);
+  std::vector<std::string> env_strings = spec.env;
+  std::vector<char*> envp;
+  for (auto& s : env_strings) envp.push_back(s.data());
+  envp.push_back(nullptr);
+  char** env = spec.own_env ? envp.data() : environ;
+  pid_t pid = 0;
+  int rc = what.find('/') == std::string::npos
+               ? posix_spawnp(&pid, what.c_str(), &fa, nullptr, argv.data(), env)
+               : posix_spawn(&pid, what.c_str(), &fa, nullptr, argv.data(), env);
+  posix_spawn_file_actions_destroy(&fa);
+  if (rc != 0) return failErrno(rc, "failed to run " + what);
+  in.first.reset();
+  out.second.reset();
+  err.second.reset();
+  UniqueFd& in_w = in.second;
+  UniqueFd& out_r = out.first;
+  UniqueFd& err_r = err.first;
+  ::fcntl(in_w.get(), F_SETFL, O_NONBLOCK);
+  if (spec.input.empty()) in_w.reset();
+
+  ProcessRun run;
+  size_t written = 0;
+  auto deadline = std::chrono::steady_clock::now() + spec.deadline;
+  bool timed_out = false;
+  while (out_r.valid() || err_r.valid()) {
+    pollfd fds[3] = {{out_r.valid() ? out_r.get() : -1, POLLIN, 0},
+                     {err_r.valid() ? err_r.get() : -1, POLLIN, 0},
+                     {in_w.valid() ? in_w.get() : -1, POLLOUT, 0}};
+    auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
+        deadline - std::chrono::steady_clock::now());
+    if (left.count() <= 0) {
+      timed_out = true;
+      ::kill(pid, SIGKILL);
+      break;
+    }
+    if (::poll(fds, 3, static_cast<int>(left.count())) < 0) {
+      if (errno == EINTR) continue;
+      break;
+    }
+    if (in_w.valid() && (fds[2].revents & (POLLOUT | POLLERR | POLLHUP))) {
+      ssize_t n = ::write(in_w.get(), spec.input.data() + written, spec.input.size() - written);
+      if (n > 0) written += static_cast<size_t>(n);
+      if (n < 0 && errno != EAGAIN) written = spec.input.size();
+      if (written >= spec.input.size()) in_w.reset();
+    }
+    if (fds[0].revents & (POLLIN | POLLHUP | POLLERR)) drain(out_r, run.out);
+    if (fds[1].revents & (POLLIN | POLLHUP | POLLERR)) drain(err_r, run.err);
+  }
+  in_w.reset();
+  int status = 0;
+  while (::waitpid(pid, &status, 0) < 0 && errno == EINTR) {
+  }
+  if (timed_out) {
+    auto secs = std::chrono::duration_cast<std::chrono::seconds>(spec.deadline).count();
+    return fail(Errc::kTryAgain, what + " did not finish within " + std::to_string(secs) + " s");
+  }
+  run.exit_code = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+  return run;
+}
+
+}  // namespace plumb

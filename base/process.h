@@ -1,0 +1,34 @@
+// Running another program and reading what it prints: the CNI front end's delegated IPAM
+// plugins and the command line's podman lookup. argv is an argv (never a shell string).
+#pragma once
+
+#include <chrono>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "base/result.h"
+
+namespace plumb {
+
+struct ProcessRun {
+  int exit_code = 0;  // 128 + the signal when it was killed
+  std::string out;    // its stdout
+  std::string err;    // its stderr, when captured
+};
+
+struct ProcessSpec {
+  std::vector<std::string> argv;  // argv[0] holding no '/' is looked up in PATH
+  // The whole environment it runs with; none given: this process's.
+  std::vector<std::string> env;
+  bool own_env = false;
+  std::string_view input;                      // written to its stdin, which is then closed
+  bool capture_err = true;                     // false: its stderr is this process's
+  std::chrono::milliseconds deadline{120000};  // then it is killed (SIGKILL)
+};
+
+// Runs spec to its end. Failing to start it, or its running past the deadline (kTryAgain),
+// is an error; a non-zero exit is not (see exit_code).
+Result<ProcessRun> runProcess(const ProcessSpec& spec);
+
+}  // namespace plumb
