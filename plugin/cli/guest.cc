@@ -38,12 +38,10 @@ Result<Guest> resolveGuest(const std::string& guest, bool must_exist) {
     return checked({"/proc/" + std::to_string(r->pid) + "/ns/net", prefix + r->id}, true, guest);
   };
   if (guest.rfind("docker:", 0) == 0) {
-    return fromRuntime("docker-",
-                       engineContainer("docker", dockerSocket(), guest.substr(7), must_exist));
+    return fromRuntime("docker-", dockerContainer(guest.substr(7), must_exist));
   }
   if (guest.rfind("podman:", 0) == 0) {
-    return fromRuntime("podman-",
-                       engineContainer("podman", podmanSocket(), guest.substr(7), must_exist));
+    return fromRuntime("podman-", podmanContainer(guest.substr(7), must_exist));
   }
   if (guest.rfind("containerd:", 0) == 0)
     return fromRuntime("containerd-", containerdTask(guest.substr(11)));
@@ -58,7 +56,7 @@ Result<Guest> resolveGuest(const std::string& guest, bool must_exist) {
   }
   // pipework's usual guest: a Docker container's name, id or short id.
   if (plain && exists(dockerSocket())) {
-    auto r = engineContainer("docker", dockerSocket(), guest, must_exist);
+    auto r = dockerContainer(guest, must_exist);
     if (r.ok() || r.error().code != Errc::kNotFound) return fromRuntime("docker-", r);
   }
   if (plain && !must_exist) return Guest{"/run/netns/" + guest, guest};

@@ -6,12 +6,15 @@
 #include <chrono>
 #include <cstdlib>
 #include <fstream>
-#include <mutex>
+#include <functional>
 #include <nlohmann/json.hpp>
+#include <optional>
 #include <thread>
+#include <vector>
 
 #include "base/dl.h"
 #include "base/json.h"
+#include "base/process.h"
 
 namespace plumb::cli {
 namespace {
@@ -79,37 +82,75 @@ bool validName(const std::string& name) {
   return true;
 }
 
-}  // namespace
+// One look at a container through the Engine API: its /containers/NAME/json object, or
+// nothing when the runtime has no such container.
+Result<std::optional<nlohmann::json>> apiInspect(const std::string& runtime,
+                                                 const std::string& socket,
+                                                 const std::string& name) {
+  auto r = get(socket, "/containers/" + name + "/json");
+  if (!r.ok()) {
+    return fail(Errc::kNotFound, "failed to ask " + runtime + " for container " + name + " on " +
+                                     socket + ": " + r.error().message);
+  }
+  if (r->status == 404) return std::optional<nlohmann::json>();
+  if (r->status != 200) {
+    auto err = json_read::parse(r->body);
+    std::string msg = err.ok() && err->is_object() && (*err)["message"].is_string()
+                          ? (*err)["message"].get<std::string>()
+                          : "HTTP " + std::to_string(r->status);
+    return fail(Errc::kInvalid, "failed to look up " + runtime + " container " + name + ": " + msg);
+  }
+  auto j = json_read::parse(r->body);
+  if (!j.ok() || !j->is_object())
+    return fail(Errc::kDecode, runtime + " answered with malformed JSON for " + name);
+  return std::optional<nlohmann::json>(std::move(*j));
+}
 
-std::string dockerSocket() { return envOr("PLUMB_DOCKER_SOCK", "/var/run/docker.sock"); }
-std::string podmanSocket() { return envOr("PLUMB_PODMAN_SOCK", "/run/podman/podman.sock"); }
+// The same look through `podman container inspect`, for a host whose podman API service is
+// not running (podman is daemonless: its socket is only there when podman.socket is enabled).
+Result<std::optional<nlohmann::json>> podmanCliInspect(const std::string& name) {
+  ProcessSpec spec;
+  spec.argv = {envOr("PLUMB_PODMAN", "podman"), "container", "inspect", "--", name};
+  spec.deadline = std::chrono::seconds(30);
+  auto run = runProcess(spec);
+  if (!run.ok()) {
+    return fail(Errc::kNotFound, "failed to ask podman for container " + name + ": " +
+                                     run.error().message + " (is podman installed?)");
+  }
+  if (run->exit_code != 0) {
+    if (run->err.find("no such container") != std::string::npos)
+      return std::optional<nlohmann::json>();
+    std::string msg = run->err.substr(0, run->err.find('\n'));
+    if (msg.rfind("Error: ", 0) == 0) msg = msg.substr(7);
+    return fail(Errc::kInvalid, "failed to look up podman container " + name + ": " +
+                                    (msg.empty() ? "exit " + std::to_string(run->exit_code) : msg));
+  }
+  auto j = json_read::parse(run->out);
+  if (!j.ok() || !j->is_array() || j->size() != 1 || !(*j)[0].is_object())
+    return fail(Errc::kDecode, "podman container inspect printed malformed JSON for " + name);
+  return std::optional<nlohmann::json>(std::move((*j)[0]));
+}
 
-Result<RuntimeGuest> engineContainer(const std::string& runtime, const std::string& socket,
-                                     const std::string& name, bool running, int wait_ms) {
-  std::string what = runtime + " container " + name;
-  if (!validName(name)) return fail(Errc::kInvalid, what + " is not a valid container name or id");
+bool exists(const std::string& path) {
+  struct stat st {};
+  return ::stat(path.c_str(), &st) == 0;
+}
+
+using Inspect = std::function<Result<std::optional<nlohmann::json>>()>;
+
+// A container's id and PID from inspect's answers, waiting while it starts (pipework did the
+// same) up to wait_ms.
+Result<RuntimeGuest> waitRunning(const std::string& what, const Inspect& inspect, bool running,
+                                 int wait_ms) {
   auto deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(wait_ms);
   for (;;) {
-    auto r = get(socket, "/containers/" + name + "/json");
-    if (!r.ok()) {
-      return fail(Errc::kNotFound, "failed to ask " + runtime + " for container " + name + " on " +
-                                       socket + ": " + r.error().message);
-    }
-    if (r->status == 404) return fail(Errc::kNotFound, what + " does not exist");
-    if (r->status != 200) {
-      auto err = json_read::parse(r->body);
-      std::string msg = err.ok() && err->is_object() && (*err)["message"].is_string()
-                            ? (*err)["message"].get<std::string>()
-                            : "HTTP " + std::to_string(r->status);
-      return fail(Errc::kInvalid, "failed to look up " + what + ": " + msg);
-    }
-    auto j = json_read::parse(r->body);
-    if (!j.ok() || !j->is_object())
-      return fail(Errc::kDecode, runtime + " answered with malformed JSON for " + name);
+    PLUMB_ASSIGN(auto found, inspect());
+    if (!found) return fail(Errc::kNotFound, what + " does not exist");
+    const nlohmann::json& j = *found;
     RuntimeGuest g;
     std::string status;
-    PLUMB_TRY(json_read::str(*j, "Id", g.id));
-    PLUMB_ASSIGN(const nlohmann::json* state, json_read::object(*j, "State"));
+    PLUMB_TRY(json_read::str(j, "Id", g.id));
+    PLUMB_ASSIGN(const nlohmann::json* state, json_read::object(j, "State"));
     if (state) {
       PLUMB_TRY(json_read::integer(*state, "Pid", g.pid));
       PLUMB_TRY(json_read::str(*state, "Status", status));
@@ -129,6 +170,30 @@ Result<RuntimeGuest> engineContainer(const std::string& runtime, const std::stri
   }
 }
 
+}  // namespace
+
+std::string dockerSocket() { return envOr("PLUMB_DOCKER_SOCK", "/var/run/docker.sock"); }
+
+Result<RuntimeGuest> dockerContainer(const std::string& name, bool running, int wait_ms) {
+  std::string what = "docker container " + name;
+  if (!validName(name)) return fail(Errc::kInvalid, what + " is not a valid container name or id");
+  std::string socket = dockerSocket();
+  return waitRunning(
+      what, [&] { return apiInspect("docker", socket, name); }, running, wait_ms);
+}
+
+Result<RuntimeGuest> podmanContainer(const std::string& name, bool running, int wait_ms) {
+  std::string what = "podman container " + name;
+  if (!validName(name)) return fail(Errc::kInvalid, what + " is not a valid container name or id");
+  std::string socket = envOr("PLUMB_PODMAN_SOCK", "/run/podman/podman.sock");
+  if (exists(socket)) {
+    return waitRunning(
+        what, [&] { return apiInspect("podman", socket, name); }, running, wait_ms);
+  }
+  return waitRunning(
+      what, [&] { return podmanCliInspect(name); }, running, wait_ms);
+}
+
 Result<RuntimeGuest> containerdTask(const std::string& ref) {
   std::string ns = "default", id = ref;
   auto slash = ref.find('/');
@@ -138,15 +203,27 @@ Result<RuntimeGuest> containerdTask(const std::string& ref) {
   }
   if (!validName(ns) || !validName(id))
     return fail(Errc::kInvalid, "containerd:" + ref + " is not [namespace/]id");
-  // The v2 shim writes its task's PID here while the task lives.
-  std::string dir =
-      envOr("PLUMB_CONTAINERD_STATE", "/run/containerd/io.containerd.runtime.v2.task");
-  std::string file = dir + "/" + ns + "/" + id + "/init.pid";
-  std::ifstream in(file);
+  // The v2 shim writes its task's PID here while the task lives: under a standalone
+  // containerd's state, or under the one dockerd runs (namespace "moby" holds Docker's).
+  std::vector<std::string> dirs;
+  std::string state = envOr("PLUMB_CONTAINERD_STATE", "");
+  if (!state.empty()) {
+    dirs = {state};
+  } else {
+    dirs = {"/run/containerd/io.containerd.runtime.v2.task",
+            "/run/docker/containerd/daemon/io.containerd.runtime.v2.task"};
+  }
   int pid = 0;
-  if (!(in >> pid) || pid <= 0) {
+  for (const auto& dir : dirs) {
+    std::ifstream in(dir + "/" + ns + "/" + id + "/init.pid");
+    if (in >> pid && pid > 0) break;
+    pid = 0;
+  }
+  if (pid <= 0) {
+    std::string where = dirs[0];
+    for (size_t i = 1; i < dirs.size(); ++i) where += " or " + dirs[i];
     return fail(Errc::kNotFound, "containerd task " + id + " in namespace " + ns +
-                                     " is not running (no " + file + ")");
+                                     " is not running (no init.pid under " + where + ")");
   }
   struct stat st {};
   if (::stat(("/proc/" + std::to_string(pid)).c_str(), &st) != 0)

@@ -1,6 +1,7 @@
 // Container runtimes as guests: a Docker or podman container is asked for through the Engine
-// API on its unix socket (libcurl, loaded only then), a containerd task through the state its
-// shim keeps. Each answers with the PID whose network namespace plumb works in.
+// API on its unix socket (libcurl, loaded only then) or, for podman without its service,
+// through `podman container inspect`; a containerd task through the state its shim keeps. Each
+// answers with the PID whose network namespace plumb works in.
 #pragma once
 
 #include <string>
@@ -14,20 +15,24 @@ struct RuntimeGuest {
   int pid = 0;
 };
 
-// Where each runtime answers; PLUMB_DOCKER_SOCK, PLUMB_PODMAN_SOCK and PLUMB_CONTAINERD_STATE
-// override them (tests, rootless set-ups).
+// Where Docker answers: /var/run/docker.sock, or PLUMB_DOCKER_SOCK.
 std::string dockerSocket();
-std::string podmanSocket();
 
-// A container by name, id or unique id prefix, through the Engine API at socket (Docker's, or
-// podman's compatible one). A container that is starting is waited for (pipework did the
-// same) up to wait_ms; one that is not running is a clear error, unless running=false (then
-// pid is 0: `del` of a container that has stopped).
-Result<RuntimeGuest> engineContainer(const std::string& runtime, const std::string& socket,
-                                     const std::string& name, bool running = true,
+// A container by name, id or unique id prefix. A container that is starting is waited for
+// (pipework did the same) up to wait_ms; one that is not running is a clear error, unless
+// running=false (then pid is 0: `del` of a container that has stopped).
+//
+// Docker is asked through its Engine API. podman through its compatible API when its socket
+// is there (/run/podman/podman.sock, or PLUMB_PODMAN_SOCK), else through `podman container
+// inspect` (PLUMB_PODMAN names the program).
+Result<RuntimeGuest> dockerContainer(const std::string& name, bool running = true,
+                                     int wait_ms = 10000);
+Result<RuntimeGuest> podmanContainer(const std::string& name, bool running = true,
                                      int wait_ms = 10000);
 
-// A containerd task: "[namespace/]id" (namespace "default" when none is given).
+// A containerd task: "[namespace/]id" (namespace "default" when none is given), found by the
+// PID its shim records under a standalone containerd's state or dockerd's own containerd (or
+// PLUMB_CONTAINERD_STATE).
 Result<RuntimeGuest> containerdTask(const std::string& ref);
 
 }  // namespace plumb::cli
