@@ -5,12 +5,14 @@
 #include <linux/nsfs.h>
 #include <sched.h>
 #include <sys/ioctl.h>
+#include <sys/mount.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/vfs.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <cstring>
 #include <thread>
 
 extern char** environ;
@@ -86,16 +88,53 @@ std::vector<char*> execArray(const std::vector<std::string>& strings) {
   return out;
 }
 
+// plumb's environment with setup's added.
+std::vector<char*> childEnv(const ChildSetup& setup) {
+  std::vector<char*> envp;
+  for (char** e = environ; *e; ++e) envp.push_back(*e);
+  for (const auto& e : setup.env) envp.push_back(const_cast<char*>(e.c_str()));
+  envp.push_back(nullptr);
+  return envp;
+}
+
+void say(const char* msg) { (void)!::write(2, msg, std::strlen(msg)); }
+
+// In the child, after fork: enters ns and applies setup's mounts. Exits 126 when it cannot.
+void enterChild(const Netns& ns, const ChildSetup& setup) {
+  if (::setns(ns.fd(), CLONE_NEWNET) != 0) {
+    say("plumb: failed to enter the guest's netns\n");
+    ::_exit(126);
+  }
+  if (setup.binds.empty()) return;
+  // Private mounts: nothing mounted here reaches the host's mount namespace.
+  if (::unshare(CLONE_NEWNS | CLONE_NEWUTS) != 0 ||
+      ::mount(nullptr, "/", nullptr, MS_REC | MS_PRIVATE, nullptr) != 0) {
+    say("plumb: failed to make a mount namespace for the program\n");
+    ::_exit(126);
+  }
+  for (const auto& [source, target] : setup.binds) {
+    if (::mount(source.c_str(), target.c_str(), nullptr, MS_BIND, nullptr) != 0) {
+      say("plumb: failed to bind ");
+      say(source.c_str());
+      say(" over ");
+      say(target.c_str());
+      say("\n");
+      ::_exit(126);
+    }
+  }
+}
+
 }  // namespace
 
-Result<int> execIn(const Netns& ns, const std::vector<std::string>& argv) {
+Result<int> execIn(const Netns& ns, const std::vector<std::string>& argv, const ChildSetup& setup) {
   if (argv.empty()) return fail(Errc::kInvalid, "nothing to run");
   std::vector<char*> args = execArray(argv);
+  std::vector<char*> envp = childEnv(setup);
   pid_t pid = ::fork();
   if (pid < 0) return failErrno(errno, "failed to run " + argv[0]);
   if (pid == 0) {
-    if (::setns(ns.fd(), CLONE_NEWNET) != 0) ::_exit(126);
-    ::execvp(args[0], args.data());
+    enterChild(ns, setup);
+    ::execvpe(args[0], args.data(), envp.data());
     ::_exit(127);
   }
   int status = 0;
@@ -108,26 +147,23 @@ Result<int> execIn(const Netns& ns, const std::vector<std::string>& argv) {
   return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
 }
 
-Result<pid_t> spawnIn(const Netns& ns, const std::vector<std::string>& argv,
-                      const std::vector<std::string>& env, const std::string& log) {
+Result<pid_t> spawnIn(const Netns& ns, const std::vector<std::string>& argv, const std::string& log,
+                      const ChildSetup& setup) {
   if (argv.empty()) return fail(Errc::kInvalid, "nothing to run");
   UniqueFd out(::open(log.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600));
   if (!out.valid()) return failErrno(errno, "failed to open " + log);
   UniqueFd null(::open("/dev/null", O_RDONLY | O_CLOEXEC));
   if (!null.valid()) return failErrno(errno, "failed to open /dev/null");
   std::vector<char*> args = execArray(argv);
-  std::vector<char*> envp;
-  for (char** e = environ; *e; ++e) envp.push_back(*e);
-  for (const auto& e : env) envp.push_back(const_cast<char*>(e.c_str()));
-  envp.push_back(nullptr);
+  std::vector<char*> envp = childEnv(setup);
   pid_t pid = ::fork();
   if (pid < 0) return failErrno(errno, "failed to start " + argv[0]);
   if (pid == 0) {
-    if (::setns(ns.fd(), CLONE_NEWNET) != 0) ::_exit(126);
     ::setsid();
     ::dup2(null.get(), 0);
     ::dup2(out.get(), 1);
     ::dup2(out.get(), 2);
+    enterChild(ns, setup);
     ::execvpe(args[0], args.data(), envp.data());
     ::_exit(127);
   }

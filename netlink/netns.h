@@ -7,6 +7,7 @@
 
 #include <functional>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "base/fd.h"
@@ -43,14 +44,24 @@ class Netns {
 // Runs fn on a fresh thread that has entered ns, waits for it, and returns its status.
 Status runIn(const Netns& ns, const std::function<Status()>& fn);
 
+// How a program started inside a netns is set up besides the netns.
+struct ChildSetup {
+  std::vector<std::string> env;  // added to plumb's environment
+  // source -> target bind mounts. With any, the program runs in a mount namespace of its own
+  // (and a UTS namespace, so it cannot rename the host) where each source covers its target:
+  // a DHCP client's state there is its own, not every other guest's.
+  std::vector<std::pair<std::string, std::string>> binds;
+};
+
 // Runs a program inside ns (argv, never a shell string), inheriting stdin/stdout/stderr, and
 // returns its exit status. The child enters ns before exec; plumb itself never leaves its own.
-Result<int> execIn(const Netns& ns, const std::vector<std::string>& argv);
+Result<int> execIn(const Netns& ns, const std::vector<std::string>& argv,
+                   const ChildSetup& setup = {});
 
 // Starts a program inside ns that outlives plumb: its own session, stdin from /dev/null,
-// stdout and stderr appended to log, env added to plumb's environment. Returns its PID.
-Result<pid_t> spawnIn(const Netns& ns, const std::vector<std::string>& argv,
-                      const std::vector<std::string>& env, const std::string& log);
+// stdout and stderr appended to log. Returns its PID.
+Result<pid_t> spawnIn(const Netns& ns, const std::vector<std::string>& argv, const std::string& log,
+                      const ChildSetup& setup = {});
 
 // socket(2) created inside ns; usable from any thread afterwards.
 Result<UniqueFd> socketIn(const Netns& ns, int domain, int type, int protocol);

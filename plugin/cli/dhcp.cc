@@ -8,6 +8,7 @@
 
 #include <chrono>
 #include <cstdlib>
+#include <filesystem>
 #include <fstream>
 #include <sstream>
 
@@ -55,6 +56,18 @@ std::string lastLine(const std::string& file) {
   return last;
 }
 
+Status prepareDirs(const DhcpClient& client) {
+  for (const auto& [source, target] : client.setup.binds) {
+    std::error_code ec;
+    std::filesystem::create_directories(source, ec);
+    if (!ec) std::filesystem::create_directories(target, ec);
+    if (ec)
+      return fail(Errc::kIo,
+                  "failed to make " + source + " for " + client.name + ": " + ec.message());
+  }
+  return {};
+}
+
 }  // namespace
 
 Result<DhcpClient> dhcpClient(const std::string& which, const std::string& options,
@@ -87,19 +100,28 @@ Result<DhcpClient> dhcpClient(const std::string& which, const std::string& optio
     return fail(Errc::kNotFound, "no DHCP client found (looked for " + list + ")");
   }
   std::string tag = guest_name + "." + ifname;
+  std::string hook = selfExe();
+  // plumb is every client's event script: the distribution's scripts would write the host's
+  // /etc/resolv.conf and hostname, which are not the guest's. udhcpc hands its environment
+  // on to the script; dhcpcd and dhclient make the script's anew, with what -e adds.
+  std::string marker = "PLUMB_DHCP_HOOK=" + c.name;
+  c.setup.env.push_back(marker);
   if (c.name == "udhcpc") {
     // -f: stay attached to the process plumb started (plumb detaches it); -R: release the
-    // lease when stopped; discovers every second, a few at a time; plumb is the event script.
-    c.argv.insert(c.argv.end(), {"-f", "-R", "-t", "5", "-T", "1", "-A", "2", "-i", ifname, "-s"});
-    c.argv.push_back(selfExe());
-    c.argv.push_back("-x");
-    c.argv.push_back("hostname:" + guest_name);
-    c.env.push_back("PLUMB_DHCP_HOOK=udhcpc");
+    // lease when stopped; discovers every second, a few at a time.
+    c.argv.insert(c.argv.end(), {"-f", "-R", "-t", "5", "-T", "1", "-A", "2", "-i", ifname, "-s",
+                                 hook, "-x", "hostname:" + guest_name});
   } else if (c.name == "dhcpcd") {
-    c.argv.insert(c.argv.end(), {"-B", "-4", "-h", guest_name, ifname});
+    // dhcpcd keeps its PID and lease files under fixed paths named by the interface alone:
+    // each guest's dhcpcd gets directories of its own mounted there.
+    std::string dir = run_dir + "/dhcpcd." + tag;
+    c.files = {dir};
+    c.setup.binds = {{dir + "/run", "/run/dhcpcd"}, {dir + "/lib", "/var/lib/dhcpcd"}};
+    c.argv.insert(c.argv.end(), {"-B", "-4", "-c", hook, "-e", marker, "-h", guest_name, ifname});
   } else {
     c.files = {run_dir + "/dhclient." + tag + ".pid", run_dir + "/dhclient." + tag + ".leases"};
-    c.argv.insert(c.argv.end(), {"-d", "-4", "-pf", c.files[0], "-lf", c.files[1], ifname});
+    c.argv.insert(c.argv.end(), {"-d", "-4", "-sf", hook, "-e", marker, "-pf", c.files[0], "-lf",
+                                 c.files[1], ifname});
   }
   auto extra = split(options);
   // Options go before the interface for dhcpcd and dhclient, which end with it.
@@ -114,7 +136,8 @@ Result<Lease> startDhcp(const netlink::Netns& ns, const DhcpClient& client,
   PLUMB_ASSIGN(auto events, netlink::NlSocket::subscribeIn(ns, RTMGRP_IPV4_IFADDR));
   PLUMB_ASSIGN(auto query, netlink::NlSocket::openIn(ns));
   PLUMB_ASSIGN(auto link, netlink::getLink(query, ifname));
-  PLUMB_ASSIGN(pid_t pid, netlink::spawnIn(ns, client.argv, client.env, log));
+  PLUMB_TRY(prepareDirs(client));
+  PLUMB_ASSIGN(pid_t pid, netlink::spawnIn(ns, client.argv, log, client.setup));
   auto deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(timeout_ms);
   auto giveUp = [&](const std::string& why) -> Error {
     ::kill(pid, SIGTERM);
@@ -142,6 +165,11 @@ Result<Lease> startDhcp(const netlink::Netns& ns, const DhcpClient& client,
   }
 }
 
+Result<int> runDhcpForeground(const netlink::Netns& ns, const DhcpClient& client) {
+  PLUMB_TRY(prepareDirs(client));
+  return netlink::execIn(ns, client.argv, client.setup);
+}
+
 void stopDhcp(pid_t pid, const std::string& name) {
   if (pid <= 0) return;
   std::ifstream cmd("/proc/" + std::to_string(pid) + "/cmdline");
@@ -157,11 +185,40 @@ void stopDhcp(pid_t pid, const std::string& name) {
 int dhcpHook(int argc, char** argv) {
   // The client's output goes to its log; nothing here may kill it.
   (void)::signal(SIGPIPE, SIG_IGN);
-  std::string event = argc > 1 ? argv[1] : "";
   auto env = [](const char* k) -> std::string {
     const char* v = std::getenv(k);
     return v ? v : "";
   };
+  std::string client = env("PLUMB_DHCP_HOOK");
+  // dhcpcd configures the lease itself; plumb stands in for its hooks only to keep them off
+  // the host's resolv.conf and hostname.
+  if (client == "dhcpcd") return 0;
+  // The event, as udhcpc names it: up, deconfig or bound; the lease in udhcpc's variables.
+  std::string event, ip, mask, subnet, routers;
+  if (client == "dhclient") {
+    std::string reason = env("reason");
+    if (reason == "PREINIT") {
+      event = "up";
+    } else if (reason == "BOUND" || reason == "RENEW" || reason == "REBIND" || reason == "REBOOT") {
+      event = "bound";
+    } else if (reason == "EXPIRE" || reason == "FAIL" || reason == "RELEASE" || reason == "STOP") {
+      event = "deconfig";
+    } else if (reason == "TIMEOUT") {
+      return 1;  // no server answered: an old lease is not taken on trust
+    } else {
+      return 0;
+    }
+    ip = env("new_ip_address");
+    subnet = env("new_subnet_mask");
+    routers = env("new_routers");
+  } else {
+    event = argc > 1 ? argv[1] : "";
+    if (event == "renew") event = "bound";
+    ip = env("ip");
+    mask = env("mask");
+    subnet = env("subnet");
+    routers = env("router");
+  }
   std::string ifname = env("interface");
   auto sock = netlink::NlSocket::open();  // udhcpc runs in the guest's netns: so does this
   if (!sock.ok() || ifname.empty()) return 1;
@@ -170,28 +227,28 @@ int dhcpHook(int argc, char** argv) {
     (void)std::fprintf(stderr, "plumb dhcp: %s\n", link.error().message.c_str());
     return 1;
   }
+  netlink::LinkChange up;
+  up.up = true;
+  if (event == "up") return netlink::changeLink(*sock, link->index, up).ok() ? 0 : 1;
   auto current = netlink::listAddresses(*sock, AF_INET, link->index);
   if (event == "deconfig") {
     if (current.ok()) {
       for (const auto& a : *current) (void)netlink::deleteAddress(*sock, link->index, a.prefix);
     }
-    netlink::LinkChange up;
-    up.up = true;
     (void)netlink::changeLink(*sock, link->index, up);
     return 0;
   }
-  if (event != "bound" && event != "renew") return 0;  // leasefail, nak: udhcpc retries
-  auto ip = IpAddr::parse(env("ip"));
-  if (!ip.ok()) return 1;
+  if (event != "bound") return 0;  // leasefail, nak: udhcpc retries
+  auto addr = IpAddr::parse(ip);
+  if (!addr.ok()) return 1;
   int len = 32;
-  std::string mask = env("mask");
   if (!mask.empty()) {
     len = std::atoi(mask.c_str());
-  } else if (auto m = IpAddr::parse(env("subnet")); m.ok()) {
+  } else if (auto m = IpAddr::parse(subnet); m.ok()) {
     len = 0;
     for (unsigned __int128 n = m->number(); n & 0x80000000; n <<= 1) ++len;
   }
-  IpPrefix lease(*ip, len);
+  IpPrefix lease(*addr, len);
   if (current.ok()) {
     for (const auto& a : *current) {
       if (!(a.prefix == lease)) (void)netlink::deleteAddress(*sock, link->index, a.prefix);
@@ -202,7 +259,6 @@ int dhcpHook(int argc, char** argv) {
     (void)std::fprintf(stderr, "plumb dhcp: %s\n", st.error().message.c_str());
     return 1;
   }
-  std::string routers = env("router");
   if (!routers.empty()) {
     auto gw = IpAddr::parse(routers.substr(0, routers.find(' ')));
     if (gw.ok()) {

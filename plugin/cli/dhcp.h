@@ -1,7 +1,8 @@
 // DHCP for the command line's `dhcp[:<options>]` address: a real client (udhcpc, dhcpcd or
 // dhclient) runs inside the guest's netns and keeps renewing the lease after plumb returns
-// (pipework let the client exit with its first lease). With udhcpc, plumb itself is the
-// client's event script and configures the lease through netlink.
+// (pipework let the client exit with its first lease). plumb itself is the client's event
+// script: for udhcpc and dhclient it configures the lease through netlink (dhcpcd configures
+// its own), and no client's hooks write the host's /etc/resolv.conf or hostname.
 #pragma once
 
 #include <sys/types.h>
@@ -17,12 +18,13 @@ namespace plumb::cli {
 struct DhcpClient {
   std::string name;                // udhcpc, dhcpcd, dhclient
   std::vector<std::string> argv;   // how to start it, options included
-  std::vector<std::string> env;    // added to its environment
-  std::vector<std::string> files;  // what it writes (pid, lease files): removed by del
+  netlink::ChildSetup setup;       // its environment and private state directories
+  std::vector<std::string> files;  // what it writes (pid, lease files, state): removed by del
 };
 
 // The client for `which` ("dhcp": the first found of udhcpc, dhcpcd, dhclient, as pipework),
 // with its arguments for ifname in a guest called guest_name; options are split on blanks.
+// Its files go under run_dir.
 Result<DhcpClient> dhcpClient(const std::string& which, const std::string& options,
                               const std::string& ifname, const std::string& guest_name,
                               const std::string& run_dir);
@@ -37,11 +39,16 @@ struct Lease {
 Result<Lease> startDhcp(const netlink::Netns& ns, const DhcpClient& client,
                         const std::string& ifname, const std::string& log, int timeout_ms);
 
+// Runs the client in ns in the foreground (`-f`): returns when it ends, with its exit status.
+Result<int> runDhcpForeground(const netlink::Netns& ns, const DhcpClient& client);
+
 // Stops the client that renews a lease, if pid is still that client.
 void stopDhcp(pid_t pid, const std::string& name);
 
-// `plumb` run by udhcpc as its event script (PLUMB_DHCP_HOOK set): event is argv[1]
-// (deconfig, bound, renew, leasefail, nak); the lease comes in the environment.
+// `plumb` run by a client as its event script (PLUMB_DHCP_HOOK names the client). udhcpc
+// gives the event as argv[1] (deconfig, bound, renew, leasefail, nak) and the lease in ip,
+// subnet and router; dhclient gives reason (PREINIT, BOUND, RENEW, REBIND, REBOOT, EXPIRE,
+// FAIL, RELEASE, STOP, TIMEOUT) and new_ip_address, new_subnet_mask, new_routers.
 int dhcpHook(int argc, char** argv);
 
 }  // namespace plumb::cli

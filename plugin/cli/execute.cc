@@ -5,6 +5,7 @@
 #include <cctype>
 
 #include <cstdio>
+#include <filesystem>
 #include <iostream>
 #include <nlohmann/json.hpp>
 
@@ -151,6 +152,12 @@ std::string guestName(const std::string& guest) {
   return out.empty() ? "plumb" : out.substr(0, 63);
 }
 
+// A DHCP client's file or directory of state.
+void removeAll(const std::string& path) {
+  std::error_code ec;
+  std::filesystem::remove_all(path, ec);
+}
+
 // The lease for a new attachment: the client keeps running to renew it and is recorded with
 // the attachment (del stops it); -f keeps it in the foreground instead. No lease: the
 // attachment is undone.
@@ -162,15 +169,15 @@ Result<IpPrefix> runDhcp(core::Engine& engine, core::Store& store, const core::A
     return e;
   };
   if (foreground) {
-    auto rc = netlink::execIn(ns, client.argv);  // with udhcpc -f: until it is stopped
-    (void)rc;
+    auto rc = runDhcpForeground(ns, client);  // with udhcpc -f: until it is stopped
+    if (!rc.ok()) return undo(std::move(rc).error());
     return undo(makeError(Errc::kInvalid, client.name + " ended in the foreground"));
   }
   std::string log = runDir() + "/" + stableHex8(req.key.str()) + ".log";
   auto lease = startDhcp(ns, client, req.key.ifname, log, 30000);
   if (!lease.ok()) {
     ::unlink(log.c_str());
-    for (const auto& f : client.files) ::unlink(f.c_str());
+    for (const auto& f : client.files) removeAll(f);
     return undo(std::move(lease).error());
   }
   PLUMB_ASSIGN(auto record, store.findAttachment(req.key));
@@ -274,7 +281,7 @@ int del(const DelCommand& c, const Options& opts) {
       }
       if (d.contains("files") && d["files"].is_array()) {
         for (const auto& f : d["files"]) {
-          if (f.is_string()) ::unlink(f.get<std::string>().c_str());
+          if (f.is_string()) removeAll(f.get<std::string>());
         }
       }
     }

@@ -24,14 +24,22 @@ class Dhcp : public NetnsTest {
     auto pid = sh("ip netns exec " + host() +
                   " dnsmasq --no-daemon --conf-file=/dev/null --port=0 --interface=brdhcp "
                   "--bind-interfaces --dhcp-range=198.18.60.100,198.18.60.150,255.255.255.0,2m "
-                  "--dhcp-option=3,198.18.60.1 --dhcp-leasefile=" +
+                  "--dhcp-option=3,198.18.60.1 --dhcp-option=6,198.18.60.1 "
+                  "--dhcp-option=15,plumb.test --dhcp-leasefile=" +
                   state_.path() + "/leases --log-dhcp >" + log() + " 2>&1 & echo $!");
     dnsmasq_ = std::stoi(pid.out);
     for (int i = 0; i < 100 && sh("grep -q 'DHCP, IP range' " + log()).rc != 0; ++i) usleep(20000);
+    host_files_ = hostFiles();
   }
   void TearDown() override {
     if (dnsmasq_ > 0) ::kill(dnsmasq_, SIGTERM);
+    // The server hands out a DNS server and a domain: no client may write them into the host's
+    // resolv.conf (they are the guest's), nor rename the host.
+    EXPECT_EQ(hostFiles(), host_files_) << "the host's resolv.conf or hostname changed";
     NetnsTest::TearDown();
+  }
+  static std::string hostFiles() {
+    return sh("ls -l --time-style=full-iso /etc/resolv.conf; cat /etc/resolv.conf; hostname").out;
   }
   std::string log() const { return state_.path() + "/dnsmasq.log"; }
   int acks() { return std::stoi(sh("grep -c DHCPACK " + log() + " || true").out); }
@@ -39,6 +47,7 @@ class Dhcp : public NetnsTest {
     return inHost(std::string(PLUMB_BIN) + " --state-dir " + state_.path() + "/state " + args);
   }
   int dnsmasq_ = 0;
+  std::string host_files_;
 };
 
 TEST_F(Dhcp, LeaseFromDnsmasqIsRenewedAndReleased) {
@@ -85,20 +94,32 @@ TEST_F(Dhcp, LeaseFromDnsmasqIsRenewedAndReleased) {
   EXPECT_EQ(left, "") << "udhcpc is still running";
 }
 
-// dhcpcd and dhclient, where installed: their own scripts configure the lease.
-TEST_F(Dhcp, DhcpcdAndDhclientGetALeaseToo) {
+// dhcpcd and dhclient, where installed, each for two guests at once whose interfaces have the
+// same name (dhcpcd's PID and lease files are named by the interface alone).
+TEST_F(Dhcp, DhcpcdAndDhclientServeTwoGuestsAtOnce) {
   int tried = 0;
   for (const std::string client : {"dhcpcd", "dhclient"}) {
     if (sh("command -v " + client + " >/dev/null").rc != 0) continue;
     ++tried;
-    auto g = nsName(client);
-    makeNetns(client);
-    auto r = plumb("brdhcp " + g + " " + client);
-    ASSERT_EQ(r.rc, 0) << client << ": " << r.out;
-    EXPECT_NE(in(g, "ip -4 -o addr show eth1").out.find("inet 198.18.60."), std::string::npos)
-        << client;
-    EXPECT_TRUE(ping(g, "198.18.60.1")) << client;
-    ASSERT_EQ(plumb("del " + g).rc, 0) << client;
+    std::vector<std::string> guests;
+    for (const std::string n : {"1", "2"}) {
+      makeNetns(client + n);
+      guests.push_back(nsName(client + n));
+    }
+    std::vector<std::string> addrs;
+    for (const auto& g : guests) {
+      auto r = plumb("brdhcp " + g + " " + client);
+      ASSERT_EQ(r.rc, 0) << client << ": " << r.out;
+      auto addr = in(g, "ip -4 -o addr show eth1").out;
+      EXPECT_NE(addr.find("inet 198.18.60."), std::string::npos) << client;
+      EXPECT_NE(in(g, "ip route show default").out.find("via 198.18.60.1 dev eth1"),
+                std::string::npos)
+          << client;
+      EXPECT_TRUE(ping(g, "198.18.60.1")) << client;
+      addrs.push_back(addr.substr(addr.find("inet ")));
+    }
+    EXPECT_NE(addrs[0], addrs[1]) << client << ": two leases";
+    for (const auto& g : guests) ASSERT_EQ(plumb("del " + g).rc, 0) << client;
     std::string left;
     for (int i = 0; i < 250; ++i) {
       left =
@@ -109,7 +130,40 @@ TEST_F(Dhcp, DhcpcdAndDhclientGetALeaseToo) {
     EXPECT_EQ(left, "") << client << " was stopped";
   }
   if (tried == 0) GTEST_SKIP() << "neither dhcpcd nor dhclient is installed";
-  EXPECT_EQ(sh("ls /run/plumb/dhcp | grep -c dhclient || true").out, "0\n") << "files removed";
+  EXPECT_EQ(sh("ls /run/plumb/dhcp | grep -c " + nsName("") + " || true").out, "0\n")
+      << "files removed";
+}
+
+// -f: the client stays in the foreground; when it ends, so does plumb, and the attachment goes.
+TEST_F(Dhcp, ForegroundClientHoldsTheAttachment) {
+  auto g1 = nsName("fg");
+  makeNetns("fg");
+  auto started =
+      inHost("(" + std::string(PLUMB_BIN) + " --state-dir " + state_.path() + "/state -f brdhcp " +
+             g1 + " udhcpc >" + state_.path() + "/fg.out 2>&1; echo \"rc=$?\" >>" + state_.path() +
+             "/fg.out) >/dev/null 2>&1 & echo $!");
+  ASSERT_EQ(started.rc, 0);
+  std::string addr;
+  for (int i = 0; i < 250 && addr.find("inet 198.18.60.") == std::string::npos; ++i) {
+    usleep(20000);
+    addr = in(g1, "ip -4 -o addr show eth1 2>/dev/null || true").out;
+  }
+  EXPECT_NE(addr.find("inet 198.18.60."), std::string::npos)
+      << sh("cat " + state_.path() + "/fg.out").out;
+  EXPECT_TRUE(ping(g1, "198.18.60.1"));
+  EXPECT_NE(plumb("ls").out.find(g1), std::string::npos);
+  auto client = sh("pgrep -f '[u]dhcpc.*hostname:" + g1 + "'").out;
+  ASSERT_FALSE(client.empty()) << "udhcpc runs";
+  sh("kill " + client);
+  std::string out;
+  for (int i = 0; i < 250 && out.find("rc=") == std::string::npos; ++i) {
+    usleep(20000);
+    out = sh("cat " + state_.path() + "/fg.out").out;
+  }
+  EXPECT_NE(out.find("udhcpc ended in the foreground"), std::string::npos) << out;
+  EXPECT_NE(out.find("rc=1"), std::string::npos) << out;
+  EXPECT_NE(in(g1, "ip link show eth1").rc, 0) << "the attachment went with the client";
+  EXPECT_EQ(plumb("ls --json").out, "[]\n");
 }
 
 TEST_F(Dhcp, NoLeaseUndoesTheAttachmentAndNoClientChangesNothing) {
