@@ -18,6 +18,8 @@ packages=(
   golang-go golang-github-appc-cni-dev containernetworking-plugins
   # e2e: a real dockerd for the remote network and IPAM drivers, curl for raw plugin calls
   docker.io curl
+  # e2e: the command line's containerd guests (ctr comes with containerd)
+  containerd
   # the command line's DHCP tests: a real DHCP server
   dnsmasq-base isc-dhcp-client dhcpcd-base
   # lint

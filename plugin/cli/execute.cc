@@ -303,7 +303,7 @@ int del(const DelCommand& c, const Options& opts) {
 // an argv.
 // Whether the guest already has exactly this route (a re-run), not merely one to dst.
 bool sameRoute(netlink::NlSocket& s, const netlink::Route& want) {
-  auto routes = netlink::listRoutes(s, want.dst.isV4() ? AF_INET : AF_INET6);
+  auto routes = netlink::listRoutes(s, want.dst.isV4() ? AF_INET : AF_INET6, want.table);
   if (!routes.ok()) return false;
   for (const auto& r : *routes) {
     if (r.dst == want.dst && r.gateway == want.gateway && (!want.oif || r.oif == want.oif) &&
@@ -361,6 +361,7 @@ int pass(const PassCommand& p, const Options& opts) {
   r.dst = args->dst.network();
   r.gateway = args->via;
   r.metric = static_cast<uint32_t>(args->metric);
+  r.table = args->table;
   if (!args->dev.empty()) {
     auto link = netlink::getLink(*sock, args->dev);
     if (!link.ok()) return failWith(link.error(), opts);

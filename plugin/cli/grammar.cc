@@ -148,12 +148,33 @@ Result<Command> parseAttach(const std::vector<std::string>& args) {
   return Command(cmd);
 }
 
+// A number as ip(8) takes it: decimal, or hex with 0x.
+Result<uint32_t> number(const std::string& what, const std::string& v) {
+  uint32_t n = 0;
+  int base = v.rfind("0x", 0) == 0 ? 16 : 10;
+  const char* start = v.data() + (base == 16 ? 2 : 0);
+  auto [p, ec] = std::from_chars(start, v.data() + v.size(), n, base);
+  if (v.empty() || ec != std::errc() || p != v.data() + v.size())
+    return fail(Errc::kInvalid, what + " '" + v + "' is not a number");
+  return n;
+}
+
+// A routing table by number or by the names ip(8) knows without rt_tables.
+Result<uint32_t> tableNumber(const std::string& v) {
+  if (v == "main") return 254u;
+  if (v == "local") return 255u;
+  if (v == "default") return 253u;
+  PLUMB_ASSIGN(uint32_t n, number("table", v));
+  if (n == 0) return fail(Errc::kInvalid, "table 0 is not a routing table");
+  return n;
+}
+
 }  // namespace
 
 Result<RouteArgs> parseRouteArgs(const std::vector<std::string>& args) {
   const std::string usage =
       "usage: plumb route <guest> add|del|replace <prefix>|default [via <gw>] [dev <if>] [metric "
-      "<n>]";
+      "<n>] [table <n>]";
   if (args.size() < 2) return fail(Errc::kInvalid, usage);
   RouteArgs r;
   r.action = args[0];
@@ -182,6 +203,9 @@ Result<RouteArgs> parseRouteArgs(const std::vector<std::string>& args) {
       if (ec != std::errc() || p != m.data() + m.size() || r.metric < 0) {
         return fail(Errc::kInvalid, "metric '" + m + "' is not a number");
       }
+    } else if (args[i] == "table") {
+      PLUMB_ASSIGN(std::string t, value());
+      PLUMB_ASSIGN(r.table, tableNumber(t));
     } else {
       return fail(Errc::kInvalid, "unexpected route argument '" + args[i] + "' (" + usage + ")");
     }
@@ -213,15 +237,6 @@ Result<RuleArgs> parseRuleArgs(const std::vector<std::string>& args) {
   if (r.action == "delete") r.action = "del";
   if (r.action != "add" && r.action != "del")
     return fail(Errc::kInvalid, "rule action '" + r.action + "' is not add or del");
-  auto number = [](const std::string& what, const std::string& v) -> Result<uint32_t> {
-    uint32_t n = 0;
-    int base = v.rfind("0x", 0) == 0 ? 16 : 10;
-    const char* start = v.data() + (base == 16 ? 2 : 0);
-    auto [p, ec] = std::from_chars(start, v.data() + v.size(), n, base);
-    if (v.empty() || ec != std::errc() || p != v.data() + v.size())
-      return fail(Errc::kInvalid, what + " '" + v + "' is not a number");
-    return n;
-  };
   bool has_table = false;
   for (; i < args.size(); ++i) {
     if (i + 1 >= args.size())
@@ -249,16 +264,7 @@ Result<RuleArgs> parseRuleArgs(const std::vector<std::string>& args) {
       PLUMB_ASSIGN(r.priority, number("priority", v));
     } else if (k == "table" || k == "lookup") {
       has_table = true;
-      if (v == "main") {
-        r.table = 254;
-      } else if (v == "local") {
-        r.table = 255;
-      } else if (v == "default") {
-        r.table = 253;
-      } else {
-        PLUMB_ASSIGN(r.table, number("table", v));
-        if (r.table == 0) return fail(Errc::kInvalid, "table 0 is not a routing table");
-      }
+      PLUMB_ASSIGN(r.table, tableNumber(v));
     } else {
       return fail(Errc::kInvalid, "unexpected rule argument '" + k + "' (" + usage + ")");
     }

@@ -61,13 +61,15 @@ struct DelCommand {
 
 using Command = std::variant<AttachCommand, PassCommand, WaitCommand, DelCommand>;
 
-// `plumb route <guest> add|del|replace <prefix>|default [via <gw>] [dev <if>] [metric <n>]`
+// `plumb route <guest> add|del|replace <prefix>|default [via <gw>] [dev <if>] [metric <n>]
+//  [table <n>]`
 struct RouteArgs {
   std::string action;  // add, del, replace
   IpPrefix dst;
   std::optional<IpAddr> via;
   std::string dev;
   int metric = 0;
+  uint32_t table = 254;  // main
 };
 Result<RouteArgs> parseRouteArgs(const std::vector<std::string>& args);
 

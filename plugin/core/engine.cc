@@ -3,6 +3,7 @@
 #include <linux/if.h>
 #include <linux/rtnetlink.h>
 
+#include <algorithm>
 #include <cstdio>
 #include <nlohmann/json.hpp>
 #include <optional>
@@ -448,6 +449,18 @@ Result<std::vector<Step>> Engine::buildSteps(Context& ctx) {
                        }
                        return st;
                      }});
+    bool v6 = std::any_of(req.addresses.begin(), req.addresses.end(),
+                          [](const auto& a) { return !a.address.isV4(); });
+    if (v6) {
+      // Docker turns IPv6 off in a container with no IPv6 network (default.disable_ipv6):
+      // the interface made for an IPv6 address gets it back, the rest of the guest does not.
+      steps.push_back({"enable IPv6 on " + req.key.ifname, [&ctx]() -> Status {
+                         std::string key = "net.ipv6.conf." + ctx.req.key.ifname + ".disable_ipv6";
+                         auto now = nl::readSysctl(&*ctx.target, key);
+                         if (!now.ok() || now->rfind('0', 0) == 0) return {};
+                         return nl::writeSysctl(&*ctx.target, key, "0");
+                       }});
+    }
     for (const auto& a : req.addresses) {
       steps.push_back(
           {"add address " + a.address.str() + " to " + req.key.ifname,

@@ -74,7 +74,6 @@ cleanup() {
   [ -e "/run/netns/$LAN" ] && ip netns del "$LAN"
   [ -e "/run/netns/$P-cni" ] && ip netns del "$P-cni"
   [ -e "/run/netns/$P-cnihost" ] && ip netns del "$P-cnihost"
-  [ -e "/run/netns/$P-clihost" ] && ip netns del "$P-clihost"
   rm -rf "$TMP"
 }
 # On an abort, the daemon's last words before its log is removed.
@@ -326,33 +325,6 @@ t "u1's eth0 has MTU 1400" bash -c "docker exec $P-u1 cat /sys/class/net/eth0/mt
 t "so has the network's bridge" bash -c "ip -o link show dev pbr-$(net_id mtu | cut -c1-11) | grep -q 'mtu 1400'"
 t "no masquerade for 198.18.28.0/24" bash -c "! nft list table inet plumb | grep -q 'saddr 198.18.28.0/24'"
 t "the default network masquerades 198.18.20.0/24" bash -c "nft list table inet plumb | grep -q 'ip saddr 198.18.20.0/24 ip daddr != 198.18.20.0/24 masquerade'"
-
-section "command line with Docker guests"
-CLIHOST="$P-clihost"
-ip netns add "$CLIHOST"
-ip -n "$CLIHOST" link set lo up
-cli() { ip netns exec "$CLIHOST" "$PLUMB" --state-dir "$STATE" "$@"; }
-docker run -d --name "$P-g1" --network none "$IMAGE" sleep 600 >/dev/null
-G1_ID=$(docker inspect -f '{{.Id}}' "$P-g1")
-t "plumb br-cli <name> 198.18.29.5/24@198.18.29.1" cli "brc$ID" "$P-g1" 198.18.29.5/24@198.18.29.1
-ip -n "$CLIHOST" addr add 198.18.29.1/24 dev "brc$ID"
-t "the container has eth1 with 198.18.29.5/24" bash -c "docker exec $P-g1 ip -4 addr show eth1 | grep -q 198.18.29.5/24"
-t "...and a default route via 198.18.29.1" bash -c "docker exec $P-g1 ip route | grep -q 'default via 198.18.29.1'"
-t "the test host pings it" ip netns exec "$CLIHOST" busybox ping -c1 -W2 198.18.29.5
-t "re-run by short id is a no-op success" cli "brc$ID" "${G1_ID:0:12}" 198.18.29.5/24@198.18.29.1
-terr "the same interface with another address says what differs" "198.18.29.5/24.*198.18.29.6/24|198.18.29.6/24.*198.18.29.5/24" \
-  cli "brc$ID" "docker:$P-g1" 198.18.29.6/24
-t "plumb ls shows it, keyed by the full container id" \
-  bash -c "'$PLUMB' --state-dir '$STATE' ls --json | jq -e 'map(select(.frontend == \"cli\" and .container == \"docker-$G1_ID\")) | length == 1'"
-t "plumb del <name> -i eth1" cli del "$P-g1" -i eth1
-t "eth1 is gone from the container" bash -c "! docker exec $P-g1 ip link show eth1"
-docker stop -t 0 "$P-g1" >/dev/null
-terr "a stopped container is a clear error" "is not running \(status exited\)" \
-  cli "brc$ID" "$P-g1" 198.18.29.5/24
-terr "a container that does not exist is a clear error" "neither a netns name.*nor a Docker container" \
-  cli "brc$ID" "$P-nosuch" 198.18.29.5/24
-docker rm -f "$P-g1" >/dev/null
-ip netns del "$CLIHOST"
 
 section "bad input: a clear error and no change"
 snapshot >"$TMP/before"

@@ -143,6 +143,11 @@ TEST(Grammar, RouteArguments) {
   EXPECT_FALSE(parseRouteArgs({"add", "198.19.0.0/16", "via", "2001:db8::1"}).ok());
   EXPECT_FALSE(parseRouteArgs({"add", "default", "via", "198.18.0.1", "metric", "x"}).ok());
   EXPECT_FALSE(parseRouteArgs({"add", "default", "via", "198.18.0.1", "proto", "kernel"}).ok());
+  EXPECT_EQ(parseRouteArgs({"add", "default", "via", "198.18.0.1"})->table, 254u) << "main";
+  EXPECT_EQ(parseRouteArgs({"add", "default", "via", "198.18.0.1", "table", "141"})->table, 141u);
+  EXPECT_EQ(parseRouteArgs({"add", "default", "via", "198.18.0.1", "table", "local"})->table, 255u);
+  EXPECT_FALSE(parseRouteArgs({"add", "default", "via", "198.18.0.1", "table", "0"}).ok());
+  EXPECT_FALSE(parseRouteArgs({"add", "default", "via", "198.18.0.1", "table", "x"}).ok());
 }
 
 TEST(Grammar, TellsPipeworkFormsFromSubcommands) {
