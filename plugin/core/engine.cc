@@ -125,6 +125,9 @@ struct Engine::Context {
   std::optional<nl::LinkInfo> device;  // passthrough: the device moved in
   json restore;                        // passthrough: what removal gives back
   bool created_bridge = false;         // this attach made the bridge
+  // The interfaces as made, read before the link comes up: see "record the result".
+  std::optional<nl::LinkInfo> host_link;
+  std::optional<nl::LinkInfo> ctr_link;
 };
 
 Status Engine::validate(const AttachRequest& req) {
@@ -337,6 +340,7 @@ Result<std::vector<Step>> Engine::buildSteps(Context& ctx) {
                        PLUMB_TRY(st);
                        PLUMB_ASSIGN(auto link, nl::getLink(*ctx.host, spec.name));
                        ctx.host_index = link.index;
+                       ctx.host_link = std::move(link);
                        return {};
                      },
                      [&ctx] {
@@ -361,9 +365,7 @@ Result<std::vector<Step>> Engine::buildSteps(Context& ctx) {
              return std::move(st).error().wrap("failed to attach " + ctx.host_name + " to bridge " +
                                                plan.bridge);
            if (plan.hairpin) PLUMB_TRY(nl::setBridgePortHairpin(*ctx.host, ctx.host_index, true));
-           nl::LinkChange up;
-           up.up = true;
-           return nl::changeLink(*ctx.host, ctx.host_index, up);
+           return {};  // up last: see "set ... up" below
          }});
   } else if (const auto* mp = std::get_if<MacvlanPlan>(&req.plan)) {
     const MacvlanPlan& plan = *mp;
@@ -447,7 +449,10 @@ Result<std::vector<Step>> Engine::buildSteps(Context& ctx) {
                                                         " already exists in netns " +
                                                         ctx.req.netns);
                        }
-                       return st;
+                       PLUMB_TRY(st);
+                       ctx.ctr_link = std::move(tmp).value();
+                       ctx.ctr_link->name = ctx.req.key.ifname;
+                       return {};
                      }});
     bool v6 = std::any_of(req.addresses.begin(), req.addresses.end(),
                           [](const auto& a) { return !a.address.isV4(); });
@@ -496,16 +501,29 @@ Result<std::vector<Step>> Engine::buildSteps(Context& ctx) {
     }
   }
 
+  if (std::holds_alternative<VethBridgePlan>(req.plan)) {
+    // The bridge port comes up last. Once both veth ends are up the kernel enables the port
+    // in the background (linkwatch), holding the RTNL lock for work that grows with the
+    // bridge's ports; an attach with nothing left to ask the kernel does not wait for it.
+    steps.push_back({"set " + ctx.host_name + " up", [&ctx]() -> Status {
+                       nl::LinkChange up;
+                       up.up = true;
+                       return nl::changeLink(*ctx.host, ctx.host_index, up);
+                     }});
+  }
+
   steps.push_back(
       {"record the result", [this, &ctx, in_container]() -> Status {
          nl::NlSocket& side = in_container ? *ctx.ctr : *ctx.host;
-         auto link =
-             in_container ? nl::getLink(side, ctx.ctr_index) : nl::getLink(side, ctx.tmp_name);
+         auto link = ctx.ctr_link && in_container ? Result<nl::LinkInfo>(*ctx.ctr_link)
+                     : in_container               ? nl::getLink(side, ctx.ctr_index)
+                                                  : nl::getLink(side, ctx.tmp_name);
          if (!link.ok()) return std::move(link).error();
          ctx.result.container = {link->name, link->mac ? link->mac->str() : "",
                                  in_container ? ctx.req.netns : "", link->mtu};
          if (ctx.host_index) {
-           PLUMB_ASSIGN(auto h, nl::getLink(*ctx.host, ctx.host_index));
+           PLUMB_ASSIGN(auto h, ctx.host_link ? Result<nl::LinkInfo>(*ctx.host_link)
+                                              : nl::getLink(*ctx.host, ctx.host_index));
            ctx.result.host = InterfaceInfo{h.name, h.mac ? h.mac->str() : "", "", h.mtu};
          }
          ctx.result.addresses = ctx.req.addresses;
@@ -530,7 +548,7 @@ Result<std::vector<Step>> Engine::buildSteps(Context& ctx) {
 
 Result<std::vector<std::string>> Engine::describe(const AttachRequest& req) {
   PLUMB_TRY(validate(req));
-  Context ctx{req, {}, {}, {}, 0, 0, 0, 0, {}, {}, {}, {}, {}, false};
+  Context ctx{req, {}, {}, {}, 0, 0, 0, 0, {}, {}, {}, {}, {}, false, {}, {}};
   PLUMB_ASSIGN(auto steps, buildSteps(ctx));
   std::vector<std::string> out;
   for (const auto& s : steps) out.push_back(s.what);
@@ -539,7 +557,7 @@ Result<std::vector<std::string>> Engine::describe(const AttachRequest& req) {
 
 Result<AttachResult> Engine::attach(const AttachRequest& req) {
   PLUMB_TRY(validate(req));
-  Context ctx{req, {}, {}, {}, 0, 0, 0, 0, {}, {}, {}, {}, {}, false};
+  Context ctx{req, {}, {}, {}, 0, 0, 0, 0, {}, {}, {}, {}, {}, false, {}, {}};
   PLUMB_ASSIGN(auto steps, buildSteps(ctx));
   auto st = runSteps(steps);
   if (!st.ok()) {

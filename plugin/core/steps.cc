@@ -1,5 +1,7 @@
 #include "plugin/core/steps.h"
 
+#include <chrono>
+
 #include "base/log.h"
 
 namespace plumb::core {
@@ -18,9 +20,16 @@ std::vector<std::string> Rollback::run() {
 
 Status runSteps(const std::vector<Step>& steps) {
   Rollback rollback;
+  auto logger = log::get("core");
   for (const auto& step : steps) {
-    log::get("core")->debug("step: {}", step.what);
+    auto t0 = std::chrono::steady_clock::now();
     auto st = step.apply();
+    if (logger->should_log(spdlog::level::debug)) {
+      auto us = std::chrono::duration_cast<std::chrono::microseconds>(
+                    std::chrono::steady_clock::now() - t0)
+                    .count();
+      logger->debug("step: {} ({} us)", step.what, us);
+    }
     if (!st.ok()) {
       log::get("core")->info("step failed, rolling back: {}: {}", step.what, st.error().message);
       return st;  // rollback runs as it goes out of scope
