@@ -209,6 +209,14 @@ Status releaseIpam(Call& c) {
 }
 
 void releaseAfterFailedAdd(Call& c) {
+  // A duplicate ADD that raced this one past the check in cmdAdd may have won: its record
+  // stands (this attach rolled its own back), and the addresses IPAM handed out for the key
+  // are its own.
+  auto holder = c.store->findAttachment(c.key());
+  if (holder.ok() && *holder) {
+    log::get("cni")->info("{} is attached by another ADD: its addresses stay", c.key().str());
+    return;
+  }
   auto st = releaseIpam(c);
   if (!st.ok()) log::get("cni")->warn("{}", st.error().message);
 }

@@ -259,6 +259,37 @@ TEST_F(Bridge, ConcurrentAddsAndDels) {
       << "no allocation or record left, free space merged back into one span";
 }
 
+// A runtime retrying ADD while the first is still running: one wins, the others fail with
+// "already exists", and the winner keeps its interface and its address.
+TEST_F(Bridge, DuplicateAddsRacingForOneKeyLeaveTheWinnerWhole) {
+  auto path = makeNetns("dup");
+  auto conf = bridgeConf("netdup", "br-dup", "198.18.80.0/24");
+  for (int round = 0; round < 3; ++round) {
+    std::vector<std::future<Cmd>> adds;
+    for (int i = 0; i < 6; ++i)
+      adds.push_back(std::async(std::launch::async, [&] { return add(conf, "dup", path); }));
+    int won = 0;
+    std::string addr;
+    for (auto& f : adds) {
+      auto r = f.get();
+      if (r.rc == 0) {
+        ++won;
+        addr = json::parse(r.out)["ips"][0]["address"].get<std::string>();
+      } else {
+        EXPECT_NE(r.out.find("already has interface eth0"), std::string::npos) << r.out;
+      }
+    }
+    ASSERT_EQ(won, 1) << "round " << round;
+    EXPECT_NE(in(nsName("dup"), "ip -4 -o addr show eth0").out.find(addr), std::string::npos);
+    auto owner = sh("sqlite3 " + state_.path() +
+                    "/state/plumb.db \"SELECT addr || '/' || prefix FROM ip_allocs WHERE "
+                    "container_id='dup'\"")
+                     .out;
+    EXPECT_EQ(owner, addr + "\n") << "the winner's address is still allocated to it";
+    ASSERT_EQ(del(conf, "dup", path).rc, 0);
+  }
+}
+
 TEST_F(Bridge, GcRemovesWhatIsNotValidAndNothingElse) {
   auto c1 = makeNetns("c1"), c2 = makeNetns("c2");
   auto conf = bridgeConf("netgc", "br-gc", "198.18.9.0/24", "1.1.0");
