@@ -4,6 +4,7 @@
 #include <linux/rtnetlink.h>
 
 #include <algorithm>
+#include <cerrno>
 #include <cstdio>
 #include <nlohmann/json.hpp>
 #include <optional>
@@ -360,6 +361,12 @@ Result<std::vector<Step>> Engine::buildSteps(Context& ctx) {
              // No IPv6 on this host (ipv6.disable=1) or an MTU below 1280: nothing to turn off.
              change.no_ipv6_link_local = false;
              st = nl::changeLink(*ctx.host, ctx.host_index, change);
+           }
+           if (!st.ok() && st.error().sys_errno == EXFULL) {
+             return fail(Errc::kInvalid, "failed to attach " + ctx.host_name + " to bridge " +
+                                             plan.bridge +
+                                             ": the bridge has the most ports the kernel allows "
+                                             "(1024)");
            }
            if (!st.ok())
              return std::move(st).error().wrap("failed to attach " + ctx.host_name + " to bridge " +
