@@ -60,11 +60,12 @@ cleanup() {
     wait "$CTRD_PID" 2>/dev/null
     CTRD_PID=""
     # The shims' runc state and the snapshots' mounts go with the dirs.
-    grep -o " $CTRD[^ ]*" /proc/mounts | sort -r | while read -r m; do umount -l "$m"; done
+    grep -o " ${CTRD}[^ ]*" /proc/mounts | sort -r | while read -r m; do umount -l "$m"; done
   fi
   if docker info >/dev/null 2>&1; then
     local ids
     ids=$(docker ps -aq --filter "name=^$P-")
+    # shellcheck disable=SC2086  # one id a word
     [ -n "$ids" ] && docker rm -f $ids >/dev/null 2>&1
     docker rmi "$IMAGE" >/dev/null 2>&1
   fi
@@ -191,6 +192,7 @@ t "d1 reaches the far side through it" dx d1 ping -c1 -W2 198.18.45.1
 section "plumb ls"
 LS=$(ls_json)
 t "ls lists d1's and d2's attachments by full id" \
+  # shellcheck disable=SC2016  # $d1 is jq's
   jq -e --arg d1 "docker-$D1" 'map(select(.container == $d1)) | length == 5' <<<"$LS"
 t "ls shows the modes" jq -e 'map(.mode) | (index("bridge") != null) and (index("macvlan") != null) and (index("passthrough") != null)' <<<"$LS"
 
