@@ -191,8 +191,8 @@ t "d1 reaches the far side through it" dx d1 ping -c1 -W2 198.18.45.1
 
 section "plumb ls"
 LS=$(ls_json)
+# shellcheck disable=SC2016  # $d1 is jq's
 t "ls lists d1's and d2's attachments by full id" \
-  # shellcheck disable=SC2016  # $d1 is jq's
   jq -e --arg d1 "docker-$D1" 'map(select(.container == $d1)) | length == 5' <<<"$LS"
 t "ls shows the modes" jq -e 'map(.mode) | (index("bridge") != null) and (index("macvlan") != null) and (index("passthrough") != null)' <<<"$LS"
 
