@@ -8,13 +8,25 @@
 #include <netinet/in.h>
 #include <sys/socket.h>
 
+#include <fcntl.h>
+#include <linux/if.h>
+#include <linux/rtnetlink.h>
+#include <unistd.h>
+
+#include <chrono>
 #include <cstring>
+
+#include "netlink/link.h"
+#include "netlink/socket.h"
 
 namespace plumb::netlink {
 namespace {
 
-Status gratuitousArp(const Netns& ns, int ifindex, const MacAddr& mac, const IpAddr& addr) {
-  PLUMB_ASSIGN(auto fd, socketIn(ns, AF_PACKET, SOCK_DGRAM, htons(ETH_P_ARP)));
+Result<UniqueFd> arpSocket(const Netns& ns) {
+  return socketIn(ns, AF_PACKET, SOCK_DGRAM, htons(ETH_P_ARP));
+}
+
+Status sendGratuitousArp(const UniqueFd& fd, int ifindex, const MacAddr& mac, const IpAddr& addr) {
   struct __attribute__((packed)) {
     arphdr hdr;
     uint8_t sha[6];
@@ -42,8 +54,16 @@ Status gratuitousArp(const Netns& ns, int ifindex, const MacAddr& mac, const IpA
   return {};
 }
 
-Status unsolicitedNa(const Netns& ns, int ifindex, const MacAddr& mac, const IpAddr& addr) {
-  PLUMB_ASSIGN(auto fd, socketIn(ns, AF_INET6, SOCK_RAW, IPPROTO_ICMPV6));
+Status gratuitousArp(const Netns& ns, int ifindex, const MacAddr& mac, const IpAddr& addr) {
+  PLUMB_ASSIGN(auto fd, arpSocket(ns));
+  return sendGratuitousArp(fd, ifindex, mac, addr);
+}
+
+Result<UniqueFd> naSocket(const Netns& ns) {
+  return socketIn(ns, AF_INET6, SOCK_RAW, IPPROTO_ICMPV6);
+}
+
+Status sendUnsolicitedNa(const UniqueFd& fd, int ifindex, const MacAddr& mac, const IpAddr& addr) {
   int hops = 255;
   if (::setsockopt(fd.get(), IPPROTO_IPV6, IPV6_MULTICAST_HOPS, &hops, sizeof(hops)) != 0 ||
       ::setsockopt(fd.get(), IPPROTO_IPV6, IPV6_MULTICAST_IF, &ifindex, sizeof(ifindex)) != 0) {
@@ -77,11 +97,59 @@ Status unsolicitedNa(const Netns& ns, int ifindex, const MacAddr& mac, const IpA
   return {};
 }
 
+Status unsolicitedNa(const Netns& ns, int ifindex, const MacAddr& mac, const IpAddr& addr) {
+  PLUMB_ASSIGN(auto fd, naSocket(ns));
+  return sendUnsolicitedNa(fd, ifindex, mac, addr);
+}
+
+// Whether the bridge port forwards: its operstate is set up by the same linkwatch run, under
+// the same RTNL hold, that enables the port, and this read waits for that lock.
+bool portUp(NlSocket& query, int port_index) {
+  auto port = getLink(query, port_index);
+  return port.ok() && port->oper_state == IF_OPER_UP;
+}
+
 }  // namespace
 
 Status announceAddress(const Netns& ns, int ifindex, const MacAddr& mac, const IpAddr& addr) {
   return addr.isV4() ? gratuitousArp(ns, ifindex, mac, addr)
                      : unsolicitedNa(ns, ifindex, mac, addr);
+}
+
+}  // namespace plumb::netlink
+
+namespace plumb::netlink {
+
+Status announceWhenForwarding(int port_index, const Netns& ns, int ifindex, const MacAddr& mac,
+                              const std::vector<IpAddr>& addrs) {
+  if (addrs.empty()) return {};
+  // Everything the child needs is opened here; it only waits, sends and exits.
+  PLUMB_ASSIGN(auto events, NlSocket::subscribe(RTMGRP_LINK));
+  PLUMB_ASSIGN(auto query, NlSocket::open());
+  bool v4 = false, v6 = false;
+  for (const auto& a : addrs) (a.isV4() ? v4 : v6) = true;
+  UniqueFd arp, na;
+  if (v4) PLUMB_ASSIGN(arp, arpSocket(ns));
+  if (v6) PLUMB_ASSIGN(na, naSocket(ns));
+  UniqueFd null(::open("/dev/null", O_RDWR | O_CLOEXEC));
+  if (!null.valid()) return failErrno(errno, "failed to open /dev/null");
+  pid_t pid = ::fork();
+  if (pid < 0) return failErrno(errno, "failed to start announcing " + addrs[0].str());
+  if (pid > 0) return {};  // init reaps it: this process is about to exit
+  // The child: off the caller's stdout (a CNI runtime reads it to its end) and session.
+  ::setsid();
+  for (int fd = 0; fd < 3; ++fd) ::dup2(null.get(), fd);
+  auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(3);
+  while (!portUp(query, port_index)) {
+    if (std::chrono::steady_clock::now() >= deadline) ::_exit(1);
+    // Any link notification (or the receive timeout) is a reason to look again.
+    (void)events.next([](const nlmsghdr*) -> Status { return {}; });
+  }
+  for (const auto& a : addrs) {
+    (void)(a.isV4() ? sendGratuitousArp(arp, ifindex, mac, a)
+                    : sendUnsolicitedNa(na, ifindex, mac, a));
+  }
+  ::_exit(0);
 }
 
 }  // namespace plumb::netlink

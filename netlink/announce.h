@@ -2,6 +2,8 @@
 // a gratuitous ARP for IPv4, an unsolicited neighbour advertisement for IPv6.
 #pragma once
 
+#include <vector>
+
 #include "base/ip.h"
 #include "base/result.h"
 #include "netlink/netns.h"
@@ -10,5 +12,14 @@ namespace plumb::netlink {
 
 // The link must be up; ns is where it lives.
 Status announceAddress(const Netns& ns, int ifindex, const MacAddr& mac, const IpAddr& addr);
+
+// The same for a veth end whose peer is the bridge port port_index in the caller's netns, once
+// that port forwards. The kernel enables a port in the background after its veth gets
+// carrier, and the bridge drops what comes before, so a child process (forked: the caller
+// must have no other threads) waits for the port, up to a few seconds, and announces; the
+// caller returns at once. The child's output goes nowhere; it closes its packet sockets, whose
+// release waits for an RCU grace period, instead of the caller.
+Status announceWhenForwarding(int port_index, const Netns& ns, int ifindex, const MacAddr& mac,
+                              const std::vector<IpAddr>& addrs);
 
 }  // namespace plumb::netlink

@@ -131,6 +131,31 @@ struct Engine::Context {
   std::optional<nl::LinkInfo> ctr_link;
 };
 
+namespace {
+
+// Neighbours learn the new addresses at once rather than on their first miss (an address may
+// have belonged to another container a moment ago). Behind a bridge port that the kernel has
+// yet to enable, a child process does it once the port forwards; elsewhere the kernel has
+// sent the gratuitous ARPs (arp_notify, set when naming the link) and plumb sends the
+// unsolicited NAs.
+void announce(const AttachRequest& req, int bridge_port, const nl::Netns& ns, int ifindex,
+              const MacAddr& mac) {
+  std::vector<IpAddr> addrs;
+  for (const auto& a : req.addresses) addrs.push_back(a.address.addr());
+  if (std::holds_alternative<VethBridgePlan>(req.plan) && bridge_port) {
+    auto st = nl::announceWhenForwarding(bridge_port, ns, ifindex, mac, addrs);
+    if (!st.ok()) log::get("core")->info("{}", st.error().message);
+    return;
+  }
+  for (const auto& a : addrs) {
+    if (a.isV4()) continue;
+    auto st = nl::announceAddress(ns, ifindex, mac, a);
+    if (!st.ok()) log::get("core")->info("{}", st.error().message);
+  }
+}
+
+}  // namespace
+
 Status Engine::validate(const AttachRequest& req) {
   PLUMB_TRY(validateName("network name", req.key.network));
   PLUMB_TRY(validateName("container id", req.key.container_id));
@@ -372,7 +397,11 @@ Result<std::vector<Step>> Engine::buildSteps(Context& ctx) {
              return std::move(st).error().wrap("failed to attach " + ctx.host_name + " to bridge " +
                                                plan.bridge);
            if (plan.hairpin) PLUMB_TRY(nl::setBridgePortHairpin(*ctx.host, ctx.host_index, true));
-           return {};  // up last: see "set ... up" below
+           // Up before the container end, so the gratuitous ARP the kernel sends when that
+           // end comes up (arp_notify) has a peer to go to.
+           nl::LinkChange up;
+           up.up = true;
+           return nl::changeLink(*ctx.host, ctx.host_index, up);
          }});
   } else if (const auto* mp = std::get_if<MacvlanPlan>(&req.plan)) {
     const MacvlanPlan& plan = *mp;
@@ -508,17 +537,10 @@ Result<std::vector<Step>> Engine::buildSteps(Context& ctx) {
     }
   }
 
-  if (std::holds_alternative<VethBridgePlan>(req.plan)) {
-    // The bridge port comes up last. Once both veth ends are up the kernel enables the port
-    // in the background (linkwatch), holding the RTNL lock for work that grows with the
-    // bridge's ports; an attach with nothing left to ask the kernel does not wait for it.
-    steps.push_back({"set " + ctx.host_name + " up", [&ctx]() -> Status {
-                       nl::LinkChange up;
-                       up.up = true;
-                       return nl::changeLink(*ctx.host, ctx.host_index, up);
-                     }});
-  }
-
+  // Once both veth ends are up the kernel enables the bridge port in the background
+  // (linkwatch), holding the RTNL lock for work that grows with the bridge's ports: the result
+  // is made from the links as read while creating and naming them, so that an attach with no
+  // routes to add has nothing left to ask the kernel and does not wait for that work.
   steps.push_back(
       {"record the result", [this, &ctx, in_container]() -> Status {
          nl::NlSocket& side = in_container ? *ctx.ctr : *ctx.host;
@@ -535,20 +557,13 @@ Result<std::vector<Step>> Engine::buildSteps(Context& ctx) {
          }
          ctx.result.addresses = ctx.req.addresses;
          ctx.result.routes = ctx.req.routes;
-         if (in_container && link->mac) {
-           // Neighbours learn the new address now rather than on the first miss: IPv4
-           // through arp_notify (set when naming the link), IPv6 with an unsolicited NA.
-           for (const auto& a : ctx.req.addresses) {
-             if (a.address.isV4()) continue;
-             auto st =
-                 nl::announceAddress(*ctx.target, ctx.ctr_index, *link->mac, a.address.addr());
-             if (!st.ok()) log::get("core")->info("{}", st.error().message);
-           }
-         }
          AttachmentRecord r =
              recordOf(ctx.req, ctx.result.host ? ctx.result.host->name : "", "ready", ctx.restore);
          r.mac = ctx.result.container.mac;
-         return store_.updateAttachment(r);
+         PLUMB_TRY(store_.updateAttachment(r));
+         if (in_container && link->mac)
+           announce(ctx.req, ctx.host_index, *ctx.target, ctx.ctr_index, *link->mac);
+         return {};
        }});
   return steps;
 }
