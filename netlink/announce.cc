@@ -133,17 +133,38 @@ Status announceWhenForwarding(int port_index, const Netns& ns, int ifindex, cons
   if (v6) PLUMB_ASSIGN(na, naSocket(ns));
   UniqueFd null(::open("/dev/null", O_RDWR | O_CLOEXEC));
   if (!null.valid()) return failErrno(errno, "failed to open /dev/null");
+  int handshake[2];
+  if (::pipe2(handshake, O_CLOEXEC) != 0) return failErrno(errno, "failed to announce");
+  UniqueFd ready_r(handshake[0]), ready_w(handshake[1]);
   pid_t pid = ::fork();
   if (pid < 0) return failErrno(errno, "failed to start announcing " + addrs[0].str());
-  if (pid > 0) return {};  // init reaps it: this process is about to exit
-  // The child: off the caller's stdout (a CNI runtime reads it to its end) and session.
+  if (pid > 0) {
+    // Back once the child has let go of stdout: a CNI runtime reads it to its end, which
+    // must come with this process's exit, not the child's.
+    ready_w.reset();
+    char c;
+    while (::read(ready_r.get(), &c, 1) < 0 && errno == EINTR) {
+    }
+    return {};  // init reaps the child: this process is about to exit
+  }
   ::setsid();
   for (int fd = 0; fd < 3; ++fd) ::dup2(null.get(), fd);
+  ready_w.reset();
+  // The port forwards once the notification of its operstate going up is out (the same
+  // linkwatch run, under the same RTNL hold, enables it). One look first, in case that
+  // happened before the subscription; then the notifications alone, asking the kernel
+  // nothing more (each request would queue behind the RTNL lock).
+  bool up = portUp(query, port_index);
   auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(3);
-  while (!portUp(query, port_index)) {
+  while (!up) {
     if (std::chrono::steady_clock::now() >= deadline) ::_exit(1);
-    // Any link notification (or the receive timeout) is a reason to look again.
-    (void)events.next([](const nlmsghdr*) -> Status { return {}; });
+    auto st = events.next([&](const nlmsghdr* nlh) -> Status {
+      auto link = parseLink(nlh);
+      if (link.ok() && link->index == port_index && link->oper_state == IF_OPER_UP) up = true;
+      return {};
+    });
+    // Notifications were lost (a full receive buffer), or none came for a while: look again.
+    if (!st.ok()) up = portUp(query, port_index);
   }
   for (const auto& a : addrs) {
     (void)(a.isV4() ? sendGratuitousArp(arp, ifindex, mac, a)

@@ -397,11 +397,7 @@ Result<std::vector<Step>> Engine::buildSteps(Context& ctx) {
              return std::move(st).error().wrap("failed to attach " + ctx.host_name + " to bridge " +
                                                plan.bridge);
            if (plan.hairpin) PLUMB_TRY(nl::setBridgePortHairpin(*ctx.host, ctx.host_index, true));
-           // Up before the container end, so the gratuitous ARP the kernel sends when that
-           // end comes up (arp_notify) has a peer to go to.
-           nl::LinkChange up;
-           up.up = true;
-           return nl::changeLink(*ctx.host, ctx.host_index, up);
+           return {};  // up last: see "set ... up" below
          }});
   } else if (const auto* mp = std::get_if<MacvlanPlan>(&req.plan)) {
     const MacvlanPlan& plan = *mp;
@@ -537,10 +533,18 @@ Result<std::vector<Step>> Engine::buildSteps(Context& ctx) {
     }
   }
 
-  // Once both veth ends are up the kernel enables the bridge port in the background
-  // (linkwatch), holding the RTNL lock for work that grows with the bridge's ports: the result
-  // is made from the links as read while creating and naming them, so that an attach with no
-  // routes to add has nothing left to ask the kernel and does not wait for that work.
+  if (std::holds_alternative<VethBridgePlan>(req.plan)) {
+    // The bridge port comes up last. Once both veth ends are up the kernel enables the port in
+    // the background (linkwatch), holding the RTNL lock for work that grows with the bridge's
+    // ports; the result is made from the links as read while creating and naming them, so an
+    // attach has nothing left to ask the kernel and does not wait for that work.
+    steps.push_back({"set " + ctx.host_name + " up", [&ctx]() -> Status {
+                       nl::LinkChange up;
+                       up.up = true;
+                       return nl::changeLink(*ctx.host, ctx.host_index, up);
+                     }});
+  }
+
   steps.push_back(
       {"record the result", [this, &ctx, in_container]() -> Status {
          nl::NlSocket& side = in_container ? *ctx.ctr : *ctx.host;
