@@ -34,6 +34,14 @@ void drain(UniqueFd& fd, std::string& out) {
 
 }  // namespace
 
+std::vector<char*> execArray(const std::vector<std::string>& strings) {
+  std::vector<char*> out;
+  out.reserve(strings.size() + 1);
+  for (const auto& s : strings) out.push_back(const_cast<char*>(s.c_str()));
+  out.push_back(nullptr);
+  return out;
+}
+
 Result<ProcessRun> runProcess(const ProcessSpec& spec) {
   if (spec.argv.empty()) return fail(Errc::kInvalid, "no program to run");
   const std::string& what = spec.argv[0];
@@ -49,14 +57,8 @@ Result<ProcessRun> runProcess(const ProcessSpec& spec) {
   posix_spawn_file_actions_adddup2(&fa, in.first.get(), 0);
   posix_spawn_file_actions_adddup2(&fa, out.second.get(), 1);
   if (spec.capture_err) posix_spawn_file_actions_adddup2(&fa, err.second.get(), 2);
-  std::vector<std::string> args = spec.argv;
-  std::vector<char*> argv;
-  for (auto& a : args) argv.push_back(a.data());
-  argv.push_back(nullptr);
-  std::vector<std::string> env_strings = spec.env;
-  std::vector<char*> envp;
-  for (auto& s : env_strings) envp.push_back(s.data());
-  envp.push_back(nullptr);
+  std::vector<char*> argv = execArray(spec.argv);
+  std::vector<char*> envp = execArray(spec.env);
   char** env = spec.own_env ? envp.data() : environ;
   pid_t pid = 0;
   int rc = what.find('/') == std::string::npos

@@ -27,6 +27,10 @@ struct ProcessSpec {
   std::chrono::milliseconds deadline{120000};  // then it is killed (SIGKILL)
 };
 
+// A null-terminated array of the strings, for exec (they must outlive it). Built before fork:
+// after it, a child of a threaded process makes only async-signal-safe calls.
+std::vector<char*> execArray(const std::vector<std::string>& strings);
+
 // Runs spec to its end. Failing to start it, or its running past the deadline (kTryAgain),
 // is an error; a non-zero exit is not (see exit_code).
 Result<ProcessRun> runProcess(const ProcessSpec& spec);

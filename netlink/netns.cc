@@ -15,6 +15,8 @@
 #include <cstring>
 #include <thread>
 
+#include "base/process.h"
+
 extern char** environ;
 
 namespace plumb::netlink {
@@ -77,16 +79,6 @@ Status runIn(const Netns& ns, const std::function<Status()>& fn) {
 }
 
 namespace {
-
-// A null-terminated array of the strings, for exec. Everything a child needs is built before
-// fork: after it, only async-signal-safe calls.
-std::vector<char*> execArray(const std::vector<std::string>& strings) {
-  std::vector<char*> out;
-  out.reserve(strings.size() + 1);
-  for (const auto& s : strings) out.push_back(const_cast<char*>(s.c_str()));
-  out.push_back(nullptr);
-  return out;
-}
 
 // plumb's environment with setup's added.
 std::vector<char*> childEnv(const ChildSetup& setup) {
