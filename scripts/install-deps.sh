@@ -13,7 +13,7 @@ packages=(
   # the command line's Docker/podman guests (Engine API over a unix socket; dlopen'd)
   libcurl4-openssl-dev
   # run: the kernel-side tools plumb itself does not use but tests and the demo read back with
-  iproute2 nftables iptables busybox-static sqlite3 jq procps kmod
+  iproute2 nftables iptables busybox-static sqlite3 jq procps kmod time
   # e2e: a real libcni consumer and the reference plugins plumb is chained with and compared to
   golang-go golang-github-appc-cni-dev containernetworking-plugins
   # e2e: a real dockerd for the remote network and IPAM drivers, curl for raw plugin calls

@@ -3,13 +3,14 @@
 #include <curl/curl.h>
 #include <sys/stat.h>
 
+#include <algorithm>
 #include <chrono>
+#include <cstdio>
 #include <cstdlib>
 #include <fstream>
 #include <functional>
 #include <nlohmann/json.hpp>
 #include <optional>
-#include <thread>
 #include <vector>
 
 #include "base/dl.h"
@@ -70,6 +71,33 @@ Result<HttpResult> get(const std::string& socket, const std::string& path) {
   lib.cleanup(c);
   if (rc != CURLE_OK) return fail(Errc::kNotFound, std::string(lib.strerror(rc)));
   return r;
+}
+
+// GET path on the HTTP server at a unix socket as a stream: true once the body's first bytes
+// arrive, false when the server ends the response or timeout_ms passes with none.
+Result<bool> firstBytes(const std::string& socket, const std::string& path, long timeout_ms) {
+  PLUMB_ASSIGN(const CurlLib* loaded, loadOnce<CurlLib>("libcurl.so.4", "libcurl4"));
+  const CurlLib& lib = *loaded;
+  CURL* c = lib.init();
+  if (!c) return fail(Errc::kInternal, "libcurl could not start");
+  bool got = false;
+  std::string url = "http://localhost" + path;
+  lib.setopt(c, CURLOPT_UNIX_SOCKET_PATH, socket.c_str());
+  lib.setopt(c, CURLOPT_URL, url.c_str());
+  // Returning less than given ends the transfer: the first bytes are all that is wanted.
+  auto first = +[](char*, size_t, size_t, void* flag) -> size_t {
+    *static_cast<bool*>(flag) = true;
+    return 0;
+  };
+  lib.setopt(c, CURLOPT_WRITEFUNCTION, first);
+  lib.setopt(c, CURLOPT_WRITEDATA, &got);
+  lib.setopt(c, CURLOPT_TIMEOUT_MS, std::max(timeout_ms, 1L));
+  lib.setopt(c, CURLOPT_NOSIGNAL, 1L);
+  CURLcode rc = lib.perform(c);
+  lib.cleanup(c);
+  if (got) return true;
+  if (rc == CURLE_OK || rc == CURLE_OPERATION_TIMEDOUT) return false;
+  return fail(Errc::kNotFound, std::string(lib.strerror(rc)));
 }
 
 bool validName(const std::string& name) {
@@ -137,13 +165,20 @@ bool exists(const std::string& path) {
 }
 
 using Inspect = std::function<Result<std::optional<nlohmann::json>>()>;
+using Clock = std::chrono::steady_clock;
+// Blocks until the container may have changed state (an event about it, from since on), or
+// until the deadline.
+using AwaitChange =
+    std::function<void(const std::string& id, std::chrono::system_clock::time_point since,
+                       Clock::time_point deadline)>;
 
 // A container's id and PID from inspect's answers, waiting while it starts (pipework did the
-// same) up to wait_ms.
-Result<RuntimeGuest> waitRunning(const std::string& what, const Inspect& inspect, bool running,
-                                 int wait_ms) {
-  auto deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(wait_ms);
+// same) up to wait_ms: on the runtime's events, not on a timer.
+Result<RuntimeGuest> waitRunning(const std::string& what, const Inspect& inspect,
+                                 const AwaitChange& await, bool running, int wait_ms) {
+  auto deadline = Clock::now() + std::chrono::milliseconds(wait_ms);
   for (;;) {
+    auto since = std::chrono::system_clock::now();
     PLUMB_ASSIGN(auto found, inspect());
     if (!found) return fail(Errc::kNotFound, what + " does not exist");
     const nlohmann::json& j = *found;
@@ -162,12 +197,43 @@ Result<RuntimeGuest> waitRunning(const std::string& what, const Inspect& inspect
     }
     // "created" (starting) or "restarting": the process is coming; anything else is not.
     bool coming = status == "created" || status == "restarting";
-    if (!coming || std::chrono::steady_clock::now() >= deadline) {
+    if (!coming || Clock::now() >= deadline) {
       return fail(Errc::kInvalid,
                   what + " is not running (status " + (status.empty() ? "unknown" : status) + ")");
     }
-    std::this_thread::sleep_for(std::chrono::milliseconds(100));
+    await(g.id, since, deadline);
   }
+}
+
+long msUntil(Clock::time_point deadline) {
+  return static_cast<long>(
+      std::chrono::duration_cast<std::chrono::milliseconds>(deadline - Clock::now()).count());
+}
+
+// The Engine API's event stream about one container, from since on: Docker and podman replay
+// what happened after since, so a start between the inspect and this call is not missed.
+AwaitChange apiAwait(const std::string& socket) {
+  return [socket](const std::string& id, std::chrono::system_clock::time_point since,
+                  Clock::time_point deadline) {
+    auto ns =
+        std::chrono::duration_cast<std::chrono::nanoseconds>(since.time_since_epoch()).count();
+    char from[32];
+    (void)std::snprintf(from, sizeof(from), "%lld.%09lld", static_cast<long long>(ns / 1000000000),
+                        static_cast<long long>(ns % 1000000000));
+    // filters={"container":["<id>"]}, URL-encoded; the id is hex.
+    std::string path = std::string("/events?since=") + from +
+                       "&filters=%7B%22container%22%3A%5B%22" + id + "%22%5D%7D";
+    (void)firstBytes(socket, path, msUntil(deadline));
+  };
+}
+
+// podman without its service: `podman wait` for the running condition.
+void podmanCliAwait(const std::string& id, std::chrono::system_clock::time_point,
+                    Clock::time_point deadline) {
+  ProcessSpec spec;
+  spec.argv = {envOr("PLUMB_PODMAN", "podman"), "wait", "--condition", "running", "--", id};
+  spec.deadline = std::chrono::milliseconds(std::max(msUntil(deadline), 1L));
+  (void)runProcess(spec);
 }
 
 }  // namespace
@@ -179,7 +245,7 @@ Result<RuntimeGuest> dockerContainer(const std::string& name, bool running, int 
   if (!validName(name)) return fail(Errc::kInvalid, what + " is not a valid container name or id");
   std::string socket = dockerSocket();
   return waitRunning(
-      what, [&] { return apiInspect("docker", socket, name); }, running, wait_ms);
+      what, [&] { return apiInspect("docker", socket, name); }, apiAwait(socket), running, wait_ms);
 }
 
 Result<RuntimeGuest> podmanContainer(const std::string& name, bool running, int wait_ms) {
@@ -188,10 +254,11 @@ Result<RuntimeGuest> podmanContainer(const std::string& name, bool running, int 
   std::string socket = envOr("PLUMB_PODMAN_SOCK", "/run/podman/podman.sock");
   if (exists(socket)) {
     return waitRunning(
-        what, [&] { return apiInspect("podman", socket, name); }, running, wait_ms);
+        what, [&] { return apiInspect("podman", socket, name); }, apiAwait(socket), running,
+        wait_ms);
   }
   return waitRunning(
-      what, [&] { return podmanCliInspect(name); }, running, wait_ms);
+      what, [&] { return podmanCliInspect(name); }, podmanCliAwait, running, wait_ms);
 }
 
 Result<RuntimeGuest> containerdTask(const std::string& ref) {

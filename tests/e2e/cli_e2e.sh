@@ -23,7 +23,7 @@ PLUMB_ARG=${1:?usage: cli_e2e.sh PATH-TO-PLUMB-BINARY}
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 # shellcheck source=report.sh
 . "$HERE/report.sh"
-needs docker dockerd containerd ctr jq sqlite3 busybox dnsmasq nsenter ip timeout
+needs docker dockerd containerd ctr jq sqlite3 busybox dnsmasq nsenter ip timeout time
 [ -x "$PLUMB_ARG" ] || { echo "error: $PLUMB_ARG is not an executable" >&2; exit 2; }
 PLUMB=$(readlink -f "$PLUMB_ARG")
 # shellcheck source=../../scripts/docker-env.sh
@@ -142,6 +142,18 @@ t "re-run by short id is a no-op success" cli "$BR" "${D1:0:12}" 198.18.40.2/24@
 terr "the same interface with another address says what differs" "198.18.40.2/24.*198.18.40.9/24|198.18.40.9/24.*198.18.40.2/24" \
   cli "$BR" "docker:$P-d1" 198.18.40.9/24
 terr "an address without a prefix asks about /24" "did you mean 198.18.40.9/24" cli "$BR" "$P-d1" 198.18.40.9
+
+section "a container that is still starting is waited for (on dockerd's events)"
+docker create --name "$P-late" --network none "$IMAGE" sleep 600 >/dev/null
+(sleep 1.5; docker start "$P-late") >/dev/null 2>&1 &
+t "plumb $BR -i eth9 <created container> 198.18.40.30/24 succeeds once it starts" \
+  /usr/bin/time -f '%e %U %S' -o "$TMP/late.time" \
+  ip netns exec "$HOSTNS" "$PLUMB" --state-dir "$STATE" "$BR" -i eth9 "$P-late" 198.18.40.30/24
+t "...it waited for the start" bash -c "awk '{exit !(\$1 >= 1.0)}' '$TMP/late.time'"
+t "...without spinning (CPU time under 0.3 s)" bash -c "awk '{exit !(\$2 + \$3 < 0.3)}' '$TMP/late.time'"
+t "...and the container has eth9" bash -c "docker exec $P-late ip -4 addr show eth9 | grep -q 198.18.40.30/24"
+t "plumb del <it> -i eth9" cli del "$P-late" -i eth9
+docker rm -f "$P-late" >/dev/null
 
 section "MAC and U:name (pipework br1 \$CID 198.18.41.2/24 26:2e:71:98:60:8f)"
 t "a given MAC" cli "$BR2" -i eth3 "$P-d1" 198.18.41.2/24 26:2e:71:98:60:8f
