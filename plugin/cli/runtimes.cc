@@ -52,52 +52,50 @@ struct HttpResult {
   std::string body;
 };
 
-// GET path on the HTTP server at a unix socket.
-Result<HttpResult> get(const std::string& socket, const std::string& path) {
-  PLUMB_ASSIGN(const CurlLib* loaded, loadOnce<CurlLib>("libcurl.so.4", "libcurl4"));
-  const CurlLib& lib = *loaded;
+using WriteFn = size_t (*)(char*, size_t, size_t, void*);
+
+// GET path on the HTTP server at a unix socket, the body handed to write (with data); status,
+// when given, gets the response code.
+CURLcode transfer(const CurlLib& lib, const std::string& socket, const std::string& path,
+                  WriteFn write, void* data, long timeout_ms, long* status = nullptr) {
   CURL* c = lib.init();
-  if (!c) return fail(Errc::kInternal, "libcurl could not start");
-  HttpResult r;
+  if (!c) return CURLE_FAILED_INIT;
   std::string url = "http://localhost" + path;
   lib.setopt(c, CURLOPT_UNIX_SOCKET_PATH, socket.c_str());
   lib.setopt(c, CURLOPT_URL, url.c_str());
-  lib.setopt(c, CURLOPT_WRITEFUNCTION, &collect);
-  lib.setopt(c, CURLOPT_WRITEDATA, &r.body);
-  lib.setopt(c, CURLOPT_TIMEOUT_MS, 5000L);
+  lib.setopt(c, CURLOPT_WRITEFUNCTION, write);
+  lib.setopt(c, CURLOPT_WRITEDATA, data);
+  lib.setopt(c, CURLOPT_TIMEOUT_MS, std::max(timeout_ms, 1L));
   lib.setopt(c, CURLOPT_NOSIGNAL, 1L);
   CURLcode rc = lib.perform(c);
-  if (rc == CURLE_OK) lib.getinfo(c, CURLINFO_RESPONSE_CODE, &r.status);
+  if (rc == CURLE_OK && status) lib.getinfo(c, CURLINFO_RESPONSE_CODE, status);
   lib.cleanup(c);
-  if (rc != CURLE_OK) return fail(Errc::kNotFound, std::string(lib.strerror(rc)));
+  return rc;
+}
+
+// GET path on the HTTP server at a unix socket.
+Result<HttpResult> get(const std::string& socket, const std::string& path) {
+  PLUMB_ASSIGN(const CurlLib* lib, loadOnce<CurlLib>("libcurl.so.4", "libcurl4"));
+  HttpResult r;
+  CURLcode rc = transfer(*lib, socket, path, &collect, &r.body, 5000L, &r.status);
+  if (rc != CURLE_OK) return fail(Errc::kNotFound, std::string(lib->strerror(rc)));
   return r;
 }
 
 // GET path on the HTTP server at a unix socket as a stream: true once the body's first bytes
 // arrive, false when the server ends the response or timeout_ms passes with none.
 Result<bool> firstBytes(const std::string& socket, const std::string& path, long timeout_ms) {
-  PLUMB_ASSIGN(const CurlLib* loaded, loadOnce<CurlLib>("libcurl.so.4", "libcurl4"));
-  const CurlLib& lib = *loaded;
-  CURL* c = lib.init();
-  if (!c) return fail(Errc::kInternal, "libcurl could not start");
+  PLUMB_ASSIGN(const CurlLib* lib, loadOnce<CurlLib>("libcurl.so.4", "libcurl4"));
   bool got = false;
-  std::string url = "http://localhost" + path;
-  lib.setopt(c, CURLOPT_UNIX_SOCKET_PATH, socket.c_str());
-  lib.setopt(c, CURLOPT_URL, url.c_str());
   // Returning less than given ends the transfer: the first bytes are all that is wanted.
-  auto first = +[](char*, size_t, size_t, void* flag) -> size_t {
+  WriteFn first = [](char*, size_t, size_t, void* flag) -> size_t {
     *static_cast<bool*>(flag) = true;
     return 0;
   };
-  lib.setopt(c, CURLOPT_WRITEFUNCTION, first);
-  lib.setopt(c, CURLOPT_WRITEDATA, &got);
-  lib.setopt(c, CURLOPT_TIMEOUT_MS, std::max(timeout_ms, 1L));
-  lib.setopt(c, CURLOPT_NOSIGNAL, 1L);
-  CURLcode rc = lib.perform(c);
-  lib.cleanup(c);
+  CURLcode rc = transfer(*lib, socket, path, first, &got, timeout_ms);
   if (got) return true;
   if (rc == CURLE_OK || rc == CURLE_OPERATION_TIMEDOUT) return false;
-  return fail(Errc::kNotFound, std::string(lib.strerror(rc)));
+  return fail(Errc::kNotFound, std::string(lib->strerror(rc)));
 }
 
 bool validName(const std::string& name) {
