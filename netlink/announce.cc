@@ -102,11 +102,33 @@ Status unsolicitedNa(const Netns& ns, int ifindex, const MacAddr& mac, const IpA
   return sendUnsolicitedNa(fd, ifindex, mac, addr);
 }
 
-// Whether the bridge port forwards: its operstate is set up by the same linkwatch run, under
-// the same RTNL hold, that enables the port, and this read waits for that lock.
-bool portUp(NlSocket& query, int port_index) {
-  auto port = getLink(query, port_index);
-  return port.ok() && port->oper_state == IF_OPER_UP;
+// Whether a link's operstate is up. Read under the RTNL lock, which linkwatch holds while it
+// sets the operstate, enables a bridge port and starts the link's queue, so an "up" read here
+// comes after all three.
+bool linkUp(NlSocket& query, int index) {
+  auto link = getLink(query, index);
+  return link.ok() && link->oper_state == IF_OPER_UP;
+}
+
+// Waits until the link index (in the namespace of events and query) is up. linkwatch sends the
+// notification of its operstate going up only after that link's bridge port is enabled and its
+// queue started. One look first, in case that happened before the subscription; then the
+// notifications alone, asking the kernel nothing more (each request would queue behind the
+// RTNL lock).
+bool waitUp(NlSocket& events, NlSocket& query, int index,
+            std::chrono::steady_clock::time_point deadline) {
+  bool up = linkUp(query, index);
+  while (!up) {
+    if (std::chrono::steady_clock::now() >= deadline) return false;
+    auto st = events.next([&](const nlmsghdr* nlh) -> Status {
+      auto link = parseLink(nlh);
+      if (link.ok() && link->index == index && link->oper_state == IF_OPER_UP) up = true;
+      return {};
+    });
+    // Notifications were lost (a full receive buffer), or none came for a while: look again.
+    if (!st.ok()) up = linkUp(query, index);
+  }
+  return true;
 }
 
 }  // namespace
@@ -116,16 +138,14 @@ Status announceAddress(const Netns& ns, int ifindex, const MacAddr& mac, const I
                      : unsolicitedNa(ns, ifindex, mac, addr);
 }
 
-}  // namespace plumb::netlink
-
-namespace plumb::netlink {
-
 Status announceWhenForwarding(int port_index, const Netns& ns, int ifindex, const MacAddr& mac,
                               const std::vector<IpAddr>& addrs) {
   if (addrs.empty()) return {};
   // Everything the child needs is opened here; it only waits, sends and exits.
-  PLUMB_ASSIGN(auto events, NlSocket::subscribe(RTMGRP_LINK));
-  PLUMB_ASSIGN(auto query, NlSocket::open());
+  PLUMB_ASSIGN(auto port_events, NlSocket::subscribe(RTMGRP_LINK));
+  PLUMB_ASSIGN(auto port_query, NlSocket::open());
+  PLUMB_ASSIGN(auto iface_events, NlSocket::subscribeIn(ns, RTMGRP_LINK));
+  PLUMB_ASSIGN(auto iface_query, NlSocket::openIn(ns));
   bool v4 = false, v6 = false;
   for (const auto& a : addrs) (a.isV4() ? v4 : v6) = true;
   UniqueFd arp, na;
@@ -150,21 +170,14 @@ Status announceWhenForwarding(int port_index, const Netns& ns, int ifindex, cons
   ::setsid();
   for (int fd = 0; fd < 3; ++fd) ::dup2(null.get(), fd);
   ready_w.reset();
-  // The port forwards once the notification of its operstate going up is out (the same
-  // linkwatch run, under the same RTNL hold, enables it). One look first, in case that
-  // happened before the subscription; then the notifications alone, asking the kernel
-  // nothing more (each request would queue behind the RTNL lock).
-  bool up = portUp(query, port_index);
+  // Both veth ends get carrier together and linkwatch handles them one after the other: the
+  // bridge port (host end) is enabled with the first, and the container end's queue, until
+  // which whatever is sent on it is dropped, is started with the second. So the child waits
+  // for both.
   auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(3);
-  while (!up) {
-    if (std::chrono::steady_clock::now() >= deadline) ::_exit(1);
-    auto st = events.next([&](const nlmsghdr* nlh) -> Status {
-      auto link = parseLink(nlh);
-      if (link.ok() && link->index == port_index && link->oper_state == IF_OPER_UP) up = true;
-      return {};
-    });
-    // Notifications were lost (a full receive buffer), or none came for a while: look again.
-    if (!st.ok()) up = portUp(query, port_index);
+  if (!waitUp(port_events, port_query, port_index, deadline) ||
+      !waitUp(iface_events, iface_query, ifindex, deadline)) {
+    ::_exit(1);
   }
   for (const auto& a : addrs) {
     (void)(a.isV4() ? sendGratuitousArp(arp, ifindex, mac, a)

@@ -14,10 +14,11 @@ namespace plumb::netlink {
 Status announceAddress(const Netns& ns, int ifindex, const MacAddr& mac, const IpAddr& addr);
 
 // The same for a veth end whose peer is the bridge port port_index in the caller's netns, once
-// that port forwards. The kernel enables a port in the background after its veth gets
-// carrier, and the bridge drops what comes before, so a child process (forked: the caller
-// must have no other threads) waits for the port, up to a few seconds, and announces; the
-// caller returns at once. The child's output goes nowhere; it closes its packet sockets, whose
+// that port forwards and the veth end sends. The kernel enables a port, and starts a link's
+// queue, in the background after the veth gets carrier; the bridge drops what comes before
+// the first, the link what comes before the second. So a child process (forked: the caller
+// must have no other threads) waits for both, up to a few seconds, and announces; the caller
+// returns at once. The child's output goes nowhere; it closes its packet sockets, whose
 // release waits for an RCU grace period, instead of the caller.
 Status announceWhenForwarding(int port_index, const Netns& ns, int ifindex, const MacAddr& mac,
                               const std::vector<IpAddr>& addrs);
