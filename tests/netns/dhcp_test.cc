@@ -119,11 +119,24 @@ TEST_F(Dhcp, DhcpcdAndDhclientServeTwoGuestsAtOnce) {
       addrs.push_back(addr.substr(addr.find("inet ")));
     }
     EXPECT_NE(addrs[0], addrs[1]) << client << ": two leases";
+    // This test's clients only, found by their guest's netns: other tests may run clients on
+    // an eth1 of their own, and dhcpcd rewrites its command line.
+    auto running = [&] {
+      std::string names;
+      for (const auto& g : guests) {
+        names += sh("for p in $(ip netns pids " + g +
+                    "); do cat /proc/$p/comm; done 2>/dev/null | "
+                    "grep -x " +
+                    client + " || true")
+                     .out;
+      }
+      return names;
+    };
+    EXPECT_NE(running(), "") << client << " runs";
     for (const auto& g : guests) ASSERT_EQ(plumb("del " + g).rc, 0) << client;
     std::string left;
     for (int i = 0; i < 250; ++i) {
-      left =
-          sh("pgrep -f '[" + client.substr(0, 1) + "]" + client.substr(1) + ".*eth1' || true").out;
+      left = running();
       if (left.empty()) break;
       usleep(20000);
     }
