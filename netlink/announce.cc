@@ -22,8 +22,21 @@
 namespace plumb::netlink {
 namespace {
 
+// The sockets announcements go out on: {domain, type, protocol}.
+struct SocketKind {
+  int domain, type, protocol;
+};
+const SocketKind kArp{AF_PACKET, SOCK_DGRAM, htons(ETH_P_ARP)};
+const SocketKind kNa{AF_INET6, SOCK_RAW, IPPROTO_ICMPV6};
+
+Result<UniqueFd> socketHere(const SocketKind& k) {
+  UniqueFd fd(::socket(k.domain, k.type | SOCK_CLOEXEC, k.protocol));
+  if (!fd.valid()) return failErrno(errno, "failed to open a socket to announce on");
+  return fd;
+}
+
 Result<UniqueFd> arpSocket(const Netns& ns) {
-  return socketIn(ns, AF_PACKET, SOCK_DGRAM, htons(ETH_P_ARP));
+  return socketIn(ns, kArp.domain, kArp.type, kArp.protocol);
 }
 
 Status sendGratuitousArp(const UniqueFd& fd, int ifindex, const MacAddr& mac, const IpAddr& addr) {
@@ -60,7 +73,7 @@ Status gratuitousArp(const Netns& ns, int ifindex, const MacAddr& mac, const IpA
 }
 
 Result<UniqueFd> naSocket(const Netns& ns) {
-  return socketIn(ns, AF_INET6, SOCK_RAW, IPPROTO_ICMPV6);
+  return socketIn(ns, kNa.domain, kNa.type, kNa.protocol);
 }
 
 Status sendUnsolicitedNa(const UniqueFd& fd, int ifindex, const MacAddr& mac, const IpAddr& addr) {
@@ -138,19 +151,50 @@ Status announceAddress(const Netns& ns, int ifindex, const MacAddr& mac, const I
                      : unsolicitedNa(ns, ifindex, mac, addr);
 }
 
+namespace {
+
+// The child's part of announceWhenForwarding: it opens what it needs (in the caller's netns
+// for the port, then in ns for the rest), waits, sends and returns whether all went out.
+bool announceOnceForwarding(int port_index, const Netns& ns, int ifindex, const MacAddr& mac,
+                            const std::vector<IpAddr>& addrs) {
+  auto port_events = NlSocket::subscribe(RTMGRP_LINK);
+  auto port_query = NlSocket::open();
+  if (!port_events.ok() || !port_query.ok() || !enterForGood(ns)) return false;
+  auto iface_events = NlSocket::subscribe(RTMGRP_LINK);
+  auto iface_query = NlSocket::open();
+  if (!iface_events.ok() || !iface_query.ok()) return false;
+  UniqueFd arp, na;
+  for (const auto& a : addrs) {
+    auto& fd = a.isV4() ? arp : na;
+    if (fd.valid()) continue;
+    auto opened = socketHere(a.isV4() ? kArp : kNa);
+    if (!opened.ok()) return false;
+    fd = std::move(*opened);
+  }
+  // Both veth ends get carrier together and linkwatch handles them one after the other: the
+  // bridge port (host end) is enabled with the first, and the container end's queue, until
+  // which whatever is sent on it is dropped, is started with the second. So the child waits
+  // for both.
+  auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(3);
+  if (!waitUp(*port_events, *port_query, port_index, deadline) ||
+      !waitUp(*iface_events, *iface_query, ifindex, deadline)) {
+    return false;
+  }
+  bool sent = true;
+  for (const auto& a : addrs) {
+    sent = (a.isV4() ? sendGratuitousArp(arp, ifindex, mac, a)
+                     : sendUnsolicitedNa(na, ifindex, mac, a))
+               .ok() &&
+           sent;
+  }
+  return sent;
+}
+
+}  // namespace
+
 Status announceWhenForwarding(int port_index, const Netns& ns, int ifindex, const MacAddr& mac,
                               const std::vector<IpAddr>& addrs) {
   if (addrs.empty()) return {};
-  // Everything the child needs is opened here; it only waits, sends and exits.
-  PLUMB_ASSIGN(auto port_events, NlSocket::subscribe(RTMGRP_LINK));
-  PLUMB_ASSIGN(auto port_query, NlSocket::open());
-  PLUMB_ASSIGN(auto iface_events, NlSocket::subscribeIn(ns, RTMGRP_LINK));
-  PLUMB_ASSIGN(auto iface_query, NlSocket::openIn(ns));
-  bool v4 = false, v6 = false;
-  for (const auto& a : addrs) (a.isV4() ? v4 : v6) = true;
-  UniqueFd arp, na;
-  if (v4) PLUMB_ASSIGN(arp, arpSocket(ns));
-  if (v6) PLUMB_ASSIGN(na, naSocket(ns));
   UniqueFd null(::open("/dev/null", O_RDWR | O_CLOEXEC));
   if (!null.valid()) return failErrno(errno, "failed to open /dev/null");
   int handshake[2];
@@ -170,20 +214,7 @@ Status announceWhenForwarding(int port_index, const Netns& ns, int ifindex, cons
   ::setsid();
   for (int fd = 0; fd < 3; ++fd) ::dup2(null.get(), fd);
   ready_w.reset();
-  // Both veth ends get carrier together and linkwatch handles them one after the other: the
-  // bridge port (host end) is enabled with the first, and the container end's queue, until
-  // which whatever is sent on it is dropped, is started with the second. So the child waits
-  // for both.
-  auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(3);
-  if (!waitUp(port_events, port_query, port_index, deadline) ||
-      !waitUp(iface_events, iface_query, ifindex, deadline)) {
-    ::_exit(1);
-  }
-  for (const auto& a : addrs) {
-    (void)(a.isV4() ? sendGratuitousArp(arp, ifindex, mac, a)
-                    : sendUnsolicitedNa(na, ifindex, mac, a));
-  }
-  ::_exit(0);
+  ::_exit(announceOnceForwarding(port_index, ns, ifindex, mac, addrs) ? 0 : 1);
 }
 
 }  // namespace plumb::netlink

@@ -18,8 +18,8 @@ Status announceAddress(const Netns& ns, int ifindex, const MacAddr& mac, const I
 // queue, in the background after the veth gets carrier; the bridge drops what comes before
 // the first, the link what comes before the second. So a child process (forked: the caller
 // must have no other threads) waits for both, up to a few seconds, and announces; the caller
-// returns at once. The child's output goes nowhere; it closes its packet sockets, whose
-// release waits for an RCU grace period, instead of the caller.
+// returns at once. The child's output goes nowhere. It opens its own sockets, and closes
+// them (a packet socket's release waits for an RCU grace period), instead of the caller.
 Status announceWhenForwarding(int port_index, const Netns& ns, int ifindex, const MacAddr& mac,
                               const std::vector<IpAddr>& addrs);
 

@@ -78,6 +78,8 @@ Status runIn(const Netns& ns, const std::function<Status()>& fn) {
   return result;
 }
 
+bool enterForGood(const Netns& ns) { return ::setns(ns.fd(), CLONE_NEWNET) == 0; }
+
 namespace {
 
 // plumb's environment with setup's added.
@@ -93,7 +95,7 @@ void say(const char* msg) { (void)!::write(2, msg, std::strlen(msg)); }
 
 // In the child, after fork: enters ns and applies setup's mounts. Exits 126 when it cannot.
 void enterChild(const Netns& ns, const ChildSetup& setup) {
-  if (::setns(ns.fd(), CLONE_NEWNET) != 0) {
+  if (!enterForGood(ns)) {
     say("plumb: failed to enter the guest's netns\n");
     ::_exit(126);
   }

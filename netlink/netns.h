@@ -1,6 +1,6 @@
 // Network namespace handles. This file's .cc is the only place in plumb that calls setns(2),
-// and it does so on a short-lived thread that ends afterwards: sockets opened there stay bound
-// to the namespace and are used from any thread.
+// and it does so on a short-lived thread that ends afterwards (sockets opened there stay bound
+// to the namespace and are used from any thread), or in a forked child that never comes back.
 #pragma once
 
 #include <sys/types.h>
@@ -43,6 +43,10 @@ class Netns {
 
 // Runs fn on a fresh thread that has entered ns, waits for it, and returns its status.
 Status runIn(const Netns& ns, const std::function<Status()>& fn);
+
+// Moves the calling thread into ns for good. Only for a forked child, single-threaded, that
+// stays there until it exits; false when the kernel refuses (errno says why).
+bool enterForGood(const Netns& ns);
 
 // How a program started inside a netns is set up besides the netns.
 struct ChildSetup {

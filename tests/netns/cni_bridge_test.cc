@@ -129,28 +129,36 @@ TEST_F(Bridge, OptionsReachTheKernel) {
 }
 
 // An address that changes hands (a container replaced under the same IP) is announced: the
-// gateway's neighbour entry for it, which still holds the old MAC, takes the new one without
-// any traffic from it (arp_notify's gratuitous ARP when the interface comes up).
+// gateway's neighbour entries for it, which still hold the old MAC, take the new one without
+// any traffic from it: a gratuitous ARP for IPv4, an unsolicited NA for IPv6.
 TEST_F(Bridge, ANewInterfaceAnnouncesItsAddress) {
   auto c1 = makeNetns("c1");
-  auto conf = bridgeConf("netgarp", "br-garp", "198.18.90.0/24");
+  auto conf = bridgeConf("netgarp", "br-garp", "198.18.90.0/24", "1.0.0");
+  conf["ipam"] = {
+      {"type", "plumb"},
+      {"ranges", {{{{"subnet", "198.18.90.0/24"}}}, {{{"subnet", "2001:db8:90::/64"}}}}}};
   conf["mac"] = "02:11:22:33:44:66";
   ASSERT_EQ(inHost("ip link add br-garp address 02:00:00:00:00:01 type bridge && ip link set "
-                   "br-garp up && ip addr add "
-                   "198.18.90.1/24 dev br-garp && ip neigh replace 198.18.90.2 lladdr "
-                   "02:00:00:00:00:99 dev br-garp nud stale")
+                   "br-garp up && ip addr add 198.18.90.1/24 dev br-garp && ip addr add "
+                   "2001:db8:90::1/64 dev br-garp nodad && ip neigh replace 198.18.90.2 lladdr "
+                   "02:00:00:00:00:99 dev br-garp nud stale && ip neigh replace 2001:db8:90::2 "
+                   "lladdr 02:00:00:00:00:99 dev br-garp nud stale")
                 .rc,
             0);
   auto r = add(conf, "c1", c1);
   ASSERT_EQ(r.rc, 0) << r.out;
-  ASSERT_EQ(json::parse(r.out)["ips"][0]["address"], "198.18.90.2/24");
-  std::string neigh;
-  for (int i = 0; i < 100; ++i) {
-    neigh = inHost("ip neigh show 198.18.90.2 dev br-garp").out;
-    if (neigh.find("02:11:22:33:44:66") != std::string::npos) break;
-    usleep(20000);
+  auto res = json::parse(r.out);
+  ASSERT_EQ(res["ips"][0]["address"], "198.18.90.2/24");
+  ASSERT_EQ(res["ips"][1]["address"], "2001:db8:90::2/64");
+  for (const std::string addr : {"198.18.90.2", "2001:db8:90::2"}) {
+    std::string neigh;
+    for (int i = 0; i < 100; ++i) {
+      neigh = inHost("ip neigh show " + addr + " dev br-garp").out;
+      if (neigh.find("02:11:22:33:44:66") != std::string::npos) break;
+      usleep(20000);
+    }
+    EXPECT_NE(neigh.find("lladdr 02:11:22:33:44:66"), std::string::npos) << neigh;
   }
-  EXPECT_NE(neigh.find("lladdr 02:11:22:33:44:66"), std::string::npos) << neigh;
   EXPECT_EQ(del(conf, "c1", c1).rc, 0);
 }
 
