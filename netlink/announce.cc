@@ -144,15 +144,6 @@ bool waitUp(NlSocket& events, NlSocket& query, int index,
   return true;
 }
 
-}  // namespace
-
-Status announceAddress(const Netns& ns, int ifindex, const MacAddr& mac, const IpAddr& addr) {
-  return addr.isV4() ? gratuitousArp(ns, ifindex, mac, addr)
-                     : unsolicitedNa(ns, ifindex, mac, addr);
-}
-
-namespace {
-
 // The child's part of announceWhenForwarding: it opens what it needs (in the caller's netns
 // for the port, then in ns for the rest), waits, sends and returns whether all went out.
 bool announceOnceForwarding(int port_index, const Netns& ns, int ifindex, const MacAddr& mac,
@@ -182,15 +173,19 @@ bool announceOnceForwarding(int port_index, const Netns& ns, int ifindex, const 
   }
   bool sent = true;
   for (const auto& a : addrs) {
-    sent = (a.isV4() ? sendGratuitousArp(arp, ifindex, mac, a)
-                     : sendUnsolicitedNa(na, ifindex, mac, a))
-               .ok() &&
-           sent;
+    auto st =
+        a.isV4() ? sendGratuitousArp(arp, ifindex, mac, a) : sendUnsolicitedNa(na, ifindex, mac, a);
+    if (!st.ok()) sent = false;
   }
   return sent;
 }
 
 }  // namespace
+
+Status announceAddress(const Netns& ns, int ifindex, const MacAddr& mac, const IpAddr& addr) {
+  return addr.isV4() ? gratuitousArp(ns, ifindex, mac, addr)
+                     : unsolicitedNa(ns, ifindex, mac, addr);
+}
 
 Status announceWhenForwarding(int port_index, const Netns& ns, int ifindex, const MacAddr& mac,
                               const std::vector<IpAddr>& addrs) {
