@@ -18,7 +18,9 @@ class Passthrough : public NetnsTest {
   Cmd plumb(const std::string& args) {
     return inHost(std::string(PLUMB_BIN) + " --state-dir " + state_.path() + "/state " + args);
   }
-  std::string nic() { return inHost("ip -o link show nic0 | sed 's/ state [A-Z]*//'").out; }
+  std::string nic() {
+    return inHost("ip -o link show nic0 2>/dev/null | sed 's/ state [A-Z]*//'").out;
+  }
   std::string lan_;
 };
 
