@@ -1,9 +1,8 @@
 #include "plugin/cli/guest.h"
 
-#include <sys/stat.h>
-
 #include <algorithm>
 #include <cctype>
+#include <filesystem>
 
 #include "base/ip.h"
 #include "netlink/netns.h"
@@ -11,11 +10,6 @@
 
 namespace plumb::cli {
 namespace {
-
-bool exists(const std::string& path) {
-  struct stat st {};
-  return ::stat(path.c_str(), &st) == 0;
-}
 
 Result<Guest> checked(Guest g, bool must_exist, const std::string& what) {
   if (!must_exist) return g;
@@ -51,11 +45,12 @@ Result<Guest> resolveGuest(const std::string& guest, bool must_exist) {
   if (digits)
     return checked({"/proc/" + guest + "/ns/net", "pid-" + guest}, must_exist, "PID " + guest);
   bool plain = guest.find('/') == std::string::npos && guest != "." && guest != "..";
-  if (plain && exists("/run/netns/" + guest)) {
+  std::error_code ec;
+  if (plain && std::filesystem::exists("/run/netns/" + guest, ec)) {
     return checked({"/run/netns/" + guest, guest}, must_exist, guest);
   }
   // pipework's usual guest: a Docker container's name, id or short id.
-  if (plain && exists(dockerSocket())) {
+  if (plain && std::filesystem::exists(dockerSocket(), ec)) {
     auto r = dockerContainer(guest, must_exist);
     if (r.ok() || r.error().code != Errc::kNotFound) return fromRuntime("docker-", r);
   }

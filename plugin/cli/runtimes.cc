@@ -1,12 +1,12 @@
 #include "plugin/cli/runtimes.h"
 
 #include <curl/curl.h>
-#include <sys/stat.h>
 
 #include <algorithm>
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
+#include <filesystem>
 #include <fstream>
 #include <functional>
 #include <nlohmann/json.hpp>
@@ -157,11 +157,6 @@ Result<std::optional<nlohmann::json>> podmanCliInspect(const std::string& name) 
   return std::optional<nlohmann::json>(std::move((*j)[0]));
 }
 
-bool exists(const std::string& path) {
-  struct stat st {};
-  return ::stat(path.c_str(), &st) == 0;
-}
-
 using Inspect = std::function<Result<std::optional<nlohmann::json>>()>;
 using Clock = std::chrono::steady_clock;
 // Blocks until the container may have changed state (an event about it, from since on), or
@@ -250,7 +245,8 @@ Result<RuntimeGuest> podmanContainer(const std::string& name, bool running, int 
   std::string what = "podman container " + name;
   if (!validName(name)) return fail(Errc::kInvalid, what + " is not a valid container name or id");
   std::string socket = envOr("PLUMB_PODMAN_SOCK", "/run/podman/podman.sock");
-  if (exists(socket)) {
+  std::error_code ec;
+  if (std::filesystem::exists(socket, ec)) {
     return waitRunning(
         what, [&] { return apiInspect("podman", socket, name); }, apiAwait(socket), running,
         wait_ms);
@@ -290,8 +286,8 @@ Result<RuntimeGuest> containerdTask(const std::string& ref) {
     return fail(Errc::kNotFound, "containerd task " + id + " in namespace " + ns +
                                      " is not running (no init.pid under " + where + ")");
   }
-  struct stat st {};
-  if (::stat(("/proc/" + std::to_string(pid)).c_str(), &st) != 0)
+  std::error_code ec;
+  if (!std::filesystem::exists("/proc/" + std::to_string(pid), ec))
     return fail(Errc::kNotFound, "containerd task " + id + " in namespace " + ns + " has exited");
   return RuntimeGuest{id, pid};
 }
