@@ -35,8 +35,8 @@ Result<UniqueFd> socketHere(const SocketKind& k) {
   return fd;
 }
 
-Result<UniqueFd> arpSocket(const Netns& ns) {
-  return socketIn(ns, kArp.domain, kArp.type, kArp.protocol);
+Result<UniqueFd> socketThere(const Netns& ns, const SocketKind& k) {
+  return socketIn(ns, k.domain, k.type, k.protocol);
 }
 
 Status sendGratuitousArp(const UniqueFd& fd, int ifindex, const MacAddr& mac, const IpAddr& addr) {
@@ -68,12 +68,8 @@ Status sendGratuitousArp(const UniqueFd& fd, int ifindex, const MacAddr& mac, co
 }
 
 Status gratuitousArp(const Netns& ns, int ifindex, const MacAddr& mac, const IpAddr& addr) {
-  PLUMB_ASSIGN(auto fd, arpSocket(ns));
+  PLUMB_ASSIGN(auto fd, socketThere(ns, kArp));
   return sendGratuitousArp(fd, ifindex, mac, addr);
-}
-
-Result<UniqueFd> naSocket(const Netns& ns) {
-  return socketIn(ns, kNa.domain, kNa.type, kNa.protocol);
 }
 
 Status sendUnsolicitedNa(const UniqueFd& fd, int ifindex, const MacAddr& mac, const IpAddr& addr) {
@@ -111,7 +107,7 @@ Status sendUnsolicitedNa(const UniqueFd& fd, int ifindex, const MacAddr& mac, co
 }
 
 Status unsolicitedNa(const Netns& ns, int ifindex, const MacAddr& mac, const IpAddr& addr) {
-  PLUMB_ASSIGN(auto fd, naSocket(ns));
+  PLUMB_ASSIGN(auto fd, socketThere(ns, kNa));
   return sendUnsolicitedNa(fd, ifindex, mac, addr);
 }
 

@@ -135,7 +135,8 @@ namespace {
 
 // Neighbours learn the new addresses at once rather than on their first miss (an address may
 // have belonged to another container a moment ago). Behind a bridge port that the kernel has
-// yet to enable, a child process does it once the port forwards; elsewhere the kernel has
+// yet to enable, a child process does it once the port forwards and the interface sends
+// (netlink/announce.h); elsewhere the kernel has
 // sent the gratuitous ARPs (arp_notify, set when naming the link) and plumb sends the
 // unsolicited NAs.
 void announce(const AttachRequest& req, int bridge_port, const nl::Netns& ns, int ifindex,
