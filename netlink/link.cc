@@ -10,51 +10,11 @@
 
 #include <cstring>
 
+#include "base/names.h"
+
 namespace plumb::netlink {
 
-Status validateIfname(const std::string& name) {
-  if (name.empty()) return fail(Errc::kInvalid, "interface name is empty");
-  if (name.size() >= IFNAMSIZ) {
-    return fail(Errc::kInvalid, "interface name '" + name + "' is longer than 15 characters");
-  }
-  if (name == "." || name == "..")
-    return fail(Errc::kInvalid, "interface name '" + name + "' is not allowed");
-  for (char c : name) {
-    if (c == '/' || c == ':' || c == ' ' || c == '\t' || c == '\n' || c == '\r' || c == '\0') {
-      return fail(Errc::kInvalid, "interface name '" + name + "' holds a character not allowed");
-    }
-  }
-  return {};
-}
-
 bool LinkInfo::up() const { return (flags & IFF_UP) != 0; }
-
-Result<MacvlanMode> parseMacvlanMode(const std::string& s) {
-  if (s.empty() || s == "bridge") return MacvlanMode::kBridge;
-  if (s == "private") return MacvlanMode::kPrivate;
-  if (s == "vepa") return MacvlanMode::kVepa;
-  if (s == "passthru") return MacvlanMode::kPassthru;
-  if (s == "source") return MacvlanMode::kSource;
-  return fail(Errc::kInvalid,
-              "unknown macvlan mode '" + s + "' (bridge, private, vepa, passthru, source)");
-}
-
-std::string macvlanModeName(uint32_t mode) {
-  switch (mode) {
-    case MACVLAN_MODE_PRIVATE:
-      return "private";
-    case MACVLAN_MODE_VEPA:
-      return "vepa";
-    case MACVLAN_MODE_BRIDGE:
-      return "bridge";
-    case MACVLAN_MODE_PASSTHRU:
-      return "passthru";
-    case MACVLAN_MODE_SOURCE:
-      return "source";
-    default:
-      return "unknown";
-  }
-}
 
 namespace {
 
