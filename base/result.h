@@ -13,6 +13,7 @@ namespace plumb {
 enum class Errc {
   kInvalid,      // bad input from the user or the runtime
   kNotFound,     // ENODEV, ENOENT, ESRCH: something named does not exist
+  kNoNetns,      // the container's network namespace is gone (CNI: an unknown container)
   kExists,       // EEXIST: already there
   kUnsupported,  // the kernel or this build cannot do it
   kIo,           // an I/O or store failure

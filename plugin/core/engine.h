@@ -1,12 +1,13 @@
 // The engine: carries out an AttachRequest in the kernel, records it in the store, and undoes
-// it. Front ends turn their input into requests; the engine never sees CNI JSON, HTTP or argv.
+// it. Front ends turn their input into requests; the engine never sees CNI JSON, HTTP or argv,
+// and front ends never see netlink: what they need of the kernel is a call here or in
+// plugin/core/host.h.
 #pragma once
 
 #include <string>
 #include <vector>
 
 #include "base/result.h"
-#include "plugin/core/steps.h"
 #include "plugin/core/store.h"
 #include "plugin/core/types.h"
 
@@ -19,6 +20,13 @@ struct DetachRequest {
   std::vector<IpPrefix> masquerade;
 };
 
+// A network going away (Docker's DeleteNetwork), after its attachments.
+struct NetworkRemoval {
+  std::string network;
+  std::string bridge;                  // its bridge; empty: none (macvlan, passthrough)
+  std::vector<IpPrefix> masquerade;    // the subnets it masqueraded
+};
+
 class Engine {
  public:
   explicit Engine(Store& store) : store_(store) {}
@@ -28,8 +36,11 @@ class Engine {
   // The steps attach would run, described, for --dry-run.
   Result<std::vector<std::string>> describe(const AttachRequest& req);
 
+  // A failure half-way undoes every step taken, the DHCP client included. A netns that is
+  // gone is Errc::kNoNetns.
   Result<AttachResult> attach(const AttachRequest& req);
-  // Idempotent: a missing record, link or netns is success.
+  // Idempotent: a missing record, link or netns is success. Stops the helpers the attachment
+  // owns (its DHCP client), whichever front end made it.
   Status detach(const DetachRequest& req);
   // Verifies that the interface, its addresses and routes are as requested and recorded.
   Status check(const AttachRequest& req);
@@ -39,22 +50,30 @@ class Engine {
   // failure leaves no bridge it made behind.
   Result<bool> prepareBridge(const std::string& network, const VethBridgePlan& plan, int mtu);
   // Removes a bridge plumb made (stamped at creation; any other is left alone) and the rules
-  // it installed for it (Docker network removal).
+  // it installed for it.
   Status removeBridge(const std::string& bridge);
+  // Removes what a network set up besides its attachments: its masquerade rules, its bridge
+  // unless another network's attachment still uses it, and plumb's firewall table once empty.
+  Status removeNetwork(const NetworkRemoval& removal);
+
+  // DNAT for ports published to a container behind bridge, tagged with owner (Docker's -p;
+  // 127.0.0.1 included); unpublish removes owner's, nothing published being success.
+  Status publish(const std::string& owner, const std::string& bridge,
+                 const std::vector<PortMapping>& ports);
+  Status unpublish(const std::string& owner);
 
   // Names plumb derives from the attachment key: stable across retries and processes.
   static std::string hostIfname(const AttachmentKey& key);
   static std::string tempIfname(const AttachmentKey& key);
   static std::string hostSideIfname(const AttachmentKey& key);  // left for Docker to move
-  // The addresses an attachment was made with, as the engine recorded them.
-  static std::vector<AddressSpec> recordedAddresses(const AttachmentRecord& record);
   // IFLA_IFALIAS on every link plumb makes: what detach checks before deleting anything.
   static std::string ownerStamp(const AttachmentKey& key);
   static std::string bridgeStamp(const std::string& bridge);
 
  private:
-  struct Context;
-  Result<std::vector<Step>> buildSteps(Context& ctx);
+  // The network's masquerade rules go once no attachment of it is left (checked and removed
+  // under the firewall's exclusive lock, so a concurrent ADD keeps or re-adds them).
+  Status unmasqueradeIfUnused(const std::string& network, const std::vector<IpPrefix>& subnets);
 
   Store& store_;
 };

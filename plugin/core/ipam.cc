@@ -356,8 +356,7 @@ Result<std::vector<AttachmentKey>> Ipam::owners(const std::string& network) {
   PLUMB_TRY(store_.read([&](Db& db) -> Status {
     PLUMB_ASSIGN(
         auto q,
-        db.prepare("SELECT DISTINCT network, container_id, ifname FROM ip_allocs WHERE network=? "
-                   "AND container_id<>'gateway'"));
+        db.prepare("SELECT DISTINCT network, container_id, ifname FROM ip_allocs WHERE network=?"));
     q.bind(1, network);
     for (;;) {
       PLUMB_ASSIGN(bool row, q.step());
@@ -438,5 +437,23 @@ Status Ipam::removePool(const std::string& id) {
     return q.run();
   });
 }
+
+std::string IpamAddresses::describe() const {
+  std::string out;
+  for (const auto& set : req_.range_sets) {
+    for (const auto& r : set) out += (out.empty() ? "" : ", ") + r.subnet.str();
+  }
+  return "allocate addresses in " + out;
+}
+
+Result<Addressing> IpamAddresses::allocate() {
+  PLUMB_ASSIGN(auto got, Ipam(store_).allocate(req_));
+  Addressing out;
+  for (const auto& a : got) out.addresses.push_back({a.address, a.gateway});
+  out.routes = routes_;
+  return out;
+}
+
+Status IpamAddresses::release() { return Ipam(store_).release(req_.owner); }
 
 }  // namespace plumb::core

@@ -79,4 +79,20 @@ class Ipam {
   Store& store_;
 };
 
+// The engine's own IPAM as an attachment's address source: allocate takes one address from
+// each range set (idempotent for its owner), release gives back all the owner holds.
+class IpamAddresses : public AddressSource {
+ public:
+  IpamAddresses(Store& store, IpamRequest req, std::vector<RouteSpec> routes)
+      : store_(store), req_(std::move(req)), routes_(std::move(routes)) {}
+  std::string describe() const override;
+  Result<Addressing> allocate() override;
+  Status release() override;
+
+ private:
+  Store& store_;
+  IpamRequest req_;
+  std::vector<RouteSpec> routes_;
+};
+
 }  // namespace plumb::core

@@ -117,7 +117,6 @@ std::string Stmt::blob(int col) const {
            : "";
 }
 long long Stmt::integer(int col) const { return sqlite3_column_int64(s_, col); }
-bool Stmt::isNull(int col) const { return sqlite3_column_type(s_, col) == SQLITE_NULL; }
 
 Result<std::unique_ptr<Store>> Store::open(const std::string& dir) {
   if (::mkdir(dir.c_str(), 0700) != 0 && errno != EEXIST) {
@@ -202,11 +201,11 @@ AttachmentRecord readRecord(const Stmt& q) {
   r.netns = q.text(3);
   r.mode = q.text(4);
   r.host_ifname = q.text(5);
-  r.bridge = q.text(6);
+  r.via = q.text(6);
   r.mac = q.text(7);
   r.frontend = q.text(8);
   r.state = q.text(9);
-  r.detail = q.text(10);
+  (void)r.readDetail(q.text(10));  // a damaged detail reads as no addresses, as before
   r.created = q.integer(11);
   return r;
 }
@@ -221,9 +220,9 @@ Status Store::insertAttachment(const AttachmentRecord& r) {
   return write([&](Db& db) -> Status {
     PLUMB_ASSIGN(auto q, db.prepare("INSERT INTO attachments VALUES(?,?,?,?,?,?,?,?,?,?,?,?)"));
     q.bind(1, r.key.network).bind(2, r.key.container_id).bind(3, r.key.ifname).bind(4, r.netns);
-    q.bind(5, r.mode).bind(6, r.host_ifname).bind(7, r.bridge).bind(8, r.mac).bind(9, r.frontend);
+    q.bind(5, r.mode).bind(6, r.host_ifname).bind(7, r.via).bind(8, r.mac).bind(9, r.frontend);
     q.bind(10, r.state)
-        .bind(11, r.detail)
+        .bind(11, r.detailJson())
         .bind(12, r.created ? r.created : static_cast<long long>(::time(nullptr)));
     auto st = q.run();
     if (!st.ok() && st.error().code == Errc::kExists) {
@@ -240,8 +239,8 @@ Status Store::updateAttachment(const AttachmentRecord& r) {
         db.prepare(
             "UPDATE attachments SET netns=?, mode=?, host_ifname=?, bridge=?, mac=?, "
             "frontend=?, state=?, detail=? WHERE network=? AND container_id=? AND ifname=?"));
-    q.bind(1, r.netns).bind(2, r.mode).bind(3, r.host_ifname).bind(4, r.bridge).bind(5, r.mac);
-    q.bind(6, r.frontend).bind(7, r.state).bind(8, r.detail);
+    q.bind(1, r.netns).bind(2, r.mode).bind(3, r.host_ifname).bind(4, r.via).bind(5, r.mac);
+    q.bind(6, r.frontend).bind(7, r.state).bind(8, r.detailJson());
     q.bind(9, r.key.network).bind(10, r.key.container_id).bind(11, r.key.ifname);
     return q.run();
   });

@@ -50,7 +50,6 @@ class Stmt {
   std::string text(int col) const;
   std::string blob(int col) const;
   long long integer(int col) const;
-  bool isNull(int col) const;
 
  private:
   sqlite3* db_;

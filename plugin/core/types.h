@@ -2,16 +2,21 @@
 // the front end from its own input (CNI config, Docker options, pipework's grammar).
 #pragma once
 
+#include <sys/types.h>
+
+#include <cstdint>
 #include <optional>
 #include <string>
 #include <variant>
 #include <vector>
 
 #include "base/ip.h"
+#include "base/result.h"
 
 namespace plumb::core {
 
 struct VethBridgePlan {
+  static constexpr const char* kMode = "bridge";
   std::string bridge;
   bool create_bridge = true;  // create the bridge when it is missing
   bool hairpin = false;
@@ -24,30 +29,38 @@ struct VethBridgePlan {
   bool internal = false;
 };
 
+// The macvlan modes, one list for every front end.
+enum class MacvlanMode { kBridge, kPrivate, kVepa, kPassthru, kSource };
+Result<MacvlanMode> parseMacvlanMode(const std::string& name);  // "" is bridge
+const char* macvlanModeName(MacvlanMode mode);
+
 struct MacvlanPlan {
+  static constexpr const char* kMode = "macvlan";
   std::string master;
-  std::string mode = "bridge";  // bridge, private, vepa, passthru, source
+  MacvlanMode mode = MacvlanMode::kBridge;
 };
 
 struct OvsPlan {
+  static constexpr const char* kMode = "ovs";
   std::string bridge;
   std::optional<int> vlan;
 };
 
 struct SriovPlan {
+  static constexpr const char* kMode = "sriov";
   std::string pf;
   std::optional<int> vf;
   std::string pci_address;
 };
 
 struct PassthroughPlan {
+  static constexpr const char* kMode = "passthrough";
   std::string device;
   std::optional<MacAddr> hwaddr;
   std::string pci_address;
 };
 
 using Plan = std::variant<VethBridgePlan, MacvlanPlan, OvsPlan, SriovPlan, PassthroughPlan>;
-std::string modeName(const Plan& plan);
 
 struct AddressSpec {
   IpPrefix address;  // the container's address with its subnet's prefix length
@@ -69,12 +82,52 @@ enum class Placement {
   kHostSide,   // left on the host for the runtime to move (Docker moves SrcName itself)
 };
 
+// Where a plan's attachment goes: its mode name.
+inline std::string modeName(const Plan& plan) {
+  return std::visit([](const auto& p) -> std::string { return p.kMode; }, plan);
+}
+
 // (network, container id, ifname) is the key of an attachment everywhere in plumb.
 struct AttachmentKey {
   std::string network;
   std::string container_id;
   std::string ifname;
   std::string str() const { return network + "/" + container_id + "/" + ifname; }
+};
+
+// What an address source handed out.
+struct Addressing {
+  std::vector<AddressSpec> addresses;
+  std::vector<RouteSpec> routes;  // a route without a gateway goes through its family's
+};
+
+// Where an attachment's addresses come from when attach allocates them: the engine's IPAM
+// (IpamAddresses, plugin/core/ipam.h) or one a front end provides (CNI's delegated IPAM
+// plugin). Allocation is a step of attach and release its inverse, so a failure anywhere after
+// it gives the addresses back through the same rollback as every other step.
+class AddressSource {
+ public:
+  virtual ~AddressSource() = default;
+  virtual std::string describe() const = 0;
+  virtual Result<Addressing> allocate() = 0;
+  virtual Status release() = 0;
+};
+
+// What the engine derives from allocated addresses (CNI's isGateway, ipMasq,
+// isDefaultGateway).
+struct AddressUse {
+  bool gateway_on_bridge = false;  // each address's gateway goes on the bridge
+  bool masquerade = false;         // each address's subnet is masqueraded
+  bool default_route = false;      // a default route per family through its gateway
+};
+
+// An address from a DHCP server instead of static ones: a real client runs in the container's
+// netns and keeps renewing the lease; the attachment owns it (detach stops it).
+struct DhcpRequest {
+  std::string client = "dhcp";  // dhcp (the first found of udhcpc, dhcpcd, dhclient), or one
+  std::string options;          // extra client arguments, split on blanks
+  std::string hostname;         // what the client sends as the guest's name
+  bool foreground = false;      // run the client until it ends, then undo (pipework's -f)
 };
 
 struct AttachRequest {
@@ -86,6 +139,11 @@ struct AttachRequest {
   std::string host_ifname;  // the veth's host end; empty: derived from the key (plm<hash>)
   std::vector<AddressSpec> addresses;
   std::vector<RouteSpec> routes;
+  std::optional<DhcpRequest> dhcp;  // with no static addresses
+  // Allocated as a step of attach, after the record (so a duplicate never allocates), into
+  // addresses and routes, which are then empty in the request. Not owned.
+  AddressSource* address_source = nullptr;
+  AddressUse address_use;
   Placement placement = Placement::kContainer;
   std::string frontend;  // "cni", "docker", "cli": recorded for `plumb ls`
 };
@@ -104,18 +162,57 @@ struct AttachResult {
   std::vector<RouteSpec> routes;
 };
 
+// What the engine keeps of a device it moved into a container (passthrough; an SR-IOV VF
+// next) to give it back as it was.
+struct DeviceRestore {
+  std::string name;
+  int mtu = 0;
+  std::optional<MacAddr> mac;
+  std::optional<MacAddr> perm_mac;
+  std::string pci;    // its PCI address: how it is found once its netns is gone
+  std::string alias;  // its own IFLA_IFALIAS (plumb's stamp replaces it while attached)
+  bool up = false;
+};
+
+// A process an attachment owns (a DHCP client now, a proxy later). Engine::detach stops it,
+// whichever front end made the attachment.
+struct Helper {
+  std::string kind;     // "dhcp"
+  std::string program;  // udhcpc, dhcpcd, dhclient
+  pid_t pid = 0;
+  std::vector<std::string> files;  // what it writes: removed with it
+};
+
 // A stored attachment, as the engine recorded it.
 struct AttachmentRecord {
   AttachmentKey key;
   std::string netns;
-  std::string mode;
+  std::string mode;  // a plan's kMode
   std::string host_ifname;
-  std::string bridge;
+  std::string via;  // the bridge, the macvlan master or the device it goes through
   std::string mac;
   std::string frontend;
-  std::string state;   // "adding" while the kernel work runs, "ready" after
-  std::string detail;  // JSON the engine keeps: addresses, routes
+  std::string state;  // "adding" while the kernel work runs, "ready" after
+  std::vector<AddressSpec> addresses;
+  std::vector<RouteSpec> routes;
+  std::optional<DeviceRestore> restore;
+  std::vector<Helper> helpers;
   long long created = 0;
+
+  // The typed fields past the key and the columns, as the store keeps them (one JSON text).
+  std::string detailJson() const;
+  // Reads detailJson's text back; fields it does not hold are left empty.
+  Status readDetail(const std::string& text);
+};
+
+// One published port: traffic to a local address on host_port is sent to the container
+// (Docker's -p). host_ip unset: every local address of the family.
+struct PortMapping {
+  std::string proto;  // tcp, udp, sctp
+  std::optional<IpAddr> host_ip;
+  uint16_t host_port = 0;
+  IpAddr container_ip;
+  uint16_t container_port = 0;
 };
 
 struct NetworkRecord {

@@ -15,7 +15,6 @@ AttachmentRecord record(const std::string& cid) {
   r.netns = "/run/netns/" + cid;
   r.mode = "bridge";
   r.state = "ready";
-  r.detail = "{}";
   return r;
 }
 

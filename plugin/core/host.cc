@@ -1,0 +1,59 @@
+#include "plugin/core/host.h"
+
+#include <sys/socket.h>
+
+#include "netlink/device.h"
+#include "netlink/link.h"
+#include "netlink/netns.h"
+#include "netlink/route.h"
+#include "netlink/socket.h"
+#include "plugin/core/modes/mode.h"
+
+namespace plumb::core {
+
+namespace nl = plumb::netlink;
+
+namespace {
+HostLink hostLinkOf(const nl::LinkInfo& l) { return {l.name, l.kind, l.mtu}; }
+}  // namespace
+
+Result<std::optional<HostLink>> findHostLink(const std::string& name) {
+  PLUMB_ASSIGN(auto sock, nl::NlSocket::open());
+  auto l = nl::getLink(sock, name);
+  if (l.ok()) return std::optional<HostLink>(hostLinkOf(*l));
+  if (l.error().code == Errc::kNotFound) return std::optional<HostLink>();
+  return std::move(l).error();
+}
+
+Result<std::optional<HostLink>> findHostLinkByMac(const MacAddr& mac) {
+  PLUMB_ASSIGN(auto sock, nl::NlSocket::open());
+  PLUMB_ASSIGN(auto links, nl::listLinks(sock));
+  auto found = nl::pickDevice(links, {"", mac, ""}, "/sys");
+  if (!found) return std::optional<HostLink>();
+  return std::optional<HostLink>(hostLinkOf(*found));
+}
+
+Result<std::vector<IpPrefix>> routedSubnets(bool v6) {
+  PLUMB_ASSIGN(auto sock, nl::NlSocket::open());
+  PLUMB_ASSIGN(auto routes, nl::listRoutes(sock, v6 ? AF_INET6 : AF_INET));
+  std::vector<IpPrefix> out;
+  for (const auto& r : routes) {
+    if (!r.dst.isDefault() && !r.dst.addr().isLinkLocal()) out.push_back(r.dst);
+  }
+  return out;
+}
+
+Status checkNetns(const std::string& path) {
+  auto ns = nl::Netns::fromPath(path);
+  if (ns.ok()) return {};
+  if (ns.error().code == Errc::kNotFound) return fail(Errc::kNoNetns, ns.error().message);
+  return std::move(ns).error();
+}
+
+Status checkPassthroughDevice(const PassthroughPlan& plan) {
+  PLUMB_ASSIGN(auto sock, nl::NlSocket::open());
+  PLUMB_TRY(modes::findPassthroughDevice(sock, plan));
+  return {};
+}
+
+}  // namespace plumb::core

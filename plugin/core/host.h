@@ -1,0 +1,35 @@
+// What front ends ask about the host, answered without handing them netlink: whether an
+// interface exists and of what kind, which subnets the host routes, whether a netns is there,
+// whether a device can be passed through. Read-only: nothing here changes the host.
+#pragma once
+
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "base/ip.h"
+#include "base/result.h"
+#include "plugin/core/types.h"
+
+namespace plumb::core {
+
+struct HostLink {
+  std::string name;
+  std::string kind;  // "bridge", "macvlan", "veth", "openvswitch", ...; "" for a device
+  int mtu = 0;
+};
+
+// The host's interface of that name; nullopt when there is none.
+Result<std::optional<HostLink>> findHostLink(const std::string& name);
+// The host's interface with that MAC (its current or its permanent one); nullopt when none.
+Result<std::optional<HostLink>> findHostLinkByMac(const MacAddr& mac);
+// Subnets the host routes (its LAN, a VPN), default and link-local routes left out: Docker's
+// default pools never hand these out.
+Result<std::vector<IpPrefix>> routedSubnets(bool v6);
+// Whether path is a network namespace: Errc::kNoNetns when it is gone, kInvalid when it is not
+// a netns.
+Status checkNetns(const std::string& path);
+// Whether the device a passthrough plan names is on the host and fit to move.
+Status checkPassthroughDevice(const PassthroughPlan& plan);
+
+}  // namespace plumb::core

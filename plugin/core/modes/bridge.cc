@@ -1,0 +1,187 @@
+// Bridge mode: a veth pair, its host end a port of a Linux bridge (made when missing, with the
+// gateway addresses and forwarding rules of CNI's isGateway/ipMasq and Docker's networks).
+#include <linux/if.h>
+
+#include <memory>
+
+#include "base/names.h"
+#include "netlink/addr.h"
+#include "netlink/firewall.h"
+#include "netlink/sysctl.h"
+#include "plugin/core/engine.h"
+#include "plugin/core/modes/mode.h"
+
+namespace plumb::core::modes {
+
+// Deletes a bridge plumb made (stamped at creation: a bridge the user made, br0 with the host's
+// uplink in it, is never plumb's to remove) and the forwarding rules plumb installed for it.
+// only_if_unused: only a bridge without ports, and nothing at all otherwise (a concurrent
+// attach may have joined the bridge an attach that failed had made).
+Status deleteOwnBridge(nl::NlSocket& s, const std::string& bridge, bool only_if_unused) {
+  auto br = nl::getLink(s, bridge);
+  bool ours = br.ok() && br->kind == "bridge" && br->alias == Engine::bridgeStamp(bridge);
+  if (ours && only_if_unused) {
+    PLUMB_ASSIGN(auto links, nl::listLinks(s));
+    for (const auto& l : links) {
+      if (l.master == br->index) return {};
+    }
+  }
+  if (ours) {
+    auto st = nl::deleteLink(s, br->index);
+    if (!st.ok() && st.error().code != Errc::kNotFound) return st;
+  } else if (only_if_unused) {
+    return {};
+  }
+  return nl::Firewall::revokeBridge(bridge);
+}
+
+namespace {
+
+// Creates the bridge when it is missing and allowed, puts the gateway addresses on it, brings
+// it up, and makes sure its forwarding (and masquerade) rules are in place. A bridge made here
+// and then not usable goes again: a failure changes nothing.
+Result<nl::LinkInfo> ensureBridge(nl::NlSocket& s, const std::string& network,
+                                  const VethBridgePlan& plan, int mtu, bool* created) {
+  bool made = false;
+  auto result = [&]() -> Result<nl::LinkInfo> {
+    auto br = nl::getLink(s, plan.bridge);
+    if (!br.ok() && br.error().code == Errc::kNotFound) {
+      if (!plan.create_bridge) {
+        return fail(Errc::kNotFound, "no such bridge " + plan.bridge + " and create=false");
+      }
+      // A MAC of its own: otherwise the bridge takes its lowest port's, and the gateway's MAC
+      // changes under the containers as ports come and go.
+      auto st = nl::createBridge(s, {plan.bridge, mtu, MacAddr::fromName("bridge:" + plan.bridge)});
+      if (!st.ok() && st.error().code != Errc::kExists) return std::move(st).error();
+      made = st.ok();
+      br = nl::getLink(s, plan.bridge);
+      if (st.ok() && br.ok()) {
+        nl::LinkChange stamp;
+        stamp.alias = Engine::bridgeStamp(plan.bridge);
+        PLUMB_TRY(nl::changeLink(s, br->index, stamp));
+      }
+    }
+    if (!br.ok()) return std::move(br).error();
+    if (br->kind != "bridge") {
+      return fail(Errc::kInvalid,
+                  plan.bridge + " exists and is not a bridge (kind '" + br->kind + "')");
+    }
+    for (const auto& gw : plan.gateway_addresses) {
+      auto st = nl::addAddress(s, br->index, gw);
+      if (!st.ok() && st.error().code != Errc::kExists) return std::move(st).error();
+    }
+    nl::LinkChange change;
+    if (!br->up()) change.up = true;
+    if (plan.promisc && !(br->flags & IFF_PROMISC)) change.promisc = true;
+    if (change.up || change.promisc) PLUMB_TRY(nl::changeLink(s, br->index, change));
+    bool v4 = false, v6 = false;
+    for (const auto& gw : plan.gateway_addresses) (gw.isV4() ? v4 : v6) = true;
+    if (v4) PLUMB_TRY(nl::writeSysctl(nullptr, "net.ipv4.ip_forward", "1"));
+    if (v6) PLUMB_TRY(nl::writeSysctl(nullptr, "net.ipv6.conf.all.forwarding", "1"));
+    PLUMB_TRY(nl::Firewall::ensure({plan.bridge, network, plan.masquerade, plan.internal}));
+    return std::move(br).value();
+  }();
+  if (!result.ok() && made) (void)deleteOwnBridge(s, plan.bridge, /*only_if_unused=*/true);
+  if (created) *created = made && result.ok();
+  return result;
+}
+
+// What the bridge steps learn for the later ones.
+struct BridgeState {
+  int index = 0;
+  int mtu = 0;
+  bool created = false;  // this attach made the bridge
+};
+
+}  // namespace
+
+Result<bool> ensureBridgeForNetwork(const std::string& network, const VethBridgePlan& plan,
+                                    int mtu) {
+  PLUMB_TRY(validateIfname(plan.bridge));
+  PLUMB_ASSIGN(auto host, nl::NlSocket::open());
+  bool created = false;
+  PLUMB_TRY(ensureBridge(host, network, plan, mtu, &created));
+  return created;
+}
+
+Status validate(const VethBridgePlan& plan, const AttachRequest& req) {
+  if (!req.host_ifname.empty()) PLUMB_TRY(validateIfname(req.host_ifname));
+  return validateIfname(plan.bridge);
+}
+
+void addSteps(const VethBridgePlan& plan, Context& ctx, std::vector<Step>& steps) {
+  auto br = std::make_shared<BridgeState>();
+  steps.push_back({"ensure bridge " + plan.bridge,
+                   [&ctx, &plan, br]() -> Status {
+                     PLUMB_ASSIGN(auto link, ensureBridge(*ctx.host, ctx.req.key.network, plan,
+                                                          ctx.req.mtu, &br->created));
+                     br->index = link.index;
+                     br->mtu = link.mtu;
+                     return {};
+                   },
+                   [&ctx, &plan, br] {
+                     // An attach that fails later takes back the bridge it made (none other).
+                     if (br->created)
+                       (void)deleteOwnBridge(*ctx.host, plan.bridge, /*only_if_unused=*/true);
+                   }});
+  steps.push_back({"create veth " + ctx.host_name + " with peer " + ctx.tmp_name,
+                   [&ctx, br]() -> Status {
+                     return createVethPair(ctx, ctx.req.mtu > 0 ? ctx.req.mtu : br->mtu);
+                   },
+                   [&ctx] { deleteVethPair(ctx); }});
+  steps.push_back(
+      {"attach " + ctx.host_name + " to bridge " + plan.bridge, [&ctx, &plan, br]() -> Status {
+         nl::LinkChange change;
+         change.master = br->index;
+         change.alias = Engine::ownerStamp(ctx.req.key);
+         change.no_ipv6_link_local = true;  // before it is first up
+         auto st = nl::changeLink(*ctx.host, ctx.host_index, change);
+         if (!st.ok() && st.error().code == Errc::kUnsupported) {
+           // No IPv6 on this host (ipv6.disable=1) or an MTU below 1280: nothing to turn off.
+           change.no_ipv6_link_local = false;
+           st = nl::changeLink(*ctx.host, ctx.host_index, change);
+         }
+         if (!st.ok() && st.error().sys_errno == EXFULL) {
+           return fail(Errc::kInvalid, "failed to attach " + ctx.host_name + " to bridge " +
+                                           plan.bridge +
+                                           ": the bridge has the most ports the kernel allows "
+                                           "(1024)");
+         }
+         if (!st.ok())
+           return std::move(st).error().wrap("failed to attach " + ctx.host_name + " to bridge " +
+                                             plan.bridge);
+         if (plan.hairpin) PLUMB_TRY(nl::setBridgePortHairpin(*ctx.host, ctx.host_index, true));
+         return {};  // up last: see "set ... up" below
+       }});
+  addContainerSteps(ctx, steps);
+  // The bridge port comes up last. Once both veth ends are up the kernel enables the port in
+  // the background (linkwatch), holding the RTNL lock for work that grows with the bridge's
+  // ports; the result is made from the links as read while creating and naming them, so an
+  // attach has nothing left to ask the kernel and does not wait for that work.
+  steps.push_back({"set " + ctx.host_name + " up", [&ctx]() -> Status {
+                     nl::LinkChange up;
+                     up.up = true;
+                     PLUMB_TRY(nl::changeLink(*ctx.host, ctx.host_index, up));
+                     ctx.announce_after_port = ctx.host_index;
+                     return {};
+                   }});
+}
+
+Status detach(const VethBridgePlan&, Detach& d) { return deleteStampedLinks(d); }
+
+Status check(const VethBridgePlan& plan, Check& c) {
+  PLUMB_TRY(checkKind(c, "veth"));
+  PLUMB_ASSIGN(auto host, nl::NlSocket::open());
+  auto br = nl::getLink(host, plan.bridge);
+  if (!br.ok()) return fail(Errc::kNotFound, "bridge " + plan.bridge + " is missing");
+  auto hl = nl::getLink(host, c.record.host_ifname);
+  if (!hl.ok())
+    return fail(Errc::kNotFound, "host interface " + c.record.host_ifname + " is missing");
+  if (hl->master != br->index) {
+    return fail(Errc::kInvalid, "host interface " + c.record.host_ifname +
+                                    " is not attached to bridge " + plan.bridge);
+  }
+  return {};
+}
+
+}  // namespace plumb::core::modes

@@ -1,0 +1,99 @@
+// Macvlan mode: a macvlan child of a host interface, born in the container's netns (or left on
+// the host for Docker to move).
+#include "base/names.h"
+#include "plugin/core/modes/mode.h"
+
+namespace plumb::core {
+
+Result<MacvlanMode> parseMacvlanMode(const std::string& name) {
+  if (name.empty() || name == "bridge") return MacvlanMode::kBridge;
+  if (name == "private") return MacvlanMode::kPrivate;
+  if (name == "vepa") return MacvlanMode::kVepa;
+  if (name == "passthru") return MacvlanMode::kPassthru;
+  if (name == "source") return MacvlanMode::kSource;
+  return fail(Errc::kInvalid,
+              "unknown macvlan mode '" + name + "' (bridge, private, vepa, passthru or source)");
+}
+
+const char* macvlanModeName(MacvlanMode mode) {
+  switch (mode) {
+    case MacvlanMode::kPrivate:
+      return "private";
+    case MacvlanMode::kVepa:
+      return "vepa";
+    case MacvlanMode::kPassthru:
+      return "passthru";
+    case MacvlanMode::kSource:
+      return "source";
+    case MacvlanMode::kBridge:
+      break;
+  }
+  return "bridge";
+}
+
+namespace modes {
+
+namespace {
+
+nl::MacvlanMode kernelMode(MacvlanMode mode) {
+  switch (mode) {
+    case MacvlanMode::kPrivate:
+      return nl::MacvlanMode::kPrivate;
+    case MacvlanMode::kVepa:
+      return nl::MacvlanMode::kVepa;
+    case MacvlanMode::kPassthru:
+      return nl::MacvlanMode::kPassthru;
+    case MacvlanMode::kSource:
+      return nl::MacvlanMode::kSource;
+    case MacvlanMode::kBridge:
+      break;
+  }
+  return nl::MacvlanMode::kBridge;
+}
+
+}  // namespace
+
+Status validate(const MacvlanPlan& plan, const AttachRequest& req) {
+  if (!req.host_ifname.empty()) {
+    return fail(Errc::kInvalid, "a host-side name (" + req.host_ifname +
+                                    ") is for a veth; mode macvlan has no host end");
+  }
+  if (plan.master.empty()) return fail(Errc::kInvalid, "macvlan needs a master interface");
+  return validateIfname(plan.master);
+}
+
+void addSteps(const MacvlanPlan& plan, Context& ctx, std::vector<Step>& steps) {
+  steps.push_back(
+      {"create macvlan " + ctx.tmp_name + " on " + plan.master + " (" +
+           macvlanModeName(plan.mode) + ")",
+       [&ctx, &plan]() -> Status {
+         auto master = nl::getLink(*ctx.host, plan.master);
+         if (!master.ok()) {
+           if (master.error().code == Errc::kNotFound)
+             return fail(Errc::kNotFound, "master link " + plan.master + " does not exist");
+           return std::move(master).error();
+         }
+         nl::MacvlanSpec spec;
+         spec.name = ctx.tmp_name;
+         spec.parent_index = master->index;
+         spec.mode = kernelMode(plan.mode);
+         spec.netns = ctx.in_container ? &*ctx.target : nullptr;
+         spec.mtu = ctx.req.mtu;
+         spec.mac = ctx.req.mac;
+         return nl::createMacvlan(*ctx.host, spec);
+       },
+       [&ctx] {
+         nl::NlSocket& side = ctx.ctrSide();
+         auto link = nl::getLink(side, ctx.tmp_name);
+         if (!link.ok() && ctx.in_container) link = nl::getLink(side, ctx.req.key.ifname);
+         if (link.ok()) (void)nl::deleteLink(side, link->index);
+       }});
+  addContainerSteps(ctx, steps);
+}
+
+Status detach(const MacvlanPlan&, Detach& d) { return deleteStampedLinks(d); }
+
+Status check(const MacvlanPlan&, Check& c) { return checkKind(c, "macvlan"); }
+
+}  // namespace modes
+}  // namespace plumb::core

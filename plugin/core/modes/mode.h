@@ -1,0 +1,146 @@
+// What a mode file implements, and the pieces modes share. Internal to plugin/core: front ends
+// never see this header (nor the netlink types in it).
+//
+// A mode is one file under plugin/core/modes/ holding, for its plan type P:
+//   Status validate(const P&, const AttachRequest&)           the plan's own fields, no kernel
+//   void addSteps(const P&, Context&, std::vector<Step>&)     its attach steps, each with its
+//                                                             inverse, in order
+//   Status detach(const P&, Detach&)                          idempotent removal
+//   Status check(const P&, Check&)                            its part of CHECK
+// The engine calls them through std::visit with one overload set, so a plan type added to
+// core::Plan does not compile until every verb has an overload for it.
+#pragma once
+
+#ifdef PLUMB_FRONT_END
+#error "front ends speak only to the engine: include plugin/core/{engine,host,in_guest}.h"
+#endif
+
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "netlink/link.h"
+#include "netlink/netns.h"
+#include "netlink/socket.h"
+#include "plugin/core/steps.h"
+#include "plugin/core/store.h"
+#include "plugin/core/types.h"
+
+namespace plumb::core::modes {
+
+namespace nl = plumb::netlink;
+
+// One attach, as its steps run: what earlier steps found or made, for later ones and the undo.
+struct Context {
+  Context(const AttachRequest& r, Store& s) : req(r), store(s) {}
+
+  // A copy: allocating addresses (AttachRequest::address_source) fills in its addresses and
+  // routes, and the bridge plan's gateway addresses and masquerade. Steps read it when they
+  // run, not when they are built.
+  AttachRequest req;
+  Store& store;
+  bool in_container = true;  // Placement::kContainer
+  std::string host_name;     // a veth's host end
+  std::string tmp_name;      // made under this name; renamed to req.key.ifname in the netns
+  std::optional<nl::NlSocket> host;
+  std::optional<nl::Netns> target;  // the container's netns (in_container only)
+  std::optional<nl::NlSocket> ctr;  // a socket in target
+  int host_index = 0;               // a veth's host end, once made
+  int ctr_index = 0;                // the container's interface, once named
+  // The links as made, read before they come up: the result is built from these, so nothing
+  // asks the kernel anything after the last link comes up (see "record the result").
+  std::optional<nl::LinkInfo> host_link;
+  std::optional<nl::LinkInfo> ctr_link;
+  // A bridge port whose forwarding the announcement waits for; 0: announce at once.
+  int announce_after_port = 0;
+  AttachmentRecord record;  // as stored: "adding" first, "ready" at the end
+  AttachResult result;
+
+  // The socket for the container's end: in the netns, or the host's when Docker moves it.
+  nl::NlSocket& ctrSide() { return in_container ? *ctr : *host; }
+};
+
+// Removing one attachment: the record may be missing (a DEL after a failed ADD, or a second
+// DEL), the netns may be gone.
+struct Detach {
+  const AttachmentKey& key;
+  const std::optional<AttachmentRecord>& record;
+  std::string netns;  // empty: none known
+  nl::NlSocket& host;
+  std::string stamp;  // Engine::ownerStamp(key): nothing without it is deleted
+};
+
+// Checking one attachment: its interface was found in the netns, up.
+struct Check {
+  const AttachRequest& req;
+  const AttachmentRecord& record;
+  const nl::LinkInfo& link;
+};
+
+// Bridge mode (bridge.cc).
+Status validate(const VethBridgePlan& plan, const AttachRequest& req);
+void addSteps(const VethBridgePlan& plan, Context& ctx, std::vector<Step>& steps);
+Status detach(const VethBridgePlan& plan, Detach& d);
+Status check(const VethBridgePlan& plan, Check& c);
+// Bridge-level work the engine does for a network rather than an attachment.
+Result<bool> ensureBridgeForNetwork(const std::string& network, const VethBridgePlan& plan,
+                                    int mtu);
+Status deleteOwnBridge(nl::NlSocket& s, const std::string& bridge, bool only_if_unused);
+
+// Macvlan mode (macvlan.cc).
+Status validate(const MacvlanPlan& plan, const AttachRequest& req);
+void addSteps(const MacvlanPlan& plan, Context& ctx, std::vector<Step>& steps);
+Status detach(const MacvlanPlan& plan, Detach& d);
+Status check(const MacvlanPlan& plan, Check& c);
+
+// Passthrough mode (passthrough.cc).
+Status validate(const PassthroughPlan& plan, const AttachRequest& req);
+void addSteps(const PassthroughPlan& plan, Context& ctx, std::vector<Step>& steps);
+Status detach(const PassthroughPlan& plan, Detach& d);
+Status check(const PassthroughPlan& plan, Check& c);
+// The device a plan names, checked as fit to move (Docker's CreateNetwork asks ahead).
+Result<nl::LinkInfo> findPassthroughDevice(nl::NlSocket& host, const PassthroughPlan& plan,
+                                           const std::string& sysfs = "/sys");
+// What removal gives back, read off the device before its first change.
+DeviceRestore restoreOf(const nl::LinkInfo& dev, const std::string& sysfs = "/sys");
+// After the container's netns died: the kernel hands a physical device back to the host,
+// possibly renamed devN. Finds it (PCI address, permanent MAC, stamp) and restores it; a
+// device that is gone (a veth stand-in dies with the netns) is success.
+Status restoreReturnedDevice(nl::NlSocket& host, const DeviceRestore& restore,
+                             const std::string& stamp, const std::string& sysfs = "/sys");
+
+// Open vSwitch and SR-IOV (planned.cc): refused until their issues land.
+Status validate(const OvsPlan& plan, const AttachRequest& req);
+void addSteps(const OvsPlan& plan, Context& ctx, std::vector<Step>& steps);
+Status detach(const OvsPlan& plan, Detach& d);
+Status check(const OvsPlan& plan, Check& c);
+Status validate(const SriovPlan& plan, const AttachRequest& req);
+void addSteps(const SriovPlan& plan, Context& ctx, std::vector<Step>& steps);
+Status detach(const SriovPlan& plan, Detach& d);
+Status check(const SriovPlan& plan, Check& c);
+
+// Shared pieces (shared.cc), called by the modes rather than branched on.
+
+// A veth named ctx.host_name on the host, its peer ctx.tmp_name born in the container's netns
+// (or on the host for Docker). A stale pair stamped with this attachment's key (a crashed
+// run's) is replaced; anything else by that name is an error. Sets host_index and host_link.
+Status createVethPair(Context& ctx, int mtu);
+// Undoes createVethPair: by name, since the index is unknown when the step failed half-way.
+void deleteVethPair(Context& ctx);
+// Inside the container's netns: the interface named and stamped, IPv6 turned on when it gets
+// an IPv6 address, the addresses, up, then the routes. On the host side (Docker moves and
+// names it): the interface only stamped.
+void addContainerSteps(Context& ctx, std::vector<Step>& steps);
+// Links plumb stamped for this key: the container's interface in the netns, ends left on the
+// host. The detach of every mode that makes its links.
+Status deleteStampedLinks(Detach& d);
+// Neighbours learn the new addresses at once rather than on their first miss (an address may
+// have belonged to another container a moment ago). Behind a bridge port that the kernel has
+// yet to enable (ctx.announce_after_port), a child process does it once the port forwards and
+// the interface sends (netlink/announce.h); elsewhere the kernel has sent the gratuitous ARPs
+// (arp_notify, set when naming the link) and plumb sends the unsolicited NAs.
+void announce(Context& ctx, const MacAddr& mac);
+// Whether a link is the kind a mode makes (CHECK).
+Status checkKind(const Check& c, const std::string& kind);
+
+}  // namespace plumb::core::modes

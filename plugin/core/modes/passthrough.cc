@@ -1,0 +1,217 @@
+// Passthrough mode: a whole device (a NIC, or a veth end standing in for one) moved into the
+// container and given back on removal with its name, MTU, MAC, alias and up state. Renames
+// happen in a temporary namespace, where neither the host's nor the container's names collide.
+#include <memory>
+
+#include "base/log.h"
+#include "base/names.h"
+#include "netlink/device.h"
+#include "plugin/core/engine.h"
+#include "plugin/core/modes/mode.h"
+
+namespace plumb::core::modes {
+
+namespace {
+
+struct DeviceSettings {
+  std::string name;  // its name once in the target
+  int mtu = 0;       // 0: unchanged
+  std::optional<MacAddr> mac;
+  std::string alias;
+};
+
+// In a fresh temporary namespace: the device renamed and set, then moved to target.
+Status throughTemporary(nl::NlSocket& from, int index, const nl::Netns& target,
+                        const DeviceSettings& s) {
+  nl::LinkChange down;
+  down.up = false;
+  PLUMB_TRY(nl::changeLink(from, index, down));
+  PLUMB_ASSIGN(auto temp, nl::Netns::createTemporary());
+  nl::LinkChange move;
+  move.netns = &temp;
+  PLUMB_TRY(nl::changeLink(from, index, move));
+  PLUMB_ASSIGN(auto tsock, nl::NlSocket::openIn(temp));
+  PLUMB_ASSIGN(auto links, nl::listLinks(tsock));
+  int tidx = 0;
+  for (const auto& l : links) {
+    if (l.name != "lo") tidx = l.index;
+  }
+  auto back = [&](const Error& e) -> Status {
+    // Whatever failed, the device leaves the temporary namespace (which dies with it).
+    nl::LinkChange home;
+    home.netns = &target;
+    (void)nl::changeLink(tsock, tidx, home);
+    return fail(e);
+  };
+  nl::LinkChange set;
+  set.name = s.name;
+  if (s.mtu > 0) set.mtu = s.mtu;
+  if (s.mac) set.mac = s.mac;
+  set.alias = s.alias;
+  auto st = nl::changeLink(tsock, tidx, set);
+  if (!st.ok()) return back(st.error());
+  nl::LinkChange go;
+  go.netns = &target;
+  return nl::changeLink(tsock, tidx, go);
+}
+
+// Moves dev (in from's netns) into target, through a temporary namespace. On a failure
+// half-way the device goes back to where it was, as it was.
+Status moveDevice(nl::NlSocket& from, const nl::LinkInfo& dev, const nl::Netns& target,
+                  const DeviceSettings& settings, const DeviceRestore& restore) {
+  auto st = throughTemporary(from, dev.index, target, settings);
+  if (!st.ok()) {
+    // It may be in target already, or back where it was under its new name: put it right.
+    (void)restoreReturnedDevice(from, restore, settings.alias);
+    return std::move(st).error().wrap("failed to move " + dev.name);
+  }
+  return {};
+}
+
+// Gives the device at index (in where's netns) back to the host as restore describes.
+Status restoreDevice(nl::NlSocket& where, int index, const DeviceRestore& r) {
+  if (r.name.empty()) return fail(Errc::kInvalid, "no record of the device's original name");
+  PLUMB_ASSIGN(auto host, nl::Netns::current());
+  DeviceSettings s{r.name, r.mtu, r.mac, r.alias};
+  auto st = throughTemporary(where, index, host, s);
+  if (!st.ok()) return std::move(st).error().wrap("failed to give " + r.name + " back to the host");
+  if (r.up) {
+    PLUMB_ASSIGN(auto sock, nl::NlSocket::open());
+    PLUMB_ASSIGN(auto back, nl::getLink(sock, r.name));
+    nl::LinkChange up;
+    up.up = true;
+    PLUMB_TRY(nl::changeLink(sock, back.index, up));
+  }
+  return {};
+}
+
+std::string describeDevice(const PassthroughPlan& plan) {
+  if (!plan.device.empty()) return plan.device;
+  if (plan.hwaddr) return "with MAC " + plan.hwaddr->str();
+  return "at PCI " + plan.pci_address;
+}
+
+}  // namespace
+
+Result<nl::LinkInfo> findPassthroughDevice(nl::NlSocket& host, const PassthroughPlan& plan,
+                                           const std::string& sysfs) {
+  PLUMB_ASSIGN(auto dev, nl::findDevice(host, {plan.device, plan.hwaddr, plan.pci_address}, sysfs));
+  if (dev.name == "lo") return fail(Errc::kInvalid, "lo cannot be moved into a container");
+  if (dev.kind == "bridge")
+    return fail(Errc::kInvalid, dev.name + " is a bridge; only a device can be moved");
+  if (dev.master)
+    return fail(Errc::kInvalid, dev.name + " is a bridge port; detach it from its bridge first");
+  return dev;
+}
+
+DeviceRestore restoreOf(const nl::LinkInfo& dev, const std::string& sysfs) {
+  DeviceRestore r;
+  r.name = dev.name;
+  r.mtu = dev.mtu;
+  r.mac = dev.mac;
+  r.perm_mac = dev.perm_mac;
+  r.pci = nl::pciAddressOf(sysfs, dev.name);
+  r.alias = dev.alias;
+  r.up = dev.up();
+  return r;
+}
+
+Status restoreReturnedDevice(nl::NlSocket& host, const DeviceRestore& r, const std::string& stamp,
+                             const std::string& sysfs) {
+  PLUMB_ASSIGN(auto links, nl::listLinks(host));
+  nl::DeviceRef ref{"", r.perm_mac, r.pci};
+  auto found = nl::pickDevice(links, ref, sysfs);
+  if (!found) {
+    // Stamped and under any name: the device as plumb left it.
+    for (const auto& l : links) {
+      if (l.alias == stamp) found = l;
+    }
+  }
+  if (!found) return {};  // gone: a veth stand-in dies with the netns it was in
+  nl::LinkChange change;
+  if (found->name != r.name) {
+    nl::LinkChange down;
+    down.up = false;
+    PLUMB_TRY(nl::changeLink(host, found->index, down));
+    change.name = r.name;
+  }
+  if (r.mtu > 0 && found->mtu != r.mtu) change.mtu = r.mtu;
+  if (r.mac && found->mac != r.mac) change.mac = r.mac;
+  change.alias = r.alias;
+  if (r.up) change.up = true;
+  auto st = nl::changeLink(host, found->index, change);
+  if (!st.ok()) return std::move(st).error().wrap("failed to restore " + r.name);
+  log::get("core")->info("{} restored on the host (was {})", r.name, found->name);
+  return {};
+}
+
+Status validate(const PassthroughPlan& plan, const AttachRequest& req) {
+  if (!req.host_ifname.empty()) {
+    return fail(Errc::kInvalid, "a host-side name (" + req.host_ifname +
+                                    ") is for a veth; mode passthrough has no host end");
+  }
+  if (plan.device.empty() && !plan.hwaddr && plan.pci_address.empty())
+    return fail(Errc::kInvalid, "passthrough needs a device name, a MAC or a PCI address");
+  if (!plan.device.empty()) PLUMB_TRY(validateIfname(plan.device));
+  return {};
+}
+
+void addSteps(const PassthroughPlan& plan, Context& ctx, std::vector<Step>& steps) {
+  auto device = std::make_shared<nl::LinkInfo>();
+  // What removal gives back is in the store before the device is first changed, so a crash
+  // from here on leaves a record that detach can restore from.
+  steps.push_back({"find device " + describeDevice(plan), [&ctx, &plan, device]() -> Status {
+                     PLUMB_ASSIGN(*device, findPassthroughDevice(*ctx.host, plan));
+                     ctx.record.restore = restoreOf(*device);
+                     ctx.record.via = device->name;
+                     return ctx.store.updateAttachment(ctx.record);
+                   }});
+  if (!ctx.in_container) {
+    // The runtime moves it (Docker: SrcName) and names it; plumb stamps it and remembers it.
+    steps.push_back({"stamp the device for the runtime to move", [&ctx, device]() -> Status {
+                       ctx.tmp_name = device->name;
+                       nl::LinkChange change;
+                       change.alias = Engine::ownerStamp(ctx.req.key);
+                       if (ctx.req.mtu > 0) change.mtu = ctx.req.mtu;
+                       return nl::changeLink(*ctx.host, device->index, change);
+                     }});
+    return;
+  }
+  steps.push_back(
+      {"move the device into netns " + ctx.req.netns + " through a temporary netns",
+       [&ctx, device]() -> Status {
+         DeviceSettings s{ctx.tmp_name, ctx.req.mtu, ctx.req.mac, Engine::ownerStamp(ctx.req.key)};
+         return moveDevice(*ctx.host, *device, *ctx.target, s, *ctx.record.restore);
+       },
+       [&ctx] {
+         auto link = nl::getLink(*ctx.ctr, ctx.tmp_name);
+         if (!link.ok()) link = nl::getLink(*ctx.ctr, ctx.req.key.ifname);
+         if (link.ok()) (void)restoreDevice(*ctx.ctr, link->index, *ctx.record.restore);
+       }});
+  addContainerSteps(ctx, steps);
+}
+
+// Never deleted: given back to the host, from the container or from wherever the kernel put
+// it when the container's netns died.
+Status detach(const PassthroughPlan&, Detach& d) {
+  DeviceRestore restore = d.record && d.record->restore ? *d.record->restore : DeviceRestore{};
+  bool done = false;
+  if (!d.netns.empty()) {
+    auto ns = nl::Netns::fromPath(d.netns);
+    if (ns.ok()) {
+      PLUMB_ASSIGN(auto ctr, nl::NlSocket::openIn(*ns));
+      PLUMB_ASSIGN(auto links, nl::listLinks(ctr));
+      for (const auto& l : links) {
+        if (l.alias != d.stamp) continue;
+        PLUMB_TRY(restoreDevice(ctr, l.index, restore));
+        done = true;
+      }
+    }
+  }
+  if (!done) PLUMB_TRY(restoreReturnedDevice(d.host, restore, d.stamp));
+  return {};
+}
+
+Status check(const PassthroughPlan&, Check&) { return {}; }
+
+}  // namespace plumb::core::modes

@@ -1,0 +1,213 @@
+// Pieces more than one mode uses: a veth pair with its peer born in the netns, the container
+// side's name, addresses and routes, announcing, and deleting stamped links.
+#include <linux/rtnetlink.h>
+
+#include <algorithm>
+
+#include "base/log.h"
+#include "netlink/addr.h"
+#include "netlink/announce.h"
+#include "netlink/route.h"
+#include "netlink/sysctl.h"
+#include "plugin/core/engine.h"
+#include "plugin/core/modes/mode.h"
+
+namespace plumb::core::modes {
+
+Status createVethPair(Context& ctx, int mtu) {
+  nl::VethSpec spec;
+  spec.name = ctx.host_name;
+  spec.peer_name = ctx.tmp_name;
+  spec.peer_netns = ctx.in_container ? &*ctx.target : nullptr;
+  spec.mtu = mtu;
+  spec.peer_mac = ctx.req.mac;
+  auto st = nl::createVeth(*ctx.host, spec);
+  if (!st.ok() && st.error().code == Errc::kExists) {
+    // The host name is derived from the attachment key, which the store just showed free: a
+    // link by that name is a leftover of a crashed run.
+    auto stale = nl::getLink(*ctx.host, spec.name);
+    if (stale.ok() && stale->kind == "veth" &&
+        stale->alias == Engine::ownerStamp(ctx.req.key)) {
+      PLUMB_TRY(nl::deleteLink(*ctx.host, stale->index));
+      st = nl::createVeth(*ctx.host, spec);
+    }
+  }
+  if (!st.ok() && st.error().code == Errc::kExists) {
+    return fail(Errc::kExists,
+                "host interface " + spec.name + " already exists and is not this attachment's");
+  }
+  PLUMB_TRY(st);
+  PLUMB_ASSIGN(auto link, nl::getLink(*ctx.host, spec.name));
+  ctx.host_index = link.index;
+  ctx.host_link = std::move(link);
+  return {};
+}
+
+void deleteVethPair(Context& ctx) {
+  auto made = nl::getLink(*ctx.host, ctx.host_name);
+  if (made.ok()) (void)nl::deleteLink(*ctx.host, made->index);
+}
+
+namespace {
+
+Status addRoute(Context& ctx, const RouteSpec& r) {
+  nl::Route route;
+  route.dst = r.dst.network();
+  route.gateway = r.gateway;
+  route.src = r.src;
+  route.oif = ctx.ctr_index;
+  route.mtu = static_cast<uint32_t>(r.mtu);
+  route.metric = static_cast<uint32_t>(r.metric);
+  if (!r.gateway) route.scope = RT_SCOPE_LINK;
+  // A gateway outside every subnet on the link is reached on-link.
+  if (r.gateway) {
+    bool covered = false;
+    for (const auto& a : ctx.req.addresses) covered |= a.address.network().contains(*r.gateway);
+    route.onlink = !covered;
+  }
+  auto st = nl::addRoute(*ctx.ctr, route, r.replace);
+  if (!st.ok() && st.error().code == Errc::kExists) return {};
+  return st;
+}
+
+}  // namespace
+
+void addContainerSteps(Context& ctx, std::vector<Step>& steps) {
+  const AttachRequest& req = ctx.req;
+  if (!ctx.in_container) {
+    // The runtime moves and renames it; the stamp goes with it, so whichever netns it is in
+    // when the endpoint is deleted, detach knows it for plumb's.
+    steps.push_back({"stamp " + ctx.tmp_name + " for the runtime to move", [&ctx]() -> Status {
+                       PLUMB_ASSIGN(auto link, nl::getLink(*ctx.host, ctx.tmp_name));
+                       nl::LinkChange change;
+                       change.alias = Engine::ownerStamp(ctx.req.key);
+                       return nl::changeLink(*ctx.host, link.index, change);
+                     }});
+    return;
+  }
+  steps.push_back({"name the container interface " + req.key.ifname, [&ctx]() -> Status {
+                     auto tmp = nl::getLink(*ctx.ctr, ctx.tmp_name);
+                     if (!tmp.ok()) return std::move(tmp).error();
+                     ctx.ctr_index = tmp->index;
+                     nl::LinkChange change;
+                     change.name = ctx.req.key.ifname;
+                     change.alias = Engine::ownerStamp(ctx.req.key);
+                     // The kernel announces the IPv4 addresses itself when the link comes up.
+                     change.arp_notify = true;
+                     auto st = nl::changeLink(*ctx.ctr, ctx.ctr_index, change);
+                     if (!st.ok() && st.error().code == Errc::kExists) {
+                       return fail(Errc::kExists, "interface " + ctx.req.key.ifname +
+                                                      " already exists in netns " + ctx.req.netns);
+                     }
+                     PLUMB_TRY(st);
+                     ctx.ctr_link = std::move(tmp).value();
+                     ctx.ctr_link->name = ctx.req.key.ifname;
+                     return {};
+                   }});
+  bool allocated = req.address_source != nullptr;  // addresses known only when steps run
+  bool v6 = std::any_of(req.addresses.begin(), req.addresses.end(),
+                        [](const auto& a) { return !a.address.isV4(); });
+  if (v6 || allocated) {
+    // Docker turns IPv6 off in a container with no IPv6 network (default.disable_ipv6): the
+    // interface made for an IPv6 address gets it back, the rest of the guest does not.
+    steps.push_back({"enable IPv6 on " + req.key.ifname + " if it gets an IPv6 address",
+                     [&ctx]() -> Status {
+                       bool any = std::any_of(ctx.req.addresses.begin(), ctx.req.addresses.end(),
+                                              [](const auto& a) { return !a.address.isV4(); });
+                       if (!any) return {};
+                       std::string key = "net.ipv6.conf." + ctx.req.key.ifname + ".disable_ipv6";
+                       auto now = nl::readSysctl(&*ctx.target, key);
+                       if (!now.ok() || now->rfind('0', 0) == 0) return {};
+                       return nl::writeSysctl(&*ctx.target, key, "0");
+                     }});
+  }
+  if (allocated) {
+    steps.push_back({"add the allocated addresses to " + req.key.ifname, [&ctx]() -> Status {
+                       for (const auto& a : ctx.req.addresses)
+                         PLUMB_TRY(nl::addAddress(*ctx.ctr, ctx.ctr_index, a.address));
+                       return {};
+                     }});
+  } else {
+    for (const auto& a : req.addresses) {
+      steps.push_back(
+          {"add address " + a.address.str() + " to " + req.key.ifname,
+           [&ctx, &a]() -> Status { return nl::addAddress(*ctx.ctr, ctx.ctr_index, a.address); }});
+    }
+  }
+  steps.push_back({"set " + req.key.ifname + " up", [&ctx]() -> Status {
+                     nl::LinkChange up;
+                     up.up = true;
+                     return nl::changeLink(*ctx.ctr, ctx.ctr_index, up);
+                   }});
+  if (allocated) {
+    steps.push_back({"add the allocated routes", [&ctx]() -> Status {
+                       for (const auto& r : ctx.req.routes) PLUMB_TRY(addRoute(ctx, r));
+                       return {};
+                     }});
+  } else {
+    for (const auto& r : req.routes) {
+      std::string what = "add route " + r.dst.str() + (r.gateway ? " via " + r.gateway->str() : "");
+      steps.push_back({what, [&ctx, &r]() -> Status { return addRoute(ctx, r); }});
+    }
+  }
+}
+
+void announce(Context& ctx, const MacAddr& mac) {
+  std::vector<IpAddr> addrs;
+  for (const auto& a : ctx.req.addresses) addrs.push_back(a.address.addr());
+  if (addrs.empty()) return;
+  if (ctx.announce_after_port) {
+    auto st = nl::announceWhenForwarding(ctx.announce_after_port, *ctx.target, ctx.ctr_index, mac,
+                                         addrs);
+    if (!st.ok()) log::get("core")->info("{}", st.error().message);
+    return;
+  }
+  for (const auto& a : addrs) {
+    if (a.isV4()) continue;
+    auto st = nl::announceAddress(*ctx.target, ctx.ctr_index, mac, a);
+    if (!st.ok()) log::get("core")->info("{}", st.error().message);
+  }
+}
+
+Status deleteStampedLinks(Detach& d) {
+  if (!d.netns.empty()) {
+    auto ns = nl::Netns::fromPath(d.netns);
+    if (ns.ok()) {
+      PLUMB_ASSIGN(auto ctr, nl::NlSocket::openIn(*ns));
+      auto link = nl::getLink(ctr, d.key.ifname);
+      if (link.ok()) {
+        // Only plumb's own interface goes: stamped with this attachment's key. A DEL after a
+        // failed ADD must not take a same-named interface that another plugin owns.
+        if (link->alias == d.stamp) {
+          auto st = nl::deleteLink(ctr, link->index);
+          if (!st.ok() && st.error().code != Errc::kNotFound) return st;
+        }
+      } else if (link.error().code != Errc::kNotFound) {
+        return std::move(link).error();
+      }
+    } else if (ns.error().code != Errc::kNotFound && ns.error().code != Errc::kInvalid) {
+      return std::move(ns).error();
+    }
+  }
+  // Ends left on the host (Docker's, or a veth whose container end went elsewhere): only
+  // links stamped with this key.
+  for (const std::string& name :
+       {d.record && !d.record->host_ifname.empty() ? d.record->host_ifname
+                                                    : Engine::hostIfname(d.key),
+        Engine::hostSideIfname(d.key)}) {
+    auto hl = nl::getLink(d.host, name);
+    if (hl.ok() && hl->alias == d.stamp) {
+      auto st = nl::deleteLink(d.host, hl->index);
+      if (!st.ok() && st.error().code != Errc::kNotFound) return st;
+    }
+  }
+  return {};
+}
+
+Status checkKind(const Check& c, const std::string& kind) {
+  if (c.link.kind == kind) return {};
+  return fail(Errc::kInvalid,
+              "interface " + c.req.key.ifname + " is a " + c.link.kind + ", not a " + kind);
+}
+
+}  // namespace plumb::core::modes

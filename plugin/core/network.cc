@@ -1,0 +1,56 @@
+// What the engine does for a network rather than one attachment: its bridge made ahead of use
+// and removed after, its masquerade rules, and the ports published to its containers.
+#include "netlink/firewall.h"
+#include "plugin/core/engine.h"
+#include "plugin/core/modes/mode.h"
+
+namespace plumb::core {
+
+namespace nl = plumb::netlink;
+
+Result<bool> Engine::prepareBridge(const std::string& network, const VethBridgePlan& plan,
+                                   int mtu) {
+  return modes::ensureBridgeForNetwork(network, plan, mtu);
+}
+
+Status Engine::removeBridge(const std::string& bridge) {
+  PLUMB_ASSIGN(auto host, nl::NlSocket::open());
+  return modes::deleteOwnBridge(host, bridge, /*only_if_unused=*/false);
+}
+
+Status Engine::unmasqueradeIfUnused(const std::string& network,
+                                    const std::vector<IpPrefix>& subnets) {
+  if (subnets.empty()) return {};
+  nl::Firewall::Lock lock(true);
+  PLUMB_TRY(lock.status());
+  PLUMB_ASSIGN(auto left, store_.listAttachments(network));
+  if (!left.empty()) return {};
+  for (const auto& subnet : subnets) PLUMB_TRY(nl::Firewall::unmasquerade(network, subnet));
+  return {};
+}
+
+Status Engine::removeNetwork(const NetworkRemoval& removal) {
+  PLUMB_TRY(unmasqueradeIfUnused(removal.network, removal.masquerade));
+  if (!removal.bridge.empty()) {
+    // The bridge may be shared with a CNI network or another front end: kept while in use.
+    PLUMB_ASSIGN(auto attachments, store_.listAttachments());
+    bool in_use = false;
+    for (const auto& a : attachments)
+      in_use |= a.mode == VethBridgePlan::kMode && a.via == removal.bridge &&
+                a.key.network != removal.network;
+    if (!in_use) PLUMB_TRY(removeBridge(removal.bridge));
+  }
+  return nl::Firewall::tidy();
+}
+
+Status Engine::publish(const std::string& owner, const std::string& bridge,
+                       const std::vector<PortMapping>& ports) {
+  std::vector<nl::PortMapping> rules;
+  for (const auto& p : ports)
+    rules.push_back({p.proto, p.host_ip, p.host_port, p.container_ip, p.container_port});
+  return nl::Firewall::publish(owner, bridge, rules);
+}
+
+Status Engine::unpublish(const std::string& owner) { return nl::Firewall::unpublish(owner); }
+
+}  // namespace plumb::core
