@@ -1,6 +1,10 @@
 // Interface addresses, IPv4 and IPv6, several per link.
 #pragma once
 
+#ifdef PLUMB_FRONT_END
+#error "front ends speak only to the engine: include plugin/core/{engine,host,in_guest}.h"
+#endif
+
 #include <vector>
 
 #include "base/ip.h"

@@ -2,6 +2,10 @@
 // a gratuitous ARP for IPv4, an unsolicited neighbour advertisement for IPv6.
 #pragma once
 
+#ifdef PLUMB_FRONT_END
+#error "front ends speak only to the engine: include plugin/core/{engine,host,in_guest}.h"
+#endif
+
 #include <vector>
 
 #include "base/ip.h"

@@ -3,6 +3,10 @@
 // sysfs is a parameter so that tests can lay out a fake PCI tree.
 #pragma once
 
+#ifdef PLUMB_FRONT_END
+#error "front ends speak only to the engine: include plugin/core/{engine,host,in_guest}.h"
+#endif
+
 #include <optional>
 #include <string>
 #include <vector>

@@ -3,6 +3,10 @@
 // alone, and adding the same rule twice is a no-op.
 #pragma once
 
+#ifdef PLUMB_FRONT_END
+#error "front ends speak only to the engine: include plugin/core/{engine,host,in_guest}.h"
+#endif
+
 #include <optional>
 #include <string>
 #include <vector>

@@ -2,6 +2,10 @@
 // name the link; ENODEV/EEXIST come back as Errc::kNotFound / Errc::kExists.
 #pragma once
 
+#ifdef PLUMB_FRONT_END
+#error "front ends speak only to the engine: include plugin/core/{engine,host,in_guest}.h"
+#endif
+
 #include <cstdint>
 #include <optional>
 #include <string>
@@ -13,9 +17,6 @@
 #include "netlink/socket.h"
 
 namespace plumb::netlink {
-
-// Interface names: 1..15 bytes, no '/', ':' or white space, not "." or "..".
-Status validateIfname(const std::string& name);
 
 struct LinkInfo {
   int index = 0;
@@ -40,8 +41,6 @@ enum class MacvlanMode : uint32_t {
   kPassthru = 8,
   kSource = 16
 };
-Result<MacvlanMode> parseMacvlanMode(const std::string& s);
-std::string macvlanModeName(uint32_t mode);
 
 struct VethSpec {
   std::string name;  // host side, in the socket's netns

@@ -1,6 +1,10 @@
 // A netlink request under construction, on libmnl. Sequence and port id are set when sent.
 #pragma once
 
+#ifdef PLUMB_FRONT_END
+#error "front ends speak only to the engine: include plugin/core/{engine,host,in_guest}.h"
+#endif
+
 #include <libmnl/libmnl.h>
 
 #include <cstdint>

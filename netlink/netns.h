@@ -3,6 +3,10 @@
 // to the namespace and are used from any thread), or in a forked child that never comes back.
 #pragma once
 
+#ifdef PLUMB_FRONT_END
+#error "front ends speak only to the engine: include plugin/core/{engine,host,in_guest}.h"
+#endif
+
 #include <sys/types.h>
 
 #include <functional>

@@ -1,6 +1,10 @@
 // Routes: gateway, scope, table, MTU, metric.
 #pragma once
 
+#ifdef PLUMB_FRONT_END
+#error "front ends speak only to the engine: include plugin/core/{engine,host,in_guest}.h"
+#endif
+
 #include <linux/rtnetlink.h>
 
 #include <optional>

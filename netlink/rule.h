@@ -1,6 +1,10 @@
 // Policy routing rules (ip rule): RTM_NEWRULE / RTM_DELRULE.
 #pragma once
 
+#ifdef PLUMB_FRONT_END
+#error "front ends speak only to the engine: include plugin/core/{engine,host,in_guest}.h"
+#endif
+
 #include <optional>
 #include <string>
 #include <vector>

@@ -3,6 +3,10 @@
 // retried, and every receive has a timeout.
 #pragma once
 
+#ifdef PLUMB_FRONT_END
+#error "front ends speak only to the engine: include plugin/core/{engine,host,in_guest}.h"
+#endif
+
 #include <libmnl/libmnl.h>
 #include <linux/netlink.h>
 

@@ -1,6 +1,10 @@
 // Per-namespace sysctls (/proc/sys/net is resolved in the namespace of whoever opens it).
 #pragma once
 
+#ifdef PLUMB_FRONT_END
+#error "front ends speak only to the engine: include plugin/core/{engine,host,in_guest}.h"
+#endif
+
 #include <string>
 
 #include "base/result.h"

@@ -11,7 +11,7 @@
 #include <string>
 
 #include "plugin/cli/cli.h"
-#include "plugin/cli/dhcp.h"
+#include "plugin/core/dhcp.h"
 #include "plugin/cni/cni.h"
 #include "plugin/docker/daemon.h"
 
@@ -51,8 +51,8 @@ int runCni() {
 int main(int argc, char** argv) {
   const char* command = std::getenv("CNI_COMMAND");
   if (command && *command) return runCni();
-  // udhcpc runs plumb as its event script (see plugin/cli/dhcp.h).
-  if (std::getenv("PLUMB_DHCP_HOOK")) return plumb::cli::dhcpHook(argc, argv);
+  // udhcpc runs plumb as its event script (see plugin/core/dhcp.h).
+  if (std::getenv("PLUMB_DHCP_HOOK")) return plumb::core::dhcpHook(argc, argv);
   if (argc > 1 && std::strcmp(argv[1], "daemon") == 0)
     return plumb::docker::daemonMain(argc - 1, argv + 1);
   return plumb::cli::run(argc, argv);

@@ -32,13 +32,13 @@ int list(const std::string& state_dir, bool as_json) {
   nlohmann::json out = nlohmann::json::array();
   for (const auto& r : *records) {
     nlohmann::json addrs = nlohmann::json::array();
-    for (const auto& a : core::Engine::recordedAddresses(r)) addrs.push_back(a.address.str());
+    for (const auto& a : r.addresses) addrs.push_back(a.address.str());
     out.push_back({{"network", r.key.network},
                    {"container", r.key.container_id},
                    {"ifname", r.key.ifname},
                    {"netns", r.netns},
                    {"mode", r.mode},
-                   {"via", r.bridge},
+                   {"via", r.via},
                    {"hostIfname", r.host_ifname},
                    {"mac", r.mac},
                    {"addresses", addrs},

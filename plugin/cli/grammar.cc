@@ -2,22 +2,21 @@
 
 #include <charconv>
 
-#include "netlink/link.h"
+#include "base/names.h"
+#include "plugin/core/types.h"
 
 namespace plumb::cli {
 namespace {
 
 Status checkIfname(const std::string& what, const std::string& name) {
-  auto st = netlink::validateIfname(name);
+  auto st = validateIfname(name);
   if (!st.ok()) return fail(Errc::kInvalid, what + ": " + st.error().message);
   return {};
 }
 
 Result<MacAddr> parseUnicastMac(const std::string& text) {
   PLUMB_ASSIGN(MacAddr mac, MacAddr::parse(text));
-  if (mac.isMulticast())
-    return fail(Errc::kInvalid, "MAC address " + mac.str() + " is a multicast address");
-  if (mac.isZero()) return fail(Errc::kInvalid, "MAC address " + mac.str() + " is all zeros");
+  PLUMB_TRY(checkUnicast(mac));
   return mac;
 }
 
@@ -111,7 +110,7 @@ Result<Command> parseAttach(const std::vector<std::string>& args) {
       PLUMB_ASSIGN(cmd.family, parseFamily(*v));
     } else if (a == "-m") {
       PLUMB_ASSIGN(cmd.macvlan_mode, value("-m"));
-      PLUMB_TRY(netlink::parseMacvlanMode(cmd.macvlan_mode));
+      PLUMB_TRY(core::parseMacvlanMode(cmd.macvlan_mode));
     } else if (a == "-f") {
       cmd.keep_dhcp_client = true;
     } else if (a.size() > 1 && a[0] == '-' && positional.size() < 2) {

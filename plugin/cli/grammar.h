@@ -16,6 +16,7 @@
 
 #include "base/ip.h"
 #include "base/result.h"
+#include "plugin/core/in_guest.h"
 
 namespace plumb::cli {
 
@@ -61,28 +62,11 @@ struct DelCommand {
 
 using Command = std::variant<AttachCommand, PassCommand, WaitCommand, DelCommand>;
 
-// `plumb route <guest> add|del|replace <prefix>|default [via <gw>] [dev <if>] [metric <n>]
-//  [table <n>]`
-struct RouteArgs {
-  std::string action;  // add, del, replace
-  IpPrefix dst;
-  std::optional<IpAddr> via;
-  std::string dev;
-  int metric = 0;
-  uint32_t table = 254;  // main
-};
+// `plumb route <guest> ...` and `plumb rule <guest> ...`: what core::changeRoute and
+// core::changeRule carry out.
+using RouteArgs = core::RouteChange;
 Result<RouteArgs> parseRouteArgs(const std::vector<std::string>& args);
-
-// `plumb rule <guest> [-4|-6] add|del [from <prefix>|all] [to <prefix>] [iif <if>] [oif <if>]
-//  [fwmark <n>] [priority|pref <n>] table|lookup <n>|main|local|default`
-struct RuleArgs {
-  std::string action;  // add, del
-  int family = 4;
-  std::optional<IpPrefix> from, to;
-  std::string iif, oif;
-  std::optional<uint32_t> fwmark, priority;
-  uint32_t table = 0;
-};
+using RuleArgs = core::RuleChange;
 Result<RuleArgs> parseRuleArgs(const std::vector<std::string>& args);
 
 // Parses argv without the program name. Errors are one line, in pipework's spirit ("did you

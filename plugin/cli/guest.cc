@@ -5,7 +5,7 @@
 #include <filesystem>
 
 #include "base/ip.h"
-#include "netlink/netns.h"
+#include "plugin/core/host.h"
 #include "plugin/cli/runtimes.h"
 
 namespace plumb::cli {
@@ -13,7 +13,7 @@ namespace {
 
 Result<Guest> checked(Guest g, bool must_exist, const std::string& what) {
   if (!must_exist) return g;
-  auto ns = netlink::Netns::fromPath(g.netns);
+  auto ns = core::checkNetns(g.netns);
   if (!ns.ok())
     return fail(ns.error().code, "failed to find guest " + what + ": " + ns.error().message);
   return g;

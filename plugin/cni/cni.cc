@@ -1,17 +1,15 @@
 #include "plugin/cni/cni.h"
 
-#include <regex>
 #include <set>
 #include <sstream>
 
 #include "base/log.h"
-#include "netlink/link.h"
-#include "netlink/netns.h"
-#include "netlink/socket.h"
+#include "base/names.h"
 #include "plugin/cni/config.h"
 #include "plugin/cni/exec.h"
 #include "plugin/cni/result.h"
 #include "plugin/core/engine.h"
+#include "plugin/core/host.h"
 #include "plugin/core/ipam.h"
 #include "plugin/core/store.h"
 
@@ -61,11 +59,6 @@ Output errorOutput(const CniError& e, const std::string& version) {
 std::string envOr(const Invocation& in, const char* key) {
   auto it = in.env.find(key);
   return it == in.env.end() ? "" : it->second;
-}
-
-bool validId(const std::string& s) {
-  static const std::regex pattern("^[a-zA-Z0-9][a-zA-Z0-9_.\\-]*$");
-  return std::regex_match(s, pattern);
 }
 
 struct CniArgs {
@@ -148,95 +141,99 @@ Result<IpAddr> parseRequestedIp(const std::string& text) {
   return p->addr();
 }
 
-// What the IPAM step produced.
-struct IpamOutcome {
-  CniResult result;  // ips, routes, dns
-  bool delegated = false;
-};
-
-Outcome runIpamAdd(Call& c, IpamOutcome& out) {
-  if (!c.conf.has_ipam) return std::string();
-  if (c.delegatedIpam()) {
-    auto run = delegate(c, "ADD");
-    if (!run.ok()) return fromError(run.error());
-    if (run->exit_code != 0) return delegatedFailure(c, *run);
+// A delegated IPAM plugin (any ipam.type but plumb's own) as the attachment's address
+// source: ADD when the engine allocates, DEL when it rolls back or the container goes. Its own
+// error (code, msg, details) is kept to be passed on as it reported it.
+class DelegatedIpam : public core::AddressSource {
+ public:
+  explicit DelegatedIpam(const Call& c) : c_(c) {}
+  std::string describe() const override {
+    return "allocate addresses through ipam plugin " + c_.conf.ipam.type;
+  }
+  Result<core::Addressing> allocate() override {
+    auto run = delegate(c_, "ADD");
+    if (!run.ok()) return std::move(run).error();
+    if (run->exit_code != 0) return failure(delegatedFailure(c_, *run));
     auto j = json_read::parse(run->out);
     if (!j.ok())
-      return CniError{kDecodeFailure,
-                      "ipam plugin " + c.conf.ipam.type + " returned malformed JSON", ""};
-    auto st = fromJson(*j, out.result);
-    if (!st.ok()) return fromError(st.error());
-    out.delegated = true;
-    return std::string();
+      return failure({kDecodeFailure, "ipam plugin " + c_.conf.ipam.type + " returned malformed JSON",
+                      ""});
+    PLUMB_TRY(fromJson(*j, result_));
+    core::Addressing out;
+    for (const auto& ip : result_.ips) out.addresses.push_back({ip.address, ip.gateway});
+    for (const auto& r : result_.routes)
+      out.routes.push_back({r.dst, r.gw, r.mtu, r.priority, std::nullopt, false});
+    return out;
   }
+  Status release() override {
+    auto run = delegate(c_, "DEL");
+    if (!run.ok())
+      return std::move(run).error().wrap("failed to release addresses through " + c_.conf.ipam.type);
+    if (run->exit_code != 0)
+      return fail(Errc::kIo, "failed to release addresses: " + delegatedFailure(c_, *run).msg);
+    return {};
+  }
+  const std::optional<CniError>& failed() const { return failed_; }
+  const Dns& dns() const { return result_.dns; }
+
+ private:
+  Error failure(CniError e) {
+    failed_ = e;
+    return makeError(Errc::kIo, e.msg);
+  }
+  const Call& c_;
+  CniResult result_;
+  std::optional<CniError> failed_;
+};
+
+// The built-in IPAM's request: the configured ranges (or the runtime's), and the addresses
+// asked for in CNI_ARGS, args and runtimeConfig.
+Result<core::IpamRequest> ipamRequest(const Call& c) {
   core::IpamRequest req;
   req.owner = c.key();
   req.range_sets = c.conf.runtime_ip_ranges ? *c.conf.runtime_ip_ranges : c.conf.ipam.ranges;
-  if (req.range_sets.empty())
-    return CniError{kInvalidConfig, "ipam needs \"ranges\" or \"subnet\"", ""};
+  if (req.range_sets.empty()) return fail(Errc::kInvalid, "ipam needs \"ranges\" or \"subnet\"");
   std::vector<std::string> wanted = c.args.ips;
   wanted.insert(wanted.end(), c.conf.args_ips.begin(), c.conf.args_ips.end());
   wanted.insert(wanted.end(), c.conf.runtime_ips.begin(), c.conf.runtime_ips.end());
-  for (const auto& w : wanted) {
-    auto a = parseRequestedIp(w);
-    if (!a.ok()) return fromError(a.error());
-    req.requested.push_back(*a);
-  }
-  core::Ipam ipam(*c.store);
-  auto got = ipam.allocate(req);
-  if (!got.ok()) {
-    if (got.error().code == Errc::kTryAgain)
-      return CniError{kAddressExhausted, got.error().message, ""};
-    return fromError(got.error());
-  }
-  for (const auto& a : *got) out.result.ips.push_back({a.address, a.gateway, std::nullopt});
-  out.result.routes = c.conf.ipam.routes;
-  return std::string();
+  for (const auto& w : wanted) PLUMB_ASSIGN(req.requested.emplace_back(), parseRequestedIp(w));
+  return req;
 }
 
-// Gives back what IPAM handed out for this attachment. An error here means the address may
-// stay taken, so DEL reports it (the runtime retries); the failure paths of ADD only log it.
-Status releaseIpam(Call& c) {
+// Gives back what IPAM handed out for this attachment (DEL). An error here means the address
+// may stay taken, so DEL reports it and the runtime retries.
+Status releaseIpam(const Call& c) {
   if (c.builtinIpam()) return core::Ipam(*c.store).release(c.key());
-  if (!c.delegatedIpam()) return {};
-  auto run = delegate(c, "DEL");
-  if (!run.ok())
-    return std::move(run).error().wrap("failed to release addresses through " + c.conf.ipam.type);
-  if (run->exit_code != 0) {
-    return fail(Errc::kIo, "failed to release addresses: " + delegatedFailure(c, *run).msg);
-  }
+  if (c.delegatedIpam()) return DelegatedIpam(c).release();
   return {};
 }
 
-void releaseAfterFailedAdd(Call& c) {
-  // A duplicate ADD that raced this one past the check in cmdAdd may have won: its record
-  // stands (this attach rolled its own back), and the addresses IPAM handed out for the key
-  // are its own.
-  auto holder = c.store->findAttachment(c.key());
-  if (holder.ok() && *holder) {
-    log::get("cni")->info("{} is attached by another ADD: its addresses stay", c.key().str());
-    return;
-  }
-  auto st = releaseIpam(c);
-  if (!st.ok()) log::get("cni")->warn("{}", st.error().message);
+// The attachment's address source, as the config says: none, the built-in IPAM or a plugin.
+Result<std::unique_ptr<core::AddressSource>> addressSource(const Call& c) {
+  if (c.delegatedIpam()) return std::unique_ptr<core::AddressSource>(new DelegatedIpam(c));
+  if (!c.builtinIpam()) return std::unique_ptr<core::AddressSource>();
+  PLUMB_ASSIGN(auto req, ipamRequest(c));
+  std::vector<core::RouteSpec> routes;
+  for (const auto& r : c.conf.ipam.routes)
+    routes.push_back({r.dst, r.gw, r.mtu, r.priority, std::nullopt, false});
+  return std::unique_ptr<core::AddressSource>(
+      new core::IpamAddresses(*c.store, std::move(req), std::move(routes)));
 }
 
-Result<core::Plan> planFor(const NetConf& conf, const CniResult& ips) {
+// The plan: a bridge's gateway addresses and masquerade come from the allocated addresses
+// (core::AddressUse), so the same plan serves ADD, CHECK and DEL.
+Result<core::Plan> planFor(const NetConf& conf) {
   if (conf.mode == "bridge") {
     core::VethBridgePlan p;
     p.bridge = conf.bridge;
     p.hairpin = conf.hairpin_mode;
     p.promisc = conf.promisc_mode;
-    for (const auto& ip : ips.ips) {
-      if (conf.is_gateway && ip.gateway)
-        p.gateway_addresses.emplace_back(*ip.gateway, ip.address.len());
-      if (conf.ip_masq) p.masquerade.push_back(ip.address.network());
-    }
     return core::Plan(p);
   }
   if (conf.mode == "macvlan") {
     if (conf.master.empty()) return fail(Errc::kInvalid, "macvlan mode needs \"master\"");
-    return core::Plan(core::MacvlanPlan{conf.master, conf.macvlan_mode});
+    PLUMB_ASSIGN(auto mode, core::parseMacvlanMode(conf.macvlan_mode));
+    return core::Plan(core::MacvlanPlan{conf.master, mode});
   }
   if (conf.mode == "ovs") return core::Plan(core::OvsPlan{conf.bridge, std::nullopt});
   if (conf.mode == "sriov")
@@ -250,13 +247,13 @@ Result<core::Plan> planFor(const NetConf& conf, const CniResult& ips) {
   return core::Plan(core::PassthroughPlan{conf.device, hwaddr, conf.pci_bus_id});
 }
 
-Result<core::AttachRequest> requestFor(const Call& c, const CniResult& ipam_result) {
+Result<core::AttachRequest> requestFor(const Call& c, core::AddressSource* source) {
   core::AttachRequest req;
   req.key = c.key();
   req.netns = c.netns;
   req.mtu = c.conf.mtu;
   req.frontend = "cni";
-  PLUMB_ASSIGN(req.plan, planFor(c.conf, ipam_result));
+  PLUMB_ASSIGN(req.plan, planFor(c.conf));
   std::string mac = c.conf.mac;
   if (!c.args.mac.empty()) mac = c.args.mac;
   if (!c.conf.runtime_mac.empty()) mac = c.conf.runtime_mac;
@@ -265,32 +262,13 @@ Result<core::AttachRequest> requestFor(const Call& c, const CniResult& ipam_resu
     if (!m.ok()) return std::move(m).error();
     req.mac = *m;
   }
-  std::optional<IpAddr> gw4, gw6;
-  for (const auto& ip : ipam_result.ips) {
-    req.addresses.push_back({ip.address, ip.gateway});
-    if (ip.gateway)
-      (ip.address.isV4() ? gw4 : gw6) = (ip.address.isV4() ? gw4 : gw6).value_or(*ip.gateway);
-  }
-  for (const auto& r : ipam_result.routes) {
-    core::RouteSpec rs{r.dst, r.gw, r.mtu, r.priority, std::nullopt, false};
-    if (!rs.gateway) rs.gateway = r.dst.isV4() ? gw4 : gw6;
-    req.routes.push_back(rs);
-  }
-  if (c.conf.is_default_gateway) {
-    for (const auto& gw : {gw4, gw6}) {
-      if (!gw) continue;
-      IpPrefix def(IpAddr::fromNumber(gw->isV6(), 0), 0);
-      bool have = false;
-      for (const auto& r : req.routes) have |= r.dst == def;
-      if (!have) req.routes.push_back({def, gw, 0, 0, std::nullopt, false});
-    }
-  }
+  req.address_source = source;
+  req.address_use = {c.conf.is_gateway, c.conf.ip_masq, c.conf.is_default_gateway};
   return req;
 }
 
 Outcome cmdAdd(Call& c) {
-  // A duplicate ADD must fail before IPAM: built-in IPAM would hand back the live attachment's
-  // addresses, and the failure path would then release them from under it.
+  // A duplicate ADD fails here, or at the engine's record step, before anything is allocated.
   auto existing = c.store->findAttachment(c.key());
   if (!existing.ok()) return fromError(existing.error());
   if (*existing) {
@@ -299,24 +277,19 @@ Outcome cmdAdd(Call& c) {
                         " on network " + c.conf.name + " (DEL it first)",
                     ""};
   }
-  IpamOutcome ipam;
-  auto ipam_st = runIpamAdd(c, ipam);
-  if (std::holds_alternative<CniError>(ipam_st)) return ipam_st;
-  log::get("cni")->debug("ipam: {} address(es)", ipam.result.ips.size());
-  auto req = requestFor(c, ipam.result);
-  if (!req.ok()) {
-    releaseAfterFailedAdd(c);
-    return fromError(req.error());
-  }
+  auto source = addressSource(c);
+  if (!source.ok()) return fromError(source.error());
+  auto req = requestFor(c, source->get());
+  if (!req.ok()) return fromError(req.error());
   core::Engine engine(*c.store);
   auto attached = engine.attach(*req);
   if (!attached.ok()) {
-    // Spec: when a later step fails, the IPAM plugin gets a DEL for what it handed out.
-    releaseAfterFailedAdd(c);
+    // What IPAM handed out went back in the engine's rollback (the spec's IPAM DEL).
+    const auto* delegated = dynamic_cast<const DelegatedIpam*>(source->get());
+    if (delegated && delegated->failed()) return *delegated->failed();
     const Error& e = attached.error();
-    if (e.code == Errc::kNotFound && e.message.find("netns") != std::string::npos) {
-      return CniError{kUnknownContainer, e.message, ""};
-    }
+    if (e.code == Errc::kNoNetns) return CniError{kUnknownContainer, e.message, ""};
+    if (e.code == Errc::kTryAgain) return CniError{kAddressExhausted, e.message, ""};
     return fromError(e);
   }
   log::get("cni")->debug("attached");
@@ -334,7 +307,9 @@ Outcome cmdAdd(Call& c) {
   for (const auto& a : attached->addresses) out.ips.push_back({a.address, a.gateway, ctr_index});
   for (const auto& r : attached->routes) out.routes.push_back({r.dst, r.gateway, r.mtu, r.metric});
   if (!c.conf.dns.empty()) out.dns = c.conf.dns;
-  if (!ipam.result.dns.empty()) out.dns = ipam.result.dns;
+  if (const auto* delegated = dynamic_cast<const DelegatedIpam*>(source->get());
+      delegated && !delegated->dns().empty())
+    out.dns = delegated->dns();
   json ours = toJson(out, c.conf.cni_version);
   if (!c.conf.prev_result) return ours.dump();
   json merged = c.conf.raw["prevResult"];
@@ -374,7 +349,7 @@ Outcome cmdCheck(Call& c) {
   core::AttachRequest req;
   req.key = c.key();
   req.netns = c.netns;
-  auto plan = planFor(c.conf, *c.conf.prev_result);
+  auto plan = planFor(c.conf);
   if (!plan.ok()) return fromError(plan.error());
   req.plan = *plan;
   const auto& prev = *c.conf.prev_result;
@@ -447,20 +422,20 @@ Outcome cmdStatus(Call& c) {
   if (!probe.ok())
     return CniError{kPluginNotAvailable,
                     "store " + c.store->path() + " cannot be used: " + probe.error().message, ""};
-  auto sock = netlink::NlSocket::open();
-  if (!sock.ok()) return CniError{kPluginNotAvailable, sock.error().message, ""};
   if (c.conf.mode == "bridge") {
-    auto br = netlink::getLink(*sock, c.conf.bridge);
-    if (br.ok() && br->kind != "bridge") {
+    auto br = core::findHostLink(c.conf.bridge);
+    if (!br.ok()) return CniError{kPluginNotAvailable, br.error().message, ""};
+    if (*br && (*br)->kind != "bridge") {
       return CniError{kPluginNotAvailable, c.conf.bridge + " exists and is not a bridge", ""};
     }
-    if (!br.ok() && br.error().code != Errc::kNotFound)
-      return CniError{kPluginNotAvailable, br.error().message, ""};
   } else if (c.conf.mode == "macvlan") {
-    auto m = netlink::getLink(*sock, c.conf.master);
-    if (!m.ok())
+    auto m = core::findHostLink(c.conf.master);
+    if (!m.ok() || !*m) {
       return CniError{kPluginNotAvailable,
-                      "master " + c.conf.master + " cannot be used: " + m.error().message, ""};
+                      "master " + c.conf.master + " cannot be used: " +
+                          (m.ok() ? "no such interface" : m.error().message),
+                      ""};
+    }
   }
   if (c.delegatedIpam()) {
     auto run = delegate(c, "STATUS");
@@ -529,25 +504,16 @@ Output run(const Invocation& in) {
   log::get("cni")->debug("{} {}/{}/{} netns {}", command, c.conf.name, c.container_id, c.ifname,
                          c.netns);
 
-  if (c.conf.name.empty() || !validId(c.conf.name)) {
-    return errorOutput(
-        {kInvalidConfig,
-         "network name '" + c.conf.name + "' is not valid (letters, digits, '_', '.', '-')", ""},
-        v);
-  }
+  if (auto named = validateId("network name", c.conf.name); !named.ok())
+    return errorOutput({kInvalidConfig, named.error().message, ""}, v);
   bool per_container = command == "ADD" || command == "DEL" || command == "CHECK";
   if (per_container) {
     if (c.container_id.empty())
       return errorOutput({kInvalidEnvironment, "CNI_CONTAINERID is not set", ""}, v);
-    if (!validId(c.container_id) || c.container_id.find("..") != std::string::npos) {
-      return errorOutput(
-          {kInvalidEnvironment,
-           "CNI_CONTAINERID '" + c.container_id + "' is not valid (letters, digits, '_', '.', '-')",
-           ""},
-          v);
-    }
+    if (auto id = validateId("CNI_CONTAINERID", c.container_id); !id.ok())
+      return errorOutput({kInvalidEnvironment, id.error().message, ""}, v);
     if (c.ifname.empty()) return errorOutput({kInvalidEnvironment, "CNI_IFNAME is not set", ""}, v);
-    auto ifname_ok = netlink::validateIfname(c.ifname);
+    auto ifname_ok = validateIfname(c.ifname);
     if (!ifname_ok.ok())
       return errorOutput({kInvalidEnvironment, "CNI_IFNAME: " + ifname_ok.error().message, ""}, v);
     if (command != "DEL" && c.netns.empty())
@@ -560,9 +526,9 @@ Output run(const Invocation& in) {
   }
   if (command == "ADD" || command == "CHECK") {
     // Checked before anything changes: a netns that is gone means the container is.
-    auto ns = netlink::Netns::fromPath(c.netns);
+    auto ns = core::checkNetns(c.netns);
     if (!ns.ok()) {
-      int code = ns.error().code == Errc::kNotFound ? kUnknownContainer : kInvalidEnvironment;
+      int code = ns.error().code == Errc::kNoNetns ? kUnknownContainer : kInvalidEnvironment;
       return errorOutput({code, ns.error().message, ""}, v);
     }
   }

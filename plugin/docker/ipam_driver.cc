@@ -6,15 +6,13 @@
 
 #include "base/json.h"
 #include "base/log.h"
-#include "netlink/route.h"
-#include "netlink/socket.h"
+#include "plugin/core/host.h"
 #include "plugin/core/ipam.h"
 #include "plugin/docker/driver.h"
 
 namespace plumb::docker {
 
 namespace jr = plumb::json_read;
-namespace nl = plumb::netlink;
 
 namespace {
 
@@ -75,11 +73,8 @@ Result<IpPrefix> Driver::pickSubnet(core::Store& store, bool v6) {
   std::vector<IpPrefix> taken;
   for (const auto& p : pools) taken.push_back(p.subnet);
   // Subnets the host already routes (its own LAN, a VPN) are never handed out.
-  PLUMB_ASSIGN(auto host, nl::NlSocket::open());
-  PLUMB_ASSIGN(auto routes, nl::listRoutes(host, v6 ? AF_INET6 : AF_INET));
-  for (const auto& r : routes) {
-    if (!r.dst.isDefault() && !r.dst.addr().isLinkLocal()) taken.push_back(r.dst);
-  }
+  PLUMB_ASSIGN(auto routed, core::routedSubnets(v6));
+  taken.insert(taken.end(), routed.begin(), routed.end());
   for (const auto& [base, size] : cfg_.default_pools) {
     if (base.isV4() == v6 || size < base.len()) continue;
     unsigned bits = static_cast<unsigned>(size - base.len());

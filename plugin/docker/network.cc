@@ -1,7 +1,7 @@
 #include "plugin/docker/network.h"
 
 #include "base/json.h"
-#include "netlink/link.h"
+#include "base/names.h"
 
 namespace plumb::docker {
 
@@ -11,7 +11,7 @@ const std::vector<std::pair<std::string, std::string>> kNetworkOptions = {
     {"plumb.mode", "bridge (default), macvlan or passthrough"},
     {"plumb.bridge", "bridge mode: the bridge to use, created when missing"},
     {"plumb.parent", "macvlan mode: the parent interface"},
-    {"plumb.macvlan_mode", "macvlan mode: bridge (default), private, vepa or passthru"},
+    {"plumb.macvlan_mode", "macvlan mode: bridge (default), private, vepa, passthru or source"},
     {"plumb.device", "passthrough mode: the device to move into the container"},
     {"plumb.hwaddr", "passthrough mode: the device, by its MAC"},
     {"plumb.pci", "passthrough mode: the device, by its PCI address"},
@@ -19,19 +19,6 @@ const std::vector<std::pair<std::string, std::string>> kNetworkOptions = {
     {"plumb.masquerade", "bridge mode: true (default) or false"},
     {"plumb.routes", "comma-separated subnets the containers reach through the gateway"},
 };
-
-Status validateId(const std::string& what, const std::string& id) {
-  if (id.empty()) return fail(Errc::kInvalid, what + " is missing");
-  if (id.size() > 128) return fail(Errc::kInvalid, what + " is longer than 128 characters");
-  for (char c : id) {
-    bool ok = (c >= '0' && c <= '9') || (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
-              c == '-' || c == '_' || c == '.';
-    if (!ok)
-      return fail(Errc::kInvalid,
-                  what + " '" + id + "' holds a character other than [0-9A-Za-z._-]");
-  }
-  return {};
-}
 
 namespace {
 
@@ -138,7 +125,7 @@ int protoNumber(const std::string& name) {
   return 132;
 }
 
-json portJson(const netlink::PortMapping& p) {
+json portJson(const core::PortMapping& p) {
   return {{"proto", p.proto},
           {"host_ip", p.host_ip ? p.host_ip->str() : ""},
           {"host_port", p.host_port},
@@ -146,12 +133,12 @@ json portJson(const netlink::PortMapping& p) {
           {"container_port", p.container_port}};
 }
 
-Result<std::vector<netlink::PortMapping>> portsFrom(const json& j, const char* key) {
-  std::vector<netlink::PortMapping> out;
+Result<std::vector<core::PortMapping>> portsFrom(const json& j, const char* key) {
+  std::vector<core::PortMapping> out;
   PLUMB_ASSIGN(const json* list, jr::array(j, key));
   if (!list) return out;
   for (const auto& e : *list) {
-    netlink::PortMapping p;
+    core::PortMapping p;
     std::string host_ip, cip;
     int hp = 0, cp = 0;
     PLUMB_TRY(jr::str(e, "proto", p.proto));
@@ -251,22 +238,19 @@ Result<NetworkConfig> parseCreateNetwork(const json& req) {
         }
         n.mode = v;
       } else if (key == "plumb.bridge") {
-        PLUMB_TRY(netlink::validateIfname(v));
+        PLUMB_TRY(validateIfname(v));
         n.bridge = v;
       } else if (key == "plumb.parent") {
-        PLUMB_TRY(netlink::validateIfname(v));
+        PLUMB_TRY(validateIfname(v));
         n.parent = v;
       } else if (key == "plumb.macvlan_mode") {
-        if (v != "bridge" && v != "private" && v != "vepa" && v != "passthru") {
-          return fail(Errc::kInvalid,
-                      "option plumb.macvlan_mode must be bridge, private, vepa or passthru, not '" +
-                          v + "'");
-        }
-        n.macvlan_mode = v;
+        auto mode = core::parseMacvlanMode(v);
+        if (!mode.ok()) return std::move(mode).error().wrap("option plumb.macvlan_mode");
+        n.macvlan_mode = core::macvlanModeName(*mode);
       } else if (key == "plumb.mtu" || key == "com.docker.network.driver.mtu") {
         PLUMB_ASSIGN(n.mtu, parseMtu(key, v));
       } else if (key == "plumb.device") {
-        PLUMB_TRY(netlink::validateIfname(v));
+        PLUMB_TRY(validateIfname(v));
         n.device = v;
       } else if (key == "plumb.hwaddr") {
         auto m = MacAddr::parse(v);
@@ -399,9 +383,9 @@ Result<EndpointConfig> parseCreateEndpoint(const json& req) {
   return e;
 }
 
-Result<std::vector<netlink::PortMapping>> parsePortmap(const json& options,
+Result<std::vector<core::PortMapping>> parsePortmap(const json& options,
                                                        const EndpointConfig& ep) {
-  std::vector<netlink::PortMapping> out;
+  std::vector<core::PortMapping> out;
   PLUMB_ASSIGN(const json* list, jr::array(options, "com.docker.network.portmap", "Options"));
   if (!list) return out;
   for (size_t i = 0; i < list->size(); ++i) {
@@ -420,7 +404,7 @@ Result<std::vector<netlink::PortMapping>> parsePortmap(const json& options,
                   path + ": protocol " + std::to_string(proto) + " cannot be published");
     if (port < 1 || port > 65535 || host_port < 0 || host_port > 65535)
       return fail(Errc::kInvalid, path + ": port out of range");
-    netlink::PortMapping base;
+    core::PortMapping base;
     base.proto = name;
     base.host_port = static_cast<uint16_t>(host_port);
     base.container_port = static_cast<uint16_t>(port);
@@ -432,7 +416,7 @@ Result<std::vector<netlink::PortMapping>> parsePortmap(const json& options,
     for (const auto& addr : {ep.address, ep.address6}) {
       if (!addr) continue;
       if (base.host_ip && base.host_ip->isV4() != addr->isV4()) continue;
-      netlink::PortMapping p = base;
+      core::PortMapping p = base;
       p.container_ip = addr->addr();
       out.push_back(p);
     }
@@ -440,7 +424,7 @@ Result<std::vector<netlink::PortMapping>> parsePortmap(const json& options,
   return out;
 }
 
-json portmapJson(const std::vector<netlink::PortMapping>& ports) {
+json portmapJson(const std::vector<core::PortMapping>& ports) {
   json out = json::array();
   for (const auto& p : ports) {
     out.push_back({{"Proto", protoNumber(p.proto)},

@@ -9,7 +9,7 @@
 
 #include "base/ip.h"
 #include "base/result.h"
-#include "netlink/firewall.h"
+#include "plugin/core/types.h"
 
 namespace plumb::docker {
 
@@ -56,8 +56,8 @@ struct EndpointConfig {
   std::optional<IpPrefix> address;
   std::optional<IpPrefix> address6;
   std::string mac;
-  std::vector<netlink::PortMapping> ports;      // as requested; host_port 0: pick one
-  std::vector<netlink::PortMapping> published;  // as programmed
+  std::vector<core::PortMapping> ports;      // as requested; host_port 0: pick one
+  std::vector<core::PortMapping> published;  // as programmed
 
   json toJson() const;
   static Result<EndpointConfig> fromJson(const json& j);
@@ -66,11 +66,9 @@ struct EndpointConfig {
 // CreateEndpoint's request.
 Result<EndpointConfig> parseCreateEndpoint(const json& req);
 // com.docker.network.portmap from a request's Options, for an endpoint's addresses.
-Result<std::vector<netlink::PortMapping>> parsePortmap(const json& options,
+Result<std::vector<core::PortMapping>> parsePortmap(const json& options,
                                                        const EndpointConfig& ep);
-json portmapJson(const std::vector<netlink::PortMapping>& ports);
+json portmapJson(const std::vector<core::PortMapping>& ports);
 
-// NetworkID and EndpointID: Docker's 64 hex digits (anything safe as a key is accepted).
-Status validateId(const std::string& what, const std::string& id);
 
 }  // namespace plumb::docker

@@ -4,17 +4,14 @@
 
 #include "base/json.h"
 #include "base/log.h"
-#include "netlink/firewall.h"
-#include "netlink/link.h"
-#include "netlink/socket.h"
+#include "base/names.h"
 #include "plugin/core/engine.h"
-#include "plugin/core/passthrough.h"
+#include "plugin/core/host.h"
 #include "plugin/docker/driver.h"
 
 namespace plumb::docker {
 
 namespace jr = plumb::json_read;
-namespace nl = plumb::netlink;
 
 namespace {
 
@@ -145,23 +142,19 @@ Result<json> Driver::createNetwork(core::Store& store, const json& req) {
                               "bridge " + n.bridge + " belongs to network " + shortId(other->id)));
     }
   }
-  PLUMB_ASSIGN(auto host, nl::NlSocket::open());
   bool made_bridge = false;
   if (n.mode == "bridge") {
     auto made = core::Engine(store).prepareBridge(n.id, bridgePlan(n), n.mtu);
     if (!made.ok()) return failed(made.error());
     made_bridge = *made;
   } else if (n.mode == "passthrough") {
-    auto dev = core::findPassthroughDevice(host, passthroughPlan(n));
+    auto dev = core::checkPassthroughDevice(passthroughPlan(n));
     if (!dev.ok()) return failed(dev.error());
   } else {
-    auto parent = nl::getLink(host, n.parent);
-    if (!parent.ok()) {
-      if (parent.error().code == Errc::kNotFound)
-        return failed(
-            makeError(Errc::kNotFound, "parent interface " + n.parent + " does not exist"));
-      return failed(parent.error());
-    }
+    auto parent = core::findHostLink(n.parent);
+    if (!parent.ok()) return failed(parent.error());
+    if (!*parent)
+      return failed(makeError(Errc::kNotFound, "parent interface " + n.parent + " does not exist"));
   }
   auto st = store.insertNetwork({n.id, kFrontend, n.toJson().dump(), 0});
   if (!st.ok()) {
@@ -182,27 +175,18 @@ Result<json> Driver::deleteNetwork(core::Store& store, const json& req) {
   // dockerd deletes endpoints first; whatever is left (a dockerd that crashed) goes too.
   PLUMB_ASSIGN(auto endpoints, store.listEndpoints(id));
   for (const auto& ep : endpoints) {
-    PLUMB_TRY(nl::Firewall::unpublish(ep.id));
+    PLUMB_TRY(engine.unpublish(ep.id));
     PLUMB_TRY(engine.detach({keyOf({id, ep.id}), "", {}}));
   }
+  core::NetworkRemoval removal{id, "", {}};
   if (n.mode == "bridge") {
-    {
-      nl::Firewall::Lock fw(true);
-      PLUMB_TRY(fw.status());
-      for (const auto& s : n.v4) {
-        if (n.masquerade) PLUMB_TRY(nl::Firewall::unmasquerade(n.id, s.pool));
-      }
-    }
-    // The bridge may be shared with a CNI network or another front end: kept while in use.
-    PLUMB_ASSIGN(auto attachments, store.listAttachments());
-    bool in_use = false;
-    for (const auto& a : attachments) in_use |= a.bridge == n.bridge && a.key.network != id;
-    if (!in_use) {
-      PLUMB_TRY(engine.removeBridge(n.bridge));
+    removal.bridge = n.bridge;
+    if (n.masquerade) {
+      for (const auto& s : n.v4) removal.masquerade.push_back(s.pool);
     }
   }
+  PLUMB_TRY(engine.removeNetwork(removal));
   PLUMB_TRY(store.deleteNetwork(id));
-  PLUMB_TRY(nl::Firewall::tidy());
   log::get("docker")->info("network {} deleted", shortId(id));
   return json::object();
 }
@@ -263,7 +247,8 @@ Result<json> Driver::join(core::Store& store, const json& req) {
     ar.plan = passthroughPlan(n);
     ar.mac.reset();
   } else {
-    ar.plan = core::MacvlanPlan{n.parent, n.macvlan_mode};
+    PLUMB_ASSIGN(auto mode, core::parseMacvlanMode(n.macvlan_mode));
+    ar.plan = core::MacvlanPlan{n.parent, mode};
     if (n.macvlan_mode == "passthru") ar.mac.reset();
   }
   for (const auto& a : {ep.address, ep.address6}) {
@@ -328,8 +313,8 @@ Result<json> Driver::deleteEndpoint(core::Store& store, const json& req) {
   PLUMB_ASSIGN(auto ids, idsOf(req));
   PLUMB_ASSIGN(auto ep, loadEndpoint(store, ids));
   (void)ep;
-  PLUMB_TRY(nl::Firewall::unpublish(ids.endpoint));
   core::Engine engine(store);
+  PLUMB_TRY(engine.unpublish(ids.endpoint));
   auto st = engine.detach({keyOf(ids), "", {}});
   if (!st.ok())
     return std::move(st).error().wrap("failed to delete endpoint " + shortId(ids.endpoint));
@@ -342,7 +327,7 @@ Result<json> Driver::programExternalConnectivity(core::Store& store, const json&
   PLUMB_ASSIGN(auto n, loadNetwork(store, ids.network));
   PLUMB_ASSIGN(auto ep, loadEndpoint(store, ids));
   PLUMB_ASSIGN(const json* options, jr::object(req, "Options"));
-  std::vector<nl::PortMapping> ports = ep.ports;
+  std::vector<core::PortMapping> ports = ep.ports;
   if (options && options->contains("com.docker.network.portmap"))
     PLUMB_ASSIGN(ports, parsePortmap(*options, ep));
   if (ports.empty()) return json::object();
@@ -356,7 +341,7 @@ Result<json> Driver::programExternalConnectivity(core::Store& store, const json&
   for (auto& p : ports) {
     if (p.host_port == 0) PLUMB_ASSIGN(p.host_port, freePort(p.proto));
   }
-  auto st = nl::Firewall::publish(ep.id, n.bridge, ports);
+  auto st = core::Engine(store).publish(ep.id, n.bridge, ports);
   if (!st.ok()) {
     return std::move(st).error().wrap("failed to publish ports of endpoint " + shortId(ep.id));
   }
@@ -368,7 +353,7 @@ Result<json> Driver::programExternalConnectivity(core::Store& store, const json&
 Result<json> Driver::revokeExternalConnectivity(core::Store& store, const json& req) {
   PLUMB_ASSIGN(auto ids, idsOf(req));
   PLUMB_ASSIGN(auto ep, loadEndpoint(store, ids));
-  PLUMB_TRY(nl::Firewall::unpublish(ep.id));
+  PLUMB_TRY(core::Engine(store).unpublish(ep.id));
   if (!ep.published.empty()) {
     ep.published.clear();
     PLUMB_TRY(saveEndpoint(store, ep));

@@ -12,6 +12,7 @@
 
 #include "../fixtures/fixtures.h"
 #include "plugin/core/ipam.h"
+#include "base/names.h"
 #include "plugin/docker/driver.h"
 #include "plugin/docker/network.h"
 #include "test_dir.h"
@@ -114,8 +115,8 @@ TEST_F(DockerDriverTest, EveryRecordedNetworkAndEndpointRequestParses) {
         }
         ++endpoints;
       } else if (f.method.rfind("NetworkDriver.", 0) == 0 && f.request.contains("EndpointID")) {
-        EXPECT_TRUE(validateId("EndpointID", f.request["EndpointID"]).ok()) << f.file;
-        EXPECT_TRUE(validateId("NetworkID", f.request["NetworkID"]).ok()) << f.file;
+        EXPECT_TRUE(plumb::validateId("EndpointID", f.request["EndpointID"]).ok()) << f.file;
+        EXPECT_TRUE(plumb::validateId("NetworkID", f.request["NetworkID"]).ok()) << f.file;
       }
     }
   }

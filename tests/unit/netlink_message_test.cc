@@ -126,27 +126,10 @@ TEST(NetlinkMessage, ParsesALinkReply) {
   EXPECT_EQ(info->mac->str(), "02:00:00:00:00:09");
   EXPECT_EQ(info->master, 3);
   EXPECT_EQ(info->kind, "macvlan");
-  EXPECT_EQ(macvlanModeName(info->macvlan_mode), "vepa");
+  EXPECT_EQ(info->macvlan_mode, static_cast<uint32_t>(MacvlanMode::kVepa));
   EXPECT_TRUE(info->up());
 }
 
-TEST(NetlinkMessage, IfnameRules) {
-  EXPECT_TRUE(validateIfname("eth0").ok());
-  EXPECT_TRUE(validateIfname("abcdefghijklmno").ok());    // 15
-  EXPECT_FALSE(validateIfname("abcdefghijklmnop").ok());  // 16
-  EXPECT_FALSE(validateIfname("").ok());
-  EXPECT_FALSE(validateIfname("a/b").ok());
-  EXPECT_FALSE(validateIfname("a:b").ok());
-  EXPECT_FALSE(validateIfname("..").ok());
-  EXPECT_FALSE(validateIfname("a b").ok());
-}
-
-TEST(NetlinkMessage, MacvlanModes) {
-  EXPECT_EQ(*parseMacvlanMode("private"), MacvlanMode::kPrivate);
-  EXPECT_EQ(*parseMacvlanMode(""), MacvlanMode::kBridge);
-  EXPECT_EQ(*parseMacvlanMode("passthru"), MacvlanMode::kPassthru);
-  EXPECT_FALSE(parseMacvlanMode("bogus").ok());
-}
 
 }  // namespace
 }  // namespace plumb::netlink
