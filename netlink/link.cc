@@ -175,10 +175,6 @@ Result<LinkInfo> parseLink(const nlmsghdr* nlh) {
         if (mnl_attr_validate(attr, MNL_TYPE_U32) == 0)
           info.master = static_cast<int>(mnl_attr_get_u32(attr));
         break;
-      case IFLA_LINK:
-        if (mnl_attr_validate(attr, MNL_TYPE_U32) == 0)
-          info.parent = static_cast<int>(mnl_attr_get_u32(attr));
-        break;
       case IFLA_OPERSTATE:
         if (mnl_attr_validate(attr, MNL_TYPE_U8) == 0) info.oper_state = mnl_attr_get_u8(attr);
         break;

@@ -28,7 +28,6 @@ struct LinkInfo {
   std::optional<MacAddr> perm_mac;
   std::string alias;
   int master = 0;  // ifindex of the bridge it is enslaved to
-  int parent = 0;  // IFLA_LINK: veth peer index or macvlan lower device
   uint32_t macvlan_mode = 0;
   uint8_t oper_state = 0;
   bool up() const;

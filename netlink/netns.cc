@@ -30,10 +30,6 @@ Result<Netns> Netns::fromPath(const std::string& path) {
   if (sfs.f_type != NSFS_MAGIC || ::ioctl(ns.fd_.get(), NS_GET_NSTYPE) != CLONE_NEWNET) {
     return fail(Errc::kInvalid, "failed to open netns " + path + ": not a network namespace");
   }
-  struct stat st {};
-  if (::fstat(ns.fd_.get(), &st) != 0) return failErrno(errno, "failed to stat netns " + path);
-  ns.dev_ = st.st_dev;
-  ns.ino_ = st.st_ino;
   ns.path_ = path;
   return ns;
 }

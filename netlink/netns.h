@@ -36,13 +36,10 @@ class Netns {
   int fd() const { return fd_.get(); }
   bool valid() const { return fd_.valid(); }
   const std::string& path() const { return path_; }
-  bool sameAs(const Netns& o) const { return dev_ == o.dev_ && ino_ == o.ino_; }
 
  private:
   UniqueFd fd_;
   std::string path_;
-  dev_t dev_ = 0;
-  ino_t ino_ = 0;
 };
 
 // Runs fn on a fresh thread that has entered ns, waits for it, and returns its status.

@@ -7,7 +7,7 @@
 #include "base/names.h"
 #include "plugin/cni/config.h"
 #include "plugin/cni/exec.h"
-#include "plugin/cni/result.h"
+#include "plugin/cni/result_codec.h"
 #include "plugin/core/engine.h"
 #include "plugin/core/host.h"
 #include "plugin/core/ipam.h"

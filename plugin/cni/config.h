@@ -7,7 +7,7 @@
 #include <vector>
 
 #include "base/json.h"
-#include "plugin/cni/result.h"
+#include "plugin/cni/result_codec.h"
 #include "plugin/core/ipam.h"
 
 namespace plumb::cni {

@@ -6,16 +6,13 @@
 
 namespace plumb::core {
 
-std::vector<std::string> Rollback::run() {
-  std::vector<std::string> done;
+void Rollback::run() {
   while (!undo_.empty()) {
     Entry e = std::move(undo_.back());
     undo_.pop_back();
     log::get("core")->debug("undo: {}", e.what);
     e.undo();
-    done.push_back(std::move(e.what));
   }
-  return done;
 }
 
 Status runSteps(const std::vector<Step>& steps) {

@@ -22,8 +22,8 @@ class Rollback {
     undo_.push_back({std::move(what), std::move(undo)});
   }
   void disarm() { undo_.clear(); }
-  // Runs the inverses, newest first; returns what was undone, in that order.
-  std::vector<std::string> run();
+  // Runs the inverses, newest first.
+  void run();
 
  private:
   struct Entry {

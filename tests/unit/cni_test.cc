@@ -6,7 +6,7 @@
 #include <nlohmann/json.hpp>
 
 #include "plugin/cni/config.h"
-#include "plugin/cni/result.h"
+#include "plugin/cni/result_codec.h"
 #include "plugin/core/ipam.h"
 #include "plugin/core/store.h"
 #include "test_dir.h"

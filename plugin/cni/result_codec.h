@@ -1,5 +1,5 @@
-// CNI results: one model, read from any supported version (prevResult, delegated IPAM output)
-// and written in the version the runtime asked for.
+// The CNI result codec: one model of a CNI result, decoded from any supported version
+// (prevResult, delegated IPAM output) and encoded in the version the runtime asked for.
 #pragma once
 
 #include <optional>

@@ -1,4 +1,4 @@
-#include "plugin/cni/result.h"
+#include "plugin/cni/result_codec.h"
 
 #include <algorithm>
 #include <array>
