@@ -14,7 +14,8 @@
 namespace plumb::core::modes {
 
 // Deletes a bridge plumb made (stamped at creation: a bridge the user made, br0 with the host's
-// uplink in it, is never plumb's to remove) and the forwarding rules plumb installed for it.
+// uplink in it, is never plumb's to remove), the forwarding rules plumb installed for it, and
+// plumb's nftables table once it holds no rule.
 // only_if_unused: only a bridge without ports, and nothing at all otherwise (a concurrent
 // attach may have joined the bridge an attach that failed had made).
 Status deleteOwnBridge(nl::NlSocket& s, const std::string& bridge, bool only_if_unused) {
@@ -32,7 +33,10 @@ Status deleteOwnBridge(nl::NlSocket& s, const std::string& bridge, bool only_if_
   } else if (only_if_unused) {
     return {};
   }
-  return nl::Firewall::revokeBridge(bridge);
+  PLUMB_TRY(nl::Firewall::revokeBridge(bridge));
+  // The last bridge's rules gone, plumb's table goes too: a first ADD that failed leaves the
+  // host as it found it.
+  return nl::Firewall::tidy();
 }
 
 namespace {

@@ -1,0 +1,97 @@
+// A failure after the addresses were allocated gives them back through the engine's rollback,
+// whichever front end asked: nothing is recorded, nothing is held, and the same request made
+// good afterwards succeeds. Each case first fails for the reason it
+// names (the error text), then shows the positive path in the same setting.
+#include "harness.h"
+
+namespace plumb::testing {
+namespace {
+
+class Rollback : public NetnsTest {
+ protected:
+  Cmd plumb(const std::string& args) {
+    return inHost(std::string(PLUMB_BIN) + " --state-dir " + state_.path() + "/state " + args);
+  }
+  std::string allocations() {
+    auto r = sh("sqlite3 " + state_.path() + "/state/plumb.db 'SELECT count(*) FROM ip_allocs'");
+    return r.rc == 0 ? r.out : "unreadable: " + std::to_string(r.rc);
+  }
+  std::string attachments() {
+    auto r =
+        sh("sqlite3 " + state_.path() + "/state/plumb.db 'SELECT count(*) FROM attachments'");
+    return r.rc == 0 ? r.out : "unreadable: " + std::to_string(r.rc);
+  }
+};
+
+TEST_F(Rollback, CniBridgeNameTakenByANonBridgeReleasesTheAddress) {
+  auto c1 = makeNetns("c1");
+  ASSERT_EQ(inHost("ip link add br-taken type veth peer name br-takenp").rc, 0);
+  auto conf = bridgeConf("netrb", "br-taken", "198.18.70.0/24");
+  std::string log = state_.path() + "/plumb.log";
+  conf["logFile"] = log;
+  conf["logLevel"] = "debug";
+  std::string before = hostSnapshot();
+  auto r = add(conf, "c1", c1);
+  EXPECT_EQ(r.rc, 1) << r.out;
+  // The address was taken before the bridge step failed, and given back by the rollback.
+  EXPECT_EQ(sh("grep -c 'step: allocate addresses in 198.18.70.0/24' " + log).out, "1\n");
+  EXPECT_EQ(sh("grep -c 'undo: allocate addresses in 198.18.70.0/24' " + log).out, "1\n");
+  EXPECT_EQ(cniCode(r), 7) << r.out;
+  EXPECT_NE(r.out.find("br-taken exists and is not a bridge"), std::string::npos) << r.out;
+  EXPECT_EQ(allocations(), "0\n") << "the address allocated before the bridge step went back";
+  EXPECT_EQ(attachments(), "0\n");
+  EXPECT_EQ(hostSnapshot(), before);
+  (void)sh("rm -f " + log);
+  // The same ADD once the name is free succeeds (IPAM moves on past a released address, as
+  // host-local does, so the count is what shows the release).
+  ASSERT_EQ(inHost("ip link del br-taken").rc, 0);
+  auto ok = add(conf, "c1", c1);
+  ASSERT_EQ(ok.rc, 0) << ok.out;
+  EXPECT_EQ(allocations(), "1\n");
+  EXPECT_EQ(del(conf, "c1", c1).rc, 0);
+  EXPECT_EQ(allocations(), "0\n");
+}
+
+TEST_F(Rollback, CniMacvlanMasterThatIsGoneReleasesTheAddress) {
+  auto c1 = makeNetns("c1");
+  json conf = {{"cniVersion", "1.0.0"},
+               {"name", "netmv"},
+               {"type", "plumb"},
+               {"mode", "macvlan"},
+               {"master", "gone0"},
+               {"dataDir", state_.path() + "/state"},
+               {"ipam", {{"type", "plumb"}, {"subnet", "198.18.71.0/24"}}}};
+  auto r = add(conf, "c1", c1);
+  EXPECT_EQ(r.rc, 1) << r.out;
+  EXPECT_NE(r.out.find("master link gone0 does not exist"), std::string::npos) << r.out;
+  EXPECT_EQ(allocations(), "0\n");
+  EXPECT_EQ(attachments(), "0\n");
+  EXPECT_EQ(in(nsName("c1"), "ip -o link show | grep -vc ': lo:' || true").out, "0\n");
+  ASSERT_EQ(inHost("ip link add gone0 type veth peer name gone0p && ip link set gone0 up").rc, 0);
+  auto ok = add(conf, "c1", c1);
+  ASSERT_EQ(ok.rc, 0) << ok.out;
+  EXPECT_EQ(allocations(), "1\n");
+  EXPECT_EQ(del(conf, "c1", c1).rc, 0);
+  EXPECT_EQ(allocations(), "0\n");
+}
+
+TEST_F(Rollback, CliFailureAfterTheRecordLeavesNoRecord) {
+  makeNetns("g1");
+  auto g1 = nsName("g1");
+  ASSERT_EQ(in(g1, "ip link add eth1 type veth peer name other1").rc, 0);
+  std::string before = hostSnapshot();
+  auto r = plumb("br-rbcli " + g1 + " 198.18.72.5/24");
+  EXPECT_EQ(r.rc, 1) << r.out;
+  EXPECT_NE(r.out.find("interface eth1 already exists in netns"), std::string::npos) << r.out;
+  EXPECT_EQ(attachments(), "0\n");
+  EXPECT_EQ(hostSnapshot(), before) << "the bridge this attach made went too";
+  ASSERT_EQ(in(g1, "ip link del eth1").rc, 0);
+  auto ok = plumb("br-rbcli " + g1 + " 198.18.72.5/24");
+  ASSERT_EQ(ok.rc, 0) << ok.out;
+  EXPECT_EQ(attachments(), "1\n");
+  EXPECT_EQ(plumb("del " + g1).rc, 0);
+  EXPECT_EQ(attachments(), "0\n");
+}
+
+}  // namespace
+}  // namespace plumb::testing
