@@ -9,14 +9,11 @@
 
 #include "base/log.h"
 #include "base/names.h"
-#include "netlink/addr.h"
-#include "netlink/route.h"
 #include "plugin/core/dhcp.h"
+#include "plugin/core/kernel.h"
 #include "plugin/core/modes/mode.h"
 
 namespace plumb::core {
-
-namespace nl = plumb::netlink;
 
 namespace {
 
@@ -34,14 +31,6 @@ std::optional<Plan> planOfMode(const std::string& mode) {
   }
 }
 
-// A netns path that does not open is a container that is gone (kNoNetns), or not a netns.
-Result<nl::Netns> openNetns(const std::string& path) {
-  auto ns = nl::Netns::fromPath(path);
-  if (!ns.ok() && ns.error().code == Errc::kNotFound)
-    return fail(Errc::kNoNetns, ns.error().message);
-  return ns;
-}
-
 void removeFiles(const std::vector<std::string>& files) {
   for (const auto& f : files) {
     std::error_code ec;
@@ -55,12 +44,14 @@ void addDhcpStep(modes::Context& ctx, const DhcpClient& client, std::vector<Step
   steps.push_back(
       {"run DHCP client " + client.name + " on " + ctx.req.key.ifname,
        [&ctx, &client]() -> Status {
+         const netlink::Netns* ns = ctx.kernel.netns(ctx.ctr_ns);
+         if (!ns) return fail(Errc::kUnsupported, "no netns to run a DHCP client in");
          if (ctx.req.dhcp->foreground) {
-           PLUMB_TRY(runDhcpForeground(*ctx.target, client));
+           PLUMB_TRY(runDhcpForeground(*ns, client));
            return fail(Errc::kInvalid, client.name + " ended in the foreground");
          }
          std::string log = dhcpRunDir() + "/" + hex8(ctx.req.key) + ".log";
-         auto lease = startDhcp(*ctx.target, client, ctx.req.key.ifname, log, 30000);
+         auto lease = startDhcp(*ns, client, ctx.req.key.ifname, log, 30000);
          if (!lease.ok()) {
            ::unlink(log.c_str());
            removeFiles(client.files);
@@ -134,6 +125,10 @@ void addAllocationStep(modes::Context& ctx, std::vector<Step>& steps) {
 
 }  // namespace
 
+Engine::Engine(Store& store) : store_(store), own_kernel_(realKernel()), kernel_(*own_kernel_) {}
+Engine::Engine(Store& store, Kernel& kernel) : store_(store), kernel_(kernel) {}
+Engine::~Engine() = default;
+
 std::string Engine::hostIfname(const AttachmentKey& key) { return "plm" + hex8(key); }
 std::string Engine::ownerStamp(const AttachmentKey& key) { return "plumb:" + key.str(); }
 std::string Engine::bridgeStamp(const std::string& bridge) { return "plumb:bridge:" + bridge; }
@@ -168,10 +163,9 @@ std::vector<Step> buildSteps(modes::Context& ctx, const std::optional<DhcpClient
   std::vector<Step> steps;
   steps.push_back({"open the host netns" + (ctx.in_container ? " and netns " + req.netns : ""),
                    [&ctx]() -> Status {
-                     PLUMB_ASSIGN(ctx.host, nl::NlSocket::open());
+                     PLUMB_TRY(ctx.kernel.listLinks(Kernel::kHost));  // the host's socket works
                      if (!ctx.in_container) return {};
-                     PLUMB_ASSIGN(ctx.target, openNetns(ctx.req.netns));
-                     PLUMB_ASSIGN(ctx.ctr, nl::NlSocket::openIn(*ctx.target));
+                     PLUMB_ASSIGN(ctx.ctr_ns, ctx.kernel.openNetns(ctx.req.netns));
                      return {};
                    }});
   steps.push_back({"record attachment " + req.key.str(),
@@ -193,8 +187,8 @@ std::vector<Step> buildSteps(modes::Context& ctx, const std::optional<DhcpClient
                      std::optional<nl::LinkInfo> link = ctx.ctr_link;
                      if (!link) {
                        PLUMB_ASSIGN(link, ctx.in_container
-                                              ? nl::getLink(*ctx.ctr, ctx.ctr_index)
-                                              : nl::getLink(*ctx.host, ctx.tmp_name));
+                                              ? ctx.kernel.getLink(ctx.ctr_ns, ctx.ctr_index)
+                                              : ctx.kernel.getLink(Kernel::kHost, ctx.tmp_name));
                      }
                      ctx.result.container = {link->name, link->mac ? link->mac->str() : "",
                                              ctx.in_container ? ctx.req.netns : "", link->mtu};
@@ -232,10 +226,10 @@ AttachmentRecord firstRecord(const AttachRequest& req, const std::string& host_n
   return r;
 }
 
-modes::Context contextFor(const AttachRequest& req, Store& store) {
+modes::Context contextFor(const AttachRequest& req, Store& store, Kernel& kernel) {
   bool in_container = req.placement == Placement::kContainer;
   std::string host_name = req.host_ifname.empty() ? Engine::hostIfname(req.key) : req.host_ifname;
-  modes::Context ctx(req, store);
+  modes::Context ctx(req, store, kernel);
   ctx.in_container = in_container;
   ctx.host_name = host_name;
   ctx.tmp_name = in_container ? Engine::tempIfname(req.key) : Engine::hostSideIfname(req.key);
@@ -247,7 +241,7 @@ modes::Context contextFor(const AttachRequest& req, Store& store) {
 
 Result<std::vector<std::string>> Engine::describe(const AttachRequest& req) {
   PLUMB_TRY(validate(req));
-  auto ctx = contextFor(req, store_);
+  auto ctx = contextFor(req, store_, kernel_);
   std::optional<DhcpClient> dhcp;
   if (req.dhcp) dhcp = DhcpClient{req.dhcp->client, {}, {}, {}};
   std::vector<std::string> out;
@@ -263,7 +257,7 @@ Result<AttachResult> Engine::attach(const AttachRequest& req) {
     PLUMB_ASSIGN(dhcp, dhcpClient(req.dhcp->client, req.dhcp->options, req.key.ifname,
                                   req.dhcp->hostname, dhcpRunDir()));
   }
-  auto ctx = contextFor(req, store_);
+  auto ctx = contextFor(req, store_, kernel_);
   auto steps = buildSteps(ctx, dhcp);
   auto st = runSteps(steps);
   if (!st.ok()) {
@@ -281,9 +275,8 @@ Status Engine::detach(const DetachRequest& req) {
       removeFiles(h.files);
     }
   }
-  PLUMB_ASSIGN(auto host, nl::NlSocket::open());
   modes::Detach d{req.key, record, !req.netns.empty() ? req.netns : (record ? record->netns : ""),
-                  host, ownerStamp(req.key)};
+                  kernel_, ownerStamp(req.key)};
   std::optional<Plan> plan = record ? planOfMode(record->mode) : std::nullopt;
   if (plan) {
     PLUMB_TRY(std::visit([&](const auto& p) { return modes::detach(p, d); }, *plan));
@@ -300,15 +293,14 @@ Status Engine::check(const AttachRequest& req) {
   if (record->state != "ready")
     return fail(Errc::kInvalid, "attachment " + req.key.str() + " is not complete");
   std::string netns = req.netns.empty() ? record->netns : req.netns;
-  PLUMB_ASSIGN(auto ns, openNetns(netns));
-  PLUMB_ASSIGN(auto ctr, nl::NlSocket::openIn(ns));
-  auto link = nl::getLink(ctr, req.key.ifname);
+  PLUMB_ASSIGN(auto ctr, kernel_.openNetns(netns));
+  auto link = kernel_.getLink(ctr, req.key.ifname);
   if (!link.ok())
     return fail(Errc::kNotFound, "interface " + req.key.ifname + " is missing in netns " + netns);
   if (!link->up()) return fail(Errc::kInvalid, "interface " + req.key.ifname + " is down");
-  modes::Check c{req, *record, *link};
+  modes::Check c{req, *record, *link, kernel_};
   PLUMB_TRY(std::visit([&](const auto& p) { return modes::check(p, c); }, req.plan));
-  PLUMB_ASSIGN(auto addrs, nl::listAddresses(ctr, AF_UNSPEC, link->index));
+  PLUMB_ASSIGN(auto addrs, kernel_.listAddresses(ctr, AF_UNSPEC, link->index));
   for (const auto& a : req.addresses) {
     bool found = false;
     for (const auto& have : addrs) found |= have.prefix == a.address;
@@ -319,7 +311,7 @@ Status Engine::check(const AttachRequest& req) {
   std::vector<nl::Route> routes;
   for (int family : {AF_INET, AF_INET6}) {
     // Any table: a later plugin in the chain (sbr) may have moved them, as the spec allows.
-    PLUMB_ASSIGN(auto rs, nl::listRoutes(ctr, family, 0));
+    PLUMB_ASSIGN(auto rs, kernel_.listRoutes(ctr, family, 0));
     routes.insert(routes.end(), rs.begin(), rs.end());
   }
   for (const auto& r : req.routes) {

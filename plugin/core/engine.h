@@ -4,6 +4,7 @@
 // plugin/core/host.h.
 #pragma once
 
+#include <memory>
 #include <string>
 #include <vector>
 
@@ -12,6 +13,8 @@
 #include "plugin/core/types.h"
 
 namespace plumb::core {
+
+class Kernel;  // plugin/core/kernel.h, internal
 
 struct DetachRequest {
   AttachmentKey key;
@@ -29,7 +32,13 @@ struct NetworkRemoval {
 
 class Engine {
  public:
-  explicit Engine(Store& store) : store_(store) {}
+  // On the real kernel.
+  explicit Engine(Store& store);
+  // On a kernel the caller provides (the unit tests' fake).
+  Engine(Store& store, Kernel& kernel);
+  ~Engine();
+  Engine(const Engine&) = delete;
+  Engine& operator=(const Engine&) = delete;
 
   // Validates the request (names, addresses, mode) without touching anything.
   static Status validate(const AttachRequest& req);
@@ -76,6 +85,8 @@ class Engine {
   Status unmasqueradeIfUnused(const std::string& network, const std::vector<IpPrefix>& subnets);
 
   Store& store_;
+  std::unique_ptr<Kernel> own_kernel_;
+  Kernel& kernel_;
 };
 
 }  // namespace plumb::core

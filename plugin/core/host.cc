@@ -7,6 +7,7 @@
 #include "netlink/netns.h"
 #include "netlink/route.h"
 #include "netlink/socket.h"
+#include "plugin/core/kernel.h"
 #include "plugin/core/modes/mode.h"
 
 namespace plumb::core {
@@ -51,8 +52,7 @@ Status checkNetns(const std::string& path) {
 }
 
 Status checkPassthroughDevice(const PassthroughPlan& plan) {
-  PLUMB_ASSIGN(auto sock, nl::NlSocket::open());
-  PLUMB_TRY(modes::findPassthroughDevice(sock, plan));
+  PLUMB_TRY(modes::findPassthroughDevice(*realKernel(), plan));
   return {};
 }
 

@@ -1,7 +1,7 @@
 // What the engine does for a network rather than one attachment: its bridge made ahead of use
 // and removed after, its masquerade rules, and the ports published to its containers.
-#include "netlink/firewall.h"
 #include "plugin/core/engine.h"
+#include "plugin/core/kernel.h"
 #include "plugin/core/modes/mode.h"
 
 namespace plumb::core {
@@ -10,12 +10,11 @@ namespace nl = plumb::netlink;
 
 Result<bool> Engine::prepareBridge(const std::string& network, const VethBridgePlan& plan,
                                    int mtu) {
-  return modes::ensureBridgeForNetwork(network, plan, mtu);
+  return modes::ensureBridgeForNetwork(kernel_, network, plan, mtu);
 }
 
 Status Engine::removeBridge(const std::string& bridge) {
-  PLUMB_ASSIGN(auto host, nl::NlSocket::open());
-  return modes::deleteOwnBridge(host, bridge, /*only_if_unused=*/false);
+  return modes::deleteOwnBridge(kernel_, bridge, /*only_if_unused=*/false);
 }
 
 Status Engine::unmasqueradeIfUnused(const std::string& network,
@@ -40,7 +39,7 @@ Status Engine::removeNetwork(const NetworkRemoval& removal) {
                 a.key.network != removal.network;
     if (!in_use) PLUMB_TRY(removeBridge(removal.bridge));
   }
-  return nl::Firewall::tidy();
+  return kernel_.tidyRules();
 }
 
 Status Engine::publish(const std::string& owner, const std::string& bridge,

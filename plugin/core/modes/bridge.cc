@@ -5,9 +5,6 @@
 #include <memory>
 
 #include "base/names.h"
-#include "netlink/addr.h"
-#include "netlink/firewall.h"
-#include "netlink/sysctl.h"
 #include "plugin/core/engine.h"
 #include "plugin/core/modes/mode.h"
 
@@ -18,25 +15,25 @@ namespace plumb::core::modes {
 // plumb's nftables table once it holds no rule.
 // only_if_unused: only a bridge without ports, and nothing at all otherwise (a concurrent
 // attach may have joined the bridge an attach that failed had made).
-Status deleteOwnBridge(nl::NlSocket& s, const std::string& bridge, bool only_if_unused) {
-  auto br = nl::getLink(s, bridge);
+Status deleteOwnBridge(Kernel& k, const std::string& bridge, bool only_if_unused) {
+  auto br = k.getLink(Kernel::kHost, bridge);
   bool ours = br.ok() && br->kind == "bridge" && br->alias == Engine::bridgeStamp(bridge);
   if (ours && only_if_unused) {
-    PLUMB_ASSIGN(auto links, nl::listLinks(s));
+    PLUMB_ASSIGN(auto links, k.listLinks(Kernel::kHost));
     for (const auto& l : links) {
       if (l.master == br->index) return {};
     }
   }
   if (ours) {
-    auto st = nl::deleteLink(s, br->index);
+    auto st = k.deleteLink(Kernel::kHost, br->index);
     if (!st.ok() && st.error().code != Errc::kNotFound) return st;
   } else if (only_if_unused) {
     return {};
   }
-  PLUMB_TRY(nl::Firewall::revokeBridge(bridge));
+  PLUMB_TRY(k.revokeBridgeRules(bridge));
   // The last bridge's rules gone, plumb's table goes too: a first ADD that failed leaves the
   // host as it found it.
-  return nl::Firewall::tidy();
+  return k.tidyRules();
 }
 
 namespace {
@@ -44,25 +41,27 @@ namespace {
 // Creates the bridge when it is missing and allowed, puts the gateway addresses on it, brings
 // it up, and makes sure its forwarding (and masquerade) rules are in place. A bridge made here
 // and then not usable goes again: a failure changes nothing.
-Result<nl::LinkInfo> ensureBridge(nl::NlSocket& s, const std::string& network,
+Result<nl::LinkInfo> ensureBridge(Kernel& k, const std::string& network,
                                   const VethBridgePlan& plan, int mtu, bool* created) {
+  constexpr Ns host = Kernel::kHost;
   bool made = false;
   auto result = [&]() -> Result<nl::LinkInfo> {
-    auto br = nl::getLink(s, plan.bridge);
+    auto br = k.getLink(host, plan.bridge);
     if (!br.ok() && br.error().code == Errc::kNotFound) {
       if (!plan.create_bridge) {
         return fail(Errc::kNotFound, "no such bridge " + plan.bridge + " and create=false");
       }
       // A MAC of its own: otherwise the bridge takes its lowest port's, and the gateway's MAC
       // changes under the containers as ports come and go.
-      auto st = nl::createBridge(s, {plan.bridge, mtu, MacAddr::fromName("bridge:" + plan.bridge)});
+      auto st =
+          k.createBridge(host, {plan.bridge, mtu, MacAddr::fromName("bridge:" + plan.bridge)});
       if (!st.ok() && st.error().code != Errc::kExists) return std::move(st).error();
       made = st.ok();
-      br = nl::getLink(s, plan.bridge);
+      br = k.getLink(host, plan.bridge);
       if (st.ok() && br.ok()) {
         nl::LinkChange stamp;
         stamp.alias = Engine::bridgeStamp(plan.bridge);
-        PLUMB_TRY(nl::changeLink(s, br->index, stamp));
+        PLUMB_TRY(k.changeLink(host, br->index, stamp));
       }
     }
     if (!br.ok()) return std::move(br).error();
@@ -71,21 +70,21 @@ Result<nl::LinkInfo> ensureBridge(nl::NlSocket& s, const std::string& network,
                   plan.bridge + " exists and is not a bridge (kind '" + br->kind + "')");
     }
     for (const auto& gw : plan.gateway_addresses) {
-      auto st = nl::addAddress(s, br->index, gw);
+      auto st = k.addAddress(host, br->index, gw);
       if (!st.ok() && st.error().code != Errc::kExists) return std::move(st).error();
     }
     nl::LinkChange change;
     if (!br->up()) change.up = true;
     if (plan.promisc && !(br->flags & IFF_PROMISC)) change.promisc = true;
-    if (change.up || change.promisc) PLUMB_TRY(nl::changeLink(s, br->index, change));
+    if (change.up || change.promisc) PLUMB_TRY(k.changeLink(host, br->index, change));
     bool v4 = false, v6 = false;
     for (const auto& gw : plan.gateway_addresses) (gw.isV4() ? v4 : v6) = true;
-    if (v4) PLUMB_TRY(nl::writeSysctl(nullptr, "net.ipv4.ip_forward", "1"));
-    if (v6) PLUMB_TRY(nl::writeSysctl(nullptr, "net.ipv6.conf.all.forwarding", "1"));
-    PLUMB_TRY(nl::Firewall::ensure({plan.bridge, network, plan.masquerade, plan.internal}));
+    if (v4) PLUMB_TRY(k.writeSysctl(host, "net.ipv4.ip_forward", "1"));
+    if (v6) PLUMB_TRY(k.writeSysctl(host, "net.ipv6.conf.all.forwarding", "1"));
+    PLUMB_TRY(k.ensureBridgeRules({plan.bridge, network, plan.masquerade, plan.internal}));
     return std::move(br).value();
   }();
-  if (!result.ok() && made) (void)deleteOwnBridge(s, plan.bridge, /*only_if_unused=*/true);
+  if (!result.ok() && made) (void)deleteOwnBridge(k, plan.bridge, /*only_if_unused=*/true);
   if (created) *created = made && result.ok();
   return result;
 }
@@ -99,12 +98,11 @@ struct BridgeState {
 
 }  // namespace
 
-Result<bool> ensureBridgeForNetwork(const std::string& network, const VethBridgePlan& plan,
-                                    int mtu) {
+Result<bool> ensureBridgeForNetwork(Kernel& k, const std::string& network,
+                                    const VethBridgePlan& plan, int mtu) {
   PLUMB_TRY(validateIfname(plan.bridge));
-  PLUMB_ASSIGN(auto host, nl::NlSocket::open());
   bool created = false;
-  PLUMB_TRY(ensureBridge(host, network, plan, mtu, &created));
+  PLUMB_TRY(ensureBridge(k, network, plan, mtu, &created));
   return created;
 }
 
@@ -117,7 +115,7 @@ void addSteps(const VethBridgePlan& plan, Context& ctx, std::vector<Step>& steps
   auto br = std::make_shared<BridgeState>();
   steps.push_back({"ensure bridge " + plan.bridge,
                    [&ctx, &plan, br]() -> Status {
-                     PLUMB_ASSIGN(auto link, ensureBridge(*ctx.host, ctx.req.key.network, plan,
+                     PLUMB_ASSIGN(auto link, ensureBridge(ctx.kernel, ctx.req.key.network, plan,
                                                           ctx.req.mtu, &br->created));
                      br->index = link.index;
                      br->mtu = link.mtu;
@@ -126,7 +124,7 @@ void addSteps(const VethBridgePlan& plan, Context& ctx, std::vector<Step>& steps
                    [&ctx, &plan, br] {
                      // An attach that fails later takes back the bridge it made (none other).
                      if (br->created)
-                       (void)deleteOwnBridge(*ctx.host, plan.bridge, /*only_if_unused=*/true);
+                       (void)deleteOwnBridge(ctx.kernel, plan.bridge, /*only_if_unused=*/true);
                    }});
   steps.push_back({"create veth " + ctx.host_name + " with peer " + ctx.tmp_name,
                    [&ctx, br]() -> Status {
@@ -139,11 +137,12 @@ void addSteps(const VethBridgePlan& plan, Context& ctx, std::vector<Step>& steps
          change.master = br->index;
          change.alias = Engine::ownerStamp(ctx.req.key);
          change.no_ipv6_link_local = true;  // before it is first up
-         auto st = nl::changeLink(*ctx.host, ctx.host_index, change);
+         Kernel& k = ctx.kernel;
+         auto st = k.changeLink(Kernel::kHost, ctx.host_index, change);
          if (!st.ok() && st.error().code == Errc::kUnsupported) {
            // No IPv6 on this host (ipv6.disable=1) or an MTU below 1280: nothing to turn off.
            change.no_ipv6_link_local = false;
-           st = nl::changeLink(*ctx.host, ctx.host_index, change);
+           st = k.changeLink(Kernel::kHost, ctx.host_index, change);
          }
          if (!st.ok() && st.error().sys_errno == EXFULL) {
            return fail(Errc::kInvalid, "failed to attach " + ctx.host_name + " to bridge " +
@@ -154,7 +153,7 @@ void addSteps(const VethBridgePlan& plan, Context& ctx, std::vector<Step>& steps
          if (!st.ok())
            return std::move(st).error().wrap("failed to attach " + ctx.host_name + " to bridge " +
                                              plan.bridge);
-         if (plan.hairpin) PLUMB_TRY(nl::setBridgePortHairpin(*ctx.host, ctx.host_index, true));
+         if (plan.hairpin) PLUMB_TRY(k.setBridgePortHairpin(Kernel::kHost, ctx.host_index, true));
          return {};  // up last: see "set ... up" below
        }});
   addContainerSteps(ctx, steps);
@@ -165,7 +164,7 @@ void addSteps(const VethBridgePlan& plan, Context& ctx, std::vector<Step>& steps
   steps.push_back({"set " + ctx.host_name + " up", [&ctx]() -> Status {
                      nl::LinkChange up;
                      up.up = true;
-                     PLUMB_TRY(nl::changeLink(*ctx.host, ctx.host_index, up));
+                     PLUMB_TRY(ctx.kernel.changeLink(Kernel::kHost, ctx.host_index, up));
                      ctx.announce_after_port = ctx.host_index;
                      return {};
                    }});
@@ -175,10 +174,9 @@ Status detach(const VethBridgePlan&, Detach& d) { return deleteStampedLinks(d); 
 
 Status check(const VethBridgePlan& plan, Check& c) {
   PLUMB_TRY(checkKind(c, "veth"));
-  PLUMB_ASSIGN(auto host, nl::NlSocket::open());
-  auto br = nl::getLink(host, plan.bridge);
+  auto br = c.kernel.getLink(Kernel::kHost, plan.bridge);
   if (!br.ok()) return fail(Errc::kNotFound, "bridge " + plan.bridge + " is missing");
-  auto hl = nl::getLink(host, c.record.host_ifname);
+  auto hl = c.kernel.getLink(Kernel::kHost, c.record.host_ifname);
   if (!hl.ok())
     return fail(Errc::kNotFound, "host interface " + c.record.host_ifname + " is missing");
   if (hl->master != br->index) {

@@ -67,7 +67,7 @@ void addSteps(const MacvlanPlan& plan, Context& ctx, std::vector<Step>& steps) {
       {"create macvlan " + ctx.tmp_name + " on " + plan.master + " (" +
            macvlanModeName(plan.mode) + ")",
        [&ctx, &plan]() -> Status {
-         auto master = nl::getLink(*ctx.host, plan.master);
+         auto master = ctx.kernel.getLink(Kernel::kHost, plan.master);
          if (!master.ok()) {
            if (master.error().code == Errc::kNotFound)
              return fail(Errc::kNotFound, "master link " + plan.master + " does not exist");
@@ -77,16 +77,14 @@ void addSteps(const MacvlanPlan& plan, Context& ctx, std::vector<Step>& steps) {
          spec.name = ctx.tmp_name;
          spec.parent_index = master->index;
          spec.mode = kernelMode(plan.mode);
-         spec.netns = ctx.in_container ? &*ctx.target : nullptr;
          spec.mtu = ctx.req.mtu;
          spec.mac = ctx.req.mac;
-         return nl::createMacvlan(*ctx.host, spec);
+         return ctx.kernel.createMacvlan(Kernel::kHost, spec, ctx.ctr_ns);
        },
        [&ctx] {
-         nl::NlSocket& side = ctx.ctrSide();
-         auto link = nl::getLink(side, ctx.tmp_name);
-         if (!link.ok() && ctx.in_container) link = nl::getLink(side, ctx.req.key.ifname);
-         if (link.ok()) (void)nl::deleteLink(side, link->index);
+         auto link = ctx.kernel.getLink(ctx.ctr_ns, ctx.tmp_name);
+         if (!link.ok() && ctx.in_container) link = ctx.kernel.getLink(ctx.ctr_ns, ctx.req.key.ifname);
+         if (link.ok()) (void)ctx.kernel.deleteLink(ctx.ctr_ns, link->index);
        }});
   addContainerSteps(ctx, steps);
 }

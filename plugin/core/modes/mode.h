@@ -19,33 +19,31 @@
 #include <string>
 #include <vector>
 
-#include "netlink/link.h"
-#include "netlink/netns.h"
-#include "netlink/socket.h"
+#include "plugin/core/kernel.h"
 #include "plugin/core/steps.h"
 #include "plugin/core/store.h"
 #include "plugin/core/types.h"
 
 namespace plumb::core::modes {
 
-namespace nl = plumb::netlink;
+using Ns = Kernel::Ns;
 
 // One attach, as its steps run: what earlier steps found or made, for later ones and the undo.
 struct Context {
-  Context(const AttachRequest& r, Store& s) : req(r), store(s) {}
+  Context(const AttachRequest& r, Store& s, Kernel& k) : req(r), store(s), kernel(k) {}
 
   // A copy: allocating addresses (AttachRequest::address_source) fills in its addresses and
   // routes, and the bridge plan's gateway addresses and masquerade. Steps read it when they
   // run, not when they are built.
   AttachRequest req;
   Store& store;
+  Kernel& kernel;
   bool in_container = true;  // Placement::kContainer
   std::string host_name;     // a veth's host end
   std::string tmp_name;      // made under this name; renamed to req.key.ifname in the netns
-  std::optional<nl::NlSocket> host;
-  std::optional<nl::Netns> target;  // the container's netns (in_container only)
-  std::optional<nl::NlSocket> ctr;  // a socket in target
-  int host_index = 0;               // a veth's host end, once made
+  // Where the container's end goes: its netns, or the host when Docker moves it itself.
+  Ns ctr_ns = Kernel::kHost;
+  int host_index = 0;  // a veth's host end, once made
   int ctr_index = 0;                // the container's interface, once named
   // The links as made, read before they come up: the result is built from these, so nothing
   // asks the kernel anything after the last link comes up (see "record the result").
@@ -55,9 +53,6 @@ struct Context {
   int announce_after_port = 0;
   AttachmentRecord record;  // as stored: "adding" first, "ready" at the end
   AttachResult result;
-
-  // The socket for the container's end: in the netns, or the host's when Docker moves it.
-  nl::NlSocket& ctrSide() { return in_container ? *ctr : *host; }
 };
 
 // Removing one attachment: the record may be missing (a DEL after a failed ADD, or a second
@@ -66,7 +61,7 @@ struct Detach {
   const AttachmentKey& key;
   const std::optional<AttachmentRecord>& record;
   std::string netns;  // empty: none known
-  nl::NlSocket& host;
+  Kernel& kernel;
   std::string stamp;  // Engine::ownerStamp(key): nothing without it is deleted
 };
 
@@ -75,6 +70,7 @@ struct Check {
   const AttachRequest& req;
   const AttachmentRecord& record;
   const nl::LinkInfo& link;
+  Kernel& kernel;
 };
 
 // Bridge mode (bridge.cc).
@@ -83,9 +79,9 @@ void addSteps(const VethBridgePlan& plan, Context& ctx, std::vector<Step>& steps
 Status detach(const VethBridgePlan& plan, Detach& d);
 Status check(const VethBridgePlan& plan, Check& c);
 // Bridge-level work the engine does for a network rather than an attachment.
-Result<bool> ensureBridgeForNetwork(const std::string& network, const VethBridgePlan& plan,
-                                    int mtu);
-Status deleteOwnBridge(nl::NlSocket& s, const std::string& bridge, bool only_if_unused);
+Result<bool> ensureBridgeForNetwork(Kernel& k, const std::string& network,
+                                    const VethBridgePlan& plan, int mtu);
+Status deleteOwnBridge(Kernel& k, const std::string& bridge, bool only_if_unused);
 
 // Macvlan mode (macvlan.cc).
 Status validate(const MacvlanPlan& plan, const AttachRequest& req);
@@ -99,15 +95,13 @@ void addSteps(const PassthroughPlan& plan, Context& ctx, std::vector<Step>& step
 Status detach(const PassthroughPlan& plan, Detach& d);
 Status check(const PassthroughPlan& plan, Check& c);
 // The device a plan names, checked as fit to move (Docker's CreateNetwork asks ahead).
-Result<nl::LinkInfo> findPassthroughDevice(nl::NlSocket& host, const PassthroughPlan& plan,
-                                           const std::string& sysfs = "/sys");
+Result<nl::LinkInfo> findPassthroughDevice(Kernel& k, const PassthroughPlan& plan);
 // What removal gives back, read off the device before its first change.
-DeviceRestore restoreOf(const nl::LinkInfo& dev, const std::string& sysfs = "/sys");
+DeviceRestore restoreOf(Kernel& k, const nl::LinkInfo& dev);
 // After the container's netns died: the kernel hands a physical device back to the host,
 // possibly renamed devN. Finds it (PCI address, permanent MAC, stamp) and restores it; a
 // device that is gone (a veth stand-in dies with the netns) is success.
-Status restoreReturnedDevice(nl::NlSocket& host, const DeviceRestore& restore,
-                             const std::string& stamp, const std::string& sysfs = "/sys");
+Status restoreReturnedDevice(Kernel& k, const DeviceRestore& restore, const std::string& stamp);
 
 // Open vSwitch and SR-IOV (planned.cc): refused until their issues land.
 Status validate(const OvsPlan& plan, const AttachRequest& req);

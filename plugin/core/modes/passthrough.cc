@@ -5,7 +5,6 @@
 
 #include "base/log.h"
 #include "base/names.h"
-#include "netlink/device.h"
 #include "plugin/core/engine.h"
 #include "plugin/core/modes/mode.h"
 
@@ -21,66 +20,60 @@ struct DeviceSettings {
 };
 
 // In a fresh temporary namespace: the device renamed and set, then moved to target.
-Status throughTemporary(nl::NlSocket& from, int index, const nl::Netns& target,
-                        const DeviceSettings& s) {
+Status throughTemporary(Kernel& k, Ns from, int index, Ns target, const DeviceSettings& s) {
   nl::LinkChange down;
   down.up = false;
-  PLUMB_TRY(nl::changeLink(from, index, down));
-  PLUMB_ASSIGN(auto temp, nl::Netns::createTemporary());
-  nl::LinkChange move;
-  move.netns = &temp;
-  PLUMB_TRY(nl::changeLink(from, index, move));
-  PLUMB_ASSIGN(auto tsock, nl::NlSocket::openIn(temp));
-  PLUMB_ASSIGN(auto links, nl::listLinks(tsock));
+  PLUMB_TRY(k.changeLink(from, index, down));
+  PLUMB_ASSIGN(Ns temp, k.temporaryNetns());
+  struct Close {
+    Kernel& k;
+    Ns ns;
+    ~Close() { k.closeNetns(ns); }  // the temporary netns dies with its last handle
+  } close{k, temp};
+  PLUMB_TRY(k.moveLink(from, index, temp));
+  PLUMB_ASSIGN(auto links, k.listLinks(temp));
   int tidx = 0;
   for (const auto& l : links) {
     if (l.name != "lo") tidx = l.index;
   }
-  auto back = [&](const Error& e) -> Status {
-    // Whatever failed, the device leaves the temporary namespace (which dies with it).
-    nl::LinkChange home;
-    home.netns = &target;
-    (void)nl::changeLink(tsock, tidx, home);
-    return fail(e);
-  };
   nl::LinkChange set;
   set.name = s.name;
   if (s.mtu > 0) set.mtu = s.mtu;
   if (s.mac) set.mac = s.mac;
   set.alias = s.alias;
-  auto st = nl::changeLink(tsock, tidx, set);
-  if (!st.ok()) return back(st.error());
-  nl::LinkChange go;
-  go.netns = &target;
-  return nl::changeLink(tsock, tidx, go);
+  auto st = k.changeLink(temp, tidx, set);
+  if (!st.ok()) {
+    // Whatever failed, the device leaves the temporary namespace.
+    (void)k.moveLink(temp, tidx, target);
+    return st;
+  }
+  return k.moveLink(temp, tidx, target);
 }
 
-// Moves dev (in from's netns) into target, through a temporary namespace. On a failure
-// half-way the device goes back to where it was, as it was.
-Status moveDevice(nl::NlSocket& from, const nl::LinkInfo& dev, const nl::Netns& target,
-                  const DeviceSettings& settings, const DeviceRestore& restore) {
-  auto st = throughTemporary(from, dev.index, target, settings);
+// Moves dev (in from) into target, through a temporary namespace. On a failure half-way the
+// device goes back to where it was, as it was.
+Status moveDevice(Kernel& k, const nl::LinkInfo& dev, Ns target, const DeviceSettings& settings,
+                  const DeviceRestore& restore) {
+  auto st = throughTemporary(k, Kernel::kHost, dev.index, target, settings);
   if (!st.ok()) {
     // It may be in target already, or back where it was under its new name: put it right.
-    (void)restoreReturnedDevice(from, restore, settings.alias);
+    (void)restoreReturnedDevice(k, restore, settings.alias);
     return std::move(st).error().wrap("failed to move " + dev.name);
   }
   return {};
 }
 
-// Gives the device at index (in where's netns) back to the host as restore describes.
-Status restoreDevice(nl::NlSocket& where, int index, const DeviceRestore& r) {
+// Gives the device at index (in where) back to the host as restore describes.
+Status restoreDevice(Kernel& k, Ns where, int index, const DeviceRestore& r) {
   if (r.name.empty()) return fail(Errc::kInvalid, "no record of the device's original name");
-  PLUMB_ASSIGN(auto host, nl::Netns::current());
   DeviceSettings s{r.name, r.mtu, r.mac, r.alias};
-  auto st = throughTemporary(where, index, host, s);
+  auto st = throughTemporary(k, where, index, Kernel::kHost, s);
   if (!st.ok()) return std::move(st).error().wrap("failed to give " + r.name + " back to the host");
   if (r.up) {
-    PLUMB_ASSIGN(auto sock, nl::NlSocket::open());
-    PLUMB_ASSIGN(auto back, nl::getLink(sock, r.name));
+    PLUMB_ASSIGN(auto back, k.getLink(Kernel::kHost, r.name));
     nl::LinkChange up;
     up.up = true;
-    PLUMB_TRY(nl::changeLink(sock, back.index, up));
+    PLUMB_TRY(k.changeLink(Kernel::kHost, back.index, up));
   }
   return {};
 }
@@ -93,9 +86,8 @@ std::string describeDevice(const PassthroughPlan& plan) {
 
 }  // namespace
 
-Result<nl::LinkInfo> findPassthroughDevice(nl::NlSocket& host, const PassthroughPlan& plan,
-                                           const std::string& sysfs) {
-  PLUMB_ASSIGN(auto dev, nl::findDevice(host, {plan.device, plan.hwaddr, plan.pci_address}, sysfs));
+Result<nl::LinkInfo> findPassthroughDevice(Kernel& k, const PassthroughPlan& plan) {
+  PLUMB_ASSIGN(auto dev, k.findDevice({plan.device, plan.hwaddr, plan.pci_address}));
   if (dev.name == "lo") return fail(Errc::kInvalid, "lo cannot be moved into a container");
   if (dev.kind == "bridge")
     return fail(Errc::kInvalid, dev.name + " is a bridge; only a device can be moved");
@@ -104,23 +96,23 @@ Result<nl::LinkInfo> findPassthroughDevice(nl::NlSocket& host, const Passthrough
   return dev;
 }
 
-DeviceRestore restoreOf(const nl::LinkInfo& dev, const std::string& sysfs) {
+DeviceRestore restoreOf(Kernel& k, const nl::LinkInfo& dev) {
   DeviceRestore r;
   r.name = dev.name;
   r.mtu = dev.mtu;
   r.mac = dev.mac;
   r.perm_mac = dev.perm_mac;
-  r.pci = nl::pciAddressOf(sysfs, dev.name);
+  r.pci = k.pciAddressOf(dev.name);
   r.alias = dev.alias;
   r.up = dev.up();
   return r;
 }
 
-Status restoreReturnedDevice(nl::NlSocket& host, const DeviceRestore& r, const std::string& stamp,
-                             const std::string& sysfs) {
-  PLUMB_ASSIGN(auto links, nl::listLinks(host));
+Status restoreReturnedDevice(Kernel& k, const DeviceRestore& r, const std::string& stamp) {
+  constexpr Ns host = Kernel::kHost;
+  PLUMB_ASSIGN(auto links, k.listLinks(host));
   nl::DeviceRef ref{"", r.perm_mac, r.pci};
-  auto found = nl::pickDevice(links, ref, sysfs);
+  auto found = k.pickDevice(links, ref);
   if (!found) {
     // Stamped and under any name: the device as plumb left it.
     for (const auto& l : links) {
@@ -132,14 +124,14 @@ Status restoreReturnedDevice(nl::NlSocket& host, const DeviceRestore& r, const s
   if (found->name != r.name) {
     nl::LinkChange down;
     down.up = false;
-    PLUMB_TRY(nl::changeLink(host, found->index, down));
+    PLUMB_TRY(k.changeLink(host, found->index, down));
     change.name = r.name;
   }
   if (r.mtu > 0 && found->mtu != r.mtu) change.mtu = r.mtu;
   if (r.mac && found->mac != r.mac) change.mac = r.mac;
   change.alias = r.alias;
   if (r.up) change.up = true;
-  auto st = nl::changeLink(host, found->index, change);
+  auto st = k.changeLink(host, found->index, change);
   if (!st.ok()) return std::move(st).error().wrap("failed to restore " + r.name);
   log::get("core")->info("{} restored on the host (was {})", r.name, found->name);
   return {};
@@ -161,8 +153,8 @@ void addSteps(const PassthroughPlan& plan, Context& ctx, std::vector<Step>& step
   // What removal gives back is in the store before the device is first changed, so a crash
   // from here on leaves a record that detach can restore from.
   steps.push_back({"find device " + describeDevice(plan), [&ctx, &plan, device]() -> Status {
-                     PLUMB_ASSIGN(*device, findPassthroughDevice(*ctx.host, plan));
-                     ctx.record.restore = restoreOf(*device);
+                     PLUMB_ASSIGN(*device, findPassthroughDevice(ctx.kernel, plan));
+                     ctx.record.restore = restoreOf(ctx.kernel, *device);
                      ctx.record.via = device->name;
                      return ctx.store.updateAttachment(ctx.record);
                    }});
@@ -173,7 +165,7 @@ void addSteps(const PassthroughPlan& plan, Context& ctx, std::vector<Step>& step
                        nl::LinkChange change;
                        change.alias = Engine::ownerStamp(ctx.req.key);
                        if (ctx.req.mtu > 0) change.mtu = ctx.req.mtu;
-                       return nl::changeLink(*ctx.host, device->index, change);
+                       return ctx.kernel.changeLink(Kernel::kHost, device->index, change);
                      }});
     return;
   }
@@ -181,12 +173,12 @@ void addSteps(const PassthroughPlan& plan, Context& ctx, std::vector<Step>& step
       {"move the device into netns " + ctx.req.netns + " through a temporary netns",
        [&ctx, device]() -> Status {
          DeviceSettings s{ctx.tmp_name, ctx.req.mtu, ctx.req.mac, Engine::ownerStamp(ctx.req.key)};
-         return moveDevice(*ctx.host, *device, *ctx.target, s, *ctx.record.restore);
+         return moveDevice(ctx.kernel, *device, ctx.ctr_ns, s, *ctx.record.restore);
        },
        [&ctx] {
-         auto link = nl::getLink(*ctx.ctr, ctx.tmp_name);
-         if (!link.ok()) link = nl::getLink(*ctx.ctr, ctx.req.key.ifname);
-         if (link.ok()) (void)restoreDevice(*ctx.ctr, link->index, *ctx.record.restore);
+         auto link = ctx.kernel.getLink(ctx.ctr_ns, ctx.tmp_name);
+         if (!link.ok()) link = ctx.kernel.getLink(ctx.ctr_ns, ctx.req.key.ifname);
+         if (link.ok()) (void)restoreDevice(ctx.kernel, ctx.ctr_ns, link->index, *ctx.record.restore);
        }});
   addContainerSteps(ctx, steps);
 }
@@ -196,19 +188,20 @@ void addSteps(const PassthroughPlan& plan, Context& ctx, std::vector<Step>& step
 Status detach(const PassthroughPlan&, Detach& d) {
   DeviceRestore restore = d.record && d.record->restore ? *d.record->restore : DeviceRestore{};
   bool done = false;
+  Kernel& k = d.kernel;
   if (!d.netns.empty()) {
-    auto ns = nl::Netns::fromPath(d.netns);
+    auto ns = k.openNetns(d.netns);
     if (ns.ok()) {
-      PLUMB_ASSIGN(auto ctr, nl::NlSocket::openIn(*ns));
-      PLUMB_ASSIGN(auto links, nl::listLinks(ctr));
+      PLUMB_ASSIGN(auto links, k.listLinks(*ns));
       for (const auto& l : links) {
         if (l.alias != d.stamp) continue;
-        PLUMB_TRY(restoreDevice(ctr, l.index, restore));
+        PLUMB_TRY(restoreDevice(k, *ns, l.index, restore));
         done = true;
       }
+      k.closeNetns(*ns);
     }
   }
-  if (!done) PLUMB_TRY(restoreReturnedDevice(d.host, restore, d.stamp));
+  if (!done) PLUMB_TRY(restoreReturnedDevice(k, restore, d.stamp));
   return {};
 }
 

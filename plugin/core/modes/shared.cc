@@ -4,11 +4,6 @@
 
 #include <algorithm>
 
-#include "base/log.h"
-#include "netlink/addr.h"
-#include "netlink/announce.h"
-#include "netlink/route.h"
-#include "netlink/sysctl.h"
 #include "plugin/core/engine.h"
 #include "plugin/core/modes/mode.h"
 
@@ -18,18 +13,18 @@ Status createVethPair(Context& ctx, int mtu) {
   nl::VethSpec spec;
   spec.name = ctx.host_name;
   spec.peer_name = ctx.tmp_name;
-  spec.peer_netns = ctx.in_container ? &*ctx.target : nullptr;
   spec.mtu = mtu;
   spec.peer_mac = ctx.req.mac;
-  auto st = nl::createVeth(*ctx.host, spec);
+  Kernel& k = ctx.kernel;
+  auto st = k.createVeth(Kernel::kHost, spec, ctx.ctr_ns);
   if (!st.ok() && st.error().code == Errc::kExists) {
     // The host name is derived from the attachment key, which the store just showed free: a
     // link by that name is a leftover of a crashed run.
-    auto stale = nl::getLink(*ctx.host, spec.name);
+    auto stale = k.getLink(Kernel::kHost, spec.name);
     if (stale.ok() && stale->kind == "veth" &&
         stale->alias == Engine::ownerStamp(ctx.req.key)) {
-      PLUMB_TRY(nl::deleteLink(*ctx.host, stale->index));
-      st = nl::createVeth(*ctx.host, spec);
+      PLUMB_TRY(k.deleteLink(Kernel::kHost, stale->index));
+      st = k.createVeth(Kernel::kHost, spec, ctx.ctr_ns);
     }
   }
   if (!st.ok() && st.error().code == Errc::kExists) {
@@ -37,15 +32,15 @@ Status createVethPair(Context& ctx, int mtu) {
                 "host interface " + spec.name + " already exists and is not this attachment's");
   }
   PLUMB_TRY(st);
-  PLUMB_ASSIGN(auto link, nl::getLink(*ctx.host, spec.name));
+  PLUMB_ASSIGN(auto link, k.getLink(Kernel::kHost, spec.name));
   ctx.host_index = link.index;
   ctx.host_link = std::move(link);
   return {};
 }
 
 void deleteVethPair(Context& ctx) {
-  auto made = nl::getLink(*ctx.host, ctx.host_name);
-  if (made.ok()) (void)nl::deleteLink(*ctx.host, made->index);
+  auto made = ctx.kernel.getLink(Kernel::kHost, ctx.host_name);
+  if (made.ok()) (void)ctx.kernel.deleteLink(Kernel::kHost, made->index);
 }
 
 namespace {
@@ -65,7 +60,7 @@ Status addRoute(Context& ctx, const RouteSpec& r) {
     for (const auto& a : ctx.req.addresses) covered |= a.address.network().contains(*r.gateway);
     route.onlink = !covered;
   }
-  auto st = nl::addRoute(*ctx.ctr, route, r.replace);
+  auto st = ctx.kernel.addRoute(ctx.ctr_ns, route, r.replace);
   if (!st.ok() && st.error().code == Errc::kExists) return {};
   return st;
 }
@@ -78,15 +73,15 @@ void addContainerSteps(Context& ctx, std::vector<Step>& steps) {
     // The runtime moves and renames it; the stamp goes with it, so whichever netns it is in
     // when the endpoint is deleted, detach knows it for plumb's.
     steps.push_back({"stamp " + ctx.tmp_name + " for the runtime to move", [&ctx]() -> Status {
-                       PLUMB_ASSIGN(auto link, nl::getLink(*ctx.host, ctx.tmp_name));
+                       PLUMB_ASSIGN(auto link, ctx.kernel.getLink(Kernel::kHost, ctx.tmp_name));
                        nl::LinkChange change;
                        change.alias = Engine::ownerStamp(ctx.req.key);
-                       return nl::changeLink(*ctx.host, link.index, change);
+                       return ctx.kernel.changeLink(Kernel::kHost, link.index, change);
                      }});
     return;
   }
   steps.push_back({"name the container interface " + req.key.ifname, [&ctx]() -> Status {
-                     auto tmp = nl::getLink(*ctx.ctr, ctx.tmp_name);
+                     auto tmp = ctx.kernel.getLink(ctx.ctr_ns, ctx.tmp_name);
                      if (!tmp.ok()) return std::move(tmp).error();
                      ctx.ctr_index = tmp->index;
                      nl::LinkChange change;
@@ -94,7 +89,7 @@ void addContainerSteps(Context& ctx, std::vector<Step>& steps) {
                      change.alias = Engine::ownerStamp(ctx.req.key);
                      // The kernel announces the IPv4 addresses itself when the link comes up.
                      change.arp_notify = true;
-                     auto st = nl::changeLink(*ctx.ctr, ctx.ctr_index, change);
+                     auto st = ctx.kernel.changeLink(ctx.ctr_ns, ctx.ctr_index, change);
                      if (!st.ok() && st.error().code == Errc::kExists) {
                        return fail(Errc::kExists, "interface " + ctx.req.key.ifname +
                                                       " already exists in netns " + ctx.req.netns);
@@ -116,28 +111,30 @@ void addContainerSteps(Context& ctx, std::vector<Step>& steps) {
                                               [](const auto& a) { return !a.address.isV4(); });
                        if (!any) return {};
                        std::string key = "net.ipv6.conf." + ctx.req.key.ifname + ".disable_ipv6";
-                       auto now = nl::readSysctl(&*ctx.target, key);
+                       auto now = ctx.kernel.readSysctl(ctx.ctr_ns, key);
                        if (!now.ok() || now->rfind('0', 0) == 0) return {};
-                       return nl::writeSysctl(&*ctx.target, key, "0");
+                       return ctx.kernel.writeSysctl(ctx.ctr_ns, key, "0");
                      }});
   }
   if (allocated) {
     steps.push_back({"add the allocated addresses to " + req.key.ifname, [&ctx]() -> Status {
                        for (const auto& a : ctx.req.addresses)
-                         PLUMB_TRY(nl::addAddress(*ctx.ctr, ctx.ctr_index, a.address));
+                         PLUMB_TRY(ctx.kernel.addAddress(ctx.ctr_ns, ctx.ctr_index, a.address));
                        return {};
                      }});
   } else {
     for (const auto& a : req.addresses) {
       steps.push_back(
           {"add address " + a.address.str() + " to " + req.key.ifname,
-           [&ctx, &a]() -> Status { return nl::addAddress(*ctx.ctr, ctx.ctr_index, a.address); }});
+           [&ctx, &a]() -> Status {
+             return ctx.kernel.addAddress(ctx.ctr_ns, ctx.ctr_index, a.address);
+           }});
     }
   }
   steps.push_back({"set " + req.key.ifname + " up", [&ctx]() -> Status {
                      nl::LinkChange up;
                      up.up = true;
-                     return nl::changeLink(*ctx.ctr, ctx.ctr_index, up);
+                     return ctx.kernel.changeLink(ctx.ctr_ns, ctx.ctr_index, up);
                    }});
   if (allocated) {
     steps.push_back({"add the allocated routes", [&ctx]() -> Status {
@@ -156,36 +153,27 @@ void announce(Context& ctx, const MacAddr& mac) {
   std::vector<IpAddr> addrs;
   for (const auto& a : ctx.req.addresses) addrs.push_back(a.address.addr());
   if (addrs.empty()) return;
-  if (ctx.announce_after_port) {
-    auto st = nl::announceWhenForwarding(ctx.announce_after_port, *ctx.target, ctx.ctr_index, mac,
-                                         addrs);
-    if (!st.ok()) log::get("core")->info("{}", st.error().message);
-    return;
-  }
-  for (const auto& a : addrs) {
-    if (a.isV4()) continue;
-    auto st = nl::announceAddress(*ctx.target, ctx.ctr_index, mac, a);
-    if (!st.ok()) log::get("core")->info("{}", st.error().message);
-  }
+  ctx.kernel.announce(ctx.ctr_ns, ctx.ctr_index, mac, addrs, ctx.announce_after_port);
 }
 
 Status deleteStampedLinks(Detach& d) {
+  Kernel& k = d.kernel;
   if (!d.netns.empty()) {
-    auto ns = nl::Netns::fromPath(d.netns);
+    auto ns = k.openNetns(d.netns);
     if (ns.ok()) {
-      PLUMB_ASSIGN(auto ctr, nl::NlSocket::openIn(*ns));
-      auto link = nl::getLink(ctr, d.key.ifname);
+      auto link = k.getLink(*ns, d.key.ifname);
       if (link.ok()) {
         // Only plumb's own interface goes: stamped with this attachment's key. A DEL after a
         // failed ADD must not take a same-named interface that another plugin owns.
         if (link->alias == d.stamp) {
-          auto st = nl::deleteLink(ctr, link->index);
+          auto st = k.deleteLink(*ns, link->index);
           if (!st.ok() && st.error().code != Errc::kNotFound) return st;
         }
       } else if (link.error().code != Errc::kNotFound) {
         return std::move(link).error();
       }
-    } else if (ns.error().code != Errc::kNotFound && ns.error().code != Errc::kInvalid) {
+      k.closeNetns(*ns);
+    } else if (ns.error().code != Errc::kNoNetns && ns.error().code != Errc::kInvalid) {
       return std::move(ns).error();
     }
   }
@@ -195,9 +183,9 @@ Status deleteStampedLinks(Detach& d) {
        {d.record && !d.record->host_ifname.empty() ? d.record->host_ifname
                                                     : Engine::hostIfname(d.key),
         Engine::hostSideIfname(d.key)}) {
-    auto hl = nl::getLink(d.host, name);
+    auto hl = k.getLink(Kernel::kHost, name);
     if (hl.ok() && hl->alias == d.stamp) {
-      auto st = nl::deleteLink(d.host, hl->index);
+      auto st = k.deleteLink(Kernel::kHost, hl->index);
       if (!st.ok() && st.error().code != Errc::kNotFound) return st;
     }
   }

@@ -1,0 +1,86 @@
+// The kernel as the engine and its modes see it: every query and change they make, on network
+// namespaces named by handle. RealKernel forwards to netlink/ (rtnetlink, sysctls, nftables,
+// announcements); the unit tests' FakeKernel keeps links, addresses, routes, sysctls and rules
+// in memory, so each mode's steps and their inverses are checked without root, with a failure
+// injected at any change. Internal to plugin/core.
+#pragma once
+
+#ifdef PLUMB_FRONT_END
+#error "front ends speak only to the engine: include plugin/core/{engine,host,in_guest}.h"
+#endif
+
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "netlink/addr.h"
+#include "netlink/device.h"
+#include "netlink/firewall.h"
+#include "netlink/link.h"
+#include "netlink/netns.h"
+#include "netlink/route.h"
+
+namespace plumb::core {
+
+namespace nl = plumb::netlink;
+
+class Kernel {
+ public:
+  // A network namespace: kHost (the caller's), or a handle from openNetns/temporaryNetns,
+  // valid until closeNetns or the Kernel's end.
+  using Ns = int;
+  static constexpr Ns kHost = 0;
+
+  virtual ~Kernel() = default;
+
+  // A netns by path; Errc::kNoNetns when it is gone.
+  virtual Result<Ns> openNetns(const std::string& path) = 0;
+  // A new, empty netns (a place to rename a device where no name collides).
+  virtual Result<Ns> temporaryNetns() = 0;
+  virtual void closeNetns(Ns ns) = 0;
+  // The netns itself, for a program started in it (a DHCP client); nullptr in a fake.
+  virtual const nl::Netns* netns(Ns ns) = 0;
+
+  virtual Result<nl::LinkInfo> getLink(Ns ns, const std::string& name) = 0;
+  virtual Result<nl::LinkInfo> getLink(Ns ns, int index) = 0;
+  virtual Result<std::vector<nl::LinkInfo>> listLinks(Ns ns) = 0;
+  // spec.peer_netns is ignored: the peer is born in peer_ns.
+  virtual Status createVeth(Ns ns, const nl::VethSpec& spec, Ns peer_ns) = 0;
+  virtual Status createBridge(Ns ns, const nl::BridgeSpec& spec) = 0;
+  // spec.netns is ignored: the link is born in in_ns, its parent looked up in ns.
+  virtual Status createMacvlan(Ns ns, const nl::MacvlanSpec& spec, Ns in_ns) = 0;
+  // change.netns is ignored: moveLink moves links.
+  virtual Status changeLink(Ns ns, int index, const nl::LinkChange& change) = 0;
+  virtual Status moveLink(Ns ns, int index, Ns to) = 0;
+  virtual Status setBridgePortHairpin(Ns ns, int index, bool on) = 0;
+  virtual Status deleteLink(Ns ns, int index) = 0;
+
+  virtual Status addAddress(Ns ns, int index, const IpPrefix& prefix) = 0;
+  virtual Result<std::vector<nl::AddrInfo>> listAddresses(Ns ns, int family, int index) = 0;
+  virtual Status addRoute(Ns ns, const nl::Route& route, bool replace) = 0;
+  virtual Result<std::vector<nl::Route>> listRoutes(Ns ns, int family, uint32_t table) = 0;
+  virtual Result<std::string> readSysctl(Ns ns, const std::string& key) = 0;
+  virtual Status writeSysctl(Ns ns, const std::string& key, const std::string& value) = 0;
+
+  // plumb's forwarding and masquerade rules (netlink/firewall.h).
+  virtual Status ensureBridgeRules(const nl::BridgeRules& rules) = 0;
+  virtual Status revokeBridgeRules(const std::string& bridge) = 0;
+  virtual Status tidyRules() = 0;
+
+  // A device on the host by name, MAC or PCI address (sysfs); the PCI address of a netdev.
+  virtual Result<nl::LinkInfo> findDevice(const nl::DeviceRef& ref) = 0;
+  virtual std::optional<nl::LinkInfo> pickDevice(const std::vector<nl::LinkInfo>& links,
+                                                 const nl::DeviceRef& ref) = 0;
+  virtual std::string pciAddressOf(const std::string& ifname) = 0;
+
+  // Neighbours told of addrs on ifindex in ns (netlink/announce.h): once the bridge port
+  // port_index forwards, or at once (IPv6 only: the kernel sends IPv4's) when it is 0.
+  virtual void announce(Ns ns, int ifindex, const MacAddr& mac, const std::vector<IpAddr>& addrs,
+                        int port_index) = 0;
+};
+
+// The real kernel, on this process's namespaces. Opens its host socket on first use.
+std::unique_ptr<Kernel> realKernel();
+
+}  // namespace plumb::core
