@@ -109,6 +109,15 @@ class RealKernel : public Kernel {
     return nl::Firewall::revokeBridge(bridge);
   }
   Status tidyRules() override { return nl::Firewall::tidy(); }
+  Status unmasquerade(const std::string& owner, const std::vector<IpPrefix>& subnets,
+                      const std::function<Result<bool>()>& unused) override {
+    nl::Firewall::Lock lock(true);
+    PLUMB_TRY(lock.status());
+    PLUMB_ASSIGN(bool gone, unused());
+    if (!gone) return {};
+    for (const auto& subnet : subnets) PLUMB_TRY(nl::Firewall::unmasquerade(owner, subnet));
+    return {};
+  }
   Result<nl::LinkInfo> findDevice(const nl::DeviceRef& ref) override {
     PLUMB_ASSIGN(auto* s, sock(kHost));
     return nl::findDevice(*s, ref);

@@ -9,6 +9,7 @@
 #error "front ends speak only to the engine: include plugin/core/{engine,host,in_guest}.h"
 #endif
 
+#include <functional>
 #include <memory>
 #include <optional>
 #include <string>
@@ -67,6 +68,10 @@ class Kernel {
   virtual Status ensureBridgeRules(const nl::BridgeRules& rules) = 0;
   virtual Status revokeBridgeRules(const std::string& bridge) = 0;
   virtual Status tidyRules() = 0;
+  // owner's masquerade of subnets goes if unused() still says so under the rules' exclusive
+  // lock (so an ADD recorded before the check keeps its rules and one after re-adds them).
+  virtual Status unmasquerade(const std::string& owner, const std::vector<IpPrefix>& subnets,
+                              const std::function<Result<bool>()>& unused) = 0;
 
   // A device on the host by name, MAC or PCI address (sysfs); the PCI address of a netdev.
   virtual Result<nl::LinkInfo> findDevice(const nl::DeviceRef& ref) = 0;

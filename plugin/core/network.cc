@@ -20,12 +20,10 @@ Status Engine::removeBridge(const std::string& bridge) {
 Status Engine::unmasqueradeIfUnused(const std::string& network,
                                     const std::vector<IpPrefix>& subnets) {
   if (subnets.empty()) return {};
-  nl::Firewall::Lock lock(true);
-  PLUMB_TRY(lock.status());
-  PLUMB_ASSIGN(auto left, store_.listAttachments(network));
-  if (!left.empty()) return {};
-  for (const auto& subnet : subnets) PLUMB_TRY(nl::Firewall::unmasquerade(network, subnet));
-  return {};
+  return kernel_.unmasquerade(network, subnets, [&]() -> Result<bool> {
+    PLUMB_ASSIGN(auto left, store_.listAttachments(network));
+    return left.empty();
+  });
 }
 
 Status Engine::removeNetwork(const NetworkRemoval& removal) {

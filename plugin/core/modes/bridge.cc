@@ -15,9 +15,11 @@ namespace plumb::core::modes {
 // plumb's nftables table once it holds no rule.
 // only_if_unused: only a bridge without ports, and nothing at all otherwise (a concurrent
 // attach may have joined the bridge an attach that failed had made).
-Status deleteOwnBridge(Kernel& k, const std::string& bridge, bool only_if_unused) {
+Status deleteOwnBridge(Kernel& k, const std::string& bridge, bool only_if_unused,
+                       bool made_here) {
   auto br = k.getLink(Kernel::kHost, bridge);
-  bool ours = br.ok() && br->kind == "bridge" && br->alias == Engine::bridgeStamp(bridge);
+  bool ours = br.ok() && br->kind == "bridge" &&
+              (made_here || br->alias == Engine::bridgeStamp(bridge));
   if (ours && only_if_unused) {
     PLUMB_ASSIGN(auto links, k.listLinks(Kernel::kHost));
     for (const auto& l : links) {
@@ -84,7 +86,10 @@ Result<nl::LinkInfo> ensureBridge(Kernel& k, const std::string& network,
     PLUMB_TRY(k.ensureBridgeRules({plan.bridge, network, plan.masquerade, plan.internal}));
     return std::move(br).value();
   }();
-  if (!result.ok() && made) (void)deleteOwnBridge(k, plan.bridge, /*only_if_unused=*/true);
+  if (!result.ok() && made) {
+    (void)k.unmasquerade(network, plan.masquerade, [] { return Result<bool>(true); });
+    (void)deleteOwnBridge(k, plan.bridge, /*only_if_unused=*/true, /*made_here=*/true);
+  }
   if (created) *created = made && result.ok();
   return result;
 }
@@ -122,9 +127,18 @@ void addSteps(const VethBridgePlan& plan, Context& ctx, std::vector<Step>& steps
                      return {};
                    },
                    [&ctx, &plan, br] {
-                     // An attach that fails later takes back the bridge it made (none other).
-                     if (br->created)
-                       (void)deleteOwnBridge(ctx.kernel, plan.bridge, /*only_if_unused=*/true);
+                     // An attach that fails later takes back the bridge it made (none other),
+                     // and the network's masquerade unless another attachment of it has come.
+                     if (!br->created) return;
+                     (void)ctx.kernel.unmasquerade(
+                         ctx.req.key.network, plan.masquerade, [&ctx]() -> Result<bool> {
+                           PLUMB_ASSIGN(auto left, ctx.store.listAttachments(ctx.req.key.network));
+                           for (const auto& a : left) {
+                             if (a.key.str() != ctx.req.key.str()) return false;
+                           }
+                           return true;
+                         });
+                     (void)deleteOwnBridge(ctx.kernel, plan.bridge, /*only_if_unused=*/true);
                    }});
   steps.push_back({"create veth " + ctx.host_name + " with peer " + ctx.tmp_name,
                    [&ctx, br]() -> Status {

@@ -81,7 +81,10 @@ Status check(const VethBridgePlan& plan, Check& c);
 // Bridge-level work the engine does for a network rather than an attachment.
 Result<bool> ensureBridgeForNetwork(Kernel& k, const std::string& network,
                                     const VethBridgePlan& plan, int mtu);
-Status deleteOwnBridge(Kernel& k, const std::string& bridge, bool only_if_unused);
+// made_here: this process made it a moment ago, stamped or not (the stamp is a second
+// request, which may have failed).
+Status deleteOwnBridge(Kernel& k, const std::string& bridge, bool only_if_unused,
+                       bool made_here = false);
 
 // Macvlan mode (macvlan.cc).
 Status validate(const MacvlanPlan& plan, const AttachRequest& req);

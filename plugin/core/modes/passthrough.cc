@@ -43,8 +43,9 @@ Status throughTemporary(Kernel& k, Ns from, int index, Ns target, const DeviceSe
   set.alias = s.alias;
   auto st = k.changeLink(temp, tidx, set);
   if (!st.ok()) {
-    // Whatever failed, the device leaves the temporary namespace.
-    (void)k.moveLink(temp, tidx, target);
+    // Back where it came from, whatever failed: there the caller puts it right (found by its
+    // PCI address or permanent MAC). Sent on to target, it would be stranded there unstamped.
+    (void)k.moveLink(temp, tidx, from);
     return st;
   }
   return k.moveLink(temp, tidx, target);
