@@ -32,7 +32,8 @@ Status validateIfname(const std::string& name) {
   for (char c : name) {
     auto u = static_cast<unsigned char>(c);
     if (u <= 0x20 || u >= 0x7f || c == '/' || c == ':')
-      return fail(Errc::kInvalid, "interface name " + quoted(name) + " holds a character not allowed");
+      return fail(Errc::kInvalid,
+                  "interface name " + quoted(name) + " holds a character not allowed");
   }
   return {};
 }

@@ -11,8 +11,8 @@
 #include <string>
 
 #include "plugin/cli/cli.h"
-#include "plugin/core/dhcp.h"
 #include "plugin/cni/cni.h"
+#include "plugin/core/dhcp.h"
 #include "plugin/docker/daemon.h"
 
 extern char** environ;

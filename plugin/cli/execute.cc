@@ -87,8 +87,8 @@ Result<core::AttachRequest> requestFor(const AttachCommand& c, const Guest& gues
       req.routes.push_back(def);
     }
   } else if (c.address.kind == AddressSpec::Kind::kDhcp) {
-    req.dhcp = core::DhcpRequest{c.address.dhcp_client, c.address.dhcp_options,
-                                 guestName(c.guest), c.keep_dhcp_client};
+    req.dhcp = core::DhcpRequest{c.address.dhcp_client, c.address.dhcp_options, guestName(c.guest),
+                                 c.keep_dhcp_client};
   }
   return req;
 }
@@ -232,7 +232,8 @@ int pass(const PassCommand& p, const Options& opts) {
     if (!rc.ok()) return failWith(rc.error(), opts);
     return *rc;
   }
-  auto done = rule ? core::changeRule(guest->netns, *rule) : core::changeRoute(guest->netns, *route);
+  auto done =
+      rule ? core::changeRule(guest->netns, *rule) : core::changeRoute(guest->netns, *route);
   if (!done.ok()) return failWith(std::move(done).error().wrap("in guest " + p.guest), opts);
   if (opts.json)
     std::cout << json{{p.what, *done}, {"action", rule ? rule->action : route->action}}.dump()

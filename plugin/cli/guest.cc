@@ -5,8 +5,8 @@
 #include <filesystem>
 
 #include "base/ip.h"
-#include "plugin/core/host.h"
 #include "plugin/cli/runtimes.h"
+#include "plugin/core/host.h"
 
 namespace plumb::cli {
 namespace {

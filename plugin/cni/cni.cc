@@ -156,8 +156,8 @@ class DelegatedIpam : public core::AddressSource {
     if (run->exit_code != 0) return failure(delegatedFailure(c_, *run));
     auto j = json_read::parse(run->out);
     if (!j.ok())
-      return failure({kDecodeFailure, "ipam plugin " + c_.conf.ipam.type + " returned malformed JSON",
-                      ""});
+      return failure(
+          {kDecodeFailure, "ipam plugin " + c_.conf.ipam.type + " returned malformed JSON", ""});
     PLUMB_TRY(fromJson(*j, result_));
     core::Addressing out;
     for (const auto& ip : result_.ips) out.addresses.push_back({ip.address, ip.gateway});
@@ -168,7 +168,8 @@ class DelegatedIpam : public core::AddressSource {
   Status release() override {
     auto run = delegate(c_, "DEL");
     if (!run.ok())
-      return std::move(run).error().wrap("failed to release addresses through " + c_.conf.ipam.type);
+      return std::move(run).error().wrap("failed to release addresses through " +
+                                         c_.conf.ipam.type);
     if (run->exit_code != 0)
       return fail(Errc::kIo, "failed to release addresses: " + delegatedFailure(c_, *run).msg);
     return {};
@@ -177,7 +178,7 @@ class DelegatedIpam : public core::AddressSource {
   const Dns& dns() const { return result_.dns; }
 
  private:
-  Error failure(CniError e) {
+  Error failure(const CniError& e) {
     failed_ = e;
     return makeError(Errc::kIo, e.msg);
   }
@@ -432,8 +433,8 @@ Outcome cmdStatus(Call& c) {
     auto m = core::findHostLink(c.conf.master);
     if (!m.ok() || !*m) {
       return CniError{kPluginNotAvailable,
-                      "master " + c.conf.master + " cannot be used: " +
-                          (m.ok() ? "no such interface" : m.error().message),
+                      "master " + c.conf.master +
+                          " cannot be used: " + (m.ok() ? "no such interface" : m.error().message),
                       ""};
     }
   }

@@ -1,6 +1,6 @@
-// DHCP for an attachment (the command line's `dhcp[:<options>]` address): a real client (udhcpc, dhcpcd or
-// dhclient) runs inside the guest's netns and keeps renewing the lease after plumb returns
-// (pipework let the client exit with its first lease). plumb itself is the client's event
+// DHCP for an attachment (the command line's `dhcp[:<options>]` address): a real client (udhcpc,
+// dhcpcd or dhclient) runs inside the guest's netns and keeps renewing the lease after plumb
+// returns (pipework let the client exit with its first lease). plumb itself is the client's event
 // script: for udhcpc and dhclient it configures the lease through netlink (dhcpcd configures
 // its own), and no client's hooks write the host's /etc/resolv.conf or hostname.
 #pragma once

@@ -41,34 +41,33 @@ void removeFiles(const std::vector<std::string>& files) {
 // A DHCP client that gets the lease and keeps renewing it, owned by the attachment; or, with
 // foreground, one that runs until it ends, after which the attachment is undone (pipework -f).
 void addDhcpStep(modes::Context& ctx, const DhcpClient& client, std::vector<Step>& steps) {
-  steps.push_back(
-      {"run DHCP client " + client.name + " on " + ctx.req.key.ifname,
-       [&ctx, &client]() -> Status {
-         const netlink::Netns* ns = ctx.kernel.netns(ctx.ctr_ns);
-         if (!ns) return fail(Errc::kUnsupported, "no netns to run a DHCP client in");
-         if (ctx.req.dhcp->foreground) {
-           PLUMB_TRY(runDhcpForeground(*ns, client));
-           return fail(Errc::kInvalid, client.name + " ended in the foreground");
-         }
-         std::string log = dhcpRunDir() + "/" + hex8(ctx.req.key) + ".log";
-         auto lease = startDhcp(*ns, client, ctx.req.key.ifname, log, 30000);
-         if (!lease.ok()) {
-           ::unlink(log.c_str());
-           removeFiles(client.files);
-           return std::move(lease).error();
-         }
-         Helper h{"dhcp", client.name, lease->pid, client.files};
-         h.files.push_back(log);
-         ctx.record.helpers.push_back(h);
-         ctx.result.addresses = {{lease->address, std::nullopt}};
-         return {};
-       },
-       [&ctx] {
-         for (const auto& h : ctx.record.helpers) {
-           stopDhcp(h.pid, h.program);
-           removeFiles(h.files);
-         }
-       }});
+  steps.push_back({"run DHCP client " + client.name + " on " + ctx.req.key.ifname,
+                   [&ctx, &client]() -> Status {
+                     const netlink::Netns* ns = ctx.kernel.netns(ctx.ctr_ns);
+                     if (!ns) return fail(Errc::kUnsupported, "no netns to run a DHCP client in");
+                     if (ctx.req.dhcp->foreground) {
+                       PLUMB_TRY(runDhcpForeground(*ns, client));
+                       return fail(Errc::kInvalid, client.name + " ended in the foreground");
+                     }
+                     std::string log = dhcpRunDir() + "/" + hex8(ctx.req.key) + ".log";
+                     auto lease = startDhcp(*ns, client, ctx.req.key.ifname, log, 30000);
+                     if (!lease.ok()) {
+                       ::unlink(log.c_str());
+                       removeFiles(client.files);
+                       return std::move(lease).error();
+                     }
+                     Helper h{"dhcp", client.name, lease->pid, client.files};
+                     h.files.push_back(log);
+                     ctx.record.helpers.push_back(h);
+                     ctx.result.addresses = {{lease->address, std::nullopt}};
+                     return {};
+                   },
+                   [&ctx] {
+                     for (const auto& h : ctx.record.helpers) {
+                       stopDhcp(h.pid, h.program);
+                       removeFiles(h.files);
+                     }
+                   }});
 }
 
 // The request completed from what the address source handed out, as CNI has it: a route
@@ -146,8 +145,8 @@ Status Engine::validate(const AttachRequest& req) {
   if (req.mtu < 0 || req.mtu > 65535)
     return fail(Errc::kInvalid, "mtu " + std::to_string(req.mtu) + " is out of range");
   if (req.mac) PLUMB_TRY(checkUnicast(*req.mac));
-  if (req.dhcp && (!req.addresses.empty() || req.placement != Placement::kContainer ||
-                   req.address_source))
+  if (req.dhcp &&
+      (!req.addresses.empty() || req.placement != Placement::kContainer || req.address_source))
     return fail(Errc::kInvalid, "DHCP is for an interface in a container without other addresses");
   if (req.address_source && (!req.addresses.empty() || !req.routes.empty()))
     return fail(Errc::kInvalid, "allocated addresses come with no static addresses or routes");
@@ -161,9 +160,10 @@ namespace {
 std::vector<Step> buildSteps(modes::Context& ctx, const std::optional<DhcpClient>& dhcp) {
   const AttachRequest& req = ctx.req;
   std::vector<Step> steps;
+  // The host's socket opens on its first use; the container's netns is opened here, so a gone
+  // container fails before anything is recorded.
   steps.push_back({"open the host netns" + (ctx.in_container ? " and netns " + req.netns : ""),
                    [&ctx]() -> Status {
-                     PLUMB_TRY(ctx.kernel.listLinks(Kernel::kHost));  // the host's socket works
                      if (!ctx.in_container) return {};
                      PLUMB_ASSIGN(ctx.ctr_ns, ctx.kernel.openNetns(ctx.req.netns));
                      return {};
@@ -183,29 +183,29 @@ std::vector<Step> buildSteps(modes::Context& ctx, const std::optional<DhcpClient
   if (req.address_source) addAllocationStep(ctx, steps);
   std::visit([&](const auto& plan) { modes::addSteps(plan, ctx, steps); }, ctx.req.plan);
   if (dhcp) addDhcpStep(ctx, *dhcp, steps);
-  steps.push_back({"record the result", [&ctx]() -> Status {
-                     std::optional<nl::LinkInfo> link = ctx.ctr_link;
-                     if (!link) {
-                       PLUMB_ASSIGN(link, ctx.in_container
-                                              ? ctx.kernel.getLink(ctx.ctr_ns, ctx.ctr_index)
-                                              : ctx.kernel.getLink(Kernel::kHost, ctx.tmp_name));
-                     }
-                     ctx.result.container = {link->name, link->mac ? link->mac->str() : "",
-                                             ctx.in_container ? ctx.req.netns : "", link->mtu};
-                     if (ctx.host_link) {
-                       const auto& h = *ctx.host_link;
-                       ctx.result.host = InterfaceInfo{h.name, h.mac ? h.mac->str() : "", "", h.mtu};
-                     }
-                     if (!ctx.req.dhcp) ctx.result.addresses = ctx.req.addresses;
-                     ctx.result.routes = ctx.req.routes;
-                     ctx.record.host_ifname = ctx.result.host ? ctx.result.host->name : "";
-                     ctx.record.addresses = ctx.result.addresses;
-                     ctx.record.mac = ctx.result.container.mac;
-                     ctx.record.state = "ready";
-                     PLUMB_TRY(ctx.store.updateAttachment(ctx.record));
-                     if (ctx.in_container && link->mac) modes::announce(ctx, *link->mac);
-                     return {};
-                   }});
+  steps.push_back(
+      {"record the result", [&ctx]() -> Status {
+         std::optional<nl::LinkInfo> link = ctx.ctr_link;
+         if (!link) {
+           PLUMB_ASSIGN(link, ctx.in_container ? ctx.kernel.getLink(ctx.ctr_ns, ctx.ctr_index)
+                                               : ctx.kernel.getLink(Kernel::kHost, ctx.tmp_name));
+         }
+         ctx.result.container = {link->name, link->mac ? link->mac->str() : "",
+                                 ctx.in_container ? ctx.req.netns : "", link->mtu};
+         if (ctx.host_link) {
+           const auto& h = *ctx.host_link;
+           ctx.result.host = InterfaceInfo{h.name, h.mac ? h.mac->str() : "", "", h.mtu};
+         }
+         if (!ctx.req.dhcp) ctx.result.addresses = ctx.req.addresses;
+         ctx.result.routes = ctx.req.routes;
+         ctx.record.host_ifname = ctx.result.host ? ctx.result.host->name : "";
+         ctx.record.addresses = ctx.result.addresses;
+         ctx.record.mac = ctx.result.container.mac;
+         ctx.record.state = "ready";
+         PLUMB_TRY(ctx.store.updateAttachment(ctx.record));
+         if (ctx.in_container && link->mac) modes::announce(ctx, *link->mac);
+         return {};
+       }});
   return steps;
 }
 

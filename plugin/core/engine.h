@@ -26,8 +26,8 @@ struct DetachRequest {
 // A network going away (Docker's DeleteNetwork), after its attachments.
 struct NetworkRemoval {
   std::string network;
-  std::string bridge;                  // its bridge; empty: none (macvlan, passthrough)
-  std::vector<IpPrefix> masquerade;    // the subnets it masqueraded
+  std::string bridge;                // its bridge; empty: none (macvlan, passthrough)
+  std::vector<IpPrefix> masquerade;  // the subnets it masqueraded
 };
 
 class Engine {

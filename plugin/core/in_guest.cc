@@ -42,8 +42,8 @@ Result<std::string> changeRoute(const std::string& netns, const RouteChange& c) 
     r.oif = link.index;
   }
   if (!r.gateway) r.scope = RT_SCOPE_LINK;
-  Status st = c.action == "del" ? nl::deleteRoute(sock, r)
-                                : nl::addRoute(sock, r, c.action == "replace");
+  Status st =
+      c.action == "del" ? nl::deleteRoute(sock, r) : nl::addRoute(sock, r, c.action == "replace");
   bool rerun =
       !st.ok() && c.action == "add" && st.error().code == Errc::kExists && sameRoute(sock, r);
   if (!st.ok() && !rerun) return std::move(st).error();

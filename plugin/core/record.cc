@@ -26,7 +26,7 @@ std::optional<MacAddr> macOf(const json& j, const char* key) {
 
 long long numberOf(const json& j, const char* key) {
   return j.is_object() && j.contains(key) && j[key].is_number_integer() ? j[key].get<long long>()
-                                                                         : 0;
+                                                                        : 0;
 }
 
 std::vector<std::string> textsOf(const json& j, const char* key) {

@@ -383,8 +383,7 @@ Result<EndpointConfig> parseCreateEndpoint(const json& req) {
   return e;
 }
 
-Result<std::vector<core::PortMapping>> parsePortmap(const json& options,
-                                                       const EndpointConfig& ep) {
+Result<std::vector<core::PortMapping>> parsePortmap(const json& options, const EndpointConfig& ep) {
   std::vector<core::PortMapping> out;
   PLUMB_ASSIGN(const json* list, jr::array(options, "com.docker.network.portmap", "Options"));
   if (!list) return out;

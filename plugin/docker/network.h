@@ -66,9 +66,7 @@ struct EndpointConfig {
 // CreateEndpoint's request.
 Result<EndpointConfig> parseCreateEndpoint(const json& req);
 // com.docker.network.portmap from a request's Options, for an endpoint's addresses.
-Result<std::vector<core::PortMapping>> parsePortmap(const json& options,
-                                                       const EndpointConfig& ep);
+Result<std::vector<core::PortMapping>> parsePortmap(const json& options, const EndpointConfig& ep);
 json portmapJson(const std::vector<core::PortMapping>& ports);
-
 
 }  // namespace plumb::docker

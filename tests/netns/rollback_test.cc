@@ -17,8 +17,7 @@ class Rollback : public NetnsTest {
     return r.rc == 0 ? r.out : "unreadable: " + std::to_string(r.rc);
   }
   std::string attachments() {
-    auto r =
-        sh("sqlite3 " + state_.path() + "/state/plumb.db 'SELECT count(*) FROM attachments'");
+    auto r = sh("sqlite3 " + state_.path() + "/state/plumb.db 'SELECT count(*) FROM attachments'");
     return r.rc == 0 ? r.out : "unreadable: " + std::to_string(r.rc);
   }
 };

@@ -11,8 +11,8 @@
 #include <string>
 
 #include "../fixtures/fixtures.h"
-#include "plugin/core/ipam.h"
 #include "base/names.h"
+#include "plugin/core/ipam.h"
 #include "plugin/docker/driver.h"
 #include "plugin/docker/network.h"
 #include "test_dir.h"

@@ -30,8 +30,8 @@ std::string storeDump(const std::string& dir) {
     sqlite3_close(db);
     return "cannot open the store";
   }
-  for (const char* table : {"networks", "attachments", "ip_subnets", "ip_free", "ip_allocs",
-                            "endpoints", "ip_pools"}) {
+  for (const char* table :
+       {"networks", "attachments", "ip_subnets", "ip_free", "ip_allocs", "endpoints", "ip_pools"}) {
     std::string sql = std::string("SELECT * FROM ") + table + " ORDER BY 1";
     sqlite3_stmt* q = nullptr;
     if (sqlite3_prepare_v2(db, sql.c_str(), -1, &q, nullptr) != SQLITE_OK) {
@@ -360,11 +360,13 @@ TEST(EngineSteps, PassthroughDetachAfterTheNetnsDiedRestoresTheDevice) {
   auto moved = w.kernel.getLink(*ns, "eth1");
   ASSERT_TRUE(moved.ok());
   ASSERT_TRUE(w.kernel.moveLink(*ns, moved->index, Kernel::kHost).ok());
-  ASSERT_TRUE(w.kernel.changeLink(Kernel::kHost, moved->index, [] {
-                                   nl::LinkChange c;
-                                   c.name = "dev7";
-                                   return c;
-                                 }())
+  ASSERT_TRUE(w.kernel
+                  .changeLink(Kernel::kHost, moved->index,
+                              [] {
+                                nl::LinkChange c;
+                                c.name = "dev7";
+                                return c;
+                              }())
                   .ok());
   ASSERT_TRUE(engine.detach({req.key, "/run/netns/gone", {}}).ok());
   EXPECT_EQ(w.kernel.snapshot(), before);

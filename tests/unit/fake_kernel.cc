@@ -18,9 +18,9 @@ FakeKernel::FakeKernel() {
 }
 
 Status FakeKernel::change(const std::string& what) {
-  if (++changes == fail_at) return fail(Errc::kKernel, "injected failure at change " +
-                                                           std::to_string(changes) + " (" + what +
-                                                           ")");
+  if (++changes == fail_at)
+    return fail(Errc::kKernel,
+                "injected failure at change " + std::to_string(changes) + " (" + what + ")");
   return {};
 }
 
@@ -278,7 +278,8 @@ Status FakeKernel::moveLink(Ns ns, int index, Ns to) {
   PLUMB_TRY(change("move link " + std::to_string(index)));
   Link* l = find(ns, index);
   if (!l) return fail(Errc::kNotFound, "no link with index " + std::to_string(index));
-  if (find(to, l->info.name)) return fail(Errc::kExists, "a link named " + l->info.name + " exists");
+  if (find(to, l->info.name))
+    return fail(Errc::kExists, "a link named " + l->info.name + " exists");
   Link moved = *l;
   moved.addresses.clear();  // addresses and routes stay behind, as the kernel drops them
   moved.info.master = 0;
@@ -429,9 +430,9 @@ std::string FakeKernel::pciAddressOf(const std::string& ifname) {
 void FakeKernel::announce(Ns, int ifindex, const MacAddr& mac, const std::vector<IpAddr>& addrs,
                           int port_index) {
   for (const auto& a : addrs) {
-    announced.push_back(a.str() + " is at " + mac.str() + " on " + std::to_string(ifindex) +
-                        (port_index ? " once port " + std::to_string(port_index) + " forwards"
-                                    : ""));
+    announced.push_back(
+        a.str() + " is at " + mac.str() + " on " + std::to_string(ifindex) +
+        (port_index ? " once port " + std::to_string(port_index) + " forwards" : ""));
   }
 }
 

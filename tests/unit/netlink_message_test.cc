@@ -130,6 +130,5 @@ TEST(NetlinkMessage, ParsesALinkReply) {
   EXPECT_TRUE(info->up());
 }
 
-
 }  // namespace
 }  // namespace plumb::netlink

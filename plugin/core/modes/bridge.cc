@@ -15,11 +15,10 @@ namespace plumb::core::modes {
 // plumb's nftables table once it holds no rule.
 // only_if_unused: only a bridge without ports, and nothing at all otherwise (a concurrent
 // attach may have joined the bridge an attach that failed had made).
-Status deleteOwnBridge(Kernel& k, const std::string& bridge, bool only_if_unused,
-                       bool made_here) {
+Status deleteOwnBridge(Kernel& k, const std::string& bridge, bool only_if_unused, bool made_here) {
   auto br = k.getLink(Kernel::kHost, bridge);
-  bool ours = br.ok() && br->kind == "bridge" &&
-              (made_here || br->alias == Engine::bridgeStamp(bridge));
+  bool ours =
+      br.ok() && br->kind == "bridge" && (made_here || br->alias == Engine::bridgeStamp(bridge));
   if (ours && only_if_unused) {
     PLUMB_ASSIGN(auto links, k.listLinks(Kernel::kHost));
     for (const auto& l : links) {
@@ -43,8 +42,8 @@ namespace {
 // Creates the bridge when it is missing and allowed, puts the gateway addresses on it, brings
 // it up, and makes sure its forwarding (and masquerade) rules are in place. A bridge made here
 // and then not usable goes again: a failure changes nothing.
-Result<nl::LinkInfo> ensureBridge(Kernel& k, const std::string& network,
-                                  const VethBridgePlan& plan, int mtu, bool* created) {
+Result<nl::LinkInfo> ensureBridge(Kernel& k, const std::string& network, const VethBridgePlan& plan,
+                                  int mtu, bool* created) {
   constexpr Ns host = Kernel::kHost;
   bool made = false;
   auto result = [&]() -> Result<nl::LinkInfo> {

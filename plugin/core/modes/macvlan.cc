@@ -63,29 +63,30 @@ Status validate(const MacvlanPlan& plan, const AttachRequest& req) {
 }
 
 void addSteps(const MacvlanPlan& plan, Context& ctx, std::vector<Step>& steps) {
-  steps.push_back(
-      {"create macvlan " + ctx.tmp_name + " on " + plan.master + " (" +
-           macvlanModeName(plan.mode) + ")",
-       [&ctx, &plan]() -> Status {
-         auto master = ctx.kernel.getLink(Kernel::kHost, plan.master);
-         if (!master.ok()) {
-           if (master.error().code == Errc::kNotFound)
-             return fail(Errc::kNotFound, "master link " + plan.master + " does not exist");
-           return std::move(master).error();
-         }
-         nl::MacvlanSpec spec;
-         spec.name = ctx.tmp_name;
-         spec.parent_index = master->index;
-         spec.mode = kernelMode(plan.mode);
-         spec.mtu = ctx.req.mtu;
-         spec.mac = ctx.req.mac;
-         return ctx.kernel.createMacvlan(Kernel::kHost, spec, ctx.ctr_ns);
-       },
-       [&ctx] {
-         auto link = ctx.kernel.getLink(ctx.ctr_ns, ctx.tmp_name);
-         if (!link.ok() && ctx.in_container) link = ctx.kernel.getLink(ctx.ctr_ns, ctx.req.key.ifname);
-         if (link.ok()) (void)ctx.kernel.deleteLink(ctx.ctr_ns, link->index);
-       }});
+  steps.push_back({"create macvlan " + ctx.tmp_name + " on " + plan.master + " (" +
+                       macvlanModeName(plan.mode) + ")",
+                   [&ctx, &plan]() -> Status {
+                     auto master = ctx.kernel.getLink(Kernel::kHost, plan.master);
+                     if (!master.ok()) {
+                       if (master.error().code == Errc::kNotFound)
+                         return fail(Errc::kNotFound,
+                                     "master link " + plan.master + " does not exist");
+                       return std::move(master).error();
+                     }
+                     nl::MacvlanSpec spec;
+                     spec.name = ctx.tmp_name;
+                     spec.parent_index = master->index;
+                     spec.mode = kernelMode(plan.mode);
+                     spec.mtu = ctx.req.mtu;
+                     spec.mac = ctx.req.mac;
+                     return ctx.kernel.createMacvlan(Kernel::kHost, spec, ctx.ctr_ns);
+                   },
+                   [&ctx] {
+                     auto link = ctx.kernel.getLink(ctx.ctr_ns, ctx.tmp_name);
+                     if (!link.ok() && ctx.in_container)
+                       link = ctx.kernel.getLink(ctx.ctr_ns, ctx.req.key.ifname);
+                     if (link.ok()) (void)ctx.kernel.deleteLink(ctx.ctr_ns, link->index);
+                   }});
   addContainerSteps(ctx, steps);
 }
 

@@ -44,7 +44,7 @@ struct Context {
   // Where the container's end goes: its netns, or the host when Docker moves it itself.
   Ns ctr_ns = Kernel::kHost;
   int host_index = 0;  // a veth's host end, once made
-  int ctr_index = 0;                // the container's interface, once named
+  int ctr_index = 0;   // the container's interface, once named
   // The links as made, read before they come up: the result is built from these, so nothing
   // asks the kernel anything after the last link comes up (see "record the result").
   std::optional<nl::LinkInfo> host_link;

@@ -179,7 +179,8 @@ void addSteps(const PassthroughPlan& plan, Context& ctx, std::vector<Step>& step
        [&ctx] {
          auto link = ctx.kernel.getLink(ctx.ctr_ns, ctx.tmp_name);
          if (!link.ok()) link = ctx.kernel.getLink(ctx.ctr_ns, ctx.req.key.ifname);
-         if (link.ok()) (void)restoreDevice(ctx.kernel, ctx.ctr_ns, link->index, *ctx.record.restore);
+         if (link.ok())
+           (void)restoreDevice(ctx.kernel, ctx.ctr_ns, link->index, *ctx.record.restore);
        }});
   addContainerSteps(ctx, steps);
 }

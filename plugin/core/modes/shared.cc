@@ -21,8 +21,7 @@ Status createVethPair(Context& ctx, int mtu) {
     // The host name is derived from the attachment key, which the store just showed free: a
     // link by that name is a leftover of a crashed run.
     auto stale = k.getLink(Kernel::kHost, spec.name);
-    if (stale.ok() && stale->kind == "veth" &&
-        stale->alias == Engine::ownerStamp(ctx.req.key)) {
+    if (stale.ok() && stale->kind == "veth" && stale->alias == Engine::ownerStamp(ctx.req.key)) {
       PLUMB_TRY(k.deleteLink(Kernel::kHost, stale->index));
       st = k.createVeth(Kernel::kHost, spec, ctx.ctr_ns);
     }
@@ -105,16 +104,16 @@ void addContainerSteps(Context& ctx, std::vector<Step>& steps) {
   if (v6 || allocated) {
     // Docker turns IPv6 off in a container with no IPv6 network (default.disable_ipv6): the
     // interface made for an IPv6 address gets it back, the rest of the guest does not.
-    steps.push_back({"enable IPv6 on " + req.key.ifname + " if it gets an IPv6 address",
-                     [&ctx]() -> Status {
-                       bool any = std::any_of(ctx.req.addresses.begin(), ctx.req.addresses.end(),
-                                              [](const auto& a) { return !a.address.isV4(); });
-                       if (!any) return {};
-                       std::string key = "net.ipv6.conf." + ctx.req.key.ifname + ".disable_ipv6";
-                       auto now = ctx.kernel.readSysctl(ctx.ctr_ns, key);
-                       if (!now.ok() || now->rfind('0', 0) == 0) return {};
-                       return ctx.kernel.writeSysctl(ctx.ctr_ns, key, "0");
-                     }});
+    steps.push_back(
+        {"enable IPv6 on " + req.key.ifname + " if it gets an IPv6 address", [&ctx]() -> Status {
+           bool any = std::any_of(ctx.req.addresses.begin(), ctx.req.addresses.end(),
+                                  [](const auto& a) { return !a.address.isV4(); });
+           if (!any) return {};
+           std::string key = "net.ipv6.conf." + ctx.req.key.ifname + ".disable_ipv6";
+           auto now = ctx.kernel.readSysctl(ctx.ctr_ns, key);
+           if (!now.ok() || now->rfind('0', 0) == 0) return {};
+           return ctx.kernel.writeSysctl(ctx.ctr_ns, key, "0");
+         }});
   }
   if (allocated) {
     steps.push_back({"add the allocated addresses to " + req.key.ifname, [&ctx]() -> Status {
@@ -125,8 +124,7 @@ void addContainerSteps(Context& ctx, std::vector<Step>& steps) {
   } else {
     for (const auto& a : req.addresses) {
       steps.push_back(
-          {"add address " + a.address.str() + " to " + req.key.ifname,
-           [&ctx, &a]() -> Status {
+          {"add address " + a.address.str() + " to " + req.key.ifname, [&ctx, &a]() -> Status {
              return ctx.kernel.addAddress(ctx.ctr_ns, ctx.ctr_index, a.address);
            }});
     }
@@ -181,7 +179,7 @@ Status deleteStampedLinks(Detach& d) {
   // links stamped with this key.
   for (const std::string& name :
        {d.record && !d.record->host_ifname.empty() ? d.record->host_ifname
-                                                    : Engine::hostIfname(d.key),
+                                                   : Engine::hostIfname(d.key),
         Engine::hostSideIfname(d.key)}) {
     auto hl = k.getLink(Kernel::kHost, name);
     if (hl.ok() && hl->alias == d.stamp) {
