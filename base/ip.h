@@ -86,6 +86,16 @@ class MacAddr {
   std::array<uint8_t, 6> bytes_{};
 };
 
+// One published port: traffic to a local address on host_port is sent to the container
+// (Docker's -p). host_ip unset: every local address of the family.
+struct PortMapping {
+  std::string proto;  // tcp, udp, sctp
+  std::optional<IpAddr> host_ip;
+  uint16_t host_port = 0;
+  IpAddr container_ip;
+  uint16_t container_port = 0;
+};
+
 // FNV-1a, for short stable names derived from ids (host veth names, MACs).
 uint64_t stableHash(std::string_view text);
 // The low 32 bits of stableHash as 8 hex digits (for names that must fit in 15 characters).

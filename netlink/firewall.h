@@ -26,15 +26,7 @@ struct BridgeRules {
   bool internal = false;
 };
 
-// One published port: traffic to a local address on host_port is sent to the container
-// (Docker's -p). host_ip unset: every local address of the family.
-struct PortMapping {
-  std::string proto;  // tcp, udp, sctp
-  std::optional<IpAddr> host_ip;
-  uint16_t host_port = 0;
-  IpAddr container_ip;
-  uint16_t container_port = 0;
-};
+using PortMapping = plumb::PortMapping;  // base/ip.h
 
 class Firewall {
  public:

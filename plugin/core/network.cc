@@ -42,10 +42,7 @@ Status Engine::removeNetwork(const NetworkRemoval& removal) {
 
 Status Engine::publish(const std::string& owner, const std::string& bridge,
                        const std::vector<PortMapping>& ports) {
-  std::vector<nl::PortMapping> rules;
-  for (const auto& p : ports)
-    rules.push_back({p.proto, p.host_ip, p.host_port, p.container_ip, p.container_port});
-  return nl::Firewall::publish(owner, bridge, rules);
+  return nl::Firewall::publish(owner, bridge, ports);
 }
 
 Status Engine::unpublish(const std::string& owner) { return nl::Firewall::unpublish(owner); }

@@ -205,15 +205,8 @@ struct AttachmentRecord {
   Status readDetail(const std::string& text);
 };
 
-// One published port: traffic to a local address on host_port is sent to the container
-// (Docker's -p). host_ip unset: every local address of the family.
-struct PortMapping {
-  std::string proto;  // tcp, udp, sctp
-  std::optional<IpAddr> host_ip;
-  uint16_t host_port = 0;
-  IpAddr container_ip;
-  uint16_t container_port = 0;
-};
+// One published port (Docker's -p), as base/ip.h has it: plain data every layer shares.
+using PortMapping = plumb::PortMapping;
 
 struct NetworkRecord {
   std::string name;
