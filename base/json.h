@@ -17,6 +17,12 @@ using json = nlohmann::json;
 // Parses text; malformed JSON is Errc::kDecode.
 Result<json> parse(std::string_view text);
 
+// j as text, with bytes that are not UTF-8 (from the environment, a name in the kernel)
+// replaced by U+FFFD rather than thrown over: output is written after the kernel changed.
+inline std::string text(const json& j, int indent = -1) {
+  return j.dump(indent, ' ', false, json::error_handler_t::replace);
+}
+
 // Each reader: a missing key leaves out untouched and succeeds; a key of the wrong type fails
 // with "field 'path' must be a string" and so on.
 Status str(const json& obj, const char* key, std::string& out, const std::string& path = "");

@@ -5,6 +5,7 @@
 #include <iostream>
 #include <nlohmann/json.hpp>
 
+#include "base/json.h"
 #include "plugin/cli/execute.h"
 #include "plugin/cli/grammar.h"
 #include "plugin/core/engine.h"
@@ -46,7 +47,7 @@ int list(const std::string& state_dir, bool as_json) {
                    {"state", r.state}});
   }
   if (as_json) {
-    std::cout << out.dump(2) << "\n";
+    std::cout << json_read::text(out, 2) << "\n";
     return 0;
   }
   std::printf("%-16s %-24s %-8s %-8s %-12s %-18s %s\n", "NETWORK", "CONTAINER", "IFNAME", "MODE",

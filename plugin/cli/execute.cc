@@ -4,6 +4,7 @@
 #include <iostream>
 #include <nlohmann/json.hpp>
 
+#include "base/json.h"
 #include "plugin/cli/guest.h"
 #include "plugin/core/engine.h"
 #include "plugin/core/host.h"
@@ -17,7 +18,7 @@ using json = nlohmann::json;
 
 int failWith(const Error& e, const Options& opts) {
   if (opts.json) {
-    std::cout << json{{"error", e.message}}.dump() << "\n";
+    std::cout << json_read::text(json{{"error", e.message}}) << "\n";
   } else {
     std::cerr << "plumb: " << e.message << "\n";
   }

@@ -53,7 +53,7 @@ CniError fromError(const Error& e, int fallback = kFailed) {
 Output errorOutput(const CniError& e, const std::string& version) {
   json j = {{"cniVersion", version.empty() ? kLatest : version}, {"code", e.code}, {"msg", e.msg}};
   if (!e.details.empty()) j["details"] = e.details;
-  return {1, j.dump()};
+  return {1, json_read::text(j)};
 }
 
 std::string envOr(const Invocation& in, const char* key) {
@@ -312,7 +312,7 @@ Outcome cmdAdd(Call& c) {
       delegated && !delegated->dns().empty())
     out.dns = delegated->dns();
   json ours = toJson(out, c.conf.cni_version);
-  if (!c.conf.prev_result) return ours.dump();
+  if (!c.conf.prev_result) return json_read::text(ours);
   json merged = c.conf.raw["prevResult"];
   merged["cniVersion"] = c.conf.cni_version;
   for (const char* list : {"interfaces", "ips", "routes"}) {
@@ -321,7 +321,7 @@ Outcome cmdAdd(Call& c) {
     for (const auto& item : ours[list]) merged[list].push_back(item);
   }
   if (!out.dns.empty() || !merged.contains("dns")) merged["dns"] = ours["dns"];
-  return merged.dump();
+  return json_read::text(merged);
 }
 
 Outcome cmdDel(Call& c) {

@@ -41,33 +41,34 @@ void removeFiles(const std::vector<std::string>& files) {
 // A DHCP client that gets the lease and keeps renewing it, owned by the attachment; or, with
 // foreground, one that runs until it ends, after which the attachment is undone (pipework -f).
 void addDhcpStep(modes::Context& ctx, const DhcpClient& client, std::vector<Step>& steps) {
-  steps.push_back({"run DHCP client " + client.name + " on " + ctx.req.key.ifname,
-                   [&ctx, &client]() -> Status {
-                     const netlink::Netns* ns = ctx.kernel.netns(ctx.ctr_ns);
-                     if (!ns) return fail(Errc::kUnsupported, "no netns to run a DHCP client in");
-                     if (ctx.req.dhcp->foreground) {
-                       PLUMB_TRY(runDhcpForeground(*ns, client));
-                       return fail(Errc::kInvalid, client.name + " ended in the foreground");
-                     }
-                     std::string log = dhcpRunDir() + "/" + hex8(ctx.req.key) + ".log";
-                     auto lease = startDhcp(*ns, client, ctx.req.key.ifname, log, 30000);
-                     if (!lease.ok()) {
-                       ::unlink(log.c_str());
-                       removeFiles(client.files);
-                       return std::move(lease).error();
-                     }
-                     Helper h{"dhcp", client.name, lease->pid, client.files};
-                     h.files.push_back(log);
-                     ctx.record.helpers.push_back(h);
-                     ctx.result.addresses = {{lease->address, std::nullopt}};
-                     return {};
-                   },
-                   [&ctx] {
-                     for (const auto& h : ctx.record.helpers) {
-                       stopDhcp(h.pid, h.program);
-                       removeFiles(h.files);
-                     }
-                   }});
+  steps.push_back(
+      {"run DHCP client " + client.name + " on " + ctx.req.key.ifname,
+       [&ctx, &client]() -> Status {
+         const netlink::Netns* ns = ctx.kernel.netns(ctx.ctr_ns);
+         if (!ns) return fail(Errc::kUnsupported, "no netns to run a DHCP client in");
+         if (ctx.req.dhcp->foreground) {
+           PLUMB_TRY(runDhcpForeground(*ns, client));
+           return fail(Errc::kInvalid, client.name + " ended in the foreground");
+         }
+         std::string log = dhcpRunDir() + "/" + hex8(ctx.req.key) + ".log";
+         auto lease = startDhcp(*ns, client, ctx.req.key.ifname, log, 30000);
+         if (!lease.ok()) {
+           ::unlink(log.c_str());
+           removeFiles(client.files);
+           return std::move(lease).error();
+         }
+         Helper h{.kind = "dhcp", .program = client.name, .pid = lease->pid, .files = client.files};
+         h.files.push_back(log);
+         ctx.record.helpers.push_back(h);
+         ctx.result.addresses = {{lease->address, std::nullopt}};
+         return {};
+       },
+       [&ctx] {
+         for (const auto& h : ctx.record.helpers) {
+           stopDhcp(h.pid, h.program);
+           removeFiles(h.files);
+         }
+       }});
 }
 
 // The request completed from what the address source handed out, as CNI has it: a route
@@ -190,11 +191,14 @@ std::vector<Step> buildSteps(modes::Context& ctx, const std::optional<DhcpClient
            PLUMB_ASSIGN(link, ctx.in_container ? ctx.kernel.getLink(ctx.ctr_ns, ctx.ctr_index)
                                                : ctx.kernel.getLink(Kernel::kHost, ctx.tmp_name));
          }
-         ctx.result.container = {link->name, link->mac ? link->mac->str() : "",
-                                 ctx.in_container ? ctx.req.netns : "", link->mtu};
+         ctx.result.container = {.name = link->name,
+                                 .mac = link->mac ? link->mac->str() : "",
+                                 .sandbox = ctx.in_container ? ctx.req.netns : "",
+                                 .mtu = link->mtu};
          if (ctx.host_link) {
            const auto& h = *ctx.host_link;
-           ctx.result.host = InterfaceInfo{h.name, h.mac ? h.mac->str() : "", "", h.mtu};
+           ctx.result.host = InterfaceInfo{
+               .name = h.name, .mac = h.mac ? h.mac->str() : "", .sandbox = "", .mtu = h.mtu};
          }
          if (!ctx.req.dhcp) ctx.result.addresses = ctx.req.addresses;
          ctx.result.routes = ctx.req.routes;
@@ -275,8 +279,11 @@ Status Engine::detach(const DetachRequest& req) {
       removeFiles(h.files);
     }
   }
-  modes::Detach d{req.key, record, !req.netns.empty() ? req.netns : (record ? record->netns : ""),
-                  kernel_, ownerStamp(req.key)};
+  modes::Detach d{.key = req.key,
+                  .record = record,
+                  .netns = !req.netns.empty() ? req.netns : (record ? record->netns : ""),
+                  .kernel = kernel_,
+                  .stamp = ownerStamp(req.key)};
   std::optional<Plan> plan = record ? planOfMode(record->mode) : std::nullopt;
   if (plan) {
     PLUMB_TRY(std::visit([&](const auto& p) { return modes::detach(p, d); }, *plan));
@@ -298,7 +305,7 @@ Status Engine::check(const AttachRequest& req) {
   if (!link.ok())
     return fail(Errc::kNotFound, "interface " + req.key.ifname + " is missing in netns " + netns);
   if (!link->up()) return fail(Errc::kInvalid, "interface " + req.key.ifname + " is down");
-  modes::Check c{req, *record, *link, kernel_};
+  modes::Check c{.req = req, .record = *record, .link = *link, .kernel = kernel_};
   PLUMB_TRY(std::visit([&](const auto& p) { return modes::check(p, c); }, req.plan));
   PLUMB_ASSIGN(auto addrs, kernel_.listAddresses(ctr, AF_UNSPEC, link->index));
   for (const auto& a : req.addresses) {

@@ -373,8 +373,9 @@ Result<EndpointConfig> parseCreateEndpoint(const json& req) {
     }
     if (!e.mac.empty()) {
       auto mac = MacAddr::parse(e.mac);
-      if (!mac.ok() || mac->isMulticast() || mac->isZero())
-        return fail(Errc::kInvalid, "Interface.MacAddress '" + e.mac + "' is not a unicast MAC");
+      if (!mac.ok()) return std::move(mac).error().wrap("Interface.MacAddress");
+      if (auto st = checkUnicast(*mac); !st.ok())
+        return std::move(st).error().wrap("Interface.MacAddress");
       e.mac = mac->str();
     }
   }

@@ -55,6 +55,19 @@ class CniTest : public ::testing::Test {
   testing::TempDir dir_;
 };
 
+TEST_F(CniTest, BytesThatAreNotUtf8AreRefusedUpFrontAndAnsweredInValidJson) {
+  for (const char* key : {"CNI_COMMAND", "CNI_CONTAINERID", "CNI_IFNAME", "CNI_ARGS"}) {
+    auto e = env("ADD");
+    e[key] = std::string(key) == "CNI_ARGS" ? "\xff=1" : "x\xff";
+    auto out = call(e, conf().dump());
+    EXPECT_EQ(out.exit_code, 1) << key;
+    auto j = json::parse(out.text, nullptr, false);
+    ASSERT_TRUE(j.is_object()) << key << ": the answer is valid JSON";
+    EXPECT_EQ(j["code"], kInvalidEnvironment) << key << ": " << out.text;
+  }
+  EXPECT_EQ(allocations(), 0u) << "nothing was allocated";
+}
+
 TEST_F(CniTest, VersionListsEverySupportedVersion) {
   auto out =
       call({{"CNI_COMMAND", "VERSION"}, {"CNI_NETNS", "dummy"}}, R"({"cniVersion":"0.4.0"})");
