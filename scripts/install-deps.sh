@@ -22,6 +22,8 @@ packages=(
   containerd
   # the command line's DHCP tests: a real DHCP server
   dnsmasq-base isc-dhcp-client dhcpcd-base
+  # the netns tests' crash injection: an ADD SIGKILLed at its Nth netlink send
+  strace
   # lint
   clang-format clang-tidy
 )

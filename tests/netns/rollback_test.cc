@@ -92,5 +92,73 @@ TEST_F(Rollback, CliFailureAfterTheRecordLeavesNoRecord) {
   EXPECT_EQ(attachments(), "0\n");
 }
 
+// An ADD killed (SIGKILL, no rollback) at each of its netlink sends in turn: the DEL the
+// runtime sends next removes whatever it had made, links made but not yet stamped included,
+// and gives the address back; the same ADD then succeeds.
+class Killed : public Rollback {
+ protected:
+  void killAtEverySend(const json& conf, const std::string& c1, const std::string& what) {
+    // The network set up first (its bridge and rules made once, as for every ADD but a
+    // network's first), so that the sends counted below are one attachment's.
+    auto c0 = makeNetns("c0");
+    ASSERT_EQ(add(conf, "c0", c0).rc, 0);
+    int killed = 0, made = 0, unstamped = 0;
+    for (int n = 1; n <= 60; ++n) {
+      SCOPED_TRACE(what + ": killed at netlink send " + std::to_string(n));
+      std::string strace =
+          "strace -o /dev/null -e trace=sendto -e inject=sendto:signal=SIGKILL:when=" +
+          std::to_string(n);
+      auto r = cni("ADD", conf, "c1", c1, "eth0", strace);
+      if (r.rc == 0) {
+        // Past the last send: the ADD went through whole.
+        ASSERT_GT(killed, 3) << "the ADD was killed at its first sends";
+        EXPECT_GT(made, 0) << "no killed ADD had made a link";
+        EXPECT_GT(unstamped, 0) << "no killed ADD was caught between a link and its stamp";
+        EXPECT_EQ(attachments(), "2\n");
+        ASSERT_EQ(del(conf, "c1", c1).rc, 0);
+        ASSERT_EQ(del(conf, "c0", c0).rc, 0);
+        EXPECT_EQ(allocations(), "0\n");
+        return;
+      }
+      ++killed;
+      EXPECT_NE(r.rc, 1) << "killed, not failed: " << r.out;
+      // What the killed ADD left for DEL: links under names derived from the key, in the
+      // container (plt*) or on the host (plm*), and whether any is still unstamped.
+      std::string left =
+          in(nsName("c1"), "ip -d -o link show | grep -E ': pl[mt][0-9a-f]{8}' || true").out +
+          inHost("ip -d -o link show | grep -E ': pl[mt][0-9a-f]{8}' | grep -v /c0/ || true").out;
+      if (!left.empty()) ++made;
+      if (!left.empty() && left.find("alias plumb:") == std::string::npos) ++unstamped;
+      auto d = del(conf, "c1", c1);
+      ASSERT_EQ(d.rc, 0) << d.out;
+      EXPECT_EQ(in(nsName("c1"), "ip -o link show | grep -vc ': lo:' || true").out, "0\n");
+      EXPECT_EQ(
+          inHost("ip -d -o link show | grep -E ': pl[mtc][0-9a-f]{8}' | grep -vc /c0/ || true").out,
+          "0\n");
+      EXPECT_EQ(attachments(), "1\n") << "c0's alone";
+      EXPECT_EQ(allocations(), "1\n") << "c0's alone";
+    }
+    FAIL() << "the ADD never got through";
+  }
+};
+
+TEST_F(Killed, BridgeAddKilledAtAnySendIsCleanedByDel) {
+  auto c1 = makeNetns("c1");
+  killAtEverySend(bridgeConf("netk", "br-kill", "198.18.73.0/24"), c1, "bridge");
+}
+
+TEST_F(Killed, MacvlanAddKilledAtAnySendIsCleanedByDel) {
+  auto c1 = makeNetns("c1");
+  ASSERT_EQ(inHost("ip link add mk0 type veth peer name mk0p && ip link set mk0 up").rc, 0);
+  json conf = {{"cniVersion", "1.0.0"},
+               {"name", "netkm"},
+               {"type", "plumb"},
+               {"mode", "macvlan"},
+               {"master", "mk0"},
+               {"dataDir", state_.path() + "/state"},
+               {"ipam", {{"type", "plumb"}, {"subnet", "198.18.74.0/24"}}}};
+  killAtEverySend(conf, c1, "macvlan");
+}
+
 }  // namespace
 }  // namespace plumb::testing

@@ -156,38 +156,42 @@ void announce(Context& ctx, const MacAddr& mac) {
 
 Status deleteStampedLinks(Detach& d) {
   Kernel& k = d.kernel;
+  // The record is inserted ("adding") before any link is made, with the names the attach will
+  // use: a link under a name derived from this key that is still unstamped is one an attach
+  // made and was killed before stamping, and is ours too. Under any other name, or a record
+  // that is "ready" (the stamps were all set by then), only the stamp says so.
+  bool under_way = d.record && d.record->state == "adding";
+  auto ours = [&](const nl::LinkInfo& l, bool derived_name) {
+    if (l.alias == d.stamp) return true;
+    return under_way && derived_name && l.alias.empty() &&
+           (l.kind == "veth" || l.kind == "macvlan");
+  };
+  auto remove = [&](Ns ns, const std::string& name, bool derived_name) -> Status {
+    auto link = k.getLink(ns, name);
+    if (!link.ok() && link.error().code == Errc::kNotFound) return {};
+    if (!link.ok()) return std::move(link).error();
+    // A DEL after a failed ADD must not take a same-named interface another plugin owns.
+    if (!ours(*link, derived_name)) return {};
+    auto st = k.deleteLink(ns, link->index);
+    if (!st.ok() && st.error().code != Errc::kNotFound) return st;
+    return {};
+  };
   if (!d.netns.empty()) {
     auto ns = k.openNetns(d.netns);
     if (ns.ok()) {
-      auto link = k.getLink(*ns, d.key.ifname);
-      if (link.ok()) {
-        // Only plumb's own interface goes: stamped with this attachment's key. A DEL after a
-        // failed ADD must not take a same-named interface that another plugin owns.
-        if (link->alias == d.stamp) {
-          auto st = k.deleteLink(*ns, link->index);
-          if (!st.ok() && st.error().code != Errc::kNotFound) return st;
-        }
-      } else if (link.error().code != Errc::kNotFound) {
-        return std::move(link).error();
-      }
+      Status st = remove(*ns, d.key.ifname, false);
+      if (st.ok()) st = remove(*ns, Engine::tempIfname(d.key), true);
       k.closeNetns(*ns);
+      PLUMB_TRY(st);
     } else if (ns.error().code != Errc::kNoNetns && ns.error().code != Errc::kInvalid) {
       return std::move(ns).error();
     }
   }
-  // Ends left on the host (Docker's, or a veth whose container end went elsewhere): only
-  // links stamped with this key.
-  for (const std::string& name :
-       {d.record && !d.record->host_ifname.empty() ? d.record->host_ifname
-                                                   : Engine::hostIfname(d.key),
-        Engine::hostSideIfname(d.key)}) {
-    auto hl = k.getLink(Kernel::kHost, name);
-    if (hl.ok() && hl->alias == d.stamp) {
-      auto st = k.deleteLink(Kernel::kHost, hl->index);
-      if (!st.ok() && st.error().code != Errc::kNotFound) return st;
-    }
-  }
-  return {};
+  // Ends left on the host (Docker's, or a veth whose container end went elsewhere).
+  std::string host_end = d.record && !d.record->host_ifname.empty() ? d.record->host_ifname
+                                                                    : Engine::hostIfname(d.key);
+  PLUMB_TRY(remove(Kernel::kHost, host_end, host_end == Engine::hostIfname(d.key)));
+  return remove(Kernel::kHost, Engine::hostSideIfname(d.key), true);
 }
 
 Status checkKind(const Check& c, const std::string& kind) {
