@@ -94,8 +94,19 @@ Status recordAlloc(Db& db, const IpPrefix& subnet, const IpAddr& addr,
   return q.run();
 }
 
+// Whether addr is allocated in any subnet: subnets may overlap (198.18.60.0/24 and
+// 198.18.60.0/25, two networks or two ranges of one), and an address is one address whichever
+// subnet's free space it was taken from.
+Result<bool> allocatedAnywhere(Db& db, const IpAddr& addr) {
+  PLUMB_ASSIGN(auto q, db.prepare("SELECT 1 FROM ip_allocs WHERE ip=? LIMIT 1"));
+  q.bindBlob(1, key(addr));
+  return q.step();
+}
+
 // Takes addr if free. false: already taken.
 Result<bool> takeSpecific(Db& db, const IpPrefix& subnet, const IpAddr& addr) {
+  PLUMB_ASSIGN(bool elsewhere, allocatedAnywhere(db, addr));
+  if (elsewhere) return false;
   std::string sk = subnetKey(subnet);
   PLUMB_ASSIGN(auto s, spanHolding(db, sk, addr));
   if (!s) return false;
@@ -118,11 +129,24 @@ Result<std::optional<IpAddr>> takeNext(Db& db, const IpRange& r) {
   auto findFrom = [&](const IpAddr& start,
                       const IpAddr& limit) -> Result<std::optional<std::pair<Span, IpAddr>>> {
     using Found = std::optional<std::pair<Span, IpAddr>>;
-    PLUMB_ASSIGN(auto holding, spanHolding(db, sk, start));
-    if (holding) return Found({*holding, start});
-    PLUMB_ASSIGN(auto after, spanAfter(db, sk, start));
-    if (after && after->lo <= limit) return Found({*after, after->lo});
-    return Found();
+    // The next address free in this subnet that no overlapping subnet has handed out.
+    for (IpAddr at = start;;) {
+      std::optional<Span> span;
+      PLUMB_ASSIGN(span, spanHolding(db, sk, at));
+      if (!span) {
+        PLUMB_ASSIGN(span, spanAfter(db, sk, at));
+        if (!span || limit < span->lo) return Found();
+        at = span->lo;
+      }
+      for (;; at = at.plus(1)) {
+        if (limit < at) return Found();
+        PLUMB_ASSIGN(bool elsewhere, allocatedAnywhere(db, at));
+        if (!elsewhere) return Found({*span, at});
+        if (at == span->hi) break;
+      }
+      if (at == limit) return Found();
+      at = at.plus(1);
+    }
   };
   PLUMB_ASSIGN(auto found, findFrom(from, *r.end));
   if (!found && from != *r.start) {

@@ -1,9 +1,10 @@
 // Built-in IPAM on the shared store. Free space is kept as spans per subnet, so allocating,
 // releasing and reserving are a few index look-ups whatever the number of addresses in use.
-// Pools are keyed by subnet, not by network: a Docker network and a CNI conflist on the same
-// subnet never hand out the same address. Different but overlapping subnets (10.88.0.0/16 and
-// 10.88.1.0/24) are separate pools, as separate host-local configs are; the Docker front end
-// refuses overlapping networks.
+// Free space is kept per subnet, not per network: a Docker network and a CNI conflist on the
+// same subnet never hand out the same address. Nor do different but overlapping subnets
+// (10.88.0.0/16 and 10.88.1.0/24, two networks or two ranges of one config): an address
+// allocated in one is skipped in every other. The Docker front end refuses overlapping
+// networks.
 #pragma once
 
 #include <optional>

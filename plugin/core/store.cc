@@ -12,7 +12,7 @@
 namespace plumb::core {
 namespace {
 
-constexpr int kSchemaVersion = 2;
+constexpr int kSchemaVersion = 3;
 constexpr int kBusyTimeoutMs = 30000;
 
 const char* kSchema = R"sql(
@@ -32,6 +32,7 @@ CREATE TABLE IF NOT EXISTS ip_allocs(
   gateway TEXT NOT NULL, network TEXT NOT NULL, container_id TEXT NOT NULL, ifname TEXT NOT NULL,
   PRIMARY KEY(subnet, ip)) WITHOUT ROWID;
 CREATE INDEX IF NOT EXISTS ip_allocs_owner ON ip_allocs(network, container_id, ifname);
+CREATE INDEX IF NOT EXISTS ip_allocs_ip ON ip_allocs(ip);
 CREATE TABLE IF NOT EXISTS endpoints(
   network TEXT NOT NULL, id TEXT NOT NULL, config TEXT NOT NULL, created INTEGER NOT NULL,
   PRIMARY KEY(network, id)) WITHOUT ROWID;

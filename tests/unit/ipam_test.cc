@@ -35,6 +35,52 @@ class IpamTest : public ::testing::Test {
   std::unique_ptr<Store> store_;
 };
 
+// Issue 15: overlapping subnets in one store (two networks on 198.18.60.0/24 and /25, or one
+// config with both as range sets) never hand out one address twice.
+TEST_F(IpamTest, AnAddressIsHandedOutOnceWhateverSubnetItIsTakenFrom) {
+  Ipam ipam(*store_);
+  RangeSet wide{range("198.18.60.0/24")}, narrow{range("198.18.60.0/25")};
+  auto a = ipam.allocate({{"net-a", "c1", "eth0"}, {wide}, {}});
+  ASSERT_TRUE(a.ok()) << a.error().message;
+  EXPECT_EQ((*a)[0].address.str(), "198.18.60.1/24");
+  auto b = ipam.allocate({{"net-b", "c1", "eth0"}, {narrow}, {}});
+  ASSERT_TRUE(b.ok()) << b.error().message;
+  EXPECT_EQ((*b)[0].address.str(), "198.18.60.2/25") << "198.18.60.1 is net-a's";
+  // One config with both ranges as sets: two different addresses.
+  auto both = ipam.allocate({{"net-c", "c1", "eth0"}, {wide, narrow}, {}});
+  ASSERT_TRUE(both.ok()) << both.error().message;
+  ASSERT_EQ(both->size(), 2u);
+  EXPECT_NE((*both)[0].address.addr(), (*both)[1].address.addr());
+  std::set<std::string> seen = {(*a)[0].address.addr().str(), (*b)[0].address.addr().str()};
+  for (const auto& x : *both)
+    EXPECT_TRUE(seen.insert(x.address.addr().str()).second) << x.address.str();
+  // Asked for by address, or reserved: taken elsewhere is taken.
+  auto asked = ipam.allocate({{"net-b", "c2", "eth0"}, {narrow}, {*IpAddr::parse("198.18.60.1")}});
+  ASSERT_FALSE(asked.ok());
+  EXPECT_EQ(asked.error().code, Errc::kExists) << asked.error().message;
+  auto reserved = ipam.reserve(*IpPrefix::parse("198.18.60.0/25"), *IpAddr::parse("198.18.60.1"),
+                               {"net-b", "c3", "eth0"});
+  ASSERT_FALSE(reserved.ok());
+  EXPECT_EQ(reserved.error().code, Errc::kExists);
+  // Given back in its own subnet, the address is free in the other one again.
+  ASSERT_TRUE(ipam.release({"net-a", "c1", "eth0"}).ok());
+  ASSERT_TRUE(ipam.reserve(*IpPrefix::parse("198.18.60.0/25"), *IpAddr::parse("198.18.60.1"),
+                           {"net-b", "c3", "eth0"})
+                  .ok());
+}
+
+TEST_F(IpamTest, AnOverlappingSubnetFullyTakenIsExhaustedNotDuplicated) {
+  Ipam ipam(*store_);
+  RangeSet small{range("198.18.61.0/29")}, wide{range("198.18.61.0/24")};
+  for (int i = 0; i < 6; ++i) {
+    auto got = ipam.allocate({{"net-w", "w" + std::to_string(i), "eth0"}, {wide}, {}});
+    ASSERT_TRUE(got.ok()) << got.error().message;
+  }
+  auto none = ipam.allocate({{"net-s", "s1", "eth0"}, {small}, {}});
+  ASSERT_FALSE(none.ok()) << (*none)[0].address.str();
+  EXPECT_EQ(none.error().code, Errc::kTryAgain) << none.error().message;
+}
+
 TEST_F(IpamTest, HandsOutAddressesInOrderSkippingTheGateway) {
   Ipam ipam(*store_);
   RangeSet set{range("198.18.0.0/24", nullptr, nullptr, "198.18.0.1")};
