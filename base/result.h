@@ -20,6 +20,7 @@ enum class Errc {
   kDecode,       // malformed JSON or wire data
   kKernel,       // any other kernel refusal
   kTryAgain,     // transient: the caller may retry
+  kExhausted,    // no free address (or subnet) is left in what was configured
   kInternal,
 };
 

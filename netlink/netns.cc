@@ -23,7 +23,13 @@ namespace plumb::netlink {
 
 Result<Netns> Netns::fromPath(const std::string& path) {
   Netns ns;
-  ns.fd_.reset(::open(path.c_str(), O_RDONLY | O_CLOEXEC));
+  // A netns file is a regular file (nsfs, or a bind mount of one): anything else, a FIFO
+  // that would block the open or a device, is refused before it is opened.
+  struct stat st {};
+  if (::stat(path.c_str(), &st) != 0) return failErrno(errno, "failed to open netns " + path);
+  if (!S_ISREG(st.st_mode))
+    return fail(Errc::kInvalid, "failed to open netns " + path + ": not a network namespace");
+  ns.fd_.reset(::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NONBLOCK | O_NOCTTY));
   if (!ns.fd_.valid()) return failErrno(errno, "failed to open netns " + path);
   struct statfs sfs {};
   if (::fstatfs(ns.fd_.get(), &sfs) != 0) return failErrno(errno, "failed to stat netns " + path);
@@ -32,6 +38,13 @@ Result<Netns> Netns::fromPath(const std::string& path) {
   }
   ns.path_ = path;
   return ns;
+}
+
+bool Netns::isCurrent() const {
+  struct stat mine {
+  }, here{};
+  return ::fstat(fd_.get(), &mine) == 0 && ::stat("/proc/thread-self/ns/net", &here) == 0 &&
+         mine.st_dev == here.st_dev && mine.st_ino == here.st_ino;
 }
 
 Result<Netns> Netns::fromPid(pid_t pid) {

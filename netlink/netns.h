@@ -36,6 +36,8 @@ class Netns {
   int fd() const { return fd_.get(); }
   bool valid() const { return fd_.valid(); }
   const std::string& path() const { return path_; }
+  // Whether this is the calling thread's own namespace (the host's, for plumb).
+  bool isCurrent() const;
 
  private:
   UniqueFd fd_;

@@ -290,7 +290,8 @@ Outcome cmdAdd(Call& c) {
     if (delegated && delegated->failed()) return *delegated->failed();
     const Error& e = attached.error();
     if (e.code == Errc::kNoNetns) return CniError{kUnknownContainer, e.message, ""};
-    if (e.code == Errc::kTryAgain) return CniError{kAddressExhausted, e.message, ""};
+    // A busy store is kTryAgain (code 11, try again later), not an exhausted range.
+    if (e.code == Errc::kExhausted) return CniError{kAddressExhausted, e.message, ""};
     return fromError(e);
   }
   log::get("cni")->debug("attached");
@@ -524,6 +525,12 @@ Output run(const Invocation& in) {
     auto args = parseCniArgs(envOr(in, "CNI_ARGS"));
     if (!args.ok()) return errorOutput({kInvalidEnvironment, args.error().message, ""}, v);
     c.args = std::move(args).value();
+  }
+  if (command == "ADD") {
+    // The request as a whole (mode, MAC, names) is checked before anything is looked at.
+    auto req = requestFor(c, nullptr);
+    Status valid = req.ok() ? core::Engine::validate(*req) : Status(req.error());
+    if (!valid.ok()) return errorOutput(fromError(valid.error()), v);
   }
   if (command == "ADD" || command == "CHECK") {
     // Checked before anything changes: a netns that is gone means the container is.

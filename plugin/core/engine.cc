@@ -143,8 +143,9 @@ Status Engine::validate(const AttachRequest& req) {
     if (req.netns.empty())
       return fail(Errc::kInvalid, "no netns given for container " + req.key.container_id);
   }
-  if (req.mtu < 0 || req.mtu > 65535)
-    return fail(Errc::kInvalid, "mtu " + std::to_string(req.mtu) + " is out of range");
+  // 68: the least IPv4 allows (RFC 791); 0 inherits.
+  if (req.mtu != 0 && (req.mtu < 68 || req.mtu > 65535))
+    return fail(Errc::kInvalid, "mtu " + std::to_string(req.mtu) + " is out of range (68-65535)");
   if (req.mac) PLUMB_TRY(checkUnicast(*req.mac));
   if (req.dhcp &&
       (!req.addresses.empty() || req.placement != Placement::kContainer || req.address_source))

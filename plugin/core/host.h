@@ -26,8 +26,8 @@ Result<std::optional<HostLink>> findHostLinkByMac(const MacAddr& mac);
 // Subnets the host routes (its LAN, a VPN), default and link-local routes left out: Docker's
 // default pools never hand these out.
 Result<std::vector<IpPrefix>> routedSubnets(bool v6);
-// Whether path is a network namespace: Errc::kNoNetns when it is gone, kInvalid when it is not
-// a netns.
+// Whether path is a container's network namespace: Errc::kNoNetns when it is gone, kInvalid
+// when it is not a netns or is the one plumb runs in (the host's).
 Status checkNetns(const std::string& path);
 // Whether the device a passthrough plan names is on the host and fit to move.
 Status checkPassthroughDevice(const PassthroughPlan& plan);

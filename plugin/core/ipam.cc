@@ -309,7 +309,7 @@ Result<std::vector<Allocation>> Ipam::allocate(const IpamRequest& req) {
       if (!got) {
         std::string ranges;
         for (const auto& r : set) ranges += (ranges.empty() ? "" : ", ") + r.describe();
-        return fail(Errc::kTryAgain, "no free address in range " + ranges);
+        return fail(Errc::kExhausted, "no free address in range " + ranges);
       }
       out.push_back(*got);
     }

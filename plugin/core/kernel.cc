@@ -16,6 +16,7 @@ class RealKernel : public Kernel {
     if (!ns.ok() && ns.error().code == Errc::kNotFound)
       return fail(Errc::kNoNetns, ns.error().message);
     if (!ns.ok()) return std::move(ns).error();
+    if (ns->isCurrent()) return hostAsContainer(path);
     return add(std::move(ns).value());
   }
   Result<Ns> temporaryNetns() override {
@@ -186,6 +187,11 @@ class RealKernel : public Kernel {
 };
 
 }  // namespace
+
+Error hostAsContainer(const std::string& path) {
+  return makeError(Errc::kInvalid,
+                   "netns " + path + " is the namespace plumb runs in, not a container's");
+}
 
 std::unique_ptr<Kernel> realKernel() { return std::make_unique<RealKernel>(); }
 

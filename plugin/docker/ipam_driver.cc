@@ -89,8 +89,8 @@ Result<IpPrefix> Driver::pickSubnet(core::Store& store, bool v6) {
       if (!clash) return candidate;
     }
   }
-  return fail(Errc::kTryAgain, std::string("no free IPv") + (v6 ? "6" : "4") +
-                                   " subnet is left in the default pools; name one with --subnet");
+  return fail(Errc::kExhausted, std::string("no free IPv") + (v6 ? "6" : "4") +
+                                    " subnet is left in the default pools; name one with --subnet");
 }
 
 Result<json> Driver::requestPool(core::Store& store, const json& req) {

@@ -2,6 +2,7 @@
 #include "plugin/cni/cni.h"
 
 #include <gtest/gtest.h>
+#include <sys/stat.h>
 
 #include <nlohmann/json.hpp>
 
@@ -54,6 +55,24 @@ class CniTest : public ::testing::Test {
   }
   testing::TempDir dir_;
 };
+
+// Issue 15: the host's own netns (plumb's) as the container's would put the container's
+// address and default route on the host; a FIFO as CNI_NETNS used to block the open forever.
+TEST_F(CniTest, ANetnsThatIsNoContainersIsRefusedBeforeAnything) {
+  auto own = call(env("ADD"), conf().dump());
+  EXPECT_EQ(code(own), kInvalidEnvironment) << own.text;
+  EXPECT_NE(msg(own).find("is the namespace plumb runs in"), std::string::npos) << own.text;
+  std::string fifo = dir_.path() + "/fifo";
+  ASSERT_EQ(::mkfifo(fifo.c_str(), 0600), 0);
+  for (const std::string& path : {fifo, std::string("/dev/null"), dir_.path()}) {
+    auto e = env("ADD");
+    e["CNI_NETNS"] = path;
+    auto out = call(e, conf().dump());
+    EXPECT_EQ(code(out), kInvalidEnvironment) << path << ": " << out.text;
+    EXPECT_NE(msg(out).find("not a network namespace"), std::string::npos) << out.text;
+  }
+  EXPECT_EQ(allocations(), 0u);
+}
 
 TEST_F(CniTest, BytesThatAreNotUtf8AreRefusedUpFrontAndAnsweredInValidJson) {
   for (const char* key : {"CNI_COMMAND", "CNI_CONTAINERID", "CNI_IFNAME", "CNI_ARGS"}) {

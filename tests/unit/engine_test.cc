@@ -336,6 +336,20 @@ TEST(EngineSteps, PlannedModesAreRefusedBeforeAnything) {
   EXPECT_EQ(w.kernel.changes, 0);
 }
 
+TEST(EngineSteps, AnMtuTheKernelWouldTakeBadlyIsRefused) {
+  World w;
+  w.store = std::move(Store::open(w.dir.path())).value();
+  containerHost(w);
+  for (int mtu : {-1, 1, 67, 65536}) {
+    AttachRequest r = withStatic(base("ctr1", bridgePlan()));
+    r.mtu = mtu;
+    auto st = Engine(*w.store, w.kernel).attach(r);
+    ASSERT_FALSE(st.ok()) << mtu;
+    EXPECT_EQ(st.error().message, "mtu " + std::to_string(mtu) + " is out of range (68-65535)");
+  }
+  EXPECT_EQ(w.kernel.changes, 0);
+}
+
 TEST(EngineSteps, AGoneNetnsIsTyped) {
   World w;
   w.store = std::move(Store::open(w.dir.path())).value();

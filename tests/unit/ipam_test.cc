@@ -78,7 +78,7 @@ TEST_F(IpamTest, AnOverlappingSubnetFullyTakenIsExhaustedNotDuplicated) {
   }
   auto none = ipam.allocate({{"net-s", "s1", "eth0"}, {small}, {}});
   ASSERT_FALSE(none.ok()) << (*none)[0].address.str();
-  EXPECT_EQ(none.error().code, Errc::kTryAgain) << none.error().message;
+  EXPECT_EQ(none.error().code, Errc::kExhausted) << none.error().message;
 }
 
 TEST_F(IpamTest, HandsOutAddressesInOrderSkippingTheGateway) {
@@ -128,7 +128,7 @@ TEST_F(IpamTest, RunsOutAndRecoversAfterRelease) {
   ASSERT_TRUE(ipam.allocate(req("b", {set})).ok());
   auto c = ipam.allocate(req("c", {set}));
   ASSERT_FALSE(c.ok());
-  EXPECT_EQ(c.error().code, Errc::kTryAgain);
+  EXPECT_EQ(c.error().code, Errc::kExhausted);
   EXPECT_NE(c.error().message.find("no free address in range 198.18.0.2-198.18.0.3"),
             std::string::npos)
       << c.error().message;
