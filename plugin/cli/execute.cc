@@ -156,6 +156,15 @@ int attach(const AttachCommand& c, const Options& opts) {
   }
   auto same = alreadyAttached(**store, *req);
   if (!same.ok()) return failWith(same.error(), opts);
+  // The record alone does not make a re-run a no-op: the kernel must still have what it says.
+  // A guest's netns made anew under the same name, or an interface removed by hand, leaves a
+  // stale record; it is cleaned and the attach made again.
+  if (*same && !engine.check(*req).ok()) {
+    auto st = engine.detach({req->key, "", {}});
+    if (!st.ok())
+      return failWith(std::move(st).error().wrap("failed to clean a stale record"), opts);
+    *same = false;
+  }
   if (*same) {
     if (opts.json) {
       std::cout << json{{"attached", req->key.str()}, {"changed", false}}.dump() << "\n";

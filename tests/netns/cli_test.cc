@@ -15,6 +15,23 @@ class Cli : public NetnsTest {
   }
 };
 
+// Issue 15: a guest's netns deleted without `plumb del` and made again under the same name;
+// the same command must attach it again, not answer "already attached" from the record.
+TEST_F(Cli, ARerunAfterTheGuestsNetnsWasMadeAnewAttachesAgain) {
+  makeNetns("g1");
+  auto g1 = nsName("g1");
+  ASSERT_EQ(plumb("br-stale " + g1 + " 198.18.45.5/24").rc, 0);
+  auto again = plumb("br-stale " + g1 + " 198.18.45.5/24");
+  EXPECT_NE(again.out.find("already attached"), std::string::npos) << again.out;
+  ASSERT_EQ(sh("ip netns del " + g1 + " && ip netns add " + g1).rc, 0);
+  auto rerun = plumb("br-stale " + g1 + " 198.18.45.5/24");
+  ASSERT_EQ(rerun.rc, 0) << rerun.out;
+  EXPECT_NE(rerun.out.find("attached eth1 of " + g1), std::string::npos) << rerun.out;
+  EXPECT_NE(in(g1, "ip -o addr show eth1").out.find("198.18.45.5/24"), std::string::npos);
+  EXPECT_EQ(plumb("del " + g1).rc, 0);
+  EXPECT_EQ(inHost("ip -o link show | grep -c 'master br-stale' || true").out, "0\n");
+}
+
 TEST_F(Cli, BridgeAttachRerunAndDel) {
   makeNetns("g1");
   makeNetns("g2");
