@@ -113,6 +113,7 @@ ip netns add "$LAN"
 in_host ip link set lo up
 ip -n "$HOSTNS" link add "$PARENT" type veth peer name lan0 netns "$LAN"
 ip -n "$HOSTNS" link add "$NIC" mtu 1450 type veth peer name lan1 netns "$LAN"
+ip -n "$HOSTNS" link set "$NIC" up  # so that "back up" is what the restore must show
 ip -n "$HOSTNS" link set "$PARENT" up
 ip -n "$LAN" link set lan0 up
 ip -n "$LAN" addr add 198.18.44.1/24 dev lan0
@@ -252,8 +253,9 @@ section "del"
 for ifc in eth1 eth3 eth4 eth6 eth7; do
   t "plumb del d1 -i $ifc" cli del "$P-d1" -i "$ifc"
 done
+# It was up (administratively) before it went: the flags between <> must say UP again.
 t "the NIC is back in the host under its name, MTU and up state" \
-  bash -c "ip -n $HOSTNS -o link show $NIC | grep -q 'mtu 1450' && ip -n $HOSTNS -o link show $NIC | grep -q 'state DOWN\|,UP'"
+  bash -c "ip -n $HOSTNS -o link show $NIC | grep -q 'mtu 1450' && ip -n $HOSTNS -o link show $NIC | grep -oE '<[^>]*>' | tr ',<>' '   ' | grep -qw UP"
 t "d1 has only lo left" bash -c "[ \"\$(docker exec $P-d1 ls /sys/class/net | tr '\n' ' ')\" = 'lo ' ]"
 for ifc in eth2 eth3 eth4 eth5; do
   t "plumb del d2 -i $ifc" cli del "$P-d2" -i "$ifc"
@@ -273,9 +275,11 @@ t "the host namespace has the links it had, the NIC back among them" \
   diff <(echo "$HOST_LINKS_BEFORE") <(host_links_left)
 t "no DHCP client of this run is left" bash -c "! pgrep -f '[u]dhcpc.*hostname:$P-'"
 
+t "the run's containers are removed" bash -c "ids=\$(docker ps -aq --filter name=^$P-) && { [ -z \"\$ids\" ] || docker rm -f \$ids >/dev/null; }"
+# Asked while dockerd still runs: the listing must succeed and be empty.
+t "no docker container named $P-* is left" bash -c "c=\$(docker ps -aq --filter name=^$P-) && [ -z \"\$c\" ]"
 trap - EXIT
 cleanup
-t "no docker container named $P-* is left" bash -c "[ -z \"\$(docker ps -aq --filter name=^$P- 2>/dev/null)\" ] || ! docker info >/dev/null 2>&1"
 t "no netns named $P-* remains" bash -c "! ip netns list | grep -q '^$P-'"
 t "containerd's mounts are gone" bash -c "! grep -q plumb-cli-e2e /proc/mounts"
 

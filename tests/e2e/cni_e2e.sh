@@ -322,6 +322,7 @@ t "a: c2 has a default route via 198.18.1.1" has_default_via "$C2" 198.18.1.1
 t "a: the bridge holds the gateway address" has_addr "$HOST" e2ebr-a 198.18.1.1/24
 t "a: isGateway turned on net.ipv4.ip_forward in the host netns" sysctl_is "$HOST" net.ipv4.ip_forward 1
 HOSTIF1=$(res_host_if "$TMP/a-c1.json")
+t "a: the result names c1's host veth" test -n "$HOSTIF1"
 t "a: c1's host veth ($HOSTIF1) is a port of e2ebr-a" master_is "$HOST" "${HOSTIF1:-plm-missing}" e2ebr-a
 t "a: a masquerade rule covers 198.18.1.0/24 (nft list ruleset)" has_masquerade '198\.18\.1\.0/24'
 t "a: ping c1 -> c2" ping_ok "$C1" "${IP2%/*}"
@@ -413,6 +414,7 @@ CAP_ARGS=$PM t "b: DEL c1 through the chain (same portMappings, as runtimes send
 t "b: portmap's rules for port 18080 are gone" no_dnat 18080
 t "b: firewall's rules for ${IPB%/*} are gone" no_fw_rule "${IPB%/*}" 
 t "b: bandwidth's ifb is gone" link_gone "$HOST" "${IFB:-bwp-missing}"
+t "b: the result named c1's host veth" test -n "$HOSTIFB"
 t "b: c1's host veth is gone" link_gone "$HOST" "${HOSTIFB:-plm-missing}"
 t "b: c1's eth0 is gone" link_gone "$C1" eth0
 t "b: tuning's dataDir is empty" dir_empty "$TMP/tuning"
@@ -435,6 +437,7 @@ HOSTIFC2=$(res_host_if "$TMP/c-c2.json")
 t "c: ping c1 -> c2 before GC" ping_ok "$C1" "${IPC2%/*}"
 VALID=c1/eth0 t "c: GC with valid = c1/eth0" cni gc "$C" ""
 t "c: c2's eth0 is gone" link_gone "$C2" eth0
+t "c: the results named the host veths" test -n "$HOSTIFC1" -a -n "$HOSTIFC2"
 t "c: c2's host veth ($HOSTIFC2) is gone" link_gone "$HOST" "${HOSTIFC2:-plm-missing}"
 t "c: plumb ls no longer lists c2" ls_lacks e2e-c c2
 t "c: c2's address is released (sqlite3 ip_allocs)" no_allocs e2e-c c2
@@ -451,6 +454,7 @@ t "c: both still ping each other" ping_ok "$C1" "${IPC2%/*}"
 t "c: DEL c1" cni del "$C" "$NS1" c1
 # c2's sandbox goes first, as when a container dies: DEL must still succeed and clean up.
 HOSTIFC2B=$(res_host_if "$TMP/c-c2b.json")
+t "c: the result named c2's new host veth" test -n "$HOSTIFC2B"
 ip netns del "$C2"
 t "c: DEL c2 after its netns is gone" cni del "$C" "$NS2" c2
 t "c: plumb ls lists nothing on e2e-c" ls_no_network e2e-c
