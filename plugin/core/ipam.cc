@@ -195,6 +195,23 @@ Status giveBack(Db& db, const std::string& sk, const IpAddr& addr) {
   return ins.run();
 }
 
+// A subnet none of whose addresses is held any more is forgotten (its free space is whole
+// again; ensureSubnet makes it anew on next use), so that what was taken and given back
+// leaves the store as it was. Its round-robin cursor stays: a released address is not handed
+// out again at once.
+Status forgetIfUnused(Db& db, const std::string& sk) {
+  PLUMB_ASSIGN(auto held, db.prepare("SELECT 1 FROM ip_allocs WHERE subnet=? LIMIT 1"));
+  held.bind(1, sk);
+  PLUMB_ASSIGN(bool any, held.step());
+  if (any) return {};
+  PLUMB_ASSIGN(auto spans, db.prepare("DELETE FROM ip_free WHERE subnet=?"));
+  spans.bind(1, sk);
+  PLUMB_TRY(spans.run());
+  PLUMB_ASSIGN(auto subnet, db.prepare("DELETE FROM ip_subnets WHERE subnet=?"));
+  subnet.bind(1, sk);
+  return subnet.run();
+}
+
 Result<std::vector<Allocation>> ownedBy(Db& db, const AttachmentKey& owner) {
   std::vector<Allocation> out;
   // IPv4 keys sort before IPv6 ones: results list IPv4 first, as range sets usually do.
@@ -340,7 +357,9 @@ Status Ipam::release(const AttachmentKey& owner) {
         auto del,
         db.prepare("DELETE FROM ip_allocs WHERE network=? AND container_id=? AND ifname=?"));
     del.bind(1, owner.network).bind(2, owner.container_id).bind(3, owner.ifname);
-    return del.run();
+    PLUMB_TRY(del.run());
+    for (const auto& [sk, a] : held) PLUMB_TRY(forgetIfUnused(db, sk));
+    return {};
   });
 }
 
@@ -371,7 +390,8 @@ Status Ipam::releaseAddress(const IpPrefix& subnet, const IpAddr& addr) {
     del.bind(1, subnetKey(subnet)).bindBlob(2, key(addr));
     PLUMB_TRY(del.run());
     if (sqlite3_changes(db.handle()) == 0) return {};
-    return giveBack(db, subnetKey(subnet), addr);
+    PLUMB_TRY(giveBack(db, subnetKey(subnet), addr));
+    return forgetIfUnused(db, subnetKey(subnet));
   });
 }
 

@@ -291,8 +291,8 @@ TEST_F(Bridge, ConcurrentAddsAndDels) {
          "/state/plumb.db \"SELECT count(*) FROM ip_allocs WHERE container_id<>'gateway'; SELECT "
          "count(*) FROM attachments; SELECT count(*) FROM ip_free\"")
           .out;
-  EXPECT_EQ(allocs, "0\n0\n1\n")
-      << "no allocation or record left, free space merged back into one span";
+  EXPECT_EQ(allocs, "0\n0\n0\n")
+      << "no allocation or record left; the subnet, wholly free again, is forgotten";
 }
 
 // A runtime retrying ADD while the first is still running: one wins, the others fail with

@@ -15,6 +15,7 @@
 #include "plugin/core/ipam.h"
 #include "plugin/docker/driver.h"
 #include "plugin/docker/network.h"
+#include "store_dump.h"
 #include "test_dir.h"
 
 namespace plumb::docker {
@@ -43,24 +44,11 @@ class DockerDriverTest : public ::testing::Test {
     auto reply = driver_.handle("POST", "/" + method, request.is_null() ? "" : request.dump());
     return {reply.status, json::parse(reply.body)};
   }
-  // Everything the store holds, for "bad input changes nothing".
+  // Everything the store holds, every table and column, for "bad input changes nothing".
+  // (IPAM's round-robin cursor left out: it moves on past a released address by design, and
+  // holds nothing.)
   std::string storeDump() {
-    auto store = core::Store::open(dir_.path());
-    std::string out;
-    for (const char* table : {"networks", "endpoints", "attachments", "ip_pools", "ip_allocs"}) {
-      out += std::string("== ") + table + "\n";
-      (void)(*store)->read([&](core::Db& db) -> Status {
-        auto q = db.prepare((std::string("SELECT * FROM ") + table + " ORDER BY 1, 2").c_str());
-        if (!q.ok()) return std::move(q).error();
-        for (;;) {
-          auto row = q->step();
-          if (!row.ok() || !*row) break;
-          out += q->text(0) + "|" + q->text(1) + "|" + q->text(2) + "\n";
-        }
-        return {};
-      });
-    }
-    return out;
+    return plumb::testing::storeDumpOf(dir_.path() + "/plumb.db", {"ip_cursor"});
   }
 
   plumb::testing::TempDir dir_;

@@ -2,7 +2,6 @@
 // every change the attach makes, in turn, each leaving the kernel and the store exactly as
 // they were. Then detach, which must leave them as they were before the attach.
 #include <gtest/gtest.h>
-#include <sqlite3.h>
 
 #include <functional>
 #include <memory>
@@ -10,6 +9,7 @@
 #include "fake_kernel.h"
 #include "plugin/core/engine.h"
 #include "plugin/core/ipam.h"
+#include "store_dump.h"
 #include "test_dir.h"
 
 namespace plumb::core {
@@ -20,38 +20,10 @@ using testing::FakeKernel;
 const MacAddr kDeviceMac = *MacAddr::parse("02:00:00:00:09:09");
 constexpr const char* kNetns = "/run/netns/ctr1";
 
-// Every table of the store but ip_cursor, row by row: IPAM's round-robin cursor moves on past
-// a released address by design (as host-local's does), and holds nothing.
+// Every table of the store but ip_cursor: IPAM's round-robin cursor moves on past a released
+// address by design (as host-local's does), and holds nothing.
 std::string storeDump(const std::string& dir) {
-  sqlite3* db = nullptr;
-  std::string out;
-  if (sqlite3_open_v2((dir + "/plumb.db").c_str(), &db, SQLITE_OPEN_READONLY, nullptr) !=
-      SQLITE_OK) {
-    sqlite3_close(db);
-    return "cannot open the store";
-  }
-  for (const char* table :
-       {"networks", "attachments", "ip_subnets", "ip_free", "ip_allocs", "endpoints", "ip_pools"}) {
-    std::string sql = std::string("SELECT * FROM ") + table + " ORDER BY 1";
-    sqlite3_stmt* q = nullptr;
-    if (sqlite3_prepare_v2(db, sql.c_str(), -1, &q, nullptr) != SQLITE_OK) {
-      out += std::string("cannot read ") + table + ": " + sqlite3_errmsg(db) + "\n";
-      continue;
-    }
-    out += std::string(table) + ":\n";
-    int rc;
-    while ((rc = sqlite3_step(q)) == SQLITE_ROW) {
-      for (int c = 0; c < sqlite3_column_count(q); ++c) {
-        const void* v = sqlite3_column_blob(q, c);
-        out += " " + std::string(static_cast<const char*>(v), sqlite3_column_bytes(q, c));
-      }
-      out += "\n";
-    }
-    if (rc != SQLITE_DONE) out += std::string("read error: ") + sqlite3_errmsg(db) + "\n";
-    sqlite3_finalize(q);
-  }
-  sqlite3_close(db);
-  return out;
+  return plumb::testing::storeDumpOf(dir + "/plumb.db", {"ip_cursor"});
 }
 
 // One attach's world: a store in a temp dir, a fake kernel, and what the request points at.
