@@ -20,6 +20,15 @@ class Rollback : public NetnsTest {
     auto r = sh("sqlite3 " + state_.path() + "/state/plumb.db 'SELECT count(*) FROM attachments'");
     return r.rc == 0 ? r.out : "unreadable: " + std::to_string(r.rc);
   }
+  // The positive control after a refused ADD: the same ADD, its cause removed, succeeds and
+  // holds one address, which its DEL gives back.
+  void addSucceedsOnceTheCauseIsGone(const json& conf, const std::string& c1) {
+    auto ok = add(conf, "c1", c1);
+    ASSERT_EQ(ok.rc, 0) << ok.out;
+    EXPECT_EQ(allocations(), "1\n");
+    EXPECT_EQ(del(conf, "c1", c1).rc, 0);
+    EXPECT_EQ(allocations(), "0\n");
+  }
 };
 
 TEST_F(Rollback, CniBridgeNameTakenByANonBridgeReleasesTheAddress) {
@@ -44,11 +53,7 @@ TEST_F(Rollback, CniBridgeNameTakenByANonBridgeReleasesTheAddress) {
   // The same ADD once the name is free succeeds (IPAM moves on past a released address, as
   // host-local does, so the count is what shows the release).
   ASSERT_EQ(inHost("ip link del br-taken").rc, 0);
-  auto ok = add(conf, "c1", c1);
-  ASSERT_EQ(ok.rc, 0) << ok.out;
-  EXPECT_EQ(allocations(), "1\n");
-  EXPECT_EQ(del(conf, "c1", c1).rc, 0);
-  EXPECT_EQ(allocations(), "0\n");
+  addSucceedsOnceTheCauseIsGone(conf, c1);
 }
 
 TEST_F(Rollback, CniMacvlanMasterThatIsGoneReleasesTheAddress) {
@@ -67,11 +72,7 @@ TEST_F(Rollback, CniMacvlanMasterThatIsGoneReleasesTheAddress) {
   EXPECT_EQ(attachments(), "0\n");
   EXPECT_EQ(in(nsName("c1"), "ip -o link show | grep -vc ': lo:' || true").out, "0\n");
   ASSERT_EQ(inHost("ip link add gone0 type veth peer name gone0p && ip link set gone0 up").rc, 0);
-  auto ok = add(conf, "c1", c1);
-  ASSERT_EQ(ok.rc, 0) << ok.out;
-  EXPECT_EQ(allocations(), "1\n");
-  EXPECT_EQ(del(conf, "c1", c1).rc, 0);
-  EXPECT_EQ(allocations(), "0\n");
+  addSucceedsOnceTheCauseIsGone(conf, c1);
 }
 
 TEST_F(Rollback, CliFailureAfterTheRecordLeavesNoRecord) {
