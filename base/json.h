@@ -14,7 +14,8 @@ namespace plumb::json_read {
 
 using json = nlohmann::json;
 
-// Parses text; malformed JSON is Errc::kDecode.
+// Parses text; malformed JSON, or JSON nested deeper than kMaxDepth, is Errc::kDecode.
+constexpr size_t kMaxDepth = 128;
 Result<json> parse(std::string_view text);
 
 // j as text, with bytes that are not UTF-8 (from the environment, a name in the kernel)

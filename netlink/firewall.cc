@@ -177,6 +177,8 @@ Result<bool> hasTag(NlSocket& nf, const ChainRef& c, const std::string& tag) {
 
 // The nft commands that add whatever of rules is missing; empty when all is in place.
 Result<std::string> missingRules(NlSocket& nf, const BridgeRules& rules) {
+  PLUMB_TRY(Firewall::canQuote("bridge name", rules.bridge));
+  PLUMB_TRY(Firewall::canQuote("network name", rules.owner));
   std::string tag = bridgeTag(rules.bridge);
   std::string quoted = "\"" + rules.bridge + "\"";
   std::string cmd;
@@ -292,9 +294,21 @@ Status Firewall::unmasquerade(const std::string& owner, const IpPrefix& subnet) 
   return {};
 }
 
+Status Firewall::canQuote(const std::string& what, const std::string& name) {
+  for (char c : name) {
+    auto u = static_cast<unsigned char>(c);
+    if (c == '"' || c == '\\' || u < 0x20 || u >= 0x7f)
+      return fail(Errc::kInvalid,
+                  what + " '" + name + "' holds a character nftables rules cannot quote");
+  }
+  return {};
+}
+
 Status Firewall::publish(const std::string& owner, const std::string& bridge,
                          const std::vector<PortMapping>& ports) {
   if (ports.empty()) return {};
+  PLUMB_TRY(canQuote("bridge name", bridge));
+  PLUMB_TRY(canQuote("owner", owner));
   PLUMB_ASSIGN(auto nf, NlSocket::open(NETLINK_NETFILTER));
   Lock lock(true);
   PLUMB_TRY(lock.status());

@@ -50,6 +50,9 @@ class Firewall {
   // even traffic between two ports of one bridge: so the accept rules also go into iptables'
   // own `filter FORWARD` chains (iptables-nft) when those exist.
   static Status ensure(const BridgeRules& rules);
+  // Whether a name can be written into nft's rule text: the kernel takes interface names
+  // that nft's quoted strings cannot hold ('"', '\\'). Checked before any rule is built.
+  static Status canQuote(const std::string& what, const std::string& name);
   static Status revokeBridge(const std::string& bridge);
   // Call with a Lock(true) held.
   static Status unmasquerade(const std::string& owner, const IpPrefix& subnet);

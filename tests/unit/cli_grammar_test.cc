@@ -6,12 +6,19 @@
 namespace plumb::cli {
 namespace {
 
-AttachCommand attach(const std::vector<std::string>& args) {
+// The command args parse as, which must be a T: parsed as anything else fails the test.
+template <typename T>
+T parsedAs(const std::vector<std::string>& args) {
   auto c = parseCommand(args);
   EXPECT_TRUE(c.ok()) << (c.ok() ? "" : c.error().message);
-  if (!c.ok() || !std::holds_alternative<AttachCommand>(*c)) return {};
-  return std::get<AttachCommand>(*c);
+  if (!c.ok()) return {};
+  EXPECT_TRUE(std::holds_alternative<T>(*c))
+      << "parsed as another command (index " << c->index() << ")";
+  if (!std::holds_alternative<T>(*c)) return {};
+  return std::get<T>(*c);
 }
+
+AttachCommand attach(const std::vector<std::string>& args) { return parsedAs<AttachCommand>(args); }
 
 std::string error(const std::vector<std::string>& args) {
   auto c = parseCommand(args);
@@ -85,18 +92,16 @@ TEST(Grammar, NoAddressHostByMacDirectPhysAndMacvlanMode) {
 }
 
 TEST(Grammar, RouteRuleTcWaitDel) {
-  auto r = parseCommand({"route", "web1", "add", "198.19.0.0/16", "via", "198.18.0.1"});
-  ASSERT_TRUE(r.ok());
-  const auto& pass = std::get<PassCommand>(*r);
+  auto pass = parsedAs<PassCommand>({"route", "web1", "add", "198.19.0.0/16", "via", "198.18.0.1"});
   EXPECT_EQ(pass.what, "route");
   EXPECT_EQ(pass.guest, "web1");
   EXPECT_EQ(pass.args, (std::vector<std::string>{"add", "198.19.0.0/16", "via", "198.18.0.1"}));
-  EXPECT_EQ(std::get<PassCommand>(*parseCommand({"tc", "web1", "qdisc", "show"})).what, "tc");
-  EXPECT_EQ(std::get<WaitCommand>(*parseCommand({"--wait"})).container_if, "eth1");
-  EXPECT_EQ(std::get<WaitCommand>(*parseCommand({"--wait", "-i", "eth2"})).container_if, "eth2");
-  auto d = parseCommand({"del", "web1", "-i", "eth2"});
-  ASSERT_TRUE(d.ok());
-  EXPECT_EQ(std::get<DelCommand>(*d).container_if, "eth2");
+  EXPECT_EQ(parsedAs<PassCommand>({"tc", "web1", "qdisc", "show"}).what, "tc");
+  EXPECT_EQ(parsedAs<WaitCommand>({"--wait"}).container_if, "eth1");
+  EXPECT_EQ(parsedAs<WaitCommand>({"--wait", "-i", "eth2"}).container_if, "eth2");
+  auto d = parsedAs<DelCommand>({"del", "web1", "-i", "eth2"});
+  EXPECT_EQ(d.guest, "web1");
+  EXPECT_EQ(d.container_if, "eth2");
   EXPECT_FALSE(parseCommand({"route", "web1"}).ok());
 }
 

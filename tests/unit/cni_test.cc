@@ -6,6 +6,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "base/json.h"
 #include "plugin/cni/config.h"
 #include "plugin/cni/result_codec.h"
 #include "plugin/core/ipam.h"
@@ -85,6 +86,22 @@ TEST_F(CniTest, BytesThatAreNotUtf8AreRefusedUpFrontAndAnsweredInValidJson) {
     EXPECT_EQ(j["code"], kInvalidEnvironment) << key << ": " << out.text;
   }
   EXPECT_EQ(allocations(), 0u) << "nothing was allocated";
+}
+
+// Issue 15: a prevResult nested 100,000 deep overflowed the stack after the attach was made.
+// Refused as malformed before anything is parsed or changed; a shallow one still reads.
+TEST_F(CniTest, JsonNestedTooDeepIsRefusedUpFront) {
+  std::string deep = conf().dump();
+  deep.pop_back();
+  deep += ",\"prevResult\":{\"x\":" + std::string(100000, '[') + std::string(100000, ']') + "}}";
+  auto out = call(env("ADD"), deep);
+  EXPECT_EQ(code(out), kDecodeFailure) << out.text.substr(0, 200);
+  EXPECT_NE(msg(out).find("nested deeper than 128 levels"), std::string::npos) << msg(out);
+  EXPECT_EQ(allocations(), 0u);
+  // Brackets inside strings are not nesting.
+  auto c = conf();
+  c["args"] = {{"note", std::string(1000, '[')}};
+  EXPECT_TRUE(json_read::parse(c.dump()).ok());
 }
 
 TEST_F(CniTest, VersionListsEverySupportedVersion) {

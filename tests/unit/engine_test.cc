@@ -322,6 +322,26 @@ TEST(EngineSteps, AnMtuTheKernelWouldTakeBadlyIsRefused) {
   EXPECT_EQ(w.kernel.changes, 0);
 }
 
+// Issue 15: a bridge name the kernel takes but nft's rule text cannot quote left rules with no
+// verdict, added again on every ADD. Refused before anything is made.
+TEST(EngineSteps, ABridgeNameRulesCannotQuoteIsRefused) {
+  World w;
+  w.store = std::move(Store::open(w.dir.path())).value();
+  containerHost(w);
+  std::string before = w.snapshot();
+  for (const char* name : {"rp\"#", "br\\x"}) {
+    VethBridgePlan plan;
+    plan.bridge = name;
+    auto st = Engine(*w.store, w.kernel).attach(withStatic(base("ctr1", plan)));
+    ASSERT_FALSE(st.ok()) << name;
+    EXPECT_EQ(st.error().code, Errc::kInvalid);
+    EXPECT_NE(st.error().message.find("nftables rules cannot quote"), std::string::npos)
+        << st.error().message;
+  }
+  EXPECT_EQ(w.kernel.changes, 0);
+  EXPECT_EQ(w.snapshot(), before);
+}
+
 TEST(EngineSteps, AGoneNetnsIsTyped) {
   World w;
   w.store = std::move(Store::open(w.dir.path())).value();

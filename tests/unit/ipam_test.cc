@@ -5,6 +5,7 @@
 #include <set>
 #include <thread>
 
+#include "store_dump.h"
 #include "test_dir.h"
 
 namespace plumb::core {
@@ -171,12 +172,20 @@ TEST_F(IpamTest, ReleasingAFreeAddressChangesNothing) {
   RangeSet set{range("198.18.0.0/24")};
   ASSERT_TRUE(ipam.allocate(req("a", {set})).ok());
   auto subnet = *IpPrefix::parse("198.18.0.0/24");
+  // Every table as it is after the allocation: releasing free addresses must not widen the
+  // free spans nor touch a's address.
+  std::string before = plumb::testing::storeDumpOf(dir_.path() + "/plumb.db");
+  ASSERT_NE(before.find("|net|a|eth0|"), std::string::npos) << before;
   ASSERT_TRUE(
       ipam.releaseAddress(subnet, *IpAddr::parse("198.18.0.2")).ok());  // the first of a span
   ASSERT_TRUE(ipam.releaseAddress(subnet, *IpAddr::parse("198.18.0.77")).ok());  // inside a span
+  EXPECT_EQ(plumb::testing::storeDumpOf(dir_.path() + "/plumb.db"), before);
+  // And the next three allocations are three new addresses, none of them a's.
+  std::set<std::string> seen = {"198.18.0.1/24"};
   for (int i = 0; i < 3; ++i) {
     auto next = ipam.allocate(req("n" + std::to_string(i), {set}));
     ASSERT_TRUE(next.ok()) << next.error().message;
+    EXPECT_TRUE(seen.insert((*next)[0].address.str()).second) << (*next)[0].address.str();
   }
 }
 

@@ -51,15 +51,23 @@ TEST(Store, AFailedTransactionLeavesNothing) {
   testing::TempDir dir;
   auto store = Store::open(dir.path());
   ASSERT_TRUE(store.ok());
+  bool inserted = false;
   auto st = (*store)->write([&](Db& db) -> Status {
     auto q = db.prepare(
         "INSERT INTO attachments "
         "VALUES('net','half','eth0','','bridge','','','','cni','adding','{}',0)");
     if (!q.ok()) return std::move(q).error();
     if (auto r = q->run(); !r.ok()) return r;
+    // The row is there inside the transaction: the failure below is what must take it away.
+    auto seen = db.prepare("SELECT count(*) FROM attachments WHERE container_id='half'");
+    if (!seen.ok()) return std::move(seen).error();
+    auto row = seen->step();
+    inserted = row.ok() && *row && seen->integer(0) == 1;
     return fail(Errc::kInternal, "crash half-way");
   });
-  EXPECT_FALSE(st.ok());
+  ASSERT_TRUE(inserted) << "the INSERT itself must have worked for the test to mean anything";
+  ASSERT_FALSE(st.ok());
+  EXPECT_EQ(st.error().message, "crash half-way");
   EXPECT_FALSE((*store)->findAttachment({"net", "half", "eth0"})->has_value());
 }
 

@@ -105,6 +105,7 @@ struct BridgeState {
 Result<bool> ensureBridgeForNetwork(Kernel& k, const std::string& network,
                                     const VethBridgePlan& plan, int mtu) {
   PLUMB_TRY(validateIfname(plan.bridge));
+  PLUMB_TRY(nl::Firewall::canQuote("bridge name", plan.bridge));
   bool created = false;
   PLUMB_TRY(ensureBridge(k, network, plan, mtu, &created));
   return created;
@@ -112,7 +113,9 @@ Result<bool> ensureBridgeForNetwork(Kernel& k, const std::string& network,
 
 Status validate(const VethBridgePlan& plan, const AttachRequest& req) {
   if (!req.host_ifname.empty()) PLUMB_TRY(validateIfname(req.host_ifname));
-  return validateIfname(plan.bridge);
+  PLUMB_TRY(validateIfname(plan.bridge));
+  // Its forwarding rules name it: refused before anything is made, not at the rules' step.
+  return nl::Firewall::canQuote("bridge name", plan.bridge);
 }
 
 void addSteps(const VethBridgePlan& plan, Context& ctx, std::vector<Step>& steps) {
