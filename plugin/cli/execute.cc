@@ -134,6 +134,18 @@ Result<bool> alreadyAttached(core::Store& store, const core::AttachRequest& req)
                                  " with other settings: " + msg);
 }
 
+// Whether a record that matches the request is stale: complete ("ready"), yet its interface or
+// its netns is gone from the kernel (a guest's netns made anew under the same name). A record
+// still "adding" is another attach under way, and a check that fails for any other reason
+// (a busy store, a link set down) is not taken for staleness.
+bool isStale(core::Store& store, core::Engine& engine, const core::AttachRequest& req) {
+  auto record = store.findAttachment(req.key);
+  if (!record.ok() || !*record || (*record)->state != "ready") return false;
+  auto live = engine.check(req);
+  return !live.ok() &&
+         (live.error().code == Errc::kNotFound || live.error().code == Errc::kNoNetns);
+}
+
 int attach(const AttachCommand& c, const Options& opts) {
   auto guest = resolveGuest(c.guest);
   if (!guest.ok()) return failWith(guest.error(), opts);
@@ -159,7 +171,7 @@ int attach(const AttachCommand& c, const Options& opts) {
   // The record alone does not make a re-run a no-op: the kernel must still have what it says.
   // A guest's netns made anew under the same name, or an interface removed by hand, leaves a
   // stale record; it is cleaned and the attach made again.
-  if (*same && !engine.check(*req).ok()) {
+  if (*same && isStale(**store, engine, *req)) {
     auto st = engine.detach({req->key, "", {}});
     if (!st.ok())
       return failWith(std::move(st).error().wrap("failed to clean a stale record"), opts);

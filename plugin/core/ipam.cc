@@ -98,8 +98,10 @@ Status recordAlloc(Db& db, const IpPrefix& subnet, const IpAddr& addr,
 // 198.18.60.0/25, two networks or two ranges of one), and an address is one address whichever
 // subnet's free space it was taken from.
 Result<bool> allocatedAnywhere(Db& db, const IpAddr& addr) {
-  PLUMB_ASSIGN(auto q, db.prepare("SELECT 1 FROM ip_allocs WHERE ip=? LIMIT 1"));
-  q.bindBlob(1, key(addr));
+  // The text as well as the key: an IPv4 address and the IPv6 one that ends in its four bytes
+  // (::c612:5 and 198.18.0.5) share a 16-byte key.
+  PLUMB_ASSIGN(auto q, db.prepare("SELECT 1 FROM ip_allocs WHERE ip=? AND addr=? LIMIT 1"));
+  q.bindBlob(1, key(addr)).bind(2, addr.str());
   return q.step();
 }
 

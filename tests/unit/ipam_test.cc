@@ -70,6 +70,16 @@ TEST_F(IpamTest, AnAddressIsHandedOutOnceWhateverSubnetItIsTakenFrom) {
                   .ok());
 }
 
+TEST_F(IpamTest, AnIpv4AddressAndTheIpv6OneEndingInItsBytesAreTwoAddresses) {
+  Ipam ipam(*store_);
+  RangeSet v6{range("::c612:0/120")}, v4{range("198.18.0.0/24")};
+  auto a = ipam.allocate({{"net6", "c1", "eth0"}, {v6}, {*IpAddr::parse("::c612:5")}});
+  ASSERT_TRUE(a.ok()) << a.error().message;
+  auto b = ipam.allocate({{"net4", "c1", "eth0"}, {v4}, {*IpAddr::parse("198.18.0.5")}});
+  ASSERT_TRUE(b.ok()) << b.error().message;
+  EXPECT_EQ((*b)[0].address.str(), "198.18.0.5/24");
+}
+
 TEST_F(IpamTest, AnOverlappingSubnetFullyTakenIsExhaustedNotDuplicated) {
   Ipam ipam(*store_);
   RangeSet small{range("198.18.61.0/29")}, wide{range("198.18.61.0/24")};

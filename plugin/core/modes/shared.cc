@@ -31,9 +31,14 @@ Status createVethPair(Context& ctx, int mtu) {
                 "host interface " + spec.name + " already exists and is not this attachment's");
   }
   PLUMB_TRY(st);
-  PLUMB_ASSIGN(auto link, k.getLink(Kernel::kHost, spec.name));
-  ctx.host_index = link.index;
-  ctx.host_link = std::move(link);
+  auto link = k.getLink(Kernel::kHost, spec.name);
+  if (!link.ok()) {
+    // Made but not read back: this step fails, so no undo of it will run; the pair goes here.
+    deleteVethPair(ctx);
+    return std::move(link).error();
+  }
+  ctx.host_index = link->index;
+  ctx.host_link = std::move(link).value();
   return {};
 }
 
