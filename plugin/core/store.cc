@@ -120,15 +120,37 @@ std::string Stmt::blob(int col) const {
 long long Stmt::integer(int col) const { return sqlite3_column_int64(s_, col); }
 
 Result<std::unique_ptr<Store>> Store::open(const std::string& dir) {
+  // The state is plumb's alone: an absolute directory that only its owner (the user plumb
+  // runs as) can write to, and files in it that are not symbolic links. A plumb.db planted as a
+  // symlink in a world-writable directory once had root create the file it pointed to.
+  if (dir.empty() || dir[0] != '/')
+    return fail(Errc::kInvalid, "state directory '" + dir + "' is not an absolute path");
   if (::mkdir(dir.c_str(), 0700) != 0 && errno != EEXIST) {
     return failErrno(errno, "failed to create state directory " + dir);
   }
+  struct stat st {};
+  if (::stat(dir.c_str(), &st) != 0)
+    return failErrno(errno, "failed to use state directory " + dir);
+  if (!S_ISDIR(st.st_mode))
+    return fail(Errc::kInvalid, "state directory " + dir + " is not a directory");
+  if (st.st_uid != ::geteuid() || (st.st_mode & (S_IWGRP | S_IWOTH)) != 0) {
+    return fail(Errc::kInvalid, "state directory " + dir +
+                                    " can be written by other users; plumb keeps its state only "
+                                    "where its own user alone can write");
+  }
   std::string path = dir + "/plumb.db";
+  // Made here, 0600 and never through a symlink, before SQLite opens it (NOFOLLOW too).
+  {
+    // Closed again before SQLite opens the file: closing any descriptor of a file drops every
+    // POSIX lock the process holds on it, SQLite's included.
+    UniqueFd made(::open(path.c_str(), O_RDWR | O_CREAT | O_NOFOLLOW | O_CLOEXEC, 0600));
+    if (!made.valid()) return failErrno(errno, "failed to open store " + path);
+  }
   sqlite3* h = nullptr;
-  int rc = sqlite3_open_v2(
-      path.c_str(), &h,
-      SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX | SQLITE_OPEN_EXRESCODE,
-      nullptr);
+  int rc = sqlite3_open_v2(path.c_str(), &h,
+                           SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX |
+                               SQLITE_OPEN_EXRESCODE | SQLITE_OPEN_NOFOLLOW,
+                           nullptr);
   if (rc != SQLITE_OK) {
     std::string msg = h ? sqlite3_errmsg(h) : "out of memory";
     sqlite3_close(h);
@@ -160,7 +182,7 @@ Status Store::migrate() {
   // First use: switching to WAL needs the database to itself and fails at once (no busy
   // wait) when another process is doing the same, so first-time set-up is serialised.
   std::string lock_path = path_ + ".init-lock";
-  UniqueFd lock(::open(lock_path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0600));
+  UniqueFd lock(::open(lock_path.c_str(), O_RDWR | O_CREAT | O_NOFOLLOW | O_CLOEXEC, 0600));
   if (!lock.valid()) return failErrno(errno, "failed to set up store " + path_);
   if (::flock(lock.get(), LOCK_EX) != 0) return failErrno(errno, "failed to set up store " + path_);
   PLUMB_ASSIGN(up_to_date, current());

@@ -1,8 +1,11 @@
 #include "plugin/core/store.h"
 
 #include <gtest/gtest.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
+
+#include <filesystem>
 
 #include "test_dir.h"
 
@@ -95,6 +98,35 @@ TEST(Store, ManyProcessesOpeningAFreshStoreAtOnceAllSucceed) {
   auto store = Store::open(dir.path());
   ASSERT_TRUE(store.ok());
   EXPECT_EQ((*store)->listAttachments()->size(), 64u);
+}
+
+// Issue 15: a state directory others can write to, a planted plumb.db symlink, a relative path.
+TEST(Store, StateOnlyWhereItsOwnerAloneWritesAndNeverThroughASymlink) {
+  testing::TempDir dir;
+  std::string open_dir = dir.path() + "/open";
+  ASSERT_EQ(::mkdir(open_dir.c_str(), 0700), 0);
+  ASSERT_EQ(::chmod(open_dir.c_str(), 01777), 0);
+  auto shared = Store::open(open_dir);
+  ASSERT_FALSE(shared.ok());
+  EXPECT_NE(shared.error().message.find("can be written by other users"), std::string::npos)
+      << shared.error().message;
+  EXPECT_FALSE(std::filesystem::exists(open_dir + "/plumb.db"));
+
+  std::string mine = dir.path() + "/mine";
+  ASSERT_EQ(::mkdir(mine.c_str(), 0700), 0);
+  std::string victim = dir.path() + "/victim.db";
+  ASSERT_EQ(::symlink(victim.c_str(), (mine + "/plumb.db").c_str()), 0);
+  auto planted = Store::open(mine);
+  ASSERT_FALSE(planted.ok());
+  EXPECT_FALSE(std::filesystem::exists(victim)) << "nothing was created through the symlink";
+
+  EXPECT_FALSE(Store::open("relative/state").ok());
+
+  std::string good = dir.path() + "/good";
+  ASSERT_TRUE(Store::open(good).ok());
+  struct stat st {};
+  ASSERT_EQ(::stat((good + "/plumb.db").c_str(), &st), 0);
+  EXPECT_EQ(st.st_mode & 0777, 0600u);
 }
 
 TEST(Store, UnusableDirectoryIsAClearError) {
