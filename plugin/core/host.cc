@@ -45,11 +45,8 @@ Result<std::vector<IpPrefix>> routedSubnets(bool v6) {
 }
 
 Status checkNetns(const std::string& path) {
-  auto ns = nl::Netns::fromPath(path);
-  if (ns.ok() && ns->isCurrent()) return hostAsContainer(path);
-  if (ns.ok()) return {};
-  if (ns.error().code == Errc::kNotFound) return fail(Errc::kNoNetns, ns.error().message);
-  return std::move(ns).error();
+  PLUMB_TRY(openContainerNetns(path));
+  return {};
 }
 
 Status checkPassthroughDevice(const PassthroughPlan& plan) {

@@ -12,12 +12,8 @@ namespace {
 class RealKernel : public Kernel {
  public:
   Result<Ns> openNetns(const std::string& path) override {
-    auto ns = nl::Netns::fromPath(path);
-    if (!ns.ok() && ns.error().code == Errc::kNotFound)
-      return fail(Errc::kNoNetns, ns.error().message);
-    if (!ns.ok()) return std::move(ns).error();
-    if (ns->isCurrent()) return hostAsContainer(path);
-    return add(std::move(ns).value());
+    PLUMB_ASSIGN(auto ns, openContainerNetns(path));
+    return add(std::move(ns));
   }
   Result<Ns> temporaryNetns() override {
     PLUMB_ASSIGN(auto ns, nl::Netns::createTemporary());
@@ -188,9 +184,14 @@ class RealKernel : public Kernel {
 
 }  // namespace
 
-Error hostAsContainer(const std::string& path) {
-  return makeError(Errc::kInvalid,
-                   "netns " + path + " is the namespace plumb runs in, not a container's");
+Result<nl::Netns> openContainerNetns(const std::string& path) {
+  auto ns = nl::Netns::fromPath(path);
+  if (!ns.ok() && ns.error().code == Errc::kNotFound)
+    return fail(Errc::kNoNetns, ns.error().message);
+  if (ns.ok() && ns->isCurrent())
+    return fail(Errc::kInvalid,
+                "netns " + path + " is the namespace plumb runs in, not a container's");
+  return ns;
 }
 
 std::unique_ptr<Kernel> realKernel() { return std::make_unique<RealKernel>(); }

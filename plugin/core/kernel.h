@@ -85,9 +85,10 @@ class Kernel {
                         int port_index) = 0;
 };
 
-// The error for a container netns that is the one plumb runs in: configuring the host as a
-// container would put the container's address and default route on the host.
-Error hostAsContainer(const std::string& path);
+// A container's netns by path: Errc::kNoNetns when it is gone, kInvalid when it is not a netns
+// or is the one plumb runs in (configuring the host as a container would put the container's
+// address and default route on the host).
+Result<nl::Netns> openContainerNetns(const std::string& path);
 
 // The real kernel, on this process's namespaces. Opens its host socket on first use.
 std::unique_ptr<Kernel> realKernel();
