@@ -38,6 +38,14 @@ void removeFiles(const std::vector<std::string>& files) {
   }
 }
 
+// The processes an attachment owns, stopped, and what they wrote, removed.
+void stopHelpers(const std::vector<Helper>& helpers) {
+  for (const auto& h : helpers) {
+    if (h.kind == "dhcp") stopDhcp(h.pid, h.program);
+    removeFiles(h.files);
+  }
+}
+
 // A DHCP client that gets the lease and keeps renewing it, owned by the attachment; or, with
 // foreground, one that runs until it ends, after which the attachment is undone (pipework -f).
 void addDhcpStep(modes::Context& ctx, const DhcpClient& client, std::vector<Step>& steps) {
@@ -63,12 +71,7 @@ void addDhcpStep(modes::Context& ctx, const DhcpClient& client, std::vector<Step
          ctx.result.addresses = {{lease->address, std::nullopt}};
          return {};
        },
-       [&ctx] {
-         for (const auto& h : ctx.record.helpers) {
-           stopDhcp(h.pid, h.program);
-           removeFiles(h.files);
-         }
-       }});
+       [&ctx] { stopHelpers(ctx.record.helpers); }});
 }
 
 // The request completed from what the address source handed out, as CNI has it: a route
@@ -214,7 +217,7 @@ std::vector<Step> buildSteps(modes::Context& ctx, const std::optional<DhcpClient
   return steps;
 }
 
-AttachmentRecord firstRecord(const AttachRequest& req, const std::string& host_name) {
+AttachmentRecord firstRecord(const AttachRequest& req) {
   AttachmentRecord r;
   r.key = req.key;
   r.netns = req.netns;
@@ -223,12 +226,7 @@ AttachmentRecord firstRecord(const AttachRequest& req, const std::string& host_n
   r.state = "adding";
   r.routes = req.routes;
   r.addresses = req.addresses;
-  if (const auto* b = std::get_if<VethBridgePlan>(&req.plan)) {
-    r.via = b->bridge;
-    r.host_ifname = host_name;
-  }
-  if (const auto* m = std::get_if<MacvlanPlan>(&req.plan)) r.via = m->master;
-  return r;
+  return r;  // what it goes through (via, a host end) the mode's addSteps sets
 }
 
 modes::Context contextFor(const AttachRequest& req, Store& store, Kernel& kernel) {
@@ -238,7 +236,7 @@ modes::Context contextFor(const AttachRequest& req, Store& store, Kernel& kernel
   ctx.in_container = in_container;
   ctx.host_name = host_name;
   ctx.tmp_name = in_container ? Engine::tempIfname(req.key) : Engine::hostSideIfname(req.key);
-  ctx.record = firstRecord(req, host_name);
+  ctx.record = firstRecord(req);
   return ctx;
 }
 
@@ -274,12 +272,7 @@ Result<AttachResult> Engine::attach(const AttachRequest& req) {
 
 Status Engine::detach(const DetachRequest& req) {
   PLUMB_ASSIGN(auto record, store_.findAttachment(req.key));
-  if (record) {
-    for (const auto& h : record->helpers) {
-      if (h.kind == "dhcp") stopDhcp(h.pid, h.program);
-      removeFiles(h.files);
-    }
-  }
+  if (record) stopHelpers(record->helpers);
   modes::Detach d{.key = req.key,
                   .record = record,
                   .netns = !req.netns.empty() ? req.netns : (record ? record->netns : ""),

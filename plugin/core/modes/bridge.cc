@@ -2,6 +2,7 @@
 // gateway addresses and forwarding rules of CNI's isGateway/ipMasq and Docker's networks).
 #include <linux/if.h>
 
+#include <functional>
 #include <memory>
 
 #include "base/names.h"
@@ -38,6 +39,21 @@ Status deleteOwnBridge(Kernel& k, const std::string& bridge, bool only_if_unused
 }
 
 namespace {
+
+// A bridge name as the kernel and plumb's forwarding rules, which name it, both take it.
+Status checkBridgeName(const VethBridgePlan& plan) {
+  PLUMB_TRY(validateIfname(plan.bridge));
+  return nl::Firewall::canQuote("bridge name", plan.bridge);
+}
+
+// Takes back a bridge this process made, with the network's masquerade rules unless unused()
+// says another attachment of the network needs them (the rules go first: the bridge's removal
+// then finds plumb's table empty and removes it too).
+void takeBackBridge(Kernel& k, const std::string& network, const VethBridgePlan& plan,
+                    const std::function<Result<bool>()>& unused) {
+  (void)k.unmasquerade(network, plan.masquerade, unused);
+  (void)deleteOwnBridge(k, plan.bridge, /*only_if_unused=*/true, /*made_here=*/true);
+}
 
 // Creates the bridge when it is missing and allowed, puts the gateway addresses on it, brings
 // it up, and makes sure its forwarding (and masquerade) rules are in place. A bridge made here
@@ -85,10 +101,7 @@ Result<nl::LinkInfo> ensureBridge(Kernel& k, const std::string& network, const V
     PLUMB_TRY(k.ensureBridgeRules({plan.bridge, network, plan.masquerade, plan.internal}));
     return std::move(br).value();
   }();
-  if (!result.ok() && made) {
-    (void)k.unmasquerade(network, plan.masquerade, [] { return Result<bool>(true); });
-    (void)deleteOwnBridge(k, plan.bridge, /*only_if_unused=*/true, /*made_here=*/true);
-  }
+  if (!result.ok() && made) takeBackBridge(k, network, plan, [] { return Result<bool>(true); });
   if (created) *created = made && result.ok();
   return result;
 }
@@ -104,8 +117,7 @@ struct BridgeState {
 
 Result<bool> ensureBridgeForNetwork(Kernel& k, const std::string& network,
                                     const VethBridgePlan& plan, int mtu) {
-  PLUMB_TRY(validateIfname(plan.bridge));
-  PLUMB_TRY(nl::Firewall::canQuote("bridge name", plan.bridge));
+  PLUMB_TRY(checkBridgeName(plan));
   bool created = false;
   PLUMB_TRY(ensureBridge(k, network, plan, mtu, &created));
   return created;
@@ -113,12 +125,13 @@ Result<bool> ensureBridgeForNetwork(Kernel& k, const std::string& network,
 
 Status validate(const VethBridgePlan& plan, const AttachRequest& req) {
   if (!req.host_ifname.empty()) PLUMB_TRY(validateIfname(req.host_ifname));
-  PLUMB_TRY(validateIfname(plan.bridge));
-  // Its forwarding rules name it: refused before anything is made, not at the rules' step.
-  return nl::Firewall::canQuote("bridge name", plan.bridge);
+  // Refused before anything is made, not at the rules' step.
+  return checkBridgeName(plan);
 }
 
 void addSteps(const VethBridgePlan& plan, Context& ctx, std::vector<Step>& steps) {
+  ctx.record.via = plan.bridge;
+  ctx.record.host_ifname = ctx.host_name;
   auto br = std::make_shared<BridgeState>();
   steps.push_back({"ensure bridge " + plan.bridge,
                    [&ctx, &plan, br]() -> Status {
@@ -132,15 +145,14 @@ void addSteps(const VethBridgePlan& plan, Context& ctx, std::vector<Step>& steps
                      // An attach that fails later takes back the bridge it made (none other),
                      // and the network's masquerade unless another attachment of it has come.
                      if (!br->created) return;
-                     (void)ctx.kernel.unmasquerade(
-                         ctx.req.key.network, plan.masquerade, [&ctx]() -> Result<bool> {
+                     takeBackBridge(
+                         ctx.kernel, ctx.req.key.network, plan, [&ctx]() -> Result<bool> {
                            PLUMB_ASSIGN(auto left, ctx.store.listAttachments(ctx.req.key.network));
                            for (const auto& a : left) {
                              if (a.key.str() != ctx.req.key.str()) return false;
                            }
                            return true;
                          });
-                     (void)deleteOwnBridge(ctx.kernel, plan.bridge, /*only_if_unused=*/true);
                    }});
   steps.push_back({"create veth " + ctx.host_name + " with peer " + ctx.tmp_name,
                    [&ctx, br]() -> Status {

@@ -63,6 +63,7 @@ Status validate(const MacvlanPlan& plan, const AttachRequest& req) {
 }
 
 void addSteps(const MacvlanPlan& plan, Context& ctx, std::vector<Step>& steps) {
+  ctx.record.via = plan.master;
   steps.push_back({"create macvlan " + ctx.tmp_name + " on " + plan.master + " (" +
                        macvlanModeName(plan.mode) + ")",
                    [&ctx, &plan]() -> Status {
