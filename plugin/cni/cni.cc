@@ -105,6 +105,7 @@ struct Call {
   std::string command, container_id, netns, ifname, cni_path;
   CniArgs args;
   std::unique_ptr<core::Store> store;
+  std::optional<core::AttachRequest> request;  // ADD's, built and validated up front
   core::AttachmentKey key() const { return {conf.name, container_id, ifname}; }
   bool builtinIpam() const {
     return conf.has_ipam && (conf.ipam.type.empty() || conf.ipam.type == "plumb");
@@ -248,7 +249,8 @@ Result<core::Plan> planFor(const NetConf& conf) {
   return core::Plan(core::PassthroughPlan{conf.device, hwaddr, conf.pci_bus_id});
 }
 
-Result<core::AttachRequest> requestFor(const Call& c, core::AddressSource* source) {
+// The request without its address source, which cmdAdd gives it once the store is open.
+Result<core::AttachRequest> requestFor(const Call& c) {
   core::AttachRequest req;
   req.key = c.key();
   req.netns = c.netns;
@@ -263,7 +265,6 @@ Result<core::AttachRequest> requestFor(const Call& c, core::AddressSource* sourc
     if (!m.ok()) return std::move(m).error();
     req.mac = *m;
   }
-  req.address_source = source;
   req.address_use = {c.conf.is_gateway, c.conf.ip_masq, c.conf.is_default_gateway};
   return req;
 }
@@ -280,13 +281,13 @@ Outcome cmdAdd(Call& c) {
   }
   auto source = addressSource(c);
   if (!source.ok()) return fromError(source.error());
-  auto req = requestFor(c, source->get());
-  if (!req.ok()) return fromError(req.error());
+  const auto* delegated = dynamic_cast<const DelegatedIpam*>(source->get());
+  core::AttachRequest req = *c.request;
+  req.address_source = source->get();
   core::Engine engine(*c.store);
-  auto attached = engine.attach(*req);
+  auto attached = engine.attach(req);
   if (!attached.ok()) {
     // What IPAM handed out went back in the engine's rollback (the spec's IPAM DEL).
-    const auto* delegated = dynamic_cast<const DelegatedIpam*>(source->get());
     if (delegated && delegated->failed()) return *delegated->failed();
     const Error& e = attached.error();
     if (e.code == Errc::kNoNetns) return CniError{kUnknownContainer, e.message, ""};
@@ -309,9 +310,7 @@ Outcome cmdAdd(Call& c) {
   for (const auto& a : attached->addresses) out.ips.push_back({a.address, a.gateway, ctr_index});
   for (const auto& r : attached->routes) out.routes.push_back({r.dst, r.gateway, r.mtu, r.metric});
   if (!c.conf.dns.empty()) out.dns = c.conf.dns;
-  if (const auto* delegated = dynamic_cast<const DelegatedIpam*>(source->get());
-      delegated && !delegated->dns().empty())
-    out.dns = delegated->dns();
+  if (delegated && !delegated->dns().empty()) out.dns = delegated->dns();
   json ours = toJson(out, c.conf.cni_version);
   if (!c.conf.prev_result) return json_read::text(ours);
   json merged = c.conf.raw["prevResult"];
@@ -484,7 +483,8 @@ Output run(const Invocation& in) {
          envOr(in, "CNI_IFNAME"),
          envOr(in, "CNI_PATH"),
          {},
-         nullptr};
+         nullptr,
+         std::nullopt};
   const std::string& v = c.conf.cni_version;
   if (!isSupported(v)) {
     std::string list;
@@ -528,9 +528,10 @@ Output run(const Invocation& in) {
   }
   if (command == "ADD") {
     // The request as a whole (mode, MAC, names) is checked before anything is looked at.
-    auto req = requestFor(c, nullptr);
+    auto req = requestFor(c);
     Status valid = req.ok() ? core::Engine::validate(*req) : Status(req.error());
     if (!valid.ok()) return errorOutput(fromError(valid.error()), v);
+    c.request = std::move(req).value();
   }
   if (command == "ADD" || command == "CHECK") {
     // Checked before anything changes: a netns that is gone means the container is.
