@@ -101,6 +101,7 @@ class Worker:
     def __init__(self, args):
         self.name = args.name
         self.plugin = args.plugin
+        self.version_plugin = args.version_plugin or args.plugin
         with open(args.config) as f:
             self.conf = json.load(f)
         self.prev = {}  # (cid, ifname) -> ADD result, sent back as prevResult on DEL (as libcni does)
@@ -114,6 +115,8 @@ class Worker:
         env["CNI_CONTAINERID"] = call["cid"]
         env["CNI_NETNS"] = call["netns"]
         env["CNI_IFNAME"] = call["ifname"]
+        for k, v in call.get("env", {}).items():  # the kernel floor's own variables
+            env[k] = v
         conf = self.conf
         prev = self.prev.get((call["cid"], call["ifname"])) if cmd == "DEL" else None
         if prev is not None:
@@ -131,7 +134,9 @@ class Worker:
                 j = json.loads(out) if out.strip() else {}
             except ValueError:
                 j = None
-            if cmd == "ADD":
+            if self.name == "floor":
+                pass  # the floor prints nothing; its exit status is its answer
+            elif cmd == "ADD":
                 if not isinstance(j, dict) or not j.get("ips"):
                     res["ok"] = False
                 else:
@@ -144,18 +149,21 @@ class Worker:
             res["error"] = (out.strip() + (" | stderr: " + err.strip() if err.strip() else ""))[:2000]
         return res
 
+    def binary(self, call):
+        return self.version_plugin if call["cmd"] == "VERSION" else self.plugin
+
     def run_batch(self, calls):
         """Starts every call at once (as fast as posix_spawn allows) and waits for all."""
         built = [self.build(call) for call in calls]
         t0 = time.perf_counter_ns()
-        children = [spawn(self.plugin, env, data, call) for call, (env, data) in zip(calls, built)]
+        children = [spawn(self.binary(call), env, data, call) for call, (env, data) in zip(calls, built)]
         wait_all(children)
         wall = max(c.t1 for c in children) - t0
         return {"wall_ns": wall, "results": [self.finish(c) for c in children]}
 
     def run_one(self, call):
         env, data = self.build(call)
-        c = spawn(self.plugin, env, data, call)
+        c = spawn(self.binary(call), env, data, call)
         wait_all([c])
         return self.finish(c)
 
@@ -193,10 +201,11 @@ class Worker:
 class Plugin:
     """Master-side handle of one worker."""
 
-    def __init__(self, key, label, host_ns, bridge, plugin, config_path, script):
+    def __init__(self, key, label, host_ns, bridge, plugin, config_path, script, version_plugin=""):
         self.key, self.label, self.host_ns, self.bridge = key, label, host_ns, bridge
         argv = ["ip", "netns", "exec", host_ns, sys.executable, script, "worker",
-                "--name", key, "--plugin", plugin, "--config", config_path]
+                "--name", key, "--plugin", plugin, "--config", config_path,
+                "--version-plugin", version_plugin]
         self.proc = subprocess.Popen(argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
                                      text=True, close_fds=True)
 
@@ -231,48 +240,84 @@ def pct(values, p):
     return s[int(k)]
 
 
+# The instances of one run. Each has its own host netns, bridge, state and subnet; all attach
+# into the same container namespaces, under interface names starting with their letter.
+#   key            label        ipMasq  what
+INSTANCES = [
+    ("plumb-nm",     "plumb",     False, "q", "198.18.32.0/20"),
+    ("ref-nm",       "reference", False, "s", "198.19.32.0/20"),
+    ("plumb",        "plumb",     True,  "p", "198.18.0.0/20"),
+    ("ref",          "reference", True,  "r", "198.19.0.0/20"),
+    ("floor",        "floor",     False, "k", "198.18.64.0/20"),
+    ("plumb-nm-big", "plumb",     False, "Q", "198.18.48.0/20"),
+    ("plumb-big",    "plumb",     True,  "P", "198.18.16.0/20"),
+    ("ref-nm-big",   "reference", False, "S", "198.19.48.0/20"),
+]
+BIG = ["plumb-nm-big", "plumb-big", "ref-nm-big"]
+CONFIGS = [("ipMasq off", "plumb-nm", "ref-nm"), ("ipMasq on", "plumb", "ref")]
+
+
+def gateway_of(subnet):
+    base = subnet.split("/")[0].rsplit(".", 1)[0]
+    return base + ".1"
+
+
 class Bench:
     def __init__(self, args):
         self.a = args
         self.t_start = time.monotonic()
         self.failures = []  # (plugin, phase, cmd, cid, ifname, error)
-        self.samples = {}   # (plugin key, metric) -> list of ns
+        self.samples = {}   # (instance key, metric) -> list of ns
         self.info = {}
         self.notes = []
         self.loads = []  # (elapsed s, 1-min load average, phase) at each progress line
+        self.floor_n = 0
         script = os.path.abspath(__file__)
         tmp = args.tmp
-        # plumb and the reference get the same shape of config. The "-big" instances are the
-        # same plugins on a second bridge (own host netns, own state) that part 3 fills with
-        # 1,000 attachments, so ADD@10 and ADD@1000 can be measured side by side in time.
-        def plumb_conf(name, bridge, subnet, state):
-            return {"cniVersion": CNI_VERSION, "name": name, "type": "plumb", "bridge": bridge,
-                    "isGateway": True, "ipMasq": True, "dataDir": os.path.join(tmp, state),
-                    "ipam": {"type": "plumb", "subnet": subnet}}
-
-        def ref_conf(name, bridge, subnet, state):
-            return {"cniVersion": CNI_VERSION, "name": name, "type": "bridge", "bridge": bridge,
-                    "isGateway": True, "ipMasq": True,
-                    "ipam": {"type": "host-local", "subnet": subnet, "dataDir": os.path.join(tmp, state)}}
-
-        confs = {
-            "plumb": plumb_conf("plumb-bench", "plumbbr0", "198.18.0.0/20", "plumb-state"),
-            "ref": ref_conf("plumb-bench-ref", "refbr0", "198.19.0.0/20", "host-local-state"),
-            "plumb-big": plumb_conf("plumb-bench-big", "plumbbr1", "198.18.16.0/20", "plumb-big-state"),
-            "ref-big": ref_conf("plumb-bench-ref-big", "refbr1", "198.19.16.0/20", "host-local-big-state"),
-        }
-        self.confs = confs
-        self.p = {}
-        keys = ["plumb", "ref"] + (["plumb-big", "ref-big"] if args.scale_high > 0 else [])
-        for key in keys:
-            label = "plumb" if key.startswith("plumb") else "reference"
-            binary = args.plumb if key.startswith("plumb") else os.path.join(args.ref_dir, "bridge")
+        self.confs, self.p, self.letter, self.subnet = {}, {}, {}, {}
+        keys = [k for k, *_ in INSTANCES if args.scale_high > 0 or k not in BIG]
+        for n, (key, label, masq, letter, subnet) in enumerate(INSTANCES):
+            if key not in keys:
+                continue
+            bridge = f"{letter.lower()}br{'1' if key in BIG else '0'}"
+            # The same shape of config for both plugins: a gateway on the bridge, masquerade as
+            # the instance says, and one route (its own destination: the container namespaces
+            # are shared, so each instance's route must differ from the others').
+            route = {"dst": f"198.19.{240 + n}.0/24"}
+            if label == "plumb":
+                conf = {"cniVersion": CNI_VERSION, "name": f"bench-{key}", "type": "plumb",
+                        "bridge": bridge, "isGateway": True, "ipMasq": masq,
+                        "dataDir": os.path.join(tmp, key + "-state"),
+                        "ipam": {"type": "plumb", "subnet": subnet, "routes": [route]}}
+                binary = args.plumb
+            elif label == "reference":
+                conf = {"cniVersion": CNI_VERSION, "name": f"bench-{key}", "type": "bridge",
+                        "bridge": bridge, "isGateway": True, "ipMasq": masq,
+                        "ipam": {"type": "host-local", "subnet": subnet, "routes": [route],
+                                 "dataDir": os.path.join(tmp, key + "-state")}}
+                binary = os.path.join(args.ref_dir, "bridge")
+            else:
+                conf = {"bridge": bridge, "route": route["dst"]}
+                binary = os.path.join(args.floor_dir, "kernel_floor")
+            self.confs[key] = conf
+            self.letter[key] = letter
+            self.subnet[key] = subnet
             path = os.path.join(tmp, f"{key}.conf")
             with open(path, "w") as f:
-                json.dump(confs[key], f)
-            self.p[key] = Plugin(key, label, f"{args.prefix}-host-{key}", confs[key]["bridge"],
-                                 binary, path, script)
-        self.order = ["plumb", "ref"]
+                json.dump(conf, f)
+            version = os.path.join(args.floor_dir, "empty_cxx") if key == "floor" else ""
+            self.p[key] = Plugin(key, label, f"{args.prefix}-host-{key}", bridge, binary, path,
+                                 script, version)
+        self.setup_floor_bridge()
+
+    def setup_floor_bridge(self):
+        """The floor's bridge is made once, untimed, as plumb's and the reference's first ADD
+        makes theirs: with the gateway address, up."""
+        ns, br = self.p["floor"].host_ns, self.confs["floor"]["bridge"]
+        gw = gateway_of(self.subnet["floor"]) + "/20"
+        for cmd in (["link", "add", br, "type", "bridge"], ["addr", "add", gw, "dev", br],
+                    ["link", "set", br, "up"]):
+            subprocess.run(["ip", "-n", ns] + cmd, check=True)
 
     # -- helpers ------------------------------------------------------------------------------
 
@@ -296,14 +341,26 @@ class Bench:
             self.samples.setdefault((key, metric), []).append(res["ns"])
         return True
 
-    def pair(self, i, keys=None):
-        """Plugin order for iteration i: alternates (two plugins) or rotates (more) so that no
-        plugin always goes first."""
-        keys = list(keys or self.order)
-        if len(keys) == 2:
-            return keys if i % 2 == 0 else keys[::-1]
+    @staticmethod
+    def rotate(i, keys):
+        """Instance order for iteration i: rotates so that none always goes first."""
+        keys = list(keys)
         r = i % len(keys)
         return keys[r:] + keys[:r]
+
+    def call(self, key, cmd, cid, netns_i, base):
+        c = {"cmd": cmd, "cid": cid, "netns": self.netns(netns_i), "ifname": self.letter[key] + base}
+        if key == "floor":
+            # The floor takes what a plugin would work out from its config and state.
+            if cmd == "ADD":
+                self.floor_n += 1
+                n = self.floor_n % 4000 + 2
+                prefix = self.subnet["floor"].split(".")
+                addr = f"{prefix[0]}.{prefix[1]}.{int(prefix[2]) + n // 256}.{n % 256}/20"
+                c["env"] = {"FLOOR_HOSTIF": f"kf{self.floor_n}", "FLOOR_BRIDGE": self.p[key].bridge,
+                            "FLOOR_ADDR": addr, "FLOOR_GW": gateway_of(self.subnet["floor"]),
+                            "FLOOR_ROUTE": self.confs["floor"]["route"]}
+        return c
 
     def one(self, key, phase, call, metric=None):
         res = self.p[key].request({"op": "run", "call": call})
@@ -317,57 +374,50 @@ class Bench:
             ok &= self.record(key, phase, call, res)
         return rep["wall_ns"], ok
 
-    @staticmethod
-    def ifname(key, base):
-        # All plugin instances attach into the same container namespaces, under different names.
-        return {"plumb": "p", "ref": "r", "plumb-big": "P", "ref-big": "R"}[key] + base
-
     # -- phases -------------------------------------------------------------------------------
 
     def warmup(self):
-        self.log("warm-up: VERSION x5, then one ADD+DEL per plugin (creates the bridge)")
+        self.log("warm-up: VERSION x5, then one ADD+DEL per instance (creates the bridges)")
         floor = self.p["plumb"].request({"op": "floor", "n": 50})["ns"]
         self.info["floor_ns"] = pct(floor, 50)
-        for key in self.order:
+        for key in self.p:
+            if key in BIG:
+                continue
             for _ in range(5):
                 self.one(key, "warm-up", {"cmd": "VERSION"})
-            call = {"cmd": "ADD", "cid": "warmup", "netns": self.netns(0), "ifname": self.ifname(key, "w0")}
-            res = self.one(key, "warm-up", call)
+            res = self.one(key, "warm-up", self.call(key, "ADD", "warmup", 0, "w0"))
             self.info[(key, "first_add_ns")] = res["ns"] if res["ok"] else None
-            self.one(key, "warm-up", dict(call, cmd="DEL"))
+            self.one(key, "warm-up", self.call(key, "DEL", "warmup", 0, "w0"))
 
     def sequential(self):
         n = self.a.count
-        self.log(f"part 1: {n} sequential ADDs per plugin (interleaved)")
+        keys = ["plumb-nm", "ref-nm", "plumb", "ref", "floor"]
+        self.log(f"part 1: {n} sequential ADDs per instance ({', '.join(keys)}; interleaved)")
         for i in range(n):
-            for key in self.pair(i):
-                self.one(key, "seq", {"cmd": "ADD", "cid": f"seq-{i}", "netns": self.netns(i),
-                                      "ifname": self.ifname(key, "eth0")}, "add")
-        self.log(f"part 1: {n} VERSIONs per plugin")
+            for key in self.rotate(i, keys):
+                self.one(key, "seq", self.call(key, "ADD", f"seq-{i}", i, "eth0"), "add")
+        self.log(f"part 1: {n} VERSIONs per plugin, and of the empty C++ program")
         for i in range(n):
-            for key in self.pair(i):
+            for key in self.rotate(i, ["plumb", "ref", "floor"]):
                 self.one(key, "seq", {"cmd": "VERSION"}, "version")
-        for key in self.order:
+        for key in keys:
             self.info[(key, "ports_after_add")] = self.p[key].ports()
-        self.log(f"part 1: {n} sequential DELs per plugin")
+        self.log(f"part 1: {n} sequential DELs per instance")
         for i in range(n):
-            for key in self.pair(i):
-                self.one(key, "seq", {"cmd": "DEL", "cid": f"seq-{i}", "netns": self.netns(i),
-                                      "ifname": self.ifname(key, "eth0")}, "del")
-        for key in self.order:
+            for key in self.rotate(i, keys):
+                self.one(key, "seq", self.call(key, "DEL", f"seq-{i}", i, "eth0"), "del")
+        for key in keys:
             self.info[(key, "ports_after_del")] = self.p[key].ports()
 
     def concurrent(self):
         n, rounds = self.a.concurrency, self.a.rounds
-        self.log(f"part 2: {rounds} rounds of {n} concurrent ADDs (then {n} concurrent DELs) per plugin")
+        keys = ["plumb-nm", "ref-nm", "plumb", "ref"]
+        self.log(f"part 2: {rounds} rounds of {n} concurrent ADDs (then {n} concurrent DELs) per plugin and config")
         for r in range(rounds):
-            for key in self.pair(r):
-                calls = [{"cmd": "ADD", "cid": f"conc-{r}-{i}", "netns": self.netns(i),
-                          "ifname": self.ifname(key, "eth0")} for i in range(n)]
+            for key in self.rotate(r, keys):
+                calls = [self.call(key, "ADD", f"conc-{r}-{i}", i, "eth0") for i in range(n)]
                 wall, ok = self.batch(key, "concurrent", calls)
                 self.samples.setdefault((key, "conc_add"), []).append(wall)
-                if not ok:
-                    self.info[(key, "conc_add_failed")] = True
                 wall, ok = self.batch(key, "concurrent", [dict(c, cmd="DEL") for c in calls])
                 self.samples.setdefault((key, "conc_del"), []).append(wall)
 
@@ -379,51 +429,48 @@ class Bench:
         while k < end:
             if deadline is not None and time.monotonic() > deadline:
                 return k
-            calls = []
-            for j in range(k, min(end, k + batch)):
-                calls.append({"cmd": "ADD", "cid": f"fill-{j}", "netns": self.netns(j % self.a.count),
-                              "ifname": self.ifname(key, f"f{j // self.a.count}")})
+            calls = [self.call(key, "ADD", f"fill-{j}", j % self.a.count, f"f{j // self.a.count}")
+                     for j in range(k, min(end, k + batch))]
             self.batch(key, "fill", calls)
             k += len(calls)
         return k
 
     def scale(self):
-        """Part 3. plumb/ref carry `low` attachments, plumb-big/ref-big `high`; the ADDs at both
-        levels are then measured interleaved, so load drift on the machine cannot pose as growth."""
+        """Part 3. Each small bridge carries `low` attachments, its big twin `high`; the ADDs at
+        both levels are then measured interleaved, so load drift cannot pose as growth."""
         low, high, m = self.a.scale_low, self.a.scale_high, self.a.scale_samples
         with_ref = bool(self.a.ref_scale)
-        for key in ["plumb"] + (["ref"] if with_ref else []):
-            self.fill(key, 0, low)
-        self.log(f"part 3: filling a second plumb bridge with {high} attachments (untimed)")
-        t = time.monotonic()
-        self.fill("plumb-big", 0, high)
-        self.info[("plumb-big", "fill_s")] = time.monotonic() - t
-        keys = ["plumb", "plumb-big"] + (["ref"] if with_ref else [])
+        pairs = [("plumb-nm", "plumb-nm-big"), ("plumb", "plumb-big")]
         if with_ref:
-            deadline = self.t_start + self.a.budget
-            self.log(f"part 3: filling a second reference bridge with {high} attachments (untimed, "
-                     f"gives up {max(0, deadline - time.monotonic()):.0f}s from now)")
-            t = time.monotonic()
-            reached = self.fill("ref-big", 0, high, deadline)
-            self.info[("ref-big", "fill_s")] = time.monotonic() - t
-            if reached >= high:
-                keys.append("ref-big")
-            else:
-                self.notes.append(f"reference ADD@{high} skipped: its bridge only reached {reached} "
-                                  f"attachments within the time budget ({self.a.budget:.0f}s)")
+            pairs.append(("ref-nm", "ref-nm-big"))
         else:
             self.notes.append("reference part 3 skipped (CNI_BENCH_REF_SCALE=0)")
+        for small, _ in pairs:
+            self.fill(small, 0, low)
+        keys = []
+        for small, big in pairs:
+            deadline = self.t_start + self.a.budget if big.startswith("ref") else None
+            self.log(f"part 3: filling {big} with {high} attachments (untimed)")
+            t = time.monotonic()
+            reached = self.fill(big, 0, high, deadline)
+            self.info[(big, "fill_s")] = time.monotonic() - t
+            keys.append(small)
+            if reached >= high:
+                keys.append(big)
+            else:
+                self.notes.append(f"{big} ADD@{high} skipped: its bridge only reached {reached} "
+                                  f"attachments within the time budget ({self.a.budget:.0f}s)")
         for key in keys:
             self.info[(key, "ports_before_scale")] = self.p[key].ports()
         self.log(f"part 3: {m} ADDs (each DELed again) per instance, interleaved: "
-                 + ", ".join(f"{k}@{high if k.endswith('-big') else low}" for k in keys))
+                 + ", ".join(f"{k}@{high if k in BIG else low}" for k in keys))
         for i in range(m):
-            for key in self.pair(i, keys):
-                level = high if key.endswith("-big") else low
-                call = {"cmd": "ADD", "cid": f"scale-{i}", "netns": self.netns(i % self.a.count),
-                        "ifname": self.ifname(key, "s0")}
-                self.one(key, f"scale@{level}", call, f"add@{level}")
-                self.one(key, f"scale@{level}", dict(call, cmd="DEL"), f"del@{level}")
+            for key in self.rotate(i, keys):
+                level = high if key in BIG else low
+                self.one(key, f"scale@{level}", self.call(key, "ADD", f"scale-{i}", i % self.a.count, "s0"),
+                         f"add@{level}")
+                self.one(key, f"scale@{level}", self.call(key, "DEL", f"scale-{i}", i % self.a.count, "s0"),
+                         f"del@{level}")
 
     def run(self):
         try:
@@ -445,91 +492,110 @@ class Bench:
         a = self.a
         ms = lambda ns: None if ns is None else ns / 1e6
         S = lambda key, metric: self.samples.get((key, metric), [])
+        P = lambda key, metric, p=50: ms(pct(S(key, metric), p))
 
         def fmt(v, unit="ms"):
             if v is None:
                 return "n/a"
             return f"{v:.2f} {unit}" if unit == "ms" else f"{v:.2f}x"
 
-        rows = []  # (label, plumb, ref, ratio, target text, verdict, unit)
+        def verdict(v, limit):
+            if limit is None:
+                return "info"
+            return "n/a" if v is None else ("PASS" if v <= limit else "MISS")
 
-        def ratio_row(label, p, r, target, unit="ms"):
+        def table(head, rows):
+            w = [max(len(r[i]) for r in [head] + rows) for i in range(len(head))]
+            line = lambda r: "  ".join([r[0].ljust(w[0])] + [r[i].rjust(w[i]) for i in range(1, len(r) - 1)]
+                                       + [r[-1]])
+            return [line(head), "  ".join("-" * x for x in w)] + [line(r) for r in rows]
+
+        ratio_rows = []  # (label, plumb, ref, ratio, target, verdict)
+
+        def ratio_row(label, p, r, target):
             ratio = p / r if (p is not None and r) else None
-            if target is None:
-                verdict, ttext = "info", ""
-            elif ratio is None:
-                verdict, ttext = "n/a", f"<= {target:.2f}x"
-            else:
-                verdict, ttext = ("PASS" if ratio <= target else "MISS"), f"<= {target:.2f}x"
-            rows.append((label, fmt(p, unit), fmt(r, unit), fmt(ratio, "x") if ratio is not None else "n/a",
-                         ttext, verdict))
+            ratio_rows.append((label, fmt(p), fmt(r), fmt(ratio, "x") if ratio is not None else "n/a",
+                               f"<= {target:.2f}x" if target else "", verdict(ratio, target)))
 
-        n = a.count
-        for metric, name, target in (("add", "ADD", 0.25), ("del", "DEL", 0.7), ("version", "VERSION", 0.3)):
-            for p_ in (50, 99):
-                ratio_row(f"{name} p{p_} ({n} sequential)", ms(pct(S("plumb", metric), p_)),
-                          ms(pct(S("ref", metric), p_)), target)
-        c = a.concurrency
-        ratio_row(f"{c} concurrent ADDs, wall (median of {a.rounds})",
-                  ms(pct(S("plumb", "conc_add"), 50)), ms(pct(S("ref", "conc_add"), 50)), 0.3)
-        ratio_row(f"{c} concurrent DELs, wall (median of {a.rounds})",
-                  ms(pct(S("plumb", "conc_del"), 50)), ms(pct(S("ref", "conc_del"), 50)), None)
+        n, c = a.count, a.concurrency
+        targets = {"ipMasq off": {"add50": 0.25, "add99": 0.35, "conc": 0.3},
+                   "ipMasq on": {"add50": 0.2, "add99": None, "conc": 0.3}}
+        for cfg, pk, rk in CONFIGS:
+            t = targets[cfg]
+            ratio_row(f"[{cfg}] ADD p50 ({n} sequential)", P(pk, "add"), P(rk, "add"), t["add50"])
+            ratio_row(f"[{cfg}] ADD p99", P(pk, "add", 99), P(rk, "add", 99), t["add99"])
+            ratio_row(f"[{cfg}] DEL p50 ({n} sequential)", P(pk, "del"), P(rk, "del"), None)
+            ratio_row(f"[{cfg}] DEL p99", P(pk, "del", 99), P(rk, "del", 99), None)
+            ratio_row(f"[{cfg}] {c} concurrent ADDs, wall (median of {a.rounds})",
+                      P(pk, "conc_add"), P(rk, "conc_add"), t["conc"])
+            ratio_row(f"[{cfg}] {c} concurrent DELs, wall", P(pk, "conc_del"), P(rk, "conc_del"), None)
+        ratio_row("VERSION p50", P("plumb", "version"), P("ref", "version"), None)
+
+        floor_rows = []  # (label, plumb, floor, plumb - floor, target, verdict)
+
+        def floor_row(label, p, f, limit):
+            over = p - f if (p is not None and f is not None) else None
+            floor_rows.append((label, fmt(p), fmt(f), fmt(over), f"<= {limit:.2f} ms" if limit else "",
+                               verdict(over, limit)))
+
+        floor_row("ADD p50 [ipMasq off] over the kernel floor", P("plumb-nm", "add"), P("floor", "add"), 1.0)
+        floor_row("ADD p50 [ipMasq on] over the kernel floor", P("plumb", "add"), P("floor", "add"), None)
+        floor_row("DEL p50 [ipMasq off] over a bare RTM_DELLINK", P("plumb-nm", "del"), P("floor", "del"), 1.0)
+        floor_row("DEL p50 [ipMasq on] over a bare RTM_DELLINK", P("plumb", "del"), P("floor", "del"), None)
+        floor_row("VERSION p50 over an empty C++ program", P("plumb", "version"), P("floor", "version"), 0.25)
+        floor_row("reference ADD p50 [ipMasq off] over the floor", P("ref-nm", "add"), P("floor", "add"), None)
+        floor_row("reference DEL p50 [ipMasq off] over RTM_DELLINK", P("ref-nm", "del"), P("floor", "del"), None)
+        floor_row("reference VERSION p50 over an empty C++ program", P("ref", "version"),
+                  P("floor", "version"), None)
+
+        growth_rows = []  # (label, @low, @high, growth, target, verdict)
         lo, hi = a.scale_low, a.scale_high
-        scale_rows = []
         if hi > 0:
-            m = a.scale_samples
-            p_lo, r_lo = ms(pct(S("plumb", f"add@{lo}"), 50)), ms(pct(S("ref", f"add@{lo}"), 50))
-            p_hi, r_hi = ms(pct(S("plumb-big", f"add@{hi}"), 50)), ms(pct(S("ref-big", f"add@{hi}"), 50))
-            ratio_row(f"ADD p50 with {lo} attached ({m} ADDs)", p_lo, r_lo, None)
-            ratio_row(f"ADD p50 with {hi} attached ({m} ADDs)", p_hi, r_hi, None)
-            ratio_row(f"DEL p50 with {lo} attached (info)", ms(pct(S("plumb", f"del@{lo}"), 50)),
-                      ms(pct(S("ref", f"del@{lo}"), 50)), None)
-            ratio_row(f"DEL p50 with {hi} attached (info)", ms(pct(S("plumb-big", f"del@{hi}"), 50)),
-                      ms(pct(S("ref-big", f"del@{hi}"), 50)), None)
-            gp = p_hi / p_lo if (p_hi and p_lo) else None
-            gr = r_hi / r_lo if (r_hi and r_lo) else None
-            verdict = "n/a" if gp is None else ("PASS" if gp <= 1.2 else "MISS")
-            scale_rows.append((f"ADD@{hi} / ADD@{lo} (growth of each)", fmt(gp, "x"), fmt(gr, "x"),
-                               "", "plumb <= 1.20x", verdict))
+            for small, big, limit in (("plumb-nm", "plumb-nm-big", 1.3), ("plumb", "plumb-big", 1.3),
+                                      ("ref-nm", "ref-nm-big", None)):
+                p_lo, p_hi = P(small, f"add@{lo}"), P(big, f"add@{hi}")
+                g = p_hi / p_lo if (p_hi and p_lo) else None
+                cfg = "ipMasq on" if small in ("plumb", "ref") else "ipMasq off"
+                growth_rows.append((f"{self.p[small].label} [{cfg}] ADD p50 @{lo} -> @{hi} ({a.scale_samples} each)",
+                                    fmt(p_lo), fmt(p_hi), fmt(g, "x") if g else "n/a",
+                                    f"<= {limit:.2f}x" if limit else "", verdict(g, limit)))
+                growth_rows.append((f"  DEL p50 @{lo} -> @{hi}", fmt(P(small, f"del@{lo}")),
+                                    fmt(P(big, f"del@{hi}")), "", "", "info"))
 
-        head = ("metric", "plumb", "reference", "plumb/ref", "target", "result")
-        allrows = [head] + rows + scale_rows
-        w = [max(len(r[i]) for r in allrows) for i in range(len(head))]
-        line = lambda r: "  ".join([r[0].ljust(w[0])] + [r[i].rjust(w[i]) for i in range(1, 5)] + [r[5]])
-        out = []
-        out.append("")
-        out.append("plumb CNI benchmark: plumb (built-in IPAM) vs reference bridge + host-local")
+        out = ["", "plumb CNI benchmark: plumb (built-in IPAM) vs reference bridge + host-local, "
+                   "and the floors under both"]
         out.append(f"  plumb:     {a.plumb}")
         out.append(f"  reference: {os.path.join(a.ref_dir, 'bridge')} + host-local ({a.ref_version})")
-        out.append("  config:    bridge mode, isGateway, ipMasq, a /20 each (plumb 198.18.0.0/20, reference "
-                   "198.19.0.0/20; part 3's 1,000-attachment bridges 198.18.16.0/20 and 198.19.16.0/20), "
+        out.append(f"  floors:    {os.path.join(a.floor_dir, 'kernel_floor')} (the kernel work of one ADD in the "
+                   f"fewest round trips; DEL: one RTM_DELLINK), {os.path.join(a.floor_dir, 'empty_cxx')} "
+                   "(an empty dynamically linked C++ program)")
+        out.append("  config:    bridge mode, isGateway, one route, a /20 each, with ipMasq off and on; "
                    "cniVersion " + CNI_VERSION)
         out.append(f"  host:      {os.cpu_count()} CPUs, load average {a.load_start} at start, "
                    f"{' '.join(f'{x:.2f}' for x in os.getloadavg())} at end")
         out.append("")
-        out.append(line(head))
-        out.append("  ".join("-" * x for x in w))
-        for r in rows:
-            out.append(line(r))
-        if scale_rows:
-            out.append("  ".join("-" * x for x in w))
-            for r in scale_rows:
-                out.append(line(r))
+        out += table(("metric", "plumb", "reference", "plumb/ref", "target", "result"), ratio_rows)
+        out.append("")
+        out += table(("against the floor", "measured", "floor", "over floor", "target", "result"), floor_rows)
+        if growth_rows:
+            out.append("")
+            out += table(("growth with ports on the bridge", f"@{lo}", f"@{hi}", "growth", "target", "result"),
+                         growth_rows)
         out.append("")
         p_ = lambda k: self.info.get(k)
         out.append("notes:")
         out.append(f"  launcher floor (same spawn/wait path running /bin/true): "
                    f"{fmt(ms(p_('floor_ns')))} p50; it is included in every figure above")
-        out.append(f"  first ADD of the run (creates the bridge and NAT rules): plumb "
-                   f"{fmt(ms(p_(('plumb', 'first_add_ns'))))}, reference {fmt(ms(p_(('ref', 'first_add_ns'))))}")
-        for key in self.order:
+        for key in self.p:
+            if p_((key, "first_add_ns")) is not None:
+                out.append(f"  {key}: first ADD of the run (creates the bridge) {fmt(ms(p_((key, 'first_add_ns'))))}")
+        for key in self.p:
             after_add, after_del = p_((key, "ports_after_add")), p_((key, "ports_after_del"))
-            extra = ""
-            if after_del:
-                extra = f"  <-- {after_del} port(s) left behind after DEL"
-            out.append(f"  {self.p[key].label}: bridge ports after the {n} ADDs: {after_add}, "
-                       f"after the DELs: {after_del}{extra}")
-        for key in ("plumb", "ref", "plumb-big", "ref-big"):
+            if after_add is None:
+                continue
+            extra = f"  <-- {after_del} port(s) left behind after DEL" if after_del else ""
+            out.append(f"  {key}: bridge ports after the {n} ADDs: {after_add}, after the DELs: {after_del}{extra}")
+        for key in self.p:
             if p_((key, "ports_before_scale")) is not None:
                 fill = p_((key, "fill_s"))
                 out.append(f"  part 3, {key} ({self.confs[key]['bridge']}): {p_((key, 'ports_before_scale'))} "
@@ -554,9 +620,11 @@ class Bench:
         print("\n".join(out), flush=True)
         if a.json:
             raw = {"samples_ns": {f"{k}:{m}": v for (k, m), v in self.samples.items()},
-                   "rows": rows + scale_rows, "failures": self.failures, "notes": self.notes}
+                   "rows": ratio_rows + floor_rows + growth_rows, "failures": self.failures,
+                   "notes": self.notes}
             with open(a.json, "w") as f:
                 json.dump(raw, f, indent=1)
+
 
 
 def main():
@@ -566,12 +634,14 @@ def main():
         ap.add_argument("--name", required=True)
         ap.add_argument("--plugin", required=True)
         ap.add_argument("--config", required=True)
+        ap.add_argument("--version-plugin", default="")
         Worker(ap.parse_args()).serve()
         return 0
     ap = argparse.ArgumentParser(description="plumb vs reference CNI benchmark (run via cni_bench.sh)")
     ap.add_argument("--plumb", required=True)
     ap.add_argument("--ref-dir", default="/usr/lib/cni")
     ap.add_argument("--ref-version", default="")
+    ap.add_argument("--floor-dir", required=True, help="where kernel_floor and empty_cxx are")
     ap.add_argument("--tmp", required=True)
     ap.add_argument("--prefix", default="plumb-bench")
     ap.add_argument("--count", type=int, default=200)

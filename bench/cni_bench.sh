@@ -4,17 +4,18 @@
 #   bench/cni_bench.sh [path-to-plumb]        (default: build/plugin/plumb in this checkout)
 #
 # Needs root. Everything happens inside namespaces this script creates: one "host" netns per
-# plugin instance (plumb-bench-host-plumb, -host-ref, and -host-plumb-big, -host-ref-big for the
-# 1,000-attachment bridges; every plugin exec runs inside its host netns) and
+# instance (plumb and the reference with ipMasq off and on, the kernel floor, and the
+# 1,000-attachment bridges of part 3; every exec runs inside its host netns) and
 # container namespaces plumb-bench-c<N>. Only 198.18.0.0/15 addresses are used; the root netns
 # and eth0 are never touched. State (plumb's dataDir, host-local's dataDir) lives in a temp dir.
 # The EXIT trap removes all of it. See bench/README.md.
 #
 # Knobs (environment): CNI_BENCH_COUNT (200), CNI_BENCH_CONCURRENCY (32), CNI_BENCH_ROUNDS (3),
 # CNI_BENCH_SCALE_HIGH (1000; 0 skips part 3), CNI_BENCH_SCALE_SAMPLES (50),
-# CNI_BENCH_REF_SCALE (1; 0 measures part 3 for plumb only), CNI_BENCH_BUDGET (240 s: the
-# reference fill to 1,000 gives up after this), CNI_BENCH_JSON (path: raw samples as JSON),
-# CNI_BENCH_REF_DIR (/usr/lib/cni).
+# CNI_BENCH_REF_SCALE (1; 0 measures part 3 for plumb only), CNI_BENCH_BUDGET (480 s from the
+# start: the reference fill to 1,000 gives up after this), CNI_BENCH_JSON (path: raw samples as
+# JSON), CNI_BENCH_REF_DIR (/usr/lib/cni), CNI_BENCH_FLOOR_DIR (where kernel_floor and
+# empty_cxx are; default: the bench/ folder of plumb's build tree).
 #
 # Exit status: 0 when the benchmark ran (whether targets are met or not: it is a report);
 # non-zero when something broke (a plugin invocation failed, setup failed, or namespaces leaked).
@@ -32,6 +33,12 @@ die() { echo "cni_bench: $*" >&2; exit 2; }
 [[ $(id -u) == 0 ]] || die "must run as root (it creates network namespaces)"
 [[ -x $PLUMB ]] || die "plumb binary not found or not executable: $PLUMB"
 PLUMB=$(readlink -f "$PLUMB")
+# The floors (bench/floor/, built with plumb): next to the binary's build tree by default.
+FLOOR_DIR=${CNI_BENCH_FLOOR_DIR:-$(dirname "$PLUMB")/../bench}
+for f in kernel_floor empty_cxx; do
+  [[ -x $FLOOR_DIR/$f ]] || die "floor program $FLOOR_DIR/$f missing (it is built with plumb; or set CNI_BENCH_FLOOR_DIR)"
+done
+FLOOR_DIR=$(readlink -f "$FLOOR_DIR")
 for p in bridge host-local; do
   [[ -x $REF_DIR/$p ]] || die "reference plugin $REF_DIR/$p missing (apt-get install containernetworking-plugins)"
 done
@@ -79,12 +86,14 @@ cleanup() {
 trap cleanup EXIT
 trap 'exit 130' INT TERM
 
-# Namespaces (not timed): two hosts, COUNT containers, created in one `ip -batch`.
+# Namespaces (not timed): a host per instance (see INSTANCES in cni_bench.py), COUNT
+# containers, created in one `ip -batch`.
+HOSTS="plumb-nm ref-nm plumb ref floor plumb-nm-big plumb-big ref-nm-big"
 {
-  for h in plumb ref plumb-big ref-big; do echo "netns add ${PREFIX}-host-$h"; done
+  for h in $HOSTS; do echo "netns add ${PREFIX}-host-$h"; done
   for ((i = 0; i < COUNT; i++)); do echo "netns add ${PREFIX}-c$i"; done
 } | ip -batch -
-for h in plumb ref plumb-big ref-big; do ip -n "${PREFIX}-host-$h" link set lo up; done
+for h in $HOSTS; do ip -n "${PREFIX}-host-$h" link set lo up; done
 
 REF_VERSION=$(dpkg-query -W -f='containernetworking-plugins ${Version}' containernetworking-plugins 2>/dev/null || echo "version unknown")
 LOAD=$(cut -d' ' -f1-3 /proc/loadavg)
@@ -94,14 +103,15 @@ echo "cni_bench: plumb=$PLUMB reference=$REF_DIR/bridge+host-local ($REF_VERSION
 # The driver runs in the background so that a signal to this script runs the EXIT trap at once.
 set +e
 "$PY" "$HERE/cni_bench.py" \
-  --plumb "$PLUMB" --ref-dir "$REF_DIR" --ref-version "$REF_VERSION" --tmp "$TMP" --prefix "$PREFIX" \
+  --plumb "$PLUMB" --ref-dir "$REF_DIR" --ref-version "$REF_VERSION" --floor-dir "$FLOOR_DIR" \
+  --tmp "$TMP" --prefix "$PREFIX" \
   --count "$COUNT" \
   --concurrency "${CNI_BENCH_CONCURRENCY:-32}" \
   --rounds "${CNI_BENCH_ROUNDS:-3}" \
   --scale-high "${CNI_BENCH_SCALE_HIGH:-1000}" \
   --scale-samples "${CNI_BENCH_SCALE_SAMPLES:-50}" \
   --ref-scale "${CNI_BENCH_REF_SCALE:-1}" \
-  --budget "${CNI_BENCH_BUDGET:-240}" \
+  --budget "${CNI_BENCH_BUDGET:-480}" \
   --load-start "$LOAD" \
   --json "${CNI_BENCH_JSON:-}" </dev/null &
 DRIVER_PID=$!
