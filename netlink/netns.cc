@@ -12,6 +12,8 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <cstdio>
+#include <cstdlib>
 #include <cstring>
 #include <thread>
 
@@ -75,15 +77,20 @@ Result<Netns> Netns::createTemporary() {
 }
 
 Status runIn(const Netns& ns, const std::function<Status()>& fn) {
-  Status result;
-  std::thread worker([&] {
-    if (::setns(ns.fd(), CLONE_NEWNET) != 0) {
-      result = failErrno(errno, "failed to enter netns " + ns.path());
-      return;
-    }
-    result = fn();
-  });
-  worker.join();
+  if (ns.isCurrent()) return fn();
+  // In and back out on the calling thread: a thread made for it would cost more than the
+  // work it does. The way back is this thread's own namespace, opened once.
+  thread_local UniqueFd home(::open("/proc/thread-self/ns/net", O_RDONLY | O_CLOEXEC));
+  if (!home.valid()) return failErrno(errno, "failed to open this thread's own netns");
+  if (::setns(ns.fd(), CLONE_NEWNET) != 0)
+    return failErrno(errno, "failed to enter netns " + ns.path());
+  Status result = fn();
+  if (::setns(home.get(), CLONE_NEWNET) != 0) {
+    // Going on in the wrong namespace would make every later change there: stop instead.
+    std::fprintf(stderr, "plumb: failed to return from netns %s: %s\n", ns.path().c_str(),
+                 std::strerror(errno));
+    std::abort();
+  }
   return result;
 }
 

@@ -1,6 +1,7 @@
-// Network namespace handles. This file's .cc is the only place in plumb that calls setns(2),
-// and it does so on a short-lived thread that ends afterwards (sockets opened there stay bound
-// to the namespace and are used from any thread), or in a forked child that never comes back.
+// Network namespace handles. This file's .cc is the only place in plumb that calls setns(2):
+// runIn enters a namespace on the calling thread and returns to the thread's own before it
+// returns (sockets opened inside stay bound to that namespace wherever they are used), and a
+// forked child may enter one for good.
 #pragma once
 
 #ifdef PLUMB_FRONT_END
@@ -44,7 +45,9 @@ class Netns {
   std::string path_;
 };
 
-// Runs fn on a fresh thread that has entered ns, waits for it, and returns its status.
+// Runs fn on the calling thread inside ns and comes back; returns fn's status. Coming back
+// cannot fail short of the kernel refusing a thread its own namespace: plumb aborts then
+// rather than go on in the wrong one.
 Status runIn(const Netns& ns, const std::function<Status()>& fn);
 
 // Moves the calling thread into ns for good. Only for a forked child, single-threaded, that
