@@ -12,8 +12,10 @@
 namespace plumb::core {
 namespace {
 
-constexpr int kSchemaVersion = 3;
+constexpr int kSchemaVersion = 4;
 constexpr int kBusyTimeoutMs = 30000;
+// About a dozen ADDs' worth of pages (4 KiB each).
+constexpr int kCheckpointPages = 128;
 
 const char* kSchema = R"sql(
 CREATE TABLE IF NOT EXISTS networks(
@@ -39,6 +41,8 @@ CREATE TABLE IF NOT EXISTS endpoints(
 CREATE TABLE IF NOT EXISTS ip_pools(
   id TEXT PRIMARY KEY, subnet TEXT NOT NULL, frontend TEXT NOT NULL, config TEXT NOT NULL)
   WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS ip_released(
+  ip BLOB NOT NULL, addr TEXT NOT NULL, PRIMARY KEY(ip, addr)) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS ip_cursor(
   subnet TEXT NOT NULL, range_key TEXT NOT NULL, last BLOB NOT NULL,
   PRIMARY KEY(subnet, range_key)) WITHOUT ROWID;
@@ -158,6 +162,15 @@ Result<std::unique_ptr<Store>> Store::open(const std::string& dir) {
   }
   std::unique_ptr<Store> store(new Store(h, path));
   sqlite3_busy_timeout(h, kBusyTimeoutMs);
+  // A plugin process lives for one command. Closing the last connection would checkpoint the
+  // WAL into the database (two fsyncs) and delete the WAL and its index, which the next
+  // process then creates again (a directory fsync): the WAL stays instead, and is copied into
+  // the database by whichever commit takes it past kCheckpointPages (SQLite's autocheckpoint).
+  // Each open reads back what the WAL holds, so it is kept short.
+  int persist = 1;
+  (void)sqlite3_file_control(h, "main", SQLITE_FCNTL_PERSIST_WAL, &persist);
+  (void)sqlite3_db_config(h, SQLITE_DBCONFIG_NO_CKPT_ON_CLOSE, 1, nullptr);
+  (void)sqlite3_wal_autocheckpoint(h, kCheckpointPages);
   PLUMB_TRY(store->migrate());
   return store;
 }
@@ -176,7 +189,7 @@ Status Store::migrate() {
   Db db(h_);
   // WAL: readers never block writers; synchronous=NORMAL: a crash loses at most the last
   // commits after power loss, never leaves a torn record.
-  PLUMB_TRY(db.exec("PRAGMA synchronous=NORMAL"));
+  PLUMB_TRY(db.exec("PRAGMA synchronous=NORMAL; PRAGMA journal_size_limit=1048576"));
   PLUMB_ASSIGN(bool up_to_date, current());
   if (up_to_date) return {};
   // First use: switching to WAL needs the database to itself and fails at once (no busy
@@ -195,7 +208,24 @@ Status Store::migrate() {
 }
 
 Status Store::transaction(const char* begin, const std::function<Status(Db&)>& fn) {
+  if (in_transaction_.load() == std::this_thread::get_id()) {
+    // Inside fn of an enclosing transaction: a savepoint, undone alone when fn fails.
+    Db db(h_);
+    PLUMB_TRY(db.exec("SAVEPOINT nested"));
+    Status st = fn(db);
+    if (!st.ok()) {
+      (void)db.exec("ROLLBACK TO nested");
+      (void)db.exec("RELEASE nested");
+      return st;
+    }
+    return db.exec("RELEASE nested");
+  }
   std::lock_guard lock(mu_);
+  in_transaction_ = std::this_thread::get_id();
+  struct Leave {
+    std::atomic<std::thread::id>& id;
+    ~Leave() { id = std::thread::id(); }
+  } leave{in_transaction_};
   Db db(h_);
   PLUMB_TRY(db.exec(begin));
   Status st = fn(db);

@@ -5,11 +5,13 @@
 
 #include <sqlite3.h>
 
+#include <atomic>
 #include <functional>
 #include <memory>
 #include <mutex>
 #include <optional>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "base/result.h"
@@ -66,7 +68,9 @@ class Store {
 
   const std::string& path() const { return path_; }
 
-  // Runs fn inside BEGIN IMMEDIATE ... COMMIT; rolls back when fn fails.
+  // Runs fn inside BEGIN IMMEDIATE ... COMMIT; rolls back when fn fails. Called from inside
+  // fn (the same thread), a write joins the enclosing transaction as a savepoint: what several
+  // parts of one step write commits once, or not at all.
   Status write(const std::function<Status(Db&)>& fn);
   Status read(const std::function<Status(Db&)>& fn);
 
@@ -99,6 +103,7 @@ class Store {
   sqlite3* h_;
   std::string path_;
   std::mutex mu_;  // one connection per Store; the daemon opens one Store per worker
+  std::atomic<std::thread::id> in_transaction_{};  // the thread inside one, if any
 };
 
 }  // namespace plumb::core

@@ -74,6 +74,44 @@ TEST(Store, AFailedTransactionLeavesNothing) {
   EXPECT_FALSE((*store)->findAttachment({"net", "half", "eth0"})->has_value());
 }
 
+// A write inside a write joins it: a nested part that fails is undone alone, and a failure of
+// the whole takes every nested part with it.
+TEST(Store, AWriteInsideAWriteCommitsOnceWithIt) {
+  testing::TempDir dir;
+  auto store = Store::open(dir.path());
+  ASSERT_TRUE(store.ok());
+  Store& s = **store;
+  auto record = [](const std::string& cid) {
+    AttachmentRecord r;
+    r.key = {"net", cid, "eth0"};
+    r.mode = "bridge";
+    r.state = "adding";
+    return r;
+  };
+  auto st = s.write([&](Db&) -> Status {
+    if (auto a = s.insertAttachment(record("kept")); !a.ok()) return a;
+    auto inner = s.write([&](Db&) -> Status {
+      if (auto b = s.insertAttachment(record("undone")); !b.ok()) return b;
+      return fail(Errc::kInternal, "inner part fails");
+    });
+    EXPECT_FALSE(inner.ok());
+    auto seen = s.findAttachment({"net", "undone", "eth0"});
+    EXPECT_TRUE(seen.ok() && !seen->has_value()) << "the failed nested part is undone at once";
+    return {};
+  });
+  ASSERT_TRUE(st.ok()) << st.error().message;
+  EXPECT_TRUE(s.findAttachment({"net", "kept", "eth0"})->has_value());
+  EXPECT_FALSE(s.findAttachment({"net", "undone", "eth0"})->has_value());
+
+  st = s.write([&](Db&) -> Status {
+    EXPECT_TRUE(s.insertAttachment(record("inner")).ok());
+    return fail(Errc::kInternal, "the whole fails");
+  });
+  ASSERT_FALSE(st.ok());
+  EXPECT_FALSE(s.findAttachment({"net", "inner", "eth0"})->has_value())
+      << "a nested write commits with its enclosing one or not at all";
+}
+
 TEST(Store, ManyProcessesOpeningAFreshStoreAtOnceAllSucceed) {
   // The first use switches the database to WAL, which needs it to itself: a burst of CNI
   // invocations on a new dataDir once failed with "database is locked".
