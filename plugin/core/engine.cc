@@ -110,20 +110,54 @@ void useAddressing(AttachRequest& req, Addressing got) {
   }
 }
 
-// Allocation is a step: whatever fails after it gives the addresses back.
-void addAllocationStep(modes::Context& ctx, std::vector<Step>& steps) {
-  steps.push_back({ctx.req.address_source->describe(),
-                   [&ctx]() -> Status {
-                     PLUMB_ASSIGN(auto got, ctx.req.address_source->allocate());
-                     useAddressing(ctx.req, std::move(got));
-                     ctx.record.addresses = ctx.req.addresses;
-                     ctx.record.routes = ctx.req.routes;
-                     return {};
+Status allocate(modes::Context& ctx) {
+  PLUMB_ASSIGN(auto got, ctx.req.address_source->allocate());
+  useAddressing(ctx.req, std::move(got));
+  ctx.record.addresses = ctx.req.addresses;
+  ctx.record.routes = ctx.req.routes;
+  return {};
+}
+
+void release(modes::Context& ctx) {
+  auto st = ctx.req.address_source->release();
+  if (!st.ok()) log::get("core")->warn("{}", st.error().message);
+}
+
+Status insertRecord(modes::Context& ctx) {
+  auto st = ctx.store.insertAttachment(ctx.record);
+  if (!st.ok() && st.error().code == Errc::kExists) {
+    return fail(Errc::kExists, "container " + ctx.req.key.container_id + " already has interface " +
+                                   ctx.req.key.ifname + " on network " + ctx.req.key.network);
+  }
+  return st;
+}
+
+// The record ("adding") goes in before anything is made, so a duplicate never allocates and
+// a crash leaves what DEL needs. Allocation follows as a step of its own (whatever fails after
+// it gives the addresses back), in the same transaction when the source is plumb's own IPAM.
+void addRecordSteps(modes::Context& ctx, std::vector<Step>& steps) {
+  AddressSource* source = ctx.req.address_source;
+  bool joined = source && source->inStore();
+  std::string what = "record attachment " + ctx.req.key.str();
+  if (joined) what += " and " + source->describe();
+  steps.push_back({what,
+                   [&ctx, joined]() -> Status {
+                     if (!joined) return insertRecord(ctx);
+                     return ctx.store.write([&](Db&) -> Status {
+                       PLUMB_TRY(insertRecord(ctx));
+                       return allocate(ctx);
+                     });
                    },
-                   [&ctx] {
-                     auto st = ctx.req.address_source->release();
-                     if (!st.ok()) log::get("core")->warn("{}", st.error().message);
+                   [&ctx, joined] {
+                     (void)ctx.store.write([&](Db&) -> Status {
+                       if (joined) release(ctx);
+                       return ctx.store.deleteAttachment(ctx.req.key);
+                     });
                    }});
+  if (source && !joined) {
+    steps.push_back({source->describe(), [&ctx]() -> Status { return allocate(ctx); },
+                     [&ctx] { release(ctx); }});
+  }
 }
 
 }  // namespace
@@ -173,19 +207,7 @@ std::vector<Step> buildSteps(modes::Context& ctx, const std::optional<DhcpClient
                      PLUMB_ASSIGN(ctx.ctr_ns, ctx.kernel.openNetns(ctx.req.netns));
                      return {};
                    }});
-  steps.push_back({"record attachment " + req.key.str(),
-                   [&ctx]() -> Status {
-                     auto st = ctx.store.insertAttachment(ctx.record);
-                     if (!st.ok() && st.error().code == Errc::kExists) {
-                       return fail(Errc::kExists, "container " + ctx.req.key.container_id +
-                                                      " already has interface " +
-                                                      ctx.req.key.ifname + " on network " +
-                                                      ctx.req.key.network);
-                     }
-                     return st;
-                   },
-                   [&ctx] { (void)ctx.store.deleteAttachment(ctx.req.key); }});
-  if (req.address_source) addAllocationStep(ctx, steps);
+  addRecordSteps(ctx, steps);
   std::visit([&](const auto& plan) { modes::addSteps(plan, ctx, steps); }, ctx.req.plan);
   if (dhcp) addDhcpStep(ctx, *dhcp, steps);
   steps.push_back(

@@ -105,6 +105,20 @@ Result<bool> allocatedAnywhere(Db& db, const IpAddr& addr) {
   return q.step();
 }
 
+// Whether addr was ever given back in this store: a neighbour may still hold it with the MAC
+// of whoever had it.
+Result<bool> releasedBefore(Db& db, const IpAddr& addr) {
+  PLUMB_ASSIGN(auto q, db.prepare("SELECT 1 FROM ip_released WHERE ip=? AND addr=?"));
+  q.bindBlob(1, key(addr)).bind(2, addr.str());
+  return q.step();
+}
+
+Status rememberReleased(Db& db, const IpAddr& addr) {
+  PLUMB_ASSIGN(auto q, db.prepare("INSERT OR IGNORE INTO ip_released VALUES(?,?)"));
+  q.bindBlob(1, key(addr)).bind(2, addr.str());
+  return q.run();
+}
+
 // Takes addr if free. false: already taken.
 Result<bool> takeSpecific(Db& db, const IpPrefix& subnet, const IpAddr& addr) {
   PLUMB_ASSIGN(bool elsewhere, allocatedAnywhere(db, addr));
@@ -309,7 +323,8 @@ Result<std::vector<Allocation>> Ipam::allocate(const IpamRequest& req) {
           PLUMB_ASSIGN(bool took, takeSpecific(db, r.subnet, want));
           if (!took)
             return fail(Errc::kExists, "requested address " + want.str() + " is already in use");
-          got = Allocation{IpPrefix(want, r.subnet.len()), r.gateway};
+          PLUMB_ASSIGN(bool reused, releasedBefore(db, want));
+          got = Allocation{IpPrefix(want, r.subnet.len()), r.gateway, !reused};
           PLUMB_TRY(recordAlloc(db, r.subnet, want, r.gateway, req.owner));
         }
       }
@@ -321,7 +336,8 @@ Result<std::vector<Allocation>> Ipam::allocate(const IpamRequest& req) {
         PLUMB_TRY(ensureSubnet(db, r.subnet));
         PLUMB_ASSIGN(auto addr, takeNext(db, r));
         if (!addr) continue;
-        got = Allocation{IpPrefix(*addr, r.subnet.len()), r.gateway};
+        PLUMB_ASSIGN(bool reused, releasedBefore(db, *addr));
+        got = Allocation{IpPrefix(*addr, r.subnet.len()), r.gateway, !reused};
         PLUMB_TRY(recordAlloc(db, r.subnet, *addr, r.gateway, req.owner));
         break;
       }
@@ -354,7 +370,10 @@ Status Ipam::release(const AttachmentKey& owner) {
       PLUMB_ASSIGN(auto a, IpAddr::parse(q.text(2)));
       held.emplace_back(q.text(0), a);
     }
-    for (const auto& [sk, a] : held) PLUMB_TRY(giveBack(db, sk, a));
+    for (const auto& [sk, a] : held) {
+      PLUMB_TRY(giveBack(db, sk, a));
+      PLUMB_TRY(rememberReleased(db, a));
+    }
     PLUMB_ASSIGN(
         auto del,
         db.prepare("DELETE FROM ip_allocs WHERE network=? AND container_id=? AND ifname=?"));
@@ -393,6 +412,7 @@ Status Ipam::releaseAddress(const IpPrefix& subnet, const IpAddr& addr) {
     PLUMB_TRY(del.run());
     if (sqlite3_changes(db.handle()) == 0) return {};
     PLUMB_TRY(giveBack(db, subnetKey(subnet), addr));
+    PLUMB_TRY(rememberReleased(db, addr));
     return forgetIfUnused(db, subnetKey(subnet));
   });
 }
@@ -495,7 +515,7 @@ std::string IpamAddresses::describe() const {
 Result<Addressing> IpamAddresses::allocate() {
   PLUMB_ASSIGN(auto got, Ipam(store_).allocate(req_));
   Addressing out;
-  for (const auto& a : got) out.addresses.push_back({a.address, a.gateway});
+  for (const auto& a : got) out.addresses.push_back({a.address, a.gateway, a.fresh});
   out.routes = routes_;
   return out;
 }

@@ -43,6 +43,8 @@ struct IpamRequest {
 struct Allocation {
   IpPrefix address;  // address with the subnet's prefix length
   std::optional<IpAddr> gateway;
+  // Never handed out before by this store: no neighbour can hold a stale entry for it.
+  bool fresh = false;
 };
 
 // A subnet handed out as a whole (Docker's RequestPool). Pools never overlap one another;
@@ -89,6 +91,7 @@ class IpamAddresses : public AddressSource {
   std::string describe() const override;
   Result<Addressing> allocate() override;
   Status release() override;
+  bool inStore() const override { return true; }
 
  private:
   Store& store_;

@@ -65,6 +65,9 @@ using Plan = std::variant<VethBridgePlan, MacvlanPlan, OvsPlan, SriovPlan, Passt
 struct AddressSpec {
   IpPrefix address;  // the container's address with its subnet's prefix length
   std::optional<IpAddr> gateway;
+  // Never held before (IPAM knows): no neighbour can have it cached with another MAC, so it
+  // needs no announcement. Anything else is announced.
+  bool fresh = false;
 };
 
 struct RouteSpec {
@@ -111,6 +114,9 @@ class AddressSource {
   virtual std::string describe() const = 0;
   virtual Result<Addressing> allocate() = 0;
   virtual Status release() = 0;
+  // Allocates in plumb's own store: then allocating joins the transaction that records the
+  // attachment (one commit). A source that runs anything else (a delegated plugin) must not.
+  virtual bool inStore() const { return false; }
 };
 
 // What the engine derives from allocated addresses (CNI's isGateway, ipMasq,

@@ -42,8 +42,14 @@ TEST_F(Rollback, CniBridgeNameTakenByANonBridgeReleasesTheAddress) {
   auto r = add(conf, "c1", c1);
   EXPECT_EQ(r.rc, 1) << r.out;
   // The address was taken before the bridge step failed, and given back by the rollback.
-  EXPECT_EQ(sh("grep -c 'step: allocate addresses in 198.18.70.0/24' " + log).out, "1\n");
-  EXPECT_EQ(sh("grep -c 'undo: allocate addresses in 198.18.70.0/24' " + log).out, "1\n");
+  EXPECT_EQ(
+      sh("grep -c 'step: record attachment .* and allocate addresses in 198.18.70.0/24' " + log)
+          .out,
+      "1\n");
+  EXPECT_EQ(
+      sh("grep -c 'undo: record attachment .* and allocate addresses in 198.18.70.0/24' " + log)
+          .out,
+      "1\n");
   EXPECT_EQ(cniCode(r), 7) << r.out;
   EXPECT_NE(r.out.find("br-taken exists and is not a bridge"), std::string::npos) << r.out;
   EXPECT_EQ(allocations(), "0\n") << "the address allocated before the bridge step went back";

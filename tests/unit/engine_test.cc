@@ -20,10 +20,11 @@ using testing::FakeKernel;
 const MacAddr kDeviceMac = *MacAddr::parse("02:00:00:00:09:09");
 constexpr const char* kNetns = "/run/netns/ctr1";
 
-// Every table of the store but ip_cursor: IPAM's round-robin cursor moves on past a released
-// address by design (as host-local's does), and holds nothing.
+// Every table of the store but IPAM's memory of addresses once handed out: its round-robin
+// cursor moves on past a released address by design (as host-local's does), and ip_released
+// keeps every address that was given back (a neighbour may have cached it), whatever undid it.
 std::string storeDump(const std::string& dir) {
-  return plumb::testing::storeDumpOf(dir + "/plumb.db", {"ip_cursor"});
+  return plumb::testing::storeDumpOf(dir + "/plumb.db", {"ip_cursor", "ip_released"});
 }
 
 // One attach's world: a store in a temp dir, a fake kernel, and what the request points at.
@@ -234,6 +235,45 @@ TEST_P(EngineOnFakeKernel, AFailureAtEveryChangeLeavesNothingAndDetachUndoesAll)
 
 INSTANTIATE_TEST_SUITE_P(Modes, EngineOnFakeKernel, ::testing::Range<size_t>(0, 7));
 
+// Only an address that may be in a neighbour's cache with another MAC is announced: one IPAM
+// hands out for the first time is not, one that changed hands is, and static addresses (whose
+// history plumb does not know) always are.
+TEST(EngineAnnounces, OnlyAddressesThatChangedHands) {
+  World w;
+  w.store = std::move(Store::open(w.dir.path())).value();
+  containerHost(w);
+  Engine engine(*w.store, w.kernel);
+  AttachRequest first = cniBridge(w, "ctr1");
+  auto one = engine.attach(first);
+  ASSERT_TRUE(one.ok()) << one.error().message;
+  EXPECT_TRUE(w.kernel.announced.empty()) << w.kernel.announced[0];
+  ASSERT_TRUE(engine.detach({first.key, first.netns, {}}).ok());
+  ASSERT_TRUE(w.source->release().ok());  // as CNI's DEL does after the detach
+
+  AttachRequest second = cniBridge(w, "ctr2");
+  IpamRequest ir;
+  ir.owner = second.key;
+  IpRange range{*IpPrefix::parse("198.18.80.0/24"), std::nullopt, std::nullopt, std::nullopt};
+  ASSERT_TRUE(range.normalise().ok());
+  ir.range_sets = {{range}};
+  ir.requested = {one->addresses[0].address.addr()};
+  w.source = std::make_unique<IpamAddresses>(*w.store, ir, std::vector<RouteSpec>{});
+  second.address_source = w.source.get();
+  auto two = engine.attach(second);
+  ASSERT_TRUE(two.ok()) << two.error().message;
+  ASSERT_EQ(w.kernel.announced.size(), 1u);
+  EXPECT_EQ(w.kernel.announced[0].rfind(
+                one->addresses[0].address.addr().str() + " is at " + two->container.mac, 0),
+            0u)
+      << w.kernel.announced[0];
+  ASSERT_TRUE(engine.detach({second.key, second.netns, {}}).ok());
+
+  w.kernel.announced.clear();
+  AttachRequest fixed = withStatic(base("ctr3", bridgePlan()));
+  ASSERT_TRUE(engine.attach(fixed).ok());
+  EXPECT_EQ(w.kernel.announced.size(), 2u) << "both static addresses";
+}
+
 // The order each mode's attach takes, as docs/modes.md describes it.
 TEST(EngineSteps, BridgeStepsInOrder) {
   World w;
@@ -245,8 +285,8 @@ TEST(EngineSteps, BridgeStepsInOrder) {
   std::string host = Engine::hostIfname(req.key), tmp = Engine::tempIfname(req.key);
   EXPECT_EQ(*steps, (std::vector<std::string>{
                         "open the host netns and netns /run/netns/ctr1",
-                        "record attachment net1/ctr1/eth1",
-                        "allocate addresses in 198.18.80.0/24",
+                        "record attachment net1/ctr1/eth1 and allocate addresses in "
+                        "198.18.80.0/24",
                         "ensure bridge br-t",
                         "create veth " + host + " with peer " + tmp,
                         "attach " + host + " to bridge br-t",

@@ -114,6 +114,38 @@ TEST_F(IpamTest, IsIdempotentPerOwner) {
   EXPECT_EQ((*a)[0].address, (*again)[0].address);
 }
 
+// An address nobody held before is fresh (no neighbour can have cached it: it needs no
+// announcement); one given back and handed out again is not, nor is one an owner asks for
+// again.
+TEST_F(IpamTest, KnowsWhetherAnAddressWasEverHeldBefore) {
+  Ipam ipam(*store_);
+  RangeSet set{range("198.18.0.0/24", nullptr, nullptr, "198.18.0.1")};
+  auto a = ipam.allocate(req("a", {set}));
+  ASSERT_TRUE(a.ok()) << a.error().message;
+  EXPECT_TRUE((*a)[0].fresh);
+  auto again = ipam.allocate(req("a", {set}));
+  ASSERT_TRUE(again.ok());
+  EXPECT_FALSE((*again)[0].fresh) << "the owner's own address, asked for again";
+  ASSERT_TRUE(ipam.release({"net", "a", "eth0"}).ok());
+  auto b = req("b", {set});
+  b.requested = {(*a)[0].address.addr()};
+  auto got = ipam.allocate(b);
+  ASSERT_TRUE(got.ok()) << got.error().message;
+  EXPECT_EQ((*got)[0].address, (*a)[0].address);
+  EXPECT_FALSE((*got)[0].fresh) << "a's address changed hands: neighbours may hold a's MAC";
+  auto c = ipam.allocate(req("c", {set}));
+  ASSERT_TRUE(c.ok());
+  EXPECT_TRUE((*c)[0].fresh);
+  // Given back one by one (Docker's ReleaseAddress) counts the same.
+  auto subnet = *IpPrefix::parse("198.18.0.0/24");
+  ASSERT_TRUE(ipam.releaseAddress(subnet, (*c)[0].address.addr()).ok());
+  auto d = req("d", {set});
+  d.requested = {(*c)[0].address.addr()};
+  auto got_d = ipam.allocate(d);
+  ASSERT_TRUE(got_d.ok());
+  EXPECT_FALSE((*got_d)[0].fresh);
+}
+
 TEST_F(IpamTest, HonoursARequestedAddressAndRefusesATakenOne) {
   Ipam ipam(*store_);
   RangeSet set{range("198.18.0.0/24")};

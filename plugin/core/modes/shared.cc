@@ -154,7 +154,11 @@ void addContainerSteps(Context& ctx, std::vector<Step>& steps) {
 
 void announce(Context& ctx, const MacAddr& mac) {
   std::vector<IpAddr> addrs;
-  for (const auto& a : ctx.req.addresses) addrs.push_back(a.address.addr());
+  for (const auto& a : ctx.req.addresses) {
+    // An address never held before is in no neighbour's cache: the kernel's own announcement
+    // (arp_notify) and the container's first packets are all it needs.
+    if (!a.fresh) addrs.push_back(a.address.addr());
+  }
   if (addrs.empty()) return;
   ctx.kernel.announce(ctx.ctr_ns, ctx.ctr_index, mac, addrs, ctx.announce_after_port);
 }
