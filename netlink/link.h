@@ -91,6 +91,13 @@ Status changeLink(NlSocket& s, int index, const LinkChange& change);
 // Hairpin mode of a bridge port (IFLA_BRPORT_MODE).
 Status setBridgePortHairpin(NlSocket& s, int index, bool hairpin);
 Status deleteLink(NlSocket& s, int index);
+// Deletes link index of namespace ns (nullptr: the caller's) and returns once the kernel has
+// taken it, its peer and its addresses and routes out of their namespaces (its RTM_DELLINK
+// notification), without waiting for the kernel to finish freeing it: after that comes an RCU
+// barrier, 20 ms and more for a veth, which the request's sender sits out inside the kernel. A
+// short-lived process of its own sends the request and sits it out instead. s is used only to
+// look the link up when notifications were lost.
+Status deleteLinkPromptly(NlSocket& s, const Netns* ns, int index);
 Result<LinkInfo> getLink(NlSocket& s, const std::string& name);
 Result<LinkInfo> getLink(NlSocket& s, int index);
 Result<std::vector<LinkInfo>> listLinks(NlSocket& s);

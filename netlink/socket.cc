@@ -106,6 +106,8 @@ Status NlSocket::next(const ReplyFn& on_msg) {
   return {};
 }
 
+int NlSocket::fd() const { return mnl_socket_get_fd(nl_); }
+
 Result<NlSocket> NlSocket::openIn(const Netns& ns) { return subscribeIn(ns, 0); }
 
 Result<NlSocket> NlSocket::subscribeIn(const Netns& ns, unsigned groups) {

@@ -42,6 +42,8 @@ class NlSocket {
   // Blocks until notifications arrive and hands each to on_msg (kTryAgain on the receive
   // timeout, so a caller can loop).
   Status next(const ReplyFn& on_msg);
+  // For poll(2) alongside other descriptors.
+  int fd() const;
 
   // Sends m with NLM_F_ACK and waits for the ack; replies before it (RTM_GET*) go to on_reply.
   Status request(Message& m, const ReplyFn& on_reply = {});

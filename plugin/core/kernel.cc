@@ -75,7 +75,7 @@ class RealKernel : public Kernel {
   }
   Status deleteLink(Ns ns, int index) override {
     PLUMB_ASSIGN(auto* s, sock(ns));
-    return nl::deleteLink(*s, index);
+    return nl::deleteLinkPromptly(*s, netns(ns), index);
   }
   Status addAddress(Ns ns, int index, const IpPrefix& prefix) override {
     PLUMB_ASSIGN(auto* s, sock(ns));

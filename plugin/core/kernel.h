@@ -55,6 +55,8 @@ class Kernel {
   virtual Status changeLink(Ns ns, int index, const nl::LinkChange& change) = 0;
   virtual Status moveLink(Ns ns, int index, Ns to) = 0;
   virtual Status setBridgePortHairpin(Ns ns, int index, bool on) = 0;
+  // Returns once the link (a veth: with its peer) and its addresses are out of the namespace,
+  // not once the kernel has freed it (netlink/link.h: deleteLinkPromptly).
   virtual Status deleteLink(Ns ns, int index) = 0;
 
   virtual Status addAddress(Ns ns, int index, const IpPrefix& prefix) = 0;
