@@ -289,6 +289,9 @@ class Bench:
                         "bridge": bridge, "isGateway": True, "ipMasq": masq,
                         "dataDir": os.path.join(tmp, key + "-state"),
                         "ipam": {"type": "plumb", "subnet": subnet, "routes": [route]}}
+                if args.plumb_log:
+                    # plumb's own step timings (debug level costs a little itself).
+                    conf.update(logLevel="debug", logFile=f"{args.plumb_log}.{key}")
                 binary = args.plumb
             elif label == "reference":
                 conf = {"cniVersion": CNI_VERSION, "name": f"bench-{key}", "type": "bridge",
@@ -642,6 +645,7 @@ def main():
     ap.add_argument("--ref-dir", default="/usr/lib/cni")
     ap.add_argument("--ref-version", default="")
     ap.add_argument("--floor-dir", required=True, help="where kernel_floor and empty_cxx are")
+    ap.add_argument("--plumb-log", default="", help="path prefix: plumb logs its steps at debug level")
     ap.add_argument("--tmp", required=True)
     ap.add_argument("--prefix", default="plumb-bench")
     ap.add_argument("--count", type=int, default=200)

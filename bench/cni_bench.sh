@@ -15,7 +15,8 @@
 # CNI_BENCH_REF_SCALE (1; 0 measures part 3 for plumb only), CNI_BENCH_BUDGET (480 s from the
 # start: the reference fill to 1,000 gives up after this), CNI_BENCH_JSON (path: raw samples as
 # JSON), CNI_BENCH_REF_DIR (/usr/lib/cni), CNI_BENCH_FLOOR_DIR (where kernel_floor and
-# empty_cxx are; default: the bench/ folder of plumb's build tree).
+# empty_cxx are; default: the bench/ folder of plumb's build tree), CNI_BENCH_PLUMB_LOG (path
+# prefix: plumb writes its debug log, with each step's time, to PREFIX.<instance>).
 #
 # Exit status: 0 when the benchmark ran (whether targets are met or not: it is a report);
 # non-zero when something broke (a plugin invocation failed, setup failed, or namespaces leaked).
@@ -113,7 +114,8 @@ set +e
   --ref-scale "${CNI_BENCH_REF_SCALE:-1}" \
   --budget "${CNI_BENCH_BUDGET:-480}" \
   --load-start "$LOAD" \
-  --json "${CNI_BENCH_JSON:-}" </dev/null &
+  --json "${CNI_BENCH_JSON:-}" \
+  --plumb-log "${CNI_BENCH_PLUMB_LOG:-}" </dev/null &
 DRIVER_PID=$!
 wait "$DRIVER_PID"
 rc=$?
