@@ -6,7 +6,10 @@
 #include <sys/file.h>
 #include <sys/stat.h>
 
+#include <unistd.h>
+
 #include <cerrno>
+#include <chrono>
 #include <ctime>
 
 namespace plumb::core {
@@ -47,6 +50,20 @@ CREATE TABLE IF NOT EXISTS ip_cursor(
   subnet TEXT NOT NULL, range_key TEXT NOT NULL, last BLOB NOT NULL,
   PRIMARY KEY(subnet, range_key)) WITHOUT ROWID;
 )sql";
+
+// SQLite's own busy_timeout sleeps 1, 2, 5, 10, 15, 20, 25, 25, 25, 50, 50, 100 ms between
+// tries: with a few dozen plugin processes at once, a writer sleeps far longer than the write
+// it waits for takes (a few hundred microseconds). This one tries again after 50 us, doubling
+// up to 1 ms, for kBusyTimeoutMs in all.
+int retryBusy(void*, int tries) {
+  static thread_local std::chrono::steady_clock::time_point since;
+  auto now = std::chrono::steady_clock::now();
+  if (tries == 0) since = now;
+  if (now - since > std::chrono::milliseconds(kBusyTimeoutMs)) return 0;
+  int us = tries < 5 ? 50 << tries : 1000;
+  ::usleep(static_cast<useconds_t>(us));
+  return 1;
+}
 
 Error sqlError(sqlite3* h, const std::string& what) {
   int rc = sqlite3_extended_errcode(h);
@@ -161,7 +178,7 @@ Result<std::unique_ptr<Store>> Store::open(const std::string& dir) {
     return fail(Errc::kIo, "failed to open store " + path + ": " + msg);
   }
   std::unique_ptr<Store> store(new Store(h, path));
-  sqlite3_busy_timeout(h, kBusyTimeoutMs);
+  sqlite3_busy_handler(h, retryBusy, nullptr);
   // A plugin process lives for one command. Closing the last connection would checkpoint the
   // WAL into the database (two fsyncs) and delete the WAL and its index, which the next
   // process then creates again (a directory fsync): the WAL stays instead, and is copied into
