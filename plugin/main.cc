@@ -13,6 +13,7 @@
 #include "plugin/cli/cli.h"
 #include "plugin/cni/cni.h"
 #include "plugin/core/dhcp.h"
+#include "plugin/core/store.h"
 #include "plugin/docker/daemon.h"
 
 extern char** environ;
@@ -49,10 +50,14 @@ int runCni() {
 }  // namespace
 
 int main(int argc, char** argv) {
+  plumb::core::Store::helperIsThisProgram();
   const char* command = std::getenv("CNI_COMMAND");
   if (command && *command) return runCni();
   // udhcpc runs plumb as its event script (see plugin/core/dhcp.h).
   if (std::getenv("PLUMB_DHCP_HOOK")) return plumb::core::dhcpHook(argc, argv);
+  // A store's WAL checkpoint, left by a plugin process (plugin/core/store.h).
+  if (const char* dir = std::getenv("PLUMB_CHECKPOINT"))
+    return plumb::core::Store::checkpointMain(dir);
   if (argc > 1 && std::strcmp(argv[1], "daemon") == 0)
     return plumb::docker::daemonMain(argc - 1, argv + 1);
   return plumb::cli::run(argc, argv);

@@ -155,6 +155,7 @@ int attach(const AttachCommand& c, const Options& opts) {
         std::move(req).error().wrap("failed to attach " + c.container_if + " of " + c.guest), opts);
   auto store = core::Store::open(opts.state_dir);
   if (!store.ok()) return failWith(store.error(), opts);
+  (*store)->checkpointInBackground();
   core::Engine engine(**store);
   if (opts.dry_run) {
     auto steps = engine.describe(*req);
@@ -213,6 +214,7 @@ int del(const DelCommand& c, const Options& opts) {
   if (!guest.ok()) return failWith(guest.error(), opts);
   auto store = core::Store::open(opts.state_dir);
   if (!store.ok()) return failWith(store.error(), opts);
+  (*store)->checkpointInBackground();
   auto records = (*store)->listAttachments();
   if (!records.ok()) return failWith(records.error(), opts);
   core::Engine engine(**store);

@@ -547,6 +547,7 @@ Output run(const Invocation& in) {
     return errorOutput({code, store.error().message, ""}, v);
   }
   c.store = std::move(store).value();
+  c.store->checkpointInBackground();
   log::get("cni")->debug("store {} open", c.store->path());
 
   Outcome out;

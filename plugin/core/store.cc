@@ -3,6 +3,7 @@
 #include "base/fd.h"
 
 #include <fcntl.h>
+#include <spawn.h>
 #include <sys/file.h>
 #include <sys/stat.h>
 
@@ -19,6 +20,8 @@ constexpr int kSchemaVersion = 4;
 constexpr int kBusyTimeoutMs = 30000;
 // About a dozen ADDs' worth of pages (4 KiB each).
 constexpr int kCheckpointPages = 128;
+// Where a commit checkpoints itself even when a helper should (one never came).
+constexpr int kInlineCheckpointPages = 1000;
 
 const char* kSchema = R"sql(
 CREATE TABLE IF NOT EXISTS networks(
@@ -182,17 +185,55 @@ Result<std::unique_ptr<Store>> Store::open(const std::string& dir) {
   // A plugin process lives for one command. Closing the last connection would checkpoint the
   // WAL into the database (two fsyncs) and delete the WAL and its index, which the next
   // process then creates again (a directory fsync): the WAL stays instead, and is copied into
-  // the database by whichever commit takes it past kCheckpointPages (SQLite's autocheckpoint).
-  // Each open reads back what the WAL holds, so it is kept short.
+  // the database once it is past kCheckpointPages (by the commit that takes it there, or by a
+  // helper: checkpointInBackground). Each open reads back what the WAL holds, so it is kept
+  // short.
   int persist = 1;
   (void)sqlite3_file_control(h, "main", SQLITE_FCNTL_PERSIST_WAL, &persist);
   (void)sqlite3_db_config(h, SQLITE_DBCONFIG_NO_CKPT_ON_CLOSE, 1, nullptr);
-  (void)sqlite3_wal_autocheckpoint(h, kCheckpointPages);
+  sqlite3_wal_hook(h, &Store::onCommit, store.get());
   PLUMB_TRY(store->migrate());
   return store;
 }
 
-Store::~Store() { sqlite3_close_v2(h_); }
+int Store::onCommit(void* store, sqlite3* h, const char* db, int frames) {
+  auto* self = static_cast<Store*>(store);
+  self->wal_frames_ = frames;
+  int limit = self->background_checkpoint_ ? kInlineCheckpointPages : kCheckpointPages;
+  if (frames >= limit)
+    (void)sqlite3_wal_checkpoint_v2(h, db, SQLITE_CHECKPOINT_PASSIVE, nullptr, nullptr);
+  return SQLITE_OK;
+}
+
+Store::~Store() {
+  sqlite3_close_v2(h_);
+  if (!background_checkpoint_ || wal_frames_ < kCheckpointPages) return;
+  // plumb itself again, with nothing of this process's but the state dir: it outlives this
+  // process (init reaps it) and holds none of its descriptors.
+  std::string dir = path_.substr(0, path_.rfind('/'));
+  std::string env = "PLUMB_CHECKPOINT=" + dir;
+  char* argv[] = {const_cast<char*>("plumb-checkpoint"), nullptr};
+  char* envp[] = {env.data(), nullptr};
+  posix_spawn_file_actions_t fa;
+  if (posix_spawn_file_actions_init(&fa) != 0) return;
+  for (int fd = 0; fd < 3; ++fd)
+    (void)posix_spawn_file_actions_addopen(&fa, fd, "/dev/null", O_RDWR, 0);
+  pid_t pid;
+  (void)posix_spawn(&pid, "/proc/self/exe", &fa, nullptr, argv, envp);
+  posix_spawn_file_actions_destroy(&fa);
+}
+
+int Store::checkpointMain(const std::string& dir) {
+  auto store = open(dir);
+  if (!store.ok()) return 1;
+  // One helper at a time; one that finds another at work has nothing to do.
+  std::string lock_path = (*store)->path_ + ".checkpoint-lock";
+  UniqueFd lock(::open(lock_path.c_str(), O_RDWR | O_CREAT | O_NOFOLLOW | O_CLOEXEC, 0600));
+  if (!lock.valid() || ::flock(lock.get(), LOCK_EX | LOCK_NB) != 0) return 0;
+  int rc =
+      sqlite3_wal_checkpoint_v2((*store)->h_, "main", SQLITE_CHECKPOINT_PASSIVE, nullptr, nullptr);
+  return rc == SQLITE_OK ? 0 : 1;
+}
 
 Result<bool> Store::current() {
   Db db(h_);

@@ -68,6 +68,17 @@ class Store {
 
   const std::string& path() const { return path_; }
 
+  // For a process that runs one command and exits (the CNI plugin, the command line): once
+  // the WAL has grown past its limit, copying it into the database (with two fsyncs) is left
+  // to a helper process started when this Store closes, instead of landing on the command
+  // whose commit crossed the limit. Without it (the daemon), that commit does it.
+  void checkpointInBackground() { background_checkpoint_ = helper_available_; }
+  // The helper is the plumb binary itself (plugin/main.cc says so at start-up; a test binary
+  // that links the store never starts itself): PLUMB_CHECKPOINT=<state dir> in its
+  // environment makes it checkpointMain.
+  static void helperIsThisProgram() { helper_available_ = true; }
+  static int checkpointMain(const std::string& dir);
+
   // Runs fn inside BEGIN IMMEDIATE ... COMMIT; rolls back when fn fails. Called from inside
   // fn (the same thread), a write joins the enclosing transaction as a savepoint: what several
   // parts of one step write commits once, or not at all.
@@ -96,6 +107,7 @@ class Store {
 
  private:
   Store(sqlite3* h, std::string path) : h_(h), path_(std::move(path)) {}
+  static int onCommit(void* store, sqlite3* h, const char* db, int frames);
   Status migrate();
   Result<bool> current();  // the schema is this build's
   Status transaction(const char* begin, const std::function<Status(Db&)>& fn);
@@ -104,6 +116,9 @@ class Store {
   std::string path_;
   std::mutex mu_;  // one connection per Store; the daemon opens one Store per worker
   std::atomic<std::thread::id> in_transaction_{};  // the thread inside one, if any
+  static inline bool helper_available_ = false;
+  bool background_checkpoint_ = false;
+  int wal_frames_ = 0;  // after the last commit
 };
 
 }  // namespace plumb::core

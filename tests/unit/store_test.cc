@@ -112,6 +112,66 @@ TEST(Store, AWriteInsideAWriteCommitsOnceWithIt) {
       << "a nested write commits with its enclosing one or not at all";
 }
 
+// The WAL is copied into the database once it passes its limit: by the commit that takes it
+// there, or, for a plugin process, by the helper it leaves (checkpointMain). Either way a
+// later checkpoint finds nothing left to copy.
+TEST(Store, TheWalIsCheckpointedPastItsLimitInlineOrByTheHelper) {
+  auto fill = [](Store& s, int n) {
+    for (int i = 0; i < n; ++i) ASSERT_TRUE(s.insertAttachment(record(std::to_string(i))).ok());
+  };
+  // What the WAL holds, and whether all of it is in the database already.
+  auto walFrames = [](const std::string& dir, bool* all_copied) {
+    sqlite3* h = nullptr;
+    EXPECT_EQ(sqlite3_open_v2((dir + "/plumb.db").c_str(), &h, SQLITE_OPEN_READWRITE, nullptr),
+              SQLITE_OK);
+    // A first read opens the WAL; until then the connection knows of no log.
+    EXPECT_EQ(sqlite3_exec(h, "SELECT count(*) FROM attachments", nullptr, nullptr, nullptr),
+              SQLITE_OK);
+    int log = -1, copied = -1;
+    EXPECT_EQ(sqlite3_wal_checkpoint_v2(h, "main", SQLITE_CHECKPOINT_PASSIVE, &log, &copied),
+              SQLITE_OK)
+        << sqlite3_errmsg(h);
+    *all_copied = log == copied;
+    sqlite3_db_config(h, SQLITE_DBCONFIG_NO_CKPT_ON_CLOSE, 1, nullptr);
+    int persist = 1;
+    sqlite3_file_control(h, "main", SQLITE_FCNTL_PERSIST_WAL, &persist);
+    sqlite3_close(h);
+    return log;
+  };
+  {
+    // No helper in a test binary: commits past the limit checkpoint themselves.
+    testing::TempDir dir;
+    auto store = Store::open(dir.path());
+    ASSERT_TRUE(store.ok());
+    (*store)->checkpointInBackground();
+    fill(**store, 200);
+    bool all_copied = false;
+    int frames = walFrames(dir.path(), &all_copied);
+    EXPECT_GE(frames, 0);
+    EXPECT_LT(frames, 128) << "a commit past the limit restarted the WAL";
+  }
+  // The helper's part, run here: what the WAL holds (below the limit: no commit copied it)
+  // goes into the database file.
+  testing::TempDir dir;
+  {
+    auto store = Store::open(dir.path());
+    ASSERT_TRUE(store.ok());
+    fill(**store, 20);
+  }
+  std::string db = dir.path() + "/plumb.db";
+  auto before = std::filesystem::file_size(db);
+  EXPECT_EQ(Store::checkpointMain(dir.path()), 0);
+  EXPECT_GT(std::filesystem::file_size(db), before) << "the helper wrote the WAL's pages";
+  bool all_copied = false;
+  EXPECT_GT(walFrames(dir.path(), &all_copied), 0);
+  EXPECT_TRUE(all_copied);
+  auto store = Store::open(dir.path());
+  ASSERT_TRUE(store.ok());
+  auto all = (*store)->listAttachments();
+  ASSERT_TRUE(all.ok());
+  EXPECT_EQ(all->size(), 20u);
+}
+
 TEST(Store, ManyProcessesOpeningAFreshStoreAtOnceAllSucceed) {
   // The first use switches the database to WAL, which needs it to itself: a burst of CNI
   // invocations on a new dataDir once failed with "database is locked".
