@@ -282,18 +282,18 @@ TEST(EngineSteps, BridgeStepsInOrder) {
   AttachRequest req = cniBridge(w, "ctr1");
   auto steps = Engine(*w.store, w.kernel).describe(req);
   ASSERT_TRUE(steps.ok()) << steps.error().message;
-  std::string host = Engine::hostIfname(req.key), tmp = Engine::tempIfname(req.key);
+  std::string host = Engine::hostIfname(req.key);
+  // The peer is born in the netns under its final name: no rename, stamped when set up.
   EXPECT_EQ(*steps, (std::vector<std::string>{
                         "open the host netns and netns /run/netns/ctr1",
                         "record attachment net1/ctr1/eth1 and allocate addresses in "
                         "198.18.80.0/24",
                         "ensure bridge br-t",
-                        "create veth " + host + " with peer " + tmp,
+                        "create veth " + host + " with peer eth1",
                         "attach " + host + " to bridge br-t",
-                        "name the container interface eth1",
                         "enable IPv6 on eth1 if it gets an IPv6 address",
                         "add the allocated addresses to eth1",
-                        "set eth1 up",
+                        "set eth1 up and stamp it",
                         "add the allocated routes",
                         "set " + host + " up",
                         "record the result",

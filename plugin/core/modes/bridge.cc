@@ -86,9 +86,16 @@ Result<nl::LinkInfo> ensureBridge(Kernel& k, const std::string& network, const V
       return fail(Errc::kInvalid,
                   plan.bridge + " exists and is not a bridge (kind '" + br->kind + "')");
     }
-    for (const auto& gw : plan.gateway_addresses) {
-      auto st = k.addAddress(host, br->index, gw);
-      if (!st.ok() && st.error().code != Errc::kExists) return std::move(st).error();
+    if (!plan.gateway_addresses.empty()) {
+      // Looked at first: a listing needs no RTNL lock, adding does, even one that is there.
+      PLUMB_ASSIGN(auto have, k.listAddresses(host, AF_UNSPEC, br->index));
+      for (const auto& gw : plan.gateway_addresses) {
+        bool present = false;
+        for (const auto& a : have) present |= a.prefix == gw;
+        if (present) continue;
+        auto st = k.addAddress(host, br->index, gw);
+        if (!st.ok() && st.error().code != Errc::kExists) return std::move(st).error();
+      }
     }
     nl::LinkChange change;
     if (!br->up()) change.up = true;
@@ -132,6 +139,11 @@ Status validate(const VethBridgePlan& plan, const AttachRequest& req) {
 void addSteps(const VethBridgePlan& plan, Context& ctx, std::vector<Step>& steps) {
   ctx.record.via = plan.bridge;
   ctx.record.host_ifname = ctx.host_name;
+  // The peer is born in the container's netns under its final name: a name taken there makes
+  // the creation fail, before anything exists. (Docker's end stays on the host, for dockerd to
+  // move and rename.)
+  ctx.born_named = ctx.in_container;
+  std::string peer = ctx.born_named ? ctx.req.key.ifname : ctx.tmp_name;
   auto br = std::make_shared<BridgeState>();
   steps.push_back({"ensure bridge " + plan.bridge,
                    [&ctx, &plan, br]() -> Status {
@@ -154,7 +166,7 @@ void addSteps(const VethBridgePlan& plan, Context& ctx, std::vector<Step>& steps
                            return true;
                          });
                    }});
-  steps.push_back({"create veth " + ctx.host_name + " with peer " + ctx.tmp_name,
+  steps.push_back({"create veth " + ctx.host_name + " with peer " + peer,
                    [&ctx, br]() -> Status {
                      return createVethPair(ctx, ctx.req.mtu > 0 ? ctx.req.mtu : br->mtu);
                    },

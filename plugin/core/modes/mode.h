@@ -41,6 +41,9 @@ struct Context {
   bool in_container = true;  // Placement::kContainer
   std::string host_name;     // a veth's host end
   std::string tmp_name;      // made under this name; renamed to req.key.ifname in the netns
+  // The container's end is born in its netns under req.key.ifname (a veth's peer): no rename,
+  // and its stamp goes on with "set ... up". Set by the mode before addContainerSteps.
+  bool born_named = false;
   // Where the container's end goes: its netns, or the host when Docker moves it itself.
   Ns ctr_ns = Kernel::kHost;
   int host_index = 0;  // a veth's host end, once made

@@ -12,7 +12,7 @@ namespace plumb::core::modes {
 Status createVethPair(Context& ctx, int mtu) {
   nl::VethSpec spec;
   spec.name = ctx.host_name;
-  spec.peer_name = ctx.tmp_name;
+  spec.peer_name = ctx.born_named ? ctx.req.key.ifname : ctx.tmp_name;
   spec.mtu = mtu;
   spec.peer_mac = ctx.req.mac;
   Kernel& k = ctx.kernel;
@@ -27,18 +27,28 @@ Status createVethPair(Context& ctx, int mtu) {
     }
   }
   if (!st.ok() && st.error().code == Errc::kExists) {
+    if (ctx.born_named && !k.getLink(Kernel::kHost, spec.name).ok()) {
+      return fail(Errc::kExists,
+                  "interface " + ctx.req.key.ifname + " already exists in netns " + ctx.req.netns);
+    }
     return fail(Errc::kExists,
                 "host interface " + spec.name + " already exists and is not this attachment's");
   }
   PLUMB_TRY(st);
   auto link = k.getLink(Kernel::kHost, spec.name);
-  if (!link.ok()) {
+  Result<nl::LinkInfo> peer = nl::LinkInfo{};
+  if (link.ok() && ctx.born_named) peer = k.getLink(ctx.ctr_ns, spec.peer_name);
+  if (!link.ok() || !peer.ok()) {
     // Made but not read back: this step fails, so no undo of it will run; the pair goes here.
     deleteVethPair(ctx);
-    return std::move(link).error();
+    return !link.ok() ? std::move(link).error() : std::move(peer).error();
   }
   ctx.host_index = link->index;
   ctx.host_link = std::move(link).value();
+  if (ctx.born_named) {
+    ctx.ctr_index = peer->index;
+    ctx.ctr_link = std::move(peer).value();
+  }
   return {};
 }
 
@@ -84,25 +94,27 @@ void addContainerSteps(Context& ctx, std::vector<Step>& steps) {
                      }});
     return;
   }
-  steps.push_back({"name the container interface " + req.key.ifname, [&ctx]() -> Status {
-                     auto tmp = ctx.kernel.getLink(ctx.ctr_ns, ctx.tmp_name);
-                     if (!tmp.ok()) return std::move(tmp).error();
-                     ctx.ctr_index = tmp->index;
-                     nl::LinkChange change;
-                     change.name = ctx.req.key.ifname;
-                     change.alias = Engine::ownerStamp(ctx.req.key);
-                     // The kernel announces the IPv4 addresses itself when the link comes up.
-                     change.arp_notify = true;
-                     auto st = ctx.kernel.changeLink(ctx.ctr_ns, ctx.ctr_index, change);
-                     if (!st.ok() && st.error().code == Errc::kExists) {
-                       return fail(Errc::kExists, "interface " + ctx.req.key.ifname +
-                                                      " already exists in netns " + ctx.req.netns);
-                     }
-                     PLUMB_TRY(st);
-                     ctx.ctr_link = std::move(tmp).value();
-                     ctx.ctr_link->name = ctx.req.key.ifname;
-                     return {};
-                   }});
+  if (!ctx.born_named)
+    steps.push_back({"name the container interface " + req.key.ifname, [&ctx]() -> Status {
+                       auto tmp = ctx.kernel.getLink(ctx.ctr_ns, ctx.tmp_name);
+                       if (!tmp.ok()) return std::move(tmp).error();
+                       ctx.ctr_index = tmp->index;
+                       nl::LinkChange change;
+                       change.name = ctx.req.key.ifname;
+                       change.alias = Engine::ownerStamp(ctx.req.key);
+                       // The kernel announces the IPv4 addresses itself when the link comes up.
+                       change.arp_notify = true;
+                       auto st = ctx.kernel.changeLink(ctx.ctr_ns, ctx.ctr_index, change);
+                       if (!st.ok() && st.error().code == Errc::kExists) {
+                         return fail(Errc::kExists, "interface " + ctx.req.key.ifname +
+                                                        " already exists in netns " +
+                                                        ctx.req.netns);
+                       }
+                       PLUMB_TRY(st);
+                       ctx.ctr_link = std::move(tmp).value();
+                       ctx.ctr_link->name = ctx.req.key.ifname;
+                       return {};
+                     }});
   bool allocated = req.address_source != nullptr;  // addresses known only when steps run
   bool v6 = std::any_of(req.addresses.begin(), req.addresses.end(),
                         [](const auto& a) { return !a.address.isV4(); });
@@ -134,9 +146,15 @@ void addContainerSteps(Context& ctx, std::vector<Step>& steps) {
            }});
     }
   }
-  steps.push_back({"set " + req.key.ifname + " up", [&ctx]() -> Status {
+  steps.push_back({"set " + req.key.ifname + " up" + (ctx.born_named ? " and stamp it" : ""),
+                   [&ctx]() -> Status {
                      nl::LinkChange up;
                      up.up = true;
+                     if (ctx.born_named) {
+                       // What naming it sets otherwise, in the same request.
+                       up.alias = Engine::ownerStamp(ctx.req.key);
+                       up.arp_notify = true;
+                     }
                      return ctx.kernel.changeLink(ctx.ctr_ns, ctx.ctr_index, up);
                    }});
   if (allocated) {
