@@ -87,8 +87,8 @@ Status runIn(const Netns& ns, const std::function<Status()>& fn) {
   Status result = fn();
   if (::setns(home.get(), CLONE_NEWNET) != 0) {
     // Going on in the wrong namespace would make every later change there: stop instead.
-    std::fprintf(stderr, "plumb: failed to return from netns %s: %s\n", ns.path().c_str(),
-                 std::strerror(errno));
+    (void)std::fprintf(stderr, "plumb: failed to return from netns %s: %s\n", ns.path().c_str(),
+                       std::strerror(errno));
     std::abort();
   }
   return result;
