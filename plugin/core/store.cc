@@ -230,8 +230,12 @@ int Store::checkpointMain(const std::string& dir) {
   std::string lock_path = (*store)->path_ + ".checkpoint-lock";
   UniqueFd lock(::open(lock_path.c_str(), O_RDWR | O_CREAT | O_NOFOLLOW | O_CLOEXEC, 0600));
   if (!lock.valid() || ::flock(lock.get(), LOCK_EX | LOCK_NB) != 0) return 0;
+  // TRUNCATE, not PASSIVE: the WAL must also start again from empty. What a checkpoint copied
+  // is noted only in the WAL index, which the next process to open the store alone rebuilds
+  // from the WAL file, as if nothing had been copied: a WAL that is not emptied here would
+  // never restart, and every open would read all of it back.
   int rc =
-      sqlite3_wal_checkpoint_v2((*store)->h_, "main", SQLITE_CHECKPOINT_PASSIVE, nullptr, nullptr);
+      sqlite3_wal_checkpoint_v2((*store)->h_, "main", SQLITE_CHECKPOINT_TRUNCATE, nullptr, nullptr);
   return rc == SQLITE_OK ? 0 : 1;
 }
 
