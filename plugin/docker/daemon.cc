@@ -1,6 +1,7 @@
 #include "plugin/docker/daemon.h"
 
 #include <signal.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <CLI/CLI.hpp>
@@ -133,8 +134,11 @@ int daemonMain(int argc, char** argv) {
   sigwait(&stop, &sig);
   log::get("docker")->info("stopping on signal {}", sig);
   server->reset();
-  // systemd's socket stays for the next start; one plumb made goes with it.
-  if (socket_path[0] == '/') ::unlink(socket_path.c_str());
+  // systemd's socket stays for the next start; one plumb made goes with it (if what is there
+  // now is still a socket).
+  struct stat st {};
+  if (socket_path[0] == '/' && ::lstat(socket_path.c_str(), &st) == 0 && S_ISSOCK(st.st_mode))
+    ::unlink(socket_path.c_str());
   return 0;
 }
 

@@ -142,9 +142,18 @@ Result<UniqueFd> listenUnix(const std::string& path) {
       return fail(Errc::kExists, "another daemon is already listening on " + path);
     }
   }
-  // A socket left by a daemon that was killed: nothing listens on it any more.
-  if (::unlink(path.c_str()) != 0 && errno != ENOENT)
-    return failErrno(errno, "failed to remove stale socket " + path);
+  // A socket left by a daemon that was killed: nothing listens on it any more. Anything else
+  // under that name (a file, a directory, a link) is not plumb's to remove.
+  struct stat st {};
+  if (::lstat(path.c_str(), &st) == 0) {
+    if (!S_ISSOCK(st.st_mode)) {
+      return fail(Errc::kExists, "failed to listen on " + path +
+                                     ": it exists and is not a socket (plumb removes "
+                                     "only a socket no daemon listens on)");
+    }
+    if (::unlink(path.c_str()) != 0 && errno != ENOENT)
+      return failErrno(errno, "failed to remove stale socket " + path);
+  }
   mode_t old = ::umask(0177);  // 0600: root only, from the moment it exists
   int rc = ::bind(fd.get(), reinterpret_cast<sockaddr*>(&addr), sizeof(addr));
   int err = errno;

@@ -14,6 +14,7 @@
 #include "base/names.h"
 #include "plugin/core/ipam.h"
 #include "plugin/docker/driver.h"
+#include "plugin/docker/http.h"
 #include "plugin/docker/network.h"
 #include "store_dump.h"
 #include "test_dir.h"
@@ -308,6 +309,34 @@ TEST_F(DockerDriverTest, BadInputIsAClearErrorAndChangesNothing) {
   auto [s5, b5] = call("NetworkDriver.Join", bad_id);
   EXPECT_NE(b5["Err"].get<std::string>().find("NetworkID '../../etc'"), std::string::npos) << b5;
   EXPECT_EQ(storeDump(), before);
+}
+
+// Issue 15, item 13: --socket names where the daemon listens; whatever else is there under
+// that name is not plumb's to delete. A socket no daemon listens on any more is.
+TEST(DaemonSocket, OnlyAStaleSocketIsReplaced) {
+  plumb::testing::TempDir dir;
+  std::string file = dir.path() + "/not-a-socket";
+  { std::ofstream(file) << "precious\n"; }
+  auto refused = listenUnix(file);
+  ASSERT_FALSE(refused.ok());
+  EXPECT_NE(refused.error().message.find("exists and is not a socket"), std::string::npos)
+      << refused.error().message;
+  std::ifstream in(file);
+  std::string line;
+  std::getline(in, line);
+  EXPECT_EQ(line, "precious") << "the file is untouched";
+
+  std::string sock = dir.path() + "/plumb.sock";
+  {
+    auto first = listenUnix(sock);
+    ASSERT_TRUE(first.ok()) << first.error().message;
+    auto second = listenUnix(sock);
+    ASSERT_FALSE(second.ok()) << "a socket a daemon listens on is not taken over";
+  }
+  // The first daemon is gone (its socket closed) and left the socket file behind.
+  ASSERT_TRUE(fs::exists(sock));
+  auto again = listenUnix(sock);
+  EXPECT_TRUE(again.ok()) << again.error().message;
 }
 
 }  // namespace
