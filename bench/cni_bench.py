@@ -166,11 +166,12 @@ class Worker:
         c = spawn(self.binary(call), env, data, call)
         wait_all([c])
         res = self.finish(c)
-        # plumb's DEL returns once the link has left its namespace and leaves a process of its
-        # own to sit out the kernel's freeing of it (an RCU barrier). That work would land on
-        # whatever is measured next, so the worker waits for it (untimed) and reports when it
-        # ended, measured from the same start as the DEL.
-        if call["cmd"] == "DEL" and self.name.startswith("plumb"):
+        # plumb leaves work to processes of its own after it exits: a DEL's sitting out the
+        # kernel's freeing of the link (an RCU barrier), an ADD's announcing an address that
+        # changed hands, either's WAL checkpoint. That work would land on whatever is measured
+        # next, so the worker waits for it (untimed) and reports when it ended, measured from
+        # the same start.
+        if call["cmd"] in ("ADD", "DEL") and self.name.startswith("plumb"):
             res["settled_ns"] = self.settle(c.t0)
         return res
 
@@ -276,6 +277,8 @@ INSTANCES = [
     ("plumb",        "plumb",     True,  "p", "198.18.0.0/20"),
     ("ref",          "reference", True,  "r", "198.19.0.0/20"),
     ("floor",        "floor",     False, "k", "198.18.64.0/20"),
+    # plumb doing the reference's IPAM work: host-local, delegated (ipMasq off, part 1 only)
+    ("plumb-hl",     "plumb",     False, "h", "198.18.80.0/20"),
     ("plumb-nm-big", "plumb",     False, "Q", "198.18.48.0/20"),
     ("plumb-big",    "plumb",     True,  "P", "198.18.16.0/20"),
     ("ref-nm-big",   "reference", False, "S", "198.19.48.0/20"),
@@ -316,6 +319,9 @@ class Bench:
                         "bridge": bridge, "isGateway": True, "ipMasq": masq,
                         "dataDir": os.path.join(tmp, key + "-state"),
                         "ipam": {"type": "plumb", "subnet": subnet, "routes": [route]}}
+                if key == "plumb-hl":
+                    conf["ipam"] = {"type": "host-local", "subnet": subnet, "routes": [route],
+                                    "dataDir": os.path.join(tmp, key + "-hl-state")}
                 if args.plumb_log:
                     # plumb's own step timings (debug level costs a little itself).
                     conf.update(logLevel="debug", logFile=f"{args.plumb_log}.{key}")
@@ -423,7 +429,7 @@ class Bench:
 
     def sequential(self):
         n = self.a.count
-        keys = ["plumb-nm", "ref-nm", "plumb", "ref", "floor"]
+        keys = ["plumb-nm", "ref-nm", "plumb", "ref", "floor", "plumb-hl"]
         self.log(f"part 1: {n} sequential ADDs per instance ({', '.join(keys)}; interleaved)")
         for i in range(n):
             for key in self.rotate(i, keys):
@@ -556,6 +562,8 @@ class Bench:
             t = targets[cfg]
             ratio_row(f"[{cfg}] ADD p50 ({n} sequential)", P(pk, "add"), P(rk, "add"), t["add50"])
             ratio_row(f"[{cfg}] ADD p99", P(pk, "add", 99), P(rk, "add", 99), t["add99"])
+            ratio_row(f"[{cfg}] ADD p50 until plumb's background work ended", P(pk, "add_settled"),
+                      P(rk, "add"), None)
             ratio_row(f"[{cfg}] DEL p50 ({n} sequential)", P(pk, "del"), P(rk, "del"), None)
             ratio_row(f"[{cfg}] DEL p99", P(pk, "del", 99), P(rk, "del", 99), None)
             ratio_row(f"[{cfg}] DEL p50 until the kernel freed the link", P(pk, "del_settled"),
@@ -564,6 +572,10 @@ class Bench:
                       P(pk, "conc_add"), P(rk, "conc_add"), t["conc"])
             ratio_row(f"[{cfg}] {c} concurrent DELs, wall", P(pk, "conc_del"), P(rk, "conc_del"), None)
         ratio_row("VERSION p50", P("plumb", "version"), P("ref", "version"), None)
+        ratio_row("[ipMasq off] ADD p50, plumb with delegated host-local (same work)",
+                  P("plumb-hl", "add"), P("ref-nm", "add"), None)
+        ratio_row("[ipMasq off] DEL p50, plumb with delegated host-local (same work)",
+                  P("plumb-hl", "del"), P("ref-nm", "del"), None)
 
         floor_rows = []  # (label, plumb, floor, plumb - floor, target, verdict)
 
