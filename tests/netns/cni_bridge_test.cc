@@ -3,12 +3,72 @@
 #include <future>
 #include <set>
 
+#include <poll.h>
+#include <signal.h>
+#include <spawn.h>
+#include <sys/wait.h>
 #include <unistd.h>
+
+#include <chrono>
 
 #include "harness.h"
 
 namespace plumb::testing {
 namespace {
+
+// `ip monitor neigh` in a namespace, read line by line: waits on the kernel's neighbour
+// notifications, not on a clock (every wait is bounded).
+class NeighMonitor {
+ public:
+  explicit NeighMonitor(const std::string& ns) {
+    int fds[2];
+    if (pipe(fds) != 0) return;
+    posix_spawn_file_actions_t fa;
+    posix_spawn_file_actions_init(&fa);
+    posix_spawn_file_actions_adddup2(&fa, fds[1], 1);
+    posix_spawn_file_actions_addclose(&fa, fds[0]);
+    std::string n = ns;
+    char* argv[] = {const_cast<char*>("ip"),      const_cast<char*>("-n"),    n.data(),
+                    const_cast<char*>("monitor"), const_cast<char*>("neigh"), nullptr};
+    if (posix_spawnp(&pid_, "ip", &fa, nullptr, argv, environ) != 0) pid_ = -1;
+    posix_spawn_file_actions_destroy(&fa);
+    close(fds[1]);
+    fd_ = fds[0];
+  }
+  ~NeighMonitor() {
+    if (pid_ > 0) {
+      kill(pid_, SIGTERM);
+      waitpid(pid_, nullptr, 0);
+    }
+    if (fd_ >= 0) close(fd_);
+  }
+  // Reads until `want` lines containing `text` have come, or 5 s have passed.
+  bool waitFor(const std::string& text, int want = 1) {
+    auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(5);
+    int seen = 0;
+    while (seen < want) {
+      auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
+                      deadline - std::chrono::steady_clock::now())
+                      .count();
+      if (left <= 0) return false;
+      pollfd p{fd_, POLLIN, 0};
+      if (poll(&p, 1, static_cast<int>(left)) <= 0) return false;
+      char buf[4096];
+      ssize_t n = read(fd_, buf, sizeof(buf));
+      if (n <= 0) return false;
+      buffer_.append(buf, static_cast<size_t>(n));
+      for (size_t nl; (nl = buffer_.find('\n')) != std::string::npos; buffer_.erase(0, nl + 1)) {
+        if (buffer_.substr(0, nl).find(text) != std::string::npos) ++seen;
+      }
+    }
+    return true;
+  }
+
+ private:
+  pid_t pid_ = -1;
+  int fd_ = -1;
+  std::string buffer_;
+};
 
 class Bridge : public NetnsTest {};
 
@@ -164,6 +224,14 @@ TEST_F(Bridge, AnAddressThatChangedHandsIsAnnounced) {
             .rc,
         0);
   }
+  // Each neighbour's notifications are watched from before the ADD (a planted entry shows the
+  // watch has started), so the test waits for the announcements themselves.
+  NeighMonitor gateway(host()), other(nsName("c2"));
+  ASSERT_EQ(inHost("ip neigh replace 198.18.90.250 lladdr 02:00:00:00:00:fe dev br-garp").rc, 0);
+  ASSERT_EQ(in(nsName("c2"), "ip neigh replace 198.18.90.250 lladdr 02:00:00:00:00:fe dev eth0").rc,
+            0);
+  ASSERT_TRUE(gateway.waitFor("02:00:00:00:00:fe"));
+  ASSERT_TRUE(other.waitFor("02:00:00:00:00:fe"));
   // c1 gets c0's addresses (asked for), under a MAC of its own.
   conf["mac"] = "02:11:22:33:44:66";
   conf["runtimeConfig"] = {{"ips", {v4, v6}}};
@@ -172,15 +240,14 @@ TEST_F(Bridge, AnAddressThatChangedHandsIsAnnounced) {
   auto res = json::parse(r.out);
   ASSERT_EQ(res["ips"][0]["address"], v4);
   ASSERT_EQ(res["ips"][1]["address"], v6);
+  // Both addresses' entries change on each neighbour (bounded: the announcer gives up after 3 s).
+  gateway.waitFor("lladdr 02:11:22:33:44:66", 2);
+  other.waitFor("lladdr 02:11:22:33:44:66", 2);
   for (const std::string addr : {"198.18.90.3", "2001:db8:90::3"}) {
     for (const auto& [where, dev] : {std::pair<std::string, std::string>{"", "br-garp"},
                                      std::pair<std::string, std::string>{nsName("c2"), "eth0"}}) {
-      std::string cmd = "ip neigh show " + addr + " dev " + dev, neigh;
-      for (int i = 0; i < 100; ++i) {
-        neigh = where.empty() ? inHost(cmd).out : in(where, cmd).out;
-        if (neigh.find("02:11:22:33:44:66") != std::string::npos) break;
-        usleep(20000);
-      }
+      std::string cmd = "ip neigh show " + addr + " dev " + dev;
+      std::string neigh = where.empty() ? inHost(cmd).out : in(where, cmd).out;
       EXPECT_NE(neigh.find("lladdr 02:11:22:33:44:66"), std::string::npos)
           << addr << " on " << (where.empty() ? "the gateway" : where) << ": " << neigh;
     }
