@@ -8,7 +8,11 @@
 #include <nftables/libnftables.h>
 #include <sys/file.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
+#include <algorithm>
+#include <chrono>
+#include <cstdlib>
 #include <cstring>
 #include <mutex>
 #include <vector>
@@ -19,6 +23,9 @@
 
 namespace plumb::netlink {
 namespace {
+
+// How long a firewall change waits for another plumb's (the store waits as long).
+constexpr long kLockTimeoutMs = 30000;
 
 // libnftables' rule comments live in the rule's user data as a TLV of this type
 // (NFTNL_UDATA_RULE_COMMENT in libnftnl's udata.h).
@@ -245,11 +252,25 @@ Firewall::Lock::Lock(bool exclusive) {
     status_ = failErrno(errno, std::string("failed to open ") + kPath);
     return;
   }
-  while (::flock(fd_.get(), exclusive ? LOCK_EX : LOCK_SH) != 0) {
-    if (errno != EINTR) {
+  // Bounded, as the store's own wait is: a holder that hangs makes this fail with kTryAgain
+  // (CNI's "try again later") instead of hanging every ADD behind it. Tries again after 50 us,
+  // doubling up to 5 ms. PLUMB_LOCK_TIMEOUT_MS shortens the wait (for tests).
+  long timeout_ms = kLockTimeoutMs;
+  if (const char* t = std::getenv("PLUMB_LOCK_TIMEOUT_MS"); t && *t) timeout_ms = std::atol(t);
+  auto deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(timeout_ms);
+  int op = (exclusive ? LOCK_EX : LOCK_SH) | LOCK_NB;
+  for (useconds_t pause = 50; ::flock(fd_.get(), op) != 0; pause = std::min(2 * pause, 5000u)) {
+    if (errno != EWOULDBLOCK && errno != EINTR) {
       status_ = failErrno(errno, std::string("failed to lock ") + kPath);
       return;
     }
+    if (std::chrono::steady_clock::now() >= deadline) {
+      status_ = fail(Errc::kTryAgain, std::string("timed out after ") + std::to_string(timeout_ms) +
+                                          " ms waiting for " + kPath +
+                                          ": another plumb is changing the firewall");
+      return;
+    }
+    ::usleep(pause);
   }
 }
 

@@ -62,6 +62,33 @@ TEST_F(Rollback, CniBridgeNameTakenByANonBridgeReleasesTheAddress) {
   addSucceedsOnceTheCauseIsGone(conf, c1);
 }
 
+// Issue 15, item 6: with the firewall lock held elsewhere, an ADD waits a bounded time (here
+// shortened to 300 ms), fails with code 11 ("try again later") and leaves nothing; once the
+// holder lets go, the same ADD succeeds.
+TEST_F(Rollback, AFirewallLockHeldElsewhereIsTryAgainLater) {
+  auto c1 = makeNetns("c1");
+  auto conf = bridgeConf("netlk", "br-lk", "198.18.71.0/24");
+  std::string fifo = state_.path() + "/held";
+  ASSERT_EQ(sh("mkfifo " + shq(fifo)).rc, 0);
+  // One process takes the lock, says so through the FIFO, and keeps it until killed.
+  auto holder = sh(
+      "mkdir -p /run/plumb && sh -c " +
+      shq("exec 9>>/run/plumb/firewall.lock; flock -x 9; echo held > " + fifo + "; exec sleep 30") +
+      " >/dev/null 2>&1 & echo $!");
+  ASSERT_EQ(holder.rc, 0);
+  std::string pid = holder.out.substr(0, holder.out.find('\n'));
+  ASSERT_EQ(sh("cat " + shq(fifo)).out, "held\n");
+  std::string before = hostSnapshot();
+  auto r = cni("ADD", conf, "c1", c1, "eth0", "PLUMB_LOCK_TIMEOUT_MS=300");
+  (void)sh("kill " + pid);
+  EXPECT_EQ(cniCode(r), 11) << r.out;
+  EXPECT_NE(r.out.find("waiting for /run/plumb/firewall.lock"), std::string::npos) << r.out;
+  EXPECT_EQ(attachments(), "0\n");
+  EXPECT_EQ(allocations(), "0\n");
+  EXPECT_EQ(hostSnapshot(), before);
+  addSucceedsOnceTheCauseIsGone(conf, c1);
+}
+
 TEST_F(Rollback, CniMacvlanMasterThatIsGoneReleasesTheAddress) {
   auto c1 = makeNetns("c1");
   json conf = {{"cniVersion", "1.0.0"},
