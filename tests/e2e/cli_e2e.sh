@@ -150,8 +150,9 @@ docker create --name "$P-late" --network none "$IMAGE" sleep 600 >/dev/null
 t "plumb $BR -i eth9 <created container> 198.18.40.30/24 succeeds once it starts" \
   /usr/bin/time -f '%e %U %S' -o "$TMP/late.time" \
   ip netns exec "$HOSTNS" "$PLUMB" --state-dir "$STATE" "$BR" -i eth9 "$P-late" 198.18.40.30/24
-t "...it waited for the start" bash -c "awk '{exit !(\$1 >= 1.0)}' '$TMP/late.time'"
-t "...without spinning (CPU time under 0.3 s)" bash -c "awk '{exit !(\$2 + \$3 < 0.3)}' '$TMP/late.time'"
+# Succeeding at all shows the wait: a container that is not running has no netns to attach to.
+# How long it took and the CPU it used are figures, not checks (issue 16: no timed assertions).
+echo "   (info: plumb waited, wall/user/sys s: $(cat "$TMP/late.time"))"
 t "...and the container has eth9" bash -c "docker exec $P-late ip -4 addr show eth9 | grep -q 198.18.40.30/24"
 t "plumb del <it> -i eth9" cli del "$P-late" -i eth9
 docker rm -f "$P-late" >/dev/null

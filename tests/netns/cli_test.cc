@@ -132,16 +132,19 @@ TEST_F(Cli, GuestsByPathAndPid) {
 TEST_F(Cli, WaitReturnsOnceTheInterfaceHasCarrier) {
   makeNetns("g1");
   auto g1 = nsName("g1");
-  std::string marker = state_.path() + "/waited";
-  // Inside the guest, as a container's entrypoint would run it; bounded so a bug cannot hang.
-  sh("ip netns exec " + g1 + " sh -c 'timeout 20 " PLUMB_BIN " --wait -i eth1 && touch " + marker +
-     "' >/dev/null 2>&1 &");
-  EXPECT_NE(sh("sleep 0.3; test -e " + marker).rc, 0) << "returned before eth1 existed";
+  std::string fifo = state_.path() + "/waited";
+  ASSERT_EQ(sh("mkfifo " + shq(fifo)).rc, 0);
+  // Inside the guest, as a container's entrypoint would run it (bounded, so a bug cannot hang).
+  // When --wait returns, the guest reports eth1's carrier at that moment: a wait that returned
+  // before the interface existed reports none. No clock is involved.
+  sh("ip netns exec " + g1 + " sh -c " +
+     shq("timeout 20 " PLUMB_BIN " --wait -i eth1; echo rc=$? carrier=$(cat "
+         "/sys/class/net/eth1/carrier 2>/dev/null) > " +
+         fifo) +
+     " >/dev/null 2>&1 &");
   ASSERT_EQ(plumb("br-wait " + g1 + " 198.18.45.5/24").rc, 0);
-  EXPECT_EQ(
-      sh("for i in $(seq 1 50); do test -e " + marker + " && exit 0; sleep 0.1; done; exit 1").rc,
-      0)
-      << "--wait did not return after eth1 came up with carrier";
+  EXPECT_EQ(sh("timeout 25 cat " + shq(fifo)).out, "rc=0 carrier=1\n")
+      << "--wait must return once eth1 is there with carrier, not before";
   EXPECT_EQ(plumb("del " + g1).rc, 0);
 }
 
