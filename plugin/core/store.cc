@@ -210,6 +210,11 @@ Store::~Store() {
   if (!background_checkpoint_ || wal_frames_ < kCheckpointPages) return;
   // plumb itself again, with nothing of this process's but the state dir: it outlives this
   // process (init reaps it) and holds none of its descriptors.
+  // By its own path, so that ps shows plumb (exec'ing /proc/self/exe would name it "exe").
+  char self[4096];
+  ssize_t len = ::readlink("/proc/self/exe", self, sizeof(self) - 1);
+  if (len <= 0) return;  // the commit past kInlineCheckpointPages will do it instead
+  self[len] = '\0';
   std::string dir = path_.substr(0, path_.rfind('/'));
   std::string env = "PLUMB_CHECKPOINT=" + dir;
   char* argv[] = {const_cast<char*>("plumb-checkpoint"), nullptr};
@@ -219,7 +224,7 @@ Store::~Store() {
   for (int fd = 0; fd < 3; ++fd)
     (void)posix_spawn_file_actions_addopen(&fa, fd, "/dev/null", O_RDWR, 0);
   pid_t pid;
-  (void)posix_spawn(&pid, "/proc/self/exe", &fa, nullptr, argv, envp);
+  (void)posix_spawn(&pid, self, &fa, nullptr, argv, envp);
   posix_spawn_file_actions_destroy(&fa);
 }
 
