@@ -8,15 +8,14 @@
 #include <nftables/libnftables.h>
 #include <sys/file.h>
 #include <sys/stat.h>
-#include <unistd.h>
 
-#include <algorithm>
 #include <chrono>
 #include <cstdlib>
 #include <cstring>
 #include <mutex>
 #include <vector>
 
+#include "base/backoff.h"
 #include "base/dl.h"
 #include "netlink/socket.h"
 #include "netlink/sysctl.h"
@@ -257,20 +256,19 @@ Firewall::Lock::Lock(bool exclusive) {
   // doubling up to 5 ms. PLUMB_LOCK_TIMEOUT_MS shortens the wait (for tests).
   long timeout_ms = kLockTimeoutMs;
   if (const char* t = std::getenv("PLUMB_LOCK_TIMEOUT_MS"); t && *t) timeout_ms = std::atol(t);
-  auto deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(timeout_ms);
+  Backoff wait(std::chrono::milliseconds(timeout_ms), std::chrono::microseconds(5000));
   int op = (exclusive ? LOCK_EX : LOCK_SH) | LOCK_NB;
-  for (useconds_t pause = 50; ::flock(fd_.get(), op) != 0; pause = std::min(2 * pause, 5000u)) {
+  while (::flock(fd_.get(), op) != 0) {
     if (errno != EWOULDBLOCK && errno != EINTR) {
       status_ = failErrno(errno, std::string("failed to lock ") + kPath);
       return;
     }
-    if (std::chrono::steady_clock::now() >= deadline) {
+    if (!wait.pause()) {
       status_ = fail(Errc::kTryAgain, std::string("timed out after ") + std::to_string(timeout_ms) +
                                           " ms waiting for " + kPath +
                                           ": another plumb is changing the firewall");
       return;
     }
-    ::usleep(pause);
   }
 }
 

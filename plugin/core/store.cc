@@ -1,5 +1,6 @@
 #include "plugin/core/store.h"
 
+#include "base/backoff.h"
 #include "base/fd.h"
 
 #include <fcntl.h>
@@ -12,6 +13,7 @@
 #include <cerrno>
 #include <chrono>
 #include <ctime>
+#include <optional>
 
 namespace plumb::core {
 namespace {
@@ -59,13 +61,10 @@ CREATE TABLE IF NOT EXISTS ip_cursor(
 // it waits for takes (a few hundred microseconds). This one tries again after 50 us, doubling
 // up to 1 ms, for kBusyTimeoutMs in all.
 int retryBusy(void*, int tries) {
-  static thread_local std::chrono::steady_clock::time_point since;
-  auto now = std::chrono::steady_clock::now();
-  if (tries == 0) since = now;
-  if (now - since > std::chrono::milliseconds(kBusyTimeoutMs)) return 0;
-  int us = tries < 5 ? 50 << tries : 1000;
-  ::usleep(static_cast<useconds_t>(us));
-  return 1;
+  static thread_local std::optional<Backoff> wait;
+  if (tries == 0)
+    wait.emplace(std::chrono::milliseconds(kBusyTimeoutMs), std::chrono::microseconds(1000));
+  return wait->pause() ? 1 : 0;
 }
 
 Error sqlError(sqlite3* h, const std::string& what) {
