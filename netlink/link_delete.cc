@@ -42,6 +42,12 @@ struct Report {
   ::_exit(st.ok() ? 0 : 1);
 }
 
+// Asked directly, for when no notification can say so.
+bool gone(NlSocket& s, int index) {
+  auto link = getLink(s, index);
+  return !link.ok() && link.error().code == Errc::kNotFound;
+}
+
 bool isDeletionOf(const nlmsghdr* nlh, int index) {
   if (nlh->nlmsg_type != RTM_DELLINK) return false;
   const auto* ifi = static_cast<const ifinfomsg*>(mnl_nlmsg_get_payload(nlh));
@@ -90,21 +96,18 @@ Status deleteLinkPromptly(NlSocket& s, const Netns* ns, int index) {
       if (got < 0 && errno == EINTR) continue;
       // Over without a report (acked before any event came, or the grandchild was killed):
       // gone is done; otherwise ask again, the plain way.
-      auto link = getLink(s, index);
-      if (!link.ok() && link.error().code == Errc::kNotFound) return {};
-      return deleteLink(s, index);
+      return gone(s, index) ? Status() : deleteLink(s, index);
     }
     if (fds[1].revents) {
-      bool gone = false;
+      bool deleted = false;
       auto st = events->next([&](const nlmsghdr* nlh) -> Status {
-        gone |= isDeletionOf(nlh, index);
+        deleted |= isDeletionOf(nlh, index);
         return {};
       });
-      if (gone) return {};
+      if (deleted) return {};
       if (!st.ok()) {
         // Notifications overran: look instead, then wait for the grandchild's word alone.
-        auto link = getLink(s, index);
-        if (!link.ok() && link.error().code == Errc::kNotFound) return {};
+        if (gone(s, index)) return {};
         events_ok = false;
       }
     }
