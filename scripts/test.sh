@@ -11,8 +11,7 @@ jobs=$(nproc)
 # scripts/install-deps.sh, so under `make test` (and CI) a skip means coverage silently went
 # missing. Skips are counted and fail the run; PLUMB_ALLOW_SKIPS=1 lets a developer without
 # docker or dnsmasq see the rest pass.
-skipped=0
-skipped_names=""
+skipped=""  # their names
 counted() {
   local log rc
   log=$(mktemp)
@@ -20,8 +19,8 @@ counted() {
   "$@" 2>&1 | tee "$log"
   rc=${PIPESTATUS[0]}
   set -e
-  skipped=$((skipped + $(grep -cE '\*\*\*Skipped|\*\*\*Not Run' "$log" || true)))
-  skipped_names+=$(grep -E '\*\*\*Skipped|\*\*\*Not Run' "$log" | sed -E 's/.*Test +#[0-9]+: ([^ ]+).*/ \1/' || true)
+  skipped+=" $(grep -E '\*\*\*Skipped|\*\*\*Not Run' "$log" |
+    sed -E 's/.*Test +#[0-9]+: ([^ ]+).*/\1/' | tr '\n' ' ' || true)"
   rm -f "$log"
   return "$rc"
 }
@@ -42,8 +41,9 @@ if [ -n "$asan" ]; then
   ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
     counted ctest --test-dir "$asan" -L 'unit|netns' --output-on-failure -j "$jobs"
 fi
-echo "== skipped tests: $skipped${skipped_names:+ (}${skipped_names# }${skipped_names:+)}"
-if [ "$skipped" != 0 ] && [ "${PLUMB_ALLOW_SKIPS:-0}" != 1 ]; then
+read -r -a skipped_list <<<"$skipped"
+echo "== skipped tests: ${#skipped_list[@]}${skipped_list[*]:+ (${skipped_list[*]})}"
+if [ "${#skipped_list[@]}" != 0 ] && [ "${PLUMB_ALLOW_SKIPS:-0}" != 1 ]; then
   echo "tests were skipped: install what they need (scripts/install-deps.sh) or set PLUMB_ALLOW_SKIPS=1" >&2
   exit 1
 fi
