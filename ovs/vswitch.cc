@@ -1,0 +1,253 @@
+#include "ovs/vswitch.h"
+
+#include <cstdint>
+
+namespace plumb::ovs {
+
+namespace {
+
+json cond(const char* column, const char* fn, json value) {
+  return json::array({json::array({column, fn, std::move(value)})});
+}
+
+// The second, server-side bound of a wait: the call's own timeout leaves it room to answer.
+constexpr std::chrono::milliseconds kReplyMargin{1000};
+
+Result<PortRow> portRow(const json& row) {
+  PortRow p;
+  PLUMB_ASSIGN(p.uuid, uuidOf(row.value("_uuid", json())));
+  p.name = row.value("name", std::string());
+  PLUMB_ASSIGN(auto tag, optionalInt(row.value("tag", json::array({"set", json::array()}))));
+  if (tag) p.tag = static_cast<int>(*tag);
+  PLUMB_ASSIGN(auto trunks, setAtoms(row.value("trunks", json::array({"set", json::array()}))));
+  for (const auto& t : trunks) {
+    if (!t.is_number_integer()) return fail(Errc::kDecode, "Port trunks hold a non-integer");
+    p.trunks.push_back(t.get<int>());
+  }
+  PLUMB_ASSIGN(p.external_ids,
+               stringMap(row.value("external_ids", json::array({"map", json::array()}))));
+  return p;
+}
+
+}  // namespace
+
+Result<Switch> Switch::open(const std::string& where_to, std::chrono::milliseconds timeout) {
+  PLUMB_ASSIGN(auto conn, Connection::open(where_to, timeout));
+  return Switch(std::move(conn), timeout);
+}
+
+Result<std::vector<json>> Switch::run(const json& ops, size_t* failed_op) {
+  return transact(conn_, kDatabase, ops, timeout_ + kReplyMargin, failed_op);
+}
+
+json Switch::addPortOps(const PortSpec& spec) {
+  json ids = map(spec.external_ids);
+  json iface = {{"name", spec.name}, {"external_ids", ids}};
+  if (!spec.interface_type.empty()) iface["type"] = spec.interface_type;
+  if (spec.ofport_request) iface["ofport_request"] = *spec.ofport_request;
+  json port = {{"name", spec.name}, {"interfaces", namedUuid("iface")}, {"external_ids", ids}};
+  if (spec.tag) port["tag"] = *spec.tag;
+  if (!spec.trunks.empty()) {
+    std::vector<json> t(spec.trunks.begin(), spec.trunks.end());
+    port["trunks"] = set(std::move(t));
+  }
+  return json::array({
+      // Fails the whole transaction at once when the bridge is not there.
+      {{"op", "wait"},
+       {"table", "Bridge"},
+       {"where", cond("name", "==", spec.bridge)},
+       {"columns", {"name"}},
+       {"until", "=="},
+       {"rows", json::array({{{"name", spec.bridge}}})},
+       {"timeout", 0}},
+      {{"op", "insert"}, {"table", "Interface"}, {"row", iface}, {"uuid-name", "iface"}},
+      {{"op", "insert"}, {"table", "Port"}, {"row", port}, {"uuid-name", "port"}},
+      {{"op", "mutate"},
+       {"table", "Bridge"},
+       {"where", cond("name", "==", spec.bridge)},
+       {"mutations", json::array({json::array({"ports", "insert", namedUuid("port")})})}},
+      {{"op", "mutate"},
+       {"table", "Open_vSwitch"},
+       {"where", json::array()},
+       {"mutations", json::array({json::array({"next_cfg", "+=", 1})})}},
+      {{"op", "select"},
+       {"table", "Open_vSwitch"},
+       {"where", json::array()},
+       {"columns", {"next_cfg"}}},
+  });
+}
+
+json Switch::appliedOps(long long next_cfg, const std::string& iface_uuid, long long wait_ms) {
+  return json::array({
+      // Until some row has cur_cfg >= next_cfg: others' changes may have moved it past ours.
+      {{"op", "wait"},
+       {"table", "Open_vSwitch"},
+       {"where", cond("cur_cfg", ">=", next_cfg)},
+       {"columns", {"cur_cfg"}},
+       {"until", "!="},
+       {"rows", json::array()},
+       {"timeout", wait_ms}},
+      {{"op", "select"},
+       {"table", "Interface"},
+       {"where", cond("_uuid", "==", uuid(iface_uuid))},
+       {"columns", {"ofport", "error"}}},
+  });
+}
+
+json Switch::removePortsOps(const std::vector<std::string>& port_uuids) {
+  json ops = json::array();
+  for (const auto& u : port_uuids) {
+    // The Port and its Interface are not root rows: once no bridge refers to them the
+    // database deletes them.
+    ops.push_back({{"op", "mutate"},
+                   {"table", "Bridge"},
+                   {"where", cond("ports", "includes", uuid(u))},
+                   {"mutations", json::array({json::array({"ports", "delete", uuid(u)})})}});
+  }
+  return ops;
+}
+
+Result<long long> Switch::addPort(const PortSpec& spec) {
+  size_t failed = SIZE_MAX;
+  auto added = run(addPortOps(spec), &failed);
+  if (!added.ok()) {
+    if (failed == 0) return fail(Errc::kNotFound, "no Open vSwitch bridge " + spec.bridge);
+    return std::move(added).error().wrap("cannot add port " + spec.name + " to " + spec.bridge);
+  }
+  auto& res = *added;
+  std::string iface_uuid, port_uuid;
+  long long next_cfg = 0;
+  {
+    PLUMB_ASSIGN(iface_uuid, uuidOf(res[1].value("uuid", json())));
+    PLUMB_ASSIGN(port_uuid, uuidOf(res[2].value("uuid", json())));
+    const json& rows = res[5].value("rows", json::array());
+    if (rows.empty() || !rows[0].value("next_cfg", json()).is_number_integer())
+      return fail(Errc::kDecode, "OVSDB returned no next_cfg");
+    next_cfg = rows[0]["next_cfg"].get<long long>();
+  }
+  auto undo = [&](Error e) -> Result<long long> {
+    (void)removePorts({port_uuid});
+    return fail(std::move(e));
+  };
+  auto applied = run(appliedOps(next_cfg, iface_uuid, timeout_.count()), &failed);
+  if (!applied.ok()) {
+    if (failed == 0) {
+      return undo(makeError(Errc::kTryAgain, "ovs-vswitchd did not apply port " + spec.name +
+                                                 " on " + spec.bridge + " within " +
+                                                 std::to_string(timeout_.count()) +
+                                                 " ms (is ovs-vswitchd running?)"));
+    }
+    return undo(std::move(applied).error());
+  }
+  const json& rows = (*applied)[1].value("rows", json::array());
+  if (rows.empty()) return fail(Errc::kNotFound, "port " + spec.name + " vanished from OVSDB");
+  std::string error;
+  if (auto e = setAtoms(rows[0].value("error", json()));
+      e.ok() && !e->empty() && (*e)[0].is_string())
+    error = (*e)[0].get<std::string>();
+  auto ofport = optionalInt(rows[0].value("ofport", json()));
+  if (!error.empty() || !ofport.ok() || !*ofport || **ofport < 0) {
+    return undo(makeError(Errc::kKernel, "Open vSwitch refused port " + spec.name + " on " +
+                                             spec.bridge + ": " +
+                                             (error.empty() ? "no OpenFlow port number" : error)));
+  }
+  return **ofport;
+}
+
+Status Switch::removePorts(const std::vector<std::string>& port_uuids) {
+  if (port_uuids.empty()) return {};
+  PLUMB_TRY(run(removePortsOps(port_uuids)));
+  return {};
+}
+
+Result<std::vector<PortRow>> Switch::findPorts(const std::map<std::string, std::string>& ids) {
+  json ops = json::array({{{"op", "select"},
+                           {"table", "Port"},
+                           {"where", cond("external_ids", "includes", map(ids))},
+                           {"columns", {"_uuid", "name", "tag", "trunks", "external_ids"}}}});
+  PLUMB_ASSIGN(auto res, run(ops));
+  std::vector<PortRow> out;
+  for (const auto& row : res[0].value("rows", json::array())) {
+    PLUMB_ASSIGN(auto p, portRow(row));
+    out.push_back(std::move(p));
+  }
+  return out;
+}
+
+Result<std::string> Switch::bridgeOf(const std::string& port_uuid) {
+  json ops = json::array({{{"op", "select"},
+                           {"table", "Bridge"},
+                           {"where", cond("ports", "includes", uuid(port_uuid))},
+                           {"columns", {"name"}}}});
+  PLUMB_ASSIGN(auto res, run(ops));
+  const json& rows = res[0].value("rows", json::array());
+  if (rows.empty()) return std::string();
+  return rows[0].value("name", std::string());
+}
+
+Result<std::optional<InterfaceRow>> Switch::findInterface(const std::string& name) {
+  json ops = json::array({{{"op", "select"},
+                           {"table", "Interface"},
+                           {"where", cond("name", "==", name)},
+                           {"columns", {"name", "ofport", "error", "type"}}}});
+  PLUMB_ASSIGN(auto res, run(ops));
+  const json& rows = res[0].value("rows", json::array());
+  if (rows.empty()) return std::optional<InterfaceRow>();
+  InterfaceRow r;
+  r.name = rows[0].value("name", std::string());
+  r.type = rows[0].value("type", std::string());
+  PLUMB_ASSIGN(r.ofport, optionalInt(rows[0].value("ofport", json())));
+  PLUMB_ASSIGN(auto err, setAtoms(rows[0].value("error", json())));
+  if (!err.empty() && err[0].is_string()) r.error = err[0].get<std::string>();
+  return std::optional<InterfaceRow>(std::move(r));
+}
+
+Result<bool> Switch::bridgeExists(const std::string& name) {
+  json ops = json::array({{{"op", "select"},
+                           {"table", "Bridge"},
+                           {"where", cond("name", "==", name)},
+                           {"columns", {"name"}}}});
+  PLUMB_ASSIGN(auto res, run(ops));
+  return !res[0].value("rows", json::array()).empty();
+}
+
+Status Switch::createBridge(const std::string& name, const std::string& datapath_type) {
+  json bridge = {{"name", name}, {"ports", namedUuid("port")}};
+  if (!datapath_type.empty()) bridge["datapath_type"] = datapath_type;
+  json ops = json::array({
+      {{"op", "insert"},
+       {"table", "Interface"},
+       {"row", {{"name", name}, {"type", "internal"}}},
+       {"uuid-name", "iface"}},
+      {{"op", "insert"},
+       {"table", "Port"},
+       {"row", {{"name", name}, {"interfaces", namedUuid("iface")}}},
+       {"uuid-name", "port"}},
+      {{"op", "insert"}, {"table", "Bridge"}, {"row", bridge}, {"uuid-name", "bridge"}},
+      {{"op", "mutate"},
+       {"table", "Open_vSwitch"},
+       {"where", json::array()},
+       {"mutations", json::array({json::array({"bridges", "insert", namedUuid("bridge")}),
+                                  json::array({"next_cfg", "+=", 1})})}},
+      {{"op", "select"},
+       {"table", "Open_vSwitch"},
+       {"where", json::array()},
+       {"columns", {"next_cfg"}}},
+  });
+  PLUMB_ASSIGN(auto res, run(ops));
+  const json& rows = res[4].value("rows", json::array());
+  if (rows.empty()) return fail(Errc::kDecode, "OVSDB returned no next_cfg");
+  long long next_cfg = rows[0].value("next_cfg", 0LL);
+  PLUMB_ASSIGN(auto iface_uuid, uuidOf(res[0].value("uuid", json())));
+  size_t failed = SIZE_MAX;
+  auto applied = run(appliedOps(next_cfg, iface_uuid, timeout_.count()), &failed);
+  if (!applied.ok() && failed == 0) {
+    return fail(Errc::kTryAgain, "ovs-vswitchd did not apply bridge " + name + " within " +
+                                     std::to_string(timeout_.count()) +
+                                     " ms (is ovs-vswitchd running?)");
+  }
+  PLUMB_TRY(applied);
+  return {};
+}
+
+}  // namespace plumb::ovs
