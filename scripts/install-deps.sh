@@ -24,6 +24,8 @@ packages=(
   dnsmasq-base isc-dhcp-client dhcpcd-base
   # the netns tests' crash injection: an ADD SIGKILLed at its Nth netlink send
   strace
+  # OVS mode tests: a real ovsdb-server and ovs-vswitchd (started by the tests on private paths)
+  openvswitch-switch
   # lint
   clang-format clang-tidy
 )

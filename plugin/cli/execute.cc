@@ -58,7 +58,10 @@ Result<core::AttachRequest> requestFor(const AttachCommand& c, const Guest& gues
   if (c.direct_phys) {
     req.plan = core::PassthroughPlan{host_if, std::nullopt, ""};
   } else if (ovs) {
-    req.plan = core::OvsPlan{host_if, c.vlan};
+    core::OvsPlan plan;
+    plan.bridge = host_if;
+    plan.vlan = c.vlan;
+    req.plan = plan;
   } else if ((link && link->kind == "bridge") || (!link && host_if.rfind("br", 0) == 0)) {
     if (c.vlan)
       return fail(Errc::kUnsupported, "VLAN configuration is not supported for a Linux bridge");
@@ -173,7 +176,7 @@ int attach(const AttachCommand& c, const Options& opts) {
   // A guest's netns made anew under the same name, or an interface removed by hand, leaves a
   // stale record; it is cleaned and the attach made again.
   if (*same && isStale(**store, engine, *req)) {
-    auto st = engine.detach({req->key, "", {}});
+    auto st = engine.detach({req->key, "", {}, {}});
     if (!st.ok())
       return failWith(std::move(st).error().wrap("failed to clean a stale record"), opts);
     *same = false;
@@ -221,7 +224,7 @@ int del(const DelCommand& c, const Options& opts) {
   int removed = 0;
   for (const auto& r : *records) {
     if (r.key.container_id != guest->id || r.key.ifname != c.container_if) continue;
-    auto st = engine.detach({r.key, r.netns, {}});
+    auto st = engine.detach({r.key, r.netns, {}, {}});
     if (!st.ok())
       return failWith(std::move(st).error().wrap("failed to remove " + r.key.str()), opts);
     ++removed;

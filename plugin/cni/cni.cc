@@ -237,7 +237,17 @@ Result<core::Plan> planFor(const NetConf& conf) {
     PLUMB_ASSIGN(auto mode, core::parseMacvlanMode(conf.macvlan_mode));
     return core::Plan(core::MacvlanPlan{conf.master, mode});
   }
-  if (conf.mode == "ovs") return core::Plan(core::OvsPlan{conf.bridge, std::nullopt});
+  if (conf.mode == "ovs") {
+    if (!conf.bridge_given) return fail(Errc::kInvalid, "ovs mode needs \"bridge\"");
+    core::OvsPlan p;
+    p.bridge = conf.bridge;
+    p.vlan = conf.vlan;
+    p.trunks = conf.trunks;
+    p.ofport_request = conf.ofport_request;
+    p.interface_type = conf.interface_type;
+    p.ovsdb = conf.socket_file;
+    return core::Plan(p);
+  }
   if (conf.mode == "sriov")
     return core::Plan(core::SriovPlan{conf.master, std::nullopt, conf.pci_bus_id});
   std::optional<MacAddr> hwaddr;
@@ -326,7 +336,9 @@ Outcome cmdAdd(Call& c) {
 
 Outcome cmdDel(Call& c) {
   core::Engine engine(*c.store);
-  core::DetachRequest req{c.key(), c.netns, {}};
+  core::DetachRequest req{c.key(), c.netns, {}, {}};
+  // What to look for when the record is gone (an OVS port by its external_ids).
+  if (auto plan = planFor(c.conf); plan.ok()) req.plan = *plan;
   if (c.conf.ip_masq) {
     // The subnets the network masquerades: its ranges, and what a prevResult says it got.
     for (const auto& set :
@@ -399,7 +411,7 @@ Outcome cmdGc(Call& c) {
   std::string failures;
   for (const auto& r : *records) {
     if (valid.count({r.key.container_id, r.key.ifname})) continue;
-    auto st = engine.detach({r.key, r.netns, {}});
+    auto st = engine.detach({r.key, r.netns, {}, {}});
     if (!st.ok()) failures += (failures.empty() ? "" : "; ") + st.error().message;
     if (c.builtinIpam()) (void)ipam.release(r.key);
   }
@@ -413,6 +425,13 @@ Outcome cmdGc(Call& c) {
     auto run = delegate(c, "GC");
     if (!run.ok()) return fromError(run.error());
     if (run->exit_code != 0) return delegatedFailure(c, *run);
+  }
+  // Past the store: what plumb made for this network that no record names (OVS ports).
+  if (auto plan = planFor(c.conf); plan.ok()) {
+    std::vector<core::AttachmentKey> keep;
+    for (const auto& [cid, ifname] : valid) keep.push_back({c.conf.name, cid, ifname});
+    auto st = engine.sweep(c.conf.name, *plan, keep);
+    if (!st.ok()) failures += (failures.empty() ? "" : "; ") + st.error().message;
   }
   if (!failures.empty()) return CniError{kFailed, "GC left some attachments: " + failures, ""};
   return std::string();
@@ -429,6 +448,11 @@ Outcome cmdStatus(Call& c) {
     if (*br && (*br)->kind != "bridge") {
       return CniError{kPluginNotAvailable, c.conf.bridge + " exists and is not a bridge", ""};
     }
+  } else if (c.conf.mode == "ovs") {
+    auto plan = planFor(c.conf);
+    if (!plan.ok()) return CniError{kInvalidConfig, plan.error().message, ""};
+    auto st = core::checkOvsBridge(std::get<core::OvsPlan>(*plan));
+    if (!st.ok()) return CniError{kPluginNotAvailable, st.error().message, ""};
   } else if (c.conf.mode == "macvlan") {
     auto m = core::findHostLink(c.conf.master);
     if (!m.ok() || !*m) {

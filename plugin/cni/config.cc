@@ -82,6 +82,47 @@ Status parseIpam(const json& j, IpamConf& out) {
 
 }  // namespace
 
+namespace {
+
+Status optionalInt(const json& j, const char* key, std::optional<int>& out) {
+  if (!j.contains(key) || j[key].is_null()) return {};
+  int v = 0;
+  PLUMB_TRY(jr::integer(j, key, v));
+  out = v;
+  return {};
+}
+
+// ovs-cni's fields: "vlan", "trunk" ([{"id": N} | {"minID": A, "maxID": B}]),
+// "ofport_request", "interface_type", "socket_file".
+Status parseOvsFields(const json& j, NetConf& c) {
+  c.bridge_given = j.contains("bridge") && !j["bridge"].is_null();
+  PLUMB_TRY(optionalInt(j, "vlan", c.vlan));
+  PLUMB_TRY(optionalInt(j, "ofport_request", c.ofport_request));
+  PLUMB_TRY(jr::str(j, "interface_type", c.interface_type));
+  PLUMB_TRY(jr::str(j, "socket_file", c.socket_file));
+  PLUMB_ASSIGN(const json* trunk, jr::array(j, "trunk"));
+  if (!trunk) return {};
+  for (size_t i = 0; i < trunk->size(); ++i) {
+    const json& t = (*trunk)[i];
+    std::string path = "trunk[" + std::to_string(i) + "]";
+    if (!t.is_object()) return fail(Errc::kInvalid, path + " must be an object");
+    std::optional<int> id, min, max;
+    PLUMB_TRY(optionalInt(t, "id", id));
+    PLUMB_TRY(optionalInt(t, "minID", min));
+    PLUMB_TRY(optionalInt(t, "maxID", max));
+    if (id && !min && !max) {
+      c.trunks.push_back({*id, *id});
+    } else if (!id && min && max) {
+      c.trunks.push_back({*min, *max});
+    } else {
+      return fail(Errc::kInvalid, path + " needs \"id\", or \"minID\" and \"maxID\"");
+    }
+  }
+  return {};
+}
+
+}  // namespace
+
 Result<NetConf> parseNetConf(std::string_view bytes) {
   PLUMB_ASSIGN(json j, jr::parse(bytes));
   if (!j.is_object()) return fail(Errc::kDecode, "the network configuration must be a JSON object");
@@ -110,6 +151,7 @@ Result<NetConf> parseNetConf(std::string_view bytes) {
   PLUMB_TRY(jr::str(j, "device", c.device));
   PLUMB_TRY(jr::str(j, "hwaddr", c.hwaddr));
   PLUMB_TRY(jr::str(j, "pciBusID", c.pci_bus_id));
+  PLUMB_TRY(parseOvsFields(j, c));
   std::string data_dir;
   PLUMB_TRY(jr::str(j, "dataDir", data_dir));
   PLUMB_TRY(jr::str(j, "logFile", c.log_file));

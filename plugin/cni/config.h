@@ -46,6 +46,13 @@ struct NetConf {
   std::string macvlan_mode = "bridge";
   // Passthrough (host-device's fields), kept for the passthrough mode.
   std::string device, hwaddr, pci_bus_id;
+  // Open vSwitch (ovs-cni's fields; "bridge" and "mtu" above).
+  bool bridge_given = false;  // ovs mode has no default bridge
+  std::optional<int> vlan;
+  std::vector<core::VlanRange> trunks;
+  std::optional<int> ofport_request;
+  std::string interface_type;
+  std::string socket_file;  // ovsdb-server's socket, PATH or unix:PATH
 
   bool has_ipam = false;
   IpamConf ipam;

@@ -301,6 +301,7 @@ Status Engine::detach(const DetachRequest& req) {
                   .kernel = kernel_,
                   .stamp = ownerStamp(req.key)};
   std::optional<Plan> plan = record ? planOfMode(record->mode) : std::nullopt;
+  if (req.plan && (!plan || plan->index() == req.plan->index())) plan = req.plan;
   if (plan) {
     PLUMB_TRY(std::visit([&](const auto& p) { return modes::detach(p, d); }, *plan));
   } else {
@@ -308,6 +309,12 @@ Status Engine::detach(const DetachRequest& req) {
   }
   if (record) PLUMB_TRY(store_.deleteAttachment(req.key));
   return unmasqueradeIfUnused(req.key.network, req.masquerade);
+}
+
+Status Engine::sweep(const std::string& network, const Plan& plan,
+                     const std::vector<AttachmentKey>& keep) {
+  modes::Sweep s{.network = network, .keep = keep, .kernel = kernel_};
+  return std::visit([&](const auto& p) { return modes::sweep(p, s); }, plan);
 }
 
 Status Engine::check(const AttachRequest& req) {

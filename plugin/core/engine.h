@@ -5,6 +5,7 @@
 #pragma once
 
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -21,6 +22,9 @@ struct DetachRequest {
   std::string netns;  // may be empty or gone: detach still succeeds
   // Masquerade rules of the network to remove once no attachment of it is left (ipMasq).
   std::vector<IpPrefix> masquerade;
+  // The plan as the front end's configuration has it now: how to find what an attach made
+  // when its record is gone (an OVS port by its external_ids). The record's mode wins.
+  std::optional<Plan> plan;
 };
 
 // A network going away (Docker's DeleteNetwork), after its attachments.
@@ -53,6 +57,10 @@ class Engine {
   Status detach(const DetachRequest& req);
   // Verifies that the interface, its addresses and routes are as requested and recorded.
   Status check(const AttachRequest& req);
+  // CNI GC past the store: removes what plumb made for network in the plan's mode that no
+  // record names and keep does not list (OVS ports plumb owns; none other is touched).
+  Status sweep(const std::string& network, const Plan& plan,
+               const std::vector<AttachmentKey>& keep);
 
   // Creates the bridge of a network ahead of its first attachment (Docker's CreateNetwork),
   // with its gateway addresses and rules, as attach would. true: this call made the bridge. A

@@ -54,4 +54,6 @@ Status checkPassthroughDevice(const PassthroughPlan& plan) {
   return {};
 }
 
+Status checkOvsBridge(const OvsPlan& plan) { return modes::ovsReady(plan.ovsdb, plan.bridge); }
+
 }  // namespace plumb::core

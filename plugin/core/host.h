@@ -1,6 +1,7 @@
-// What front ends ask about the host, answered without handing them netlink: whether an
-// interface exists and of what kind, which subnets the host routes, whether a netns is there,
-// whether a device can be passed through. Read-only: nothing here changes the host.
+// What front ends ask about the host, answered without handing them netlink or OVSDB: whether
+// an interface exists and of what kind, which subnets the host routes, whether a netns is
+// there, whether a device can be passed through, whether an Open vSwitch bridge is there.
+// Read-only: nothing here changes the host.
 #pragma once
 
 #include <optional>
@@ -31,5 +32,7 @@ Result<std::vector<IpPrefix>> routedSubnets(bool v6);
 Status checkNetns(const std::string& path);
 // Whether the device a passthrough plan names is on the host and fit to move.
 Status checkPassthroughDevice(const PassthroughPlan& plan);
+// Whether the plan's ovsdb-server answers and has its bridge (ovs mode).
+Status checkOvsBridge(const OvsPlan& plan);
 
 }  // namespace plumb::core

@@ -81,6 +81,7 @@ std::string AttachmentRecord::detailJson() const {
           {{"kind", h.kind}, {"program", h.program}, {"pid", h.pid}, {"files", h.files}});
     }
   }
+  if (!ovsdb.empty()) d["ovsdb"] = ovsdb;
   // Names reach here from the kernel and the user: a byte that is not UTF-8 is replaced
   // rather than thrown over, since the kernel has been changed by the time a record is made.
   return d.dump(-1, ' ', false, json::error_handler_t::replace);
@@ -116,6 +117,7 @@ Status AttachmentRecord::readDetail(const std::string& text) {
     dr.up = r.contains("up") && r["up"].is_boolean() && r["up"].get<bool>();
     restore = dr;
   }
+  ovsdb = textOf(d, "ovsdb");
   helpers.clear();
   for (const auto& h : arrayOf(d, "helpers")) helpers.push_back(helperOf(h, ""));
   if (d.contains("dhcp") && d["dhcp"].is_object()) helpers.push_back(helperOf(d["dhcp"], "dhcp"));

@@ -40,10 +40,22 @@ struct MacvlanPlan {
   MacvlanMode mode = MacvlanMode::kBridge;
 };
 
+// A VLAN range a trunk port carries (ovs-cni's {"id": N} is min == max).
+struct VlanRange {
+  int min = 0;
+  int max = 0;
+};
+
 struct OvsPlan {
   static constexpr const char* kMode = "ovs";
-  std::string bridge;
-  std::optional<int> vlan;
+  std::string bridge;             // an existing Open vSwitch bridge
+  std::optional<int> vlan;        // access tag, 0-4095
+  std::vector<VlanRange> trunks;  // VLANs the port trunks
+  std::optional<int> ofport_request;
+  std::string interface_type;  // the Interface's type; "" is a system interface
+  // ovsdb-server's socket, "unix:PATH" or PATH; empty: $PLUMB_OVSDB, else
+  // /var/run/openvswitch/db.sock.
+  std::string ovsdb;
 };
 
 struct SriovPlan {
@@ -203,6 +215,7 @@ struct AttachmentRecord {
   std::vector<RouteSpec> routes;
   std::optional<DeviceRestore> restore;
   std::vector<Helper> helpers;
+  std::string ovsdb;  // the OVSDB socket its switch port was made through (mode ovs)
   long long created = 0;
 
   // The typed fields past the key and the columns, as the store keeps them (one JSON text).

@@ -176,7 +176,7 @@ Result<json> Driver::deleteNetwork(core::Store& store, const json& req) {
   PLUMB_ASSIGN(auto endpoints, store.listEndpoints(id));
   for (const auto& ep : endpoints) {
     PLUMB_TRY(engine.unpublish(ep.id));
-    PLUMB_TRY(engine.detach({keyOf({id, ep.id}), "", {}}));
+    PLUMB_TRY(engine.detach({keyOf({id, ep.id}), "", {}, {}}));
   }
   core::NetworkRemoval removal{id, "", {}};
   if (n.mode == "bridge") {
@@ -258,7 +258,7 @@ Result<json> Driver::join(core::Store& store, const json& req) {
   auto result = engine.attach(ar);
   if (!result.ok() && result.error().code == Errc::kExists) {
     // A Join whose answer dockerd never got: start again from nothing.
-    PLUMB_TRY(engine.detach({ar.key, "", {}}));
+    PLUMB_TRY(engine.detach({ar.key, "", {}, {}}));
     result = engine.attach(ar);
   }
   if (!result.ok())
@@ -315,7 +315,7 @@ Result<json> Driver::deleteEndpoint(core::Store& store, const json& req) {
   (void)ep;
   core::Engine engine(store);
   PLUMB_TRY(engine.unpublish(ids.endpoint));
-  auto st = engine.detach({keyOf(ids), "", {}});
+  auto st = engine.detach({keyOf(ids), "", {}, {}});
   if (!st.ok())
     return std::move(st).error().wrap("failed to delete endpoint " + shortId(ids.endpoint));
   PLUMB_TRY(store.deleteEndpoint(ids.network, ids.endpoint));

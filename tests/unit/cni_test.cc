@@ -180,10 +180,38 @@ TEST_F(CniTest, MissingOrBogusNetns) {
 
 TEST_F(CniTest, ModesNotBuiltYetSayWhy) {
   auto c = conf();
-  c["mode"] = "ovs";
+  c["mode"] = "sriov";
   auto out = call(env("ADD"), c.dump());
   EXPECT_EQ(out.exit_code, 1);
-  EXPECT_NE(msg(out).find("mode ovs is not available yet"), std::string::npos) << out.text;
+  EXPECT_NE(msg(out).find("mode sriov is not available yet"), std::string::npos) << out.text;
+  EXPECT_EQ(allocations(), 0u);
+}
+
+TEST_F(CniTest, OvsFieldsAreReadAsOvsCniWritesThem) {
+  auto c = conf();
+  c["mode"] = "ovs";
+  c.erase("bridge");
+  struct Case {
+    json patch;
+    std::string message;
+  };
+  for (const auto& [patch, message] : {
+           Case{json::object(), "ovs mode needs \"bridge\""},
+           Case{{{"bridge", "br-a"}, {"vlan", "10"}}, "vlan"},
+           Case{{{"bridge", "br-a"}, {"trunk", json::array({{{"id", 1}, {"minID", 2}}})}},
+                "trunk[0] needs \"id\", or \"minID\" and \"maxID\""},
+           Case{{{"bridge", "br-a"}, {"trunk", json::array({5})}}, "trunk[0] must be an object"},
+           Case{{{"bridge", "br-a"}, {"ofport_request", 70000}},
+                "ofport_request 70000 is out of range"},
+           Case{{{"bridge", "br-a"}, {"interface_type", "internal"}}, "does not fit a veth"},
+           Case{{{"bridge", "br-a"}, {"socket_file", "tcp:127.0.0.1:6640"}}, "not a unix socket"},
+       }) {
+    auto bad = c;
+    bad.update(patch);
+    auto out = call(env("ADD"), bad.dump());
+    EXPECT_EQ(code(out), kInvalidConfig) << out.text;
+    EXPECT_NE(msg(out).find(message), std::string::npos) << message << ": " << out.text;
+  }
   EXPECT_EQ(allocations(), 0u);
 }
 

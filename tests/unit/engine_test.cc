@@ -202,7 +202,7 @@ TEST_P(EngineOnFakeKernel, AFailureAtEveryChangeLeavesNothingAndDetachUndoesAll)
     std::vector<IpPrefix> masq;
     if (const auto* b = std::get_if<VethBridgePlan>(&req.plan)) masq = b->masquerade;
     if (req.address_use.masquerade) masq.push_back(*IpPrefix::parse("198.18.80.0/24"));
-    ASSERT_TRUE(engine.detach({req.key, req.netns, masq}).ok());
+    ASSERT_TRUE(engine.detach({req.key, req.netns, masq, {}}).ok());
     if (before.find("br-t kind=bridge") == std::string::npos &&
         std::holds_alternative<VethBridgePlan>(req.plan)) {
       ASSERT_TRUE(engine.removeNetwork({"net1", "br-t", {}}).ok());
@@ -211,7 +211,7 @@ TEST_P(EngineOnFakeKernel, AFailureAtEveryChangeLeavesNothingAndDetachUndoesAll)
       ASSERT_TRUE(w.source->release().ok());
     }
     EXPECT_EQ(w.snapshot(), before) << "detach left something";
-    EXPECT_TRUE(engine.detach({req.key, req.netns, {}}).ok()) << "a second detach succeeds";
+    EXPECT_TRUE(engine.detach({req.key, req.netns, {}, {}}).ok()) << "a second detach succeeds";
   }
   ASSERT_GT(changes, 0);
   for (int k = 1; k <= changes; ++k) {
@@ -247,7 +247,7 @@ TEST(EngineAnnounces, OnlyAddressesThatChangedHands) {
   auto one = engine.attach(first);
   ASSERT_TRUE(one.ok()) << one.error().message;
   EXPECT_TRUE(w.kernel.announced.empty()) << w.kernel.announced[0];
-  ASSERT_TRUE(engine.detach({first.key, first.netns, {}}).ok());
+  ASSERT_TRUE(engine.detach({first.key, first.netns, {}, {}}).ok());
   ASSERT_TRUE(w.source->release().ok());  // as CNI's DEL does after the detach
 
   AttachRequest second = cniBridge(w, "ctr2");
@@ -266,7 +266,7 @@ TEST(EngineAnnounces, OnlyAddressesThatChangedHands) {
                 one->addresses[0].address.addr().str() + " is at " + two->container.mac, 0),
             0u)
       << w.kernel.announced[0];
-  ASSERT_TRUE(engine.detach({second.key, second.netns, {}}).ok());
+  ASSERT_TRUE(engine.detach({second.key, second.netns, {}, {}}).ok());
 
   w.kernel.announced.clear();
   AttachRequest fixed = withStatic(base("ctr3", bridgePlan()));
@@ -338,7 +338,7 @@ TEST(EngineSteps, PlannedModesAreRefusedBeforeAnything) {
   w.store = std::move(Store::open(w.dir.path())).value();
   containerHost(w);
   std::string before = w.snapshot();
-  for (Plan plan : {Plan(OvsPlan{"ovsbr0", 10}), Plan(SriovPlan{"pf0", 1, ""})}) {
+  for (Plan plan : {Plan(SriovPlan{"pf0", 1, ""})}) {
     auto r = Engine(*w.store, w.kernel).attach(base("ctr1", plan));
     ASSERT_FALSE(r.ok());
     EXPECT_EQ(r.error().code, Errc::kUnsupported);
@@ -414,7 +414,7 @@ TEST(EngineSteps, PassthroughDetachAfterTheNetnsDiedRestoresTheDevice) {
                                 return c;
                               }())
                   .ok());
-  ASSERT_TRUE(engine.detach({req.key, "/run/netns/gone", {}}).ok());
+  ASSERT_TRUE(engine.detach({req.key, "/run/netns/gone", {}, {}}).ok());
   EXPECT_EQ(w.kernel.snapshot(), before);
 }
 

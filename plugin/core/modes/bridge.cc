@@ -226,4 +226,7 @@ Status check(const VethBridgePlan& plan, Check& c) {
   return {};
 }
 
+// Nothing of this mode outlives its record.
+Status sweep(const VethBridgePlan&, Sweep&) { return {}; }
+
 }  // namespace plumb::core::modes

@@ -95,5 +95,8 @@ Status detach(const MacvlanPlan&, Detach& d) { return deleteStampedLinks(d); }
 
 Status check(const MacvlanPlan&, Check& c) { return checkKind(c, "macvlan"); }
 
+// Nothing of this mode outlives its record.
+Status sweep(const MacvlanPlan&, Sweep&) { return {}; }
+
 }  // namespace modes
 }  // namespace plumb::core

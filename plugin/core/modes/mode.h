@@ -7,6 +7,7 @@
 //                                                             inverse, in order
 //   Status detach(const P&, Detach&)                          idempotent removal
 //   Status check(const P&, Check&)                            its part of CHECK
+//   Status sweep(const P&, Sweep&)                            CNI GC of what no record names
 // The engine calls them through std::visit with one overload set, so a plan type added to
 // core::Plan does not compile until every verb has an overload for it.
 #pragma once
@@ -15,6 +16,7 @@
 #error "front ends speak only to the engine: include plugin/core/{engine,host,in_guest}.h"
 #endif
 
+#include <chrono>
 #include <optional>
 #include <string>
 #include <vector>
@@ -68,6 +70,13 @@ struct Detach {
   std::string stamp;  // Engine::ownerStamp(key): nothing without it is deleted
 };
 
+// CNI GC past the store: what plumb made for network in a mode, not listed in keep.
+struct Sweep {
+  const std::string& network;
+  const std::vector<AttachmentKey>& keep;
+  Kernel& kernel;
+};
+
 // Checking one attachment: its interface was found in the netns, up.
 struct Check {
   const AttachRequest& req;
@@ -81,6 +90,7 @@ Status validate(const VethBridgePlan& plan, const AttachRequest& req);
 void addSteps(const VethBridgePlan& plan, Context& ctx, std::vector<Step>& steps);
 Status detach(const VethBridgePlan& plan, Detach& d);
 Status check(const VethBridgePlan& plan, Check& c);
+Status sweep(const VethBridgePlan& plan, Sweep& s);
 // Bridge-level work the engine does for a network rather than an attachment.
 Result<bool> ensureBridgeForNetwork(Kernel& k, const std::string& network,
                                     const VethBridgePlan& plan, int mtu);
@@ -94,12 +104,14 @@ Status validate(const MacvlanPlan& plan, const AttachRequest& req);
 void addSteps(const MacvlanPlan& plan, Context& ctx, std::vector<Step>& steps);
 Status detach(const MacvlanPlan& plan, Detach& d);
 Status check(const MacvlanPlan& plan, Check& c);
+Status sweep(const MacvlanPlan& plan, Sweep& s);
 
 // Passthrough mode (passthrough.cc).
 Status validate(const PassthroughPlan& plan, const AttachRequest& req);
 void addSteps(const PassthroughPlan& plan, Context& ctx, std::vector<Step>& steps);
 Status detach(const PassthroughPlan& plan, Detach& d);
 Status check(const PassthroughPlan& plan, Check& c);
+Status sweep(const PassthroughPlan& plan, Sweep& s);
 // The device a plan names, checked as fit to move (Docker's CreateNetwork asks ahead).
 Result<nl::LinkInfo> findPassthroughDevice(Kernel& k, const PassthroughPlan& plan);
 // What removal gives back, read off the device before its first change.
@@ -109,15 +121,25 @@ DeviceRestore restoreOf(Kernel& k, const nl::LinkInfo& dev);
 // device that is gone (a veth stand-in dies with the netns) is success.
 Status restoreReturnedDevice(Kernel& k, const DeviceRestore& restore, const std::string& stamp);
 
-// Open vSwitch and SR-IOV (planned.cc): refused until their issues land.
+// Open vSwitch mode (ovs.cc).
 Status validate(const OvsPlan& plan, const AttachRequest& req);
 void addSteps(const OvsPlan& plan, Context& ctx, std::vector<Step>& steps);
 Status detach(const OvsPlan& plan, Detach& d);
 Status check(const OvsPlan& plan, Check& c);
+Status sweep(const OvsPlan& plan, Sweep& s);
+// The OVSDB socket to use: the configured one, else $PLUMB_OVSDB, else OVS's default.
+std::string ovsdbSocket(const std::string& configured);
+// Every OVSDB call's bound ($PLUMB_OVSDB_TIMEOUT_MS, 5 s by default).
+std::chrono::milliseconds ovsdbTimeout();
+// Whether ovsdb-server answers and has bridge (CNI STATUS).
+Status ovsReady(const std::string& ovsdb, const std::string& bridge);
+
+// SR-IOV (planned.cc): refused until its issue lands.
 Status validate(const SriovPlan& plan, const AttachRequest& req);
 void addSteps(const SriovPlan& plan, Context& ctx, std::vector<Step>& steps);
 Status detach(const SriovPlan& plan, Detach& d);
 Status check(const SriovPlan& plan, Check& c);
+Status sweep(const SriovPlan& plan, Sweep& s);
 
 // Shared pieces (shared.cc), called by the modes rather than branched on.
 

@@ -209,4 +209,7 @@ Status detach(const PassthroughPlan&, Detach& d) {
 
 Status check(const PassthroughPlan&, Check&) { return {}; }
 
+// Nothing of this mode outlives its record.
+Status sweep(const PassthroughPlan&, Sweep&) { return {}; }
+
 }  // namespace plumb::core::modes
