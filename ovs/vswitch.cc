@@ -211,8 +211,9 @@ Result<bool> Switch::bridgeExists(const std::string& name) {
   return !res[0].value("rows", json::array()).empty();
 }
 
-Status Switch::createBridge(const std::string& name, const std::string& datapath_type) {
-  json bridge = {{"name", name}, {"ports", namedUuid("port")}};
+Status Switch::createBridge(const std::string& name, const std::string& datapath_type,
+                            const std::map<std::string, std::string>& external_ids) {
+  json bridge = {{"name", name}, {"ports", namedUuid("port")}, {"external_ids", map(external_ids)}};
   if (!datapath_type.empty()) bridge["datapath_type"] = datapath_type;
   json ops = json::array({
       {{"op", "insert"},
@@ -247,6 +248,24 @@ Status Switch::createBridge(const std::string& name, const std::string& datapath
                                      " ms (is ovs-vswitchd running?)");
   }
   PLUMB_TRY(applied);
+  return {};
+}
+
+Status Switch::deleteBridge(const std::string& name) {
+  json find = json::array({{{"op", "select"},
+                            {"table", "Bridge"},
+                            {"where", cond("name", "==", name)},
+                            {"columns", {"_uuid"}}}});
+  PLUMB_ASSIGN(auto res, run(find));
+  const json& rows = res[0].value("rows", json::array());
+  if (rows.empty()) return {};
+  PLUMB_ASSIGN(auto id, uuidOf(rows[0].value("_uuid", json())));
+  json ops = json::array({{{"op", "mutate"},
+                           {"table", "Open_vSwitch"},
+                           {"where", json::array()},
+                           {"mutations", json::array({json::array({"bridges", "delete", uuid(id)}),
+                                                      json::array({"next_cfg", "+=", 1})})}}});
+  PLUMB_TRY(run(ops));
   return {};
 }
 

@@ -73,8 +73,12 @@ class Switch {
   Result<std::string> bridgeOf(const std::string& port_uuid);
   Result<std::optional<InterfaceRow>> findInterface(const std::string& name);
   Result<bool> bridgeExists(const std::string& name);
-  // A bridge with its internal port, as ovs-vsctl add-br makes it (pipework's ovs* bridges).
-  Status createBridge(const std::string& name, const std::string& datapath_type);
+  // A bridge with its internal port, as ovs-vsctl add-br makes it (pipework's ovs* bridges),
+  // external_ids on the Bridge row; waits until ovs-vswitchd has applied it.
+  Status createBridge(const std::string& name, const std::string& datapath_type,
+                      const std::map<std::string, std::string>& external_ids);
+  // Removes a bridge (its ports go with it); none by that name is success.
+  Status deleteBridge(const std::string& name);
 
   const std::string& where() const { return conn_.where(); }
   std::chrono::milliseconds timeout() const { return timeout_; }

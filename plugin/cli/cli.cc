@@ -40,6 +40,7 @@ int list(const std::string& state_dir, bool as_json) {
                    {"netns", r.netns},
                    {"mode", r.mode},
                    {"via", r.via},
+                   {"vlan", r.vlan ? nlohmann::json(*r.vlan) : nlohmann::json(nullptr)},
                    {"hostIfname", r.host_ifname},
                    {"mac", r.mac},
                    {"addresses", addrs},
@@ -53,13 +54,15 @@ int list(const std::string& state_dir, bool as_json) {
   std::printf("%-16s %-24s %-8s %-8s %-12s %-18s %s\n", "NETWORK", "CONTAINER", "IFNAME", "MODE",
               "VIA", "MAC", "ADDRESSES");
   for (const auto& e : out) {
+    // pipework's notation for an OVS port's tag: bridge@vlan.
+    std::string via = e["via"].get<std::string>();
+    if (e["vlan"].is_number_integer()) via += "@" + std::to_string(e["vlan"].get<int>());
     std::string addrs;
     for (const auto& a : e["addresses"]) addrs += (addrs.empty() ? "" : ",") + a.get<std::string>();
     std::printf("%-16s %-24.24s %-8s %-8s %-12s %-18s %s\n",
                 e["network"].get<std::string>().c_str(), e["container"].get<std::string>().c_str(),
                 e["ifname"].get<std::string>().c_str(), e["mode"].get<std::string>().c_str(),
-                e["via"].get<std::string>().c_str(), e["mac"].get<std::string>().c_str(),
-                addrs.c_str());
+                via.c_str(), e["mac"].get<std::string>().c_str(), addrs.c_str());
   }
   return 0;
 }
@@ -79,6 +82,10 @@ int run(int argc, char** argv) {
       opts.dry_run = true;
     } else if (args[i] == "--state-dir" && i + 1 < args.size()) {
       opts.state_dir = args[++i];
+    } else if (args[i] == "--ovsdb" && i + 1 < args.size()) {
+      opts.ovsdb = args[++i];
+    } else if (args[i] == "--ovs-datapath" && i + 1 < args.size()) {
+      opts.ovs_datapath = args[++i];
     } else {
       rest.push_back(args[i]);
     }
@@ -96,15 +103,23 @@ int run(int argc, char** argv) {
                "plumb"};
   app.set_version_flag("--version", "plumb 0.1.0");
   app.footer(
-      "\npipework's forms (flags --json, --dry-run, --state-dir may stand anywhere):\n"
+      "\npipework's forms (flags --json, --dry-run, --state-dir, --ovsdb, --ovs-datapath may "
+      "stand anywhere):\n"
       "  plumb <hostif> [-i ctif] [-a 4|6] [-m mode] <guest> <ip>/<prefix>[@<gateway>] "
       "[<mac>|U:<name>]\n"
       "  plumb <hostif> ... <guest> 0/0          the link only\n"
       "  plumb mac:<host NIC mac> <guest> ...    pick the host interface by its MAC\n"
       "  plumb del <guest> [-i ctif]\n"
+      "  --ovsdb unix:PATH        ovsdb-server's socket (else $PLUMB_OVSDB, then\n"
+      "                           /var/run/openvswitch/db.sock)\n"
+      "  --ovs-datapath D         system (default) or netdev, for an ovs* bridge plumb creates\n"
       "guest: a netns name, a netns path or a PID. See docs/cli.md.");
   std::string state_dir = defaultStateDir();
   app.add_option("--state-dir", state_dir, "where plumb keeps its state")->capture_default_str();
+  std::string ovsdb, ovs_datapath;  // for pipework's forms; accepted here too
+  app.add_option("--ovsdb", ovsdb, "ovsdb-server's socket, unix:PATH");
+  app.add_option("--ovs-datapath", ovs_datapath,
+                 "system or netdev, for an ovs* bridge plumb creates");
   app.require_subcommand(1);
   bool as_json = false;
   app.fallthrough();  // global options may also follow the subcommand

@@ -36,7 +36,8 @@ std::string guestName(const std::string& guest) {
   return out.empty() ? "plumb" : out.substr(0, 63);
 }
 
-Result<core::AttachRequest> requestFor(const AttachCommand& c, const Guest& guest) {
+Result<core::AttachRequest> requestFor(const AttachCommand& c, const Guest& guest,
+                                       const Options& opts) {
   std::string host_if = c.host_if;
   std::optional<core::HostLink> link;
   if (c.host_mac) {
@@ -54,14 +55,44 @@ Result<core::AttachRequest> requestFor(const AttachCommand& c, const Guest& gues
   req.mac = c.mac;
   req.host_ifname = c.local_if;   // -l
   if (link) req.mtu = link->mtu;  // pipework: the MTU of the host interface
-  bool ovs = (link && link->kind == "openvswitch") || (!link && host_if.rfind("ovs", 0) == 0);
+  // Open vSwitch is asked, not guessed from the name: its bridge is a kernel link of kind
+  // openvswitch (system datapath), a tap (netdev datapath), or no link at all.
+  bool ovs = false;
+  bool create_ovs = false;
+  bool maybe_ovs = !link || link->kind == "openvswitch" || link->kind == "tun";
+  if (!c.direct_phys && maybe_ovs) {
+    auto known = core::isOvsBridge(opts.ovsdb, host_if);
+    ovs = known.ok() && *known;
+    if (!ovs && !link && host_if.rfind("ovs", 0) == 0) {
+      // pipework makes a missing ovs* bridge in Open vSwitch.
+      if (!known.ok()) {
+        return std::move(known).error().wrap("cannot create Open vSwitch bridge " + host_if);
+      }
+      ovs = create_ovs = true;
+    }
+    if (!ovs && link && link->kind == "openvswitch") {
+      if (!known.ok()) return std::move(known).error().wrap("cannot use " + host_if);
+      return fail(Errc::kInvalid, host_if + " is an Open vSwitch internal port, not a bridge");
+    }
+  }
+  if (!opts.ovs_datapath.empty() && !create_ovs) {
+    return fail(Errc::kInvalid,
+                "--ovs-datapath is for an Open vSwitch bridge plumb creates (an ovs* name that "
+                "does not exist)");
+  }
   if (c.direct_phys) {
     req.plan = core::PassthroughPlan{host_if, std::nullopt, ""};
   } else if (ovs) {
     core::OvsPlan plan;
     plan.bridge = host_if;
     plan.vlan = c.vlan;
+    plan.ovsdb = opts.ovsdb;
+    plan.create_bridge = create_ovs;
+    plan.datapath_type = opts.ovs_datapath;
+    if (create_ovs && plan.datapath_type.empty()) plan.datapath_type = "system";
     req.plan = plan;
+    // pipework: the MTU of the host interface; an OVS bridge's tap says nothing of its ports.
+    req.mtu = 0;
   } else if ((link && link->kind == "bridge") || (!link && host_if.rfind("br", 0) == 0)) {
     if (c.vlan)
       return fail(Errc::kUnsupported, "VLAN configuration is not supported for a Linux bridge");
@@ -108,6 +139,10 @@ Result<bool> alreadyAttached(core::Store& store, const core::AttachRequest& req)
     diffs.push_back("netns " + record->netns + " (asked " + req.netns + ")");
   if (record->mode != core::modeName(req.plan))
     diffs.push_back("mode " + record->mode + " (asked " + core::modeName(req.plan) + ")");
+  if (const auto* ovs = std::get_if<core::OvsPlan>(&req.plan); ovs && record->vlan != ovs->vlan) {
+    auto tag = [](const std::optional<int>& v) { return v ? std::to_string(*v) : "none"; };
+    diffs.push_back("VLAN " + tag(record->vlan) + " (asked " + tag(ovs->vlan) + ")");
+  }
   if (!req.host_ifname.empty() && record->host_ifname != req.host_ifname) {
     diffs.push_back("host interface " + record->host_ifname + " (asked " + req.host_ifname + ")");
   }
@@ -152,7 +187,7 @@ bool isStale(core::Store& store, core::Engine& engine, const core::AttachRequest
 int attach(const AttachCommand& c, const Options& opts) {
   auto guest = resolveGuest(c.guest);
   if (!guest.ok()) return failWith(guest.error(), opts);
-  auto req = requestFor(c, *guest);
+  auto req = requestFor(c, *guest, opts);
   if (!req.ok())
     return failWith(
         std::move(req).error().wrap("failed to attach " + c.container_if + " of " + c.guest), opts);

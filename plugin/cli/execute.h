@@ -11,6 +11,8 @@ struct Options {
   bool json = false;
   bool dry_run = false;
   std::string state_dir;
+  std::string ovsdb;         // --ovsdb: ovsdb-server's socket (else $PLUMB_OVSDB, the default)
+  std::string ovs_datapath;  // --ovs-datapath: for an ovs* bridge plumb creates
 };
 
 // Returns the process exit code; errors are one line on stderr.

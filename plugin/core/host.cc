@@ -56,4 +56,8 @@ Status checkPassthroughDevice(const PassthroughPlan& plan) {
 
 Status checkOvsBridge(const OvsPlan& plan) { return modes::ovsReady(plan.ovsdb, plan.bridge); }
 
+Result<bool> isOvsBridge(const std::string& ovsdb, const std::string& name) {
+  return modes::ovsBridgeExists(ovsdb, name);
+}
+
 }  // namespace plumb::core

@@ -34,5 +34,8 @@ Status checkNetns(const std::string& path);
 Status checkPassthroughDevice(const PassthroughPlan& plan);
 // Whether the plan's ovsdb-server answers and has its bridge (ovs mode).
 Status checkOvsBridge(const OvsPlan& plan);
+// Whether OVSDB (ovsdb: as OvsPlan::ovsdb) has a bridge by that name; an error when
+// ovsdb-server does not answer.
+Result<bool> isOvsBridge(const std::string& ovsdb, const std::string& name);
 
 }  // namespace plumb::core

@@ -82,6 +82,7 @@ std::string AttachmentRecord::detailJson() const {
     }
   }
   if (!ovsdb.empty()) d["ovsdb"] = ovsdb;
+  if (vlan) d["vlan"] = *vlan;
   // Names reach here from the kernel and the user: a byte that is not UTF-8 is replaced
   // rather than thrown over, since the kernel has been changed by the time a record is made.
   return d.dump(-1, ' ', false, json::error_handler_t::replace);
@@ -118,6 +119,8 @@ Status AttachmentRecord::readDetail(const std::string& text) {
     restore = dr;
   }
   ovsdb = textOf(d, "ovsdb");
+  vlan.reset();
+  if (d.contains("vlan") && d["vlan"].is_number_integer()) vlan = d["vlan"].get<int>();
   helpers.clear();
   for (const auto& h : arrayOf(d, "helpers")) helpers.push_back(helperOf(h, ""));
   if (d.contains("dhcp") && d["dhcp"].is_object()) helpers.push_back(helperOf(d["dhcp"], "dhcp"));

@@ -56,6 +56,11 @@ struct OvsPlan {
   // ovsdb-server's socket, "unix:PATH" or PATH; empty: $PLUMB_OVSDB, else
   // /var/run/openvswitch/db.sock.
   std::string ovsdb;
+  // Create the bridge when OVSDB has none by that name (pipework's ovs* names), with this
+  // datapath_type ("" is the switch's default, the kernel's "system"; "netdev" without the
+  // openvswitch module). It stays after its last port goes, as pipework's do.
+  bool create_bridge = false;
+  std::string datapath_type;
 };
 
 struct SriovPlan {
@@ -215,7 +220,8 @@ struct AttachmentRecord {
   std::vector<RouteSpec> routes;
   std::optional<DeviceRestore> restore;
   std::vector<Helper> helpers;
-  std::string ovsdb;  // the OVSDB socket its switch port was made through (mode ovs)
+  std::string ovsdb;        // the OVSDB socket its switch port was made through (mode ovs)
+  std::optional<int> vlan;  // its switch port's access tag (mode ovs)
   long long created = 0;
 
   // The typed fields past the key and the columns, as the store keeps them (one JSON text).

@@ -8,8 +8,14 @@ namespace plumb::docker {
 namespace jr = plumb::json_read;
 
 const std::vector<std::pair<std::string, std::string>> kNetworkOptions = {
-    {"plumb.mode", "bridge (default), macvlan or passthrough"},
-    {"plumb.bridge", "bridge mode: the bridge to use, created when missing"},
+    {"plumb.mode", "bridge (default), macvlan, ovs or passthrough"},
+    {"plumb.bridge",
+     "bridge mode: the bridge to use, created when missing; ovs mode: an existing Open vSwitch "
+     "bridge"},
+    {"plumb.vlan", "ovs mode: the access tag of the containers' ports (0-4095)"},
+    {"plumb.ovsdb",
+     "ovs mode: ovsdb-server's socket, unix:PATH (default "
+     "/var/run/openvswitch/db.sock, or $PLUMB_OVSDB)"},
     {"plumb.parent", "macvlan mode: the parent interface"},
     {"plumb.macvlan_mode", "macvlan mode: bridge (default), private, vepa, passthru or source"},
     {"plumb.device", "passthrough mode: the device to move into the container"},
@@ -48,6 +54,20 @@ Result<int> parseMtu(const std::string& key, const std::string& v) {
     return fail(Errc::kInvalid,
                 "option " + key + " must be an MTU from 68 to 65535, not '" + v + "'");
   return mtu;
+}
+
+Result<int> parseVlan(const std::string& key, const std::string& v) {
+  int tag = -1;
+  size_t used = 0;
+  try {
+    tag = std::stoi(v, &used);
+  } catch (const std::exception&) {
+    used = 0;
+  }
+  if (used != v.size() || v.empty() || tag < 0 || tag > 4095)
+    return fail(Errc::kInvalid,
+                "option " + key + " must be a VLAN from 0 to 4095, not '" + v + "'");
+  return tag;
 }
 
 Result<std::vector<Subnet>> parseIpData(const json& req, const char* key, bool v6) {
@@ -171,6 +191,8 @@ json NetworkConfig::toJson() const {
   return {{"id", id},
           {"mode", mode},
           {"bridge", bridge},
+          {"vlan", vlan ? json(*vlan) : json(nullptr)},
+          {"ovsdb", ovsdb},
           {"parent", parent},
           {"macvlan_mode", macvlan_mode},
           {"device", device},
@@ -195,6 +217,8 @@ Result<NetworkConfig> NetworkConfig::fromJson(const json& j) {
   PLUMB_TRY(jr::str(j, "mode", n.mode));
   PLUMB_TRY(jr::str(j, "bridge", n.bridge));
   PLUMB_TRY(jr::str(j, "parent", n.parent));
+  if (j.contains("vlan") && j["vlan"].is_number_integer()) n.vlan = j["vlan"].get<int>();
+  PLUMB_TRY(jr::str(j, "ovsdb", n.ovsdb));
   PLUMB_TRY(jr::str(j, "macvlan_mode", n.macvlan_mode));
   PLUMB_TRY(jr::str(j, "device", n.device));
   PLUMB_TRY(jr::str(j, "hwaddr", n.hwaddr));
@@ -232,14 +256,19 @@ Result<NetworkConfig> parseCreateNetwork(const json& req) {
       if (!ours && key != "com.docker.network.driver.mtu") continue;  // other drivers' options
       PLUMB_ASSIGN(std::string v, optionText(value, key));
       if (key == "plumb.mode") {
-        if (v != "bridge" && v != "macvlan" && v != "passthrough") {
-          return fail(Errc::kInvalid,
-                      "option plumb.mode must be bridge, macvlan or passthrough, not '" + v + "'");
+        if (v != "bridge" && v != "macvlan" && v != "ovs" && v != "passthrough") {
+          return fail(
+              Errc::kInvalid,
+              "option plumb.mode must be bridge, macvlan, ovs or passthrough, not '" + v + "'");
         }
         n.mode = v;
       } else if (key == "plumb.bridge") {
         PLUMB_TRY(validateIfname(v));
         n.bridge = v;
+      } else if (key == "plumb.vlan") {
+        PLUMB_ASSIGN(n.vlan, parseVlan(key, v));
+      } else if (key == "plumb.ovsdb") {
+        n.ovsdb = v;
       } else if (key == "plumb.parent") {
         PLUMB_TRY(validateIfname(v));
         n.parent = v;
@@ -278,7 +307,17 @@ Result<NetworkConfig> parseCreateNetwork(const json& req) {
       }
     }
   }
-  if (n.mode == "bridge") {
+  if (n.mode != "ovs" && (n.vlan || !n.ovsdb.empty()))
+    return fail(Errc::kInvalid, "options plumb.vlan and plumb.ovsdb need plumb.mode=ovs");
+  if (n.mode == "ovs") {
+    if (n.bridge.empty())
+      return fail(Errc::kInvalid, "plumb.mode=ovs needs plumb.bridge (an Open vSwitch bridge)");
+    if (!n.parent.empty())
+      return fail(Errc::kInvalid, "option plumb.parent needs plumb.mode=macvlan");
+    if (masquerade_set && n.masquerade)
+      return fail(Errc::kInvalid, "option plumb.masquerade needs plumb.mode=bridge");
+    n.masquerade = false;
+  } else if (n.mode == "bridge") {
     if (!n.parent.empty())
       return fail(Errc::kInvalid, "option plumb.parent needs plumb.mode=macvlan");
     // Docker's own bridges are br-<12 hex>; plumb's stand apart from them.

@@ -25,8 +25,10 @@ struct Subnet {
 
 struct NetworkConfig {
   std::string id;
-  std::string mode = "bridge";  // bridge, macvlan, passthrough
-  std::string bridge;           // bridge mode
+  std::string mode = "bridge";  // bridge, macvlan, ovs, passthrough
+  std::string bridge;           // bridge and ovs modes
+  std::optional<int> vlan;      // ovs: the ports' access tag
+  std::string ovsdb;            // ovs: ovsdb-server's socket; empty: the default
   std::string parent;           // macvlan mode
   std::string macvlan_mode = "bridge";
   std::string device;  // passthrough: the device, by name, MAC (hwaddr) or PCI address

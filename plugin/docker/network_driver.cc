@@ -81,6 +81,14 @@ core::PassthroughPlan passthroughPlan(const NetworkConfig& n) {
   return p;
 }
 
+core::OvsPlan ovsPlan(const NetworkConfig& n) {
+  core::OvsPlan p;
+  p.bridge = n.bridge;
+  p.vlan = n.vlan;
+  p.ovsdb = n.ovsdb;
+  return p;
+}
+
 core::AttachmentKey keyOf(const Ids& ids) { return {ids.network, ids.endpoint, kIfname}; }
 
 // A host port for a mapping that names none: one the kernel says is free now.
@@ -150,6 +158,9 @@ Result<json> Driver::createNetwork(core::Store& store, const json& req) {
   } else if (n.mode == "passthrough") {
     auto dev = core::checkPassthroughDevice(passthroughPlan(n));
     if (!dev.ok()) return failed(dev.error());
+  } else if (n.mode == "ovs") {
+    auto ready = core::checkOvsBridge(ovsPlan(n));
+    if (!ready.ok()) return failed(ready.error());
   } else {
     auto parent = core::findHostLink(n.parent);
     if (!parent.ok()) return failed(parent.error());
@@ -162,7 +173,7 @@ Result<json> Driver::createNetwork(core::Store& store, const json& req) {
     return failed(st.error());
   }
   log::get("docker")->info("network {} created ({} {})", shortId(n.id), n.mode,
-                           n.mode == "bridge" ? n.bridge : n.parent);
+                           n.mode == "bridge" || n.mode == "ovs" ? n.bridge : n.parent);
   return json::object();
 }
 
@@ -243,6 +254,8 @@ Result<json> Driver::join(core::Store& store, const json& req) {
   if (!ep.mac.empty()) ar.mac = *MacAddr::parse(ep.mac);
   if (n.mode == "bridge") {
     ar.plan = bridgePlan(n);
+  } else if (n.mode == "ovs") {
+    ar.plan = ovsPlan(n);
   } else if (n.mode == "passthrough") {
     ar.plan = passthroughPlan(n);
     ar.mac.reset();

@@ -26,6 +26,9 @@ needs docker dockerd curl jq sqlite3 nft busybox ip timeout
 PLUMB=$(readlink -f "$PLUMB_ARG")
 # shellcheck source=../../scripts/docker-env.sh
 . "$HERE/../../scripts/docker-env.sh"
+# shellcheck source=ovs_env.sh
+. "$HERE/ovs_env.sh"
+needs ovsdb-server ovs-vswitchd ovsdb-tool ovs-vsctl
 
 ID=$$
 DRV="plumbe2e$ID"                      # the driver's name: its socket's
@@ -68,6 +71,7 @@ cleanup() {
   fi
   rm -f "$SOCK"
   release_dockerd
+  ovs_stop
   ip link del "$PARENT" 2>/dev/null
   ip link del "pmw$ID" 2>/dev/null
   ip link del "pmz$ID" 2>/dev/null
@@ -318,6 +322,37 @@ t "th1 pings the LAN side" ping_from th1 198.18.19.254
 t "docker rm -f th1" docker rm -f "$P-th1"
 t "the device is back on the host as it was" \
   bash -c "[ \"\$(ip -o link show pmz$ID | sed 's/ state [A-Z]*//')\" = \"$PT_BEFORE\" ]"
+
+section "ovs mode (a private ovsdb-server and ovs-vswitchd, netdev datapath)"
+OVSBR="pov$ID"
+# Not under t: that runs its command in a subshell, and ovs_stop needs what ovs_start sets.
+if ovs_start "$TMP/ovs"; then pass "Open vSwitch is up"; else failed "Open vSwitch is up" "$(cat "$TMP/ovs/start.log")"; fi
+t "an OVS bridge $OVSBR (ovs-vsctl)" ovs_vsctl add-br "$OVSBR" -- set bridge "$OVSBR" datapath_type=netdev
+terr "network create on a bridge OVS lacks: a clear error" "no Open vSwitch bridge nosuch" \
+  docker network create -d "$DRV" -o plumb.mode=ovs -o plumb.bridge=nosuch \
+  -o plumb.ovsdb="unix:$TMP/ovs/db.sock" --subnet 198.18.17.0/24 "$P-ovsbad"
+terr "plumb.vlan=4096: a clear error" "VLAN from 0 to 4095" \
+  docker network create -d "$DRV" -o plumb.mode=ovs -o plumb.bridge="$OVSBR" -o plumb.vlan=4096 \
+  -o plumb.ovsdb="unix:$TMP/ovs/db.sock" --subnet 198.18.17.0/24 "$P-ovsbad"
+t "network create -o plumb.mode=ovs -o plumb.vlan=10" docker network create -d "$DRV" \
+  -o plumb.mode=ovs -o plumb.bridge="$OVSBR" -o plumb.vlan=10 \
+  -o plumb.ovsdb="unix:$TMP/ovs/db.sock" --subnet 198.18.17.0/24 "$P-ovs"
+t "network create on the same bridge, VLAN 20" docker network create -d "$DRV" \
+  -o plumb.mode=ovs -o plumb.bridge="$OVSBR" -o plumb.vlan=20 \
+  -o plumb.ovsdb="unix:$TMP/ovs/db.sock" --subnet 198.18.18.0/24 "$P-ovs20"
+run_bg o1 ovs
+run_bg o2 ovs
+run_bg o3 ovs20
+t "two ports on $OVSBR with tag 10" bash -c "[ \$(for p in \$(ovs-vsctl --db=unix:$TMP/ovs/db.sock list-ports $OVSBR); do ovs-vsctl --db=unix:$TMP/ovs/db.sock get port \$p tag; done | grep -cx 10) = 2 ]"
+t "o1 pings o2 (VLAN 10)" ping_from o1 "$(ip_of o2 ovs)"
+# o3 on VLAN 20, given an address in o1's subnet by hand: the VLAN alone keeps them apart.
+t "o3 gets a second address in VLAN 10's subnet" \
+  nsenter -n -t "$(docker inspect -f '{{.State.Pid}}' "$P-o3")" ip addr add 198.18.17.200/24 dev eth0
+tnot "o1 cannot reach o3 (VLAN 20)" ping_from o1 198.18.17.200
+t "docker rm -f o1 o2 o3" docker rm -f "$P-o1" "$P-o2" "$P-o3"
+t "their ports are gone from $OVSBR" bash -c "[ -z \"\$(ovs-vsctl --db=unix:$TMP/ovs/db.sock list-ports $OVSBR)\" ]"
+t "docker network rm ovs ovs20" docker network rm "$P-ovs" "$P-ovs20"
+t "Open vSwitch stopped, its taps removed" ovs_stop
 
 section "plumb.mtu and plumb.masquerade"
 t "network create -o plumb.mtu=1400 -o plumb.masquerade=false" docker network create -d "$DRV" \

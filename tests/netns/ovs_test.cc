@@ -281,5 +281,51 @@ TEST_F(Ovs, AddExecsNothing) {
   EXPECT_EQ(del(c, "c1", c1).rc, 0);
 }
 
+TEST_F(Ovs, CommandLineAsksOvsdbAndCreatesOvsNamesAsPipeworkDoes) {
+  makeNetns("g1");
+  makeNetns("g2");
+  std::string plumb = std::string(PLUMB_BIN) + " --state-dir " + state_.path() +
+                      "/cli --ovsdb unix:" + socket() + " ";
+  // An existing OVS bridge whose name says nothing: OVSDB is asked.
+  auto first = inHost(plumb + "br-a " + nsName("g1") + " 198.18.34.2/24 @5");
+  ASSERT_EQ(first.rc, 0) << first.out;
+  EXPECT_NE(first.out.find("to br-a (ovs)"), std::string::npos) << first.out;
+  // A missing ovs* name: made in Open vSwitch, with the datapath asked for.
+  auto made = inHost(plumb + "--ovs-datapath netdev ovsnew " + nsName("g2") + " 198.18.35.3/24");
+  ASSERT_EQ(made.rc, 0) << made.out;
+  EXPECT_EQ(vsctl("--no-wait get bridge ovsnew datapath_type").out, "netdev\n");
+  EXPECT_EQ(vsctl("--no-wait get bridge ovsnew external_ids:owner").out, "plumb\n");
+  auto again = inHost(plumb + "br-a " + nsName("g1") + " 198.18.34.2/24 @5");
+  EXPECT_EQ(again.rc, 0) << "the same command again is a no-op: " << again.out;
+  auto other = inHost(plumb + "br-a " + nsName("g1") + " 198.18.34.2/24 @6");
+  EXPECT_EQ(other.rc, 1);
+  EXPECT_NE(other.out.find("VLAN 5 (asked 6)"), std::string::npos) << other.out;
+  auto ls = inHost(plumb + "ls");
+  EXPECT_NE(ls.out.find("br-a@5"), std::string::npos) << ls.out;
+  auto ports_a = ports();
+  EXPECT_EQ(std::count(ports_a.begin(), ports_a.end(), '\n'), 1) << ports_a;
+  auto datapath = inHost(plumb + "--ovs-datapath netdev br-a " + nsName("g2") + " 198.18.34.3/24");
+  EXPECT_EQ(datapath.rc, 1);
+  EXPECT_NE(datapath.out.find("--ovs-datapath is for an Open vSwitch bridge plumb creates"),
+            std::string::npos)
+      << datapath.out;
+  EXPECT_EQ(inHost(plumb + "del " + nsName("g1")).rc, 0);
+  EXPECT_EQ(inHost(plumb + "del " + nsName("g2")).rc, 0);
+  EXPECT_EQ(ports(), "");
+  EXPECT_EQ(ports("ovsnew"), "") << "the bridge plumb made stays, as pipework's do";
+  EXPECT_EQ(vsctl("--no-wait br-exists ovsnew").rc, 0);
+}
+
+TEST_F(Ovs, ABridgeMadeForAFailedAttachGoesAgain) {
+  makeNetns("g1");
+  std::string plumb = std::string(PLUMB_BIN) + " --state-dir " + state_.path() +
+                      "/cli --ovsdb unix:" + socket() + " ";
+  // The guest already has eth1: the attach fails after the bridge was made.
+  ASSERT_EQ(in(nsName("g1"), "ip link add eth1 type veth peer name x1").rc, 0);
+  auto r = inHost(plumb + "--ovs-datapath netdev ovsgone " + nsName("g1") + " 198.18.36.2/24");
+  EXPECT_EQ(r.rc, 1) << r.out;
+  EXPECT_EQ(vsctl("--no-wait br-exists ovsgone").rc, 2) << "the bridge it made is gone";
+}
+
 }  // namespace
 }  // namespace plumb::testing

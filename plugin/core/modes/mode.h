@@ -131,6 +131,8 @@ Status sweep(const OvsPlan& plan, Sweep& s);
 std::string ovsdbSocket(const std::string& configured);
 // Every OVSDB call's bound ($PLUMB_OVSDB_TIMEOUT_MS, 5 s by default).
 std::chrono::milliseconds ovsdbTimeout();
+// Whether OVSDB has a bridge by that name; an error when ovsdb-server does not answer.
+Result<bool> ovsBridgeExists(const std::string& ovsdb, const std::string& bridge);
 // Whether ovsdb-server answers and has bridge (CNI STATUS).
 Status ovsReady(const std::string& ovsdb, const std::string& bridge);
 

@@ -27,6 +27,11 @@ std::chrono::milliseconds ovsdbTimeout() {
   return std::chrono::milliseconds(ms > 0 ? ms : 5000);
 }
 
+Result<bool> ovsBridgeExists(const std::string& ovsdb, const std::string& bridge) {
+  PLUMB_ASSIGN(auto sw, ovs::Switch::open(ovsdbSocket(ovsdb), ovsdbTimeout()));
+  return sw.bridgeExists(bridge);
+}
+
 Status ovsReady(const std::string& ovsdb, const std::string& bridge) {
   PLUMB_ASSIGN(auto sw, ovs::Switch::open(ovsdbSocket(ovsdb), ovsdbTimeout()));
   PLUMB_ASSIGN(bool exists, sw.bridgeExists(bridge));
@@ -108,6 +113,11 @@ Status validate(const OvsPlan& plan, const AttachRequest& req) {
     return fail(Errc::kInvalid, "ofport_request " + std::to_string(*plan.ofport_request) +
                                     " is out of range (1-65279)");
   }
+  if (!plan.datapath_type.empty() && plan.datapath_type != "system" &&
+      plan.datapath_type != "netdev") {
+    return fail(Errc::kInvalid,
+                "datapath '" + plan.datapath_type + "' is neither system nor netdev");
+  }
   const std::string& t = plan.interface_type;
   if (!t.empty() && t != "system" && t != "afxdp" && t != "afxdp-nonpmd") {
     return fail(Errc::kInvalid,
@@ -122,9 +132,31 @@ void addSteps(const OvsPlan& plan, Context& ctx, std::vector<Step>& steps) {
   ctx.record.via = plan.bridge;
   ctx.record.host_ifname = ctx.host_name;
   ctx.record.ovsdb = where;
+  ctx.record.vlan = plan.vlan;
   ctx.born_named = ctx.in_container;
   std::string peer = ctx.born_named ? ctx.req.key.ifname : ctx.tmp_name;
   auto sw = std::make_shared<std::optional<ovs::Switch>>();
+  if (plan.create_bridge) {
+    auto made = std::make_shared<bool>(false);
+    steps.push_back(
+        {"ensure Open vSwitch bridge " + plan.bridge +
+             (plan.datapath_type.empty() ? "" : " (datapath " + plan.datapath_type + ")"),
+         [&plan, sw, where, made]() -> Status {
+           PLUMB_ASSIGN(auto opened, openSwitch(where));
+           sw->emplace(std::move(opened));
+           PLUMB_ASSIGN(bool exists, (*sw)->bridgeExists(plan.bridge));
+           if (exists) return {};
+           auto st = (*sw)->createBridge(plan.bridge, plan.datapath_type, {{"owner", kOwner}});
+           // Made and then not applied (no ovs-vswitchd): it goes again.
+           if (!st.ok()) (void)(*sw)->deleteBridge(plan.bridge);
+           PLUMB_TRY(st);
+           *made = true;
+           return {};
+         },
+         [&plan, sw, made] {
+           if (*made && *sw) (void)(*sw)->deleteBridge(plan.bridge);
+         }});
+  }
   steps.push_back({"create veth " + ctx.host_name + " with peer " + peer,
                    [&ctx]() -> Status { return createVethPair(ctx, ctx.req.mtu); },
                    [&ctx] { deleteVethPair(ctx); }});
@@ -143,8 +175,10 @@ void addSteps(const OvsPlan& plan, Context& ctx, std::vector<Step>& steps) {
   steps.push_back(
       {"add port " + ctx.host_name + " to Open vSwitch bridge " + plan.bridge + vlanText(plan),
        [&ctx, &plan, sw, where]() -> Status {
-         PLUMB_ASSIGN(auto opened, openSwitch(where));
-         sw->emplace(std::move(opened));
+         if (!*sw) {
+           PLUMB_ASSIGN(auto opened, openSwitch(where));
+           sw->emplace(std::move(opened));
+         }
          ovs::PortSpec spec;
          spec.bridge = plan.bridge;
          spec.name = ctx.host_name;
