@@ -48,6 +48,7 @@ bench: build
 	bench/cni_bench.sh $(BUILD)/plugin/plumb
 	bench/docker_bench.sh $(BUILD)/plugin/plumb
 	bench/cli_bench.sh $(BUILD)/plugin/plumb
+	bench/ovs_bench.sh $(BUILD)/plugin/plumb
 
 clean:
 	rm -rf $(BUILD) $(ASAN_BUILD)
