@@ -13,6 +13,7 @@
 #include <cerrno>
 #include <chrono>
 #include <ctime>
+#include <mutex>
 #include <optional>
 
 namespace plumb::core {
@@ -71,7 +72,10 @@ Error sqlError(sqlite3* h, const std::string& what) {
   int rc = sqlite3_extended_errcode(h);
   Errc code =
       (rc & 0xff) == SQLITE_BUSY || (rc & 0xff) == SQLITE_LOCKED ? Errc::kTryAgain : Errc::kIo;
-  return makeError(code, what + ": " + sqlite3_errmsg(h));
+  std::string text = sqlite3_errmsg(h);
+  // "disk I/O error" alone does not say which: the extended code does (sqlite3.h).
+  if ((rc & 0xff) == SQLITE_IOERR) text += " (SQLite code " + std::to_string(rc) + ")";
+  return makeError(code, what + ": " + text);
 }
 
 }  // namespace
@@ -89,8 +93,9 @@ Status Db::exec(const char* sql) {
   if (sqlite3_exec(h_, sql, nullptr, nullptr, &err) != SQLITE_OK) {
     std::string msg = err ? err : "unknown error";
     sqlite3_free(err);
-    int rc = sqlite3_extended_errcode(h_) & 0xff;
-    return makeError(rc == SQLITE_BUSY ? Errc::kTryAgain : Errc::kIo, "store: " + msg);
+    int rc = sqlite3_extended_errcode(h_);
+    if ((rc & 0xff) == SQLITE_IOERR) msg += " (SQLite code " + std::to_string(rc) + ")";
+    return makeError((rc & 0xff) == SQLITE_BUSY ? Errc::kTryAgain : Errc::kIo, "store: " + msg);
   }
   return {};
 }
@@ -162,12 +167,23 @@ Result<std::unique_ptr<Store>> Store::open(const std::string& dir) {
                                     "where its own user alone can write");
   }
   std::string path = dir + "/plumb.db";
-  // Made here, 0600 and never through a symlink, before SQLite opens it (NOFOLLOW too).
+  // Made here, 0600 and never through a symlink, before SQLite opens it (NOFOLLOW too). Only
+  // when it is not there yet: closing any descriptor of a file drops every POSIX lock the
+  // process holds on it, and in the daemon other connections of this process hold SQLite's
+  // locks on an existing store (dropping them had concurrent writers fail with "disk I/O
+  // error"). A file just made exclusively has no connection yet; the mutex keeps this
+  // process's other opens from starting on it before the descriptor is closed.
   {
-    // Closed again before SQLite opens the file: closing any descriptor of a file drops every
-    // POSIX lock the process holds on it, SQLite's included.
-    UniqueFd made(::open(path.c_str(), O_RDWR | O_CREAT | O_NOFOLLOW | O_CLOEXEC, 0600));
-    if (!made.valid()) return failErrno(errno, "failed to open store " + path);
+    static std::mutex creating;
+    std::lock_guard lock(creating);
+    struct stat have {};
+    if (::lstat(path.c_str(), &have) != 0) {
+      if (errno != ENOENT) return failErrno(errno, "failed to open store " + path);
+      UniqueFd made(::open(path.c_str(), O_RDWR | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600));
+      if (!made.valid() && errno != EEXIST) return failErrno(errno, "failed to open store " + path);
+    } else if (S_ISLNK(have.st_mode)) {
+      return failErrno(ELOOP, "failed to open store " + path);
+    }
   }
   sqlite3* h = nullptr;
   int rc = sqlite3_open_v2(path.c_str(), &h,
@@ -361,7 +377,14 @@ Status Store::updateAttachment(const AttachmentRecord& r) {
     q.bind(1, r.netns).bind(2, r.mode).bind(3, r.host_ifname).bind(4, r.via).bind(5, r.mac);
     q.bind(6, r.frontend).bind(7, r.state).bind(8, r.detailJson());
     q.bind(9, r.key.network).bind(10, r.key.container_id).bind(11, r.key.ifname);
-    return q.run();
+    PLUMB_TRY(q.run());
+    // Removed while it was being made (a DEL or DeleteEndpoint that overtook the attach): the
+    // attach must fail and undo, not finish on links nothing records.
+    if (sqlite3_changes(db.handle()) == 0) {
+      return fail(Errc::kNotFound,
+                  "attachment " + r.key.str() + " was removed while it was being made");
+    }
+    return {};
   });
 }
 

@@ -396,8 +396,12 @@ for i in $(seq 20); do
   PIDS+=($!)
 done
 OKS=0
-for pid in "${PIDS[@]}"; do wait "$pid" && OKS=$((OKS + 1)); done
-t "20 of 20 concurrent containers came up and pinged the gateway" test "$OKS" = 20
+BAD=""
+for i in $(seq 20); do
+  if wait "${PIDS[$((i - 1))]}"; then OKS=$((OKS + 1)); else BAD+="run $i: $(tail -3 "$TMP/run$i.log")"$'\n'; fi
+done
+if [ "$OKS" = 20 ]; then pass "20 of 20 concurrent containers came up and pinged the gateway"
+else failed "20 of 20 concurrent containers came up and pinged the gateway ($OKS did)" "$BAD"; fi
 t "their endpoints are all gone again" \
   test "$(store "SELECT count(*) FROM endpoints WHERE network='$BR_ID'")" = 2
 
