@@ -87,6 +87,7 @@ class Store {
 
   // Attachments.
   Status insertAttachment(const AttachmentRecord& r);  // kExists when the key is taken
+  // kNotFound when the record is gone (removed while its attach was under way).
   Status updateAttachment(const AttachmentRecord& r);
   Result<std::optional<AttachmentRecord>> findAttachment(const AttachmentKey& key);
   Status deleteAttachment(const AttachmentKey& key);

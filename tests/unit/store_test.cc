@@ -38,6 +38,22 @@ TEST(Store, KeepsAttachmentsByKey) {
   EXPECT_EQ((*store)->listAttachments()->size(), 1u);
 }
 
+TEST(Store, UpdatingARecordSomeoneRemovedFails) {
+  // An attach whose record a concurrent DEL removed must fail (and undo), not finish on links
+  // nothing records.
+  testing::TempDir dir;
+  auto store = Store::open(dir.path());
+  ASSERT_TRUE(store.ok()) << store.error().message;
+  ASSERT_TRUE((*store)->insertAttachment(record("a")).ok());
+  ASSERT_TRUE((*store)->updateAttachment(record("a")).ok());
+  ASSERT_TRUE((*store)->deleteAttachment({"net", "a", "eth0"}).ok());
+  auto st = (*store)->updateAttachment(record("a"));
+  ASSERT_FALSE(st.ok());
+  EXPECT_EQ(st.error().code, Errc::kNotFound);
+  EXPECT_NE(st.error().message.find("was removed while it was being made"), std::string::npos);
+  EXPECT_FALSE((*store)->findAttachment({"net", "a", "eth0"})->has_value());
+}
+
 TEST(Store, SurvivesReopenAndSharesStateAcrossConnections) {
   testing::TempDir dir;
   {
