@@ -159,10 +159,21 @@ constexpr ChainRef kPlumbPostrouting = {NFPROTO_INET, "inet", "plumb", "postrout
 constexpr ChainRef kPlumbPrerouting = {NFPROTO_INET, "inet", "plumb", "prerouting"};
 constexpr ChainRef kPlumbOutput = {NFPROTO_INET, "inet", "plumb", "output"};
 
-std::string bridgeTag(const std::string& bridge) { return "plumb:fwd:" + bridge; }
-std::string portTag(const std::string& owner) { return "plumb:port:" + owner; }
+// nft takes rule comments of up to 128 characters. A tag that would be longer (a network
+// name of 100 characters) keeps the owner's start and a hash of the whole, the same for the
+// rule's addition and its removal.
+constexpr size_t kMaxComment = 128;
+std::string fitted(const std::string& kind, const std::string& owner, const std::string& tail) {
+  std::string tag = kind + owner + tail;
+  if (tag.size() <= kMaxComment) return tag;
+  size_t keep = kMaxComment - kind.size() - tail.size() - 9;
+  return kind + owner.substr(0, keep) + "~" + stableHex8(owner) + tail;
+}
+
+std::string bridgeTag(const std::string& bridge) { return fitted("plumb:fwd:", bridge, ""); }
+std::string portTag(const std::string& owner) { return fitted("plumb:port:", owner, ""); }
 std::string masqTag(const std::string& owner, const IpPrefix& subnet) {
-  return "plumb:masq:" + owner + ":" + subnet.network().str();
+  return fitted("plumb:masq:", owner, ":" + subnet.network().str());
 }
 
 const char* kPlumbTable =

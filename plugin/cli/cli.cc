@@ -114,7 +114,8 @@ int run(int argc, char** argv) {
       "                           /var/run/openvswitch/db.sock)\n"
       "  --ovs-datapath D         system (default) or netdev, for an ovs* bridge plumb creates\n"
       "guest: a netns name, a netns path or a PID. See docs/cli.md.");
-  std::string state_dir = defaultStateDir();
+  // The global flags taken out above (--json, --state-dir DIR, ...) hold wherever they stood.
+  std::string state_dir = opts.state_dir;
   app.add_option("--state-dir", state_dir, "where plumb keeps its state")->capture_default_str();
   std::string ovsdb, ovs_datapath;  // for pipework's forms; accepted here too
   app.add_option("--ovsdb", ovsdb, "ovsdb-server's socket, unix:PATH");
@@ -127,11 +128,12 @@ int run(int argc, char** argv) {
       app.add_subcommand("ls", "list every attachment plumb knows, whichever front end made it");
   ls->add_flag("--json", as_json, "print JSON");
   try {
-    app.parse(argc, argv);
+    std::vector<std::string> reversed(rest.rbegin(), rest.rend());  // CLI11 takes them so
+    app.parse(reversed);
   } catch (const CLI::ParseError& e) {
     return app.exit(e);
   }
-  if (ls->parsed()) return list(state_dir, as_json);
+  if (ls->parsed()) return list(state_dir, as_json || opts.json);
   return 2;
 }
 

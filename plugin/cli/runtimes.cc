@@ -3,6 +3,7 @@
 #include <curl/curl.h>
 
 #include <algorithm>
+#include <cctype>
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
@@ -99,7 +100,10 @@ Result<bool> firstBytes(const std::string& socket, const std::string& path, long
 }
 
 bool validName(const std::string& name) {
-  if (name.empty() || name.size() > 128) return false;
+  // Docker's and podman's rule, [a-zA-Z0-9][a-zA-Z0-9_.-]*: "." and ".." would otherwise
+  // become requests for other Engine API paths.
+  if (name.empty() || name.size() > 128 || !std::isalnum(static_cast<unsigned char>(name[0])))
+    return false;
   for (char c : name) {
     bool ok = (c >= '0' && c <= '9') || (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
               c == '_' || c == '.' || c == '-';

@@ -271,6 +271,15 @@ std::string IpRange::describe() const {
 
 Status IpRange::normalise() {
   subnet = subnet.network();
+  int bits = subnet.isV4() ? 32 : 128;
+  if (subnet.len() == 0) {
+    return fail(Errc::kInvalid, "subnet " + subnet.str() +
+                                    " is every address there is; give the network's own subnet");
+  }
+  if (subnet.len() == bits) {
+    return fail(Errc::kInvalid, "subnet " + subnet.str() +
+                                    " holds one address: no room for a container and a gateway");
+  }
   if (!start) start = firstUsable();
   if (!end) end = lastUsable();
   auto inside = [&](const IpAddr& a, const char* what) -> Status {
@@ -284,7 +293,17 @@ Status IpRange::normalise() {
   PLUMB_TRY(inside(*end, "rangeEnd"));
   if (*end < *start)
     return fail(Errc::kInvalid, "rangeEnd " + end->str() + " is before rangeStart " + start->str());
-  if (gateway) PLUMB_TRY(inside(*gateway, "gateway"));
+  if (gateway) {
+    PLUMB_TRY(inside(*gateway, "gateway"));
+    // On the bridge, the network or broadcast address would make the kernel answer for the
+    // whole subnet.
+    if (subnet.isV4() && subnet.len() < 31 &&
+        (*gateway == subnet.addr() || *gateway == subnet.last())) {
+      return fail(Errc::kInvalid, "gateway " + gateway->str() + " is the " +
+                                      (*gateway == subnet.addr() ? "network" : "broadcast") +
+                                      " address of " + subnet.str());
+    }
+  }
   return {};
 }
 

@@ -307,5 +307,40 @@ TEST(IpRange, NormaliseChecksBounds) {
   EXPECT_FALSE(r2.normalise().ok());
 }
 
+// Issue 15, item 16: what a subnet and its gateway cannot be.
+TEST(IpRange, NormaliseRefusesWholeSpaceSingleAddressAndEdgeGateways) {
+  struct Case {
+    const char* subnet;
+    const char* gateway;
+    const char* message;
+  };
+  for (const auto& c : {
+           Case{"0.0.0.0/0", nullptr, "is every address there is"},
+           Case{"::/0", nullptr, "is every address there is"},
+           Case{"198.18.0.7/32", nullptr, "holds one address"},
+           Case{"2001:db8::1/128", nullptr, "holds one address"},
+           Case{"198.18.0.0/24", "198.18.0.0", "is the network address of 198.18.0.0/24"},
+           Case{"198.18.0.0/24", "198.18.0.255", "is the broadcast address of 198.18.0.0/24"},
+       }) {
+    IpRange r;
+    r.subnet = *IpPrefix::parse(c.subnet);
+    if (c.gateway) r.gateway = *IpAddr::parse(c.gateway);
+    auto st = r.normalise();
+    ASSERT_FALSE(st.ok()) << c.subnet;
+    EXPECT_EQ(st.error().code, Errc::kInvalid);
+    EXPECT_NE(st.error().message.find(c.message), std::string::npos) << st.error().message;
+  }
+  // Still fine: a /31 (two addresses, RFC 3021) and a gateway at either usable end.
+  for (const char* gw : {"198.18.0.1", "198.18.0.254"}) {
+    IpRange r;
+    r.subnet = *IpPrefix::parse("198.18.0.0/24");
+    r.gateway = *IpAddr::parse(gw);
+    EXPECT_TRUE(r.normalise().ok()) << gw;
+  }
+  IpRange p2p;
+  p2p.subnet = *IpPrefix::parse("198.18.0.0/31");
+  EXPECT_TRUE(p2p.normalise().ok());
+}
+
 }  // namespace
 }  // namespace plumb::core
