@@ -10,8 +10,9 @@ packages=(
   libgtest-dev libgmock-dev libbenchmark-dev
   # the Docker driver's HTTP server (dlopen'd by `plumb daemon` only; see docs/architecture.md)
   libmicrohttpd-dev
-  # the command line's Docker/podman guests (Engine API over a unix socket; dlopen'd)
-  libcurl4-openssl-dev
+  # the command line's Docker/podman guests (Engine API over a unix socket; dlopen'd), and
+  # libcrypto's MD5 for U:<name> MACs as pipework derives them (dlopen'd)
+  libcurl4-openssl-dev libssl3
   # run: the kernel-side tools plumb itself does not use but tests and the demo read back with
   iproute2 nftables iptables busybox-static sqlite3 jq procps kmod time
   # e2e: a real libcni consumer and the reference plugins plumb is chained with and compared to

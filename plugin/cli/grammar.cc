@@ -1,7 +1,9 @@
 #include "plugin/cli/grammar.h"
 
 #include <charconv>
+#include <cstdio>
 
+#include "base/dl.h"
 #include "base/names.h"
 #include "plugin/core/types.h"
 
@@ -58,6 +60,24 @@ Result<AddressSpec> parseAddress(const std::string& text) {
   return a;
 }
 
+// libcrypto's MD5, loaded for U:<name> only (libssl3, which libcurl pulls in anyway).
+struct Md5Lib {
+  unsigned char* (*md5)(const unsigned char*, size_t, unsigned char*) = nullptr;
+  bool resolve(const DynamicLibrary& lib) { return lib.resolve("MD5", md5); }
+};
+
+// The MAC pipework gives U:<name>: `echo "$name" | md5sum`, "02:" and its first five bytes.
+// Users' DHCP reservations carry it over from pipework.
+Result<MacAddr> pipeworkMac(const std::string& name) {
+  PLUMB_ASSIGN(const Md5Lib* lib, loadOnce<Md5Lib>("libcrypto.so.3", "libssl3"));
+  std::string line = name + "\n";
+  unsigned char d[16];
+  lib->md5(reinterpret_cast<const unsigned char*>(line.data()), line.size(), d);
+  char text[18];
+  std::snprintf(text, sizeof(text), "02:%02x:%02x:%02x:%02x:%02x", d[0], d[1], d[2], d[3], d[4]);
+  return MacAddr::parse(text);
+}
+
 // [<mac>][@<vlan>], <mac> may be U:<name>.
 Status parseMacVlan(const std::string& text, AttachCommand& cmd) {
   std::string mac = text, vlan;
@@ -68,7 +88,7 @@ Status parseMacVlan(const std::string& text, AttachCommand& cmd) {
   if (mac.rfind("U:", 0) == 0) {
     cmd.mac_name = mac.substr(2);
     if (cmd.mac_name.empty()) return fail(Errc::kInvalid, "U: needs a name to derive the MAC from");
-    cmd.mac = MacAddr::fromName(cmd.mac_name);
+    PLUMB_ASSIGN(cmd.mac, pipeworkMac(cmd.mac_name));
   } else if (!mac.empty()) {
     PLUMB_ASSIGN(cmd.mac, parseUnicastMac(mac));
   }

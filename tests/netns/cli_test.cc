@@ -42,7 +42,6 @@ TEST_F(Cli, BridgeAttachRerunAndDel) {
             std::string::npos)
       << r.out;
   EXPECT_NE(in(g1, "ip -o addr show eth1").out.find("198.18.40.5/24"), std::string::npos);
-  // The gateway is on no link of the guest: reached on-link, as pipework's host route did.
   EXPECT_NE(in(g1, "ip route show default").out.find("via 198.18.40.1 dev eth1"),
             std::string::npos);
   ASSERT_EQ(plumb("br-cli " + g2 + " 198.18.40.6/24").rc, 0);
@@ -65,6 +64,9 @@ TEST_F(Cli, BridgeAttachRerunAndDel) {
   ASSERT_TRUE(list.is_array()) << ls.out;
   EXPECT_EQ(list.size(), 2u);
   EXPECT_EQ(list[0]["frontend"], "cli");
+  // Global flags stand anywhere, before the subcommand too.
+  auto before_ls = plumb("--json ls");
+  EXPECT_EQ(before_ls.out, ls.out);
 
   EXPECT_EQ(plumb("del " + g1).rc, 0);
   EXPECT_EQ(in(g1, "ip -o link show eth1").rc, 1);
@@ -72,6 +74,19 @@ TEST_F(Cli, BridgeAttachRerunAndDel) {
   EXPECT_EQ(twice.rc, 0);
   EXPECT_NE(twice.out.find("nothing to remove"), std::string::npos);
   EXPECT_EQ(plumb("del " + g2).rc, 0);
+}
+
+TEST_F(Cli, AGatewayOutsideTheSubnetGetsAHostRouteAsPipeworkGivesIt) {
+  makeNetns("g1");
+  auto g1 = nsName("g1");
+  auto r = plumb("br-cli " + g1 + " 198.18.41.5/24@198.18.99.1");
+  ASSERT_EQ(r.rc, 0) << r.out;
+  // pipework: ip route add 198.18.99.1 dev eth1; ip route add default via 198.18.99.1.
+  auto routes = in(g1, "ip route show").out;
+  EXPECT_NE(routes.find("default via 198.18.99.1 dev eth1"), std::string::npos) << routes;
+  EXPECT_EQ(routes.find("onlink"), std::string::npos) << routes;
+  EXPECT_NE(routes.find("198.18.99.1 dev eth1 scope link"), std::string::npos) << routes;
+  EXPECT_EQ(plumb("del " + g1).rc, 0);
 }
 
 TEST_F(Cli, LocalNameNamesTheHostEnd) {
@@ -107,8 +122,8 @@ TEST_F(Cli, MacvlanOnAnInterfaceThatIsNoBridgeWithMacAndMode) {
   ASSERT_EQ(r.rc, 0) << r.out;
   auto detail = in(g1, "ip -d -o link show eth2").out;
   EXPECT_NE(detail.find("macvlan mode private"), std::string::npos) << detail;
-  EXPECT_EQ(in(g1, "cat /sys/class/net/eth2/address").out,
-            plumb::MacAddr::fromName("web1").str() + "\n");
+  // pipework's MAC for U:web1 (echo web1 | md5sum: 66ee606d50...).
+  EXPECT_EQ(in(g1, "cat /sys/class/net/eth2/address").out, "02:66:ee:60:6d:50\n");
   EXPECT_EQ(plumb("del " + g1 + " -i eth2").rc, 0);
   EXPECT_EQ(in(g1, "ip -o link show eth2").rc, 1);
 }
@@ -222,6 +237,9 @@ TEST_F(Cli, BadInputIsOneLineAndChangesNothing) {
            {"nosuch0 " + nsName("g1") + " 198.18.44.5/24", "host interface nosuch0 does not exist"},
            {"br-cli " + nsName("g1") + " 198.18.44.5/24 01:00:5e:00:00:01", "multicast"},
            {"br-cli -i abcdefghijklmnop " + nsName("g1") + " 198.18.44.5/24", "longer than 15"},
+           // Not a container name: it would have been an Engine API path of its own.
+           {"br-cli docker:.. 198.18.44.5/24", "is not a valid container name"},
+           {"br-cli docker:. 198.18.44.5/24", "is not a valid container name"},
        }) {
     auto r = plumb(args + " 2>&1");
     EXPECT_EQ(r.rc, 1) << args;

@@ -68,11 +68,19 @@ Status addRoute(Context& ctx, const RouteSpec& r) {
   route.mtu = static_cast<uint32_t>(r.mtu);
   route.metric = static_cast<uint32_t>(r.metric);
   if (!r.gateway) route.scope = RT_SCOPE_LINK;
-  // A gateway outside every subnet on the link is reached on-link.
+  // A gateway outside every subnet on the link gets a host route of its own on the link first,
+  // and then the route through it, as pipework does it (`ip route` in the guest reads the same).
   if (r.gateway) {
     bool covered = false;
     for (const auto& a : ctx.req.addresses) covered |= a.address.network().contains(*r.gateway);
-    route.onlink = !covered;
+    if (!covered) {
+      nl::Route host;
+      host.dst = IpPrefix(*r.gateway, r.gateway->isV4() ? 32 : 128);
+      host.oif = ctx.ctr_index;
+      host.scope = RT_SCOPE_LINK;
+      auto st = ctx.kernel.addRoute(ctx.ctr_ns, host, false);
+      if (!st.ok() && st.error().code != Errc::kExists) return st;
+    }
   }
   auto st = ctx.kernel.addRoute(ctx.ctr_ns, route, r.replace);
   if (!st.ok() && st.error().code == Errc::kExists) return {};
