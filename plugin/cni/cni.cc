@@ -230,6 +230,7 @@ Result<core::Plan> planFor(const NetConf& conf) {
     p.bridge = conf.bridge;
     p.hairpin = conf.hairpin_mode;
     p.promisc = conf.promisc_mode;
+    p.ipv6_forwarding = conf.ipv6_forwarding;
     return core::Plan(p);
   }
   if (conf.mode == "macvlan") {

@@ -143,6 +143,7 @@ Result<NetConf> parseNetConf(std::string_view bytes) {
   PLUMB_TRY(jr::boolean(j, "isGateway", c.is_gateway));
   PLUMB_TRY(jr::boolean(j, "isDefaultGateway", c.is_default_gateway));
   PLUMB_TRY(jr::boolean(j, "ipMasq", c.ip_masq));
+  PLUMB_TRY(jr::boolean(j, "ipv6Forwarding", c.ipv6_forwarding));
   PLUMB_TRY(jr::boolean(j, "hairpinMode", c.hairpin_mode));
   PLUMB_TRY(jr::boolean(j, "promiscMode", c.promisc_mode));
   PLUMB_TRY(jr::integer(j, "mtu", c.mtu));

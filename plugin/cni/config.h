@@ -37,6 +37,7 @@ struct NetConf {
   bool is_gateway = false;
   bool is_default_gateway = false;
   bool ip_masq = false;
+  bool ipv6_forwarding = true;  // "ipv6Forwarding": false keeps the host's IPv6 forwarding off
   bool hairpin_mode = false;
   bool promisc_mode = false;
   int mtu = 0;

@@ -27,6 +27,11 @@ struct VethBridgePlan {
   std::vector<IpPrefix> masquerade;
   // Nothing is forwarded between the bridge and other interfaces (Docker's --internal).
   bool internal = false;
+  // Turn on net.ipv6.conf.all.forwarding for IPv6 gateways. Off for a host that takes its own
+  // IPv6 route from router advertisements (forwarding makes the kernel ignore RAs where
+  // accept_ra=1); the containers then reach only the bridge's subnet over IPv6 unless the
+  // host forwards by other means.
+  bool ipv6_forwarding = true;
 };
 
 // The macvlan modes, one list for every front end.

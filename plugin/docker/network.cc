@@ -23,6 +23,9 @@ const std::vector<std::pair<std::string, std::string>> kNetworkOptions = {
     {"plumb.pci", "passthrough mode: the device, by its PCI address"},
     {"plumb.mtu", "MTU of the bridge and the container interfaces"},
     {"plumb.masquerade", "bridge mode: true (default) or false"},
+    {"plumb.ipv6_forwarding",
+     "bridge mode: true (default) turns on the host's IPv6 forwarding for an IPv6 network; "
+     "false leaves it as it is (a host that takes its route from router advertisements)"},
     {"plumb.routes", "comma-separated subnets the containers reach through the gateway"},
 };
 
@@ -202,6 +205,7 @@ json NetworkConfig::toJson() const {
           {"masquerade", masquerade},
           {"internal", internal},
           {"ipv6", ipv6},
+          {"ipv6_forwarding", ipv6_forwarding},
           {"v4", subnetsJson(v4)},
           {"v6", subnetsJson(v6)},
           {"routes", [this] {
@@ -227,6 +231,7 @@ Result<NetworkConfig> NetworkConfig::fromJson(const json& j) {
   PLUMB_TRY(jr::boolean(j, "masquerade", n.masquerade));
   PLUMB_TRY(jr::boolean(j, "internal", n.internal));
   PLUMB_TRY(jr::boolean(j, "ipv6", n.ipv6));
+  PLUMB_TRY(jr::boolean(j, "ipv6_forwarding", n.ipv6_forwarding));
   PLUMB_ASSIGN(n.v4, subnetsFrom(j, "v4"));
   PLUMB_ASSIGN(n.v6, subnetsFrom(j, "v6"));
   std::vector<std::string> routes;
@@ -297,6 +302,8 @@ Result<NetworkConfig> parseCreateNetwork(const json& req) {
           if (comma == std::string::npos) break;
           start = comma + 1;
         }
+      } else if (key == "plumb.ipv6_forwarding") {
+        PLUMB_ASSIGN(n.ipv6_forwarding, parseBool(key, v));
       } else if (key == "plumb.masquerade") {
         PLUMB_ASSIGN(n.masquerade, parseBool(key, v));
         masquerade_set = true;

@@ -38,6 +38,7 @@ struct NetworkConfig {
   bool masquerade = true;
   bool internal = false;
   bool ipv6 = false;
+  bool ipv6_forwarding = true;  // plumb.ipv6_forwarding
   std::vector<Subnet> v4, v6;
   std::vector<IpPrefix> routes;  // plumb.routes: sent to containers as static routes
 

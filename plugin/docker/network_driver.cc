@@ -64,6 +64,7 @@ core::VethBridgePlan bridgePlan(const NetworkConfig& n) {
   plan.bridge = n.bridge;
   plan.create_bridge = true;
   plan.internal = n.internal;
+  plan.ipv6_forwarding = n.ipv6_forwarding;
   for (const auto* list : {&n.v4, &n.v6}) {
     for (const auto& s : *list) {
       if (s.gateway) plan.gateway_addresses.emplace_back(*s.gateway, s.pool.len());

@@ -319,6 +319,42 @@ TEST_F(Bridge, ForwardingSurvivesADroppingForwardPolicyAndMasquerades) {
   EXPECT_EQ(del(conf, "c1", c1).rc, 0);
 }
 
+TEST_F(Bridge, Ipv6ForwardingIsTurnedOnUnlessTheConfigSaysNo) {
+  auto c1 = makeNetns("c1");
+  auto sysctl = [&] { return inHost("sysctl -n net.ipv6.conf.all.forwarding").out; };
+  ASSERT_EQ(sysctl(), "0\n");
+  auto off = bridgeConf("v6off", "br-v6off", "2001:db8:61::/64");
+  off["ipv6Forwarding"] = false;
+  auto r = add(off, "c1", c1);
+  ASSERT_EQ(r.rc, 0) << r.out;
+  EXPECT_NE(inHost("ip -6 addr show dev br-v6off").out.find("2001:db8:61::1/64"), std::string::npos)
+      << "the gateway is on the bridge all the same";
+  EXPECT_EQ(sysctl(), "0\n") << "ipv6Forwarding false leaves it off";
+  EXPECT_EQ(del(off, "c1", c1).rc, 0);
+  auto on = bridgeConf("v6on", "br-v6on", "2001:db8:62::/64");
+  r = add(on, "c1", c1);
+  ASSERT_EQ(r.rc, 0) << r.out;
+  EXPECT_EQ(sysctl(), "1\n") << "the default turns it on, as Docker's bridge driver does";
+  EXPECT_EQ(del(on, "c1", c1).rc, 0);
+}
+
+TEST_F(Bridge, ALongNetworkNameStillGetsItsMasqueradeRuleAndLosesIt) {
+  // nft takes comments of up to 128 characters; the rule's tag names the network.
+  auto c1 = makeNetns("c1");
+  std::string name(120, 'n');
+  auto conf = bridgeConf(name, "br-long", "198.18.9.0/24");
+  conf["ipMasq"] = true;
+  auto r = add(conf, "c1", c1);
+  ASSERT_EQ(r.rc, 0) << r.out;
+  auto rules = inHost("nft list table inet plumb").out;
+  EXPECT_NE(rules.find("ip saddr 198.18.9.0/24 ip daddr != 198.18.9.0/24 masquerade"),
+            std::string::npos)
+      << rules;
+  EXPECT_EQ(del(conf, "c1", c1).rc, 0);
+  EXPECT_EQ(inHost("nft list ruleset | grep -c masquerade || true").out, "0\n")
+      << "the rule went with the network's last DEL";
+}
+
 TEST_F(Bridge, RollsBackWhenTheContainerAlreadyHasTheInterface) {
   auto c1 = makeNetns("c1");
   ASSERT_EQ(in(nsName("c1"), "ip link add eth0 type veth peer name other0").rc, 0);
@@ -451,6 +487,14 @@ TEST_F(Bridge, StatusSaysWhenTheBridgeCannotBeUsed) {
   ASSERT_EQ(inHost("ip link add br-st type veth peer name br-st-peer").rc, 0);
   auto r = cni("STATUS", conf, "", "");
   EXPECT_EQ(cniCode(r), 50) << r.out;
+  EXPECT_NE(r.out.find("br-st exists and is not a bridge"), std::string::npos) << r.out;
+  // A store that cannot be used (its directory is a file): 50 as well, saying why.
+  auto unusable = bridgeConf("netst2", "br-st2", "198.18.10.0/24", "1.1.0");
+  ASSERT_EQ(sh("touch " + state_.path() + "/not-a-dir").rc, 0);
+  unusable["dataDir"] = state_.path() + "/not-a-dir";
+  auto u = cni("STATUS", unusable, "", "");
+  EXPECT_EQ(cniCode(u), 50) << u.out;
+  EXPECT_NE(u.out.find("is not a directory"), std::string::npos) << u.out;
 }
 
 TEST_F(Bridge, DelegatedIpamGetsItsDelWhenALaterStepFails) {

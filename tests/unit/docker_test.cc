@@ -123,6 +123,7 @@ TEST(DockerNetworkConfig, OptionsParseAndSurviveTheStore) {
                  {{"plumb.bridge", "br-x"},
                   {"plumb.mtu", "9000"},
                   {"plumb.routes", "10.50.0.0/16,fd00:50::/48"},
+                  {"plumb.ipv6_forwarding", "false"},
                   {"com.docker.network.bridge.name", "ignored"}}}}},
               {"IPv4Data", {{{"Pool", "198.18.40.0/24"}, {"Gateway", "198.18.40.1/24"}}}},
               {"IPv6Data", {{{"Pool", "fd00:40::/64"}, {"Gateway", "fd00:40::1/64"}}}}};
@@ -133,11 +134,35 @@ TEST(DockerNetworkConfig, OptionsParseAndSurviveTheStore) {
   EXPECT_TRUE(n->internal);
   EXPECT_FALSE(n->masquerade) << "--internal never masquerades";
   EXPECT_TRUE(n->ipv6);
+  EXPECT_FALSE(n->ipv6_forwarding);
   ASSERT_EQ(n->routes.size(), 2u);
   EXPECT_EQ(n->routes[1].str(), "fd00:50::/48");
   auto back = NetworkConfig::fromJson(n->toJson());
   ASSERT_TRUE(back.ok()) << back.error().message;
   EXPECT_EQ(back->toJson(), n->toJson());
+  EXPECT_FALSE(back->ipv6_forwarding);
+  // An OVS network: bridge, tag and socket survive too; its options need its mode.
+  json ovs = {{"NetworkID", "ovs1"},
+              {"Options",
+               {{"com.docker.network.generic",
+                 {{"plumb.mode", "ovs"},
+                  {"plumb.bridge", "br-int"},
+                  {"plumb.vlan", "100"},
+                  {"plumb.ovsdb", "unix:/run/ovs/db.sock"}}}}}};
+  auto o = parseCreateNetwork(ovs);
+  ASSERT_TRUE(o.ok()) << o.error().message;
+  auto o_back = NetworkConfig::fromJson(o->toJson());
+  ASSERT_TRUE(o_back.ok());
+  EXPECT_EQ(o_back->vlan, 100);
+  EXPECT_EQ(o_back->ovsdb, "unix:/run/ovs/db.sock");
+  EXPECT_FALSE(o_back->masquerade);
+  ovs["Options"]["com.docker.network.generic"]["plumb.vlan"] = "4096";
+  EXPECT_FALSE(parseCreateNetwork(ovs).ok());
+  ovs["Options"]["com.docker.network.generic"]["plumb.vlan"] = "10";
+  ovs["Options"]["com.docker.network.generic"]["plumb.mode"] = "bridge";
+  auto wrong = parseCreateNetwork(ovs);
+  ASSERT_FALSE(wrong.ok());
+  EXPECT_NE(wrong.error().message.find("need plumb.mode=ovs"), std::string::npos);
   req["Options"]["com.docker.network.generic"] = {{"plumb.masquerade", "true"}};
   auto contradiction = parseCreateNetwork(req);
   ASSERT_FALSE(contradiction.ok());

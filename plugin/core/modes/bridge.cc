@@ -104,7 +104,8 @@ Result<nl::LinkInfo> ensureBridge(Kernel& k, const std::string& network, const V
     bool v4 = false, v6 = false;
     for (const auto& gw : plan.gateway_addresses) (gw.isV4() ? v4 : v6) = true;
     if (v4) PLUMB_TRY(k.writeSysctl(host, "net.ipv4.ip_forward", "1"));
-    if (v6) PLUMB_TRY(k.writeSysctl(host, "net.ipv6.conf.all.forwarding", "1"));
+    if (v6 && plan.ipv6_forwarding)
+      PLUMB_TRY(k.writeSysctl(host, "net.ipv6.conf.all.forwarding", "1"));
     PLUMB_TRY(k.ensureBridgeRules({plan.bridge, network, plan.masquerade, plan.internal}));
     return std::move(br).value();
   }();
