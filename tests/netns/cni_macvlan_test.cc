@@ -52,6 +52,11 @@ TEST_F(Macvlan, PrivateModeIsolates) {
   ASSERT_EQ(add(c, "c2", c2).rc, 0);
   EXPECT_NE(in(nsName("c1"), "ip -d -o link show eth0").out.find("macvlan mode private"),
             std::string::npos);
+  // The control: both reach the far side of the parent (the "LAN"), so a failed ping between
+  // them is private mode, not a dead link.
+  ASSERT_EQ(inHost("ip addr add 198.18.21.254/24 dev phys0p").rc, 0);
+  EXPECT_TRUE(ping(nsName("c1"), "198.18.21.254"));
+  EXPECT_TRUE(ping(nsName("c2"), "198.18.21.254"));
   EXPECT_FALSE(ping(nsName("c1"), "198.18.21.3"));
   EXPECT_EQ(del(c, "c1", c1).rc, 0);
   EXPECT_EQ(del(c, "c2", c2).rc, 0);

@@ -189,14 +189,15 @@ TEST_F(Dhcp, NoLeaseUndoesTheAttachmentAndNoClientChangesNothing) {
   EXPECT_NE(in(g1, "ip link show eth1").rc, 0) << "the attachment was undone";
   EXPECT_EQ(inHost("ip -o link 2>/dev/null | grep -c ': plm' || true").out, "0\n");
   EXPECT_EQ(plumb("ls --json").out, "[]\n");
-  if (sh("command -v dhcpcd").rc != 0) {
-    std::string before = hostSnapshot();
-    auto missing = plumb("brdhcp " + g1 + " dhcpcd");
-    EXPECT_EQ(missing.rc, 1);
-    EXPECT_NE(missing.out.find("no DHCP client found (looked for dhcpcd)"), std::string::npos)
-        << missing.out;
-    EXPECT_EQ(hostSnapshot(), before) << "a missing client is found out before anything changes";
-  }
+  // A client that is not there (a PATH without it, whatever this machine has installed) is
+  // found out before anything changes.
+  std::string before = hostSnapshot();
+  auto missing = inHost("env PATH=" + state_.path() + "/empty-path " + PLUMB_BIN + " --state-dir " +
+                        state_.path() + "/state brdhcp " + g1 + " dhcpcd");
+  EXPECT_EQ(missing.rc, 1);
+  EXPECT_NE(missing.out.find("no DHCP client found (looked for dhcpcd)"), std::string::npos)
+      << missing.out;
+  EXPECT_EQ(hostSnapshot(), before) << "a missing client is found out before anything changes";
 }
 
 }  // namespace
