@@ -74,7 +74,8 @@ Result<MacAddr> pipeworkMac(const std::string& name) {
   unsigned char d[16];
   lib->md5(reinterpret_cast<const unsigned char*>(line.data()), line.size(), d);
   char text[18];
-  std::snprintf(text, sizeof(text), "02:%02x:%02x:%02x:%02x:%02x", d[0], d[1], d[2], d[3], d[4]);
+  (void)std::snprintf(text, sizeof(text), "02:%02x:%02x:%02x:%02x:%02x", d[0], d[1], d[2], d[3],
+                      d[4]);
   return MacAddr::parse(text);
 }
 
