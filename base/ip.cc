@@ -100,6 +100,8 @@ Result<IpPrefix> IpPrefix::parse(std::string_view text, bool allow_bare) {
 
 static unsigned __int128 hostMask(int bits, int len) {
   if (len >= bits) return 0;
+  // ::/0: all 128 bits are host bits, and a shift by 128 is undefined.
+  if (bits - len >= 128) return ~static_cast<unsigned __int128>(0);
   unsigned __int128 one = 1;
   return (one << (bits - len)) - 1;
 }

@@ -41,6 +41,10 @@ TEST(IpPrefix, ParsesAndComputesBounds) {
   auto v6 = IpPrefix::parse("2001:db8:1::5/64");
   ASSERT_TRUE(v6.ok());
   EXPECT_EQ(v6->network().str(), "2001:db8:1::/64");
+  // The whole space: every bit a host bit (a shift by 128 was undefined; UBSan caught it).
+  EXPECT_EQ(IpPrefix::parse("2001:db8::1/0")->network().str(), "::/0");
+  EXPECT_EQ(IpPrefix::parse("198.18.0.1/0")->network().str(), "0.0.0.0/0");
+  EXPECT_TRUE(IpPrefix::parse("::/0")->contains(*IpAddr::parse("2001:db8::1")));
 }
 
 TEST(IpPrefix, RejectsBadInput) {
