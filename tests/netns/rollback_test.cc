@@ -161,16 +161,21 @@ class Killed : public Rollback {
       // What the killed ADD left for DEL: links under names derived from the key, in the
       // container (plt*) or on the host (plm*), and whether any is still unstamped.
       std::string left =
-          in(nsName("c1"), "ip -d -o link show | grep -E ': pl[mt][0-9a-f]{8}' || true").out +
-          inHost("ip -d -o link show | grep -E ': pl[mt][0-9a-f]{8}' | grep -v /c0/ || true").out;
+          in(nsName("c1"), "ip -d -o link show 2>/dev/null | grep -E ': pl[mt][0-9a-f]{8}' || true")
+              .out +
+          inHost(
+              "ip -d -o link show 2>/dev/null | grep -E ': pl[mt][0-9a-f]{8}' | grep -v /c0/ || "
+              "true")
+              .out;
       if (!left.empty()) ++made;
       if (!left.empty() && left.find("alias plumb:") == std::string::npos) ++unstamped;
       auto d = del(conf, "c1", c1);
       ASSERT_EQ(d.rc, 0) << d.out;
       EXPECT_EQ(in(nsName("c1"), "ip -o link show | grep -vc ': lo:' || true").out, "0\n");
-      EXPECT_EQ(
-          inHost("ip -d -o link show | grep -E ': pl[mtc][0-9a-f]{8}' | grep -vc /c0/ || true").out,
-          "0\n");
+      EXPECT_EQ(inHost("ip -d -o link show 2>/dev/null | grep -E ': pl[mtc][0-9a-f]{8}' | grep -vc "
+                       "/c0/ || true")
+                    .out,
+                "0\n");
       EXPECT_EQ(attachments(), "1\n") << "c0's alone";
       EXPECT_EQ(allocations(), "1\n") << "c0's alone";
     }
