@@ -64,11 +64,17 @@ int daemonMain(int argc, char** argv) {
                  "base=CIDR,size=N: where pools come from when a network names no subnet "
                  "(default base=10.200.0.0/16,size=24 and base=fd70:6c75:6d62::/48,size=64)");
   app.add_option("--log-level", level, "trace, debug, info, warn, error")->capture_default_str();
+  std::string ovsdb;
+  app.add_option("--ovsdb", ovsdb,
+                 "ovsdb-server's socket (unix:PATH) for OVS networks that name none "
+                 "(default $PLUMB_OVSDB, else /var/run/openvswitch/db.sock)");
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
     return app.exit(e);
   }
+  // The engine takes a network's plumb.ovsdb, else $PLUMB_OVSDB: this sets the latter.
+  if (!ovsdb.empty()) ::setenv("PLUMB_OVSDB", ovsdb.c_str(), 1);
   log::configure("", level);
   DriverConfig cfg;
   cfg.state_dir = state_dir;

@@ -45,7 +45,8 @@ nft list table inet plumb >/dev/null 2>&1 && ROOT_HAD_PLUMB_TABLE=yes
 
 start_plugin() {
   "$PLUMB" daemon --socket "$SOCK" --state-dir "$STATE" --log-level info \
-    --default-pool base=198.19.128.0/17,size=24 >>"$TMP/plumb.log" 2>&1 &
+    --default-pool base=198.19.128.0/17,size=24 --ovsdb "unix:$TMP/ovs/db.sock" \
+    >>"$TMP/plumb.log" 2>&1 &
   DAEMON_PID=$!
   local i
   for i in $(seq 100); do
@@ -337,9 +338,10 @@ terr "plumb.vlan=4096: a clear error" "VLAN from 0 to 4095" \
 t "network create -o plumb.mode=ovs -o plumb.vlan=10" docker network create -d "$DRV" \
   -o plumb.mode=ovs -o plumb.bridge="$OVSBR" -o plumb.vlan=10 \
   -o plumb.ovsdb="unix:$TMP/ovs/db.sock" --subnet 198.18.17.0/24 "$P-ovs"
-t "network create on the same bridge, VLAN 20" docker network create -d "$DRV" \
-  -o plumb.mode=ovs -o plumb.bridge="$OVSBR" -o plumb.vlan=20 \
-  -o plumb.ovsdb="unix:$TMP/ovs/db.sock" --subnet 198.18.18.0/24 "$P-ovs20"
+# No plumb.ovsdb: the daemon's --ovsdb applies.
+t "network create on the same bridge, VLAN 20 (OVSDB from plumb daemon --ovsdb)" \
+  docker network create -d "$DRV" -o plumb.mode=ovs -o plumb.bridge="$OVSBR" -o plumb.vlan=20 \
+  --subnet 198.18.18.0/24 "$P-ovs20"
 run_bg o1 ovs
 run_bg o2 ovs
 run_bg o3 ovs20
