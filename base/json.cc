@@ -17,26 +17,11 @@ Result<json> parse(std::string_view text) {
   // Copying, encoding and destroying a json value recurse once per level: a value nested
   // 100,000 deep (a prevResult) overflowed the stack after the attach was made. Refused here,
   // before anything is parsed.
-  size_t depth = 0;
-  bool in_string = false, escaped = false;
+  Nesting nesting;
   for (char c : text) {
-    if (in_string) {
-      if (escaped) {
-        escaped = false;
-      } else if (c == '\\') {
-        escaped = true;
-      } else if (c == '"') {
-        in_string = false;
-      }
-    } else if (c == '"') {
-      in_string = true;
-    } else if (c == '[' || c == '{') {
-      if (++depth > kMaxDepth)
-        return fail(Errc::kDecode,
-                    "malformed JSON: nested deeper than " + std::to_string(kMaxDepth) + " levels");
-    } else if ((c == ']' || c == '}') && depth > 0) {
-      --depth;
-    }
+    if (nesting.step(c) > kMaxDepth)
+      return fail(Errc::kDecode,
+                  "malformed JSON: nested deeper than " + std::to_string(kMaxDepth) + " levels");
   }
   json j = json::parse(text.begin(), text.end(), nullptr, /*allow_exceptions=*/false);
   if (j.is_discarded()) return fail(Errc::kDecode, "malformed JSON");

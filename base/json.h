@@ -18,6 +18,38 @@ using json = nlohmann::json;
 constexpr size_t kMaxDepth = 128;
 Result<json> parse(std::string_view text);
 
+// How deeply a JSON text is nested, byte by byte: brackets inside strings (escaped quotes
+// included) do not count. parse bounds the depth with it before parsing; ovs/ finds where
+// each value of a stream ends with it.
+class Nesting {
+ public:
+  // Takes the next byte; returns the depth after it.
+  size_t step(char c) {
+    if (in_string_) {
+      if (escaped_) {
+        escaped_ = false;
+      } else if (c == '\\') {
+        escaped_ = true;
+      } else if (c == '"') {
+        in_string_ = false;
+      }
+    } else if (c == '"') {
+      in_string_ = true;
+    } else if (c == '[' || c == '{') {
+      ++depth_;
+    } else if ((c == ']' || c == '}') && depth_ > 0) {
+      --depth_;
+    }
+    return depth_;
+  }
+  size_t depth() const { return depth_; }
+
+ private:
+  size_t depth_ = 0;
+  bool in_string_ = false;
+  bool escaped_ = false;
+};
+
 // j as text, with bytes that are not UTF-8 (from the environment, a name in the kernel)
 // replaced by U+FFFD rather than thrown over: output is written after the kernel changed.
 inline std::string text(const json& j, int indent = -1) {

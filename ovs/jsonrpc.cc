@@ -38,7 +38,7 @@ void Scanner::feed(std::string_view bytes) {
 Result<std::optional<std::string>> Scanner::next() {
   while (pos_ < buf_.size()) {
     char c = buf_[pos_++];
-    if (depth_ == 0) {
+    if (nesting_.depth() == 0) {
       // Between values: only blanks, then an object or array.
       if (c == ' ' || c == '\t' || c == '\r' || c == '\n') {
         start_ = pos_;
@@ -49,29 +49,16 @@ Result<std::optional<std::string>> Scanner::next() {
         return fail(Errc::kDecode,
                     std::string("not a JSON-RPC message: unexpected '") + c + "' between messages");
       }
-      depth_ = 1;
-      continue;
     }
-    if (in_string_) {
-      if (escaped_) {
-        escaped_ = false;
-      } else if (c == '\\') {
-        escaped_ = true;
-      } else if (c == '"') {
-        in_string_ = false;
-      }
-      continue;
+    size_t depth = nesting_.step(c);
+    if (depth > json_read::kMaxDepth) {
+      return fail(Errc::kDecode, "not a JSON-RPC message: nested deeper than " +
+                                     std::to_string(json_read::kMaxDepth) + " levels");
     }
-    if (c == '"') {
-      in_string_ = true;
-    } else if (c == '{' || c == '[') {
-      ++depth_;
-    } else if (c == '}' || c == ']') {
-      if (--depth_ == 0) {
-        std::string text = buf_.substr(start_, pos_ - start_);
-        start_ = pos_;
-        return std::optional<std::string>(std::move(text));
-      }
+    if (depth == 0) {
+      std::string text = buf_.substr(start_, pos_ - start_);
+      start_ = pos_;
+      return std::optional<std::string>(std::move(text));
     }
   }
   return std::optional<std::string>();
@@ -146,6 +133,7 @@ Result<json> Connection::receive(Clock::time_point deadline, const std::string& 
   for (;;) {
     PLUMB_ASSIGN(auto text, scanner_.next());
     if (text) {
+      // The scanner bounded its depth, as json_read::parse would have: parsed once, here.
       auto j = json::parse(*text, nullptr, /*allow_exceptions=*/false);
       if (j.is_discarded() || !j.is_object())
         return fail(Errc::kDecode, "OVSDB at " + where_ + " sent a message that is not JSON");

@@ -16,6 +16,7 @@
 #include <vector>
 
 #include "base/fd.h"
+#include "base/json.h"
 #include "base/result.h"
 
 namespace plumb::ovs {
@@ -24,8 +25,9 @@ using json = nlohmann::json;
 
 // Splits a byte stream into JSON texts. ovsdb-server sends values back to back with no
 // delimiter: a read may end inside a value or hold several. Tracks nesting outside strings (a
-// brace inside a string, or an escaped quote, does not count); only objects and arrays are
-// accepted at the top level, as JSON-RPC sends nothing else.
+// brace inside a string, or an escaped quote, does not count: json_read::Nesting); only
+// objects and arrays are accepted at the top level, as JSON-RPC sends nothing else, and none
+// nested deeper than json_read::kMaxDepth (what json_read::parse refuses too).
 class Scanner {
  public:
   // Appends bytes; complete values are then available through next().
@@ -39,9 +41,7 @@ class Scanner {
   std::string buf_;
   size_t start_ = 0;  // where the value being scanned began
   size_t pos_ = 0;    // how far the scan has gone
-  int depth_ = 0;
-  bool in_string_ = false;
-  bool escaped_ = false;
+  json_read::Nesting nesting_;
 };
 
 class Connection {

@@ -79,6 +79,18 @@ TEST(OvsScanner, SomethingThatIsNotAMessageIsAnError) {
   EXPECT_NE(bad.error().message.find("unexpected 'x'"), std::string::npos);
 }
 
+TEST(OvsScanner, AValueNestedTooDeepIsRefusedAsJsonReadRefusesIt) {
+  Scanner s;
+  s.feed(std::string(json_read::kMaxDepth, '[') + std::string(json_read::kMaxDepth, ']'));
+  auto ok = s.next();
+  ASSERT_TRUE(ok.ok());
+  EXPECT_TRUE(*ok) << "kMaxDepth levels are fine";
+  s.feed(std::string(json_read::kMaxDepth + 1, '['));
+  auto deep = s.next();
+  ASSERT_FALSE(deep.ok());
+  EXPECT_NE(deep.error().message.find("nested deeper than"), std::string::npos);
+}
+
 TEST(OvsValues, EncodeAsRfc7047Says) {
   EXPECT_EQ(uuid("abc").dump(), R"(["uuid","abc"])");
   EXPECT_EQ(namedUuid("port").dump(), R"(["named-uuid","port"])");
