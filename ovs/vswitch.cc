@@ -29,6 +29,17 @@ Result<PortRow> portRow(const json& row) {
   return p;
 }
 
+// An Interface row as selected: the columns asked for are read, the others left empty.
+Result<InterfaceRow> interfaceRow(const json& row) {
+  InterfaceRow r;
+  r.name = row.value("name", std::string());
+  r.type = row.value("type", std::string());
+  PLUMB_ASSIGN(r.ofport, optionalInt(row.value("ofport", json::array({"set", json::array()}))));
+  PLUMB_ASSIGN(auto err, setAtoms(row.value("error", json::array({"set", json::array()}))));
+  if (!err.empty() && err[0].is_string()) r.error = err[0].get<std::string>();
+  return r;
+}
+
 }  // namespace
 
 Result<Switch> Switch::open(const std::string& where_to, std::chrono::milliseconds timeout) {
@@ -38,6 +49,32 @@ Result<Switch> Switch::open(const std::string& where_to, std::chrono::millisecon
 
 Result<std::vector<json>> Switch::run(const json& ops, size_t* failed_op) {
   return transact(conn_, kDatabase, ops, timeout_ + kReplyMargin, failed_op);
+}
+
+Result<json> Switch::select(const char* table, json where, json columns) {
+  json ops = json::array({{{"op", "select"},
+                           {"table", table},
+                           {"where", std::move(where)},
+                           {"columns", std::move(columns)}}});
+  PLUMB_ASSIGN(auto res, run(ops));
+  return res[0].value("rows", json::array());
+}
+
+Result<json> Switch::applied(const json& select_next_cfg, const std::string& iface_uuid,
+                             const std::string& what) {
+  const json& rows = select_next_cfg.value("rows", json::array());
+  if (rows.empty() || !rows[0].value("next_cfg", json()).is_number_integer())
+    return fail(Errc::kDecode, "OVSDB returned no next_cfg");
+  long long next_cfg = rows[0]["next_cfg"].get<long long>();
+  size_t failed = SIZE_MAX;
+  auto done = run(appliedOps(next_cfg, iface_uuid, timeout_.count()), &failed);
+  if (!done.ok() && failed == 0) {
+    return fail(Errc::kTryAgain, "ovs-vswitchd did not apply " + what + " within " +
+                                     std::to_string(timeout_.count()) +
+                                     " ms (is ovs-vswitchd running?)");
+  }
+  PLUMB_TRY(done);
+  return (*done)[1].value("rows", json::array());
 }
 
 json Switch::addPortOps(const PortSpec& spec) {
@@ -115,43 +152,23 @@ Result<long long> Switch::addPort(const PortSpec& spec) {
     return std::move(added).error().wrap("cannot add port " + spec.name + " to " + spec.bridge);
   }
   auto& res = *added;
-  std::string iface_uuid, port_uuid;
-  long long next_cfg = 0;
-  {
-    PLUMB_ASSIGN(iface_uuid, uuidOf(res[1].value("uuid", json())));
-    PLUMB_ASSIGN(port_uuid, uuidOf(res[2].value("uuid", json())));
-    const json& rows = res[5].value("rows", json::array());
-    if (rows.empty() || !rows[0].value("next_cfg", json()).is_number_integer())
-      return fail(Errc::kDecode, "OVSDB returned no next_cfg");
-    next_cfg = rows[0]["next_cfg"].get<long long>();
-  }
+  PLUMB_ASSIGN(auto iface_uuid, uuidOf(res[1].value("uuid", json())));
+  PLUMB_ASSIGN(auto port_uuid, uuidOf(res[2].value("uuid", json())));
   auto undo = [&](Error e) -> Result<long long> {
     (void)removePorts({port_uuid});
     return fail(std::move(e));
   };
-  auto applied = run(appliedOps(next_cfg, iface_uuid, timeout_.count()), &failed);
-  if (!applied.ok()) {
-    if (failed == 0) {
-      return undo(makeError(Errc::kTryAgain, "ovs-vswitchd did not apply port " + spec.name +
-                                                 " on " + spec.bridge + " within " +
-                                                 std::to_string(timeout_.count()) +
-                                                 " ms (is ovs-vswitchd running?)"));
-    }
-    return undo(std::move(applied).error());
-  }
-  const json& rows = (*applied)[1].value("rows", json::array());
-  if (rows.empty()) return fail(Errc::kNotFound, "port " + spec.name + " vanished from OVSDB");
-  std::string error;
-  if (auto e = setAtoms(rows[0].value("error", json()));
-      e.ok() && !e->empty() && (*e)[0].is_string())
-    error = (*e)[0].get<std::string>();
-  auto ofport = optionalInt(rows[0].value("ofport", json()));
-  if (!error.empty() || !ofport.ok() || !*ofport || **ofport < 0) {
+  auto rows = applied(res[5], iface_uuid, "port " + spec.name + " on " + spec.bridge);
+  if (!rows.ok()) return undo(std::move(rows).error());
+  if (rows->empty()) return fail(Errc::kNotFound, "port " + spec.name + " vanished from OVSDB");
+  auto iface = interfaceRow((*rows)[0]);
+  if (!iface.ok() || !iface->error.empty() || !iface->ofport || *iface->ofport < 0) {
+    std::string why =
+        iface.ok() && !iface->error.empty() ? iface->error : "no OpenFlow port number";
     return undo(makeError(Errc::kKernel, "Open vSwitch refused port " + spec.name + " on " +
-                                             spec.bridge + ": " +
-                                             (error.empty() ? "no OpenFlow port number" : error)));
+                                             spec.bridge + ": " + why));
   }
-  return **ofport;
+  return *iface->ofport;
 }
 
 Status Switch::removePorts(const std::vector<std::string>& port_uuids) {
@@ -161,13 +178,10 @@ Status Switch::removePorts(const std::vector<std::string>& port_uuids) {
 }
 
 Result<std::vector<PortRow>> Switch::findPorts(const std::map<std::string, std::string>& ids) {
-  json ops = json::array({{{"op", "select"},
-                           {"table", "Port"},
-                           {"where", cond("external_ids", "includes", map(ids))},
-                           {"columns", {"_uuid", "name", "tag", "trunks", "external_ids"}}}});
-  PLUMB_ASSIGN(auto res, run(ops));
+  PLUMB_ASSIGN(auto rows, select("Port", cond("external_ids", "includes", map(ids)),
+                                 {"_uuid", "name", "tag", "trunks", "external_ids"}));
   std::vector<PortRow> out;
-  for (const auto& row : res[0].value("rows", json::array())) {
+  for (const auto& row : rows) {
     PLUMB_ASSIGN(auto p, portRow(row));
     out.push_back(std::move(p));
   }
@@ -175,40 +189,22 @@ Result<std::vector<PortRow>> Switch::findPorts(const std::map<std::string, std::
 }
 
 Result<std::string> Switch::bridgeOf(const std::string& port_uuid) {
-  json ops = json::array({{{"op", "select"},
-                           {"table", "Bridge"},
-                           {"where", cond("ports", "includes", uuid(port_uuid))},
-                           {"columns", {"name"}}}});
-  PLUMB_ASSIGN(auto res, run(ops));
-  const json& rows = res[0].value("rows", json::array());
+  PLUMB_ASSIGN(auto rows, select("Bridge", cond("ports", "includes", uuid(port_uuid)), {"name"}));
   if (rows.empty()) return std::string();
   return rows[0].value("name", std::string());
 }
 
 Result<std::optional<InterfaceRow>> Switch::findInterface(const std::string& name) {
-  json ops = json::array({{{"op", "select"},
-                           {"table", "Interface"},
-                           {"where", cond("name", "==", name)},
-                           {"columns", {"name", "ofport", "error", "type"}}}});
-  PLUMB_ASSIGN(auto res, run(ops));
-  const json& rows = res[0].value("rows", json::array());
+  PLUMB_ASSIGN(auto rows,
+               select("Interface", cond("name", "==", name), {"name", "ofport", "error", "type"}));
   if (rows.empty()) return std::optional<InterfaceRow>();
-  InterfaceRow r;
-  r.name = rows[0].value("name", std::string());
-  r.type = rows[0].value("type", std::string());
-  PLUMB_ASSIGN(r.ofport, optionalInt(rows[0].value("ofport", json())));
-  PLUMB_ASSIGN(auto err, setAtoms(rows[0].value("error", json())));
-  if (!err.empty() && err[0].is_string()) r.error = err[0].get<std::string>();
+  PLUMB_ASSIGN(auto r, interfaceRow(rows[0]));
   return std::optional<InterfaceRow>(std::move(r));
 }
 
 Result<bool> Switch::bridgeExists(const std::string& name) {
-  json ops = json::array({{{"op", "select"},
-                           {"table", "Bridge"},
-                           {"where", cond("name", "==", name)},
-                           {"columns", {"name"}}}});
-  PLUMB_ASSIGN(auto res, run(ops));
-  return !res[0].value("rows", json::array()).empty();
+  PLUMB_ASSIGN(auto rows, select("Bridge", cond("name", "==", name), {"name"}));
+  return !rows.empty();
 }
 
 Status Switch::createBridge(const std::string& name, const std::string& datapath_type,
@@ -236,28 +232,13 @@ Status Switch::createBridge(const std::string& name, const std::string& datapath
        {"columns", {"next_cfg"}}},
   });
   PLUMB_ASSIGN(auto res, run(ops));
-  const json& rows = res[4].value("rows", json::array());
-  if (rows.empty()) return fail(Errc::kDecode, "OVSDB returned no next_cfg");
-  long long next_cfg = rows[0].value("next_cfg", 0LL);
   PLUMB_ASSIGN(auto iface_uuid, uuidOf(res[0].value("uuid", json())));
-  size_t failed = SIZE_MAX;
-  auto applied = run(appliedOps(next_cfg, iface_uuid, timeout_.count()), &failed);
-  if (!applied.ok() && failed == 0) {
-    return fail(Errc::kTryAgain, "ovs-vswitchd did not apply bridge " + name + " within " +
-                                     std::to_string(timeout_.count()) +
-                                     " ms (is ovs-vswitchd running?)");
-  }
-  PLUMB_TRY(applied);
+  PLUMB_TRY(applied(res[4], iface_uuid, "bridge " + name));
   return {};
 }
 
 Status Switch::deleteBridge(const std::string& name) {
-  json find = json::array({{{"op", "select"},
-                            {"table", "Bridge"},
-                            {"where", cond("name", "==", name)},
-                            {"columns", {"_uuid"}}}});
-  PLUMB_ASSIGN(auto res, run(find));
-  const json& rows = res[0].value("rows", json::array());
+  PLUMB_ASSIGN(auto rows, select("Bridge", cond("name", "==", name), {"_uuid"}));
   if (rows.empty()) return {};
   PLUMB_ASSIGN(auto id, uuidOf(rows[0].value("_uuid", json())));
   json ops = json::array({{{"op", "mutate"},

@@ -86,6 +86,13 @@ class Switch {
  private:
   Switch(Connection c, std::chrono::milliseconds t) : conn_(std::move(c)), timeout_(t) {}
   Result<std::vector<json>> run(const json& ops, size_t* failed_op = nullptr);
+  // One "select": the rows of table matching where, with columns.
+  Result<json> select(const char* table, json where, json columns);
+  // After a change whose last result (select_next_cfg) read next_cfg back: waits until
+  // ovs-vswitchd has applied it and returns the Interface iface_uuid's rows (ofport, error).
+  // Not applied in time is Errc::kTryAgain, naming what (as "port X on BR").
+  Result<json> applied(const json& select_next_cfg, const std::string& iface_uuid,
+                       const std::string& what);
 
   Connection conn_;
   std::chrono::milliseconds timeout_;
