@@ -27,13 +27,21 @@ std::chrono::milliseconds ovsdbTimeout() {
   return std::chrono::milliseconds(ms > 0 ? ms : 5000);
 }
 
+namespace {
+
+Result<ovs::Switch> openSwitch(const std::string& where) {
+  return ovs::Switch::open(where, ovsdbTimeout());
+}
+
+}  // namespace
+
 Result<bool> ovsBridgeExists(const std::string& ovsdb, const std::string& bridge) {
-  PLUMB_ASSIGN(auto sw, ovs::Switch::open(ovsdbSocket(ovsdb), ovsdbTimeout()));
+  PLUMB_ASSIGN(auto sw, openSwitch(ovsdbSocket(ovsdb)));
   return sw.bridgeExists(bridge);
 }
 
 Status ovsReady(const std::string& ovsdb, const std::string& bridge) {
-  PLUMB_ASSIGN(auto sw, ovs::Switch::open(ovsdbSocket(ovsdb), ovsdbTimeout()));
+  PLUMB_ASSIGN(auto sw, openSwitch(ovsdbSocket(ovsdb)));
   PLUMB_ASSIGN(bool exists, sw.bridgeExists(bridge));
   if (!exists)
     return fail(Errc::kNotFound, "no Open vSwitch bridge " + bridge + " in " + sw.where());
@@ -79,10 +87,6 @@ std::string vlanText(const OvsPlan& plan) {
   return out;
 }
 
-Result<ovs::Switch> openSwitch(const std::string& where) {
-  return ovs::Switch::open(where, ovsdbTimeout());
-}
-
 // Removes the ports made for key; none is success.
 Status removeOwnPorts(ovs::Switch& sw, const AttachmentKey& key) {
   PLUMB_ASSIGN(auto ports, sw.findPorts(attachmentIds(key)));
@@ -100,7 +104,7 @@ Status validate(const OvsPlan& plan, const AttachRequest& req) {
   if (plan.vlan && (*plan.vlan < 0 || *plan.vlan > 4095))
     return fail(Errc::kInvalid, "vlan " + std::to_string(*plan.vlan) + " is out of range (0-4095)");
   for (const auto& r : plan.trunks) {
-    if (r.min < 0 || r.max > 4095 || r.min > 4095 || r.max < 0) {
+    if (std::min(r.min, r.max) < 0 || std::max(r.min, r.max) > 4095) {
       return fail(Errc::kInvalid, "trunk " + std::to_string(r.min) + "-" + std::to_string(r.max) +
                                       " is out of range (0-4095)");
     }
