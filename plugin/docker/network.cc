@@ -45,32 +45,22 @@ Result<bool> parseBool(const std::string& key, const std::string& v) {
   return fail(Errc::kInvalid, "option " + key + " must be true or false, not '" + v + "'");
 }
 
-Result<int> parseMtu(const std::string& key, const std::string& v) {
-  int mtu = 0;
+// A whole number from min to max; what names it in the error ("an MTU", "a VLAN").
+Result<int> parseNumber(const std::string& key, const std::string& v, int min, int max,
+                        const char* what) {
+  int n = 0;
   size_t used = 0;
   try {
-    mtu = std::stoi(v, &used);
+    n = std::stoi(v, &used);
   } catch (const std::exception&) {
     used = 0;
   }
-  if (used != v.size() || v.empty() || mtu < 68 || mtu > 65535)
-    return fail(Errc::kInvalid,
-                "option " + key + " must be an MTU from 68 to 65535, not '" + v + "'");
-  return mtu;
-}
-
-Result<int> parseVlan(const std::string& key, const std::string& v) {
-  int tag = -1;
-  size_t used = 0;
-  try {
-    tag = std::stoi(v, &used);
-  } catch (const std::exception&) {
-    used = 0;
+  if (used != v.size() || v.empty() || n < min || n > max) {
+    return fail(Errc::kInvalid, "option " + key + " must be " + what + " from " +
+                                    std::to_string(min) + " to " + std::to_string(max) + ", not '" +
+                                    v + "'");
   }
-  if (used != v.size() || v.empty() || tag < 0 || tag > 4095)
-    return fail(Errc::kInvalid,
-                "option " + key + " must be a VLAN from 0 to 4095, not '" + v + "'");
-  return tag;
+  return n;
 }
 
 Result<std::vector<Subnet>> parseIpData(const json& req, const char* key, bool v6) {
@@ -271,7 +261,7 @@ Result<NetworkConfig> parseCreateNetwork(const json& req) {
         PLUMB_TRY(validateIfname(v));
         n.bridge = v;
       } else if (key == "plumb.vlan") {
-        PLUMB_ASSIGN(n.vlan, parseVlan(key, v));
+        PLUMB_ASSIGN(n.vlan, parseNumber(key, v, 0, 4095, "a VLAN"));
       } else if (key == "plumb.ovsdb") {
         n.ovsdb = v;
       } else if (key == "plumb.parent") {
@@ -282,7 +272,7 @@ Result<NetworkConfig> parseCreateNetwork(const json& req) {
         if (!mode.ok()) return std::move(mode).error().wrap("option plumb.macvlan_mode");
         n.macvlan_mode = core::macvlanModeName(*mode);
       } else if (key == "plumb.mtu" || key == "com.docker.network.driver.mtu") {
-        PLUMB_ASSIGN(n.mtu, parseMtu(key, v));
+        PLUMB_ASSIGN(n.mtu, parseNumber(key, v, 68, 65535, "an MTU"));
       } else if (key == "plumb.device") {
         PLUMB_TRY(validateIfname(v));
         n.device = v;
