@@ -89,14 +89,7 @@ Result<Stmt> Db::prepare(const char* sql) {
 }
 
 Status Db::exec(const char* sql) {
-  char* err = nullptr;
-  if (sqlite3_exec(h_, sql, nullptr, nullptr, &err) != SQLITE_OK) {
-    std::string msg = err ? err : "unknown error";
-    sqlite3_free(err);
-    int rc = sqlite3_extended_errcode(h_);
-    if ((rc & 0xff) == SQLITE_IOERR) msg += " (SQLite code " + std::to_string(rc) + ")";
-    return makeError((rc & 0xff) == SQLITE_BUSY ? Errc::kTryAgain : Errc::kIo, "store: " + msg);
-  }
+  if (sqlite3_exec(h_, sql, nullptr, nullptr, nullptr) != SQLITE_OK) return sqlError(h_, "store");
   return {};
 }
 
