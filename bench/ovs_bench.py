@@ -61,6 +61,9 @@ ip link del "$L"
 """
 
 
+FLOOR_LINK = "flr0"  # the standing veth whose port the switch's floor adds and removes
+
+
 class Ovsdb:
     """The switch's floor: a bare JSON-RPC client sending the OVSDB work of one ADD (the same
     two transactions plumb sends: insert Interface and Port, mutate the bridge's ports,
@@ -114,6 +117,15 @@ class Ovsdb:
             sys.exit("ovs_bench: the floor's port was not applied: %s" % w)
         return port
 
+    def floor_ms(self, bridge, name):
+        """One floor sample: the port of the standing veth NAME added (timed), then removed and
+        waited for (untimed), so the bridge keeps its size."""
+        t0 = time.perf_counter()
+        port = self.add_port(bridge, name)
+        ms = (time.perf_counter() - t0) * 1000.0
+        self.remove_port(port)
+        return ms
+
     def remove_port(self, port):
         """Untimed; waits until ovs-vswitchd has applied it, so that the next ADD does not."""
         r = self.call("transact", ["Open_vSwitch",
@@ -141,6 +153,10 @@ class Bench:
     def vsctl(self, *args):
         subprocess.run(["ovs-vsctl", "--db=" + self.db, "--timeout=30"] + list(args), check=True,
                        stdout=subprocess.DEVNULL)
+
+    def ports(self, bridge):
+        return subprocess.run(["ovs-vsctl", "--db=" + self.db, "list-ports", bridge],
+                              stdout=subprocess.PIPE, check=True).stdout.split()
 
     def netns(self, i):
         return "%s-c%d" % (self.a.prefix, i)
@@ -178,45 +194,31 @@ class Bench:
         bridge = "obr0"
         self.vsctl("add-br", bridge, "--", "set", "bridge", bridge, "datapath_type=netdev")
         conf = self.conf(bridge, "198.18.64.0/18", "ovsbench")
-        names = ["plumb-cni", "pipework", "plumb-cli"]
-        add = {n: [] for n in names}
+        ways = {
+            "plumb-cni": (lambda i: self.cni("ADD", conf, i), lambda i: self.cni("DEL", conf, i)),
+            "pipework": (lambda i: run(["bash", "-c", PIPEWORK_ADD],
+                                       env=self.pipework_env(bridge, i)),
+                         lambda i: run(["bash", "-c", PIPEWORK_DEL],
+                                       env=self.pipework_env(bridge, i))),
+            "plumb-cli": (lambda i: self.cli_add(bridge, i), self.cli_del),
+        }
+        add = {n: [] for n in ways}
         add["switch floor"] = []
-        dele = {n: [] for n in names}
+        dele = {n: [] for n in ways}
         ports = 0
         client = Ovsdb(self.db[len("unix:"):])
-        subprocess.run(["ip", "link", "add", "flr0", "type", "veth", "peer", "name", "flr1"],
-                       check=True)
-        for n in names:
+        for n, (do_add, do_del) in ways.items():
             for i in range(self.a.count):
+                add[n].append(do_add(i))
                 if n == "plumb-cni":
-                    add[n].append(self.cni("ADD", conf, i))
-                    # The switch's floor at this bridge size (see part 2), its port then
-                    # removed and waited for, untimed.
-                    t0 = time.perf_counter()
-                    port = client.add_port(bridge, "flr0")
-                    add["switch floor"].append((time.perf_counter() - t0) * 1000.0)
-                    client.remove_port(port)
-                elif n == "plumb-cli":
-                    add[n].append(self.cli_add(bridge, i))
-                else:
-                    add[n].append(run(["bash", "-c", PIPEWORK_ADD],
-                                      env=self.pipework_env(bridge, i)))
-            ports = max(ports, len(subprocess.run(
-                ["ovs-vsctl", "--db=" + self.db, "list-ports", bridge],
-                stdout=subprocess.PIPE, check=True).stdout.split()))
+                    # The switch's floor at this bridge size (see part 2).
+                    add["switch floor"].append(client.floor_ms(bridge, FLOOR_LINK))
+            ports = max(ports, len(self.ports(bridge)))
             for i in range(self.a.count):
-                if n == "plumb-cni":
-                    dele[n].append(self.cni("DEL", conf, i))
-                elif n == "plumb-cli":
-                    dele[n].append(self.cli_del(i))
-                else:
-                    dele[n].append(run(["bash", "-c", PIPEWORK_DEL],
-                                       env=self.pipework_env(bridge, i)))
-            left = subprocess.run(["ovs-vsctl", "--db=" + self.db, "list-ports", bridge],
-                                  stdout=subprocess.PIPE, check=True).stdout.split()
+                dele[n].append(do_del(i))
+            left = self.ports(bridge)
             if left:
                 sys.exit("ovs_bench: ports left on %s: %s" % (bridge, left[:5]))
-        subprocess.run(["ip", "link", "del", "flr0"], check=True)
         self.vsctl("del-br", bridge)
         return add, dele, ports
 
@@ -224,19 +226,12 @@ class Bench:
         conf = self.conf(bridge, subnet, name)
         adds, dels, floor = [], [], []
         client = Ovsdb(self.db[len("unix:"):])
-        subprocess.run(["ip", "link", "add", "flr0", "type", "veth", "peer", "name", "flr1"],
-                       check=True)
         for i in range(self.a.samples):
-            # Alternating: plumb's ADD, then the floor's OVSDB work on a standing veth (its
-            # port removed, untimed, before the next plumb ADD: the bridge keeps its size).
+            # Alternating: plumb's ADD, then the floor's OVSDB work at the same bridge size.
             adds.append(self.cni("ADD", conf, i))
-            t0 = time.perf_counter()
-            port = client.add_port(bridge, "flr0")
-            floor.append((time.perf_counter() - t0) * 1000.0)
-            client.remove_port(port)
+            floor.append(client.floor_ms(bridge, FLOOR_LINK))
         for i in range(self.a.samples):
             dels.append(self.cni("DEL", conf, i))
-        subprocess.run(["ip", "link", "del", "flr0"], check=True)
         return adds, dels, floor
 
     def part2(self):
@@ -276,6 +271,8 @@ def main():
     load = open("/proc/loadavg").read().split()[:3]
     print("# OVS benchmark: plumb %s, %s, netdev datapath; %d containers; load %s" %
           (a.plumb, a.ovs_version, a.count, " ".join(load)))
+    subprocess.run(["ip", "link", "add", FLOOR_LINK, "type", "veth", "peer", "name", "flr1"],
+                   check=True)
     add, dele, ports = b.part1()
     print("\n## Part 1: %d ADDs then %d DELs, each way in turn on one bridge (0 to %d ports)" %
           (a.count, a.count, ports))
@@ -310,6 +307,7 @@ def main():
                 pct(dels, 50)))
         print("ADD p50 at %d / at 10: %.2fx (target <= 1.3x); the floor's: %.2fx" %
               (a.high, h50 / l50, pct(high[2], 50) / pct(low[2], 50)))
+    subprocess.run(["ip", "link", "del", FLOOR_LINK], check=True)
 
 
 if __name__ == "__main__":

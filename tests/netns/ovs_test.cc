@@ -66,6 +66,11 @@ class Ovs : public NetnsTest {
   }
 
   std::string socket() const { return dir_ + "/db.sock"; }
+  // The command line, with state of its own and this test's OVSDB, ready for arguments.
+  std::string cli() const {
+    return std::string(PLUMB_BIN) + " --state-dir " + state_.path() +
+           "/cli --ovsdb unix:" + socket() + " ";
+  }
   Cmd vsctl(const std::string& args) {
     return sh("ovs-vsctl --db=unix:" + socket() + " --timeout=10 " + args + " 2>&1");
   }
@@ -286,8 +291,7 @@ TEST_F(Ovs, AddExecsNothing) {
 TEST_F(Ovs, CommandLineAsksOvsdbAndCreatesOvsNamesAsPipeworkDoes) {
   makeNetns("g1");
   makeNetns("g2");
-  std::string plumb = std::string(PLUMB_BIN) + " --state-dir " + state_.path() +
-                      "/cli --ovsdb unix:" + socket() + " ";
+  std::string plumb = cli();
   // An existing OVS bridge whose name says nothing: OVSDB is asked.
   auto first = inHost(plumb + "br-a " + nsName("g1") + " 198.18.34.2/24 @5");
   ASSERT_EQ(first.rc, 0) << first.out;
@@ -320,8 +324,7 @@ TEST_F(Ovs, CommandLineAsksOvsdbAndCreatesOvsNamesAsPipeworkDoes) {
 
 TEST_F(Ovs, ABridgeMadeForAFailedAttachGoesAgain) {
   makeNetns("g1");
-  std::string plumb = std::string(PLUMB_BIN) + " --state-dir " + state_.path() +
-                      "/cli --ovsdb unix:" + socket() + " ";
+  std::string plumb = cli();
   // The guest already has eth1: the attach fails after the bridge was made.
   ASSERT_EQ(in(nsName("g1"), "ip link add eth1 type veth peer name x1").rc, 0);
   auto r = inHost(plumb + "--ovs-datapath netdev ovsgone " + nsName("g1") + " 198.18.36.2/24");
