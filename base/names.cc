@@ -1,5 +1,7 @@
 #include "base/names.h"
 
+#include <cctype>
+
 namespace plumb {
 
 namespace {
@@ -34,6 +36,27 @@ Status validateIfname(const std::string& name) {
     if (u <= 0x20 || u >= 0x7f || c == '/' || c == ':')
       return fail(Errc::kInvalid,
                   "interface name " + quoted(name) + " holds a character not allowed");
+  }
+  return {};
+}
+
+Status validatePciAddress(const std::string& pci) {
+  auto bad = [&] {
+    return fail(Errc::kInvalid, "PCI address " + quoted(pci) +
+                                    " is not valid (DOMAIN:BUS:DEVICE.FUNCTION, as 0000:03:00.1)");
+  };
+  auto hex = [](char c) { return std::isxdigit(static_cast<unsigned char>(c)) != 0; };
+  auto colon = pci.find(':');
+  if (colon == std::string::npos || colon < 4 || colon > 8) return bad();
+  // After the domain: "BB:DD.F".
+  std::string rest = pci.substr(colon + 1);
+  if (rest.size() != 7 || rest[2] != ':' || rest[5] != '.' || rest[6] < '0' || rest[6] > '7')
+    return bad();
+  for (size_t i = 0; i < colon; ++i) {
+    if (!hex(pci[i])) return bad();
+  }
+  for (size_t i : {0, 1, 3, 4}) {
+    if (!hex(rest[i])) return bad();
   }
   return {};
 }

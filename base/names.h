@@ -17,6 +17,10 @@ Status validateIfname(const std::string& name);
 // digit, without "..". Checked byte by byte (no regex): any length is rejected in linear time.
 Status validateId(const std::string& what, const std::string& id);
 
+// A PCI address as sysfs names devices: DOMAIN:BUS:DEVICE.FUNCTION in hex, "0000:03:00.1"
+// (a domain of 4 to 8 digits). Anything else never reaches a sysfs path.
+Status validatePciAddress(const std::string& pci);
+
 // A MAC an interface may take: neither multicast nor all zeros.
 Status checkUnicast(const MacAddr& mac);
 

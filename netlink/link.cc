@@ -145,6 +145,34 @@ Status deleteLink(NlSocket& s, int index) {
   return named(s.request(m), "failed to delete link " + std::to_string(index));
 }
 
+void buildAltnames(Message& m, int index, const std::vector<std::string>& names) {
+  putIfinfo(m, index);
+  nlattr* list = m.nestStart(IFLA_PROP_LIST | NLA_F_NESTED);
+  for (const auto& n : names) m.putStr(IFLA_ALT_IFNAME, n);
+  m.nestEnd(list);
+}
+
+namespace {
+Status changeAltnames(NlSocket& s, uint16_t type, int index,
+                      const std::vector<std::string>& names) {
+  if (names.empty()) return {};
+  Message m(type, 0);
+  buildAltnames(m, index, names);
+  std::string joined;
+  for (const auto& n : names) joined += (joined.empty() ? "" : ", ") + n;
+  return named(s.request(m), std::string("failed to ") +
+                                 (type == RTM_NEWLINKPROP ? "add" : "remove") + " altnames " +
+                                 joined + " of link " + std::to_string(index));
+}
+}  // namespace
+
+Status addAltnames(NlSocket& s, int index, const std::vector<std::string>& names) {
+  return changeAltnames(s, RTM_NEWLINKPROP, index, names);
+}
+Status deleteAltnames(NlSocket& s, int index, const std::vector<std::string>& names) {
+  return changeAltnames(s, RTM_DELLINKPROP, index, names);
+}
+
 Result<LinkInfo> parseLink(const nlmsghdr* nlh) {
   if (nlh->nlmsg_type != RTM_NEWLINK) return fail(Errc::kDecode, "not a link message");
   const auto* ifi = static_cast<const ifinfomsg*>(mnl_nlmsg_get_payload(nlh));
@@ -170,6 +198,13 @@ Result<LinkInfo> parseLink(const nlmsghdr* nlh) {
         break;
       case IFLA_IFALIAS:
         if (mnl_attr_validate(attr, MNL_TYPE_NUL_STRING) == 0) info.alias = mnl_attr_get_str(attr);
+        break;
+      case IFLA_PROP_LIST:
+        forEachNested(attr, [&](const nlattr* prop) {
+          if (mnl_attr_get_type(prop) == IFLA_ALT_IFNAME &&
+              mnl_attr_validate(prop, MNL_TYPE_NUL_STRING) == 0)
+            info.altnames.emplace_back(mnl_attr_get_str(prop));
+        });
         break;
       case IFLA_MASTER:
         if (mnl_attr_validate(attr, MNL_TYPE_U32) == 0)

@@ -27,7 +27,8 @@ struct LinkInfo {
   std::optional<MacAddr> mac;
   std::optional<MacAddr> perm_mac;
   std::string alias;
-  int master = 0;  // ifindex of the bridge it is enslaved to
+  std::vector<std::string> altnames;  // IFLA_PROP_LIST
+  int master = 0;                     // ifindex of the bridge it is enslaved to
   uint32_t macvlan_mode = 0;
   uint8_t oper_state = 0;
   bool up() const;
@@ -105,10 +106,17 @@ Result<std::vector<LinkInfo>> listLinks(NlSocket& s);
 // by polling: pipework's --wait, inside a container.
 Status waitForCarrier(const std::string& name);
 
+// Alternative names of a link (RTM_NEWLINKPROP / RTM_DELLINKPROP). A name that is a link's
+// altname cannot become another link's name, nor its own: plumb drops a device's altnames
+// before renaming or moving it and puts them back when it gives the device back.
+Status addAltnames(NlSocket& s, int index, const std::vector<std::string>& names);
+Status deleteAltnames(NlSocket& s, int index, const std::vector<std::string>& names);
+
 // Request builders, exposed for the golden-byte unit tests.
 void buildCreateVeth(Message& m, const VethSpec& spec);
 void buildCreateMacvlan(Message& m, const MacvlanSpec& spec);
 void buildChangeLink(Message& m, int index, const LinkChange& change);
+void buildAltnames(Message& m, int index, const std::vector<std::string>& names);
 Result<LinkInfo> parseLink(const nlmsghdr* nlh);
 
 }  // namespace plumb::netlink

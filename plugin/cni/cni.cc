@@ -249,8 +249,17 @@ Result<core::Plan> planFor(const NetConf& conf) {
     p.ovsdb = conf.socket_file;
     return core::Plan(p);
   }
-  if (conf.mode == "sriov")
-    return core::Plan(core::SriovPlan{conf.master, std::nullopt, conf.pci_bus_id});
+  if (conf.mode == "sriov") {
+    core::SriovPlan p;
+    p.pf = conf.pf;
+    p.pci_address = conf.device_id;
+    p.settings = conf.vf;
+    p.settings.vlan = conf.vlan;
+    if (p.pf.empty() && p.pci_address.empty())
+      return fail(Errc::kInvalid,
+                  "sriov mode needs \"deviceID\" (or runtimeConfig.deviceID) or \"pf\"");
+    return core::Plan(p);
+  }
   std::optional<MacAddr> hwaddr;
   if (!conf.hwaddr.empty()) {
     auto m = MacAddr::parse(conf.hwaddr);
@@ -313,11 +322,13 @@ Outcome cmdAdd(Call& c) {
   int base = c.conf.prev_result ? static_cast<int>(c.conf.prev_result->interfaces.size()) : 0;
   int ctr_index = base;
   if (attached->host) {
-    out.interfaces.push_back({attached->host->name, attached->host->mac, "", attached->host->mtu});
+    out.interfaces.push_back(
+        {attached->host->name, attached->host->mac, "", attached->host->mtu, ""});
     ctr_index = base + 1;
   }
   out.interfaces.push_back({attached->container.name, attached->container.mac,
-                            attached->container.sandbox, attached->container.mtu});
+                            attached->container.sandbox, attached->container.mtu,
+                            attached->container.pci});
   for (const auto& a : attached->addresses) out.ips.push_back({a.address, a.gateway, ctr_index});
   for (const auto& r : attached->routes) out.routes.push_back({r.dst, r.gateway, r.mtu, r.metric});
   if (!c.conf.dns.empty()) out.dns = c.conf.dns;
@@ -453,6 +464,11 @@ Outcome cmdStatus(Call& c) {
     auto plan = planFor(c.conf);
     if (!plan.ok()) return CniError{kInvalidConfig, plan.error().message, ""};
     auto st = core::checkOvsBridge(std::get<core::OvsPlan>(*plan));
+    if (!st.ok()) return CniError{kPluginNotAvailable, st.error().message, ""};
+  } else if (c.conf.mode == "sriov") {
+    auto plan = planFor(c.conf);
+    if (!plan.ok()) return CniError{kInvalidConfig, plan.error().message, ""};
+    auto st = core::checkSriov(std::get<core::SriovPlan>(*plan), *c.store);
     if (!st.ok()) return CniError{kPluginNotAvailable, st.error().message, ""};
   } else if (c.conf.mode == "macvlan") {
     auto m = core::findHostLink(c.conf.master);

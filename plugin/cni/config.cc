@@ -121,6 +121,33 @@ Status parseOvsFields(const json& j, NetConf& c) {
   return {};
 }
 
+// "on" / "off", as sriov-cni spells its switches.
+Status onOff(const json& j, const char* key, std::optional<bool>& out) {
+  std::string v;
+  PLUMB_TRY(jr::str(j, key, v));
+  if (v.empty()) return {};
+  if (v != "on" && v != "off")
+    return fail(Errc::kInvalid,
+                std::string("\"") + key + "\" must be \"on\" or \"off\", not \"" + v + "\"");
+  out = v == "on";
+  return {};
+}
+
+// sriov-cni's fields: "deviceID", "vlanQoS", "vlanProto", "spoofchk", "trust", "link_state",
+// "min_tx_rate", "max_tx_rate"; and plumb's "pf".
+Status parseSriovFields(const json& j, NetConf& c) {
+  PLUMB_TRY(jr::str(j, "deviceID", c.device_id));
+  PLUMB_TRY(jr::str(j, "pf", c.pf));
+  PLUMB_TRY(optionalInt(j, "vlanQoS", c.vf.vlan_qos));
+  PLUMB_TRY(jr::str(j, "vlanProto", c.vf.vlan_proto));
+  PLUMB_TRY(onOff(j, "spoofchk", c.vf.spoofchk));
+  PLUMB_TRY(onOff(j, "trust", c.vf.trust));
+  PLUMB_TRY(jr::str(j, "link_state", c.vf.link_state));
+  PLUMB_TRY(optionalInt(j, "min_tx_rate", c.vf.min_tx_rate));
+  PLUMB_TRY(optionalInt(j, "max_tx_rate", c.vf.max_tx_rate));
+  return {};
+}
+
 }  // namespace
 
 Result<NetConf> parseNetConf(std::string_view bytes) {
@@ -153,6 +180,7 @@ Result<NetConf> parseNetConf(std::string_view bytes) {
   PLUMB_TRY(jr::str(j, "hwaddr", c.hwaddr));
   PLUMB_TRY(jr::str(j, "pciBusID", c.pci_bus_id));
   PLUMB_TRY(parseOvsFields(j, c));
+  PLUMB_TRY(parseSriovFields(j, c));
   std::string data_dir;
   PLUMB_TRY(jr::str(j, "dataDir", data_dir));
   PLUMB_TRY(jr::str(j, "logFile", c.log_file));
@@ -197,6 +225,9 @@ Result<NetConf> parseNetConf(std::string_view bytes) {
   if (rc) {
     PLUMB_TRY(jr::strList(*rc, "ips", c.runtime_ips, "runtimeConfig"));
     PLUMB_TRY(jr::str(*rc, "mac", c.runtime_mac, "runtimeConfig"));
+    std::string device_id;
+    PLUMB_TRY(jr::str(*rc, "deviceID", device_id, "runtimeConfig"));
+    if (!device_id.empty()) c.device_id = device_id;
     PLUMB_ASSIGN(const json* ranges, jr::array(*rc, "ipRanges", "runtimeConfig"));
     if (ranges && !ranges->empty())
       PLUMB_ASSIGN(c.runtime_ip_ranges, rangeSets(*ranges, "runtimeConfig.ipRanges"));

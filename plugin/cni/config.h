@@ -54,6 +54,11 @@ struct NetConf {
   std::optional<int> ofport_request;
   std::string interface_type;
   std::string socket_file;  // ovsdb-server's socket, PATH or unix:PATH
+  // SR-IOV (sriov-cni's fields, "vlan" above, "mac" below): the VF by "deviceID" (or
+  // runtimeConfig.deviceID, a device plugin's) or a free one of plumb's "pf".
+  std::string device_id;
+  std::string pf;
+  core::VfSettings vf;
 
   bool has_ipam = false;
   IpamConf ipam;

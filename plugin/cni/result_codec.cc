@@ -78,6 +78,7 @@ Status fromJson(const json& j, CniResult& out) {
       PLUMB_TRY(jr::str(i, "mac", f.mac, "interfaces"));
       PLUMB_TRY(jr::str(i, "sandbox", f.sandbox, "interfaces"));
       PLUMB_TRY(jr::integer(i, "mtu", f.mtu, "interfaces"));
+      PLUMB_TRY(jr::str(i, "pciID", f.pci_id, "interfaces"));
       out.interfaces.push_back(f);
     }
   }
@@ -137,6 +138,7 @@ json toJson(const CniResult& r, const std::string& version) {
       if (!i.mac.empty()) f["mac"] = i.mac;
       if (v11 && i.mtu > 0) f["mtu"] = i.mtu;
       if (!i.sandbox.empty()) f["sandbox"] = i.sandbox;
+      if (v11 && !i.pci_id.empty()) f["pciID"] = i.pci_id;
       ifs.push_back(f);
     }
     out["interfaces"] = ifs;

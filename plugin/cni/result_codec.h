@@ -27,6 +27,7 @@ struct Interface {
   std::string mac;
   std::string sandbox;
   int mtu = 0;
+  std::string pci_id;  // CNI 1.1 "pciID": a VF without a netdev (vfio-pci)
 };
 
 struct IpConfig {

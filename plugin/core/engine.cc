@@ -210,32 +210,41 @@ std::vector<Step> buildSteps(modes::Context& ctx, const std::optional<DhcpClient
   addRecordSteps(ctx, steps);
   std::visit([&](const auto& plan) { modes::addSteps(plan, ctx, steps); }, ctx.req.plan);
   if (dhcp) addDhcpStep(ctx, *dhcp, steps);
-  steps.push_back(
-      {"record the result", [&ctx]() -> Status {
-         std::optional<nl::LinkInfo> link = ctx.ctr_link;
-         if (!link) {
-           PLUMB_ASSIGN(link, ctx.in_container ? ctx.kernel.getLink(ctx.ctr_ns, ctx.ctr_index)
-                                               : ctx.kernel.getLink(Kernel::kHost, ctx.tmp_name));
-         }
-         ctx.result.container = {.name = link->name,
-                                 .mac = link->mac ? link->mac->str() : "",
-                                 .sandbox = ctx.in_container ? ctx.req.netns : "",
-                                 .mtu = link->mtu};
-         if (ctx.host_link) {
-           const auto& h = *ctx.host_link;
-           ctx.result.host = InterfaceInfo{
-               .name = h.name, .mac = h.mac ? h.mac->str() : "", .sandbox = "", .mtu = h.mtu};
-         }
-         if (!ctx.req.dhcp) ctx.result.addresses = ctx.req.addresses;
-         ctx.result.routes = ctx.req.routes;
-         ctx.record.host_ifname = ctx.result.host ? ctx.result.host->name : "";
-         ctx.record.addresses = ctx.result.addresses;
-         ctx.record.mac = ctx.result.container.mac;
-         ctx.record.state = "ready";
-         PLUMB_TRY(ctx.store.updateAttachment(ctx.record));
-         if (ctx.in_container && link->mac) modes::announce(ctx, *link->mac);
-         return {};
-       }});
+  steps.push_back({"record the result", [&ctx]() -> Status {
+                     std::optional<nl::LinkInfo> link = ctx.ctr_link;
+                     if (!ctx.userspace_pci.empty()) {
+                       // A device without a netdev: nothing in the netns to read back.
+                       link = nl::LinkInfo{};
+                       link->name = ctx.req.key.ifname;
+                     } else if (!link) {
+                       PLUMB_ASSIGN(link, ctx.in_container
+                                              ? ctx.kernel.getLink(ctx.ctr_ns, ctx.ctr_index)
+                                              : ctx.kernel.getLink(Kernel::kHost, ctx.tmp_name));
+                     }
+                     ctx.result.container = {.name = link->name,
+                                             .mac = link->mac ? link->mac->str() : "",
+                                             .sandbox = ctx.in_container ? ctx.req.netns : "",
+                                             .mtu = link->mtu,
+                                             .pci = ctx.userspace_pci};
+                     if (ctx.host_link) {
+                       const auto& h = *ctx.host_link;
+                       ctx.result.host = InterfaceInfo{.name = h.name,
+                                                       .mac = h.mac ? h.mac->str() : "",
+                                                       .sandbox = "",
+                                                       .mtu = h.mtu,
+                                                       .pci = ""};
+                     }
+                     if (!ctx.req.dhcp) ctx.result.addresses = ctx.req.addresses;
+                     ctx.result.routes = ctx.req.routes;
+                     ctx.record.host_ifname = ctx.result.host ? ctx.result.host->name : "";
+                     ctx.record.addresses = ctx.result.addresses;
+                     ctx.record.mac = ctx.result.container.mac;
+                     ctx.record.state = "ready";
+                     PLUMB_TRY(ctx.store.updateAttachment(ctx.record));
+                     if (ctx.in_container && link->mac && ctx.userspace_pci.empty())
+                       modes::announce(ctx, *link->mac);
+                     return {};
+                   }});
   return steps;
 }
 
@@ -299,6 +308,7 @@ Status Engine::detach(const DetachRequest& req) {
                   .record = record,
                   .netns = !req.netns.empty() ? req.netns : (record ? record->netns : ""),
                   .kernel = kernel_,
+                  .store = store_,
                   .stamp = ownerStamp(req.key)};
   std::optional<Plan> plan = record ? planOfMode(record->mode) : std::nullopt;
   if (req.plan && (!plan || plan->index() == req.plan->index())) plan = req.plan;
@@ -313,7 +323,7 @@ Status Engine::detach(const DetachRequest& req) {
 
 Status Engine::sweep(const std::string& network, const Plan& plan,
                      const std::vector<AttachmentKey>& keep) {
-  modes::Sweep s{.network = network, .keep = keep, .kernel = kernel_};
+  modes::Sweep s{.network = network, .keep = keep, .kernel = kernel_, .store = store_};
   return std::visit([&](const auto& p) { return modes::sweep(p, s); }, plan);
 }
 

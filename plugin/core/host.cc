@@ -29,7 +29,7 @@ Result<std::optional<HostLink>> findHostLink(const std::string& name) {
 Result<std::optional<HostLink>> findHostLinkByMac(const MacAddr& mac) {
   PLUMB_ASSIGN(auto sock, nl::NlSocket::open());
   PLUMB_ASSIGN(auto links, nl::listLinks(sock));
-  auto found = nl::pickDevice(links, {"", mac, ""}, "/sys");
+  auto found = nl::pickDevice(links, {"", mac, ""}, sysfsRoot());
   if (!found) return std::optional<HostLink>();
   return std::optional<HostLink>(hostLinkOf(*found));
 }
@@ -52,6 +52,11 @@ Status checkNetns(const std::string& path) {
 Status checkPassthroughDevice(const PassthroughPlan& plan) {
   PLUMB_TRY(modes::findPassthroughDevice(*realKernel(), plan));
   return {};
+}
+
+Status checkSriov(const SriovPlan& plan, Store& store) {
+  auto k = realKernel();
+  return modes::sriovReady(*k, store, plan);
 }
 
 Status checkOvsBridge(const OvsPlan& plan) { return modes::ovsReady(plan.ovsdb, plan.bridge); }

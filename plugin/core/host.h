@@ -1,7 +1,7 @@
 // What front ends ask about the host, answered without handing them netlink or OVSDB: whether
 // an interface exists and of what kind, which subnets the host routes, whether a netns is
-// there, whether a device can be passed through, whether an Open vSwitch bridge is there.
-// Read-only: nothing here changes the host.
+// there, whether a device can be passed through, whether an Open vSwitch bridge is there, whether
+// an SR-IOV PF has a VF free. Read-only: nothing here changes the host.
 #pragma once
 
 #include <optional>
@@ -10,6 +10,7 @@
 
 #include "base/ip.h"
 #include "base/result.h"
+#include "plugin/core/store.h"
 #include "plugin/core/types.h"
 
 namespace plumb::core {
@@ -34,6 +35,9 @@ Status checkNetns(const std::string& path);
 Status checkPassthroughDevice(const PassthroughPlan& plan);
 // Whether the plan's ovsdb-server answers and has its bridge (ovs mode).
 Status checkOvsBridge(const OvsPlan& plan);
+// Whether an SR-IOV plan can be met: its VF is in sysfs, or its PF is and has a VF no
+// attachment in store holds (CNI STATUS).
+Status checkSriov(const SriovPlan& plan, Store& store);
 // Whether OVSDB (ovsdb: as OvsPlan::ovsdb) has a bridge by that name; an error when
 // ovsdb-server does not answer.
 Result<bool> isOvsBridge(const std::string& ovsdb, const std::string& name);

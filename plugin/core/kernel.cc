@@ -1,5 +1,7 @@
 #include "plugin/core/kernel.h"
 
+#include <cstdlib>
+
 #include "base/log.h"
 #include "netlink/announce.h"
 #include "netlink/socket.h"
@@ -117,14 +119,36 @@ class RealKernel : public Kernel {
   }
   Result<nl::LinkInfo> findDevice(const nl::DeviceRef& ref) override {
     PLUMB_ASSIGN(auto* s, sock(kHost));
-    return nl::findDevice(*s, ref);
+    return nl::findDevice(*s, ref, sysfs_);
   }
   std::optional<nl::LinkInfo> pickDevice(const std::vector<nl::LinkInfo>& links,
                                          const nl::DeviceRef& ref) override {
-    return nl::pickDevice(links, ref, "/sys");
+    return nl::pickDevice(links, ref, sysfs_);
   }
   std::string pciAddressOf(const std::string& ifname) override {
-    return nl::pciAddressOf("/sys", ifname);
+    return nl::pciAddressOf(sysfs_, ifname);
+  }
+  Status addAltnames(Ns ns, int index, const std::vector<std::string>& names) override {
+    PLUMB_ASSIGN(auto* s, sock(ns));
+    return nl::addAltnames(*s, index, names);
+  }
+  Status deleteAltnames(Ns ns, int index, const std::vector<std::string>& names) override {
+    PLUMB_ASSIGN(auto* s, sock(ns));
+    return nl::deleteAltnames(*s, index, names);
+  }
+  Result<nl::SriovPf> sriovPf(const std::string& pf_ifname) override {
+    return nl::sriovPf(sysfs_, pf_ifname);
+  }
+  Result<nl::VfLocation> sriovVf(const std::string& vf_pci) override {
+    return nl::sriovVf(sysfs_, vf_pci);
+  }
+  Result<std::vector<nl::VfInfo>> vfSettings(int pf_index) override {
+    PLUMB_ASSIGN(auto* s, sock(kHost));
+    return nl::getVfs(*s, pf_index);
+  }
+  Status setVf(int pf_index, int vf, const nl::VfConfig& config) override {
+    PLUMB_ASSIGN(auto* s, sock(kHost));
+    return nl::setVf(*s, pf_index, vf, config);
   }
   void announce(Ns ns, int ifindex, const MacAddr& mac, const std::vector<IpAddr>& addrs,
                 int port_index) override {
@@ -147,6 +171,8 @@ class RealKernel : public Kernel {
     nl::Netns ns;
     nl::NlSocket sock;
   };
+
+  const std::string sysfs_ = sysfsRoot();
 
   Result<Ns> add(nl::Netns ns) {
     PLUMB_ASSIGN(auto s, nl::NlSocket::openIn(ns));
@@ -192,6 +218,11 @@ Result<nl::Netns> openContainerNetns(const std::string& path) {
     return fail(Errc::kInvalid,
                 "netns " + path + " is the namespace plumb runs in, not a container's");
   return ns;
+}
+
+std::string sysfsRoot() {
+  const char* root = std::getenv("PLUMB_SYSFS_ROOT");
+  return root && *root ? root : "/sys";
 }
 
 std::unique_ptr<Kernel> realKernel() { return std::make_unique<RealKernel>(); }

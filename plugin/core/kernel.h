@@ -21,6 +21,7 @@
 #include "netlink/link.h"
 #include "netlink/netns.h"
 #include "netlink/route.h"
+#include "netlink/vf.h"
 
 namespace plumb::core {
 
@@ -81,6 +82,17 @@ class Kernel {
                                                  const nl::DeviceRef& ref) = 0;
   virtual std::string pciAddressOf(const std::string& ifname) = 0;
 
+  // Alternative names of a link (a device's altnames go before it is renamed or moved).
+  virtual Status addAltnames(Ns ns, int index, const std::vector<std::string>& names) = 0;
+  virtual Status deleteAltnames(Ns ns, int index, const std::vector<std::string>& names) = 0;
+
+  // SR-IOV: VFs as sysfs lays them out (netlink/vf.h), and the settings of a host PF's VFs
+  // through its driver. The real kernel's sysfs is sysfsRoot().
+  virtual Result<nl::SriovPf> sriovPf(const std::string& pf_ifname) = 0;
+  virtual Result<nl::VfLocation> sriovVf(const std::string& vf_pci) = 0;
+  virtual Result<std::vector<nl::VfInfo>> vfSettings(int pf_index) = 0;
+  virtual Status setVf(int pf_index, int vf, const nl::VfConfig& config) = 0;
+
   // Neighbours told of addrs on ifindex in ns (netlink/announce.h): once the bridge port
   // port_index forwards, or at once (IPv6 only: the kernel sends IPv4's) when it is 0.
   virtual void announce(Ns ns, int ifindex, const MacAddr& mac, const std::vector<IpAddr>& addrs,
@@ -91,6 +103,10 @@ class Kernel {
 // or is the one plumb runs in (configuring the host as a container would put the container's
 // address and default route on the host).
 Result<nl::Netns> openContainerNetns(const std::string& path);
+
+// Where the real kernel's sysfs is read: $PLUMB_SYSFS_ROOT (a test's tree of the kernel's
+// shape), else /sys.
+std::string sysfsRoot();
 
 // The real kernel, on this process's namespaces. Opens its host socket on first use.
 std::unique_ptr<Kernel> realKernel();

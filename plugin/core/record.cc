@@ -52,7 +52,38 @@ Helper helperOf(const json& h, const std::string& kind) {
   return out;
 }
 
+DeviceRestore restoreOf(const json& r) {
+  DeviceRestore dr;
+  dr.name = textOf(r, "name");
+  dr.mtu = static_cast<int>(numberOf(r, "mtu"));
+  dr.mac = macOf(r, "mac");
+  dr.perm_mac = macOf(r, "perm_mac");
+  dr.pci = textOf(r, "pci");
+  dr.alias = textOf(r, "alias");
+  dr.up = r.contains("up") && r["up"].is_boolean() && r["up"].get<bool>();
+  dr.altnames = textsOf(r, "altnames");
+  return dr;
+}
+
 }  // namespace
+
+std::string DeviceRestore::json() const {
+  nlohmann::json r = {{"name", name},
+                      {"mtu", mtu},
+                      {"mac", mac ? mac->str() : ""},
+                      {"perm_mac", perm_mac ? perm_mac->str() : ""},
+                      {"pci", pci},
+                      {"alias", alias},
+                      {"up", up}};
+  if (!altnames.empty()) r["altnames"] = altnames;
+  return r.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
+}
+
+Result<DeviceRestore> DeviceRestore::fromJson(const std::string& text) {
+  auto r = nlohmann::json::parse(text, nullptr, false);
+  if (!r.is_object()) return fail(Errc::kIo, "a device's saved state is damaged");
+  return restoreOf(r);
+}
 
 std::string AttachmentRecord::detailJson() const {
   json d = json::object();
@@ -65,15 +96,7 @@ std::string AttachmentRecord::detailJson() const {
   for (const auto& r : routes) {
     d["routes"].push_back({{"dst", r.dst.str()}, {"gateway", r.gateway ? r.gateway->str() : ""}});
   }
-  if (restore) {
-    d["restore"] = {{"name", restore->name},
-                    {"mtu", restore->mtu},
-                    {"mac", restore->mac ? restore->mac->str() : ""},
-                    {"perm_mac", restore->perm_mac ? restore->perm_mac->str() : ""},
-                    {"pci", restore->pci},
-                    {"alias", restore->alias},
-                    {"up", restore->up}};
-  }
+  if (restore) d["restore"] = json::parse(restore->json());
   if (!helpers.empty()) {
     d["helpers"] = json::array();
     for (const auto& h : helpers) {
@@ -83,6 +106,8 @@ std::string AttachmentRecord::detailJson() const {
   }
   if (!ovsdb.empty()) d["ovsdb"] = ovsdb;
   if (vlan) d["vlan"] = *vlan;
+  if (!pci.empty()) d["pci"] = pci;
+  if (claim) d["claim"] = claim;
   // Names reach here from the kernel and the user: a byte that is not UTF-8 is replaced
   // rather than thrown over, since the kernel has been changed by the time a record is made.
   return d.dump(-1, ' ', false, json::error_handler_t::replace);
@@ -106,21 +131,12 @@ Status AttachmentRecord::readDetail(const std::string& text) {
     routes.push_back(spec);
   }
   restore.reset();
-  if (d.contains("restore") && d["restore"].is_object()) {
-    const json& r = d["restore"];
-    DeviceRestore dr;
-    dr.name = textOf(r, "name");
-    dr.mtu = static_cast<int>(numberOf(r, "mtu"));
-    dr.mac = macOf(r, "mac");
-    dr.perm_mac = macOf(r, "perm_mac");
-    dr.pci = textOf(r, "pci");
-    dr.alias = textOf(r, "alias");
-    dr.up = r.contains("up") && r["up"].is_boolean() && r["up"].get<bool>();
-    restore = dr;
-  }
+  if (d.contains("restore") && d["restore"].is_object()) restore = restoreOf(d["restore"]);
   ovsdb = textOf(d, "ovsdb");
   vlan.reset();
   if (d.contains("vlan") && d["vlan"].is_number_integer()) vlan = d["vlan"].get<int>();
+  pci = textOf(d, "pci");
+  claim = numberOf(d, "claim");
   helpers.clear();
   for (const auto& h : arrayOf(d, "helpers")) helpers.push_back(helperOf(h, ""));
   if (d.contains("dhcp") && d["dhcp"].is_object()) helpers.push_back(helperOf(d["dhcp"], "dhcp"));

@@ -19,7 +19,7 @@
 namespace plumb::core {
 namespace {
 
-constexpr int kSchemaVersion = 4;
+constexpr int kSchemaVersion = 5;
 constexpr int kBusyTimeoutMs = 30000;
 // About a dozen ADDs' worth of pages (4 KiB each).
 constexpr int kCheckpointPages = 128;
@@ -55,6 +55,11 @@ CREATE TABLE IF NOT EXISTS ip_released(
 CREATE TABLE IF NOT EXISTS ip_cursor(
   subnet TEXT NOT NULL, range_key TEXT NOT NULL, last BLOB NOT NULL,
   PRIMARY KEY(subnet, range_key)) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS vf_claims(
+  id INTEGER PRIMARY KEY AUTOINCREMENT, pci TEXT NOT NULL UNIQUE, pf TEXT NOT NULL,
+  vf INTEGER NOT NULL, network TEXT NOT NULL, container_id TEXT NOT NULL, ifname TEXT NOT NULL,
+  original TEXT NOT NULL);
+CREATE INDEX IF NOT EXISTS vf_claims_owner ON vf_claims(network, container_id, ifname);
 )sql";
 
 // SQLite's own busy_timeout sleeps 1, 2, 5, 10, 15, 20, 25, 25, 25, 50, 50, 100 ms between

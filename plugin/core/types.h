@@ -68,11 +68,24 @@ struct OvsPlan {
   std::string datapath_type;
 };
 
+// The VF's settings through its PF, in sriov-cni's terms; absent ones are left as they are.
+// The VF's MAC is the request's (AttachRequest::mac): set through the PF and on its netdev.
+struct VfSettings {
+  std::optional<int> vlan;      // 0-4095
+  std::optional<int> vlan_qos;  // 0-7, with a VLAN
+  std::string vlan_proto;       // "802.1q" or "802.1ad", with a VLAN; "" is 802.1q
+  std::optional<bool> spoofchk;
+  std::optional<bool> trust;
+  std::string link_state;          // "auto", "enable" or "disable"; "" leaves it
+  std::optional<int> min_tx_rate;  // Mbps
+  std::optional<int> max_tx_rate;  // Mbps; 0 is no limit
+};
+
 struct SriovPlan {
   static constexpr const char* kMode = "sriov";
-  std::string pf;
-  std::optional<int> vf;
-  std::string pci_address;
+  std::string pf;           // a free VF of this PF, chosen by plumb
+  std::string pci_address;  // this VF (a device plugin's deviceID)
+  VfSettings settings;
 };
 
 struct PassthroughPlan {
@@ -181,6 +194,7 @@ struct InterfaceInfo {
   std::string mac;
   std::string sandbox;  // netns path; empty on the host
   int mtu = 0;
+  std::string pci;  // a VF's PCI address (CNI's pciID): the device of a VF with no netdev
 };
 
 struct AttachResult {
@@ -200,6 +214,11 @@ struct DeviceRestore {
   std::string pci;    // its PCI address: how it is found once its netns is gone
   std::string alias;  // its own IFLA_IFALIAS (plumb's stamp replaces it while attached)
   bool up = false;
+  std::vector<std::string> altnames;  // dropped while plumb has it, put back after
+
+  // As the store keeps it (one JSON object), and back.
+  std::string json() const;
+  static Result<DeviceRestore> fromJson(const std::string& text);
 };
 
 // A process an attachment owns (a DHCP client now, a proxy later). Engine::detach stops it,
@@ -227,6 +246,8 @@ struct AttachmentRecord {
   std::vector<Helper> helpers;
   std::string ovsdb;        // the OVSDB socket its switch port was made through (mode ovs)
   std::optional<int> vlan;  // its switch port's access tag (mode ovs)
+  std::string pci;          // the VF it holds (mode sriov; via is its PF)
+  long long claim = 0;      // the generation of its hold on that VF (plugin/core/vf_claims.h)
   long long created = 0;
 
   // The typed fields past the key and the columns, as the store keeps them (one JSON text).

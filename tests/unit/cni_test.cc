@@ -178,12 +178,38 @@ TEST_F(CniTest, MissingOrBogusNetns) {
   EXPECT_EQ(allocations(), 0u);
 }
 
-TEST_F(CniTest, ModesNotBuiltYetSayWhy) {
+TEST_F(CniTest, SriovFieldsAreReadAsSriovCniWritesThem) {
   auto c = conf();
   c["mode"] = "sriov";
-  auto out = call(env("ADD"), c.dump());
-  EXPECT_EQ(out.exit_code, 1);
-  EXPECT_NE(msg(out).find("mode sriov is not available yet"), std::string::npos) << out.text;
+  c.erase("bridge");
+  struct Case {
+    json patch;
+    std::string message;
+  };
+  for (const auto& [patch, message] : {
+           Case{json::object(), "sriov mode needs \"deviceID\""},
+           Case{{{"deviceID", "0000:03:02.0"}, {"spoofchk", "yes"}},
+                "\"spoofchk\" must be \"on\" or \"off\", not \"yes\""},
+           Case{{{"deviceID", "0000:03:02.0"}, {"trust", true}}, "trust"},
+           Case{{{"deviceID", "../../etc"}}, "PCI address '../../etc' is not valid"},
+           Case{{{"deviceID", "0000:03:02.0"}, {"vlan", 4096}}, "vlan 4096 is out of range 0-4095"},
+           Case{{{"deviceID", "0000:03:02.0"}, {"vlanQoS", 3}},
+                "vlanQoS and vlanProto need a vlan"},
+           Case{{{"deviceID", "0000:03:02.0"}, {"vlan", 5}, {"vlanQoS", 8}}, "out of range 0-7"},
+           Case{{{"deviceID", "0000:03:02.0"}, {"vlan", 5}, {"vlanProto", "802.1x"}},
+                "vlanProto '802.1x' is not 802.1q or 802.1ad"},
+           Case{{{"deviceID", "0000:03:02.0"}, {"link_state", "up"}},
+                "link_state 'up' is not auto, enable or disable"},
+           Case{{{"deviceID", "0000:03:02.0"}, {"min_tx_rate", 100}, {"max_tx_rate", 10}},
+                "min_tx_rate 100 is above max_tx_rate 10"},
+           Case{{{"pf", "bad/name"}}, "interface name"},
+       }) {
+    auto bad = c;
+    bad.update(patch);
+    auto out = call(env("ADD"), bad.dump());
+    EXPECT_EQ(code(out), kInvalidConfig) << out.text;
+    EXPECT_NE(msg(out).find(message), std::string::npos) << message << ": " << out.text;
+  }
   EXPECT_EQ(allocations(), 0u);
 }
 
@@ -243,8 +269,9 @@ TEST_F(CniTest, GcNeedsTheValidList) {
 
 TEST(CniResult, EncodesPerVersion) {
   CniResult r;
-  r.interfaces = {{"plm1", "02:00:00:00:00:01", "", 1500},
-                  {"eth0", "02:00:00:00:00:02", "/run/netns/x", 1500}};
+  r.interfaces = {{"plm1", "02:00:00:00:00:01", "", 1500, ""},
+                  {"eth0", "02:00:00:00:00:02", "/run/netns/x", 1500, ""},
+                  {"net1", "", "/run/netns/x", 0, "0000:03:02.1"}};
   r.ips = {{*IpPrefix::parse("198.18.0.2/24"), *IpAddr::parse("198.18.0.1"), 1},
            {*IpPrefix::parse("2001:db8::2/64"), std::nullopt, 1}};
   r.routes = {{*IpPrefix::parse("0.0.0.0/0"), *IpAddr::parse("198.18.0.1"), 0, 0}};
@@ -259,6 +286,8 @@ TEST(CniResult, EncodesPerVersion) {
   EXPECT_EQ(v1["routes"][0]["gw"], "198.18.0.1");
   auto v11 = toJson(r, "1.1.0");
   EXPECT_EQ(v11["interfaces"][1]["mtu"], 1500);
+  EXPECT_EQ(v11["interfaces"][2]["pciID"], "0000:03:02.1");  // a VF under vfio-pci
+  EXPECT_FALSE(v1["interfaces"][2].contains("pciID"));
   // Read back what we wrote, in every version.
   for (const char* v : {"0.3.0", "0.3.1", "0.4.0", "1.0.0", "1.1.0"}) {
     CniResult back;

@@ -23,8 +23,10 @@ constexpr const char* kNetns = "/run/netns/ctr1";
 // Every table of the store but IPAM's memory of addresses once handed out: its round-robin
 // cursor moves on past a released address by design (as host-local's does), and ip_released
 // keeps every address that was given back (a neighbour may have cached it), whatever undid it.
+// SQLite's sqlite_sequence only grows: VF claims' ids are generations, never reused.
 std::string storeDump(const std::string& dir) {
-  return plumb::testing::storeDumpOf(dir + "/plumb.db", {"ip_cursor", "ip_released"});
+  return plumb::testing::storeDumpOf(dir + "/plumb.db",
+                                     {"ip_cursor", "ip_released", "sqlite_sequence"});
 }
 
 // One attach's world: a store in a temp dir, a fake kernel, and what the request points at.
@@ -92,6 +94,30 @@ AttachRequest withStatic(AttachRequest r) {
   return r;
 }
 
+// An SR-IOV PF with four VFs: three with netdevs (pf0v0..pf0v2, each with an altname), the
+// last bound to vfio-pci.
+void sriovHost(World& w) {
+  containerHost(w);
+  w.kernel.addSriovPf(
+      "pf0", "0000:03:00.0",
+      {{"0000:03:02.0"}, {"0000:03:02.1"}, {"0000:03:02.2"}, {"0000:03:02.3", "vfio-pci"}});
+}
+
+SriovPlan sriovPlanAll(const std::string& pf, const std::string& pci) {
+  SriovPlan p;
+  p.pf = pf;
+  p.pci_address = pci;
+  p.settings.vlan = 100;
+  p.settings.vlan_qos = 3;
+  p.settings.vlan_proto = "802.1ad";
+  p.settings.spoofchk = false;
+  p.settings.trust = true;
+  p.settings.link_state = "enable";
+  p.settings.min_tx_rate = 10;
+  p.settings.max_tx_rate = 1000;
+  return p;
+}
+
 std::vector<Scenario> scenarios() {
   std::vector<Scenario> out;
   out.push_back({"bridge, first attach: the bridge is made", containerHost,
@@ -153,6 +179,29 @@ std::vector<Scenario> scenarios() {
                    r.netns = "";
                    r.mtu = 9000;
                    return r;
+                 }});
+  out.push_back(
+      {"sriov VF by PCI address into the container, every VF setting", sriovHost, [](World&) {
+         AttachRequest r = withStatic(base("ctr1", sriovPlanAll("", "0000:03:02.1")));
+         r.mac = *MacAddr::parse("02:00:00:00:0b:01");
+         return r;
+       }});
+  out.push_back({"sriov free VF of a PF, left on the host for Docker", sriovHost, [](World&) {
+                   SriovPlan p;
+                   p.pf = "pf0";
+                   p.settings.vlan = 7;
+                   AttachRequest r = base("ctr1", p);
+                   r.placement = Placement::kHostSide;
+                   r.netns = "";
+                   r.mtu = 9000;
+                   return r;
+                 }});
+  out.push_back({"sriov VF bound to vfio-pci: PF settings only", sriovHost, [](World&) {
+                   SriovPlan p;
+                   p.pci_address = "0000:03:02.3";
+                   p.settings.vlan = 9;
+                   p.settings.trust = true;
+                   return base("ctr1", p);
                  }});
   return out;
 }
@@ -233,7 +282,7 @@ TEST_P(EngineOnFakeKernel, AFailureAtEveryChangeLeavesNothingAndDetachUndoesAll)
   }
 }
 
-INSTANTIATE_TEST_SUITE_P(Modes, EngineOnFakeKernel, ::testing::Range<size_t>(0, 7));
+INSTANTIATE_TEST_SUITE_P(Modes, EngineOnFakeKernel, ::testing::Range<size_t>(0, 10));
 
 // Only an address that may be in a neighbour's cache with another MAC is announced: one IPAM
 // hands out for the first time is not, one that changed hands is, and static addresses (whose
@@ -331,21 +380,6 @@ TEST(EngineSteps, MacvlanAndPassthroughStepsInOrder) {
                 "set eth1 up",
                 "record the result",
             }));
-}
-
-TEST(EngineSteps, PlannedModesAreRefusedBeforeAnything) {
-  World w;
-  w.store = std::move(Store::open(w.dir.path())).value();
-  containerHost(w);
-  std::string before = w.snapshot();
-  for (Plan plan : {Plan(SriovPlan{"pf0", 1, ""})}) {
-    auto r = Engine(*w.store, w.kernel).attach(base("ctr1", plan));
-    ASSERT_FALSE(r.ok());
-    EXPECT_EQ(r.error().code, Errc::kUnsupported);
-    EXPECT_EQ(r.error().message, "mode " + modeName(plan) + " is not available yet");
-  }
-  EXPECT_EQ(w.snapshot(), before);
-  EXPECT_EQ(w.kernel.changes, 0);
 }
 
 TEST(EngineSteps, AnMtuTheKernelWouldTakeBadlyIsRefused) {

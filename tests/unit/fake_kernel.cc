@@ -34,7 +34,10 @@ FakeKernel::Link* FakeKernel::find(Ns ns, const std::string& name) {
   auto s = space(ns);
   if (!s.ok()) return nullptr;
   for (auto& [i, l] : (*s)->links) {
-    if (l.info.name == name) return &l;
+    // As the kernel's name lookup, altnames included.
+    if (l.info.name == name ||
+        std::find(l.info.altnames.begin(), l.info.altnames.end(), name) != l.info.altnames.end())
+      return &l;
   }
   return nullptr;
 }
@@ -127,8 +130,9 @@ std::string FakeKernel::snapshot() const {
       out << "  " << i.name << " kind=" << i.kind << " mtu=" << i.mtu
           << " mac=" << (i.mac ? i.mac->str() : "") << " up=" << ((i.flags & IFF_UP) != 0)
           << " promisc=" << ((i.flags & IFF_PROMISC) != 0) << " master=" << master
-          << " alias=" << i.alias << " hairpin=" << l->hairpin << " macvlan=" << i.macvlan_mode
-          << "\n";
+          << " alias=" << i.alias << " hairpin=" << l->hairpin << " macvlan=" << i.macvlan_mode;
+      for (const auto& a : i.altnames) out << " altname=" << a;
+      out << "\n";
       for (const auto& a : l->addresses) out << "    addr " << a.str() << "\n";
     }
     for (const auto& r : s.routes) out << "  route " << nl::describe(r) << "\n";
@@ -136,6 +140,18 @@ std::string FakeKernel::snapshot() const {
   }
   for (const auto& r : rules_) out << "rule " << r << "\n";
   out << "table " << table_ << "\n";
+  for (const auto& pf : pfs_) {
+    for (size_t n = 0; n < pf.settings.size(); ++n) {
+      const auto& c = pf.settings[n];
+      out << "pf " << pf.name << " vf " << n << " mac=" << (c.mac ? c.mac->str() : "")
+          << " vlan=" << (c.vlan ? c.vlan->vlan : -1) << "/" << (c.vlan ? c.vlan->qos : -1) << "/"
+          << (c.vlan ? c.vlan->proto : 0) << " spoofchk=" << c.spoofchk.value_or(false)
+          << " trust=" << c.trust.value_or(false)
+          << " link=" << static_cast<int>(c.link_state.value_or(nl::VfLinkState::kAuto))
+          << " rate=" << (c.rate ? c.rate->min_mbps : 0) << "-" << (c.rate ? c.rate->max_mbps : 0)
+          << "\n";
+    }
+  }
   return out.str();
 }
 
@@ -256,7 +272,7 @@ Status FakeKernel::changeLink(Ns ns, int index, const nl::LinkChange& c) {
   Link* l = find(ns, index);
   if (!l) return fail(Errc::kNotFound, "no link with index " + std::to_string(index));
   if (c.name && *c.name != l->info.name && find(ns, *c.name))
-    return fail(Errc::kExists, "a link named " + *c.name + " exists");
+    return fail(Errc::kExists, "a link named " + *c.name + " exists");  // its own altname too
   if (c.master && *c.master) {
     Link* m = find(ns, *c.master);
     if (!m || m->info.kind != "bridge") return fail(Errc::kInvalid, "master is not a bridge");
@@ -280,6 +296,9 @@ Status FakeKernel::moveLink(Ns ns, int index, Ns to) {
   if (!l) return fail(Errc::kNotFound, "no link with index " + std::to_string(index));
   if (find(to, l->info.name))
     return fail(Errc::kExists, "a link named " + l->info.name + " exists");
+  for (const auto& alt : l->info.altnames) {
+    if (find(to, alt)) return fail(Errc::kExists, "a link named " + alt + " exists");
+  }
   Link moved = *l;
   moved.addresses.clear();  // addresses and routes stay behind, as the kernel drops them
   moved.info.master = 0;
@@ -425,6 +444,146 @@ std::string FakeKernel::pciAddressOf(const std::string& ifname) {
   Link* l = find(kHost, ifname);
   auto it = l ? pci_.find(l->info.index) : pci_.end();
   return it == pci_.end() ? "" : it->second;
+}
+
+int FakeKernel::addSriovPf(const std::string& pf_name, const std::string& pf_pci,
+                           const std::vector<FakeVf>& vfs, bool reports_vfs) {
+  FakePf pf;
+  pf.name = pf_name;
+  pf.pci = pf_pci;
+  pf.reports = reports_vfs;
+  pf.vfs = vfs;
+  pf.index = addDevice(pf_name, MacAddr::fromName("fake-pf:" + pf_name), pf_pci);
+  for (size_t n = 0; n < vfs.size(); ++n) {
+    int index = 0;
+    if (!nl::userspaceDriver(vfs[n].driver)) {
+      std::string name = pf_name + "v" + std::to_string(n);
+      index = addDevice(name, MacAddr::fromName("fake-vf:" + name), vfs[n].pci);
+      find(kHost, index)->info.altnames = {"enp" + std::to_string(n) + "s0f0v" + pf_name};
+    }
+    pf.vf_index.push_back(index);
+    nl::VfConfig defaults;
+    defaults.mac = MacAddr({0, 0, 0, 0, 0, 0});
+    defaults.vlan = nl::VfVlan{};
+    defaults.spoofchk = true;
+    defaults.trust = false;
+    defaults.link_state = nl::VfLinkState::kAuto;
+    defaults.rate = nl::VfRate{};
+    pf.settings.push_back(defaults);
+  }
+  pfs_.push_back(pf);
+  return pf.index;
+}
+
+std::optional<std::string> FakeKernel::nameOf(int index) const {
+  for (const auto& s : spaces_) {
+    if (!s.live) continue;
+    auto it = s.links.find(index);
+    if (it != s.links.end()) return it->second.info.name;
+  }
+  return std::nullopt;
+}
+
+Status FakeKernel::addAltnames(Ns ns, int index, const std::vector<std::string>& names) {
+  PLUMB_TRY(space(ns));
+  PLUMB_TRY(change("add altnames of " + std::to_string(index)));
+  Link* l = find(ns, index);
+  if (!l) return fail(Errc::kNotFound, "no link with index " + std::to_string(index));
+  for (const auto& n : names) {
+    if (find(ns, n)) return fail(Errc::kExists, "a link named " + n + " exists");
+  }
+  for (const auto& n : names) l->info.altnames.push_back(n);
+  return {};
+}
+
+Status FakeKernel::deleteAltnames(Ns ns, int index, const std::vector<std::string>& names) {
+  PLUMB_TRY(space(ns));
+  PLUMB_TRY(change("delete altnames of " + std::to_string(index)));
+  Link* l = find(ns, index);
+  if (!l) return fail(Errc::kNotFound, "no link with index " + std::to_string(index));
+  for (const auto& n : names) {
+    if (std::erase(l->info.altnames, n) == 0)
+      return fail(Errc::kNotFound, "link has no altname " + n);
+  }
+  return {};
+}
+
+Result<nl::SriovPf> FakeKernel::sriovPf(const std::string& pf_ifname) {
+  for (const auto& pf : pfs_) {
+    if (pf.name != pf_ifname) continue;
+    nl::SriovPf out{pf.name, pf.pci, static_cast<int>(pf.vfs.size()), {}};
+    for (size_t n = 0; n < pf.vfs.size(); ++n) {
+      nl::PciVf vf{static_cast<int>(n), pf.vfs[n].pci, pf.vfs[n].driver, ""};
+      // sysfs lists a netdev only while it is in the host's namespace.
+      if (pf.vf_index[n] && find(kHost, pf.vf_index[n])) vf.netdev = *nameOf(pf.vf_index[n]);
+      out.vfs.push_back(vf);
+    }
+    return out;
+  }
+  if (find(kHost, pf_ifname))
+    return fail(Errc::kInvalid, "PF " + pf_ifname + " has no SR-IOV capability");
+  return fail(Errc::kNotFound, "PF " + pf_ifname + " does not exist");
+}
+
+Result<nl::VfLocation> FakeKernel::sriovVf(const std::string& vf_pci) {
+  for (const auto& pf : pfs_) {
+    for (size_t n = 0; n < pf.vfs.size(); ++n) {
+      if (pf.vfs[n].pci != vf_pci) continue;
+      PLUMB_ASSIGN(auto whole, sriovPf(pf.name));
+      return nl::VfLocation{whole.vfs[n], pf.pci, pf.name};
+    }
+    if (pf.pci == vf_pci)
+      return fail(Errc::kInvalid, "PCI device " + vf_pci + " is not an SR-IOV VF (no physfn)");
+  }
+  return fail(Errc::kNotFound, "no PCI device " + vf_pci);
+}
+
+Result<std::vector<nl::VfInfo>> FakeKernel::vfSettings(int pf_index) {
+  for (const auto& pf : pfs_) {
+    if (pf.index != pf_index) continue;
+    std::vector<nl::VfInfo> out;
+    if (!pf.reports) return out;
+    for (size_t n = 0; n < pf.settings.size(); ++n)
+      out.push_back({static_cast<int>(n), pf.settings[n]});
+    return out;
+  }
+  return std::vector<nl::VfInfo>{};
+}
+
+Status FakeKernel::setVf(int pf_index, int vf, const nl::VfConfig& c) {
+  FakePf* pf = nullptr;
+  for (auto& p : pfs_) pf = p.index == pf_index ? &p : pf;
+  std::string what;
+  auto add = [&](const std::string& name, const std::string& v) {
+    what += " " + name + "=" + v;
+    return refused_vf_settings.count(name) > 0;
+  };
+  bool refused = false;
+  if (c.mac) refused |= add("mac", c.mac->str());
+  if (c.vlan)
+    refused |= add("vlan", std::to_string(c.vlan->vlan) + "/" + std::to_string(c.vlan->qos) + "/" +
+                               std::to_string(c.vlan->proto));
+  if (c.spoofchk) refused |= add("spoofchk", std::to_string(*c.spoofchk));
+  if (c.trust) refused |= add("trust", std::to_string(*c.trust));
+  if (c.link_state) refused |= add("link_state", std::to_string(static_cast<int>(*c.link_state)));
+  if (c.rate)
+    refused |=
+        add("rate", std::to_string(c.rate->min_mbps) + "-" + std::to_string(c.rate->max_mbps));
+  std::string call = (pf ? pf->name : "?") + " vf " + std::to_string(vf) + what;
+  PLUMB_TRY(change("set " + call));
+  vf_calls.push_back(call);
+  if (!pf || !pf->reports || refused)
+    return Error{Errc::kUnsupported, EOPNOTSUPP, "Operation not supported"};
+  if (vf < 0 || static_cast<size_t>(vf) >= pf->settings.size())
+    return fail(Errc::kInvalid, "no VF " + std::to_string(vf));
+  auto& s = pf->settings[static_cast<size_t>(vf)];
+  if (c.mac) s.mac = c.mac;
+  if (c.vlan) s.vlan = c.vlan;
+  if (c.spoofchk) s.spoofchk = c.spoofchk;
+  if (c.trust) s.trust = c.trust;
+  if (c.link_state) s.link_state = c.link_state;
+  if (c.rate) s.rate = c.rate;
+  return {};
 }
 
 void FakeKernel::announce(Ns, int ifindex, const MacAddr& mac, const std::vector<IpAddr>& addrs,

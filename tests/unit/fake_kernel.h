@@ -23,6 +23,19 @@ class FakeKernel : public Kernel {
   int addDevice(const std::string& name, const MacAddr& mac, const std::string& pci = "");
   int addVethPair(const std::string& name, const std::string& peer);  // both on the host
   void setSysctl(Ns ns, const std::string& key, const std::string& value);
+  // An SR-IOV PF on the host with a VF per entry of vf_pcis (netdevs pf_name + "v" + N, or
+  // none for a VF bound to vfio-pci). The PF reports every VF's settings, its driver's
+  // defaults first, unless reports_vfs is false (a veth stand-in's answer).
+  struct FakeVf {
+    std::string pci;
+    std::string driver = "iavf";
+  };
+  int addSriovPf(const std::string& pf_name, const std::string& pf_pci,
+                 const std::vector<FakeVf>& vfs, bool reports_vfs = true);
+  // The PF's driver refuses these settings ("vlan", "mac", "spoofchk", "trust", "link_state",
+  // "rate") with EOPNOTSUPP.
+  std::set<std::string> refused_vf_settings;
+  std::vector<std::string> vf_calls;  // "pf0 vf 1 vlan=100/0/802.1Q", ... in order
 
   // Everything a test compares: each live netns's links, addresses and routes, sysctls,
   // rules, and the temporary namespaces left open.
@@ -61,6 +74,12 @@ class FakeKernel : public Kernel {
   std::optional<nl::LinkInfo> pickDevice(const std::vector<nl::LinkInfo>& links,
                                          const nl::DeviceRef& ref) override;
   std::string pciAddressOf(const std::string& ifname) override;
+  Status addAltnames(Ns ns, int index, const std::vector<std::string>& names) override;
+  Status deleteAltnames(Ns ns, int index, const std::vector<std::string>& names) override;
+  Result<nl::SriovPf> sriovPf(const std::string& pf_ifname) override;
+  Result<nl::VfLocation> sriovVf(const std::string& vf_pci) override;
+  Result<std::vector<nl::VfInfo>> vfSettings(int pf_index) override;
+  Status setVf(int pf_index, int vf, const nl::VfConfig& config) override;
   void announce(Ns ns, int ifindex, const MacAddr& mac, const std::vector<IpAddr>& addrs,
                 int port_index) override;
 
@@ -92,6 +111,17 @@ class FakeKernel : public Kernel {
   std::set<std::string> rules_;
   bool table_ = false;
   std::map<int, std::string> pci_;  // by ifindex, which a move or rename keeps
+  struct FakePf {
+    std::string name;
+    std::string pci;
+    int index = 0;
+    bool reports = true;
+    std::vector<FakeVf> vfs;
+    std::vector<int> vf_index;  // each VF netdev's ifindex (0: none)
+    std::vector<nl::VfConfig> settings;
+  };
+  std::vector<FakePf> pfs_;
+  std::optional<std::string> nameOf(int index) const;  // in whichever netns
   int next_index_ = 10;
 };
 

@@ -54,6 +54,9 @@ struct Context {
   // asks the kernel anything after the last link comes up (see "record the result").
   std::optional<nl::LinkInfo> host_link;
   std::optional<nl::LinkInfo> ctr_link;
+  // The container's device has no netdev (a VF bound to vfio-pci): nothing is moved or
+  // configured in the netns, and the result names the device by its PCI address.
+  std::string userspace_pci;
   // A bridge port whose forwarding the announcement waits for; 0: announce at once.
   int announce_after_port = 0;
   AttachmentRecord record;  // as stored: "adding" first, "ready" at the end
@@ -67,6 +70,7 @@ struct Detach {
   const std::optional<AttachmentRecord>& record;
   std::string netns;  // empty: none known
   Kernel& kernel;
+  Store& store;
   std::string stamp;  // Engine::ownerStamp(key): nothing without it is deleted
 };
 
@@ -75,6 +79,7 @@ struct Sweep {
   const std::string& network;
   const std::vector<AttachmentKey>& keep;
   Kernel& kernel;
+  Store& store;
 };
 
 // Checking one attachment: its interface was found in the netns, up.
@@ -114,6 +119,19 @@ Status check(const PassthroughPlan& plan, Check& c);
 Status sweep(const PassthroughPlan& plan, Sweep& s);
 // The device a plan names, checked as fit to move (Docker's CreateNetwork asks ahead).
 Result<nl::LinkInfo> findPassthroughDevice(Kernel& k, const PassthroughPlan& plan);
+// What a device is given on its way into a netns.
+struct DeviceSettings {
+  std::string name;  // its name once in the target
+  int mtu = 0;       // 0: unchanged
+  std::optional<MacAddr> mac;
+  std::string alias;
+};
+// Moves dev (on the host) into target through a temporary netns, its altnames dropped first.
+// On a failure half-way the device goes back to where it was, as restore has it.
+Status moveDevice(Kernel& k, const nl::LinkInfo& dev, Ns target, const DeviceSettings& settings,
+                  const DeviceRestore& restore);
+// Gives the device at index (in where) back to the host as restore describes, altnames too.
+Status restoreDevice(Kernel& k, Ns where, int index, const DeviceRestore& restore);
 // What removal gives back, read off the device before its first change.
 DeviceRestore restoreOf(Kernel& k, const nl::LinkInfo& dev);
 // After the container's netns died: the kernel hands a physical device back to the host,
@@ -136,12 +154,14 @@ Result<bool> ovsBridgeExists(const std::string& ovsdb, const std::string& bridge
 // Whether ovsdb-server answers and has bridge (CNI STATUS).
 Status ovsReady(const std::string& ovsdb, const std::string& bridge);
 
-// SR-IOV (planned.cc): refused until its issue lands.
+// SR-IOV mode (sriov.cc).
 Status validate(const SriovPlan& plan, const AttachRequest& req);
 void addSteps(const SriovPlan& plan, Context& ctx, std::vector<Step>& steps);
 Status detach(const SriovPlan& plan, Detach& d);
 Status check(const SriovPlan& plan, Check& c);
 Status sweep(const SriovPlan& plan, Sweep& s);
+// Whether the plan's VF is there, or its PF has one free (CNI STATUS).
+Status sriovReady(Kernel& k, Store& store, const SriovPlan& plan);
 
 // Shared pieces (shared.cc), called by the modes rather than branched on.
 

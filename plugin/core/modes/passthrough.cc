@@ -1,6 +1,7 @@
 // Passthrough mode: a whole device (a NIC, or a veth end standing in for one) moved into the
 // container and given back on removal with its name, MTU, MAC, alias and up state. Renames
 // happen in a temporary namespace, where neither the host's nor the container's names collide.
+#include <algorithm>
 #include <memory>
 
 #include "base/log.h"
@@ -11,13 +12,6 @@
 namespace plumb::core::modes {
 
 namespace {
-
-struct DeviceSettings {
-  std::string name;  // its name once in the target
-  int mtu = 0;       // 0: unchanged
-  std::optional<MacAddr> mac;
-  std::string alias;
-};
 
 // In a fresh temporary namespace: the device renamed and set, then moved to target.
 Status throughTemporary(Kernel& k, Ns from, int index, Ns target, const DeviceSettings& s) {
@@ -51,10 +45,35 @@ Status throughTemporary(Kernel& k, Ns from, int index, Ns target, const DeviceSe
   return k.moveLink(temp, tidx, target);
 }
 
+std::string describeDevice(const PassthroughPlan& plan) {
+  if (!plan.device.empty()) return plan.device;
+  if (plan.hwaddr) return "with MAC " + plan.hwaddr->str();
+  return "at PCI " + plan.pci_address;
+}
+
+// The altnames r lists that dev (on the host) lacks, put back.
+Status restoreAltnames(Kernel& k, const nl::LinkInfo& dev, const DeviceRestore& r) {
+  std::vector<std::string> missing;
+  for (const auto& a : r.altnames) {
+    if (std::find(dev.altnames.begin(), dev.altnames.end(), a) == dev.altnames.end())
+      missing.push_back(a);
+  }
+  if (missing.empty()) return {};
+  auto st = k.addAltnames(Kernel::kHost, dev.index, missing);
+  if (!st.ok())
+    return std::move(st).error().wrap("failed to give " + r.name + " its altnames back");
+  return {};
+}
+
+}  // namespace
+
 // Moves dev (in from) into target, through a temporary namespace. On a failure half-way the
 // device goes back to where it was, as it was.
 Status moveDevice(Kernel& k, const nl::LinkInfo& dev, Ns target, const DeviceSettings& settings,
                   const DeviceRestore& restore) {
+  // Its altnames would stop it taking its old name back (a name is taken by an altname, its
+  // own included) and may be taken in the target: they go now and come back with it.
+  if (!dev.altnames.empty()) PLUMB_TRY(k.deleteAltnames(Kernel::kHost, dev.index, dev.altnames));
   auto st = throughTemporary(k, Kernel::kHost, dev.index, target, settings);
   if (!st.ok()) {
     // It may be in target already, or back where it was under its new name: put it right.
@@ -70,22 +89,15 @@ Status restoreDevice(Kernel& k, Ns where, int index, const DeviceRestore& r) {
   DeviceSettings s{r.name, r.mtu, r.mac, r.alias};
   auto st = throughTemporary(k, where, index, Kernel::kHost, s);
   if (!st.ok()) return std::move(st).error().wrap("failed to give " + r.name + " back to the host");
+  PLUMB_ASSIGN(auto back, k.getLink(Kernel::kHost, r.name));
+  PLUMB_TRY(restoreAltnames(k, back, r));
   if (r.up) {
-    PLUMB_ASSIGN(auto back, k.getLink(Kernel::kHost, r.name));
     nl::LinkChange up;
     up.up = true;
     PLUMB_TRY(k.changeLink(Kernel::kHost, back.index, up));
   }
   return {};
 }
-
-std::string describeDevice(const PassthroughPlan& plan) {
-  if (!plan.device.empty()) return plan.device;
-  if (plan.hwaddr) return "with MAC " + plan.hwaddr->str();
-  return "at PCI " + plan.pci_address;
-}
-
-}  // namespace
 
 Result<nl::LinkInfo> findPassthroughDevice(Kernel& k, const PassthroughPlan& plan) {
   PLUMB_ASSIGN(auto dev, k.findDevice({plan.device, plan.hwaddr, plan.pci_address}));
@@ -106,6 +118,7 @@ DeviceRestore restoreOf(Kernel& k, const nl::LinkInfo& dev) {
   r.pci = k.pciAddressOf(dev.name);
   r.alias = dev.alias;
   r.up = dev.up();
+  r.altnames = dev.altnames;
   return r;
 }
 
@@ -134,6 +147,7 @@ Status restoreReturnedDevice(Kernel& k, const DeviceRestore& r, const std::strin
   if (r.up) change.up = true;
   auto st = k.changeLink(host, found->index, change);
   if (!st.ok()) return std::move(st).error().wrap("failed to restore " + r.name);
+  PLUMB_TRY(restoreAltnames(k, *found, r));
   log::get("core")->info("{} restored on the host (was {})", r.name, found->name);
   return {};
 }
