@@ -40,6 +40,7 @@ int list(const std::string& state_dir, bool as_json) {
                    {"netns", r.netns},
                    {"mode", r.mode},
                    {"via", r.via},
+                   {"pci", r.pci},
                    {"vlan", r.vlan ? nlohmann::json(*r.vlan) : nlohmann::json(nullptr)},
                    {"hostIfname", r.host_ifname},
                    {"mac", r.mac},
@@ -57,6 +58,8 @@ int list(const std::string& state_dir, bool as_json) {
     // pipework's notation for an OVS port's tag: bridge@vlan.
     std::string via = e["via"].get<std::string>();
     if (e["vlan"].is_number_integer()) via += "@" + std::to_string(e["vlan"].get<int>());
+    // An SR-IOV VF: its PCI address on its PF.
+    if (!e["pci"].get<std::string>().empty()) via = e["pci"].get<std::string>() + " on " + via;
     std::string addrs;
     for (const auto& a : e["addresses"]) addrs += (addrs.empty() ? "" : ",") + a.get<std::string>();
     std::printf("%-16s %-24.24s %-8s %-8s %-12s %-18s %s\n",
@@ -109,6 +112,10 @@ int run(int argc, char** argv) {
       "[<mac>|U:<name>]\n"
       "  plumb <hostif> ... <guest> 0/0          the link only\n"
       "  plumb mac:<host NIC mac> <guest> ...    pick the host interface by its MAC\n"
+      "  plumb --direct-phys <NIC> <guest> ...   move the NIC itself into the guest\n"
+      "  plumb --vf <PF> <guest> <ip>/<prefix>[@<gateway>] [<mac>][@<vlan>]\n"
+      "                                          a free SR-IOV VF of PF (MAC, VLAN set through\n"
+      "                                          the PF)\n"
       "  plumb del <guest> [-i ctif]\n"
       "  --ovsdb unix:PATH        ovsdb-server's socket (else $PLUMB_OVSDB, then\n"
       "                           /var/run/openvswitch/db.sock)\n"

@@ -60,7 +60,7 @@ Result<core::AttachRequest> requestFor(const AttachCommand& c, const Guest& gues
   bool ovs = false;
   bool create_ovs = false;
   bool maybe_ovs = !link || link->kind == "openvswitch" || link->kind == "tun";
-  if (!c.direct_phys && maybe_ovs) {
+  if (!c.direct_phys && !c.vf && maybe_ovs) {
     auto known = core::isOvsBridge(opts.ovsdb, host_if);
     ovs = known.ok() && *known;
     if (!ovs && !link && host_if.rfind("ovs", 0) == 0) {
@@ -80,7 +80,13 @@ Result<core::AttachRequest> requestFor(const AttachCommand& c, const Guest& gues
                 "--ovs-datapath is for an Open vSwitch bridge plumb creates (an ovs* name that "
                 "does not exist)");
   }
-  if (c.direct_phys) {
+  if (c.vf) {
+    core::SriovPlan plan;
+    plan.pf = host_if;
+    plan.settings.vlan = c.vlan;  // set through the PF: the VF's traffic is tagged there
+    req.plan = plan;
+    req.mtu = 0;  // the VF keeps its own
+  } else if (c.direct_phys) {
     req.plan = core::PassthroughPlan{host_if, std::nullopt, ""};
   } else if (ovs) {
     core::OvsPlan plan;
@@ -139,9 +145,12 @@ Result<bool> alreadyAttached(core::Store& store, const core::AttachRequest& req)
     diffs.push_back("netns " + record->netns + " (asked " + req.netns + ")");
   if (record->mode != core::modeName(req.plan))
     diffs.push_back("mode " + record->mode + " (asked " + core::modeName(req.plan) + ")");
-  if (const auto* ovs = std::get_if<core::OvsPlan>(&req.plan); ovs && record->vlan != ovs->vlan) {
+  std::optional<int> vlan;
+  if (const auto* ovs = std::get_if<core::OvsPlan>(&req.plan)) vlan = ovs->vlan;
+  if (const auto* vf = std::get_if<core::SriovPlan>(&req.plan)) vlan = vf->settings.vlan;
+  if (record->vlan != vlan) {
     auto tag = [](const std::optional<int>& v) { return v ? std::to_string(*v) : "none"; };
-    diffs.push_back("VLAN " + tag(record->vlan) + " (asked " + tag(ovs->vlan) + ")");
+    diffs.push_back("VLAN " + tag(record->vlan) + " (asked " + tag(vlan) + ")");
   }
   if (!req.host_ifname.empty() && record->host_ifname != req.host_ifname) {
     diffs.push_back("host interface " + record->host_ifname + " (asked " + req.host_ifname + ")");

@@ -121,6 +121,8 @@ Result<Command> parseAttach(const std::vector<std::string>& args) {
     };
     if (a == "--direct-phys") {
       cmd.direct_phys = true;
+    } else if (a == "--vf") {
+      cmd.vf = true;
     } else if (a == "-i") {
       PLUMB_ASSIGN(cmd.container_if, value("-i"));
     } else if (a == "-l") {
@@ -147,6 +149,8 @@ Result<Command> parseAttach(const std::vector<std::string>& args) {
   }
   if (positional.size() > 4)
     return fail(Errc::kInvalid, "unexpected argument '" + positional[4] + "'");
+  if (cmd.vf && cmd.direct_phys)
+    return fail(Errc::kInvalid, "--vf and --direct-phys do not go together");
   const std::string& host = positional[0];
   if (host.rfind("mac:", 0) == 0) {
     PLUMB_ASSIGN(cmd.host_mac, MacAddr::parse(host.substr(4)));

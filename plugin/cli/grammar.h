@@ -5,6 +5,7 @@
 //   <hostif> [-i ctif] [-l localif] [-a 4|6] [-m mode] <guest> <ip>/<len>[@<gw>] [<mac>][@<vlan>]
 //   <hostif> [-i ctif] [-l localif] [-f] <guest> dhcp[:<client options>] [<mac>][@<vlan>]
 //   mac:<host NIC mac> ...        --direct-phys <hostif> <guest> ...
+//   --vf <PF> <guest> <ip>/<len>[@<gw>] [<mac>][@<vlan>]      (a free SR-IOV VF of PF)
 //   route|rule|tc <guest> <args...>          --wait [-i ctif]
 //   del <guest> [-i ctif]
 #pragma once
@@ -33,6 +34,7 @@ struct AttachCommand {
   std::string host_if;              // empty when chosen by MAC
   std::optional<MacAddr> host_mac;  // mac:<host NIC mac>
   bool direct_phys = false;         // move the NIC itself into the guest
+  bool vf = false;                  // --vf: host_if is an SR-IOV PF; a VF of it goes in
   std::string container_if = "eth1";
   std::string local_if;           // -l: the host-side name
   int family = 0;                 // -a: 4, 6, or 0 (from the address)

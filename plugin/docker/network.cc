@@ -8,11 +8,20 @@ namespace plumb::docker {
 namespace jr = plumb::json_read;
 
 const std::vector<std::pair<std::string, std::string>> kNetworkOptions = {
-    {"plumb.mode", "bridge (default), macvlan, ovs or passthrough"},
+    {"plumb.mode", "bridge (default), macvlan, ovs, passthrough or sriov"},
     {"plumb.bridge",
      "bridge mode: the bridge to use, created when missing; ovs mode: an existing Open vSwitch "
      "bridge"},
-    {"plumb.vlan", "ovs mode: the access tag of the containers' ports (0-4095)"},
+    {"plumb.vlan",
+     "ovs mode: the access tag of the containers' ports; sriov mode: the VFs' VLAN (0-4095)"},
+    {"plumb.pf", "sriov mode: the PF whose free VFs the endpoints get"},
+    {"plumb.vlan_qos", "sriov mode: the VLAN's priority (0-7)"},
+    {"plumb.vlan_proto", "sriov mode: 802.1q (default) or 802.1ad"},
+    {"plumb.spoofchk", "sriov mode: the VFs' spoof check, on or off"},
+    {"plumb.trust", "sriov mode: whether the VFs are trusted, on or off"},
+    {"plumb.link_state", "sriov mode: auto, enable or disable"},
+    {"plumb.min_tx_rate", "sriov mode: the VFs' minimum rate, Mbps"},
+    {"plumb.max_tx_rate", "sriov mode: the VFs' maximum rate, Mbps (0: no limit)"},
     {"plumb.ovsdb",
      "ovs mode: ovsdb-server's socket, unix:PATH (default "
      "/var/run/openvswitch/db.sock, or $PLUMB_OVSDB)"},
@@ -191,6 +200,15 @@ json NetworkConfig::toJson() const {
           {"device", device},
           {"hwaddr", hwaddr},
           {"pci", pci},
+          {"pf", pf},
+          {"vf",
+           {{"vlan_qos", vf.vlan_qos ? json(*vf.vlan_qos) : json(nullptr)},
+            {"vlan_proto", vf.vlan_proto},
+            {"spoofchk", vf.spoofchk ? json(*vf.spoofchk) : json(nullptr)},
+            {"trust", vf.trust ? json(*vf.trust) : json(nullptr)},
+            {"link_state", vf.link_state},
+            {"min_tx_rate", vf.min_tx_rate ? json(*vf.min_tx_rate) : json(nullptr)},
+            {"max_tx_rate", vf.max_tx_rate ? json(*vf.max_tx_rate) : json(nullptr)}}},
           {"mtu", mtu},
           {"masquerade", masquerade},
           {"internal", internal},
@@ -217,6 +235,23 @@ Result<NetworkConfig> NetworkConfig::fromJson(const json& j) {
   PLUMB_TRY(jr::str(j, "device", n.device));
   PLUMB_TRY(jr::str(j, "hwaddr", n.hwaddr));
   PLUMB_TRY(jr::str(j, "pci", n.pci));
+  PLUMB_TRY(jr::str(j, "pf", n.pf));
+  if (j.contains("vf") && j["vf"].is_object()) {
+    const json& v = j["vf"];
+    auto num = [&](const char* k, std::optional<int>& out) {
+      if (v.contains(k) && v[k].is_number_integer()) out = v[k].get<int>();
+    };
+    auto flag = [&](const char* k, std::optional<bool>& out) {
+      if (v.contains(k) && v[k].is_boolean()) out = v[k].get<bool>();
+    };
+    num("vlan_qos", n.vf.vlan_qos);
+    num("min_tx_rate", n.vf.min_tx_rate);
+    num("max_tx_rate", n.vf.max_tx_rate);
+    flag("spoofchk", n.vf.spoofchk);
+    flag("trust", n.vf.trust);
+    PLUMB_TRY(jr::str(v, "vlan_proto", n.vf.vlan_proto));
+    PLUMB_TRY(jr::str(v, "link_state", n.vf.link_state));
+  }
   PLUMB_TRY(jr::integer(j, "mtu", n.mtu));
   PLUMB_TRY(jr::boolean(j, "masquerade", n.masquerade));
   PLUMB_TRY(jr::boolean(j, "internal", n.internal));
@@ -251,10 +286,10 @@ Result<NetworkConfig> parseCreateNetwork(const json& req) {
       if (!ours && key != "com.docker.network.driver.mtu") continue;  // other drivers' options
       PLUMB_ASSIGN(std::string v, optionText(value, key));
       if (key == "plumb.mode") {
-        if (v != "bridge" && v != "macvlan" && v != "ovs" && v != "passthrough") {
-          return fail(
-              Errc::kInvalid,
-              "option plumb.mode must be bridge, macvlan, ovs or passthrough, not '" + v + "'");
+        if (v != "bridge" && v != "macvlan" && v != "ovs" && v != "passthrough" && v != "sriov") {
+          return fail(Errc::kInvalid,
+                      "option plumb.mode must be bridge, macvlan, ovs, passthrough or sriov, not '" +
+                          v + "'");
         }
         n.mode = v;
       } else if (key == "plumb.bridge") {
@@ -282,6 +317,22 @@ Result<NetworkConfig> parseCreateNetwork(const json& req) {
         n.hwaddr = m->str();
       } else if (key == "plumb.pci") {
         n.pci = v;
+      } else if (key == "plumb.pf") {
+        PLUMB_TRY(validateIfname(v));
+        n.pf = v;
+      } else if (key == "plumb.vlan_qos") {
+        PLUMB_ASSIGN(n.vf.vlan_qos, parseNumber(key, v, 0, 7, "a priority"));
+      } else if (key == "plumb.vlan_proto") {
+        n.vf.vlan_proto = v;
+      } else if (key == "plumb.spoofchk" || key == "plumb.trust") {
+        bool on = v == "on";
+        if (!on && v != "off") PLUMB_ASSIGN(on, parseBool(key, v));
+        (key == "plumb.spoofchk" ? n.vf.spoofchk : n.vf.trust) = on;
+      } else if (key == "plumb.link_state") {
+        n.vf.link_state = v;
+      } else if (key == "plumb.min_tx_rate" || key == "plumb.max_tx_rate") {
+        PLUMB_ASSIGN(int rate, parseNumber(key, v, 0, 1000000000, "a rate in Mbps"));
+        (key == "plumb.min_tx_rate" ? n.vf.min_tx_rate : n.vf.max_tx_rate) = rate;
       } else if (key == "plumb.routes") {
         for (size_t start = 0; start <= v.size();) {
           size_t comma = v.find(',', start);
@@ -304,9 +355,26 @@ Result<NetworkConfig> parseCreateNetwork(const json& req) {
       }
     }
   }
-  if (n.mode != "ovs" && (n.vlan || !n.ovsdb.empty()))
-    return fail(Errc::kInvalid, "options plumb.vlan and plumb.ovsdb need plumb.mode=ovs");
-  if (n.mode == "ovs") {
+  if (n.mode != "ovs" && !n.ovsdb.empty())
+    return fail(Errc::kInvalid, "option plumb.ovsdb needs plumb.mode=ovs");
+  if (n.mode != "ovs" && n.mode != "sriov" && n.vlan)
+    return fail(Errc::kInvalid, "option plumb.vlan needs plumb.mode=ovs or plumb.mode=sriov");
+  bool vf_options = !n.pf.empty() || n.vf.vlan_qos || !n.vf.vlan_proto.empty() || n.vf.spoofchk ||
+                    n.vf.trust || !n.vf.link_state.empty() || n.vf.min_tx_rate ||
+                    n.vf.max_tx_rate;
+  if (n.mode != "sriov" && vf_options)
+    return fail(Errc::kInvalid, "options plumb.pf, plumb.vlan_qos, plumb.vlan_proto, "
+                                "plumb.spoofchk, plumb.trust, plumb.link_state and the rates "
+                                "need plumb.mode=sriov");
+  if (n.mode == "sriov") {
+    if (n.pf.empty()) return fail(Errc::kInvalid, "plumb.mode=sriov needs plumb.pf");
+    if (!n.bridge.empty() || !n.parent.empty() || !n.device.empty() || !n.pci.empty())
+      return fail(Errc::kInvalid,
+                  "plumb.mode=sriov takes no plumb.bridge, plumb.parent, plumb.device or plumb.pci");
+    if (masquerade_set && n.masquerade)
+      return fail(Errc::kInvalid, "option plumb.masquerade needs plumb.mode=bridge");
+    n.masquerade = false;
+  } else if (n.mode == "ovs") {
     if (n.bridge.empty())
       return fail(Errc::kInvalid, "plumb.mode=ovs needs plumb.bridge (an Open vSwitch bridge)");
     if (!n.parent.empty())

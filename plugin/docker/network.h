@@ -25,15 +25,17 @@ struct Subnet {
 
 struct NetworkConfig {
   std::string id;
-  std::string mode = "bridge";  // bridge, macvlan, ovs, passthrough
+  std::string mode = "bridge";  // bridge, macvlan, ovs, passthrough, sriov
   std::string bridge;           // bridge and ovs modes
-  std::optional<int> vlan;      // ovs: the ports' access tag
+  std::optional<int> vlan;      // ovs: the ports' access tag; sriov: the VFs' VLAN
   std::string ovsdb;            // ovs: ovsdb-server's socket; empty: the default
   std::string parent;           // macvlan mode
   std::string macvlan_mode = "bridge";
   std::string device;  // passthrough: the device, by name, MAC (hwaddr) or PCI address
   std::string hwaddr;
   std::string pci;
+  std::string pf;        // sriov: a free VF of this PF per endpoint
+  core::VfSettings vf;   // sriov: set through the PF (its vlan is the one above)
   int mtu = 0;
   bool masquerade = true;
   bool internal = false;

@@ -82,6 +82,14 @@ core::PassthroughPlan passthroughPlan(const NetworkConfig& n) {
   return p;
 }
 
+core::SriovPlan sriovPlan(const NetworkConfig& n) {
+  core::SriovPlan p;
+  p.pf = n.pf;
+  p.settings = n.vf;
+  p.settings.vlan = n.vlan;
+  return p;
+}
+
 core::OvsPlan ovsPlan(const NetworkConfig& n) {
   core::OvsPlan p;
   p.bridge = n.bridge;
@@ -162,6 +170,15 @@ Result<json> Driver::createNetwork(core::Store& store, const json& req) {
   } else if (n.mode == "ovs") {
     auto ready = core::checkOvsBridge(ovsPlan(n));
     if (!ready.ok()) return failed(ready.error());
+  } else if (n.mode == "sriov") {
+    // The settings as the engine checks them, and the PF with a VF free now.
+    core::AttachRequest probe;
+    probe.key = {n.id, "probe", kIfname};
+    probe.plan = sriovPlan(n);
+    auto valid = core::Engine::validate(probe);
+    if (!valid.ok()) return failed(valid.error());
+    auto ready = core::checkSriov(sriovPlan(n), store);
+    if (!ready.ok()) return failed(ready.error());
   } else {
     auto parent = core::findHostLink(n.parent);
     if (!parent.ok()) return failed(parent.error());
@@ -174,7 +191,9 @@ Result<json> Driver::createNetwork(core::Store& store, const json& req) {
     return failed(st.error());
   }
   log::get("docker")->info("network {} created ({} {})", shortId(n.id), n.mode,
-                           n.mode == "bridge" || n.mode == "ovs" ? n.bridge : n.parent);
+                           n.mode == "bridge" || n.mode == "ovs" ? n.bridge
+                           : n.mode == "sriov"                  ? n.pf
+                                                                : n.parent);
   return json::object();
 }
 
@@ -208,7 +227,9 @@ Result<json> Driver::createEndpoint(core::Store& store, const json& req) {
   PLUMB_ASSIGN(auto n, loadNetwork(store, ep.network));
   json iface = json::object();
   // The device keeps its own MAC (a passthru macvlan takes its parent's): none is made up.
-  bool own_mac = (n.mode == "macvlan" && n.macvlan_mode == "passthru") || n.mode == "passthrough";
+  // A VF keeps its own too: one set through its PF is the user's (--mac-address) only.
+  bool own_mac = (n.mode == "macvlan" && n.macvlan_mode == "passthru") ||
+                 n.mode == "passthrough" || n.mode == "sriov";
   // Only what dockerd left empty is filled in: it refuses a driver changing its fields.
   if (ep.mac.empty() && !own_mac) {
     // As Docker's bridge driver: 02:42 and the IPv4 address, else one derived from the id.
@@ -233,10 +254,12 @@ Result<json> Driver::endpointOperInfo(core::Store& store, const json& req) {
   json value = {{"plumb.mode", n.mode},
                 {"plumb.via", n.mode == "bridge"    ? n.bridge
                               : n.mode == "macvlan" ? n.parent
+                              : n.mode == "sriov"   ? n.pf
                                                     : n.device},
                 {"com.docker.network.endpoint.macaddress", ep.mac},
                 {"com.docker.network.portmap", portmapJson(ep.published)}};
   if (rec) value["plumb.host_ifname"] = rec->host_ifname;
+  if (rec && !rec->pci.empty()) value["plumb.pci"] = rec->pci;
   return json{{"Value", value}};
 }
 
@@ -260,6 +283,8 @@ Result<json> Driver::join(core::Store& store, const json& req) {
   } else if (n.mode == "passthrough") {
     ar.plan = passthroughPlan(n);
     ar.mac.reset();
+  } else if (n.mode == "sriov") {
+    ar.plan = sriovPlan(n);
   } else {
     PLUMB_ASSIGN(auto mode, core::parseMacvlanMode(n.macvlan_mode));
     ar.plan = core::MacvlanPlan{n.parent, mode};

@@ -162,7 +162,42 @@ TEST(DockerNetworkConfig, OptionsParseAndSurviveTheStore) {
   ovs["Options"]["com.docker.network.generic"]["plumb.mode"] = "bridge";
   auto wrong = parseCreateNetwork(ovs);
   ASSERT_FALSE(wrong.ok());
-  EXPECT_NE(wrong.error().message.find("need plumb.mode=ovs"), std::string::npos);
+  EXPECT_NE(wrong.error().message.find("needs plumb.mode=ovs"), std::string::npos)
+      << wrong.error().message;
+  // An SR-IOV network: the PF and every VF setting survive the store.
+  json vf = {{"NetworkID", "vf1"},
+             {"Options",
+              {{"com.docker.network.generic",
+                {{"plumb.mode", "sriov"},
+                 {"plumb.pf", "pf0"},
+                 {"plumb.vlan", "100"},
+                 {"plumb.vlan_qos", "2"},
+                 {"plumb.vlan_proto", "802.1ad"},
+                 {"plumb.spoofchk", "off"},
+                 {"plumb.trust", "on"},
+                 {"plumb.link_state", "enable"},
+                 {"plumb.min_tx_rate", "10"},
+                 {"plumb.max_tx_rate", "100"}}}}}};
+  auto v = parseCreateNetwork(vf);
+  ASSERT_TRUE(v.ok()) << v.error().message;
+  auto v_back = NetworkConfig::fromJson(v->toJson());
+  ASSERT_TRUE(v_back.ok());
+  EXPECT_EQ(v_back->toJson(), v->toJson());
+  EXPECT_EQ(v_back->pf, "pf0");
+  EXPECT_EQ(v_back->vf.spoofchk, false);
+  EXPECT_EQ(v_back->vf.trust, true);
+  EXPECT_EQ(v_back->vf.max_tx_rate, 100);
+  vf["Options"]["com.docker.network.generic"].erase("plumb.pf");
+  auto no_pf = parseCreateNetwork(vf);
+  ASSERT_FALSE(no_pf.ok());
+  EXPECT_NE(no_pf.error().message.find("plumb.mode=sriov needs plumb.pf"), std::string::npos);
+  vf["Options"]["com.docker.network.generic"]["plumb.pf"] = "pf0";
+  vf["Options"]["com.docker.network.generic"]["plumb.mode"] = "bridge";
+  vf["Options"]["com.docker.network.generic"].erase("plumb.vlan");
+  auto vf_wrong = parseCreateNetwork(vf);
+  ASSERT_FALSE(vf_wrong.ok());
+  EXPECT_NE(vf_wrong.error().message.find("need plumb.mode=sriov"), std::string::npos)
+      << vf_wrong.error().message;
   req["Options"]["com.docker.network.generic"] = {{"plumb.masquerade", "true"}};
   auto contradiction = parseCreateNetwork(req);
   ASSERT_FALSE(contradiction.ok());

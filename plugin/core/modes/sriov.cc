@@ -261,6 +261,7 @@ Status claimVf(Context& ctx, const SriovPlan& plan, Held& h) {
       ctx.record.via = h.claim.pf;
       ctx.record.pci = h.claim.pci;
       ctx.record.claim = h.claim.id;
+      ctx.record.vlan = plan.settings.vlan;
       return ctx.store.updateAttachment(ctx.record);
     }));
     for (const auto& vf : pf.vfs) {
@@ -276,6 +277,7 @@ Status claimVf(Context& ctx, const SriovPlan& plan, Held& h) {
       ctx.record.via = h.claim.pf;
       ctx.record.pci = h.claim.pci;
       ctx.record.claim = h.claim.id;
+      ctx.record.vlan = plan.settings.vlan;
       return ctx.store.updateAttachment(ctx.record);
     }));
   }
