@@ -287,9 +287,10 @@ Result<NetworkConfig> parseCreateNetwork(const json& req) {
       PLUMB_ASSIGN(std::string v, optionText(value, key));
       if (key == "plumb.mode") {
         if (v != "bridge" && v != "macvlan" && v != "ovs" && v != "passthrough" && v != "sriov") {
-          return fail(Errc::kInvalid,
-                      "option plumb.mode must be bridge, macvlan, ovs, passthrough or sriov, not '" +
-                          v + "'");
+          return fail(
+              Errc::kInvalid,
+              "option plumb.mode must be bridge, macvlan, ovs, passthrough or sriov, not '" + v +
+                  "'");
         }
         n.mode = v;
       } else if (key == "plumb.bridge") {
@@ -360,17 +361,18 @@ Result<NetworkConfig> parseCreateNetwork(const json& req) {
   if (n.mode != "ovs" && n.mode != "sriov" && n.vlan)
     return fail(Errc::kInvalid, "option plumb.vlan needs plumb.mode=ovs or plumb.mode=sriov");
   bool vf_options = !n.pf.empty() || n.vf.vlan_qos || !n.vf.vlan_proto.empty() || n.vf.spoofchk ||
-                    n.vf.trust || !n.vf.link_state.empty() || n.vf.min_tx_rate ||
-                    n.vf.max_tx_rate;
+                    n.vf.trust || !n.vf.link_state.empty() || n.vf.min_tx_rate || n.vf.max_tx_rate;
   if (n.mode != "sriov" && vf_options)
-    return fail(Errc::kInvalid, "options plumb.pf, plumb.vlan_qos, plumb.vlan_proto, "
-                                "plumb.spoofchk, plumb.trust, plumb.link_state and the rates "
-                                "need plumb.mode=sriov");
+    return fail(Errc::kInvalid,
+                "options plumb.pf, plumb.vlan_qos, plumb.vlan_proto, "
+                "plumb.spoofchk, plumb.trust, plumb.link_state and the rates "
+                "need plumb.mode=sriov");
   if (n.mode == "sriov") {
     if (n.pf.empty()) return fail(Errc::kInvalid, "plumb.mode=sriov needs plumb.pf");
     if (!n.bridge.empty() || !n.parent.empty() || !n.device.empty() || !n.pci.empty())
-      return fail(Errc::kInvalid,
-                  "plumb.mode=sriov takes no plumb.bridge, plumb.parent, plumb.device or plumb.pci");
+      return fail(
+          Errc::kInvalid,
+          "plumb.mode=sriov takes no plumb.bridge, plumb.parent, plumb.device or plumb.pci");
     if (masquerade_set && n.masquerade)
       return fail(Errc::kInvalid, "option plumb.masquerade needs plumb.mode=bridge");
     n.masquerade = false;

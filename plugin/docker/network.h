@@ -34,8 +34,8 @@ struct NetworkConfig {
   std::string device;  // passthrough: the device, by name, MAC (hwaddr) or PCI address
   std::string hwaddr;
   std::string pci;
-  std::string pf;        // sriov: a free VF of this PF per endpoint
-  core::VfSettings vf;   // sriov: set through the PF (its vlan is the one above)
+  std::string pf;       // sriov: a free VF of this PF per endpoint
+  core::VfSettings vf;  // sriov: set through the PF (its vlan is the one above)
   int mtu = 0;
   bool masquerade = true;
   bool internal = false;

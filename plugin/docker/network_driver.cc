@@ -192,8 +192,8 @@ Result<json> Driver::createNetwork(core::Store& store, const json& req) {
   }
   log::get("docker")->info("network {} created ({} {})", shortId(n.id), n.mode,
                            n.mode == "bridge" || n.mode == "ovs" ? n.bridge
-                           : n.mode == "sriov"                  ? n.pf
-                                                                : n.parent);
+                           : n.mode == "sriov"                   ? n.pf
+                                                                 : n.parent);
   return json::object();
 }
 
@@ -228,8 +228,8 @@ Result<json> Driver::createEndpoint(core::Store& store, const json& req) {
   json iface = json::object();
   // The device keeps its own MAC (a passthru macvlan takes its parent's): none is made up.
   // A VF keeps its own too: one set through its PF is the user's (--mac-address) only.
-  bool own_mac = (n.mode == "macvlan" && n.macvlan_mode == "passthru") ||
-                 n.mode == "passthrough" || n.mode == "sriov";
+  bool own_mac = (n.mode == "macvlan" && n.macvlan_mode == "passthru") || n.mode == "passthrough" ||
+                 n.mode == "sriov";
   // Only what dockerd left empty is filled in: it refuses a driver changing its fields.
   if (ep.mac.empty() && !own_mac) {
     // As Docker's bridge driver: 02:42 and the IPv4 address, else one derived from the id.

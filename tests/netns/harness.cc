@@ -94,7 +94,9 @@ json NetnsTest::bridgeConf(const std::string& name, const std::string& bridge,
 // IPAM's round-robin cursor and its list of addresses once given back are left out: both move
 // on by design when an address is released (as host-local's cursor does), and hold nothing.
 std::string NetnsTest::storeDump() {
-  return storeDumpOf(state_.path() + "/state/plumb.db", {"ip_cursor", "ip_released"});
+  // sqlite_sequence only grows: VF claims' ids are generations, never reused.
+  return storeDumpOf(state_.path() + "/state/plumb.db",
+                     {"ip_cursor", "ip_released", "sqlite_sequence"});
 }
 
 std::string NetnsTest::hostSnapshot() {
