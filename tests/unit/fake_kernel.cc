@@ -177,6 +177,16 @@ Result<Kernel::Ns> FakeKernel::temporaryNetns() {
 
 void FakeKernel::closeNetns(Ns ns) {
   if (ns <= 0 || static_cast<size_t>(ns) >= spaces_.size() || !spaces_[ns].temporary) return;
+  dies(ns);
+}
+
+void FakeKernel::removeNetns(const std::string& path) {
+  for (size_t n = 1; n < spaces_.size(); ++n) {
+    if (spaces_[n].live && spaces_[n].path == path) dies(static_cast<Ns>(n));
+  }
+}
+
+void FakeKernel::dies(Ns ns) {
   // As the kernel does when a netns dies: virtual links die with it, devices go to the host.
   std::vector<int> indexes;
   for (const auto& [i, l] : spaces_[ns].links) indexes.push_back(i);

@@ -20,6 +20,9 @@ class FakeKernel : public Kernel {
 
   // Setting up a test: a container netns reachable by path; a device on the host.
   void addNetns(const std::string& path);
+  // The container's netns dies: its virtual links with it, devices back to the host (devN
+  // when their name is taken there), as the kernel does.
+  void removeNetns(const std::string& path);
   int addDevice(const std::string& name, const MacAddr& mac, const std::string& pci = "");
   int addVethPair(const std::string& name, const std::string& peer);  // both on the host
   void setSysctl(Ns ns, const std::string& key, const std::string& value);
@@ -100,6 +103,7 @@ class FakeKernel : public Kernel {
     std::map<std::string, std::string> sysctls;
   };
 
+  void dies(Ns ns);
   Status change(const std::string& what);  // counts a change; refuses the fail_at-th
   Result<Space*> space(Ns ns);
   Link* find(Ns ns, const std::string& name);

@@ -324,10 +324,13 @@ std::string vfName(const Held& h) {
   return "VF " + std::to_string(h.loc.vf.index) + " (" + h.loc.vf.pci + ")";
 }
 
-// Puts back the VF settings of original through the PF, one by one.
+// Puts back the VF settings of original through the PF, one by one, in the reverse of the
+// order they were set (as a rollback undoes them).
 Status restoreSettings(Kernel& k, const std::string& pf, int pf_index, int vf,
                        const nl::VfConfig& original) {
-  for (const auto& [name, one] : split(original)) {
+  auto each = split(original);
+  std::reverse(each.begin(), each.end());
+  for (const auto& [name, one] : each) {
     auto st = k.setVf(pf_index, vf, one);
     if (!st.ok()) {
       return std::move(st).error().wrap("failed to restore the " + name + " of VF " +
