@@ -175,6 +175,7 @@ Result<json> Driver::createNetwork(core::Store& store, const json& req) {
     core::AttachRequest probe;
     probe.key = {n.id, "probe", kIfname};
     probe.plan = sriovPlan(n);
+    probe.placement = core::Placement::kHostSide;
     auto valid = core::Engine::validate(probe);
     if (!valid.ok()) return failed(valid.error());
     auto ready = core::checkSriov(sriovPlan(n), store);

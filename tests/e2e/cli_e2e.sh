@@ -23,6 +23,8 @@ PLUMB_ARG=${1:?usage: cli_e2e.sh PATH-TO-PLUMB-BINARY}
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 # shellcheck source=report.sh
 . "$HERE/report.sh"
+# shellcheck source=sriov_env.sh
+. "$HERE/sriov_env.sh"
 needs docker dockerd containerd ctr jq sqlite3 busybox dnsmasq nsenter ip timeout time
 [ -x "$PLUMB_ARG" ] || { echo "error: $PLUMB_ARG is not an executable" >&2; exit 2; }
 PLUMB=$(readlink -f "$PLUMB_ARG")
@@ -209,6 +211,23 @@ LS=$(ls_json)
 t "ls lists d1's and d2's attachments by full id" \
   jq -e --arg d1 "docker-$D1" 'map(select(.container == $d1)) | length == 5' <<<"$LS"
 t "ls shows the modes" jq -e 'map(.mode) | (index("bridge") != null) and (index("macvlan") != null) and (index("passthrough") != null)' <<<"$LS"
+
+section "--vf (SR-IOV: a sysfs-shaped tree under PLUMB_SYSFS_ROOT, the VFs veth ends)"
+sriov_tree "$TMP/sys" "${P}pf" 2 "${P}v" "$HOSTNS" "$LAN" 198.18.46.1/24
+cli_vf() { ip netns exec "$HOSTNS" env PLUMB_SYSFS_ROOT="$TMP/sys" "$PLUMB" --state-dir "$STATE" "$@"; }
+VF_BEFORE=$(ip -n "$HOSTNS" -o link show "${P}v0" | sed 's/ state [A-Z]*//')
+t "plumb --vf ${P}pf -i eth8 d1 198.18.46.2/24" cli_vf --vf "${P}pf" -i eth8 "$P-d1" 198.18.46.2/24
+t "the first VF left the host" bash -c "! ip -n $HOSTNS link show ${P}v0"
+t "d1 reaches the far side through the VF" dx d1 ping -c1 -W2 198.18.46.1
+t "the same command again: nothing to do" cli_vf --vf "${P}pf" -i eth8 "$P-d1" 198.18.46.2/24
+t "ls: VF 0000:3b:02.0 on ${P}pf" bash -c "ip netns exec $HOSTNS env PLUMB_SYSFS_ROOT=$TMP/sys $PLUMB --state-dir $STATE ls | grep -q '0000:3b:02.0 on ${P}pf'"
+terr "@7 on a VF: this kernel's PF refuses the VLAN, said so" "PF ${P}pf refused vlan 7" \
+  cli_vf --vf "${P}pf" -i eth9 "$P-d1" 198.18.46.3/24 @7
+t "plumb del d1 -i eth8" cli_vf del "$P-d1" -i eth8
+t "the VF is back with its name, MTU and MAC" \
+  bash -c "[ \"\$(ip -n $HOSTNS -o link show ${P}v0 | sed 's/ state [A-Z]*//')\" = \"$VF_BEFORE\" ]"
+sriov_links_del
+ip -n "$LAN" link del lanbr
 
 # --- containerd -------------------------------------------------------------------------------
 

@@ -28,6 +28,8 @@ PLUMB=$(readlink -f "$PLUMB_ARG")
 . "$HERE/../../scripts/docker-env.sh"
 # shellcheck source=ovs_env.sh
 . "$HERE/ovs_env.sh"
+# shellcheck source=sriov_env.sh
+. "$HERE/sriov_env.sh"
 needs ovsdb-server ovs-vswitchd ovsdb-tool ovs-vsctl
 
 ID=$$
@@ -44,7 +46,7 @@ ROOT_HAD_PLUMB_TABLE=no
 nft list table inet plumb >/dev/null 2>&1 && ROOT_HAD_PLUMB_TABLE=yes
 
 start_plugin() {
-  "$PLUMB" daemon --socket "$SOCK" --state-dir "$STATE" --log-level info \
+  PLUMB_SYSFS_ROOT="$TMP/sys" "$PLUMB" daemon --socket "$SOCK" --state-dir "$STATE" --log-level info \
     --default-pool base=198.19.128.0/17,size=24 --ovsdb "unix:$TMP/ovs/db.sock" \
     >>"$TMP/plumb.log" 2>&1 &
   DAEMON_PID=$!
@@ -73,6 +75,7 @@ cleanup() {
   rm -f "$SOCK"
   release_dockerd
   ovs_stop
+  sriov_links_del
   ip link del "$PARENT" 2>/dev/null
   ip link del "pmw$ID" 2>/dev/null
   ip link del "pmz$ID" 2>/dev/null
@@ -323,6 +326,32 @@ t "th1 pings the LAN side" ping_from th1 198.18.19.254
 t "docker rm -f th1" docker rm -f "$P-th1"
 t "the device is back on the host as it was" \
   bash -c "[ \"\$(ip -o link show pmz$ID | sed 's/ state [A-Z]*//')\" = \"$PT_BEFORE\" ]"
+
+section "sriov mode (a sysfs-shaped tree under PLUMB_SYSFS_ROOT; the VFs are veth ends)"
+sriov_tree "$TMP/sys" "${P}pf" 2 "${P}v" "" "$LAN" 198.18.29.254/24
+vfs_now() { for v in "${P}v0" "${P}v1"; do ip -o link show "$v" 2>/dev/null | sed 's/ state [A-Z]*//'; done; }
+VF_BEFORE=$(vfs_now)
+terr "network create without plumb.pf: a clear error" "plumb.mode=sriov needs plumb.pf" \
+  docker network create -d "$DRV" -o plumb.mode=sriov --subnet 198.18.29.0/24 "$P-vfbad"
+terr "network create on a PF that does not exist: a clear error" "PF nosuch does not exist" \
+  docker network create -d "$DRV" -o plumb.mode=sriov -o plumb.pf=nosuch --subnet 198.18.29.0/24 "$P-vfbad"
+t "network create -o plumb.mode=sriov -o plumb.pf=${P}pf" docker network create -d "$DRV" \
+  -o plumb.mode=sriov -o plumb.pf="${P}pf" --subnet 198.18.29.0/24 --gateway 198.18.29.254 "$P-vf"
+run_bg v1 vf
+run_bg v2 vf
+t "both VFs left the host" bash -c "[ -z \"\$(ip -o link show | grep -E ' ${P}v[01][@:]')\" ]"
+t "v1 pings the LAN side through its VF" ping_from v1 198.18.29.254
+t "v1 pings v2" ping_from v1 "$(ip_of v2 vf)"
+t "the endpoints hold the VFs by PCI address" \
+  bash -c "[ \$(sqlite3 '$STATE/plumb.db' 'SELECT pci FROM vf_claims' | grep -c '^0000:3b:02\.[01]\$') = 2 ]"
+terr "a third container: no free VF, said so" "no free VF on PF ${P}pf" \
+  docker run --rm --network "$P-vf" "$IMAGE" true
+t "docker rm -f v1 v2" docker rm -f "$P-v1" "$P-v2"
+t "the VFs are back on the host with their names, MTU and MAC" \
+  bash -c "[ \"\$(for v in ${P}v0 ${P}v1; do ip -o link show \$v | sed 's/ state [A-Z]*//'; done)\" = \"$VF_BEFORE\" ]"
+t "docker network rm vf" docker network rm "$P-vf"
+t "no VF is held in the store" test "$(store "SELECT count(*) FROM vf_claims")" = 0
+sriov_links_del
 
 section "ovs mode (a private ovsdb-server and ovs-vswitchd, netdev datapath)"
 OVSBR="pov$ID"
