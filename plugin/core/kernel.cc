@@ -64,10 +64,10 @@ class RealKernel : public Kernel {
     c.netns = nullptr;
     return nl::changeLink(*s, index, c);
   }
-  Status moveLink(Ns ns, int index, Ns to) override {
+  Status moveLink(Ns ns, int index, Ns to, const nl::LinkChange& change) override {
     PLUMB_ASSIGN(auto* s, sock(ns));
     PLUMB_ASSIGN(auto* target, netnsOrHost(to));
-    nl::LinkChange c;
+    nl::LinkChange c = change;
     c.netns = target;
     return nl::changeLink(*s, index, c);
   }

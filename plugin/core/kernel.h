@@ -54,7 +54,10 @@ class Kernel {
   virtual Status createMacvlan(Ns ns, const nl::MacvlanSpec& spec, Ns in_ns) = 0;
   // change.netns is ignored: moveLink moves links.
   virtual Status changeLink(Ns ns, int index, const nl::LinkChange& change) = 0;
-  virtual Status moveLink(Ns ns, int index, Ns to) = 0;
+  // Moves the link to netns to and applies change there (its name, MTU, MAC, alias), in one
+  // request: the kernel moves it first, so a change it then refuses leaves it moved.
+  virtual Status moveLink(Ns ns, int index, Ns to, const nl::LinkChange& change) = 0;
+  Status moveLink(Ns ns, int index, Ns to) { return moveLink(ns, index, to, nl::LinkChange{}); }
   virtual Status setBridgePortHairpin(Ns ns, int index, bool on) = 0;
   // Returns once the link (a veth: with its peer) and its addresses are out of the namespace,
   // not once the kernel has freed it (netlink/link.h: deleteLinkPromptly).

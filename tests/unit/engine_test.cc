@@ -375,7 +375,7 @@ TEST(EngineSteps, MacvlanAndPassthroughStepsInOrder) {
                 "open the host netns and netns /run/netns/ctr1",
                 "record attachment net1/ctr1/eth1",
                 "find device eth9",
-                "move the device into netns /run/netns/ctr1 through a temporary netns",
+                "move the device into netns /run/netns/ctr1",
                 "name the container interface eth1",
                 "set eth1 up",
                 "record the result",

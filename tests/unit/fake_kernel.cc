@@ -298,17 +298,21 @@ Status FakeKernel::changeLink(Ns ns, int index, const nl::LinkChange& c) {
   return {};
 }
 
-Status FakeKernel::moveLink(Ns ns, int index, Ns to) {
+Status FakeKernel::moveLink(Ns ns, int index, Ns to, const nl::LinkChange& c) {
   PLUMB_TRY(space(ns));
   PLUMB_TRY(space(to));
   PLUMB_TRY(change("move link " + std::to_string(index)));
   Link* l = find(ns, index);
   if (!l) return fail(Errc::kNotFound, "no link with index " + std::to_string(index));
-  if (find(to, l->info.name))
+  // As the kernel: the move fails when its name is taken there, and a rename refused after
+  // the move leaves it moved.
+  // its name taken there, the new one is used at once when it is free.
+  if (find(to, l->info.name) && (!c.name || find(to, *c.name)))
     return fail(Errc::kExists, "a link named " + l->info.name + " exists");
   for (const auto& alt : l->info.altnames) {
     if (find(to, alt)) return fail(Errc::kExists, "a link named " + alt + " exists");
   }
+  ++moves;
   Link moved = *l;
   moved.addresses.clear();  // addresses and routes stay behind, as the kernel drops them
   moved.info.master = 0;
@@ -319,7 +323,12 @@ Status FakeKernel::moveLink(Ns ns, int index, Ns to) {
   if (moved.peer_ns >= 0) {
     if (Link* peer = find(moved.peer_ns, moved.peer)) peer->peer_ns = to;
   }
-  return {};
+  bool changed = c.name || c.mtu || c.mac || c.alias;
+  if (!changed) return {};
+  nl::LinkChange rest = c;
+  rest.netns = nullptr;
+  --changes;  // one request: counted once, above
+  return changeLink(to, index, rest);
 }
 
 Status FakeKernel::setBridgePortHairpin(Ns ns, int index, bool on) {

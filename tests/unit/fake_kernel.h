@@ -59,7 +59,9 @@ class FakeKernel : public Kernel {
   Status createBridge(Ns ns, const nl::BridgeSpec& spec) override;
   Status createMacvlan(Ns ns, const nl::MacvlanSpec& spec, Ns in_ns) override;
   Status changeLink(Ns ns, int index, const nl::LinkChange& change) override;
-  Status moveLink(Ns ns, int index, Ns to) override;
+  Status moveLink(Ns ns, int index, Ns to, const nl::LinkChange& change) override;
+  using Kernel::moveLink;
+  int moves = 0;  // links moved between namespaces (each costs the kernel a grace period)
   Status setBridgePortHairpin(Ns ns, int index, bool on) override;
   Status deleteLink(Ns ns, int index) override;
   Status addAddress(Ns ns, int index, const IpPrefix& prefix) override;

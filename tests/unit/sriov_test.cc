@@ -341,13 +341,31 @@ TEST(SriovEngine, SettingsAreSetInOrderAndRestoredInReverse) {
   std::string before = w.snapshot();
   Engine engine(*w.store, w.kernel);
   ASSERT_TRUE(engine.attach(req).ok());
+  EXPECT_EQ(w.kernel.moves, 1) << "one move, renamed on arrival: the kernel's floor";
   ASSERT_TRUE(engine.detach({req.key, req.netns, {}, {}}).ok());
+  EXPECT_EQ(w.kernel.moves, 2);
   EXPECT_EQ(w.kernel.vf_calls, (std::vector<std::string>{
                                    "pf0 vf 1 mac=02:00:00:00:0c:01", "pf0 vf 1 vlan=10/0/33024",
                                    "pf0 vf 1 trust=1", "pf0 vf 1 link_state=2",
                                    // DEL: the reverse order, to what the PF reported before.
                                    "pf0 vf 1 link_state=0", "pf0 vf 1 trust=0",
                                    "pf0 vf 1 vlan=0/0/33024", "pf0 vf 1 mac=00:00:00:00:00:00"}));
+  EXPECT_EQ(w.snapshot(), before);
+}
+
+TEST(SriovEngine, ANameTakenInTheContainerGoesThroughATemporaryNetns) {
+  SriovWorld w;
+  auto ns = w.kernel.openNetns(kNetns);
+  ASSERT_TRUE(ns.ok());
+  ASSERT_TRUE(w.kernel.createVeth(*ns, {"pf0v1", "other", nullptr, 0, {}, {}}, *ns).ok());
+  std::string before = w.snapshot();
+  Engine engine(*w.store, w.kernel);
+  AttachRequest req = vfRequest("c1", kNetns, byPci("0000:03:02.1"));
+  ASSERT_TRUE(engine.attach(req).ok());
+  EXPECT_EQ(w.kernel.moves, 2) << "into a temporary netns, renamed there, then on";
+  EXPECT_TRUE(w.kernel.getLink(*ns, "net1").ok());
+  EXPECT_TRUE(w.kernel.getLink(*ns, "pf0v1").ok()) << "the container's own link untouched";
+  ASSERT_TRUE(engine.detach({req.key, req.netns, {}, {}}).ok());
   EXPECT_EQ(w.snapshot(), before);
 }
 

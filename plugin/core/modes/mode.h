@@ -126,7 +126,8 @@ struct DeviceSettings {
   std::optional<MacAddr> mac;
   std::string alias;
 };
-// Moves dev (on the host) into target through a temporary netns, its altnames dropped first.
+// Moves dev (on the host) into target, renamed and set on arrival in one request when no name
+// is in the way, else through a temporary netns; its altnames dropped first.
 // On a failure half-way the device goes back to where it was, as restore has it.
 Status moveDevice(Kernel& k, const nl::LinkInfo& dev, Ns target, const DeviceSettings& settings,
                   const DeviceRestore& restore);

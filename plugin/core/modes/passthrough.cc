@@ -1,6 +1,7 @@
 // Passthrough mode: a whole device (a NIC, or a veth end standing in for one) moved into the
-// container and given back on removal with its name, MTU, MAC, alias and up state. Renames
-// happen in a temporary namespace, where neither the host's nor the container's names collide.
+// container and given back on removal with its name, MTU, MAC, alias, altnames and up state.
+// A device moves in one request, renamed on arrival, when no name stands in its way; else
+// through a temporary namespace, where neither the host's nor the container's names collide.
 #include <algorithm>
 #include <memory>
 
@@ -12,6 +13,15 @@
 namespace plumb::core::modes {
 
 namespace {
+
+nl::LinkChange settingsChange(const DeviceSettings& s) {
+  nl::LinkChange set;
+  set.name = s.name;
+  if (s.mtu > 0) set.mtu = s.mtu;
+  if (s.mac) set.mac = s.mac;
+  set.alias = s.alias;
+  return set;
+}
 
 // In a fresh temporary namespace: the device renamed and set, then moved to target.
 Status throughTemporary(Kernel& k, Ns from, int index, Ns target, const DeviceSettings& s) {
@@ -30,12 +40,7 @@ Status throughTemporary(Kernel& k, Ns from, int index, Ns target, const DeviceSe
   for (const auto& l : links) {
     if (l.name != "lo") tidx = l.index;
   }
-  nl::LinkChange set;
-  set.name = s.name;
-  if (s.mtu > 0) set.mtu = s.mtu;
-  if (s.mac) set.mac = s.mac;
-  set.alias = s.alias;
-  auto st = k.changeLink(temp, tidx, set);
+  auto st = k.changeLink(temp, tidx, settingsChange(s));
   if (!st.ok()) {
     // Back where it came from, whatever failed: there the caller puts it right (found by its
     // PCI address or permanent MAC). Sent on to target, it would be stranded there unstamped.
@@ -43,6 +48,25 @@ Status throughTemporary(Kernel& k, Ns from, int index, Ns target, const DeviceSe
     return st;
   }
   return k.moveLink(temp, tidx, target);
+}
+
+// The device at index (in from) into target, renamed and set as s says. In one request when
+// neither its name nor s.name is taken in target: each move costs the kernel a grace period
+// (some 20 ms for a veth here), the one cost a device's attach cannot shed. Otherwise, or when
+// the kernel refuses the change after the move, through a temporary namespace.
+Status transfer(Kernel& k, Ns from, int index, Ns target, const DeviceSettings& s) {
+  PLUMB_ASSIGN(auto dev, k.getLink(from, index));
+  bool free =
+      !k.getLink(target, s.name).ok() && (dev.name == s.name || !k.getLink(target, dev.name).ok());
+  if (free) {
+    auto st = k.moveLink(from, index, target, settingsChange(s));
+    if (st.ok()) return {};
+    // Moved but not set: back where it came from, then the long way. Not moved: refused.
+    auto moved = k.getLink(target, index);
+    if (!moved.ok() || (moved->name != dev.name && moved->name != s.name)) return st;
+    if (!k.moveLink(target, index, from).ok()) return st;
+  }
+  return throughTemporary(k, from, index, target, s);
 }
 
 std::string describeDevice(const PassthroughPlan& plan) {
@@ -67,14 +91,14 @@ Status restoreAltnames(Kernel& k, const nl::LinkInfo& dev, const DeviceRestore& 
 
 }  // namespace
 
-// Moves dev (in from) into target, through a temporary namespace. On a failure half-way the
-// device goes back to where it was, as it was.
+// Moves dev (in from) into target (in one request, or through a temporary namespace). On a failure
+// half-way the device goes back to where it was, as it was.
 Status moveDevice(Kernel& k, const nl::LinkInfo& dev, Ns target, const DeviceSettings& settings,
                   const DeviceRestore& restore) {
   // Its altnames would stop it taking its old name back (a name is taken by an altname, its
   // own included) and may be taken in the target: they go now and come back with it.
   if (!dev.altnames.empty()) PLUMB_TRY(k.deleteAltnames(Kernel::kHost, dev.index, dev.altnames));
-  auto st = throughTemporary(k, Kernel::kHost, dev.index, target, settings);
+  auto st = transfer(k, Kernel::kHost, dev.index, target, settings);
   if (!st.ok()) {
     // It may be in target already, or back where it was under its new name: put it right.
     (void)restoreReturnedDevice(k, restore, settings.alias);
@@ -87,7 +111,7 @@ Status moveDevice(Kernel& k, const nl::LinkInfo& dev, Ns target, const DeviceSet
 Status restoreDevice(Kernel& k, Ns where, int index, const DeviceRestore& r) {
   if (r.name.empty()) return fail(Errc::kInvalid, "no record of the device's original name");
   DeviceSettings s{r.name, r.mtu, r.mac, r.alias};
-  auto st = throughTemporary(k, where, index, Kernel::kHost, s);
+  auto st = transfer(k, where, index, Kernel::kHost, s);
   if (!st.ok()) return std::move(st).error().wrap("failed to give " + r.name + " back to the host");
   PLUMB_ASSIGN(auto back, k.getLink(Kernel::kHost, r.name));
   PLUMB_TRY(restoreAltnames(k, back, r));
@@ -185,7 +209,7 @@ void addSteps(const PassthroughPlan& plan, Context& ctx, std::vector<Step>& step
     return;
   }
   steps.push_back(
-      {"move the device into netns " + ctx.req.netns + " through a temporary netns",
+      {"move the device into netns " + ctx.req.netns,
        [&ctx, device]() -> Status {
          DeviceSettings s{ctx.tmp_name, ctx.req.mtu, ctx.req.mac, Engine::ownerStamp(ctx.req.key)};
          return moveDevice(ctx.kernel, *device, ctx.ctr_ns, s, *ctx.record.restore);

@@ -478,7 +478,7 @@ void addSteps(const SriovPlan& plan, Context& ctx, std::vector<Step>& steps) {
     return;
   }
   steps.push_back(
-      {"move the VF's netdev into netns " + ctx.req.netns + " through a temporary netns",
+      {"move the VF's netdev into netns " + ctx.req.netns,
        [&ctx, h]() -> Status {
          if (!ctx.userspace_pci.empty()) return {};
          PLUMB_ASSIGN(auto dev, ctx.kernel.getLink(Kernel::kHost, h->loc.vf.netdev));
