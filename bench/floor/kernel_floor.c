@@ -1,4 +1,5 @@
-/* The kernel's floor under one CNI ADD and DEL of bridge mode, for bench/cni_bench.sh.
+/* The kernel's floor under one CNI ADD and DEL of bridge mode, for bench/cni_bench.sh, and of
+ * a device's move (FLOOR_DEVICE set), for bench/sriov_bench.sh.
  *
  * It does the kernel work of one plumb ADD with the fewest netlink round trips, and nothing
  * else (no config, no state, no checks, no plumb code):
@@ -10,6 +11,12 @@
  *                                in one go).
  *
  * DEL is a bare RTM_DELLINK of CNI_IFNAME in CNI_NETNS (its peer goes with it).
+ *
+ * With FLOOR_DEVICE (a device on the host: an SR-IOV VF, or the veth end standing in for one):
+ *   ADD, host netns, one round trip: RTM_NEWLINK moving FLOOR_DEVICE into CNI_NETNS, renamed
+ *                                    CNI_IFNAME on arrival;
+ *        container netns, one sendmsg: RTM_NEWADDR FLOOR_ADDR, RTM_NEWLINK up.
+ *   DEL, container netns, one round trip: RTM_NEWLINK moving it back, renamed FLOOR_DEVICE.
  * The benchmark execs it through the same launcher as the plugins, so its figures include
  * the same exec; it prints nothing on success and one line on stderr on failure.
  */
@@ -218,13 +225,73 @@ static int del(int nsfd, const char *ifname) {
   return 0;
 }
 
+static int addDevice(int nsfd, const char *ifname) {
+  unsigned dev = if_nametoindex(env("FLOOR_DEVICE"));
+  if (!dev) die("device", errno);
+  static struct req r;
+  begin(&r, RTM_NEWLINK, 0, sizeof(struct ifinfomsg));
+  struct ifinfomsg *ifi = body(&r);
+  ifi->ifi_index = (int)dev;
+  u32(&r, IFLA_NET_NS_FD, (uint32_t)nsfd);
+  str(&r, IFLA_IFNAME, ifname);
+  finish(&r);
+  talk(openSocket(), &r, "move the device");
+
+  if (setns(nsfd, CLONE_NEWNET) != 0) die("setns", errno);
+  int ctr = openSocket();
+  unsigned index = if_nametoindex(ifname);
+  if (!index) die("container interface", errno);
+  static struct req c;
+  struct in_addr addr;
+  int len = parsePrefix(env("FLOOR_ADDR"), &addr);
+  begin(&c, RTM_NEWADDR, NLM_F_CREATE | NLM_F_EXCL, sizeof(struct ifaddrmsg));
+  struct ifaddrmsg *ifa = body(&c);
+  ifa->ifa_family = AF_INET;
+  ifa->ifa_prefixlen = (unsigned char)len;
+  ifa->ifa_index = index;
+  attr(&c, IFA_LOCAL, &addr, sizeof addr);
+  attr(&c, IFA_ADDRESS, &addr, sizeof addr);
+  finish(&c);
+  begin(&c, RTM_NEWLINK, 0, sizeof(struct ifinfomsg));
+  struct ifinfomsg *up = body(&c);
+  up->ifi_index = (int)index;
+  up->ifi_flags = up->ifi_change = IFF_UP;
+  finish(&c);
+  talk(ctr, &c, "address and up");
+  return 0;
+}
+
+static int delDevice(int nsfd, const char *ifname) {
+  int host = open("/proc/self/ns/net", O_RDONLY | O_CLOEXEC);
+  if (host < 0) die("host netns", errno);
+  if (setns(nsfd, CLONE_NEWNET) != 0) die("setns", errno);
+  static struct req r;
+  begin(&r, RTM_NEWLINK, 0, sizeof(struct ifinfomsg));
+  str(&r, IFLA_IFNAME, ifname);
+  finish(&r);
+  /* By name in the container; renamed on arrival on the host. */
+  unsigned index = if_nametoindex(ifname);
+  if (!index) die("container interface", errno);
+  r.len = 0;
+  r.count = 0;
+  begin(&r, RTM_NEWLINK, 0, sizeof(struct ifinfomsg));
+  struct ifinfomsg *ifi = body(&r);
+  ifi->ifi_index = (int)index;
+  u32(&r, IFLA_NET_NS_FD, (uint32_t)host);
+  str(&r, IFLA_IFNAME, env("FLOOR_DEVICE"));
+  finish(&r);
+  talk(openSocket(), &r, "move the device back");
+  return 0;
+}
+
 int main(void) {
   const char *cmd = env("CNI_COMMAND");
   const char *ifname = env("CNI_IFNAME");
   int nsfd = open(env("CNI_NETNS"), O_RDONLY | O_CLOEXEC);
   if (nsfd < 0) die("netns", errno);
-  if (strcmp(cmd, "ADD") == 0) return add(nsfd, ifname);
-  if (strcmp(cmd, "DEL") == 0) return del(nsfd, ifname);
+  int device = getenv("FLOOR_DEVICE") != NULL;
+  if (strcmp(cmd, "ADD") == 0) return device ? addDevice(nsfd, ifname) : add(nsfd, ifname);
+  if (strcmp(cmd, "DEL") == 0) return device ? delDevice(nsfd, ifname) : del(nsfd, ifname);
   fprintf(stderr, "kernel_floor: CNI_COMMAND %s is not ADD or DEL\n", cmd);
   return 2;
 }

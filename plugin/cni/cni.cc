@@ -255,9 +255,6 @@ Result<core::Plan> planFor(const NetConf& conf) {
     p.pci_address = conf.device_id;
     p.settings = conf.vf;
     p.settings.vlan = conf.vlan;
-    if (p.pf.empty() && p.pci_address.empty())
-      return fail(Errc::kInvalid,
-                  "sriov mode needs \"deviceID\" (or runtimeConfig.deviceID) or \"pf\"");
     return core::Plan(p);
   }
   std::optional<MacAddr> hwaddr;
@@ -465,7 +462,8 @@ Outcome cmdStatus(Call& c) {
     if (!plan.ok()) return CniError{kInvalidConfig, plan.error().message, ""};
     auto st = core::checkOvsBridge(std::get<core::OvsPlan>(*plan));
     if (!st.ok()) return CniError{kPluginNotAvailable, st.error().message, ""};
-  } else if (c.conf.mode == "sriov") {
+  } else if (c.conf.mode == "sriov" && (!c.conf.pf.empty() || !c.conf.device_id.empty())) {
+    // Without either, the VF comes with each ADD (a device plugin's runtimeConfig.deviceID).
     auto plan = planFor(c.conf);
     if (!plan.ok()) return CniError{kInvalidConfig, plan.error().message, ""};
     auto st = core::checkSriov(std::get<core::SriovPlan>(*plan), *c.store);

@@ -187,7 +187,7 @@ TEST_F(CniTest, SriovFieldsAreReadAsSriovCniWritesThem) {
     std::string message;
   };
   for (const auto& [patch, message] : {
-           Case{json::object(), "sriov mode needs \"deviceID\""},
+           Case{json::object(), "sriov needs a VF's PCI address (deviceID) or a PF"},
            Case{{{"deviceID", "0000:03:02.0"}, {"spoofchk", "yes"}},
                 "\"spoofchk\" must be \"on\" or \"off\", not \"yes\""},
            Case{{{"deviceID", "0000:03:02.0"}, {"trust", true}}, "trust"},

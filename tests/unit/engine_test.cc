@@ -376,8 +376,7 @@ TEST(EngineSteps, MacvlanAndPassthroughStepsInOrder) {
                 "record attachment net1/ctr1/eth1",
                 "find device eth9",
                 "move the device into netns /run/netns/ctr1",
-                "name the container interface eth1",
-                "set eth1 up",
+                "set eth1 up and stamp it",
                 "record the result",
             }));
 }

@@ -446,12 +446,13 @@ TEST(SriovEngine, AVfUnderVfioIsNotMovedAndTheResultNamesItsPciAddress) {
   EXPECT_EQ(w.snapshot(), before);
 }
 
-TEST(SriovEngine, EveryVfHeldMeansNoFreeVf) {
+TEST(SriovEngine, EveryVfWithANetdevHeldMeansNoFreeVf) {
   SriovWorld w;
   Engine engine(*w.store, w.kernel);
   SriovPlan p;
   p.pf = "pf0";
-  for (int i = 0; i < 4; ++i) {
+  // Three VFs with netdevs; the one under vfio-pci is a device plugin's, by deviceID only.
+  for (int i = 0; i < 3; ++i) {
     AttachRequest r = vfRequest("c" + std::to_string(i), kNetns, p);
     r.key.ifname = "net" + std::to_string(i);
     ASSERT_TRUE(engine.attach(r).ok()) << i;

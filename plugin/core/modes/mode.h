@@ -131,6 +131,10 @@ struct DeviceSettings {
 // On a failure half-way the device goes back to where it was, as restore has it.
 Status moveDevice(Kernel& k, const nl::LinkInfo& dev, Ns target, const DeviceSettings& settings,
                   const DeviceRestore& restore);
+// moveDevice into the container's netns under its final name (req.key.ifname), stamped, with
+// the request's MTU and MAC; sets ctr_index and ctr_link. An interface of that name in the
+// netns is an error before anything moves.
+Status moveDeviceNamed(Context& ctx, const nl::LinkInfo& dev, const DeviceRestore& restore);
 // Gives the device at index (in where) back to the host as restore describes, altnames too.
 Status restoreDevice(Kernel& k, Ns where, int index, const DeviceRestore& restore);
 // What removal gives back, read off the device before its first change.

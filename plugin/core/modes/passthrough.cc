@@ -123,6 +123,19 @@ Status restoreDevice(Kernel& k, Ns where, int index, const DeviceRestore& r) {
   return {};
 }
 
+Status moveDeviceNamed(Context& ctx, const nl::LinkInfo& dev, const DeviceRestore& restore) {
+  Kernel& k = ctx.kernel;
+  const std::string& ifname = ctx.req.key.ifname;
+  if (k.getLink(ctx.ctr_ns, ifname).ok())
+    return fail(Errc::kExists, "interface " + ifname + " already exists in netns " + ctx.req.netns);
+  DeviceSettings s{ifname, ctx.req.mtu, ctx.req.mac, Engine::ownerStamp(ctx.req.key)};
+  PLUMB_TRY(moveDevice(k, dev, ctx.ctr_ns, s, restore));
+  PLUMB_ASSIGN(auto link, k.getLink(ctx.ctr_ns, ifname));
+  ctx.ctr_index = link.index;
+  ctx.ctr_link = std::move(link);
+  return {};
+}
+
 Result<nl::LinkInfo> findPassthroughDevice(Kernel& k, const PassthroughPlan& plan) {
   PLUMB_ASSIGN(auto dev, k.findDevice({plan.device, plan.hwaddr, plan.pci_address}));
   if (dev.name == "lo") return fail(Errc::kInvalid, "lo cannot be moved into a container");
@@ -210,16 +223,14 @@ void addSteps(const PassthroughPlan& plan, Context& ctx, std::vector<Step>& step
   }
   steps.push_back(
       {"move the device into netns " + ctx.req.netns,
-       [&ctx, device]() -> Status {
-         DeviceSettings s{ctx.tmp_name, ctx.req.mtu, ctx.req.mac, Engine::ownerStamp(ctx.req.key)};
-         return moveDevice(ctx.kernel, *device, ctx.ctr_ns, s, *ctx.record.restore);
-       },
+       [&ctx, device]() -> Status { return moveDeviceNamed(ctx, *device, *ctx.record.restore); },
        [&ctx] {
          auto link = ctx.kernel.getLink(ctx.ctr_ns, ctx.tmp_name);
          if (!link.ok()) link = ctx.kernel.getLink(ctx.ctr_ns, ctx.req.key.ifname);
          if (link.ok())
            (void)restoreDevice(ctx.kernel, ctx.ctr_ns, link->index, *ctx.record.restore);
        }});
+  ctx.born_named = true;  // named on arrival: stamped with "set ... up"
   addContainerSteps(ctx, steps);
 }
 

@@ -248,10 +248,10 @@ Status claimVf(Context& ctx, const SriovPlan& plan, Held& h) {
     PLUMB_ASSIGN(auto pf, k.sriovPf(plan.pf));
     std::vector<std::pair<int, std::string>> candidates;
     for (const auto& vf : pf.vfs) {
-      // A VF with a kernel driver but no netdev on the host is in another namespace already,
-      // plumb's or not; one with no driver cannot be used.
-      if (!vf.netdev.empty() || nl::userspaceDriver(vf.driver))
-        candidates.emplace_back(vf.index, vf.pci);
+      // Only VFs with a netdev on the host: one with a kernel driver but none is in another
+      // namespace already, plumb's or not; one under a userspace driver (vfio-pci) is a
+      // device plugin's to hand out by deviceID.
+      if (!vf.netdev.empty()) candidates.emplace_back(vf.index, vf.pci);
     }
     want.pf = pf.name;
     h.loc.pf_pci = pf.pci;
@@ -477,22 +477,22 @@ void addSteps(const SriovPlan& plan, Context& ctx, std::vector<Step>& steps) {
          }});
     return;
   }
-  steps.push_back(
-      {"move the VF's netdev into netns " + ctx.req.netns,
-       [&ctx, h]() -> Status {
-         if (!ctx.userspace_pci.empty()) return {};
-         PLUMB_ASSIGN(auto dev, ctx.kernel.getLink(Kernel::kHost, h->loc.vf.netdev));
-         DeviceSettings s{ctx.tmp_name, ctx.req.mtu, ctx.req.mac, Engine::ownerStamp(ctx.req.key)};
-         return moveDevice(ctx.kernel, dev, ctx.ctr_ns, s, *h->original.device);
-       },
-       [&ctx, h] {
-         if (!ctx.userspace_pci.empty() || !h->original.device) return;
-         auto link = ctx.kernel.getLink(ctx.ctr_ns, ctx.tmp_name);
-         if (!link.ok()) link = ctx.kernel.getLink(ctx.ctr_ns, ctx.req.key.ifname);
-         if (link.ok())
-           (void)restoreDevice(ctx.kernel, ctx.ctr_ns, link->index, *h->original.device);
-       }});
-  // The container side: named, addressed, up and routed, unless there is no netdev.
+  steps.push_back({"move the VF's netdev into netns " + ctx.req.netns,
+                   [&ctx, h]() -> Status {
+                     if (!ctx.userspace_pci.empty()) return {};
+                     PLUMB_ASSIGN(auto dev, ctx.kernel.getLink(Kernel::kHost, h->loc.vf.netdev));
+                     return moveDeviceNamed(ctx, dev, *h->original.device);
+                   },
+                   [&ctx, h] {
+                     if (!ctx.userspace_pci.empty() || !h->original.device) return;
+                     auto link = ctx.kernel.getLink(ctx.ctr_ns, ctx.tmp_name);
+                     if (!link.ok()) link = ctx.kernel.getLink(ctx.ctr_ns, ctx.req.key.ifname);
+                     if (link.ok())
+                       (void)restoreDevice(ctx.kernel, ctx.ctr_ns, link->index,
+                                           *h->original.device);
+                   }});
+  // The container side: addressed, up and routed, unless there is no netdev.
+  ctx.born_named = true;  // named on arrival: stamped with "set ... up"
   std::vector<Step> container;
   addContainerSteps(ctx, container);
   for (auto& s : container) {
@@ -545,7 +545,7 @@ Status sriovReady(Kernel& k, Store& store, const SriovPlan& plan) {
   PLUMB_ASSIGN(auto held, VfClaims(store).list());
   int usable = 0;
   for (const auto& vf : pf.vfs) {
-    if (vf.netdev.empty() && !nl::userspaceDriver(vf.driver)) continue;
+    if (vf.netdev.empty()) continue;  // as claimVf picks
     ++usable;
     bool taken =
         std::any_of(held.begin(), held.end(), [&](const VfClaim& c) { return c.pci == vf.pci; });
