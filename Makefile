@@ -49,6 +49,7 @@ bench: build
 	bench/docker_bench.sh $(BUILD)/plugin/plumb
 	bench/cli_bench.sh $(BUILD)/plugin/plumb
 	bench/ovs_bench.sh $(BUILD)/plugin/plumb
+	bench/sriov_bench.sh $(BUILD)/plugin/plumb
 
 clean:
 	rm -rf $(BUILD) $(ASAN_BUILD)
