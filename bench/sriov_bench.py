@@ -47,6 +47,10 @@ def main():
                                  "dataDir": a.tmp + "/host-local"}},
         "floor": {},
     }
+    if os.environ.get("SRIOV_BENCH_PLUMB_LOG"):
+        # plumb's step timings, for finding where its time goes.
+        confs["plumb"]["logFile"] = os.environ["SRIOV_BENCH_PLUMB_LOG"]
+        confs["plumb"]["logLevel"] = "debug"
     binary = {"plumb": a.plumb, "host-device": os.path.join(a.cni_dir, "host-device"),
               "floor": a.floor}
     times = {(w, c): [] for w in confs for c in ("ADD", "DEL")}

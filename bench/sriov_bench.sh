@@ -15,7 +15,8 @@
 # The kernel's floor is measured in the same run: kernel_floor with FLOOR_DEVICE moves the same
 # device in (renamed on arrival) and gives it an address and up, and moves it back on DEL.
 #
-# Knobs (environment): SRIOV_BENCH_COUNT (200 ADD/DEL pairs per plugin), SRIOV_BENCH_FLOOR.
+# Knobs (environment): SRIOV_BENCH_COUNT (200 ADD/DEL pairs per plugin), SRIOV_BENCH_FLOOR,
+# SRIOV_BENCH_PLUMB_LOG (a file for plumb's debug log with its step timings).
 set -euo pipefail
 
 PREFIX=plumb-sbench

@@ -3,6 +3,9 @@
 // std::visit over the plan.
 #include "plugin/core/engine.h"
 
+#include <chrono>
+#include <functional>
+
 #include <unistd.h>
 
 #include <filesystem>
@@ -312,13 +315,24 @@ Status Engine::detach(const DetachRequest& req) {
                   .stamp = ownerStamp(req.key)};
   std::optional<Plan> plan = record ? planOfMode(record->mode) : std::nullopt;
   if (req.plan && (!plan || plan->index() == req.plan->index())) plan = req.plan;
-  if (plan) {
-    PLUMB_TRY(std::visit([&](const auto& p) { return modes::detach(p, d); }, *plan));
-  } else {
-    PLUMB_TRY(modes::deleteStampedLinks(d));
-  }
-  if (record) PLUMB_TRY(store_.deleteAttachment(req.key));
-  return unmasqueradeIfUnused(req.key.network, req.masquerade);
+  // As attach's steps: each part's time in the debug log.
+  auto logger = log::get("core");
+  auto timed = [&](const std::string& what, const std::function<Status()>& part) -> Status {
+    auto t0 = std::chrono::steady_clock::now();
+    Status st = part();
+    logger->debug(
+        "detach: {} ({} us)", what,
+        std::chrono::duration_cast<std::chrono::microseconds>(std::chrono::steady_clock::now() - t0)
+            .count());
+    return st;
+  };
+  PLUMB_TRY(timed(plan ? "mode " + modeName(*plan) : "stamped links", [&]() -> Status {
+    if (plan) return std::visit([&](const auto& p) { return modes::detach(p, d); }, *plan);
+    return modes::deleteStampedLinks(d);
+  }));
+  if (record)
+    PLUMB_TRY(timed("remove the record", [&] { return store_.deleteAttachment(req.key); }));
+  return timed("masquerade", [&] { return unmasqueradeIfUnused(req.key.network, req.masquerade); });
 }
 
 Status Engine::sweep(const std::string& network, const Plan& plan,
@@ -332,13 +346,17 @@ Status Engine::check(const AttachRequest& req) {
   if (!record) return fail(Errc::kNotFound, "no attachment " + req.key.str() + " is recorded");
   if (record->state != "ready")
     return fail(Errc::kInvalid, "attachment " + req.key.str() + " is not complete");
+  if (const auto* vf = std::get_if<SriovPlan>(&req.plan)) {
+    auto userspace = modes::checkUserspaceVf(*vf, req, *record, kernel_, store_);
+    if (userspace) return *userspace;
+  }
   std::string netns = req.netns.empty() ? record->netns : req.netns;
   PLUMB_ASSIGN(auto ctr, kernel_.openNetns(netns));
   auto link = kernel_.getLink(ctr, req.key.ifname);
   if (!link.ok())
     return fail(Errc::kNotFound, "interface " + req.key.ifname + " is missing in netns " + netns);
   if (!link->up()) return fail(Errc::kInvalid, "interface " + req.key.ifname + " is down");
-  modes::Check c{.req = req, .record = *record, .link = *link, .kernel = kernel_};
+  modes::Check c{.req = req, .record = *record, .link = *link, .kernel = kernel_, .store = store_};
   PLUMB_TRY(std::visit([&](const auto& p) { return modes::check(p, c); }, req.plan));
   PLUMB_ASSIGN(auto addrs, kernel_.listAddresses(ctr, AF_UNSPEC, link->index));
   for (const auto& a : req.addresses) {

@@ -442,6 +442,18 @@ TEST(SriovEngine, AVfUnderVfioIsNotMovedAndTheResultNamesItsPciAddress) {
   EXPECT_EQ(r->container.pci, "0000:03:02.3");
   EXPECT_EQ(r->container.name, "net1");
   EXPECT_EQ(r->addresses.size(), 1u) << "the addresses are the userspace driver's to use";
+  auto checked = engine.check(req);
+  EXPECT_TRUE(checked.ok()) << "no interface to look at: the hold and the VLAN are checked";
+  auto pf = w.kernel.getLink(Kernel::kHost, "pf0");
+  ASSERT_TRUE(pf.ok());
+  nl::VfConfig changed;
+  changed.vlan = nl::VfVlan{99, 0, nl::kVlanProto8021Q};
+  ASSERT_TRUE(w.kernel.setVf(pf->index, 3, changed).ok());  // behind plumb's back
+  auto drift = engine.check(req);
+  ASSERT_FALSE(drift.ok());
+  EXPECT_EQ(drift.error().message, "VF 0000:03:02.3's vlan is not 12 (qos 0, 802.1q) on PF pf0");
+  changed.vlan = nl::VfVlan{12, 0, nl::kVlanProto8021Q};
+  ASSERT_TRUE(w.kernel.setVf(pf->index, 3, changed).ok());
   ASSERT_TRUE(engine.detach({req.key, req.netns, {}, {}}).ok());
   EXPECT_EQ(w.snapshot(), before);
 }

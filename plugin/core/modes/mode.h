@@ -88,6 +88,7 @@ struct Check {
   const AttachmentRecord& record;
   const nl::LinkInfo& link;
   Kernel& kernel;
+  Store& store;
 };
 
 // Bridge mode (bridge.cc).
@@ -165,6 +166,11 @@ void addSteps(const SriovPlan& plan, Context& ctx, std::vector<Step>& steps);
 Status detach(const SriovPlan& plan, Detach& d);
 Status check(const SriovPlan& plan, Check& c);
 Status sweep(const SriovPlan& plan, Sweep& s);
+// CHECK of a VF under a userspace driver, which has no interface in the netns to look at:
+// whether the attachment still holds it and its PF-side settings are as asked. nullopt: the
+// VF has a netdev, and CHECK goes on as for any interface.
+std::optional<Status> checkUserspaceVf(const SriovPlan& plan, const AttachRequest& req,
+                                       const AttachmentRecord& record, Kernel& k, Store& store);
 // Whether the plan's VF is there, or its PF has one free (CNI STATUS).
 Status sriovReady(Kernel& k, Store& store, const SriovPlan& plan);
 

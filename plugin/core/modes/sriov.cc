@@ -529,9 +529,49 @@ Status detach(const SriovPlan&, Detach& d) {
   return {};
 }
 
-Status check(const SriovPlan&, Check& c) {
-  if (c.record.pci.empty()) return fail(Errc::kInvalid, "the record names no VF");
+namespace {
+
+// The VF the record holds is still its own, and its PF-side settings are as asked where the
+// PF reports them.
+Status checkHeld(const SriovPlan& plan, const AttachRequest& req, const AttachmentRecord& record,
+                 Kernel& k, Store& store) {
+  if (record.pci.empty()) return fail(Errc::kInvalid, "the record names no VF");
+  PLUMB_ASSIGN(auto claim, VfClaims(store).find(record.pci));
+  if (!claim || claim->id != record.claim)
+    return fail(Errc::kInvalid, "VF " + record.pci + " is no longer held by " + record.key.str());
+  auto wanted = settingsOf(plan, req, nl::VfConfig{});
+  if (wanted.empty()) return {};
+  PLUMB_ASSIGN(auto pf, k.getLink(Kernel::kHost, claim->pf));
+  PLUMB_ASSIGN(auto infos, k.vfSettings(pf.index));
+  for (const auto& info : infos) {
+    if (info.vf != claim->vf) continue;
+    for (const auto& w : settingsOf(plan, req, info.config)) {
+      nl::VfConfig have = fieldsOf(w.config, info.config);
+      bool reported =
+          (w.config.mac && info.config.mac) || (w.config.vlan && info.config.vlan) ||
+          (w.config.rate && info.config.rate) || (w.config.spoofchk && info.config.spoofchk) ||
+          (w.config.trust && info.config.trust) || (w.config.link_state && info.config.link_state);
+      if (reported && !(have == w.config)) {
+        return fail(Errc::kInvalid, "VF " + record.pci + "'s " + w.name + " is not " + w.value +
+                                        " on PF " + claim->pf);
+      }
+    }
+  }
   return {};
+}
+
+}  // namespace
+
+Status check(const SriovPlan& plan, Check& c) {
+  return checkHeld(plan, c.req, c.record, c.kernel, c.store);
+}
+
+std::optional<Status> checkUserspaceVf(const SriovPlan& plan, const AttachRequest& req,
+                                       const AttachmentRecord& record, Kernel& k, Store& store) {
+  if (record.pci.empty()) return std::nullopt;
+  auto loc = k.sriovVf(record.pci);
+  if (!loc.ok() || !nl::userspaceDriver(loc->vf.driver)) return std::nullopt;
+  return checkHeld(plan, req, record, k, store);
 }
 
 Status sriovReady(Kernel& k, Store& store, const SriovPlan& plan) {
