@@ -6,6 +6,7 @@
 #include <sys/socket.h>
 
 #include <algorithm>
+#include <cctype>
 #include <cstring>
 #include <filesystem>
 #include <fstream>
@@ -81,8 +82,12 @@ Result<SriovPf> sriovPf(const std::string& sysfs, const std::string& pf_ifname) 
   return pf;
 }
 
-Result<VfLocation> sriovVf(const std::string& sysfs, const std::string& vf_pci) {
-  PLUMB_TRY(validatePciAddress(vf_pci));
+Result<VfLocation> sriovVf(const std::string& sysfs, const std::string& pci_in) {
+  PLUMB_TRY(validatePciAddress(pci_in));
+  // sysfs names PCI functions in lowercase hex.
+  std::string vf_pci = pci_in;
+  std::transform(vf_pci.begin(), vf_pci.end(), vf_pci.begin(),
+                 [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
   std::error_code ec;
   auto dir = pciDir(sysfs, vf_pci);
   if (!fs::exists(dir, ec))

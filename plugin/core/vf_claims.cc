@@ -1,5 +1,10 @@
 #include "plugin/core/vf_claims.h"
 
+#include <fcntl.h>
+#include <sys/file.h>
+
+#include <filesystem>
+
 namespace plumb::core {
 
 namespace {
@@ -37,6 +42,17 @@ Result<long long> insert(Db& db, const VfClaim& c, const std::string& original) 
 }
 
 }  // namespace
+
+Result<UniqueFd> VfClaims::lock(const std::string& pci) {
+  std::string path =
+      (std::filesystem::path(store_.path()).parent_path() / ("vf-" + pci + ".lock")).string();
+  UniqueFd fd(::open(path.c_str(), O_RDWR | O_CREAT | O_NOFOLLOW | O_CLOEXEC, 0600));
+  if (!fd.valid()) return failErrno(errno, "failed to lock VF " + pci + " (" + path + ")");
+  while (::flock(fd.get(), LOCK_EX) != 0) {
+    if (errno != EINTR) return failErrno(errno, "failed to lock VF " + pci);
+  }
+  return fd;
+}
 
 Result<VfClaim> VfClaims::claim(const VfClaim& want, long long takeover) {
   VfClaim out = want;

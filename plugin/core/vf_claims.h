@@ -13,6 +13,7 @@
 #include <string>
 #include <vector>
 
+#include "base/fd.h"
 #include "base/result.h"
 #include "plugin/core/store.h"
 #include "plugin/core/types.h"
@@ -31,6 +32,10 @@ struct VfClaim {
 class VfClaims {
  public:
   explicit VfClaims(Store& store) : store_(store) {}
+
+  // An exclusive lock on one VF, across processes (flock on a file beside the store), held
+  // while a VF changes hands: a takeover's reset and a DEL's give-back never interleave.
+  Result<UniqueFd> lock(const std::string& pci);
 
   // Claims want.pci for want.owner. A VF another attachment holds is Errc::kExists naming the
   // holder, unless that claim's id is takeover: the new claim (a new id) then keeps its saved

@@ -186,6 +186,16 @@ void FakeKernel::removeNetns(const std::string& path) {
   }
 }
 
+Kernel::Ns FakeKernel::unlinkNetns(const std::string& path) {
+  for (size_t n = 1; n < spaces_.size(); ++n) {
+    if (spaces_[n].live && spaces_[n].path == path) {
+      spaces_[n].path = "(unlinked)";
+      return static_cast<Ns>(n);
+    }
+  }
+  return -1;
+}
+
 void FakeKernel::dies(Ns ns) {
   // As the kernel does when a netns dies: virtual links die with it, devices go to the host.
   std::vector<int> indexes;
@@ -197,6 +207,7 @@ void FakeKernel::dies(Ns ns) {
       Link moved = *l;
       spaces_[ns].links.erase(i);
       moved.info.flags &= ~static_cast<unsigned>(IFF_UP);
+      moved.addresses.clear();  // the kernel drops them on the way
       if (find(kHost, moved.info.name)) moved.info.name = "dev" + std::to_string(i);
       spaces_[kHost].links[i] = moved;
     } else {

@@ -23,6 +23,10 @@ class FakeKernel : public Kernel {
   // The container's netns dies: its virtual links with it, devices back to the host (devN
   // when their name is taken there), as the kernel does.
   void removeNetns(const std::string& path);
+  // Its path goes (ip netns del) while something still holds it: it lives on, unreachable.
+  // Returns its handle, for killNetns when that last holder lets go.
+  Ns unlinkNetns(const std::string& path);
+  void killNetns(Ns ns) { dies(ns); }
   int addDevice(const std::string& name, const MacAddr& mac, const std::string& pci = "");
   int addVethPair(const std::string& name, const std::string& peer);  // both on the host
   void setSysctl(Ns ns, const std::string& key, const std::string& value);

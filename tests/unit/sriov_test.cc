@@ -8,6 +8,8 @@
 #include <linux/rtnetlink.h>
 
 #include <atomic>
+#include <filesystem>
+#include <fstream>
 #include <set>
 #include <thread>
 
@@ -215,6 +217,53 @@ TEST(VfMessages, ParsesA256VfReply) {
   }
 }
 
+// sysfs as the kernel lays it out, in a temp dir: a PF with two VFs, one under vfio-pci.
+TEST(VfSysfs, ReadsAPfsVfsAndAVfsPf) {
+  namespace fs = std::filesystem;
+  testing::TempDir dir;
+  std::string sys = dir.path();
+  auto pci = [&](const std::string& bdf) { return sys + "/bus/pci/devices/" + bdf; };
+  auto dev = [&](const std::string& ifname, const std::string& bdf) {
+    fs::create_directories(pci(bdf) + (ifname.empty() ? "" : "/net/" + ifname));
+    if (ifname.empty()) return;
+    fs::create_directories(sys + "/class/net/" + ifname);
+    fs::create_symlink("../../../bus/pci/devices/" + bdf, sys + "/class/net/" + ifname + "/device");
+  };
+  dev("pf0", "0000:3b:00.0");
+  std::ofstream(pci("0000:3b:00.0") + "/sriov_totalvfs") << "8\n";
+  std::ofstream(pci("0000:3b:00.0") + "/sriov_numvfs") << "2\n";
+  dev("pf0v0", "0000:3b:02.0");
+  dev("", "0000:3b:02.1");
+  for (int n = 0; n < 2; ++n) {
+    std::string vf = "0000:3b:02." + std::to_string(n);
+    fs::create_symlink("../" + vf, pci("0000:3b:00.0") + "/virtfn" + std::to_string(n));
+    fs::create_symlink("../0000:3b:00.0", pci(vf) + "/physfn");
+    fs::create_symlink(n == 0 ? "../../drivers/iavf" : "../../drivers/vfio-pci",
+                       pci(vf) + "/driver");
+  }
+  auto pf = netlink::sriovPf(sys, "pf0");
+  ASSERT_TRUE(pf.ok()) << pf.error().message;
+  EXPECT_EQ(pf->pci, "0000:3b:00.0");
+  EXPECT_EQ(pf->total_vfs, 8);
+  ASSERT_EQ(pf->vfs.size(), 2u);
+  EXPECT_EQ(pf->vfs[0].netdev, "pf0v0");
+  EXPECT_EQ(pf->vfs[0].driver, "iavf");
+  EXPECT_EQ(pf->vfs[1].netdev, "");
+  EXPECT_TRUE(netlink::userspaceDriver(pf->vfs[1].driver));
+  auto vf = netlink::sriovVf(sys, "0000:3B:02.1");  // as a user may type it: sysfs is lowercase
+  ASSERT_TRUE(vf.ok()) << vf.error().message;
+  EXPECT_EQ(vf->vf.pci, "0000:3b:02.1");
+  EXPECT_EQ(vf->vf.index, 1);
+  EXPECT_EQ(vf->pf_name, "pf0");
+  auto not_vf = netlink::sriovVf(sys, "0000:3b:00.0");
+  ASSERT_FALSE(not_vf.ok());
+  EXPECT_EQ(not_vf.error().message, "PCI device 0000:3b:00.0 is not an SR-IOV VF (no physfn)");
+  EXPECT_FALSE(netlink::sriovVf(sys, "../../etc").ok());
+  auto no_sriov = netlink::sriovPf(sys, "pf0v0");
+  ASSERT_FALSE(no_sriov.ok());
+  EXPECT_NE(no_sriov.error().message.find("has no SR-IOV capability"), std::string::npos);
+}
+
 using core::VfClaim;
 using core::VfClaims;
 
@@ -399,11 +448,32 @@ TEST(SriovEngine, DelAfterTheNetnsDiedFindsTheVfByPciAndRestoresIt) {
   EXPECT_EQ(w.snapshot(), before) << "name, MTU, MAC, altname and VLAN as before";
 }
 
+TEST(SriovEngine, ADelWhileTheVfIsStillInAnUnreachableNetnsIsRetried) {
+  SriovWorld w;
+  std::string before = w.snapshot();
+  Engine engine(*w.store, w.kernel);
+  AttachRequest req = vfRequest("c1", kNetns, byPci("0000:03:02.0"));
+  ASSERT_TRUE(engine.attach(req).ok());
+  Kernel::Ns lingering = w.kernel.unlinkNetns(kNetns);  // its path gone, the netns not yet
+  auto early = engine.detach({req.key, kNetns, {}, {}});
+  ASSERT_FALSE(early.ok()) << "the VF is nowhere plumb can reach: nothing is restored yet";
+  EXPECT_EQ(early.error().code, Errc::kTryAgain) << early.error().message;
+  EXPECT_NE(early.error().message.find("not back on the host yet"), std::string::npos);
+  w.kernel.killNetns(lingering);  // the kernel hands the VF back, as devN
+  ASSERT_TRUE(engine.detach({req.key, kNetns, {}, {}}).ok());
+  w.kernel.addNetns(kNetns);
+  EXPECT_EQ(w.snapshot(), before);
+}
+
 TEST(SriovEngine, ALateDelLeavesAVfANewerAttachmentTookOver) {
   SriovWorld w;
   std::string before = w.snapshot();
   Engine engine(*w.store, w.kernel);
-  AttachRequest old_req = vfRequest("old", kNetns, byPci("0000:03:02.2"));
+  SriovPlan old_plan = byPci("0000:03:02.2");
+  old_plan.settings.vlan = 30;
+  old_plan.settings.trust = true;
+  AttachRequest old_req = vfRequest("old", kNetns, old_plan);
+  old_req.mtu = 9000;
   ASSERT_TRUE(engine.attach(old_req).ok());
   // The old container dies; the device plugin gives the VF to a new pod before its DEL came.
   netnsDies(w.kernel, "net1", "dev9");
@@ -417,6 +487,11 @@ TEST(SriovEngine, ALateDelLeavesAVfANewerAttachmentTookOver) {
   w.kernel.removeNetns(kNetns);
   auto taken = engine.attach(new_req);
   ASSERT_TRUE(taken.ok()) << taken.error().message;
+  EXPECT_EQ(taken->container.mtu, 1500) << "not the old holder's MTU";
+  EXPECT_NE(w.kernel.snapshot().find("pf pf0 vf 2 mac=00:00:00:00:00:00 vlan=0/0/33024 "
+                                     "spoofchk=1 trust=0"),
+            std::string::npos)
+      << "not the old holder's VLAN or trust: " << w.kernel.snapshot();
   std::string held = w.snapshot();
   ASSERT_TRUE(engine.detach({old_req.key, kNetns, {}, {}}).ok());
   EXPECT_EQ(w.snapshot().find("net1/old"), std::string::npos);

@@ -61,10 +61,16 @@ Status transfer(Kernel& k, Ns from, int index, Ns target, const DeviceSettings& 
   if (free) {
     auto st = k.moveLink(from, index, target, settingsChange(s));
     if (st.ok()) return {};
-    // Moved but not set: back where it came from, then the long way. Not moved: refused.
-    auto moved = k.getLink(target, index);
-    if (!moved.ok() || (moved->name != dev.name && moved->name != s.name)) return st;
-    if (!k.moveLink(target, index, from).ok()) return st;
+    // Moved but not set: back where it came from under its old name, then the long way. It
+    // is found by name (the target may have given it another index). Not moved: refused.
+    auto moved = k.getLink(target, s.name);
+    if (!moved.ok()) moved = k.getLink(target, dev.name);
+    if (!moved.ok()) return st;
+    nl::LinkChange back;
+    back.name = dev.name;
+    if (!k.moveLink(target, moved->index, from, back).ok()) return st;
+    PLUMB_ASSIGN(auto home, k.getLink(from, dev.name));
+    index = home.index;
   }
   return throughTemporary(k, from, index, target, s);
 }
@@ -97,7 +103,14 @@ Status moveDevice(Kernel& k, const nl::LinkInfo& dev, Ns target, const DeviceSet
                   const DeviceRestore& restore) {
   // Its altnames would stop it taking its old name back (a name is taken by an altname, its
   // own included) and may be taken in the target: they go now and come back with it.
-  if (!dev.altnames.empty()) PLUMB_TRY(k.deleteAltnames(Kernel::kHost, dev.index, dev.altnames));
+  if (!dev.altnames.empty()) {
+    auto dropped = k.deleteAltnames(Kernel::kHost, dev.index, dev.altnames);
+    if (!dropped.ok()) {
+      // The kernel drops them one by one: those already gone come back.
+      (void)restoreReturnedDevice(k, restore, settings.alias);
+      return dropped;
+    }
+  }
   auto st = transfer(k, Kernel::kHost, dev.index, target, settings);
   if (!st.ok()) {
     // It may be in target already, or back where it was under its new name: put it right.

@@ -195,6 +195,9 @@ std::string describeVf(const SriovPlan& plan) {
   return plan.pci_address.empty() ? "a free VF of PF " + plan.pf : "VF " + plan.pci_address;
 }
 
+Status restoreSettings(Kernel& k, const std::string& pf, int pf_index, int vf,
+                       const nl::VfConfig& original);
+
 // What an attach found and holds, for its later steps and their undo.
 struct Held {
   nl::VfLocation loc;
@@ -202,6 +205,11 @@ struct Held {
   VfClaim claim;
   VfOriginal original;
   std::vector<Setting> settings;
+  // A claim taken over from a holder whose container is gone: its key, and the VF's lock,
+  // held until the VF is back as it was before that holder (reset).
+  std::optional<AttachmentKey> took_over_from;
+  UniqueFd lock;
+  bool reset = false;
 };
 
 // A VF asked for by PCI address that another attachment holds: whether that holder's
@@ -244,6 +252,9 @@ Status claimVf(Context& ctx, const SriovPlan& plan, Held& h) {
     want.pci = h.loc.vf.pci;
     want.pf = h.loc.pf_name;
     want.vf = h.loc.vf.index;
+    // Before the claim: a failure after it, in this step, would leave it held by no record.
+    PLUMB_ASSIGN(auto pf_link, k.getLink(Kernel::kHost, h.loc.pf_name));
+    h.pf_index = pf_link.index;
   } else {
     PLUMB_ASSIGN(auto pf, k.sriovPf(plan.pf));
     std::vector<std::pair<int, std::string>> candidates;
@@ -256,6 +267,8 @@ Status claimVf(Context& ctx, const SriovPlan& plan, Held& h) {
     want.pf = pf.name;
     h.loc.pf_pci = pf.pci;
     h.loc.pf_name = pf.name;
+    PLUMB_ASSIGN(auto pf_link, k.getLink(Kernel::kHost, pf.name));
+    h.pf_index = pf_link.index;
     PLUMB_TRY(ctx.store.write([&](Db&) -> Status {
       PLUMB_ASSIGN(h.claim, claims.claimFree(want, candidates));
       ctx.record.via = h.claim.pf;
@@ -271,7 +284,18 @@ Status claimVf(Context& ctx, const SriovPlan& plan, Held& h) {
   if (!h.claim.id) {
     PLUMB_ASSIGN(auto held, claims.find(want.pci));
     long long takeover = 0;
-    if (held) PLUMB_ASSIGN(takeover, takeoverOf(ctx, *held));
+    if (held) {
+      PLUMB_ASSIGN(takeover, takeoverOf(ctx, *held));
+      if (takeover) {
+        // Under the VF's lock from here to the end of its reset: a late DEL of the old holder
+        // waits, then finds the claim is no longer its own.
+        PLUMB_ASSIGN(h.lock, claims.lock(want.pci));
+        PLUMB_ASSIGN(held, claims.find(want.pci));
+        if (!held || held->id != takeover)
+          return fail(Errc::kTryAgain, "VF " + want.pci + " changed hands meanwhile; try again");
+        h.took_over_from = held->owner;
+      }
+    }
     PLUMB_TRY(ctx.store.write([&](Db&) -> Status {
       PLUMB_ASSIGN(h.claim, claims.claim(want, takeover));
       ctx.record.via = h.claim.pf;
@@ -281,8 +305,6 @@ Status claimVf(Context& ctx, const SriovPlan& plan, Held& h) {
       return ctx.store.updateAttachment(ctx.record);
     }));
   }
-  PLUMB_ASSIGN(auto pf_link, k.getLink(Kernel::kHost, h.loc.pf_name));
-  h.pf_index = pf_link.index;
   return {};
 }
 
@@ -292,6 +314,18 @@ Status saveOriginal(Context& ctx, const SriovPlan& plan, Held& h) {
   Kernel& k = ctx.kernel;
   VfOriginal o;
   if (!h.claim.original.empty()) PLUMB_ASSIGN(o, originalOf(h.claim.original));
+  if (h.took_over_from) {
+    // Nothing of the old holder's is carried over: the VF goes back to what it was before it
+    // (netdev and PF-side settings), then this attachment starts from there.
+    if (o.device && !nl::userspaceDriver(h.loc.vf.driver)) {
+      PLUMB_TRY(restoreReturnedDevice(k, *o.device, Engine::ownerStamp(*h.took_over_from)));
+    }
+    if (!o.vf.empty())
+      PLUMB_TRY(restoreSettings(k, h.loc.pf_name, h.pf_index, h.loc.vf.index, o.vf));
+    PLUMB_ASSIGN(h.loc, k.sriovVf(h.loc.vf.pci));  // its netdev's name now
+    h.reset = true;
+    h.lock.reset();
+  }
   if (!nl::userspaceDriver(h.loc.vf.driver) && !o.device) {
     PLUMB_ASSIGN(auto dev, k.getLink(Kernel::kHost, h.loc.vf.netdev));
     o.device = restoreOf(k, dev);
@@ -345,6 +379,10 @@ Status restoreSettings(Kernel& k, const std::string& pf, int pf_index, int vf,
 // settings; then the claim goes.
 Status giveBack(Kernel& k, Store& store, const VfClaim& claim, const std::string& netns,
                 const std::string& stamp) {
+  VfClaims claims(store);
+  PLUMB_ASSIGN(auto lock, claims.lock(claim.pci));
+  PLUMB_ASSIGN(auto now, claims.find(claim.pci));
+  if (!now || now->id != claim.id) return {};  // taken over meanwhile: not this one's to reset
   if (!claim.original.empty()) {
     PLUMB_ASSIGN(auto o, originalOf(claim.original));
     if (o.device) {
@@ -365,14 +403,26 @@ Status giveBack(Kernel& k, Store& store, const VfClaim& claim, const std::string
           PLUMB_TRY(st);
         }
       }
+      auto loc = k.sriovVf(claim.pci);
+      if (!done && loc.ok() && loc->vf.netdev.empty() && !nl::userspaceDriver(loc->vf.driver)) {
+        // A VF does not vanish: with no netdev on the host it is still in some netns (one
+        // whose path is gone but which lives on, or is being torn down). The claim stays, so
+        // a DEL again restores it once the kernel has handed it back.
+        return fail(Errc::kTryAgain, "VF " + claim.pci +
+                                         " is not back on the host yet (its netns still "
+                                         "exists); its DEL must be tried again");
+      }
       if (!done) PLUMB_TRY(restoreReturnedDevice(k, *o.device, stamp));
     }
     if (!o.vf.empty()) {
-      PLUMB_ASSIGN(auto pf, k.getLink(Kernel::kHost, claim.pf));
-      PLUMB_TRY(restoreSettings(k, claim.pf, pf.index, claim.vf, o.vf));
+      // The PF by its PCI address: its netdev may have been renamed since.
+      auto loc = k.sriovVf(claim.pci);
+      std::string pf_name = loc.ok() ? loc->pf_name : claim.pf;
+      PLUMB_ASSIGN(auto pf, k.getLink(Kernel::kHost, pf_name));
+      PLUMB_TRY(restoreSettings(k, pf_name, pf.index, claim.vf, o.vf));
     }
   }
-  return VfClaims(store).release(claim.id);
+  return claims.release(claim.id);
 }
 
 }  // namespace
@@ -411,6 +461,9 @@ void addSteps(const SriovPlan& plan, Context& ctx, std::vector<Step>& steps) {
   steps.push_back({"claim " + describeVf(plan),
                    [&ctx, &plan, h]() -> Status { return claimVf(ctx, plan, *h); },
                    [&ctx, h] {
+                     // A claim taken over whose VF was not reset keeps the old holder's
+                     // original: left to GC, which gives the VF back from it.
+                     if (h->took_over_from && !h->reset) return;
                      if (h->claim.id) (void)VfClaims(ctx.store).release(h->claim.id);
                    }});
   // In the store before the first change: a crash from here on leaves what removal needs.
