@@ -36,10 +36,12 @@ cleanup() {
   rm -f "$SOCK"
   [ -e "/run/netns/$NS" ] && ip netns del "$NS"
   release_dockerd
+  restore_sysctls
   rm -rf "$TMP"
 }
 trap cleanup EXIT
 
+save_sysctls
 ensure_dockerd
 import_busybox "$IMAGE"
 "$PLUMB" daemon --socket "$SOCK" --state-dir "$TMP/state" --log-level warn 2>"$TMP/plumb.log" &

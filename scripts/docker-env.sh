@@ -6,6 +6,24 @@ DOCKERD_PID=""
 STARTED_DOCKERD=no
 HAD_DOCKER0=no
 NEW_TABLES=()
+SAVED_SYSCTLS=()
+
+# The root namespace's forwarding sysctls, as they are now: dockerd turns them on when it
+# starts, and plumb's daemon for its IPv4 and IPv6 networks. restore_sysctls puts back what
+# save_sysctls saw (all.forwarding first: writing it resets every interface's own).
+FORWARDING_SYSCTLS=(net.ipv6.conf.all.forwarding net.ipv6.conf.default.forwarding
+  net.ipv4.ip_forward net.bridge.bridge-nf-call-iptables net.bridge.bridge-nf-call-ip6tables)
+save_sysctls() {
+  local k v
+  SAVED_SYSCTLS=()
+  for k in "${FORWARDING_SYSCTLS[@]}"; do
+    v=$(sysctl -n "$k" 2>/dev/null) && SAVED_SYSCTLS+=("$k=$v")
+  done
+}
+restore_sysctls() {
+  local kv
+  for kv in "${SAVED_SYSCTLS[@]}"; do sysctl -qw "$kv" >/dev/null 2>&1 || true; done
+}
 
 # Starts dockerd unless one answers; STARTED_DOCKERD=yes when this did.
 ensure_dockerd() {

@@ -25,6 +25,36 @@ counted() {
   return "$rc"
 }
 
+# What the tests must leave as they found it, in the root namespace and on the host: links,
+# namespaces, addresses, routes and rules, nftables tables, the forwarding sysctls, plumb's
+# runtime directory, the hostname and resolv.conf, and the daemons the tests start. Taken now
+# and after; any difference fails the run. (IPv6 routes lose their RA lifetimes, which count
+# down by themselves.)
+snapshot() {
+  echo "-- links"; ip -o link show | awk -F': ' '{print $2}' | cut -d@ -f1 | sort
+  echo "-- namespaces"; ip netns list | awk '{print $1}' | sort
+  echo "-- addresses"; ip -o addr show | awk '{print $2, $3, $4}' | sort
+  echo "-- routes"; { ip route show table all; ip -6 route show table all; } |
+    sed -E 's/ expires [0-9]+sec//' | sort
+  echo "-- rules"; ip rule; ip -6 rule
+  echo "-- nftables"; nft list tables 2>/dev/null | sort
+  echo "-- sysctls"
+  local k
+  for k in net.ipv4.ip_forward net.ipv6.conf.all.forwarding net.ipv6.conf.default.forwarding \
+    net.bridge.bridge-nf-call-iptables net.bridge.bridge-nf-call-ip6tables; do
+    echo "$k=$(sysctl -n "$k" 2>/dev/null || echo absent)"
+  done
+  echo "-- /run/plumb"; find /run/plumb 2>/dev/null | sort
+  echo "-- host"; hostname; md5sum /etc/resolv.conf
+  echo "-- daemons"
+  for k in dockerd ovsdb-server ovs-vswitchd etcd dnsmasq udhcpc dhcpcd dhclient haproxy; do
+    echo "$k $(pgrep -xc "$k" || true)"
+  done
+}
+host_before=$(snapshot)
+had_run_plumb=no
+[ -e /run/plumb ] && had_run_plumb=yes
+
 echo "== unit"
 if [ "$(id -u)" = 0 ] && id nobody >/dev/null 2>&1; then
   # ctest writes into the build tree; run the unit binary itself as nobody.
@@ -47,11 +77,26 @@ if [ "${#skipped_list[@]}" != 0 ] && [ "${PLUMB_ALLOW_SKIPS:-0}" != 1 ]; then
   echo "tests were skipped: install what they need (scripts/install-deps.sh) or set PLUMB_ALLOW_SKIPS=1" >&2
   exit 1
 fi
-echo "== leak check: the root namespace holds nothing a test made"
-left=$(ip -o link | grep -cE ': ((plm|plt|plc)[0-9a-f]{8}|pbr-)' || true)
-ns=$(ip netns list | grep -cE '^plumb-(t|e2e)' || true)
-if [ "$left" != 0 ] || [ "$ns" != 0 ]; then
-  echo "leaked: $left links, $ns namespaces" >&2
+echo "== leak check: the host as it was before the tests"
+# /run/plumb itself (its firewall lock, its empty dhcp directory) is plumb's to make once; when
+# the tests made it, it goes now, and only leftovers inside it count.
+if [ "$had_run_plumb" = no ] && [ -d /run/plumb ]; then
+  rmdir /run/plumb/dhcp 2>/dev/null || true
+  rm -f /run/plumb/firewall.lock
+  rmdir /run/plumb 2>/dev/null || true
+fi
+host_after=$(snapshot)
+# A sysctl "absent" before and present after is a module loaded (br_netfilter): not compared.
+changed=$(diff <(echo "$host_before") <(echo "$host_after") |
+  grep -vE '^[<>] net\.bridge\.bridge-nf-call-ip6?tables=' | grep -E '^[<>]' || true)
+for k in net.bridge.bridge-nf-call-iptables net.bridge.bridge-nf-call-ip6tables; do
+  b=$(grep "^$k=" <<<"$host_before")
+  a=$(grep "^$k=" <<<"$host_after")
+  [ "$b" = "$a" ] || [ "$b" = "$k=absent" ] || changed+=$'\n'"< $b"$'\n'"> $a"
+done
+if [ -n "$changed" ]; then
+  echo "the tests left the host changed (< before, > after):" >&2
+  echo "$changed" >&2
   exit 1
 fi
 echo "all tiers passed"

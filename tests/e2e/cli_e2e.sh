@@ -73,6 +73,7 @@ cleanup() {
   fi
   [ -n "$DNSMASQ_PID" ] && kill "$DNSMASQ_PID" 2>/dev/null
   release_dockerd
+  restore_sysctls
   for ns in "$HOSTNS" "$LAN"; do [ -e "/run/netns/$ns" ] && ip netns del "$ns"; done
   rm -rf "$TMP"
 }
@@ -108,6 +109,7 @@ store_empty() {
 # --- set-up -----------------------------------------------------------------------------------
 
 section "set-up"
+save_sysctls
 ensure_dockerd
 import_busybox "$IMAGE"
 ip netns add "$HOSTNS"

@@ -74,6 +74,7 @@ cleanup() {
   fi
   rm -f "$SOCK"
   release_dockerd
+  restore_sysctls
   ovs_stop
   sriov_links_del
   ip link del "$PARENT" 2>/dev/null
@@ -160,6 +161,7 @@ wait_running() { # NAME
 # --- set-up -----------------------------------------------------------------------------------
 
 section "set-up"
+save_sysctls
 ensure_dockerd
 import_busybox "$IMAGE"
 start_plugin
