@@ -108,8 +108,10 @@ Result<ProcessRun> runProcess(const ProcessSpec& spec) {
   while (::waitpid(pid, &status, 0) < 0 && errno == EINTR) {
   }
   if (timed_out) {
-    auto secs = std::chrono::duration_cast<std::chrono::seconds>(spec.deadline).count();
-    return fail(Errc::kTryAgain, what + " did not finish within " + std::to_string(secs) + " s");
+    auto ms = spec.deadline.count();
+    std::string bound =
+        ms % 1000 == 0 ? std::to_string(ms / 1000) + " s" : std::to_string(ms) + " ms";
+    return fail(Errc::kTryAgain, what + " did not finish within " + bound + " and was killed");
   }
   run.exit_code = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
   return run;

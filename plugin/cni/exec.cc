@@ -1,5 +1,7 @@
 #include "plugin/cni/exec.h"
 
+#include <cstdlib>
+
 #include <sys/stat.h>
 
 #include <sstream>
@@ -37,8 +39,14 @@ Result<PluginRun> execPlugin(const std::string& cni_path, const std::string& nam
   spec.input = input;
   // The plugin's stderr is its log: it goes where plumb's goes.
   spec.capture_err = false;
-  // A plugin that hangs must not hang plumb (and the runtime behind it) for ever.
+  // A plugin that hangs must not hang plumb (and the runtime behind it) for ever: 2 minutes, or
+  // $PLUMB_DELEGATE_TIMEOUT_MS.
   spec.deadline = std::chrono::minutes(2);
+  if (const char* v = std::getenv("PLUMB_DELEGATE_TIMEOUT_MS"); v && *v) {
+    char* end = nullptr;
+    long ms = std::strtol(v, &end, 10);
+    if (*end == '\0' && ms > 0) spec.deadline = std::chrono::milliseconds(ms);
+  }
   auto run = runProcess(spec);
   if (!run.ok()) return fail(run.error().code, "plugin " + name + ": " + run.error().message);
   return PluginRun{run->exit_code, std::move(run->out)};

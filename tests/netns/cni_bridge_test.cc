@@ -519,6 +519,120 @@ TEST_F(Bridge, DelegatedIpamGetsItsDelWhenALaterStepFails) {
   EXPECT_EQ(sh("ls " + hl_dir + "/netdl | grep -c '^198' || true").out, "0\n");
 }
 
+// A delegated IPAM plugin that hangs is killed at the deadline ($PLUMB_DELEGATE_TIMEOUT_MS
+// here; 2 minutes by default), and the ADD fails with code 11 (try again later), nothing left.
+TEST_F(Bridge, AHangingDelegatedIpamIsKilledAndTheAddSaysTryAgain) {
+  auto c1 = makeNetns("c1");
+  std::string bin = state_.path() + "/bin";
+  ASSERT_EQ(sh("mkdir -p " + bin +
+               " && printf '#!/bin/sh\\n[ \"$CNI_COMMAND\" = DEL ] && exit 0\\n"
+               "exec sleep 30 # plumb-hang-" +
+               nsName("x") + "\\n' > " + bin + "/hangipam && chmod +x " + bin + "/hangipam")
+                .rc,
+            0);
+  auto conf = bridgeConf("netto", "br-to", "198.18.15.0/24");
+  conf["ipam"] = {{"type", "hangipam"}};
+  std::string before = hostSnapshot();
+  auto t0 = std::chrono::steady_clock::now();
+  auto r = cni("ADD", conf, "c1", c1, "eth0",
+               "CNI_PATH=" + bin + ":/usr/lib/cni PLUMB_DELEGATE_TIMEOUT_MS=300");
+  auto took = std::chrono::steady_clock::now() - t0;
+  EXPECT_EQ(cniCode(r), 11) << r.out;
+  EXPECT_NE(r.out.find("did not finish within 300 ms and was killed"), std::string::npos) << r.out;
+  EXPECT_LT(took, std::chrono::seconds(20)) << "not the plugin's own 30 s";
+  EXPECT_EQ(sh("pgrep -f '[p]lumb-hang-" + nsName("x") + "'").rc, 1) << "the plugin is gone";
+  EXPECT_EQ(hostSnapshot(), before);
+}
+
+// A link a crashed ADD left, stamped with the attachment's key, is replaced by the retry; one
+// stamped for another attachment is not touched.
+TEST_F(Bridge, AStampedLeftoverOfACrashedAddIsReplacedOnRetry) {
+  auto c1 = makeNetns("c1");
+  auto conf = bridgeConf("netlo", "br-lo", "198.18.16.0/24");
+  auto first = add(conf, "c1", c1);
+  ASSERT_EQ(first.rc, 0) << first.out;
+  std::string host_if = json::parse(first.out)["interfaces"][0]["name"];
+  // The crash: the record and its address gone (as if the ADD died before it committed), the
+  // links left, the container's end still unnamed as a crashed run leaves it.
+  ASSERT_EQ(sh("sqlite3 " + state_.path() +
+               "/state/plumb.db \"DELETE FROM attachments; DELETE "
+               "FROM ip_allocs\"")
+                .rc,
+            0);
+  ASSERT_EQ(in(nsName("c1"), "ip link set eth0 down && ip link set eth0 name plx0").rc, 0);
+  auto alias = inHost("ip -o link show " + host_if).out;
+  ASSERT_NE(alias.find("alias"), std::string::npos) << "the leftover carries the stamp: " << alias;
+  auto retry = add(conf, "c1", c1);
+  ASSERT_EQ(retry.rc, 0) << retry.out;
+  EXPECT_NE(in(nsName("c1"), "ip link show plx0").rc, 0) << "the leftover pair went";
+  EXPECT_EQ(in(nsName("c1"), "ip link show eth0").rc, 0);
+  EXPECT_EQ(del(conf, "c1", c1).rc, 0);
+  // Another attachment's stamp on a link of that name: refused, left alone.
+  auto c2 = makeNetns("c2");
+  ASSERT_EQ(inHost("ip link add " + host_if + " type veth peer name plx1 && ip link set " +
+                   host_if + " alias 'plumb:someone/else/eth0'")
+                .rc,
+            0);
+  auto other = add(conf, "c1", c2);
+  EXPECT_NE(other.rc, 0);
+  EXPECT_NE(other.out.find("already exists and is not this attachment's"), std::string::npos)
+      << other.out;
+  EXPECT_EQ(inHost("ip link show plx1").rc, 0) << "not ours: not deleted";
+  EXPECT_EQ(inHost("ip link del " + host_if).rc, 0);  // the test's own, made above
+}
+
+// plumb's forwarding rules, flushed by someone (an iptables -F, a firewall reload), are put
+// back by the next ADD on the bridge.
+TEST_F(Bridge, FlushedForwardingRulesAreRepairedByTheNextAdd) {
+  auto outside = makeNetns("out");
+  (void)outside;
+  ASSERT_EQ(inHost("ip link add up0 type veth peer name up1 && ip link set up1 netns " +
+                   nsName("out") + " && ip addr add 198.19.1.2/24 dev up0 && ip link set up0 up")
+                .rc,
+            0);
+  ASSERT_EQ(in(nsName("out"), "ip addr add 198.19.1.1/24 dev up1 && ip link set up1 up").rc, 0);
+  ASSERT_EQ(inHost("iptables -P FORWARD DROP").rc, 0);
+  auto c1 = makeNetns("c1");
+  auto c2 = makeNetns("c2");
+  auto conf = bridgeConf("netrp", "br-rp", "198.18.17.0/24");
+  conf["isDefaultGateway"] = true;
+  conf["ipMasq"] = true;
+  ASSERT_EQ(add(conf, "c1", c1).rc, 0);
+  ASSERT_TRUE(ping(nsName("c1"), "198.19.1.1")) << "the positive control";
+  ASSERT_EQ(inHost("iptables -F FORWARD && nft flush table inet plumb").rc, 0);
+  EXPECT_FALSE(ping(nsName("c1"), "198.19.1.1")) << "flushed: the DROP policy stops it";
+  ASSERT_EQ(add(conf, "c2", c2).rc, 0);
+  EXPECT_TRUE(ping(nsName("c1"), "198.19.1.1")) << "the next ADD put the rules back";
+  EXPECT_TRUE(ping(nsName("c2"), "198.19.1.1"));
+  EXPECT_EQ(del(conf, "c1", c1).rc, 0);
+  EXPECT_EQ(del(conf, "c2", c2).rc, 0);
+}
+
+// The runtime's choice of address: CNI_ARGS/args.cni.ips, and the ipRanges capability.
+TEST_F(Bridge, AddressesFromArgsAndTheIpRangesCapability) {
+  auto c1 = makeNetns("c1");
+  auto c2 = makeNetns("c2");
+  auto conf = bridgeConf("netar", "br-ar", "198.18.18.0/24");
+  auto with_args = conf;
+  with_args["args"] = {{"cni", {{"ips", {"198.18.18.77"}}}}};
+  auto r1 = add(with_args, "c1", c1);
+  ASSERT_EQ(r1.rc, 0) << r1.out;
+  EXPECT_EQ(json::parse(r1.out)["ips"][0]["address"], "198.18.18.77/24");
+  EXPECT_NE(in(nsName("c1"), "ip -o addr show eth0").out.find("198.18.18.77/24"),
+            std::string::npos);
+  auto taken = add(with_args, "c2", c2);
+  EXPECT_NE(taken.rc, 0) << "the same address for another container";
+  auto with_ranges = conf;
+  with_ranges["runtimeConfig"] = {
+      {"ipRanges", {{{{"subnet", "198.18.19.0/24"}, {"rangeStart", "198.18.19.40"}}}}}};
+  auto r2 = add(with_ranges, "c2", c2);
+  ASSERT_EQ(r2.rc, 0) << r2.out;
+  EXPECT_EQ(json::parse(r2.out)["ips"][0]["address"], "198.18.19.40/24")
+      << "the runtime's range wins over the configured subnet";
+  EXPECT_EQ(del(with_args, "c1", c1).rc, 0);
+  EXPECT_EQ(del(with_ranges, "c2", c2).rc, 0);
+}
+
 TEST_F(Bridge, ExtendsAPrevResult) {
   auto c1 = makeNetns("c1");
   auto conf = bridgeConf("netpr", "br-pr", "198.18.14.0/24");
