@@ -210,9 +210,19 @@ t "br2's endpoint is gone from the store" \
   test "$(store "SELECT count(*) FROM endpoints WHERE network='$(net_id br2)'")" = 0
 
 section "published ports"
-docker run -d --name "$P-web" --network "$P-br" -p 127.0.0.1:18181:80 -p 18182:80 "$IMAGE" \
-  httpd -f -p 80 -h /www >/dev/null
+docker run -d --name "$P-web" --network "$P-br" -p 127.0.0.1:18181:80 -p 18182:80 \
+  -p 127.0.0.1::80 "$IMAGE" httpd -f -p 80 -h /www >/dev/null
 wait_running web
+# -p 127.0.0.1::80 names no host port (0 in the request): plumb picks a free one. dockerd
+# cannot show it (`docker port` reads a remote driver's port map through a Go type assertion
+# that JSON never satisfies), so it is read from plumb's store.
+WEB_EP0=$(docker inspect -f "{{(index .NetworkSettings.Networks \"$P-br\").EndpointID}}" "$P-web")
+WEB_ANY=$(store "SELECT config FROM endpoints WHERE id='$WEB_EP0'" |
+  jq -r '.published[] | select(.host_ip == "127.0.0.1" and .host_port != 18181) | .host_port')
+t "-p 127.0.0.1::80 got a host port of plumb's choosing (${WEB_ANY:-none})" \
+  bash -c "[ -n '$WEB_ANY' ] && [ '$WEB_ANY' -gt 0 ] && [ '$WEB_ANY' != 18182 ]"
+t "...and it reaches the container" \
+  bash -c "[ \"\$(curl -s -m 5 http://127.0.0.1:$WEB_ANY/)\" = plumb-ok ]"
 t "-p 127.0.0.1:18181:80 reaches the container from the host" \
   bash -c "[ \"\$(curl -s -m 5 http://127.0.0.1:18181/)\" = plumb-ok ]"
 t "-p 18182:80 reaches it on the host's bridge address" \
