@@ -1,5 +1,7 @@
 #include "plugin/cli/cli.h"
 
+#include <algorithm>
+
 #include <CLI/CLI.hpp>
 #include <cstdlib>
 #include <iostream>
@@ -52,20 +54,28 @@ int list(const std::string& state_dir, bool as_json) {
     std::cout << json_read::text(out, 2) << "\n";
     return 0;
   }
-  std::printf("%-16s %-24s %-8s %-8s %-12s %-18s %s\n", "NETWORK", "CONTAINER", "IFNAME", "MODE",
-              "VIA", "MAC", "ADDRESSES");
+  // pipework's notation for an OVS port's tag (bridge@vlan); an SR-IOV VF's PCI address on
+  // its PF. The column is as wide as its widest entry.
+  std::vector<std::string> vias;
+  size_t via_width = 12;
   for (const auto& e : out) {
-    // pipework's notation for an OVS port's tag: bridge@vlan.
     std::string via = e["via"].get<std::string>();
     if (e["vlan"].is_number_integer()) via += "@" + std::to_string(e["vlan"].get<int>());
-    // An SR-IOV VF: its PCI address on its PF.
     if (!e["pci"].get<std::string>().empty()) via = e["pci"].get<std::string>() + " on " + via;
+    via_width = std::max(via_width, via.size());
+    vias.push_back(via);
+  }
+  int w = static_cast<int>(via_width);
+  std::printf("%-16s %-24s %-8s %-8s %-*s %-18s %s\n", "NETWORK", "CONTAINER", "IFNAME", "MODE", w,
+              "VIA", "MAC", "ADDRESSES");
+  for (size_t i = 0; i < out.size(); ++i) {
+    const auto& e = out[i];
     std::string addrs;
     for (const auto& a : e["addresses"]) addrs += (addrs.empty() ? "" : ",") + a.get<std::string>();
-    std::printf("%-16s %-24.24s %-8s %-8s %-12s %-18s %s\n",
-                e["network"].get<std::string>().c_str(), e["container"].get<std::string>().c_str(),
-                e["ifname"].get<std::string>().c_str(), e["mode"].get<std::string>().c_str(),
-                via.c_str(), e["mac"].get<std::string>().c_str(), addrs.c_str());
+    std::printf("%-16s %-24.24s %-8s %-8s %-*s %-18s %s\n", e["network"].get<std::string>().c_str(),
+                e["container"].get<std::string>().c_str(), e["ifname"].get<std::string>().c_str(),
+                e["mode"].get<std::string>().c_str(), w, vias[i].c_str(),
+                e["mac"].get<std::string>().c_str(), addrs.c_str());
   }
   return 0;
 }

@@ -177,7 +177,7 @@ Status restoreReturnedDevice(Kernel& k, const DeviceRestore& r, const std::strin
   PLUMB_ASSIGN(auto links, k.listLinks(host));
   nl::DeviceRef ref{"", r.perm_mac, r.pci};
   auto found = k.pickDevice(links, ref);
-  if (!found) {
+  if (!found && !stamp.empty()) {
     // Stamped and under any name: the device as plumb left it.
     for (const auto& l : links) {
       if (l.alias == stamp) found = l;
@@ -225,12 +225,30 @@ void addSteps(const PassthroughPlan& plan, Context& ctx, std::vector<Step>& step
                    }});
   if (!ctx.in_container) {
     // The runtime moves it (Docker: SrcName) and names it; plumb stamps it and remembers it.
-    steps.push_back({"stamp the device for the runtime to move", [&ctx, device]() -> Status {
+    // Its altnames go now, as on the way into a container: dockerd renames it in the sandbox
+    // and back to this name when it gives it back; plumb's removal puts them back.
+    steps.push_back({"stamp the device for the runtime to move",
+                     [&ctx, device]() -> Status {
                        ctx.tmp_name = device->name;
+                       if (!device->altnames.empty()) {
+                         auto dropped = ctx.kernel.deleteAltnames(Kernel::kHost, device->index,
+                                                                  device->altnames);
+                         if (!dropped.ok()) {
+                           (void)restoreReturnedDevice(ctx.kernel, *ctx.record.restore, "");
+                           return dropped;
+                         }
+                       }
                        nl::LinkChange change;
                        change.alias = Engine::ownerStamp(ctx.req.key);
                        if (ctx.req.mtu > 0) change.mtu = ctx.req.mtu;
-                       return ctx.kernel.changeLink(Kernel::kHost, device->index, change);
+                       auto st = ctx.kernel.changeLink(Kernel::kHost, device->index, change);
+                       if (!st.ok())
+                         (void)restoreReturnedDevice(ctx.kernel, *ctx.record.restore, "");
+                       return st;
+                     },
+                     [&ctx] {
+                       (void)restoreReturnedDevice(ctx.kernel, *ctx.record.restore,
+                                                   Engine::ownerStamp(ctx.req.key));
                      }});
     return;
   }
