@@ -141,6 +141,23 @@ static int parsePrefix(const char *text, struct in_addr *addr) {
   return slash ? atoi(slash + 1) : 32;
 }
 
+/* The container's interface index: its address, then up (two messages). */
+static void addressAndUp(struct req *c, unsigned index, const struct in_addr *addr, int len) {
+  begin(c, RTM_NEWADDR, NLM_F_CREATE | NLM_F_EXCL, sizeof(struct ifaddrmsg));
+  struct ifaddrmsg *ifa = body(c);
+  ifa->ifa_family = AF_INET;
+  ifa->ifa_prefixlen = (unsigned char)len;
+  ifa->ifa_index = index;
+  attr(c, IFA_LOCAL, addr, sizeof *addr);
+  attr(c, IFA_ADDRESS, addr, sizeof *addr);
+  finish(c);
+  begin(c, RTM_NEWLINK, 0, sizeof(struct ifinfomsg));
+  struct ifinfomsg *up = body(c);
+  up->ifi_index = (int)index;
+  up->ifi_flags = up->ifi_change = IFF_UP;
+  finish(c);
+}
+
 static int add(int nsfd, const char *ifname) {
   const char *hostif = env("FLOOR_HOSTIF");
   unsigned bridge = if_nametoindex(env("FLOOR_BRIDGE"));
@@ -183,20 +200,7 @@ static int add(int nsfd, const char *ifname) {
   parsePrefix(env("FLOOR_GW"), &gw);
   int dst_len = parsePrefix(env("FLOOR_ROUTE"), &dst);
 
-  begin(&c, RTM_NEWADDR, NLM_F_CREATE | NLM_F_EXCL, sizeof(struct ifaddrmsg));
-  struct ifaddrmsg *ifa = body(&c);
-  ifa->ifa_family = AF_INET;
-  ifa->ifa_prefixlen = (unsigned char)len;
-  ifa->ifa_index = index;
-  attr(&c, IFA_LOCAL, &addr, sizeof addr);
-  attr(&c, IFA_ADDRESS, &addr, sizeof addr);
-  finish(&c);
-
-  begin(&c, RTM_NEWLINK, 0, sizeof(struct ifinfomsg));
-  struct ifinfomsg *up = body(&c);
-  up->ifi_index = (int)index;
-  up->ifi_flags = up->ifi_change = IFF_UP;
-  finish(&c);
+  addressAndUp(&c, index, &addr, len);
 
   begin(&c, RTM_NEWROUTE, NLM_F_CREATE | NLM_F_EXCL, sizeof(struct rtmsg));
   struct rtmsg *rt = body(&c);
@@ -244,19 +248,7 @@ static int addDevice(int nsfd, const char *ifname) {
   static struct req c;
   struct in_addr addr;
   int len = parsePrefix(env("FLOOR_ADDR"), &addr);
-  begin(&c, RTM_NEWADDR, NLM_F_CREATE | NLM_F_EXCL, sizeof(struct ifaddrmsg));
-  struct ifaddrmsg *ifa = body(&c);
-  ifa->ifa_family = AF_INET;
-  ifa->ifa_prefixlen = (unsigned char)len;
-  ifa->ifa_index = index;
-  attr(&c, IFA_LOCAL, &addr, sizeof addr);
-  attr(&c, IFA_ADDRESS, &addr, sizeof addr);
-  finish(&c);
-  begin(&c, RTM_NEWLINK, 0, sizeof(struct ifinfomsg));
-  struct ifinfomsg *up = body(&c);
-  up->ifi_index = (int)index;
-  up->ifi_flags = up->ifi_change = IFF_UP;
-  finish(&c);
+  addressAndUp(&c, index, &addr, len);
   talk(ctr, &c, "address and up");
   return 0;
 }
@@ -265,15 +257,10 @@ static int delDevice(int nsfd, const char *ifname) {
   int host = open("/proc/self/ns/net", O_RDONLY | O_CLOEXEC);
   if (host < 0) die("host netns", errno);
   if (setns(nsfd, CLONE_NEWNET) != 0) die("setns", errno);
-  static struct req r;
-  begin(&r, RTM_NEWLINK, 0, sizeof(struct ifinfomsg));
-  str(&r, IFLA_IFNAME, ifname);
-  finish(&r);
   /* By name in the container; renamed on arrival on the host. */
   unsigned index = if_nametoindex(ifname);
   if (!index) die("container interface", errno);
-  r.len = 0;
-  r.count = 0;
+  static struct req r;
   begin(&r, RTM_NEWLINK, 0, sizeof(struct ifinfomsg));
   struct ifinfomsg *ifi = body(&r);
   ifi->ifi_index = (int)index;

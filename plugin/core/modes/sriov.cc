@@ -7,6 +7,7 @@
 #include <nlohmann/json.hpp>
 
 #include <algorithm>
+#include <functional>
 #include <memory>
 
 #include "base/log.h"
@@ -119,21 +120,26 @@ nl::VfConfig fieldsOf(const nl::VfConfig& want, const nl::VfConfig& have) {
   return out;
 }
 
+// Calls f(name, member) for each VfConfig field, in the order settings are set.
+template <typename F>
+void eachField(F&& f) {
+  f("mac", &nl::VfConfig::mac);
+  f("vlan", &nl::VfConfig::vlan);
+  f("tx rate", &nl::VfConfig::rate);
+  f("spoofchk", &nl::VfConfig::spoofchk);
+  f("trust", &nl::VfConfig::trust);
+  f("link_state", &nl::VfConfig::link_state);
+}
+
 // Each field of c as a VfConfig of its own, with a name for errors.
 std::vector<std::pair<std::string, nl::VfConfig>> split(const nl::VfConfig& c) {
   std::vector<std::pair<std::string, nl::VfConfig>> out;
-  auto one = [&](const std::string& name, auto member) {
+  eachField([&](const char* name, auto member) {
     if (!(c.*member)) return;
     nl::VfConfig x;
     x.*member = c.*member;
     out.emplace_back(name, x);
-  };
-  one("mac", &nl::VfConfig::mac);
-  one("vlan", &nl::VfConfig::vlan);
-  one("tx rate", &nl::VfConfig::rate);
-  one("spoofchk", &nl::VfConfig::spoofchk);
-  one("trust", &nl::VfConfig::trust);
-  one("link_state", &nl::VfConfig::link_state);
+  });
   return out;
 }
 
@@ -252,12 +258,12 @@ Status claimVf(Context& ctx, const SriovPlan& plan, Held& h) {
     want.pci = h.loc.vf.pci;
     want.pf = h.loc.pf_name;
     want.vf = h.loc.vf.index;
-    // Before the claim: a failure after it, in this step, would leave it held by no record.
-    PLUMB_ASSIGN(auto pf_link, k.getLink(Kernel::kHost, h.loc.pf_name));
-    h.pf_index = pf_link.index;
-  } else {
+  }
+  std::vector<std::pair<int, std::string>> candidates;
+  std::vector<nl::PciVf> pf_vfs;
+  if (plan.pci_address.empty()) {
     PLUMB_ASSIGN(auto pf, k.sriovPf(plan.pf));
-    std::vector<std::pair<int, std::string>> candidates;
+    pf_vfs = pf.vfs;
     for (const auto& vf : pf.vfs) {
       // Only VFs with a netdev on the host: one with a kernel driver but none is in another
       // namespace already, plumb's or not; one under a userspace driver (vfio-pci) is a
@@ -267,21 +273,27 @@ Status claimVf(Context& ctx, const SriovPlan& plan, Held& h) {
     want.pf = pf.name;
     h.loc.pf_pci = pf.pci;
     h.loc.pf_name = pf.name;
-    PLUMB_ASSIGN(auto pf_link, k.getLink(Kernel::kHost, pf.name));
-    h.pf_index = pf_link.index;
-    PLUMB_TRY(ctx.store.write([&](Db&) -> Status {
-      PLUMB_ASSIGN(h.claim, claims.claimFree(want, candidates));
+  }
+  // Before the claim: a failure after it, in this step, would leave it held by no record.
+  PLUMB_ASSIGN(auto pf_link, k.getLink(Kernel::kHost, h.loc.pf_name));
+  h.pf_index = pf_link.index;
+  // The claim and the record that names it commit together.
+  auto record = [&](const std::function<Result<VfClaim>()>& take) {
+    return ctx.store.write([&](Db&) -> Status {
+      PLUMB_ASSIGN(h.claim, take());
       ctx.record.via = h.claim.pf;
       ctx.record.pci = h.claim.pci;
       ctx.record.claim = h.claim.id;
       ctx.record.vlan = plan.settings.vlan;
       return ctx.store.updateAttachment(ctx.record);
-    }));
-    for (const auto& vf : pf.vfs) {
+    });
+  };
+  if (plan.pci_address.empty()) {
+    PLUMB_TRY(record([&] { return claims.claimFree(want, candidates); }));
+    for (const auto& vf : pf_vfs) {
       if (vf.pci == h.claim.pci) h.loc.vf = vf;
     }
-  }
-  if (!h.claim.id) {
+  } else {
     PLUMB_ASSIGN(auto held, claims.find(want.pci));
     long long takeover = 0;
     if (held) {
@@ -296,14 +308,7 @@ Status claimVf(Context& ctx, const SriovPlan& plan, Held& h) {
         h.took_over_from = held->owner;
       }
     }
-    PLUMB_TRY(ctx.store.write([&](Db&) -> Status {
-      PLUMB_ASSIGN(h.claim, claims.claim(want, takeover));
-      ctx.record.via = h.claim.pf;
-      ctx.record.pci = h.claim.pci;
-      ctx.record.claim = h.claim.id;
-      ctx.record.vlan = plan.settings.vlan;
-      return ctx.store.updateAttachment(ctx.record);
-    }));
+    PLUMB_TRY(record([&] { return claims.claim(want, takeover); }));
   }
   return {};
 }
@@ -343,12 +348,9 @@ Status saveOriginal(Context& ctx, const SriovPlan& plan, Held& h) {
   for (const auto& s : h.settings) {
     // Kept from an earlier holder when it changed the same setting: that value is the original.
     nl::VfConfig was = fieldsOf(s.config, now);
-    if (s.config.mac && !o.vf.mac) o.vf.mac = was.mac;
-    if (s.config.vlan && !o.vf.vlan) o.vf.vlan = was.vlan;
-    if (s.config.rate && !o.vf.rate) o.vf.rate = was.rate;
-    if (s.config.spoofchk && !o.vf.spoofchk) o.vf.spoofchk = was.spoofchk;
-    if (s.config.trust && !o.vf.trust) o.vf.trust = was.trust;
-    if (s.config.link_state && !o.vf.link_state) o.vf.link_state = was.link_state;
+    eachField([&](const char*, auto member) {
+      if (s.config.*member && !(o.vf.*member)) o.vf.*member = was.*member;
+    });
   }
   h.original = o;
   return VfClaims(ctx.store).saveOriginal(h.claim.id, originalJson(o));
@@ -385,6 +387,8 @@ Status giveBack(Kernel& k, Store& store, const VfClaim& claim, const std::string
   if (!now || now->id != claim.id) return {};  // taken over meanwhile: not this one's to reset
   if (!claim.original.empty()) {
     PLUMB_ASSIGN(auto o, originalOf(claim.original));
+    // Where sysfs has the VF now: its netdev, and its PF (whose netdev may have been renamed).
+    auto loc = k.sriovVf(claim.pci);
     if (o.device) {
       bool done = false;
       if (!netns.empty()) {
@@ -403,7 +407,6 @@ Status giveBack(Kernel& k, Store& store, const VfClaim& claim, const std::string
           PLUMB_TRY(st);
         }
       }
-      auto loc = k.sriovVf(claim.pci);
       if (!done && loc.ok() && loc->vf.netdev.empty() && !nl::userspaceDriver(loc->vf.driver)) {
         // A VF does not vanish: with no netdev on the host it is still in some netns (one
         // whose path is gone but which lives on, or is being torn down). The claim stays, so
@@ -415,8 +418,6 @@ Status giveBack(Kernel& k, Store& store, const VfClaim& claim, const std::string
       if (!done) PLUMB_TRY(restoreReturnedDevice(k, *o.device, stamp));
     }
     if (!o.vf.empty()) {
-      // The PF by its PCI address: its netdev may have been renamed since.
-      auto loc = k.sriovVf(claim.pci);
       std::string pf_name = loc.ok() ? loc->pf_name : claim.pf;
       PLUMB_ASSIGN(auto pf, k.getLink(Kernel::kHost, pf_name));
       PLUMB_TRY(restoreSettings(k, pf_name, pf.index, claim.vf, o.vf));
@@ -600,10 +601,10 @@ Status checkHeld(const SriovPlan& plan, const AttachRequest& req, const Attachme
     if (info.vf != claim->vf) continue;
     for (const auto& w : settingsOf(plan, req, info.config)) {
       nl::VfConfig have = fieldsOf(w.config, info.config);
-      bool reported =
-          (w.config.mac && info.config.mac) || (w.config.vlan && info.config.vlan) ||
-          (w.config.rate && info.config.rate) || (w.config.spoofchk && info.config.spoofchk) ||
-          (w.config.trust && info.config.trust) || (w.config.link_state && info.config.link_state);
+      bool reported = false;
+      eachField([&](const char*, auto member) {
+        reported |= (w.config.*member).has_value() && (info.config.*member).has_value();
+      });
       if (reported && !(have == w.config)) {
         return fail(Errc::kInvalid, "VF " + record.pci + "'s " + w.name + " is not " + w.value +
                                         " on PF " + claim->pf);
