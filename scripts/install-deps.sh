@@ -27,6 +27,9 @@ packages=(
   strace
   # OVS mode tests: a real ovsdb-server and ovs-vswitchd (started by the tests on private paths)
   openvswitch-switch
+  # the proxy's benchmark: the references it is measured against (socat, HAProxy) and the
+  # load generators (iperf3 for bulk, wrk for new connections per second)
+  iperf3 socat haproxy wrk
   # lint
   clang-format clang-tidy
 )

@@ -1,11 +1,12 @@
 # Front ends speak only to the engine: fails when a file under plugin/cni, plugin/docker or
-# plugin/cli includes netlink/, ovs/ or the core's internals (modes/, dhcp.h). Run by ctest
+# plugin/cli includes netlink/, ovs/, plugin/proxy/ or the core's internals (modes/, dhcp.h);
+# and the layers below the core include nothing above them (plugin/proxy: base/ only). Run by ctest
 # (label unit) as `cmake -DROOT=<source dir> -P tests/layering.cmake`.
 set(bad "")
 foreach(dir plugin/cni plugin/docker plugin/cli)
   file(GLOB_RECURSE files "${ROOT}/${dir}/*.cc" "${ROOT}/${dir}/*.h")
   foreach(f ${files})
-    file(STRINGS "${f}" lines REGEX "^[ \t]*#[ \t]*include[ \t]*[\"<](netlink/|ovs/|plugin/core/modes/|plugin/core/dhcp\\.h)")
+    file(STRINGS "${f}" lines REGEX "^[ \t]*#[ \t]*include[ \t]*[\"<](netlink/|ovs/|plugin/proxy/|plugin/core/modes/|plugin/core/dhcp\\.h)")
     foreach(line ${lines})
       file(RELATIVE_PATH rel "${ROOT}" "${f}")
       string(APPEND bad "  ${rel}: ${line}\n")
@@ -14,5 +15,18 @@ foreach(dir plugin/cni plugin/docker plugin/cli)
 endforeach()
 if(bad)
   message(FATAL_ERROR "front ends must reach the kernel through plugin/core only:\n${bad}")
+endif()
+file(GLOB_RECURSE files "${ROOT}/plugin/proxy/*.cc" "${ROOT}/plugin/proxy/*.h")
+foreach(f ${files})
+  file(STRINGS "${f}" lines REGEX "^[ \t]*#[ \t]*include[ \t]*\"")
+  foreach(line ${lines})
+    if(NOT line MATCHES "\"(base|plugin/proxy)/")
+      file(RELATIVE_PATH rel "${ROOT}" "${f}")
+      string(APPEND bad "  ${rel}: ${line}\n")
+    endif()
+  endforeach()
+endforeach()
+if(bad)
+  message(FATAL_ERROR "plugin/proxy depends on base/ only:\n${bad}")
 endif()
 message(STATUS "layering: no front end includes netlink/, ovs/ or the core's internals")

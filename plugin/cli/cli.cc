@@ -9,6 +9,7 @@
 
 #include "base/json.h"
 #include "plugin/cli/execute.h"
+#include "plugin/cli/forward.h"
 #include "plugin/cli/grammar.h"
 #include "plugin/core/engine.h"
 #include "plugin/core/store.h"
@@ -144,13 +145,53 @@ int run(int argc, char** argv) {
   auto* ls =
       app.add_subcommand("ls", "list every attachment plumb knows, whichever front end made it");
   ls->add_flag("--json", as_json, "print JSON");
+  ProxyCommand proxy_cmd;
+  auto* proxy = app.add_subcommand(
+      "proxy",
+      "forward one TCP or UDP listener to its backends, in the foreground (docs/proxy.md)");
+  proxy->add_flag("--udp", proxy_cmd.udp, "forward UDP (default: TCP)");
+  proxy->add_option("--listen", proxy_cmd.listen, "ADDR:PORT to listen on (port 0: any free one)")
+      ->required();
+  proxy->add_option("--backend", proxy_cmd.backends, "ADDR:PORT to forward to (repeatable)")
+      ->required();
+  proxy->add_option("--netns", proxy_cmd.netns,
+                    "listen inside this guest's netns (name, path, PID or container)");
+  proxy
+      ->add_option("--health-interval", proxy_cmd.health_interval_ms,
+                   "ms between active health checks; 0: passive only")
+      ->check(CLI::Range(0, 3600 * 1000))
+      ->capture_default_str();
+  proxy
+      ->add_option("--health-port", proxy_cmd.health_port,
+                   "UDP: a TCP port on each backend to check it by")
+      ->check(CLI::Range(1, 65535));
+  proxy->add_option("--threads", proxy_cmd.threads, "event loops (default: one per core)")
+      ->check(CLI::Range(1, 256));
+  proxy
+      ->add_option("--idle-timeout", proxy_cmd.idle_timeout_s,
+                   "seconds a TCP connection may carry nothing before it is closed")
+      ->check(CLI::Range(1, 7 * 24 * 3600))
+      ->capture_default_str();
+  proxy
+      ->add_option("--drain-timeout", proxy_cmd.drain_timeout_s,
+                   "seconds open connections get to finish on SIGTERM")
+      ->check(CLI::Range(0, 3600))
+      ->capture_default_str();
   try {
     std::vector<std::string> reversed(rest.rbegin(), rest.rend());  // CLI11 takes them so
     app.parse(reversed);
-  } catch (const CLI::ParseError& e) {
+  } catch (const CLI::CallForHelp& e) {
     return app.exit(e);
+  } catch (const CLI::CallForAllHelp& e) {
+    return app.exit(e);
+  } catch (const CLI::Success& e) {
+    return app.exit(e);
+  } catch (const CLI::ParseError& e) {
+    std::cerr << "plumb: " << e.what() << " (plumb --help)\n";  // one line, not CLI11's two
+    return 2;
   }
   if (ls->parsed()) return list(state_dir, as_json || opts.json);
+  if (proxy->parsed()) return runProxy(proxy_cmd);
   return 2;
 }
 

@@ -1,0 +1,59 @@
+// The ambassadors' forwarder as front ends see it: listeners opened in plumb's namespace or a
+// guest's, each forwarding to its backends (plugin/proxy does the forwarding). Front ends
+// never see the proxy's types.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "base/result.h"
+
+namespace plumb::proxy {
+class Proxy;
+}
+
+namespace plumb::core {
+
+struct ForwarderOptions {
+  int threads = 0;                // 0: one loop per core
+  int health_interval_ms = 1000;  // 0: passive health only
+  int connect_timeout_ms = 2000;
+  int idle_timeout_ms = 3600 * 1000;
+  int udp_idle_timeout_ms = 60 * 1000;
+  int drain_timeout_ms = 10 * 1000;
+};
+
+struct Forward {
+  std::string name;  // for logs and metrics
+  bool udp = false;
+  std::string listen;                 // ADDR:PORT; port 0: any free port
+  std::vector<std::string> backends;  // ADDR:PORT each
+  std::string netns;                  // a netns path to listen in; empty: plumb's own
+  uint16_t health_port = 0;           // UDP: a companion TCP port on each backend
+};
+
+class Forwarder {
+ public:
+  static Result<std::unique_ptr<Forwarder>> start(const ForwarderOptions& options);
+  ~Forwarder();
+  Forwarder(const Forwarder&) = delete;
+  Forwarder& operator=(const Forwarder&) = delete;
+
+  // Checks every address before anything is opened; opens and binds the listener where fwd
+  // says and serves it. Returns the address it listens on, with the real port.
+  Result<std::string> add(const Forward& fwd);
+  // Stops accepting, lets open connections finish (drain_timeout_ms at most), closes the rest.
+  void drain();
+
+ private:
+  explicit Forwarder(std::unique_ptr<proxy::Proxy> proxy);
+  std::unique_ptr<proxy::Proxy> proxy_;
+};
+
+// A forwarder holds two descriptors per connection: the soft open-file limit goes up to the
+// hard one.
+void raiseOpenFileLimit();
+
+}  // namespace plumb::core

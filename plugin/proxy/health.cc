@@ -1,0 +1,82 @@
+#include "plugin/proxy/health.h"
+
+#include <sys/epoll.h>
+#include <sys/socket.h>
+
+#include <cerrno>
+#include <cstring>
+
+#include "plugin/proxy/service.h"
+
+namespace plumb::proxy {
+
+HealthChecker::~HealthChecker() = default;
+
+void HealthChecker::add(const std::shared_ptr<Service>& service) {
+  if (!service->backends.policy().active) return;
+  services_[service->id] = service;
+  auto& probes = probes_[service->id];
+  for (size_t i = 0; i < service->backends.size(); ++i) {
+    auto p = std::make_unique<Probe>();
+    p->checker = this;
+    p->service = service.get();
+    p->backend = &service->backends.at(i);
+    probes.push_back(std::move(p));
+  }
+}
+
+void HealthChecker::remove(uint64_t id) {
+  // Probes may have events later in this batch: they are freed after it.
+  auto it = probes_.find(id);
+  if (it != probes_.end()) {
+    for (auto& p : it->second) {
+      p->fd.reset();
+      p->service = nullptr;
+      retired_.push_back(std::move(p));
+    }
+    probes_.erase(it);
+  }
+  services_.erase(id);
+  loop_.later([this] { retired_.clear(); });
+}
+
+void HealthChecker::finish(Probe& p, bool ok, const std::string& why) {
+  p.fd.reset();
+  if (p.service) p.service->backends.checkResult(p.backend, ok, why);
+}
+
+void HealthChecker::Probe::onEvents(uint32_t events) {
+  if (!fd.valid() || !(events & (EPOLLOUT | EPOLLERR | EPOLLHUP))) return;
+  int err = 0;
+  socklen_t len = sizeof(err);
+  if (::getsockopt(fd.get(), SOL_SOCKET, SO_ERROR, &err, &len) != 0) err = errno;
+  checker->finish(*this, err == 0, err == 0 ? "" : std::strerror(err));
+}
+
+void HealthChecker::round() {
+  for (auto& [id, probes] : probes_) {
+    Service& svc = *services_[id];
+    for (auto& p : probes) {
+      if (p->fd.valid()) finish(*p, false, "no answer within the check interval");
+      Endpoint target = p->backend->endpoint();
+      if (svc.protocol == Protocol::kUdp) target.port = svc.health_port;
+      sockaddr_storage sa;
+      socklen_t slen = target.toSockaddr(&sa);
+      UniqueFd fd(::socket(sa.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0));
+      if (!fd.valid()) continue;
+      int rc = ::connect(fd.get(), reinterpret_cast<sockaddr*>(&sa), slen);
+      if (rc == 0) {
+        finish(*p, true, "");
+        continue;
+      }
+      if (errno != EINPROGRESS) {
+        finish(*p, false, std::strerror(errno));
+        continue;
+      }
+      if (!loop_.add(fd.get(), EPOLLOUT | EPOLLET, p.get()).ok()) continue;
+      p->fd = std::move(fd);
+    }
+  }
+}
+
+}  // namespace plumb::proxy
