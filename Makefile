@@ -50,6 +50,7 @@ bench: build
 	bench/cli_bench.sh $(BUILD)/plugin/plumb
 	bench/ovs_bench.sh $(BUILD)/plugin/plumb
 	bench/sriov_bench.sh $(BUILD)/plugin/plumb
+	bench/proxy_bench.sh $(BUILD)/plugin/plumb
 
 clean:
 	rm -rf $(BUILD) $(ASAN_BUILD)

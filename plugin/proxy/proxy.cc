@@ -41,6 +41,9 @@ Result<std::unique_ptr<Proxy>> Proxy::start(const Options& options) {
     PLUMB_TRY(w->init());
     impl->workers.push_back(std::move(w));
   }
+  std::vector<Worker*> all;
+  for (auto& w : impl->workers) all.push_back(w.get());
+  for (auto& w : impl->workers) w->setPeers(all);
   for (auto& w : impl->workers) impl->threads.emplace_back([wp = w.get()] { wp->loop().run(); });
   return std::unique_ptr<Proxy>(new Proxy(std::move(impl)));
 }

@@ -153,7 +153,7 @@ void UdpListener::onEvents(uint32_t /*events*/) {
   // Level-triggered: a bounded number of batches per wakeup keeps the loop fair to the rest.
   for (int round = 0; round < 8; ++round) {
     for (int i = 0; i < DatagramBatch::kSize; ++i) {
-      b.in_iov[i] = {b.data.data() + i * DatagramBatch::kMaxDatagram, DatagramBatch::kMaxDatagram};
+      b.in_iov[i] = {b.data.get() + i * DatagramBatch::kMaxDatagram, DatagramBatch::kMaxDatagram};
       b.in[i].msg_hdr = {};
       b.in[i].msg_hdr.msg_name = &b.addrs[i];
       b.in[i].msg_hdr.msg_namelen = sizeof(sockaddr_storage);
@@ -206,7 +206,7 @@ void UdpListener::sessionEvents(UdpSession& s, uint32_t /*events*/) {
   socklen_t client_len = s.peer().toSockaddr(&client);
   for (int round = 0; round < 8; ++round) {
     for (int i = 0; i < DatagramBatch::kSize; ++i) {
-      b.in_iov[i] = {b.data.data() + i * DatagramBatch::kMaxDatagram, DatagramBatch::kMaxDatagram};
+      b.in_iov[i] = {b.data.get() + i * DatagramBatch::kMaxDatagram, DatagramBatch::kMaxDatagram};
       b.in[i].msg_hdr = {};
       b.in[i].msg_hdr.msg_iov = &b.in_iov[i];
       b.in[i].msg_hdr.msg_iovlen = 1;

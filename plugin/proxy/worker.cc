@@ -12,29 +12,43 @@
 
 namespace plumb::proxy {
 
-DatagramBatch::DatagramBatch() : data(kSize * kMaxDatagram) {}
+DatagramBatch::DatagramBatch() : data(new char[kSize * kMaxDatagram]) {}
 
 // A TCP service's listening socket as this loop sees it. Every loop watches the one socket;
 // EPOLLEXCLUSIVE wakes one of them per connection, not all.
+// EPOLLEXCLUSIVE wakes an idle loop, and the same one again and again while the others sleep:
+// eight long transfers could all land on one core. A loop that carries at least two more
+// connections than the least busy one hands a new connection over to it.
 class Worker::Acceptor final : public Handler {
  public:
-  Acceptor(Worker& worker, Service& service) : worker_(worker), service_(service) {}
+  Acceptor(Worker& worker, std::shared_ptr<Service> service)
+      : worker_(worker), service_(std::move(service)) {}
   Status start() {
-    return worker_.loop().add(service_.socket.get(), EPOLLIN | EPOLLEXCLUSIVE, this);
+    return worker_.loop().add(service_->socket.get(), EPOLLIN | EPOLLEXCLUSIVE, this);
   }
-  void stop() { worker_.loop().remove(service_.socket.get()); }
+  void stop() { worker_.loop().remove(service_->socket.get()); }
   void onEvents(uint32_t /*events*/) override {
     for (int i = 0; i < 64; ++i) {
-      int fd = ::accept4(service_.socket.get(), nullptr, nullptr, SOCK_NONBLOCK | SOCK_CLOEXEC);
+      int fd = ::accept4(service_->socket.get(), nullptr, nullptr, SOCK_NONBLOCK | SOCK_CLOEXEC);
       if (fd < 0) return;  // EAGAIN: another loop took it, or none is left
-      auto* c = new TcpConn(worker_, service_, UniqueFd(fd));
-      c->start();
+      Worker* target = &worker_;
+      for (Worker* w : worker_.peers_)
+        if (w->load() + 1 < target->load()) target = w;
+      if (target == &worker_) {
+        worker_.adopt(service_, UniqueFd(fd));
+      } else {
+        target->load_.fetch_add(1, std::memory_order_relaxed);  // counted before it lands
+        target->loop().post([target, svc = service_, fd] {
+          target->load_.fetch_sub(1, std::memory_order_relaxed);
+          target->adopt(svc, UniqueFd(fd));
+        });
+      }
     }
   }
 
  private:
   Worker& worker_;
-  Service& service_;
+  std::shared_ptr<Service> service_;
 };
 
 Worker::Worker(const Options& options, bool runs_health_checks)
@@ -71,7 +85,7 @@ void Worker::addService(const std::shared_ptr<Service>& service, bool serve_udp)
   if (draining_) return;
   services_[service->id] = service;
   if (service->protocol == Protocol::kTcp) {
-    auto a = std::make_unique<Acceptor>(*this, *service);
+    auto a = std::make_unique<Acceptor>(*this, service);
     if (a->start().ok()) acceptors_[service->id] = std::move(a);
   } else if (serve_udp) {
     auto u = std::make_unique<UdpListener>(*this, *service);
@@ -130,6 +144,14 @@ LoopStats Worker::stats() const {
   return s;
 }
 
+void Worker::adopt(const std::shared_ptr<Service>& service, UniqueFd client) {
+  // A handed-over connection may arrive after its service went or the drain began.
+  if (draining_ || !services_.count(service->id)) return;
+  load_.fetch_add(1, std::memory_order_relaxed);
+  auto* c = new TcpConn(*this, *service, std::move(client));
+  c->start();
+}
+
 void Worker::connecting(TcpConn* c) { connecting_.pushBack(c); }
 
 void Worker::opened(TcpConn* c) { open_.pushBack(c); }
@@ -139,6 +161,7 @@ void Worker::touched(TcpConn* c) {
 }
 
 void Worker::closed(TcpConn* c) {
+  load_.fetch_sub(1, std::memory_order_relaxed);
   connecting_.remove(c);
   open_.remove(c);
   loop_->later([c] { delete c; });

@@ -5,6 +5,7 @@
 
 #include <sys/socket.h>
 
+#include <atomic>
 #include <map>
 #include <memory>
 #include <vector>
@@ -26,7 +27,8 @@ struct DatagramBatch {
   static constexpr int kSize = 32;
   static constexpr size_t kMaxDatagram = 65536;
   DatagramBatch();
-  std::vector<char> data;  // kSize * kMaxDatagram
+  // kSize * kMaxDatagram, left uninitialised: only the pages datagrams touch become resident.
+  std::unique_ptr<char[]> data;
   mmsghdr in[kSize];
   mmsghdr out[kSize];
   iovec in_iov[kSize];
@@ -47,6 +49,11 @@ class Worker {
   // Where small TCP transfers are copied through (TcpConn::pump), within one call.
   std::vector<char>& copyBuffer() { return copy_buffer_; }
 
+  // The other loops, for spreading connections (set before the loops run).
+  void setPeers(std::vector<Worker*> peers) { peers_ = std::move(peers); }
+  // TCP connections this loop carries now; read by the other loops.
+  int load() const { return load_.load(std::memory_order_relaxed); }
+
   // On the loop's thread (post them from elsewhere).
   void addService(const std::shared_ptr<Service>& service, bool serve_udp);
   void removeService(uint64_t id);
@@ -61,6 +68,8 @@ class Worker {
 
  private:
   class Acceptor;
+  // A connection accepted here, or by a busier loop that handed it over.
+  void adopt(const std::shared_ptr<Service>& service, UniqueFd client);
   void sweep();
   void closeAllConnections(bool reset);
   void closeServiceConnections(uint64_t id);
@@ -77,6 +86,8 @@ class Worker {
   std::map<uint64_t, std::unique_ptr<Acceptor>> acceptors_;
   std::map<uint64_t, std::unique_ptr<UdpListener>> udp_;
   std::unique_ptr<HealthChecker> health_;
+  std::vector<Worker*> peers_;
+  std::atomic<int> load_{0};
   bool draining_ = false;
   int64_t drain_deadline_ms_ = 0;
 };
