@@ -52,12 +52,14 @@ int runProxy(const ProxyCommand& cmd) {
     (*forwarder)->drain();
     return 1;
   }
-  std::printf("listening on %s\n", bound->c_str());
+  std::printf("listening on %s\n", bound->address.c_str());
   std::fflush(stdout);
   int sig = 0;
   while (sigwait(&stop_signals, &sig) != 0) {
   }
   log::get("proxy")->info("signal {}: draining", sig);
+  // A second SIGTERM or Ctrl-C ends the drain at once (the default action, on this thread).
+  pthread_sigmask(SIG_UNBLOCK, &stop_signals, nullptr);
   (*forwarder)->drain();
   return 0;
 }

@@ -62,23 +62,27 @@ Result<std::unique_ptr<Forwarder>> Forwarder::start(const ForwarderOptions& o) {
   return std::unique_ptr<Forwarder>(new Forwarder(std::move(p)));
 }
 
-Result<std::string> Forwarder::add(const Forward& fwd) {
-  auto listen = Endpoint::parse(fwd.listen);
-  if (!listen.ok()) return fail(Errc::kInvalid, "invalid listen address " + listen.error().message);
-  if (fwd.backends.empty())
-    return fail(Errc::kInvalid, "nothing to forward " + fwd.listen + " to: no backend given");
-  proxy::ServiceSpec spec;
-  spec.name = fwd.name.empty() ? fwd.listen : fwd.name;
-  spec.protocol = fwd.udp ? proxy::Protocol::kUdp : proxy::Protocol::kTcp;
-  spec.health_port = fwd.health_port;
-  for (const auto& b : fwd.backends) {
+static Result<std::vector<Endpoint>> parseBackends(const std::vector<std::string>& backends) {
+  std::vector<Endpoint> out;
+  for (const auto& b : backends) {
     auto e = Endpoint::parse(b);
     if (!e.ok()) return fail(Errc::kInvalid, "invalid backend " + e.error().message);
     if (e->port == 0) return fail(Errc::kInvalid, "invalid backend '" + b + "': port 0");
     if (e->addr.isUnspecified())
       return fail(Errc::kInvalid, "invalid backend '" + b + "': an unspecified address");
-    spec.backends.push_back(*e);
+    out.push_back(*e);
   }
+  return out;
+}
+
+Result<Forwarder::Listening> Forwarder::add(const Forward& fwd) {
+  auto listen = Endpoint::parse(fwd.listen);
+  if (!listen.ok()) return fail(Errc::kInvalid, "invalid listen address " + listen.error().message);
+  proxy::ServiceSpec spec;
+  spec.name = fwd.name.empty() ? fwd.listen : fwd.name;
+  spec.protocol = fwd.udp ? proxy::Protocol::kUdp : proxy::Protocol::kTcp;
+  spec.health_port = fwd.health_port;
+  PLUMB_ASSIGN(spec.backends, parseBackends(fwd.backends));
   PLUMB_ASSIGN(spec.socket, openListener(*listen, fwd.udp, fwd.netns));
   sockaddr_storage sa;
   socklen_t len = sizeof(sa);
@@ -86,9 +90,16 @@ Result<std::string> Forwarder::add(const Forward& fwd) {
     return failErrno(errno, "failed to read the address of listener " + fwd.listen);
   spec.listen = Endpoint::fromSockaddr(reinterpret_cast<sockaddr*>(&sa));
   std::string bound = spec.listen.str();
-  PLUMB_TRY(proxy_->add(std::move(spec)));
-  return bound;
+  PLUMB_ASSIGN(uint64_t id, proxy_->add(std::move(spec)));
+  return Listening{id, bound};
 }
+
+Status Forwarder::setBackends(uint64_t id, const std::vector<std::string>& backends) {
+  PLUMB_ASSIGN(auto endpoints, parseBackends(backends));
+  return proxy_->setBackends(id, endpoints);
+}
+
+void Forwarder::remove(uint64_t id) { proxy_->remove(id); }
 
 void Forwarder::drain() { proxy_->drain(); }
 

@@ -41,9 +41,17 @@ class Forwarder {
   Forwarder(const Forwarder&) = delete;
   Forwarder& operator=(const Forwarder&) = delete;
 
+  struct Listening {
+    uint64_t id = 0;
+    std::string address;  // ADDR:PORT with the real port
+  };
   // Checks every address before anything is opened; opens and binds the listener where fwd
-  // says and serves it. Returns the address it listens on, with the real port.
-  Result<std::string> add(const Forward& fwd);
+  // says and serves it. No backends is allowed: connections are reset until some are set.
+  Result<Listening> add(const Forward& fwd);
+  // New connections of listener id go to backends (ADDR:PORT each) from now on.
+  Status setBackends(uint64_t id, const std::vector<std::string>& backends);
+  // Stops listener id and closes its connections.
+  void remove(uint64_t id);
   // Stops accepting, lets open connections finish (drain_timeout_ms at most), closes the rest.
   void drain();
 

@@ -19,7 +19,7 @@
 namespace plumb::core {
 namespace {
 
-constexpr int kSchemaVersion = 5;
+constexpr int kSchemaVersion = 6;
 constexpr int kBusyTimeoutMs = 30000;
 // About a dozen ADDs' worth of pages (4 KiB each).
 constexpr int kCheckpointPages = 128;
@@ -60,6 +60,14 @@ CREATE TABLE IF NOT EXISTS vf_claims(
   vf INTEGER NOT NULL, network TEXT NOT NULL, container_id TEXT NOT NULL, ifname TEXT NOT NULL,
   original TEXT NOT NULL);
 CREATE INDEX IF NOT EXISTS vf_claims_owner ON vf_claims(network, container_id, ifname);
+CREATE TABLE IF NOT EXISTS services(
+  name TEXT NOT NULL, proto TEXT NOT NULL, guest TEXT NOT NULL, netns TEXT NOT NULL,
+  address TEXT NOT NULL, port INTEGER NOT NULL, created INTEGER NOT NULL,
+  PRIMARY KEY(name, proto, guest)) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS links(
+  guest TEXT NOT NULL, name TEXT NOT NULL, proto TEXT NOT NULL, netns TEXT NOT NULL,
+  port INTEGER NOT NULL, created INTEGER NOT NULL,
+  PRIMARY KEY(guest, name, proto)) WITHOUT ROWID;
 )sql";
 
 // SQLite's own busy_timeout sleeps 1, 2, 5, 10, 15, 20, 25, 25, 25, 50, 50, 100 ms between

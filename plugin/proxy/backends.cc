@@ -5,9 +5,16 @@
 namespace plumb::proxy {
 
 BackendSet::BackendSet(std::string service, const std::vector<Endpoint>& endpoints,
-                       HealthPolicy policy)
+                       HealthPolicy policy, const BackendSet* previous)
     : service_(std::move(service)), policy_(policy) {
-  for (const auto& e : endpoints) backends_.push_back(std::make_unique<Backend>(e));
+  for (const auto& e : endpoints) {
+    std::shared_ptr<Backend> kept;
+    if (previous) {
+      for (const auto& b : previous->backends_)
+        if (b->endpoint() == e) kept = b;
+    }
+    backends_.push_back(kept ? kept : std::make_shared<Backend>(e));
+  }
 }
 
 size_t BackendSet::indexOf(const Backend* b) const {

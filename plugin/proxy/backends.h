@@ -1,6 +1,7 @@
 // The backends of one service: which are up, how many connections each carries, and the
 // health state machine. Shared by every loop (atomics); the active checks' counters are
-// touched only by the loop that runs them.
+// touched only by the loop that runs them. A set never changes: new endpoints make a new set
+// (Proxy::setBackends), and whoever uses one holds it.
 #pragma once
 
 #include <atomic>
@@ -54,14 +55,18 @@ class BackendSet {
  public:
   static constexpr size_t kMaxBackends = 64;  // one bit each in a connection's "tried" mask
 
-  BackendSet(std::string service, const std::vector<Endpoint>& endpoints, HealthPolicy policy);
+  // previous: the set this one replaces; its backends that are still listed carry over with
+  // their state and counters (connections open on them keep counting there).
+  BackendSet(std::string service, const std::vector<Endpoint>& endpoints, HealthPolicy policy,
+             const BackendSet* previous = nullptr);
 
   // The up backend with the fewest active connections that tried (bit i: backend i) leaves
   // out, ties taken in turn; nullptr when none is left. A down backend past its retry time
   // counts as up when no active checks run.
   Backend* pick(uint64_t tried, int64_t now_ms);
   static uint64_t bit(size_t index) { return uint64_t{1} << index; }
-  size_t indexOf(const Backend* b) const;
+  size_t indexOf(const Backend* b) const;  // size() when b is not in this set
+  bool contains(const Backend* b) const { return indexOf(b) < size(); }
 
   // A connection (or UDP session) starts or ends on b.
   void opened(Backend* b);
@@ -86,7 +91,7 @@ class BackendSet {
 
   std::string service_;
   HealthPolicy policy_;
-  std::vector<std::unique_ptr<Backend>> backends_;
+  std::vector<std::shared_ptr<Backend>> backends_;
   std::atomic<uint64_t> turn_{0};
 };
 

@@ -6,6 +6,7 @@
 #include <cerrno>
 #include <cstring>
 
+#include "plugin/proxy/backends.h"
 #include "plugin/proxy/service.h"
 
 namespace plumb::proxy {
@@ -13,36 +14,44 @@ namespace plumb::proxy {
 HealthChecker::~HealthChecker() = default;
 
 void HealthChecker::add(const std::shared_ptr<Service>& service) {
-  if (!service->backends.policy().active) return;
+  if (!service->policy.active) return;
+  remove(service->id);
+  auto set = service->backends();
   services_[service->id] = service;
+  sets_[service->id] = set;
   auto& probes = probes_[service->id];
-  for (size_t i = 0; i < service->backends.size(); ++i) {
+  for (size_t i = 0; i < set->size(); ++i) {
     auto p = std::make_unique<Probe>();
     p->checker = this;
-    p->service = service.get();
-    p->backend = &service->backends.at(i);
+    p->set = set.get();
+    p->backend = &set->at(i);
     probes.push_back(std::move(p));
   }
 }
 
 void HealthChecker::remove(uint64_t id) {
-  // Probes may have events later in this batch: they are freed after it.
   auto it = probes_.find(id);
   if (it != probes_.end()) {
+    // Probes may have events later in this batch: they (and the set they point into) are
+    // freed after it, by a task that owns them, not one that needs this checker alive.
+    auto retired = std::make_shared<std::vector<std::unique_ptr<Probe>>>();
     for (auto& p : it->second) {
+      loop_.remove(p->fd.get());
       p->fd.reset();
-      p->service = nullptr;
-      retired_.push_back(std::move(p));
+      p->set = nullptr;
+      retired->push_back(std::move(p));
     }
     probes_.erase(it);
+    loop_.later([retired, keep = sets_[id]] {});
   }
   services_.erase(id);
-  loop_.later([this] { retired_.clear(); });
+  sets_.erase(id);
 }
 
 void HealthChecker::finish(Probe& p, bool ok, const std::string& why) {
+  if (p.fd.valid()) loop_.remove(p.fd.get());
   p.fd.reset();
-  if (p.service) p.service->backends.checkResult(p.backend, ok, why);
+  if (p.set) p.set->checkResult(p.backend, ok, why);
 }
 
 void HealthChecker::Probe::onEvents(uint32_t events) {

@@ -14,11 +14,13 @@ namespace plumb::proxy {
 
 struct Service;
 class Backend;
+class BackendSet;
 
 class HealthChecker {
  public:
   explicit HealthChecker(Loop& loop) : loop_(loop) {}
   ~HealthChecker();
+  // Checks the service's current backends (again, after they changed).
   void add(const std::shared_ptr<Service>& service);
   void remove(uint64_t id);
   // One round: the pending checks fail, new ones start.
@@ -27,7 +29,7 @@ class HealthChecker {
  private:
   struct Probe final : Handler {
     HealthChecker* checker = nullptr;
-    Service* service = nullptr;
+    BackendSet* set = nullptr;  // nullptr once retired
     Backend* backend = nullptr;
     UniqueFd fd;
     void onEvents(uint32_t events) override;
@@ -36,8 +38,8 @@ class HealthChecker {
 
   Loop& loop_;
   std::map<uint64_t, std::shared_ptr<Service>> services_;
+  std::map<uint64_t, std::shared_ptr<BackendSet>> sets_;  // what the probes point into
   std::map<uint64_t, std::vector<std::unique_ptr<Probe>>> probes_;
-  std::vector<std::unique_ptr<Probe>> retired_;
 };
 
 }  // namespace plumb::proxy

@@ -85,6 +85,10 @@ void Loop::every(int period_ms, std::function<void()> fn) {
   periodic_.push_back({now_ms_ + period_ms, period_ms, std::move(fn)});
 }
 
+void Loop::after(int delay_ms, std::function<void()> fn) {
+  periodic_.push_back({now_ms_ + delay_ms, 0, std::move(fn)});
+}
+
 void Loop::later(std::function<void()> fn) { later_.push_back(std::move(fn)); }
 
 void Loop::runLater() {
@@ -105,10 +109,18 @@ void Loop::runPosted() {
 }
 
 void Loop::runDue() {
-  for (size_t i = 0; i < periodic_.size(); ++i) {
-    if (periodic_[i].due_ms > now_ms_) continue;
-    periodic_[i].due_ms = now_ms_ + periodic_[i].period_ms;
-    auto fn = periodic_[i].fn;  // fn may add periodic work (and so move the vector)
+  for (size_t i = 0; i < periodic_.size();) {
+    if (periodic_[i].due_ms > now_ms_) {
+      ++i;
+      continue;
+    }
+    auto fn = periodic_[i].fn;  // fn may add timed work (and so move the vector)
+    if (periodic_[i].period_ms == 0) {
+      periodic_.erase(periodic_.begin() + static_cast<long>(i));
+    } else {
+      periodic_[i].due_ms = now_ms_ + periodic_[i].period_ms;
+      ++i;
+    }
     fn();
   }
 }

@@ -46,6 +46,7 @@ class Loop {
 
   // On the loop's thread only.
   void every(int period_ms, std::function<void()> fn);
+  void after(int delay_ms, std::function<void()> fn);  // once
   void later(std::function<void()> fn);
   // Runs what later() queued, now: for an owner tearing down a loop that no longer runs.
   void runLater();

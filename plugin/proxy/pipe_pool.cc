@@ -2,6 +2,8 @@
 
 #include <fcntl.h>
 
+#include <algorithm>
+
 namespace plumb::proxy {
 
 PipePool::PipePool(size_t max_idle, int size_bytes)
@@ -26,6 +28,7 @@ Result<std::unique_ptr<Pipe>> PipePool::acquire() {
   if (size_bytes_ > 0) (void)::fcntl(fds[1], F_SETPIPE_SZ, size_bytes_);
   int cap = ::fcntl(fds[1], F_GETPIPE_SZ);
   if (cap > 0) p->capacity = static_cast<size_t>(cap);
+  smallest_ = std::min(smallest_, p->capacity);
   ++created_;
   ++in_use_;
   return p;

@@ -32,6 +32,8 @@ class PipePool {
   // it belong to a connection that is gone).
   void release(std::unique_ptr<Pipe> pipe, bool empty);
 
+  // The least a pipe of this pool has held when full (the kernel may give less than asked).
+  size_t smallestCapacity() const { return smallest_; }
   size_t inUse() const { return in_use_; }
   size_t idle() const { return idle_.size(); }
   size_t created() const { return created_; }
@@ -40,6 +42,7 @@ class PipePool {
   size_t max_idle_;
   int size_bytes_;
   std::vector<std::unique_ptr<Pipe>> idle_;
+  size_t smallest_ = 65536;
   size_t in_use_ = 0;
   size_t created_ = 0;
 };

@@ -11,6 +11,7 @@
 #include <thread>
 
 #include "base/log.h"
+#include "plugin/proxy/backends.h"
 #include "plugin/proxy/service.h"
 #include "plugin/proxy/worker.h"
 
@@ -49,8 +50,6 @@ Result<std::unique_ptr<Proxy>> Proxy::start(const Options& options) {
 }
 
 Result<uint64_t> Proxy::add(ServiceSpec spec) {
-  if (spec.backends.empty())
-    return fail(Errc::kInvalid, "service " + spec.name + " has no backend");
   if (spec.backends.size() > BackendSet::kMaxBackends)
     return fail(Errc::kInvalid, "service " + spec.name + " has " +
                                     std::to_string(spec.backends.size()) + " backends (at most " +
@@ -84,6 +83,25 @@ static void stopListening(const Service& s) {
   if (s.protocol == Protocol::kTcp) (void)::shutdown(s.socket.get(), SHUT_RDWR);
 }
 
+Status Proxy::setBackends(uint64_t id, const std::vector<Endpoint>& backends) {
+  std::lock_guard lock(impl_->mu);
+  auto it = impl_->services.find(id);
+  if (impl_->drained || it == impl_->services.end())
+    return fail(Errc::kNotFound, "no service " + std::to_string(id) + " in the proxy");
+  if (backends.size() > BackendSet::kMaxBackends)
+    return fail(Errc::kInvalid, "service " + it->second->name + ": " +
+                                    std::to_string(backends.size()) + " backends (at most " +
+                                    std::to_string(BackendSet::kMaxBackends) + ")");
+  Service& svc = *it->second;
+  auto old = svc.backends();
+  svc.setBackends(std::make_shared<BackendSet>(svc.name, backends, svc.policy, old.get()));
+  for (auto& w : impl_->workers) {
+    Worker* wp = w.get();
+    wp->loop().post([wp, id] { wp->backendsChanged(id); });
+  }
+  return {};
+}
+
 void Proxy::remove(uint64_t id) {
   std::lock_guard lock(impl_->mu);
   auto it = impl_->services.find(id);
@@ -105,8 +123,9 @@ std::vector<ServiceStats> Proxy::stats() const {
     s.name = svc->name;
     s.protocol = svc->protocol;
     s.listen = svc->listen;
-    for (size_t i = 0; i < svc->backends.size(); ++i) {
-      const Backend& b = svc->backends.at(i);
+    auto set = svc->backends();
+    for (size_t i = 0; i < set->size(); ++i) {
+      const Backend& b = set->at(i);
       const auto& c = b.counters();
       s.backends.push_back({b.endpoint(), b.up(), c.open.load(), c.total.load(), c.bytes_to.load(),
                             c.bytes_from.load(), c.connect_errors.load()});

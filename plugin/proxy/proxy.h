@@ -72,8 +72,12 @@ class Proxy {
   Proxy(const Proxy&) = delete;
   Proxy& operator=(const Proxy&) = delete;
 
-  // Serves spec from now on; returns its id. Invalid: no backends, more than 64.
+  // Serves spec from now on; returns its id. No backends is allowed (every connection is
+  // reset until some are set); more than 64 is invalid.
   Result<uint64_t> add(ServiceSpec spec);
+  // New connections go to these from now on; open ones stay where they are. A backend listed
+  // before and now keeps its health state and counters.
+  Status setBackends(uint64_t id, const std::vector<Endpoint>& backends);
   // Stops listening and closes the service's connections and sessions.
   void remove(uint64_t id);
 

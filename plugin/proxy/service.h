@@ -1,9 +1,11 @@
-// A service as every loop shares it: its listening socket and its backends. Internal to the
-// proxy.
+// A service as every loop shares it: its listening socket and its current backends. Internal
+// to the proxy.
 #pragma once
 
 #include <atomic>
 #include <cstdint>
+#include <memory>
+#include <mutex>
 #include <string>
 
 #include "base/endpoint.h"
@@ -14,14 +16,25 @@
 namespace plumb::proxy {
 
 struct Service {
-  Service(uint64_t id_, ServiceSpec spec, HealthPolicy policy)
+  Service(uint64_t id_, ServiceSpec spec, HealthPolicy policy_)
       : id(id_),
         name(spec.name),
         protocol(spec.protocol),
         listen(spec.listen),
         socket(std::move(spec.socket)),
         health_port(spec.health_port),
-        backends(spec.name, spec.backends, policy) {}
+        policy(policy_),
+        set_(std::make_shared<BackendSet>(spec.name, spec.backends, policy_)) {}
+
+  // The current backends; a connection keeps the set it started with.
+  std::shared_ptr<BackendSet> backends() const {
+    std::lock_guard lock(mu_);
+    return set_;
+  }
+  void setBackends(std::shared_ptr<BackendSet> set) {
+    std::lock_guard lock(mu_);
+    set_ = std::move(set);
+  }
 
   const uint64_t id;
   const std::string name;
@@ -29,7 +42,11 @@ struct Service {
   const Endpoint listen;
   const UniqueFd socket;
   const uint16_t health_port;
-  BackendSet backends;
+  const HealthPolicy policy;
+
+ private:
+  mutable std::mutex mu_;
+  std::shared_ptr<BackendSet> set_;
 };
 
 }  // namespace plumb::proxy

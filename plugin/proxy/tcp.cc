@@ -6,9 +6,11 @@
 #include <sys/epoll.h>
 #include <sys/socket.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstring>
 
+#include "plugin/proxy/backends.h"
 #include "plugin/proxy/service.h"
 #include "plugin/proxy/worker.h"
 
@@ -22,15 +24,37 @@ void setNoDelay(int fd) {
   (void)::setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
 }
 
-// Closing with SO_LINGER 0 sends RST: the peer learns at once that the connection is gone.
-void resetAndClose(UniqueFd& fd) {
-  if (!fd.valid()) return;
-  linger l{1, 0};
-  (void)::setsockopt(fd.get(), SOL_SOCKET, SO_LINGER, &l, sizeof(l));
-  fd.reset();
+// Whether a connect's error says the backend is down (as opposed to this host running out of
+// ports, buffers or descriptors, which says nothing about the backend).
+bool backendAtFault(int err) {
+  switch (err) {
+    case ECONNREFUSED:
+    case ETIMEDOUT:
+    case EHOSTUNREACH:
+    case ENETUNREACH:
+    case EHOSTDOWN:
+    case ECONNRESET:
+      return true;
+    default:
+      return false;
+  }
 }
 
 }  // namespace
+
+// Out of the epoll set before the close: while another process shares the socket (a child
+// between fork and exec), close alone would leave the registration, and its events would name
+// a freed connection. With reset, SO_LINGER 0 sends RST: the peer learns at once that the
+// connection is gone.
+void TcpConn::closeSide(Side& side, bool reset) {
+  if (!side.fd.valid()) return;
+  worker_.loop().remove(side.fd.get());
+  if (reset) {
+    linger l{1, 0};
+    (void)::setsockopt(side.fd.get(), SOL_SOCKET, SO_LINGER, &l, sizeof(l));
+  }
+  side.fd.reset();
+}
 
 TcpConn::TcpConn(Worker& worker, Service& service, UniqueFd client)
     : worker_(worker), service_(service) {
@@ -59,33 +83,47 @@ void TcpConn::start() {
 // Connects to the next backend not yet tried; a refusal known at once moves on to the next.
 void TcpConn::tryConnect() {
   for (;;) {
-    backend_ = service_.backends.pick(tried_, worker_.loop().nowMs());
+    // A retry takes the service's backends as they are now: those it had may have gone.
+    auto current = service_.backends();
+    if (current != set_) {
+      set_ = std::move(current);
+      tried_ = 0;
+    }
+    backend_ = set_->pick(tried_, worker_.loop().nowMs());
     if (!backend_) {
       // Every backend is down or refused: the client must not be left waiting.
       close(true);
       return;
     }
-    tried_ |= BackendSet::bit(service_.backends.indexOf(backend_));
+    tried_ |= BackendSet::bit(set_->indexOf(backend_));
     sockaddr_storage sa;
     socklen_t len = backend_->endpoint().toSockaddr(&sa);
     UniqueFd fd(::socket(sa.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0));
     if (!fd.valid()) {
+      backend_ = nullptr;  // not opened on it: nothing to count back
       close(true);
       return;
     }
     setNoDelay(fd.get());
     int rc = ::connect(fd.get(), reinterpret_cast<sockaddr*>(&sa), len);
     if (rc != 0 && errno != EINPROGRESS) {
-      service_.backends.connectFailed(backend_, std::strerror(errno), worker_.loop().nowMs());
+      int err = errno;
+      if (!backendAtFault(err)) {
+        backend_ = nullptr;  // this host's shortage (ports, buffers): no backend is to blame
+        close(true);
+        return;
+      }
+      set_->connectFailed(backend_, std::strerror(err), worker_.loop().nowMs());
       backend_ = nullptr;
       continue;
     }
     backend_side_.fd = std::move(fd);
     if (!worker_.loop().add(backend_side_.fd.get(), kSocketEvents, &backend_side_).ok()) {
+      backend_ = nullptr;
       close(true);
       return;
     }
-    service_.backends.opened(backend_);
+    set_->opened(backend_);
     state_ = State::kConnecting;
     last_ms_ = worker_.loop().nowMs();
     worker_.connecting(this);
@@ -95,15 +133,15 @@ void TcpConn::tryConnect() {
 }
 
 void TcpConn::connectFailed(const std::string& why) {
-  service_.backends.connectFailed(backend_, why, worker_.loop().nowMs());
-  service_.backends.closed(backend_);
+  set_->connectFailed(backend_, why, worker_.loop().nowMs());
+  set_->closed(backend_);
   backend_ = nullptr;
-  backend_side_.fd.reset();  // also leaves the epoll set
+  closeSide(backend_side_, false);
   tryConnect();
 }
 
 void TcpConn::connected(uint32_t events) {
-  service_.backends.connectSucceeded(backend_);
+  set_->connectSucceeded(backend_);
   state_ = State::kOpen;
   worker_.opened(this);
   touch();
@@ -124,7 +162,9 @@ void TcpConn::timedOut() {
   if (state_ == State::kConnecting) {
     connectFailed("connect timed out");
   } else {
-    close(false);
+    // Idle: nothing in flight, a FIN each way. Bytes still held (a peer that stopped reading)
+    // are lost: a RST says so.
+    close(up_.held > 0 || down_.held > 0);
   }
 }
 
@@ -160,7 +200,11 @@ void TcpConn::onEvents(Side& side, uint32_t events) {
   // until EAGAIN to re-arm the edge).
   if (events & (EPOLLIN | EPOLLRDHUP))
     r = pump(out_flow, side, other, client_side, !(events & EPOLLRDHUP));
-  if (r != FlowOutcome::kReset && state_ != State::kClosed && (events & EPOLLOUT))
+  // Room on this side matters only to a flow that holds bytes for it (a paused one included):
+  // most EPOLLIN events report EPOLLOUT too, and reading the other side then would only
+  // return EAGAIN.
+  if (r != FlowOutcome::kReset && state_ != State::kClosed && (events & EPOLLOUT) &&
+      (in_flow.held > 0 || in_flow.paused))
     r = pump(in_flow, other, side, !client_side, false);
   if (r == FlowOutcome::kReset) {
     close(true);
@@ -208,7 +252,9 @@ FlowOutcome TcpConn::pump(Flow& flow, Side& from, Side& to, bool to_backend,
     if (flow.eof || flow.paused || drained) continue;
     if (!flow.bulk && flow.held == 0) {
       auto& buf = worker_.copyBuffer();
-      ssize_t n = ::recv(from.fd.get(), buf.data(), buf.size(), MSG_DONTWAIT);
+      // What send does not take must fit in a pipe: never read more than the smallest holds.
+      size_t want = std::min(buf.size(), worker_.pipes().smallestCapacity());
+      ssize_t n = ::recv(from.fd.get(), buf.data(), want, MSG_DONTWAIT);
       if (n == 0) {
         flow.eof = true;
         progress = true;
@@ -234,8 +280,8 @@ FlowOutcome TcpConn::pump(Flow& flow, Side& from, Side& to, bool to_backend,
           if (w != static_cast<ssize_t>(len - sent)) return FlowOutcome::kReset;
           flow.held = len - sent;
         }
-        if (len == buf.size()) flow.bulk = true;
-        drained = short_read_drains && len < buf.size();
+        if (len == want) flow.bulk = true;
+        drained = short_read_drains && len < want;
         progress = true;
       }
       continue;
@@ -277,14 +323,9 @@ void TcpConn::close(bool reset) {
     if (f->pipe) worker_.pipes().release(std::move(f->pipe), f->held == 0);
     f->held = 0;
   }
-  if (reset) {
-    resetAndClose(client_.fd);
-    resetAndClose(backend_side_.fd);
-  } else {
-    client_.fd.reset();
-    backend_side_.fd.reset();
-  }
-  if (backend_) service_.backends.closed(backend_);
+  closeSide(client_, reset);
+  closeSide(backend_side_, reset);
+  if (backend_) set_->closed(backend_);
   backend_ = nullptr;
   worker_.closed(this);
 }

@@ -16,6 +16,7 @@ namespace plumb::proxy {
 
 struct Service;
 class Backend;
+class BackendSet;
 class Worker;
 
 // What one pump of a flow ended with.
@@ -60,6 +61,7 @@ class TcpConn final : public ListHook {
   };
 
   void onEvents(Side& side, uint32_t events);
+  void closeSide(Side& side, bool reset);
   void tryConnect();
   void connected(uint32_t events);
   void connectFailed(const std::string& why);
@@ -71,8 +73,9 @@ class TcpConn final : public ListHook {
   Service& service_;
   Side client_;
   Side backend_side_;
-  Flow up_;    // client -> backend
-  Flow down_;  // backend -> client
+  Flow up_;                          // client -> backend
+  Flow down_;                        // backend -> client
+  std::shared_ptr<BackendSet> set_;  // the backends it was given (held while it lives)
   Backend* backend_ = nullptr;
   uint64_t tried_ = 0;
   int64_t last_ms_ = 0;

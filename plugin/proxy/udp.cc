@@ -5,7 +5,9 @@
 #include <cerrno>
 #include <cstring>
 
+#include "base/endpoint.h"
 #include "base/log.h"
+#include "plugin/proxy/backends.h"
 #include "plugin/proxy/service.h"
 #include "plugin/proxy/worker.h"
 
@@ -99,13 +101,55 @@ void UdpSessionTable::clear(const std::function<void(UdpSession&)>& fn) {
   }
 }
 
+size_t UdpSessionTable::removeIf(const std::function<bool(UdpSession&)>& pred,
+                                 const std::function<void(UdpSession&)>& fn) {
+  size_t n = 0;
+  ListHook* h = lru_.front();
+  while (h) {
+    ListHook* next = lru_.next(h);
+    auto& s = static_cast<UdpSession&>(*h);
+    if (pred(s)) {
+      fn(s);
+      erase(s);
+      ++n;
+    }
+    h = next;
+  }
+  return n;
+}
+
 void UdpSession::onEvents(uint32_t events) { listener_->sessionEvents(*this, events); }
 
-UdpListener::UdpListener(Worker& worker, Service& service) : worker_(worker), service_(service) {}
+UdpListener::UdpListener(Worker& worker, Service& service)
+    : worker_(worker), service_(service), set_(service.backends()) {}
+
+void UdpListener::setBackends(std::shared_ptr<BackendSet> set) {
+  table_.removeIf([&](UdpSession& s) { return !set->contains(s.backend); },
+                  [this](UdpSession& s) { endSession(s); });
+  // Sessions that stay keep their backend (the new set holds the same object); what they
+  // tried was counted in the old set's order.
+  table_.removeIf(
+      [](UdpSession& s) {
+        s.tried = 0;
+        return false;
+      },
+      [](UdpSession&) {});
+  set_ = std::move(set);
+}
 
 UdpListener::~UdpListener() { closeAll(); }
 
 Status UdpListener::start() {
+  sockaddr_storage bound{};
+  socklen_t len = sizeof(bound);
+  if (::getsockname(service_.socket.get(), reinterpret_cast<sockaddr*>(&bound), &len) == 0 &&
+      Endpoint::fromSockaddr(reinterpret_cast<sockaddr*>(&bound)).addr.isUnspecified()) {
+    int one = 1;
+    pktinfo_ = bound.ss_family == AF_INET6 ? ::setsockopt(service_.socket.get(), IPPROTO_IPV6,
+                                                          IPV6_RECVPKTINFO, &one, sizeof(one)) == 0
+                                           : ::setsockopt(service_.socket.get(), IPPROTO_IP,
+                                                          IP_PKTINFO, &one, sizeof(one)) == 0;
+  }
   // Many flows share this one socket: its receive buffer absorbs their bursts while the loop
   // is busy elsewhere (root may exceed net.core.rmem_max; otherwise the kernel caps it).
   int size = 4 << 20;
@@ -118,33 +162,50 @@ bool UdpListener::attach(UdpSession& s) {
   auto now = worker_.loop().nowMs();
   for (;;) {
     if (s.backend) {
-      service_.backends.closed(s.backend);
+      set_->closed(s.backend);
       s.backend = nullptr;
     }
-    s.upstream().reset();
-    Backend* b = service_.backends.pick(s.tried, now);
+    dropUpstream(s);
+    Backend* b = set_->pick(s.tried, now);
     if (!b) return false;
-    s.tried |= BackendSet::bit(service_.backends.indexOf(b));
+    s.tried |= BackendSet::bit(set_->indexOf(b));
     sockaddr_storage sa;
     socklen_t len = b->endpoint().toSockaddr(&sa);
     UniqueFd fd(::socket(sa.ss_family, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0));
     if (!fd.valid()) return false;
     if (::connect(fd.get(), reinterpret_cast<sockaddr*>(&sa), len) != 0) {
-      service_.backends.connectFailed(b, std::strerror(errno), now);
+      set_->connectFailed(b, std::strerror(errno), now);
       continue;
     }
     if (!worker_.loop().add(fd.get(), EPOLLIN, &s).ok()) return false;
     s.upstream() = std::move(fd);
     s.backend = b;
-    service_.backends.opened(b);
+    set_->opened(b);
     return true;
   }
 }
 
-void UdpListener::endSession(UdpSession& s) {
-  if (s.backend) service_.backends.closed(s.backend);
-  s.backend = nullptr;
+// Out of the epoll set before the close (another process may share the socket for a moment).
+void UdpListener::dropUpstream(UdpSession& s) {
+  if (!s.upstream().valid()) return;
+  worker_.loop().remove(s.upstream().get());
   s.upstream().reset();
+}
+
+void UdpListener::endSession(UdpSession& s) {
+  if (s.backend) set_->closed(s.backend);
+  s.backend = nullptr;
+  dropUpstream(s);
+}
+
+// The backend's port is closed (ICMP port unreachable, reported on a send or a receive): it
+// is down, and this flow moves to another.
+void UdpListener::upstreamRefused(UdpSession& s, int64_t now) {
+  set_->connectFailed(s.backend, "port unreachable", now);
+  if (!attach(s)) {
+    endSession(s);
+    table_.erase(s);
+  }
 }
 
 void UdpListener::onEvents(uint32_t /*events*/) {
@@ -159,6 +220,10 @@ void UdpListener::onEvents(uint32_t /*events*/) {
       b.in[i].msg_hdr.msg_namelen = sizeof(sockaddr_storage);
       b.in[i].msg_hdr.msg_iov = &b.in_iov[i];
       b.in[i].msg_hdr.msg_iovlen = 1;
+      if (pktinfo_) {
+        b.in[i].msg_hdr.msg_control = b.in_control[i];
+        b.in[i].msg_hdr.msg_controllen = sizeof(b.in_control[i]);
+      }
     }
     int n = ::recvmmsg(service_.socket.get(), b.in, DatagramBatch::kSize, MSG_DONTWAIT, nullptr);
     if (n <= 0) return;
@@ -167,14 +232,28 @@ void UdpListener::onEvents(uint32_t /*events*/) {
     while (i < n) {
       PeerKey peer = PeerKey::from(b.addrs[i]);
       UdpSession* s = table_.find(peer);
-      if (!s) {
+      if (!s && table_.size() < kMaxUdpSessions) {
         s = &table_.insert(this, peer, now);
         if (!attach(*s)) {
           table_.erase(*s);
           s = nullptr;
         }
-      } else {
+      } else if (s) {
         table_.touch(*s, now);
+      }
+      if (s && pktinfo_) {
+        for (cmsghdr* c = CMSG_FIRSTHDR(&b.in[i].msg_hdr); c;
+             c = CMSG_NXTHDR(&b.in[i].msg_hdr, c)) {
+          if (c->cmsg_level == IPPROTO_IP && c->cmsg_type == IP_PKTINFO) {
+            in_pktinfo pi;
+            std::memcpy(&pi, CMSG_DATA(c), sizeof(pi));
+            std::memcpy(s->local.data(), &pi.ipi_addr, 4);
+          } else if (c->cmsg_level == IPPROTO_IPV6 && c->cmsg_type == IPV6_PKTINFO) {
+            in6_pktinfo pi;
+            std::memcpy(&pi, CMSG_DATA(c), sizeof(pi));
+            std::memcpy(s->local.data(), &pi.ipi6_addr, 16);
+          }
+        }
       }
       int j = i;
       int count = 0;
@@ -189,13 +268,40 @@ void UdpListener::onEvents(uint32_t /*events*/) {
         ++j;
       }
       if (s) {
-        (void)::sendmmsg(s->upstream().get(), b.out, static_cast<unsigned>(count), MSG_DONTWAIT);
+        int sent =
+            ::sendmmsg(s->upstream().get(), b.out, static_cast<unsigned>(count), MSG_DONTWAIT);
+        // A port-unreachable pending on the socket comes back on the next send.
+        if (sent < 0 && errno == ECONNREFUSED) upstreamRefused(*s, now);
       } else {
         dropped_ += static_cast<uint64_t>(count);  // no backend is up: UDP has no RST to send
       }
       i = j;
     }
     if (n < DatagramBatch::kSize) return;
+  }
+}
+
+// The reply leaves from the address the client sent to (a host with several addresses would
+// otherwise pick one by route, and a client such as a DNS resolver drops the answer).
+static void setSource(msghdr& m, char* control, const UdpSession& s) {
+  bool v6 = s.peer().family == AF_INET6;
+  m.msg_control = control;
+  m.msg_controllen = v6 ? CMSG_SPACE(sizeof(in6_pktinfo)) : CMSG_SPACE(sizeof(in_pktinfo));
+  cmsghdr* c = CMSG_FIRSTHDR(&m);
+  if (v6) {
+    c->cmsg_level = IPPROTO_IPV6;
+    c->cmsg_type = IPV6_PKTINFO;
+    c->cmsg_len = CMSG_LEN(sizeof(in6_pktinfo));
+    in6_pktinfo pi{};
+    std::memcpy(&pi.ipi6_addr, s.local.data(), 16);
+    std::memcpy(CMSG_DATA(c), &pi, sizeof(pi));
+  } else {
+    c->cmsg_level = IPPROTO_IP;
+    c->cmsg_type = IP_PKTINFO;
+    c->cmsg_len = CMSG_LEN(sizeof(in_pktinfo));
+    in_pktinfo pi{};
+    std::memcpy(&pi.ipi_spec_dst, s.local.data(), 4);
+    std::memcpy(CMSG_DATA(c), &pi, sizeof(pi));
   }
 }
 
@@ -213,14 +319,7 @@ void UdpListener::sessionEvents(UdpSession& s, uint32_t /*events*/) {
     }
     int n = ::recvmmsg(s.upstream().get(), b.in, DatagramBatch::kSize, MSG_DONTWAIT, nullptr);
     if (n < 0) {
-      if (errno == ECONNREFUSED) {
-        // The backend's port is closed (ICMP): it is down, and this flow moves to another.
-        service_.backends.connectFailed(s.backend, "port unreachable", now);
-        if (!attach(s)) {
-          endSession(s);
-          table_.erase(s);
-        }
-      }
+      if (errno == ECONNREFUSED) upstreamRefused(s, now);
       return;
     }
     if (n == 0) return;
@@ -232,6 +331,7 @@ void UdpListener::sessionEvents(UdpSession& s, uint32_t /*events*/) {
       b.out[i].msg_hdr.msg_namelen = client_len;
       b.out[i].msg_hdr.msg_iov = &b.out_iov[i];
       b.out[i].msg_hdr.msg_iovlen = 1;
+      if (pktinfo_) setSource(b.out[i].msg_hdr, b.out_control[i], s);
       s.backend->counters().bytes_from.fetch_add(b.in[i].msg_len, std::memory_order_relaxed);
     }
     (void)::sendmmsg(service_.socket.get(), b.out, static_cast<unsigned>(n), MSG_DONTWAIT);

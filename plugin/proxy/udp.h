@@ -10,6 +10,7 @@
 #include <cstdint>
 #include <cstring>
 #include <functional>
+#include <memory>
 #include <unordered_map>
 
 #include "base/fd.h"
@@ -20,6 +21,7 @@ namespace plumb::proxy {
 
 struct Service;
 class Backend;
+class BackendSet;
 class Worker;
 class UdpListener;
 
@@ -52,6 +54,7 @@ class UdpSession final : public ListHook, public Handler {
   Backend* backend = nullptr;
   uint64_t tried = 0;
   int64_t last_ms = 0;
+  std::array<uint8_t, 16> local{};  // the address the client sent to (wildcard listeners)
 
  private:
   UdpListener* listener_;
@@ -71,12 +74,18 @@ class UdpSessionTable {
   void erase(UdpSession& s);
   // Every session, then none.
   void clear(const std::function<void(UdpSession&)>& fn);
+  // The sessions pred picks: fn sees each before it goes.
+  size_t removeIf(const std::function<bool(UdpSession&)>& pred,
+                  const std::function<void(UdpSession&)>& fn);
   size_t size() const { return map_.size(); }
 
  private:
   std::unordered_map<PeerKey, UdpSession, PeerKeyHash> map_;
   HookList lru_;
 };
+
+// Sessions a listener keeps at most: a flood of source addresses cannot take every descriptor.
+constexpr size_t kMaxUdpSessions = 1 << 18;
 
 // A service's UDP socket, served by one loop (one session table, so a client's datagrams
 // always find its session).
@@ -85,6 +94,9 @@ class UdpListener final : public Handler {
   UdpListener(Worker& worker, Service& service);
   ~UdpListener();
   Status start();
+  // New backends: sessions on a backend the set no longer lists end (the client's next
+  // datagram starts a new one).
+  void setBackends(std::shared_ptr<BackendSet> set);
   void onEvents(uint32_t events) override;
   void sessionEvents(UdpSession& s, uint32_t events);
   void expire();
@@ -95,10 +107,14 @@ class UdpListener final : public Handler {
  private:
   bool attach(UdpSession& s);  // picks a backend and connects the upstream socket
   void endSession(UdpSession& s);
+  void dropUpstream(UdpSession& s);
+  void upstreamRefused(UdpSession& s, int64_t now);
 
   Worker& worker_;
   Service& service_;
+  std::shared_ptr<BackendSet> set_;  // every session's backend is one of these
   UdpSessionTable table_;
+  bool pktinfo_ = false;  // bound to a wildcard address: replies name their source
   uint64_t dropped_ = 0;
 };
 

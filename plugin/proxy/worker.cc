@@ -23,14 +23,27 @@ class Worker::Acceptor final : public Handler {
  public:
   Acceptor(Worker& worker, std::shared_ptr<Service> service)
       : worker_(worker), service_(std::move(service)) {}
+  bool resting() const { return resting_; }
   Status start() {
+    resting_ = false;
     return worker_.loop().add(service_->socket.get(), EPOLLIN | EPOLLEXCLUSIVE, this);
   }
-  void stop() { worker_.loop().remove(service_->socket.get()); }
+  void stop() {
+    if (!resting_) worker_.loop().remove(service_->socket.get());
+  }
   void onEvents(uint32_t /*events*/) override {
     for (int i = 0; i < 64; ++i) {
       int fd = ::accept4(service_->socket.get(), nullptr, nullptr, SOCK_NONBLOCK | SOCK_CLOEXEC);
-      if (fd < 0) return;  // EAGAIN: another loop took it, or none is left
+      if (fd < 0) {
+        if (errno == EMFILE || errno == ENFILE || errno == ENOBUFS || errno == ENOMEM) {
+          // Out of descriptors: the listener stays readable, so watching it would spin. It
+          // rests a while; connections wait in the backlog meanwhile.
+          stop();
+          resting_ = true;
+          worker_.loop().after(100, [w = &worker_, id = service_->id] { w->resumeAcceptor(id); });
+        }
+        return;  // EAGAIN: another loop took it, or none is left
+      }
       Worker* target = &worker_;
       for (Worker* w : worker_.peers_)
         if (w->load() + 1 < target->load()) target = w;
@@ -38,9 +51,11 @@ class Worker::Acceptor final : public Handler {
         worker_.adopt(service_, UniqueFd(fd));
       } else {
         target->load_.fetch_add(1, std::memory_order_relaxed);  // counted before it lands
-        target->loop().post([target, svc = service_, fd] {
+        // Closed even if the target never runs it (it stopped first).
+        auto client = std::make_shared<UniqueFd>(fd);
+        target->loop().post([target, svc = service_, client] {
           target->load_.fetch_sub(1, std::memory_order_relaxed);
-          target->adopt(svc, UniqueFd(fd));
+          target->adopt(svc, std::move(*client));
         });
       }
     }
@@ -49,6 +64,7 @@ class Worker::Acceptor final : public Handler {
  private:
   Worker& worker_;
   std::shared_ptr<Service> service_;
+  bool resting_ = false;  // out of the epoll set until its timer fires
 };
 
 Worker::Worker(const Options& options, bool runs_health_checks)
@@ -67,7 +83,9 @@ Status Worker::init() {
   PLUMB_ASSIGN(loop_, Loop::create());
   if (runs_health_checks_ && options_.health_interval_ms > 0) {
     health_ = std::make_unique<HealthChecker>(*loop_);
-    loop_->every(options_.health_interval_ms, [this] { health_->round(); });
+    loop_->every(options_.health_interval_ms, [this] {
+      if (health_) health_->round();  // gone once draining
+    });
   }
   // Timeouts are checked at a tenth of the shortest, at least every second.
   int shortest = std::min(
@@ -114,6 +132,15 @@ void Worker::removeService(uint64_t id) {
   });
 }
 
+void Worker::backendsChanged(uint64_t id) {
+  loop_->later([this, id] {
+    auto svc = services_.find(id);
+    if (svc == services_.end()) return;
+    if (auto u = udp_.find(id); u != udp_.end()) u->second->setBackends(svc->second->backends());
+    if (health_) health_->add(svc->second);
+  });
+}
+
 void Worker::startDrain() {
   loop_->later([this] {
     if (draining_) return;
@@ -128,7 +155,7 @@ void Worker::startDrain() {
       if (connecting_.empty() && open_.empty()) {
         loop_->stop();
       } else if (loop_->nowMs() >= drain_deadline_ms_) {
-        closeAllConnections(false);
+        closeAllConnections(true);  // cut: a RST, so no client takes a truncated stream as whole
         loop_->stop();
       }
     });
@@ -142,6 +169,12 @@ LoopStats Worker::stats() const {
   s.pipes_in_use = pipes_.inUse();
   s.pipes_idle = pipes_.idle();
   return s;
+}
+
+void Worker::resumeAcceptor(uint64_t id) {
+  auto a = acceptors_.find(id);
+  if (draining_ || a == acceptors_.end() || !a->second->resting()) return;
+  (void)a->second->start();
 }
 
 void Worker::adopt(const std::shared_ptr<Service>& service, UniqueFd client) {

@@ -34,7 +34,10 @@ struct DatagramBatch {
   iovec in_iov[kSize];
   iovec out_iov[kSize];
   sockaddr_storage addrs[kSize];
-  sockaddr_storage out_addrs[kSize];
+  // IP_PKTINFO / IPV6_PKTINFO: where a datagram to a wildcard listener was sent, and so where
+  // its reply must come from.
+  alignas(cmsghdr) char in_control[kSize][64];
+  alignas(cmsghdr) char out_control[kSize][64];
 };
 
 class Worker {
@@ -57,6 +60,8 @@ class Worker {
   // On the loop's thread (post them from elsewhere).
   void addService(const std::shared_ptr<Service>& service, bool serve_udp);
   void removeService(uint64_t id);
+  // The service's backends changed (Service::backends() has the new set).
+  void backendsChanged(uint64_t id);
   void startDrain();
   LoopStats stats() const;
 
@@ -70,6 +75,7 @@ class Worker {
   class Acceptor;
   // A connection accepted here, or by a busier loop that handed it over.
   void adopt(const std::shared_ptr<Service>& service, UniqueFd client);
+  void resumeAcceptor(uint64_t id);  // after it rested for want of descriptors
   void sweep();
   void closeAllConnections(bool reset);
   void closeServiceConnections(uint64_t id);

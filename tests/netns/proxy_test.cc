@@ -369,6 +369,47 @@ TEST(ProxyTest, TwoHundredUdpFlowsEachGetTheirOwnReplies) {
   ::close(srv);
 }
 
+TEST(ProxyTest, UdpRepliesLeaveFromTheAddressTheClientSentTo) {
+  // A wildcard listener on a host with several addresses (loopback has all of 127/8): a
+  // client connected to 127.0.0.2 takes replies from 127.0.0.2 only.
+  int srv = ::socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+  auto sa = loopback(0);
+  ASSERT_EQ(::bind(srv, reinterpret_cast<sockaddr*>(&sa), sizeof(sa)), 0);
+  socklen_t len = sizeof(sa);
+  ::getsockname(srv, reinterpret_cast<sockaddr*>(&sa), &len);
+  std::thread echo([&] {
+    pollfd p{srv, POLLIN, 0};
+    if (::poll(&p, 1, 5000) != 1) return;
+    char buf[512];
+    sockaddr_in from{};
+    socklen_t flen = sizeof(from);
+    ssize_t n = ::recvfrom(srv, buf, sizeof(buf), 0, reinterpret_cast<sockaddr*>(&from), &flen);
+    if (n > 0)
+      ::sendto(srv, buf, static_cast<size_t>(n), 0, reinterpret_cast<sockaddr*>(&from), flen);
+  });
+  ProxyProcess proxy({"--udp", "--listen", "0.0.0.0:0", "--backend",
+                      "127.0.0.1:" + std::to_string(ntohs(sa.sin_port))});
+  EXPECT_NE(proxy.port(), 0) << proxy.stderrText();
+  int c = ::socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+  sockaddr_in to{};
+  to.sin_family = AF_INET;
+  to.sin_port = htons(proxy.port());
+  to.sin_addr.s_addr = htonl(0x7f000002);
+  EXPECT_EQ(::connect(c, reinterpret_cast<sockaddr*>(&to), sizeof(to)), 0);
+  EXPECT_EQ(::send(c, "ping", 4, 0), 4);
+  pollfd p{c, POLLIN, 0};
+  bool answered = ::poll(&p, 1, 5000) == 1;
+  EXPECT_TRUE(answered) << "the reply came from another address and was dropped";
+  char buf[16];
+  if (answered) {
+    EXPECT_EQ(::recv(c, buf, sizeof(buf), 0), 4);
+  }
+  echo.join();
+  ::close(c);
+  ::close(srv);
+  EXPECT_EQ(proxy.terminate(), 0);
+}
+
 TEST(ProxyTest, ABackendKilledMidTestIsPassedOverAtOnce) {
   auto a = std::make_unique<TcpBackend>([](int fd) {
     writeAll(fd, "A", 1);

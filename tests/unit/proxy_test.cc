@@ -9,6 +9,7 @@
 #include "base/endpoint.h"
 #include "plugin/cli/grammar.h"
 #include "plugin/proxy/backends.h"
+#include "plugin/proxy/list.h"
 #include "plugin/proxy/pipe_pool.h"
 #include "plugin/proxy/udp.h"
 
@@ -48,6 +49,31 @@ TEST(PipePoolTest, AskedSizeIsTheCapacity) {
   ASSERT_TRUE(p.ok());
   EXPECT_EQ((*p)->capacity, 256u * 1024) << "up to pipe-max-size (1 MiB here), anyone may ask";
   pool.release(std::move(*p), true);
+}
+
+struct Item : ListHook {
+  int n = 0;
+};
+
+TEST(HookListTest, MovingBetweenListsKeepsBothCounts) {
+  HookList a, b;
+  Item x, y;
+  a.pushBack(&x);
+  a.pushBack(&y);
+  EXPECT_EQ(a.size(), 2u);
+  b.pushBack(&x);  // a connection that connected: from the connecting list to the open one
+  EXPECT_EQ(a.size(), 1u);
+  EXPECT_EQ(b.size(), 1u);
+  EXPECT_EQ(a.front(), &y);
+  b.remove(&y);  // not in b: nothing happens
+  EXPECT_EQ(a.size(), 1u);
+  a.pushBack(&y);  // to the tail of its own list
+  EXPECT_EQ(a.size(), 1u);
+  a.remove(&y);
+  b.remove(&x);
+  EXPECT_TRUE(a.empty());
+  EXPECT_TRUE(b.empty());
+  EXPECT_FALSE(x.linked());
 }
 
 TEST(WatermarkTest, PausesAtHighAndResumesAtLow) {

@@ -1,0 +1,256 @@
+#include "plugin/core/ambassadors.h"
+
+#include <sys/stat.h>
+
+#include "base/endpoint.h"
+#include "base/json.h"
+#include "base/log.h"
+#include "base/names.h"
+#include "plugin/core/directory.h"
+#include "plugin/core/store.h"
+
+namespace plumb::core {
+namespace {
+
+using json = nlohmann::json;
+
+std::string proto(bool udp) { return udp ? "udp" : "tcp"; }
+
+bool netnsThere(const std::string& path) {
+  struct stat st {};
+  return !path.empty() && ::stat(path.c_str(), &st) == 0;
+}
+
+}  // namespace
+
+Ambassadors::Ambassadors(std::unique_ptr<Store> store, std::unique_ptr<Forwarder> forwarder)
+    : store_(std::move(store)),
+      directory_(std::make_unique<Directory>(*store_)),
+      forwarder_(std::move(forwarder)) {}
+
+Ambassadors::~Ambassadors() { forwarder_->drain(); }
+
+Result<std::unique_ptr<Ambassadors>> Ambassadors::start(const std::string& state_dir,
+                                                        const ForwarderOptions& options) {
+  PLUMB_ASSIGN(auto store, Store::open(state_dir));
+  raiseOpenFileLimit();
+  PLUMB_ASSIGN(auto forwarder, Forwarder::start(options));
+  std::unique_ptr<Ambassadors> a(new Ambassadors(std::move(store), std::move(forwarder)));
+  PLUMB_TRY(a->restore());
+  return a;
+}
+
+Status Ambassadors::restore() {
+  std::lock_guard lock(mu_);
+  PLUMB_ASSIGN(auto links, directory_->links());
+  auto log = log::get("proxy");
+  std::map<std::pair<std::string, bool>, bool> names;
+  for (const auto& l : links) {
+    LinkKey key{l.guest, l.name, l.udp};
+    if (!netnsThere(l.netns)) {
+      log->warn("link {} -> {}/{}: netns {} is gone: forgotten", l.guest, l.name, proto(l.udp),
+                l.netns);
+      (void)directory_->unlink(l.guest, l.name, l.udp);
+      continue;
+    }
+    Status st = listen(key, l.netns, l.port);
+    if (!st.ok()) {
+      log->warn("link {} -> {}/{}: {}", l.guest, l.name, proto(l.udp), st.error().message);
+      continue;
+    }
+    names[{l.name, l.udp}] = true;
+  }
+  for (const auto& [n, _] : names) PLUMB_TRY(follow(n.first, n.second));
+  if (!links.empty()) log->info("{} link(s) listening again", listeners_.size());
+  return {};
+}
+
+Status Ambassadors::listen(const LinkKey& key, const std::string& netns, int port) {
+  Forward fwd;
+  fwd.name = std::get<1>(key) + "/" + proto(std::get<2>(key)) + " in " + std::get<0>(key);
+  fwd.udp = std::get<2>(key);
+  fwd.listen = "127.0.0.1:" + std::to_string(port);
+  fwd.netns = netns;
+  PLUMB_ASSIGN(auto l, forwarder_->add(fwd));
+  listeners_[key] = l.id;
+  return {};
+}
+
+Status Ambassadors::follow(const std::string& name, bool udp) {
+  PLUMB_ASSIGN(auto endpoints, directory_->endpoints(name, udp));
+  std::vector<std::string> backends;
+  for (const auto& e : endpoints) {
+    auto addr = IpAddr::parse(e.address);
+    if (addr.ok()) backends.push_back(Endpoint{*addr, static_cast<uint16_t>(e.port)}.str());
+  }
+  for (const auto& [key, id] : listeners_) {
+    if (std::get<1>(key) == name && std::get<2>(key) == udp)
+      PLUMB_TRY(forwarder_->setBackends(id, backends));
+  }
+  return {};
+}
+
+Result<std::string> Ambassadors::expose(const std::string& guest, const std::string& netns,
+                                        const std::string& name, int port, bool udp) {
+  // The host reaches a guest at an address of its attachments: the first IPv4 one of a
+  // bridge attachment if it has one, else the first address it has.
+  PLUMB_ASSIGN(auto records, store_->listAttachments());
+  std::string address;
+  int best = 0;
+  for (const auto& r : records) {
+    if (r.key.container_id != guest) continue;
+    for (const auto& a : r.addresses) {
+      int score = 1 + (a.address.isV4() ? 2 : 0) + (r.mode == "bridge" ? 4 : 0);
+      if (score > best) {
+        best = score;
+        address = a.address.addr().str();
+      }
+    }
+  }
+  if (address.empty())
+    return fail(Errc::kNotFound, "failed to expose " + name + " of guest " + guest +
+                                     ": it has no address plumb attached (expose needs one the "
+                                     "host reaches)");
+  ServiceRecord r;
+  r.name = name;
+  r.udp = udp;
+  r.guest = guest;
+  r.netns = netns;
+  r.address = address;
+  r.port = port;
+  PLUMB_TRY(directory_->expose(r));
+  PLUMB_TRY(follow(name, udp));
+  return Endpoint{*IpAddr::parse(address), static_cast<uint16_t>(port)}.str();
+}
+
+Status Ambassadors::unexpose(const std::string& guest, const std::string& name) {
+  PLUMB_TRY(directory_->unexpose(guest, name, std::nullopt));
+  PLUMB_TRY(follow(name, false));
+  return follow(name, true);
+}
+
+Result<std::string> Ambassadors::link(const std::string& guest, const std::string& netns,
+                                      const std::string& name, int port, bool udp) {
+  if (port == 0) {
+    PLUMB_ASSIGN(auto endpoints, directory_->endpoints(name, udp));
+    if (endpoints.empty())
+      return fail(Errc::kNotFound, "failed to link " + guest + " to " + name + "/" + proto(udp) +
+                                       ": no guest exposes it yet, so give the port to listen "
+                                       "on (plumb link GUEST NAME PORT)");
+    port = endpoints.front().port;
+  }
+  LinkKey key{guest, name, udp};
+  PLUMB_ASSIGN(auto existing, directory_->findLink(guest, name, udp));
+  if (existing && existing->port == port && listeners_.count(key))
+    return "127.0.0.1:" + std::to_string(port);  // a re-run: nothing to do
+  if (auto it = listeners_.find(key); it != listeners_.end()) {
+    forwarder_->remove(it->second);
+    listeners_.erase(it);
+  }
+  PLUMB_TRY(listen(key, netns, port));
+  LinkRecord r;
+  r.guest = guest;
+  r.name = name;
+  r.udp = udp;
+  r.netns = netns;
+  r.port = port;
+  Status st = directory_->link(r);
+  if (!st.ok()) {
+    forwarder_->remove(listeners_[key]);
+    listeners_.erase(key);
+    return st.error();
+  }
+  PLUMB_TRY(follow(name, udp));
+  return "127.0.0.1:" + std::to_string(port);
+}
+
+Status Ambassadors::unlink(const std::string& guest, const std::string& name) {
+  PLUMB_TRY(directory_->unlink(guest, name, std::nullopt));
+  for (bool udp : {false, true}) {
+    if (auto it = listeners_.find({guest, name, udp}); it != listeners_.end()) {
+      forwarder_->remove(it->second);
+      listeners_.erase(it);
+    }
+  }
+  return {};
+}
+
+Status Ambassadors::forgetGuest(const std::string& guest) {
+  std::lock_guard lock(mu_);
+  PLUMB_ASSIGN(auto services, directory_->services());
+  PLUMB_TRY(directory_->forgetGuest(guest));
+  for (auto it = listeners_.begin(); it != listeners_.end();) {
+    if (std::get<0>(it->first) == guest) {
+      forwarder_->remove(it->second);
+      it = listeners_.erase(it);
+    } else {
+      ++it;
+    }
+  }
+  for (const auto& s : services)
+    if (s.guest == guest) PLUMB_TRY(follow(s.name, s.udp));
+  return {};
+}
+
+std::string Ambassadors::handle(const std::string& request) {
+  auto answer = [&]() -> Result<json> {
+    PLUMB_ASSIGN(json req, json_read::parse(request));
+    if (!req.is_object()) return fail(Errc::kDecode, "a control request is a JSON object");
+    std::string op, guest, netns, name;
+    int port = 0;
+    bool udp = false;
+    PLUMB_TRY(json_read::str(req, "op", op));
+    if (op == "list") {
+      PLUMB_ASSIGN(auto services, directory_->services());
+      PLUMB_ASSIGN(auto links, directory_->links());
+      json out = {{"ok", true}, {"services", json::array()}, {"links", json::array()}};
+      for (const auto& s : services)
+        out["services"].push_back({{"name", s.name},
+                                   {"proto", proto(s.udp)},
+                                   {"guest", s.guest},
+                                   {"address", s.address},
+                                   {"port", s.port}});
+      for (const auto& l : links)
+        out["links"].push_back(
+            {{"guest", l.guest}, {"name", l.name}, {"proto", proto(l.udp)}, {"port", l.port}});
+      return out;
+    }
+    PLUMB_TRY(json_read::str(req, "guest", guest));
+    PLUMB_TRY(validateId("guest", guest));
+    if (op == "forget") {
+      PLUMB_TRY(forgetGuest(guest));  // takes mu_ itself
+      return json{{"ok", true}};
+    }
+    PLUMB_TRY(json_read::str(req, "name", name));
+    PLUMB_TRY(validateServiceName(name));
+    if (req.contains("netns")) PLUMB_TRY(json_read::str(req, "netns", netns));
+    if (req.contains("port")) PLUMB_TRY(json_read::integer(req, "port", port));
+    if (req.contains("udp")) PLUMB_TRY(json_read::boolean(req, "udp", udp));
+    if (port < 0 || port > 65535)
+      return fail(Errc::kInvalid, "port " + std::to_string(port) + " is out of range (0-65535)");
+    std::lock_guard lock(mu_);
+    if (op == "expose") {
+      if (port == 0) return fail(Errc::kInvalid, "expose needs the service's port (1-65535)");
+      PLUMB_ASSIGN(auto endpoint, expose(guest, netns, name, port, udp));
+      return json{{"ok", true}, {"endpoint", endpoint}};
+    }
+    if (op == "unexpose") {
+      PLUMB_TRY(unexpose(guest, name));
+      return json{{"ok", true}};
+    }
+    if (op == "link") {
+      if (netns.empty()) return fail(Errc::kInvalid, "link needs the guest's netns");
+      PLUMB_ASSIGN(auto listening, link(guest, netns, name, port, udp));
+      return json{{"ok", true}, {"listening", listening}};
+    }
+    if (op == "unlink") {
+      PLUMB_TRY(unlink(guest, name));
+      return json{{"ok", true}};
+    }
+    return fail(Errc::kInvalid, "unknown control request '" + op + "'");
+  }();
+  if (!answer.ok()) return json{{"error", answer.error().message}}.dump();
+  return answer->dump();
+}
+
+}  // namespace plumb::core

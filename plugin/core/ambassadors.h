@@ -1,0 +1,61 @@
+// The ambassadors of one host, as `plumb daemon` holds them: a forwarder (plugin/core/
+// forwarder.h), the services guests expose and the links guests make to them (recorded in the
+// store, plugin/core/directory.h), and the control requests that change them
+// (plugin/core/control.h). A link listens on 127.0.0.1:PORT inside its guest and forwards to
+// every endpoint of its service; when a service gains or loses an endpoint, every link to it
+// follows at once. Listeners come back from the store when the daemon restarts.
+#pragma once
+
+#include <map>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <tuple>
+
+#include "base/result.h"
+#include "plugin/core/forwarder.h"
+
+namespace plumb::core {
+
+class Store;
+class Directory;
+
+class Ambassadors {
+ public:
+  // Opens the store in state_dir, starts the forwarder and listens again for every recorded
+  // link whose guest's netns is still there (the others are forgotten, and logged).
+  static Result<std::unique_ptr<Ambassadors>> start(const std::string& state_dir,
+                                                    const ForwarderOptions& options);
+  // Drains the forwarder.
+  ~Ambassadors();
+  Ambassadors(const Ambassadors&) = delete;
+  Ambassadors& operator=(const Ambassadors&) = delete;
+
+  // One control request (JSON text, see docs/proxy.md) -> its answer: {"ok": true, ...} or
+  // {"error": "one line"}. Thread-safe.
+  std::string handle(const std::string& request);
+  // The guest's links and services go (its attachment was removed).
+  Status forgetGuest(const std::string& guest);
+
+ private:
+  using LinkKey = std::tuple<std::string, std::string, bool>;  // guest, name, udp
+  Ambassadors(std::unique_ptr<Store> store, std::unique_ptr<Forwarder> forwarder);
+  Status restore();
+  Result<std::string> expose(const std::string& guest, const std::string& netns,
+                             const std::string& name, int port, bool udp);
+  Status unexpose(const std::string& guest, const std::string& name);
+  Result<std::string> link(const std::string& guest, const std::string& netns,
+                           const std::string& name, int port, bool udp);
+  Status unlink(const std::string& guest, const std::string& name);
+  Status listen(const LinkKey& key, const std::string& netns, int port);
+  // Every link to name follows its endpoints.
+  Status follow(const std::string& name, bool udp);
+
+  std::mutex mu_;
+  std::unique_ptr<Store> store_;
+  std::unique_ptr<Directory> directory_;
+  std::unique_ptr<Forwarder> forwarder_;
+  std::map<LinkKey, uint64_t> listeners_;  // a link's forwarder listener
+};
+
+}  // namespace plumb::core
