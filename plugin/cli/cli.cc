@@ -11,6 +11,7 @@
 #include "plugin/cli/execute.h"
 #include "plugin/cli/forward.h"
 #include "plugin/cli/grammar.h"
+#include "plugin/cli/links.h"
 #include "plugin/core/engine.h"
 #include "plugin/core/store.h"
 
@@ -145,6 +146,27 @@ int run(int argc, char** argv) {
   auto* ls =
       app.add_subcommand("ls", "list every attachment plumb knows, whichever front end made it");
   ls->add_flag("--json", as_json, "print JSON");
+  bool links_only = false;
+  ls->add_flag("--links", links_only, "list the exposed services and the links to them instead");
+  // The ambassadors (docs/proxy.md): carried out by the running plumb daemon.
+  LinkCommand link_cmd;
+  auto add_link_verb = [&](const char* verb, const char* help, const char* port_help,
+                           bool port_required) {
+    auto* sub = app.add_subcommand(verb, help);
+    sub->add_option("guest", link_cmd.guest, "netns name or path, PID or container")->required();
+    sub->add_option("name", link_cmd.name, "the service's name")->required();
+    if (port_help) {
+      auto* opt = sub->add_option("port", link_cmd.port, port_help);
+      if (port_required) opt->required();
+    }
+    sub->callback([&link_cmd, verb] { link_cmd.verb = verb; });
+    return sub;
+  };
+  add_link_verb("expose", "publish a guest's port as service NAME", "PORT[/udp]", true);
+  add_link_verb("unexpose", "withdraw service NAME of a guest", nullptr, false);
+  add_link_verb("link", "inside GUEST, listen on 127.0.0.1:PORT and forward to NAME's endpoints",
+                "PORT[/udp] (default: the service's port)", false);
+  add_link_verb("unlink", "remove GUEST's link to NAME", nullptr, false);
   ProxyCommand proxy_cmd;
   auto* proxy = app.add_subcommand(
       "proxy",
@@ -190,7 +212,12 @@ int run(int argc, char** argv) {
     std::cerr << "plumb: " << e.what() << " (plumb --help)\n";  // one line, not CLI11's two
     return 2;
   }
+  Options link_opts = opts;
+  link_opts.state_dir = state_dir;
+  link_opts.json = opts.json || as_json;
+  if (ls->parsed() && links_only) return listLinks(link_opts);
   if (ls->parsed()) return list(state_dir, as_json || opts.json);
+  if (!link_cmd.verb.empty()) return runLinkCommand(link_cmd, link_opts);
   if (proxy->parsed()) return runProxy(proxy_cmd);
   return 2;
 }

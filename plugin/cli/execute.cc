@@ -6,6 +6,7 @@
 
 #include "base/json.h"
 #include "plugin/cli/guest.h"
+#include "plugin/core/ambassadors.h"
 #include "plugin/core/engine.h"
 #include "plugin/core/host.h"
 #include "plugin/core/in_guest.h"
@@ -272,6 +273,19 @@ int del(const DelCommand& c, const Options& opts) {
     if (!st.ok())
       return failWith(std::move(st).error().wrap("failed to remove " + r.key.str()), opts);
     ++removed;
+  }
+  // A guest with no attachment left keeps no link or service either (docs/proxy.md).
+  if (removed > 0) {
+    auto left = (*store)->listAttachments();
+    if (!left.ok()) return failWith(left.error(), opts);
+    bool any = false;
+    for (const auto& r : *left) any = any || r.key.container_id == guest->id;
+    if (!any) {
+      auto st = core::forgetGuestLinks(opts.state_dir, **store, guest->id);
+      if (!st.ok())
+        return failWith(std::move(st).error().wrap("failed to remove the links of " + c.guest),
+                        opts);
+    }
   }
   if (opts.json) {
     std::cout << json{{"removed", removed}}.dump() << "\n";

@@ -301,7 +301,8 @@ Result<RuleArgs> parseRuleArgs(const std::vector<std::string>& args) {
 bool isPipeworkForm(const std::vector<std::string>& args) {
   if (args.empty()) return false;
   const std::string& first = args[0];
-  return !(first == "ls" || first == "proxy" || first == "help" || first == "--help" ||
+  return !(first == "ls" || first == "proxy" || first == "expose" || first == "unexpose" ||
+           first == "link" || first == "unlink" || first == "help" || first == "--help" ||
            first == "-h" || first == "--version" || first == "--state-dir" || first == "--json");
 }
 

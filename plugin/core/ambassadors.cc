@@ -2,11 +2,15 @@
 
 #include <sys/stat.h>
 
+#include <set>
+
 #include "base/endpoint.h"
 #include "base/json.h"
 #include "base/log.h"
 #include "base/names.h"
+#include "plugin/core/control.h"
 #include "plugin/core/directory.h"
+#include "plugin/core/netns_watch.h"
 #include "plugin/core/store.h"
 
 namespace plumb::core {
@@ -28,7 +32,10 @@ Ambassadors::Ambassadors(std::unique_ptr<Store> store, std::unique_ptr<Forwarder
       directory_(std::make_unique<Directory>(*store_)),
       forwarder_(std::move(forwarder)) {}
 
-Ambassadors::~Ambassadors() { forwarder_->drain(); }
+Ambassadors::~Ambassadors() {
+  watch_.reset();  // no netnsGone from here on
+  forwarder_->drain();
+}
 
 Result<std::unique_ptr<Ambassadors>> Ambassadors::start(const std::string& state_dir,
                                                         const ForwarderOptions& options) {
@@ -36,6 +43,8 @@ Result<std::unique_ptr<Ambassadors>> Ambassadors::start(const std::string& state
   raiseOpenFileLimit();
   PLUMB_ASSIGN(auto forwarder, Forwarder::start(options));
   std::unique_ptr<Ambassadors> a(new Ambassadors(std::move(store), std::move(forwarder)));
+  PLUMB_ASSIGN(a->watch_,
+               NetnsWatch::start([p = a.get()](const std::string& path) { p->netnsGone(path); }));
   PLUMB_TRY(a->restore());
   return a;
 }
@@ -62,6 +71,9 @@ Status Ambassadors::restore() {
   }
   for (const auto& [n, _] : names) PLUMB_TRY(follow(n.first, n.second));
   if (!links.empty()) log->info("{} link(s) listening again", listeners_.size());
+  PLUMB_ASSIGN(auto services, directory_->services());
+  for (const auto& s : services)
+    if (!s.netns.empty()) (void)watch_->watch(s.netns);  // one gone already is reported now
   return {};
 }
 
@@ -73,6 +85,7 @@ Status Ambassadors::listen(const LinkKey& key, const std::string& netns, int por
   fwd.netns = netns;
   PLUMB_ASSIGN(auto l, forwarder_->add(fwd));
   listeners_[key] = l.id;
+  (void)watch_->watch(netns);
   return {};
 }
 
@@ -119,14 +132,48 @@ Result<std::string> Ambassadors::expose(const std::string& guest, const std::str
   r.address = address;
   r.port = port;
   PLUMB_TRY(directory_->expose(r));
+  if (!netns.empty()) (void)watch_->watch(netns);
   PLUMB_TRY(follow(name, udp));
   return Endpoint{*IpAddr::parse(address), static_cast<uint16_t>(port)}.str();
 }
 
 Status Ambassadors::unexpose(const std::string& guest, const std::string& name) {
+  PLUMB_ASSIGN(auto services, directory_->services());
   PLUMB_TRY(directory_->unexpose(guest, name, std::nullopt));
+  for (const auto& s : services)
+    if (s.guest == guest && s.name == name) unwatchUnused(s.netns);
   PLUMB_TRY(follow(name, false));
   return follow(name, true);
+}
+
+void Ambassadors::unwatchUnused(const std::string& netns) {
+  if (netns.empty()) return;
+  auto links = directory_->links();
+  auto services = directory_->services();
+  if (!links.ok() || !services.ok()) return;  // watching one path too many is harmless
+  for (const auto& l : *links)
+    if (l.netns == netns) return;
+  for (const auto& s : *services)
+    if (s.netns == netns) return;
+  watch_->unwatch(netns);
+}
+
+void Ambassadors::netnsGone(const std::string& path) {
+  std::lock_guard lock(mu_);
+  std::set<std::string> guests;
+  if (auto links = directory_->links(); links.ok()) {
+    for (const auto& l : *links)
+      if (l.netns == path) guests.insert(l.guest);
+  }
+  if (auto services = directory_->services(); services.ok()) {
+    for (const auto& s : *services)
+      if (s.netns == path) guests.insert(s.guest);
+  }
+  for (const auto& g : guests) {
+    log::get("proxy")->info("guest {}: netns {} is gone: its links and services go", g, path);
+    Status st = forgetGuestLocked(g);
+    if (!st.ok()) log::get("proxy")->warn("guest {}: {}", g, st.error().message);
+  }
 }
 
 Result<std::string> Ambassadors::link(const std::string& guest, const std::string& netns,
@@ -165,6 +212,7 @@ Result<std::string> Ambassadors::link(const std::string& guest, const std::strin
 }
 
 Status Ambassadors::unlink(const std::string& guest, const std::string& name) {
+  PLUMB_ASSIGN(auto links, directory_->links());
   PLUMB_TRY(directory_->unlink(guest, name, std::nullopt));
   for (bool udp : {false, true}) {
     if (auto it = listeners_.find({guest, name, udp}); it != listeners_.end()) {
@@ -172,12 +220,19 @@ Status Ambassadors::unlink(const std::string& guest, const std::string& name) {
       listeners_.erase(it);
     }
   }
+  for (const auto& l : links)
+    if (l.guest == guest && l.name == name) unwatchUnused(l.netns);
   return {};
 }
 
 Status Ambassadors::forgetGuest(const std::string& guest) {
   std::lock_guard lock(mu_);
+  return forgetGuestLocked(guest);
+}
+
+Status Ambassadors::forgetGuestLocked(const std::string& guest) {
   PLUMB_ASSIGN(auto services, directory_->services());
+  PLUMB_ASSIGN(auto links, directory_->links());
   PLUMB_TRY(directory_->forgetGuest(guest));
   for (auto it = listeners_.begin(); it != listeners_.end();) {
     if (std::get<0>(it->first) == guest) {
@@ -187,8 +242,26 @@ Status Ambassadors::forgetGuest(const std::string& guest) {
       ++it;
     }
   }
-  for (const auto& s : services)
-    if (s.guest == guest) PLUMB_TRY(follow(s.name, s.udp));
+  for (const auto& s : services) {
+    if (s.guest != guest) continue;
+    PLUMB_TRY(follow(s.name, s.udp));
+    unwatchUnused(s.netns);
+  }
+  for (const auto& l : links)
+    if (l.guest == guest) unwatchUnused(l.netns);
+  return {};
+}
+
+Status forgetGuestLinks(const std::string& state_dir, Store& store, const std::string& guest) {
+  auto answer =
+      controlCall(controlSocketPath(state_dir), json{{"op", "forget"}, {"guest", guest}}.dump());
+  if (!answer.ok()) {
+    if (answer.error().code != Errc::kNotFound) return answer.error();
+    return Directory(store).forgetGuest(guest);  // no daemon: nothing listens, only records
+  }
+  auto parsed = json_read::parse(*answer);
+  if (parsed.ok() && parsed->is_object() && parsed->contains("error"))
+    return fail(Errc::kIo, "the plumb daemon: " + parsed->value("error", std::string()));
   return {};
 }
 

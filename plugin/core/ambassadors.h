@@ -19,6 +19,7 @@ namespace plumb::core {
 
 class Store;
 class Directory;
+class NetnsWatch;
 
 class Ambassadors {
  public:
@@ -36,6 +37,8 @@ class Ambassadors {
   std::string handle(const std::string& request);
   // The guest's links and services go (its attachment was removed).
   Status forgetGuest(const std::string& guest);
+  // A guest's netns went away: the links and services recorded with it go.
+  void netnsGone(const std::string& path);
 
  private:
   using LinkKey = std::tuple<std::string, std::string, bool>;  // guest, name, udp
@@ -48,6 +51,9 @@ class Ambassadors {
                            const std::string& name, int port, bool udp);
   Status unlink(const std::string& guest, const std::string& name);
   Status listen(const LinkKey& key, const std::string& netns, int port);
+  Status forgetGuestLocked(const std::string& guest);
+  // Stops watching a netns no record names any more.
+  void unwatchUnused(const std::string& netns);
   // Every link to name follows its endpoints.
   Status follow(const std::string& name, bool udp);
 
@@ -56,6 +62,11 @@ class Ambassadors {
   std::unique_ptr<Directory> directory_;
   std::unique_ptr<Forwarder> forwarder_;
   std::map<LinkKey, uint64_t> listeners_;  // a link's forwarder listener
+  std::unique_ptr<NetnsWatch> watch_;      // last: its thread calls netnsGone
 };
+
+// A guest is gone (its last attachment removed): its links and services go too, through the
+// daemon of state_dir when one runs (it closes their listeners), else from the store directly.
+Status forgetGuestLinks(const std::string& state_dir, Store& store, const std::string& guest);
 
 }  // namespace plumb::core

@@ -9,6 +9,8 @@
 #include <iostream>
 
 #include "base/log.h"
+#include "plugin/core/ambassadors.h"
+#include "plugin/core/control.h"
 #include "plugin/docker/driver.h"
 #include "plugin/docker/http.h"
 
@@ -64,6 +66,11 @@ int daemonMain(int argc, char** argv) {
                  "base=CIDR,size=N: where pools come from when a network names no subnet "
                  "(default base=10.200.0.0/16,size=24 and base=fd70:6c75:6d62::/48,size=64)");
   app.add_option("--log-level", level, "trace, debug, info, warn, error")->capture_default_str();
+  int drain_s = 5;
+  app.add_option("--drain-timeout", drain_s,
+                 "seconds the links' open connections get to finish when the daemon stops")
+      ->check(CLI::Range(0, 3600))
+      ->capture_default_str();
   std::string ovsdb;
   app.add_option("--ovsdb", ovsdb,
                  "ovsdb-server's socket (unix:PATH) for OVS networks that name none "
@@ -104,6 +111,24 @@ int daemonMain(int argc, char** argv) {
   pthread_sigmask(SIG_BLOCK, &stop, nullptr);
   (void)::signal(SIGPIPE, SIG_IGN);
 
+  // The ambassadors: every link recorded in the store listens again, and the command line
+  // reaches them on the control socket in the state dir (docs/proxy.md).
+  core::ForwarderOptions fwd_options;
+  fwd_options.drain_timeout_ms = drain_s * 1000;
+  auto ambassadors = core::Ambassadors::start(state_dir, fwd_options);
+  if (!ambassadors.ok()) {
+    std::cerr << "plumb daemon: failed to start the ambassadors: " << ambassadors.error().message
+              << "\n";
+    return 1;
+  }
+  auto control = core::ControlServer::start(
+      core::controlSocketPath(state_dir),
+      [a = ambassadors->get()](const std::string& request) { return a->handle(request); });
+  if (!control.ok()) {
+    std::cerr << "plumb daemon: " << control.error().message << "\n";
+    return 1;
+  }
+
   // Socket activation (packaging/plumb-docker.socket): systemd made the socket before
   // dockerd started; otherwise plumb makes it.
   Result<UniqueFd> fd = fail(Errc::kNotFound, "");
@@ -140,6 +165,8 @@ int daemonMain(int argc, char** argv) {
   sigwait(&stop, &sig);
   log::get("docker")->info("stopping on signal {}", sig);
   server->reset();
+  control->reset();
+  ambassadors->reset();
   // systemd's socket stays for the next start; one plumb made goes with it (if what is there
   // now is still a socket).
   struct stat st {};
