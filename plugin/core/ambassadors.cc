@@ -252,6 +252,58 @@ Status Ambassadors::forgetGuestLocked(const std::string& guest) {
   return {};
 }
 
+std::string Ambassadors::metrics() {
+  std::map<uint64_t, LinkKey> by_id;
+  {
+    std::lock_guard lock(mu_);
+    for (const auto& [key, id] : listeners_) by_id[id] = key;
+  }
+  struct Family {
+    const char* name;
+    const char* type;
+    const char* help;
+    std::string lines;
+  };
+  Family open{"plumb_link_connections_open", "gauge", "Connections (UDP: flows) open now.", ""},
+      total{"plumb_link_connections_total", "counter", "Connections (UDP: flows) ever.", ""},
+      bytes{"plumb_link_bytes_total", "counter", "Bytes forwarded, by direction.", ""},
+      errors{"plumb_link_connect_errors_total", "counter",
+             "Connects refused, unreachable or timed out.", ""},
+      up{"plumb_link_backend_up", "gauge", "1 while the backend is healthy.", ""};
+  auto esc = [](const std::string& v) {
+    std::string o;
+    for (char c : v) {
+      if (c == '\\' || c == '"') o += '\\';
+      o += c;
+    }
+    return o;
+  };
+  for (const auto& f : forwarder_->stats()) {
+    auto it = by_id.find(f.id);
+    if (it == by_id.end()) continue;
+    const auto& [guest, name, udp] = it->second;
+    for (const auto& b : f.backends) {
+      std::string l = "guest=\"" + esc(guest) + "\",service=\"" + esc(name) + "\",proto=\"" +
+                      proto(udp) + "\",backend=\"" + esc(b.endpoint) + "\"";
+      open.lines += std::string(open.name) + "{" + l + "} " + std::to_string(b.open) + "\n";
+      total.lines += std::string(total.name) + "{" + l + "} " + std::to_string(b.total) + "\n";
+      bytes.lines += std::string(bytes.name) + "{" + l + ",direction=\"to_backend\"} " +
+                     std::to_string(b.bytes_to) + "\n";
+      bytes.lines += std::string(bytes.name) + "{" + l + ",direction=\"from_backend\"} " +
+                     std::to_string(b.bytes_from) + "\n";
+      errors.lines +=
+          std::string(errors.name) + "{" + l + "} " + std::to_string(b.connect_errors) + "\n";
+      up.lines += std::string(up.name) + "{" + l + "} " + (b.up ? "1" : "0") + "\n";
+    }
+  }
+  std::string out;
+  for (const Family* f : {&open, &total, &bytes, &errors, &up}) {
+    out += std::string("# HELP ") + f->name + " " + f->help + "\n# TYPE " + f->name + " " +
+           f->type + "\n" + f->lines;
+  }
+  return out;
+}
+
 Status forgetGuestLinks(const std::string& state_dir, Store& store, const std::string& guest) {
   auto answer =
       controlCall(controlSocketPath(state_dir), json{{"op", "forget"}, {"guest", guest}}.dump());

@@ -39,6 +39,9 @@ class Ambassadors {
   Status forgetGuest(const std::string& guest);
   // A guest's netns went away: the links and services recorded with it go.
   void netnsGone(const std::string& path);
+  // Prometheus text: per link and backend, connections open and total, bytes each way,
+  // connect errors and health (plumb daemon --metrics).
+  std::string metrics();
 
  private:
   using LinkKey = std::tuple<std::string, std::string, bool>;  // guest, name, udp

@@ -101,6 +101,21 @@ Status Forwarder::setBackends(uint64_t id, const std::vector<std::string>& backe
 
 void Forwarder::remove(uint64_t id) { proxy_->remove(id); }
 
+std::vector<ForwardStats> Forwarder::stats() const {
+  std::vector<ForwardStats> out;
+  for (const auto& s : proxy_->stats()) {
+    ForwardStats f;
+    f.id = s.id;
+    f.listen = s.listen.str();
+    f.udp = s.protocol == proxy::Protocol::kUdp;
+    for (const auto& b : s.backends)
+      f.backends.push_back(
+          {b.endpoint.str(), b.up, b.open, b.total, b.bytes_to, b.bytes_from, b.connect_errors});
+    out.push_back(std::move(f));
+  }
+  return out;
+}
+
 void Forwarder::drain() { proxy_->drain(); }
 
 }  // namespace plumb::core

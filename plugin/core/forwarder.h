@@ -34,6 +34,19 @@ struct Forward {
   uint16_t health_port = 0;           // UDP: a companion TCP port on each backend
 };
 
+struct ForwardBackendStats {
+  std::string endpoint;  // ADDR:PORT
+  bool up = true;
+  uint64_t open = 0, total = 0, bytes_to = 0, bytes_from = 0, connect_errors = 0;
+};
+
+struct ForwardStats {
+  uint64_t id = 0;
+  std::string listen;
+  bool udp = false;
+  std::vector<ForwardBackendStats> backends;
+};
+
 class Forwarder {
  public:
   static Result<std::unique_ptr<Forwarder>> start(const ForwarderOptions& options);
@@ -52,6 +65,8 @@ class Forwarder {
   Status setBackends(uint64_t id, const std::vector<std::string>& backends);
   // Stops listener id and closes its connections.
   void remove(uint64_t id);
+  // Every listener's backends with their counters.
+  std::vector<ForwardStats> stats() const;
   // Stops accepting, lets open connections finish (drain_timeout_ms at most), closes the rest.
   void drain();
 

@@ -1,6 +1,7 @@
 #include "plugin/docker/daemon.h"
 
 #include <signal.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -8,6 +9,7 @@
 #include <cstdlib>
 #include <iostream>
 
+#include "base/endpoint.h"
 #include "base/log.h"
 #include "plugin/core/ambassadors.h"
 #include "plugin/core/control.h"
@@ -50,6 +52,32 @@ Result<std::pair<IpPrefix, int>> parsePoolFlag(const std::string& text) {
   return std::make_pair(prefix->network(), n);
 }
 
+Result<std::unique_ptr<HttpServer>> serveMetrics(const std::string& at,
+                                                 const std::function<std::string()>& text) {
+  auto ep = Endpoint::parse(at);
+  if (!ep.ok()) return fail(Errc::kInvalid, "--metrics " + ep.error().message);
+  sockaddr_storage sa;
+  socklen_t len = ep->toSockaddr(&sa);
+  UniqueFd fd(::socket(sa.ss_family, SOCK_STREAM | SOCK_CLOEXEC, 0));
+  if (!fd.valid()) return failErrno(errno, "failed to serve metrics on " + at);
+  int one = 1;
+  (void)::setsockopt(fd.get(), SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+  if (::bind(fd.get(), reinterpret_cast<sockaddr*>(&sa), len) != 0 || ::listen(fd.get(), 16) != 0)
+    return failErrno(errno, "failed to serve metrics on " + at);
+  return HttpServer::start(std::move(fd), [text](const std::string& method, const std::string& path,
+                                                 const std::string&) {
+    HttpReply r;
+    r.content_type = "text/plain; version=0.0.4; charset=utf-8";
+    if (method != "GET" || path != "/metrics") {
+      r.status = 404;
+      r.body = "GET /metrics\n";
+      return r;
+    }
+    r.body = text();
+    return r;
+  });
+}
+
 }  // namespace
 
 int daemonMain(int argc, char** argv) {
@@ -66,6 +94,9 @@ int daemonMain(int argc, char** argv) {
                  "base=CIDR,size=N: where pools come from when a network names no subnet "
                  "(default base=10.200.0.0/16,size=24 and base=fd70:6c75:6d62::/48,size=64)");
   app.add_option("--log-level", level, "trace, debug, info, warn, error")->capture_default_str();
+  std::string metrics;
+  app.add_option("--metrics", metrics,
+                 "ADDR:PORT to serve Prometheus metrics on (GET /metrics); off by default");
   int drain_s = 5;
   app.add_option("--drain-timeout", drain_s,
                  "seconds the links' open connections get to finish when the daemon stops")
@@ -150,6 +181,19 @@ int daemonMain(int argc, char** argv) {
     return 1;
   }
   Driver driver(cfg);
+  // Metrics: the links' counters and the driver's call durations, over plain HTTP (GET
+  // /metrics), on an address of the operator's choosing; nothing listens without the flag.
+  std::unique_ptr<HttpServer> metrics_server;
+  if (!metrics.empty()) {
+    auto server = serveMetrics(
+        metrics, [&driver, a = ambassadors->get()] { return a->metrics() + driver.metrics(); });
+    if (!server.ok()) {
+      std::cerr << "plumb daemon: " << server.error().message << "\n";
+      ::unlink(socket_path.c_str());
+      return 1;
+    }
+    metrics_server = std::move(*server);
+  }
   auto server = HttpServer::start(
       std::move(fd).value(),
       [&driver](const std::string& method, const std::string& path, const std::string& body) {
@@ -165,6 +209,7 @@ int daemonMain(int argc, char** argv) {
   sigwait(&stop, &sig);
   log::get("docker")->info("stopping on signal {}", sig);
   server->reset();
+  metrics_server.reset();
   control->reset();
   ambassadors->reset();
   // systemd's socket stays for the next start; one plumb made goes with it (if what is there

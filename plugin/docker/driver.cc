@@ -1,5 +1,6 @@
 #include "plugin/docker/driver.h"
 
+#include <chrono>
 #include <map>
 
 #include "base/json.h"
@@ -28,8 +29,54 @@ Result<StorePool::Lease> StorePool::acquire() {
 
 Driver::Driver(DriverConfig cfg) : cfg_(std::move(cfg)), stores_(cfg_.state_dir) {}
 
+namespace {
+// Upper bounds of the call duration histogram's buckets, in seconds (then +Inf).
+constexpr double kBounds[] = {0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5};
+}  // namespace
+
 HttpReply Driver::handle(const std::string& method, const std::string& path,
                          const std::string& body) {
+  auto start = std::chrono::steady_clock::now();
+  HttpReply reply = call(method, path, body);
+  double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  std::string name = path.empty() || path[0] != '/' ? path : path.substr(1);
+  std::lock_guard lock(calls_mu_);
+  if (calls_.size() > 64 && !calls_.count(name)) return reply;  // a path dockerd never sends
+  auto& h = calls_[name];
+  if (h.buckets.empty()) h.buckets.assign(std::size(kBounds), 0);
+  for (size_t i = 0; i < std::size(kBounds); ++i)
+    if (seconds <= kBounds[i]) ++h.buckets[i];
+  ++h.count;
+  h.sum += seconds;
+  bool failed = reply.status != 200 || reply.body.find("\"Error\":\"") != std::string::npos;
+  if (failed) ++h.errors;
+  return reply;
+}
+
+std::string Driver::metrics() {
+  std::string out =
+      "# HELP plumb_docker_call_duration_seconds Docker driver calls, by call.\n"
+      "# TYPE plumb_docker_call_duration_seconds histogram\n";
+  std::string errors =
+      "# HELP plumb_docker_call_errors_total Docker driver calls that failed.\n"
+      "# TYPE plumb_docker_call_errors_total counter\n";
+  std::lock_guard lock(calls_mu_);
+  for (const auto& [name, h] : calls_) {
+    std::string label = "call=\"" + name + "\"";
+    for (size_t i = 0; i < std::size(kBounds); ++i)
+      out += fmt::format("plumb_docker_call_duration_seconds_bucket{{{},le=\"{}\"}} {}\n", label,
+                         kBounds[i], h.buckets[i]);
+    out += fmt::format("plumb_docker_call_duration_seconds_bucket{{{},le=\"+Inf\"}} {}\n", label,
+                       h.count);
+    out += fmt::format("plumb_docker_call_duration_seconds_sum{{{}}} {}\n", label, h.sum);
+    out += fmt::format("plumb_docker_call_duration_seconds_count{{{}}} {}\n", label, h.count);
+    errors += fmt::format("plumb_docker_call_errors_total{{{}}} {}\n", label, h.errors);
+  }
+  return out + errors;
+}
+
+HttpReply Driver::call(const std::string& method, const std::string& path,
+                       const std::string& body) {
   static const std::map<std::string, Handler> kHandlers = {
       {"NetworkDriver.GetCapabilities", &Driver::capabilities},
       {"NetworkDriver.CreateNetwork", &Driver::createNetwork},

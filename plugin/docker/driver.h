@@ -3,6 +3,7 @@
 // daemon` feeds it HTTP requests; the unit tests feed it dockerd's recorded ones.
 #pragma once
 
+#include <map>
 #include <memory>
 #include <mutex>
 #include <nlohmann/json.hpp>
@@ -56,9 +57,20 @@ class Driver {
 
   // method "POST", path "/NetworkDriver.Join": the HTTP status and JSON body to answer with.
   HttpReply handle(const std::string& method, const std::string& path, const std::string& body);
+  // Prometheus text: each call's count and duration histogram (plumb daemon --metrics).
+  std::string metrics();
 
  private:
   using Handler = Result<json> (Driver::*)(core::Store&, const json&);
+  HttpReply call(const std::string& method, const std::string& path, const std::string& body);
+  struct Histogram {
+    std::vector<uint64_t> buckets;  // one per kBounds entry, cumulative when printed
+    uint64_t count = 0;
+    double sum = 0;
+    uint64_t errors = 0;
+  };
+  std::mutex calls_mu_;
+  std::map<std::string, Histogram> calls_;
 
   // NetworkDriver.*
   Result<json> capabilities(core::Store&, const json&);

@@ -81,7 +81,7 @@ struct HttpServer::Impl {
     MHD_Response* resp =
         self->mhd->response(reply.body.size(), reply.body.data(), MHD_RESPMEM_MUST_COPY);
     if (!resp) return MHD_NO;
-    self->mhd->header(resp, "Content-Type", "application/vnd.docker.plugins.v1+json");
+    self->mhd->header(resp, "Content-Type", reply.content_type.c_str());
     MHD_Result r = self->mhd->queue(conn, static_cast<unsigned>(reply.status), resp);
     self->mhd->destroy(resp);
     return r;

@@ -16,6 +16,7 @@ namespace plumb::docker {
 struct HttpReply {
   int status = 200;
   std::string body;
+  std::string content_type = "application/vnd.docker.plugins.v1+json";
 };
 
 // method ("POST"), path ("/NetworkDriver.Join"), body.

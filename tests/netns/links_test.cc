@@ -111,8 +111,10 @@ class LinksTest : public NetnsTest {
   std::string control() const { return state_.path() + "/control.sock"; }
   void startDaemon() {
     std::vector<std::string> args{
-        "ip",     "netns",       "exec",        host(),     PLUMB_BIN,
-        "daemon", "--state-dir", state_.path(), "--socket", state_.path() + "/docker.sock"};
+        "ip", "netns", "exec", host(), PLUMB_BIN, "daemon", "--state-dir", state_.path(),
+        "--socket", state_.path() + "/docker.sock",
+        // Serves in the test's host namespace: no port of the machine's is taken.
+        "--metrics", "127.0.0.1:9109"};
     std::vector<char*> argv;
     for (auto& a : args) argv.push_back(a.data());
     argv.push_back(nullptr);
@@ -181,6 +183,19 @@ TEST_F(LinksTest, ALinkReachesEveryExposedEndpointAndComesBackAfterTheDaemonDies
   std::set<std::string> seen;
   for (int i = 0; i < 10; ++i) seen.insert(askIn(cli_, 7000));
   EXPECT_EQ(seen, (std::set<std::string>{"svc", "svc2"}));
+
+  // Metrics (in the host namespace, where the daemon serves them): both backends counted.
+  auto metrics = inHost("curl -sf http://127.0.0.1:9109/metrics");
+  ASSERT_EQ(metrics.rc, 0) << metrics.out;
+  for (const char* b : {"198.18.9.2:7000", "198.18.9.4:7000"}) {
+    std::string labels =
+        "{guest=\"" + nsName("cli") + "\",service=\"web\",proto=\"tcp\",backend=\"" + b + "\"}";
+    EXPECT_NE(metrics.out.find("plumb_link_backend_up" + labels + " 1"), std::string::npos)
+        << metrics.out;
+    EXPECT_NE(metrics.out.find("plumb_link_connections_open" + labels + " 0"), std::string::npos)
+        << metrics.out;
+  }
+  EXPECT_NE(metrics.out.find("plumb_link_connections_total"), std::string::npos);
 
   auto ls = plumb("--json ls --links");
   ASSERT_EQ(ls.rc, 0) << ls.out;

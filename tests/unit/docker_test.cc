@@ -75,6 +75,23 @@ TEST_F(DockerDriverTest, FirstContactAnswersWhatDockerdExpects) {
   }
 }
 
+TEST_F(DockerDriverTest, MetricsCountEveryCallInItsHistogram) {
+  for (int i = 0; i < 3; ++i) EXPECT_EQ(call("NetworkDriver.GetCapabilities", nullptr).first, 200);
+  EXPECT_EQ(call("NetworkDriver.Join", json{{"NetworkID", "nosuch"}}).first, 500);
+  std::string text = driver_.metrics();
+  auto has = [&](const std::string& line) { return text.find(line + "\n") != std::string::npos; };
+  EXPECT_TRUE(has("# TYPE plumb_docker_call_duration_seconds histogram")) << text;
+  EXPECT_TRUE(
+      has(R"(plumb_docker_call_duration_seconds_count{call="NetworkDriver.GetCapabilities"} 3)"))
+      << text;
+  EXPECT_TRUE(has(
+      R"(plumb_docker_call_duration_seconds_bucket{call="NetworkDriver.GetCapabilities",le="+Inf"} 3)"))
+      << text;
+  EXPECT_TRUE(has(R"(plumb_docker_call_errors_total{call="NetworkDriver.GetCapabilities"} 0)"))
+      << text;
+  EXPECT_TRUE(has(R"(plumb_docker_call_errors_total{call="NetworkDriver.Join"} 1)")) << text;
+}
+
 TEST_F(DockerDriverTest, EveryRecordedNetworkAndEndpointRequestParses) {
   int networks = 0, endpoints = 0, ports = 0;
   for (const auto& dir : {"first-contact", "run-latest"}) {
