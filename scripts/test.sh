@@ -47,9 +47,12 @@ snapshot() {
   echo "-- /run/plumb"; find /run/plumb 2>/dev/null | sort
   echo "-- host"; hostname; md5sum /etc/resolv.conf
   echo "-- daemons"
-  for k in dockerd ovsdb-server ovs-vswitchd etcd dnsmasq udhcpc dhcpcd dhclient haproxy; do
+  for k in dockerd ovsdb-server ovs-vswitchd etcd dnsmasq udhcpc dhcpcd dhclient haproxy socat \
+    iperf3; do
     echo "$k $(pgrep -xc "$k" || true)"
   done
+  # plumb's own long-running forms: a daemon or a proxy a test forgot.
+  echo "plumb daemon/proxy $(pgrep -fc '^[^ ]*plumb (daemon|proxy)( |$)' || true)"
 }
 host_before=$(snapshot)
 had_run_plumb=no

@@ -47,6 +47,8 @@ CTRD="$TMP/containerd"             # the containerd started here
 CTRD_PID=""
 CTR_NS="plumbe2e$ID"
 DNSMASQ_PID=""
+DAEMON_PID=""                      # plumb daemon, for the ambassadors' section
+SVC_HTTPD=""
 
 cleanup() {
   set +e
@@ -72,6 +74,9 @@ cleanup() {
     docker rmi "$IMAGE" >/dev/null 2>&1
   fi
   [ -n "$DNSMASQ_PID" ] && kill "$DNSMASQ_PID" 2>/dev/null
+  [ -n "$DAEMON_PID" ] && kill "$DAEMON_PID" 2>/dev/null && wait "$DAEMON_PID" 2>/dev/null
+  [ -n "$SVC_HTTPD" ] && kill "$SVC_HTTPD" 2>/dev/null
+  [ -e "/run/netns/$P-svc" ] && ip netns del "$P-svc"
   release_dockerd
   restore_sysctls
   for ns in "$HOSTNS" "$LAN"; do [ -e "/run/netns/$ns" ] && ip netns del "$ns"; done
@@ -99,7 +104,7 @@ ctr_() { ctr -a "$CTRD/sock" -n "$CTR_NS" "$@"; }
 links() { ip -n "$1" -o link show | awk -F': ' '{print $2}' | cut -d@ -f1 | sort; }
 store_empty() {
   local tbl n bad=0
-  for tbl in attachments ip_allocs; do
+  for tbl in attachments ip_allocs services links; do
     n=$(sqlite3 "$STATE/plumb.db" "SELECT count(*) FROM $tbl")
     [ "$n" = 0 ] || { echo "$tbl: $n rows"; bad=1; }
   done
@@ -268,6 +273,45 @@ t "plumb $BR -i eth8 containerd:moby/<d2's id> 198.18.40.22/24" \
   cli "$BR" -i eth8 "containerd:moby/$(docker inspect -f '{{.Id}}' "$P-d2")" 198.18.40.22/24
 t "d2 has eth8 with 198.18.40.22/24" bash -c "docker exec $P-d2 ip -4 addr show eth8 | grep -q 198.18.40.22/24"
 t "plumb del containerd:moby/<id> -i eth8" cli del "containerd:moby/$(docker inspect -f '{{.Id}}' "$P-d2")" -i eth8
+
+# --- ambassadors ------------------------------------------------------------------------------
+
+section "expose and link between a netns and a Docker container (plumb daemon holds the links)"
+SVC="$P-svc"
+ip netns add "$SVC"
+ip -n "$SVC" link set lo up
+# Not through in_host: a function in the background is a subshell, and $! would be its pid.
+ip netns exec "$HOSTNS" "$PLUMB" daemon --state-dir "$STATE" --socket "$TMP/docker.sock" \
+  >"$TMP/daemon.log" 2>&1 &
+DAEMON_PID=$!
+for _ in $(seq 100); do cli ls --links >/dev/null 2>&1 && [ -S "$STATE/control.sock" ] && break; sleep 0.05; done
+t "plumb $BR <netns> 198.18.40.50/24" cli "$BR" "$SVC" 198.18.40.50/24
+mkdir -p "$TMP/svc-www" && echo from-svc >"$TMP/svc-www/index.html"
+ip netns exec "$SVC" busybox httpd -f -p 8080 -h "$TMP/svc-www" &
+SVC_HTTPD=$!
+t "expose <netns> web 8080" cli expose "$SVC" web 8080
+t "link <Docker container d2> web" cli link "$P-d2" web
+t "d2 reaches web on its own 127.0.0.1:8080" bash -c "[ \"\$(docker exec $P-d2 wget -qO- http://127.0.0.1:8080/)\" = from-svc ]"
+dx d1 httpd -p 8081 -h /www
+t "expose <Docker container d1> web1 8081" cli expose "$P-d1" web1 8081
+t "link <netns> web1 9000" cli link "$SVC" web1 9000
+t "the netns reaches d1's httpd on its 127.0.0.1:9000" bash -c "[ \"\$(ip netns exec $SVC busybox wget -qO- http://127.0.0.1:9000/)\" = plumb-ok ]"
+t "ls --links lists both services and both links" bash -c "'$PLUMB' --state-dir '$STATE' --json ls --links | jq -e '(.services | length) == 2 and (.links | length) == 2'"
+terr "a link name with / is refused" "is not a service name" cli link "$P-d2" "we/b" 80
+t "unlink d2 web" cli unlink "$P-d2" web
+t "d2's listener is gone" bash -c "! docker exec $P-d2 wget -qO- -T 2 http://127.0.0.1:8080/ 2>/dev/null"
+kill "$DAEMON_PID"
+DAEMON_RC=0
+wait "$DAEMON_PID" || DAEMON_RC=$?
+DAEMON_PID=""
+t "the daemon stops on SIGTERM with status 0" test "$DAEMON_RC" = 0
+t "link without a daemon says how to start one" bash -c "cli() { ip netns exec $HOSTNS $PLUMB --state-dir $STATE \"\$@\"; }; cli link $P-d2 web 2>&1 | grep -q 'no plumb daemon answers on'"
+kill "$SVC_HTTPD" 2>/dev/null
+wait "$SVC_HTTPD" 2>/dev/null || true  # killed: 143
+SVC_HTTPD=""
+t "plumb del <netns> takes its links and services with it" cli del "$SVC"
+t "only d1's service is left" bash -c "'$PLUMB' --state-dir '$STATE' --json ls --links | jq -e '(.services | map(.name)) == [\"web1\"] and (.links | length) == 0'"
+ip netns del "$SVC"
 
 # --- removal ----------------------------------------------------------------------------------
 
