@@ -9,8 +9,9 @@
 namespace plumb::cli {
 
 struct Guest {
-  std::string netns;  // path to the guest's network namespace
-  std::string id;     // how plumb's records name it: no '/' (the store key's container id)
+  std::string netns;       // path to the guest's network namespace
+  std::string id;          // how plumb's records name it: no '/' (the store key's container id)
+  std::string hosts_path;  // a container's /etc/hosts as the host sees it; "" for a netns
 };
 
 // must_exist=false resolves a name whose netns is gone (for `del`).

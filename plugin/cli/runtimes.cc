@@ -182,6 +182,7 @@ Result<RuntimeGuest> waitRunning(const std::string& what, const Inspect& inspect
     RuntimeGuest g;
     std::string status;
     PLUMB_TRY(json_read::str(j, "Id", g.id));
+    if (j.contains("HostsPath") && j["HostsPath"].is_string()) g.hosts_path = j["HostsPath"];
     PLUMB_ASSIGN(const nlohmann::json* state, json_read::object(j, "State"));
     if (state) {
       PLUMB_TRY(json_read::integer(*state, "Pid", g.pid));
@@ -293,7 +294,7 @@ Result<RuntimeGuest> containerdTask(const std::string& ref) {
   std::error_code ec;
   if (!std::filesystem::exists("/proc/" + std::to_string(pid), ec))
     return fail(Errc::kNotFound, "containerd task " + id + " in namespace " + ns + " has exited");
-  return RuntimeGuest{id, pid};
+  return RuntimeGuest{id, pid, ""};
 }
 
 }  // namespace plumb::cli

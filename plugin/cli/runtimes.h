@@ -13,6 +13,7 @@ namespace plumb::cli {
 struct RuntimeGuest {
   std::string id;  // the runtime's full id
   int pid = 0;
+  std::string hosts_path;  // the container's /etc/hosts on the host (Docker's HostsPath), if any
 };
 
 // Where Docker answers: /var/run/docker.sock, or PLUMB_DOCKER_SOCK.

@@ -291,6 +291,8 @@ ip netns exec "$SVC" busybox httpd -f -p 8080 -h "$TMP/svc-www" &
 SVC_HTTPD=$!
 t "expose <netns> web 8080" cli expose "$SVC" web 8080
 t "link <Docker container d2> web" cli link "$P-d2" web
+t "d2's /etc/hosts names web on 127.0.0.1, as --link did" bash -c "docker exec $P-d2 grep -qE '^127.0.0.1[[:space:]]+web[[:space:]]' /etc/hosts"
+t "a re-run adds no second line" bash -c "cli() { ip netns exec $HOSTNS $PLUMB --state-dir $STATE \"\$@\"; }; cli link $P-d2 web >/dev/null && [ \$(docker exec $P-d2 grep -cw web /etc/hosts) = 1 ]"
 t "d2 reaches web on its own 127.0.0.1:8080" bash -c "[ \"\$(docker exec $P-d2 wget -qO- http://127.0.0.1:8080/)\" = from-svc ]"
 dx d1 httpd -p 8081 -h /www
 t "expose <Docker container d1> web1 8081" cli expose "$P-d1" web1 8081
@@ -299,6 +301,7 @@ t "the netns reaches d1's httpd on its 127.0.0.1:9000" bash -c "[ \"\$(ip netns 
 t "ls --links lists both services and both links" bash -c "'$PLUMB' --state-dir '$STATE' --json ls --links | jq -e '(.services | length) == 2 and (.links | length) == 2'"
 terr "a link name with / is refused" "is not a service name" cli link "$P-d2" "we/b" 80
 t "unlink d2 web" cli unlink "$P-d2" web
+t "d2's /etc/hosts no longer names web" bash -c "! docker exec $P-d2 grep -qw web /etc/hosts"
 t "d2's listener is gone" bash -c "! docker exec $P-d2 wget -qO- -T 2 http://127.0.0.1:8080/ 2>/dev/null"
 kill "$DAEMON_PID"
 DAEMON_RC=0
