@@ -20,6 +20,7 @@ import threading
 import time
 
 procs = []
+TMP = "/tmp"
 
 
 def start(argv, **kw):
@@ -60,9 +61,14 @@ def wait_port(port, timeout=10):
     raise RuntimeError(f"nothing listens on 127.0.0.1:{port}")
 
 
+LOGS = []
+
+
 def plumb_proxy(plumb, backend, *extra):
+    log = open(os.path.join(TMP, f"plumb-proxy-{len(LOGS)}.log"), "w")
+    LOGS.append(log.name)
     p = start([plumb, "proxy", "--listen", "127.0.0.1:0", "--backend", backend, *extra],
-              stdout=subprocess.PIPE, text=True)
+              stdout=subprocess.PIPE, stderr=log, text=True)
     line = p.stdout.readline()
     m = re.match(r"listening on 127\.0\.0\.1:(\d+)", line)
     if not m:
@@ -112,12 +118,14 @@ def family(pid):
     return out
 
 
-def iperf(port, seconds, streams):
+def iperf(name, port, seconds, streams):
     r = subprocess.run(["iperf3", "-c", "127.0.0.1", "-p", str(port), "-t", str(seconds),
                         "-P", str(streams), "-J"], capture_output=True, text=True, timeout=seconds + 30)
     data = json.loads(r.stdout)
     if "error" in data:
-        raise RuntimeError(f"iperf3 through port {port}: {data['error']}")
+        dead = [f"{' '.join(p.args[:2])} (exit {p.returncode})" for p in procs if p.poll() is not None]
+        raise RuntimeError(f"iperf3 through {name} (port {port}), {streams} stream(s): "
+                           f"{data['error']}; processes that ended: {dead or 'none'}")
     return data["end"]["sum_received"]["bits_per_second"] / 1e9
 
 
@@ -260,6 +268,8 @@ def main():
     ap.add_argument("--idle", type=int, default=9000)
     ap.add_argument("--flows", type=int, default=9000)
     a = ap.parse_args()
+    global TMP
+    TMP = a.tmp
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
 
@@ -325,8 +335,8 @@ backend web
         # toward the backend's port behind it, which the next run's connects walk past.
         order = names[r % len(names):] + names[:r % len(names)]
         for name in order:
-            results[name]["bulk1"].append(iperf(bulk_targets[name], a.seconds, 1))
-            results[name]["bulk8"].append(iperf(bulk_targets[name], a.seconds, 8))
+            results[name]["bulk1"].append(iperf(name, bulk_targets[name], a.seconds, 1))
+            results[name]["bulk8"].append(iperf(name, bulk_targets[name], a.seconds, 8))
         for name in order:
             results[name]["cps"].append(wrk(web_targets[name], a.seconds))
         print(f"  round {r + 1}: " + ", ".join(
@@ -402,6 +412,11 @@ if __name__ == "__main__":
         rc = main()
     except Exception as e:  # noqa: BLE001 - a report, then a non-zero exit
         print(f"proxy_bench: {e}", file=sys.stderr)
+        for path in LOGS:
+            with open(path) as f:
+                tail = f.read().strip().splitlines()[-5:]
+            if tail:
+                print(f"proxy_bench: {os.path.basename(path)}:\n  " + "\n  ".join(tail), file=sys.stderr)
         rc = 1
     finally:
         stop_all()
