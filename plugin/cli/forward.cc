@@ -53,7 +53,7 @@ int runProxy(const ProxyCommand& cmd) {
     return 1;
   }
   std::printf("listening on %s\n", bound->address.c_str());
-  std::fflush(stdout);
+  (void)std::fflush(stdout);  // a reader gone changes nothing here
   int sig = 0;
   while (sigwait(&stop_signals, &sig) != 0) {
   }

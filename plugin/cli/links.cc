@@ -79,7 +79,7 @@ Status editHosts(const std::string& path, const std::string& name, bool add) {
       (std::fseek(f, 0, SEEK_SET) == 0 && std::fwrite(out.data(), 1, out.size(), f) == out.size() &&
        std::fflush(f) == 0 && ::ftruncate(fileno(f), static_cast<off_t>(out.size())) == 0);
   int e = errno;
-  std::fclose(f);
+  (void)std::fclose(f);  // written and flushed above, or already failed
   if (!ok) return failErrno(e, "failed to update " + path);
   return {};
 }

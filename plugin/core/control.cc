@@ -12,7 +12,7 @@
 namespace plumb::core {
 namespace {
 
-constexpr size_t kMaxRequest = 64 * 1024;
+constexpr size_t kMaxRequest = size_t{64} * 1024;
 
 Result<sockaddr_un> unixAddress(const std::string& path) {
   sockaddr_un addr{};
@@ -24,7 +24,7 @@ Result<sockaddr_un> unixAddress(const std::string& path) {
 }
 
 void setTimeouts(int fd, int ms) {
-  timeval tv{ms / 1000, (ms % 1000) * 1000};
+  timeval tv{ms / 1000, static_cast<suseconds_t>(ms % 1000) * 1000};
   (void)::setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
   (void)::setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));
 }
