@@ -3,7 +3,11 @@
 // to an expose (which needs no listener).
 #include <gtest/gtest.h>
 
+#include <chrono>
+#include <filesystem>
+#include <fstream>
 #include <nlohmann/json.hpp>
+#include <thread>
 
 #include "plugin/core/ambassadors.h"
 #include "plugin/core/directory.h"
@@ -125,14 +129,30 @@ TEST_F(AmbassadorsTest, ExposeTakesTheGuestsBridgeIpv4Address) {
                   {*IpPrefix::parse("198.18.0.5/24"), std::nullopt, false}};
   ASSERT_TRUE((*store)->insertAttachment(mac).ok());
   ASSERT_TRUE((*store)->insertAttachment(br).ok());
-  auto answer = ask(json{
-      {"op", "expose"}, {"guest", "g"}, {"netns", "/run/netns/g"}, {"name", "web"}, {"port", 80}});
+  // The netns path only has to exist for the daemon's watch: a file here stands in for it
+  // (one that does not exist counts as gone at once, and takes the service with it).
+  std::string netns = dir_.path() + "/netns-g";
+  std::ofstream(netns).put('\n');
+  json req = {{"op", "expose"}, {"guest", "g"}, {"netns", netns}, {"name", "web"}, {"port", 80}};
+  auto answer = ask(req);
   EXPECT_EQ(answer["endpoint"], "198.18.0.5:80") << answer;
   auto list = ask(json{{"op", "list"}});
   ASSERT_EQ(list["services"].size(), 1u) << list;
   EXPECT_EQ(list["services"][0]["address"], "198.18.0.5");
-  EXPECT_EQ(ask(json{{"op", "unexpose"}, {"guest", "g"}, {"name", "web"}})["ok"], true);
+  auto un = ask(json{{"op", "unexpose"}, {"guest", "g"}, {"name", "web"}});
+  EXPECT_EQ(un["ok"], true) << un;
   EXPECT_TRUE(ask(json{{"op", "list"}})["services"].empty());
+  // The netns path going away takes the guest's services with it (inotify in the daemon;
+  // this test waits for the answer to change).
+  ASSERT_EQ(ask(req)["endpoint"], "198.18.0.5:80");
+  std::filesystem::remove(netns);
+  auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(5);
+  size_t left = 1;
+  while (left > 0 && std::chrono::steady_clock::now() < deadline) {
+    left = ask(json{{"op", "list"}})["services"].size();
+    if (left > 0) std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
+  EXPECT_EQ(left, 0u);
 }
 
 }  // namespace
