@@ -46,15 +46,6 @@ Status Loop::add(int fd, uint32_t events, Handler* handler) {
   return {};
 }
 
-Status Loop::modify(int fd, uint32_t events, Handler* handler) {
-  epoll_event ev{};
-  ev.events = events;
-  ev.data.ptr = handler;
-  if (::epoll_ctl(epoll_.get(), EPOLL_CTL_MOD, fd, &ev) != 0)
-    return failErrno(errno, "failed to watch a socket");
-  return {};
-}
-
 void Loop::remove(int fd) { (void)::epoll_ctl(epoll_.get(), EPOLL_CTL_DEL, fd, nullptr); }
 
 int64_t Loop::clockMs() {

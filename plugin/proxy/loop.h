@@ -35,7 +35,6 @@ class Loop {
   Loop& operator=(const Loop&) = delete;
 
   Status add(int fd, uint32_t events, Handler* handler);
-  Status modify(int fd, uint32_t events, Handler* handler);
   void remove(int fd);
 
   // Until stop(); on the loop's own thread.

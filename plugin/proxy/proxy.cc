@@ -5,7 +5,6 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
-#include <future>
 #include <map>
 #include <mutex>
 #include <thread>
@@ -131,20 +130,6 @@ std::vector<ServiceStats> Proxy::stats() const {
                             c.bytes_from.load(), c.connect_errors.load()});
     }
     out.push_back(std::move(s));
-  }
-  return out;
-}
-
-std::vector<LoopStats> Proxy::loopStats() const {
-  std::vector<LoopStats> out;
-  std::lock_guard lock(impl_->mu);
-  if (impl_->drained) return out;
-  for (auto& w : impl_->workers) {
-    std::promise<LoopStats> p;
-    auto f = p.get_future();
-    Worker* wp = w.get();
-    wp->loop().post([wp, &p] { p.set_value(wp->stats()); });
-    out.push_back(f.get());
   }
   return out;
 }

@@ -55,13 +55,6 @@ struct ServiceStats {
   std::vector<BackendStats> backends;
 };
 
-struct LoopStats {
-  size_t connections = 0;  // TCP, connecting or open
-  size_t udp_sessions = 0;
-  size_t pipes_in_use = 0;
-  size_t pipes_idle = 0;
-};
-
 class Worker;
 
 class Proxy {
@@ -82,7 +75,6 @@ class Proxy {
   void remove(uint64_t id);
 
   std::vector<ServiceStats> stats() const;
-  std::vector<LoopStats> loopStats() const;  // briefly waits for each loop
 
   // Stops accepting, lets open TCP connections finish for up to drain_timeout_ms, closes the
   // rest; returns once every loop has stopped. Idempotent.

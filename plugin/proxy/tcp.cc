@@ -151,11 +151,7 @@ void TcpConn::connected(uint32_t events) {
   FlowOutcome r = pump(up_, client_, backend_side_, true, !(client_events_ & EPOLLRDHUP));
   if (r != FlowOutcome::kReset && (events & (EPOLLIN | EPOLLRDHUP)))
     r = pump(down_, backend_side_, client_, false, !(events & EPOLLRDHUP));
-  if (r == FlowOutcome::kReset) {
-    close(true);
-  } else if (up_.shut && down_.shut) {
-    close(false);
-  }
+  settle(r);
 }
 
 void TcpConn::timedOut() {
@@ -203,20 +199,20 @@ void TcpConn::onEvents(Side& side, uint32_t events) {
   // Room on this side matters only to a flow that holds bytes for it (a paused one included):
   // most EPOLLIN events report EPOLLOUT too, and reading the other side then would only
   // return EAGAIN.
-  if (r != FlowOutcome::kReset && state_ != State::kClosed && (events & EPOLLOUT) &&
-      (in_flow.held > 0 || in_flow.paused))
+  if (r != FlowOutcome::kReset && (events & EPOLLOUT) && (in_flow.held > 0 || in_flow.paused))
     r = pump(in_flow, other, side, !client_side, false);
-  if (r == FlowOutcome::kReset) {
-    close(true);
-  } else if (up_.shut && down_.shut) {
-    close(false);
-  }
+  settle(r);
 }
 
 void TcpConn::pumpBoth() {
-  FlowOutcome a = pump(up_, client_, backend_side_, true, false);
-  FlowOutcome b = a == FlowOutcome::kReset ? a : pump(down_, backend_side_, client_, false, false);
-  if (a == FlowOutcome::kReset || b == FlowOutcome::kReset) {
+  FlowOutcome r = pump(up_, client_, backend_side_, true, false);
+  if (r != FlowOutcome::kReset) r = pump(down_, backend_side_, client_, false, false);
+  settle(r);
+}
+
+// After the pumps: a reset ends the connection with RST, both flows done with FIN.
+void TcpConn::settle(FlowOutcome last) {
+  if (last == FlowOutcome::kReset) {
     close(true);
   } else if (up_.shut && down_.shut) {
     close(false);

@@ -67,6 +67,7 @@ class TcpConn final : public ListHook {
   void connectFailed(const std::string& why);
   FlowOutcome pump(Flow& flow, Side& from, Side& to, bool to_backend, bool short_read_drains);
   void pumpBoth();
+  void settle(FlowOutcome last);
   void touch();
 
   Worker& worker_;

@@ -272,9 +272,7 @@ void UdpListener::onEvents(uint32_t /*events*/) {
             ::sendmmsg(s->upstream().get(), b.out, static_cast<unsigned>(count), MSG_DONTWAIT);
         // A port-unreachable pending on the socket comes back on the next send.
         if (sent < 0 && errno == ECONNREFUSED) upstreamRefused(*s, now);
-      } else {
-        dropped_ += static_cast<uint64_t>(count);  // no backend is up: UDP has no RST to send
-      }
+      }  // no session (no backend up): the datagrams are dropped, UDP has no RST to send
       i = j;
     }
     if (n < DatagramBatch::kSize) return;

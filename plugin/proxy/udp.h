@@ -101,7 +101,6 @@ class UdpListener final : public Handler {
   void sessionEvents(UdpSession& s, uint32_t events);
   void expire();
   void closeAll();
-  size_t sessions() const { return table_.size(); }
   const Service& service() const { return service_; }
 
  private:
@@ -115,7 +114,6 @@ class UdpListener final : public Handler {
   std::shared_ptr<BackendSet> set_;  // every session's backend is one of these
   UdpSessionTable table_;
   bool pktinfo_ = false;  // bound to a wildcard address: replies name their source
-  uint64_t dropped_ = 0;
 };
 
 }  // namespace plumb::proxy

@@ -162,15 +162,6 @@ void Worker::startDrain() {
   });
 }
 
-LoopStats Worker::stats() const {
-  LoopStats s;
-  s.connections = connecting_.size() + open_.size();
-  for (const auto& [id, u] : udp_) s.udp_sessions += u->sessions();
-  s.pipes_in_use = pipes_.inUse();
-  s.pipes_idle = pipes_.idle();
-  return s;
-}
-
 void Worker::resumeAcceptor(uint64_t id) {
   auto a = acceptors_.find(id);
   if (draining_ || a == acceptors_.end() || !a->second->resting()) return;

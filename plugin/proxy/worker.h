@@ -63,7 +63,6 @@ class Worker {
   // The service's backends changed (Service::backends() has the new set).
   void backendsChanged(uint64_t id);
   void startDrain();
-  LoopStats stats() const;
 
   // TCP connections report their state changes here.
   void connecting(TcpConn* c);
