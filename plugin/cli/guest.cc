@@ -7,6 +7,7 @@
 #include "base/ip.h"
 #include "plugin/cli/runtimes.h"
 #include "plugin/core/host.h"
+#include "plugin/core/runtime_api.h"
 
 namespace plumb::cli {
 namespace {
@@ -51,7 +52,7 @@ Result<Guest> resolveGuest(const std::string& guest, bool must_exist) {
     return checked({"/run/netns/" + guest, guest, ""}, must_exist, guest);
   }
   // pipework's usual guest: a Docker container's name, id or short id.
-  if (plain && std::filesystem::exists(dockerSocket(), ec)) {
+  if (plain && std::filesystem::exists(core::dockerSocket(), ec)) {
     auto r = dockerContainer(guest, must_exist);
     if (r.ok() || r.error().code != Errc::kNotFound) return fromRuntime("docker-", r);
   }

@@ -1,6 +1,5 @@
 #include "plugin/cli/links.h"
 
-#include <unistd.h>
 
 #include <cstdio>
 #include <iostream>
@@ -45,45 +44,6 @@ Result<std::pair<int, bool>> parsePortProto(const std::string& text) {
   return std::make_pair(static_cast<int>(p), udp);
 }
 
-// A Docker container's /etc/hosts names a linked service as --link did: NAME on 127.0.0.1,
-// where the link listens. The file is bind-mounted into the container, so it is edited in
-// place (a renamed file would not be the one the container sees). plumb's lines end with a
-// marker, so unlink removes only those.
-constexpr const char* kHostsMark = "# plumb link";
-
-std::string hostsLine(const std::string& name) { return "127.0.0.1\t" + name + "\t" + kHostsMark; }
-
-Status editHosts(const std::string& path, const std::string& name, bool add) {
-  std::FILE* f = std::fopen(path.c_str(), "r+e");
-  if (!f) return failErrno(errno, "failed to update " + path);
-  std::string text;
-  char buf[4096];
-  size_t n;
-  while ((n = std::fread(buf, 1, sizeof(buf), f)) > 0) text.append(buf, n);
-  std::string line = hostsLine(name);
-  std::string out;
-  bool present = false;
-  for (size_t start = 0; start < text.size();) {
-    size_t end = text.find('\n', start);
-    std::string l = text.substr(start, end == std::string::npos ? std::string::npos : end - start);
-    start = end == std::string::npos ? text.size() : end + 1;
-    if (l == line) {
-      present = true;
-      if (!add) continue;
-    }
-    out += l + "\n";
-  }
-  if (add && !present) out += line + "\n";
-  bool ok =
-      out == text ||
-      (std::fseek(f, 0, SEEK_SET) == 0 && std::fwrite(out.data(), 1, out.size(), f) == out.size() &&
-       std::fflush(f) == 0 && ::ftruncate(fileno(f), static_cast<off_t>(out.size())) == 0);
-  int e = errno;
-  (void)std::fclose(f);  // written and flushed above, or already failed
-  if (!ok) return failErrno(e, "failed to update " + path);
-  return {};
-}
-
 }  // namespace
 
 int runLinkCommand(const LinkCommand& cmd, const Options& opts) {
@@ -104,6 +64,8 @@ int runLinkCommand(const LinkCommand& cmd, const Options& opts) {
   if (!guest.ok()) return failWith(guest.error().message, opts);
   json req = {{"op", cmd.verb},   {"guest", guest->id}, {"netns", guest->netns},
               {"name", cmd.name}, {"port", port},       {"udp", udp}};
+  // A Docker guest finds the service by name too, as with --link: the daemon edits its hosts.
+  if (!guest->hosts_path.empty()) req["hosts"] = guest->hosts_path;
   std::string path = core::controlSocketPath(opts.state_dir);
   auto answer = core::controlCall(path, req.dump());
   if (!answer.ok()) {
@@ -118,11 +80,6 @@ int runLinkCommand(const LinkCommand& cmd, const Options& opts) {
     return failWith("the plumb daemon on " + path + " answered something that is not JSON", opts);
   if (parsed->contains("error") && (*parsed)["error"].is_string())
     return failWith((*parsed)["error"].get<std::string>(), opts);
-  // A Docker guest finds the service by name too, as with --link.
-  if (!guest->hosts_path.empty() && (cmd.verb == "link" || cmd.verb == "unlink")) {
-    auto st = editHosts(guest->hosts_path, cmd.name, cmd.verb == "link");
-    if (!st.ok()) return failWith(st.error().message, opts);
-  }
   if (opts.json) {
     std::cout << json_read::text(*parsed) << "\n";
   } else if (cmd.verb == "expose") {

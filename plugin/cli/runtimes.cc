@@ -1,7 +1,5 @@
 #include "plugin/cli/runtimes.h"
 
-#include <curl/curl.h>
-
 #include <algorithm>
 #include <cctype>
 #include <chrono>
@@ -14,9 +12,9 @@
 #include <optional>
 #include <vector>
 
-#include "base/dl.h"
 #include "base/json.h"
 #include "base/process.h"
+#include "plugin/core/runtime_api.h"
 
 namespace plumb::cli {
 namespace {
@@ -24,79 +22,6 @@ namespace {
 std::string envOr(const char* name, const char* fallback) {
   const char* v = std::getenv(name);
   return v && *v ? v : fallback;
-}
-
-// The libcurl entry points used, resolved on the first runtime guest: pipework's other forms
-// (and the CNI plugin, the same binary) never load libcurl and the TLS stack it links.
-struct CurlLib {
-  decltype(&curl_easy_init) init = nullptr;
-  decltype(&curl_easy_setopt) setopt = nullptr;
-  decltype(&curl_easy_perform) perform = nullptr;
-  decltype(&curl_easy_getinfo) getinfo = nullptr;
-  decltype(&curl_easy_cleanup) cleanup = nullptr;
-  decltype(&curl_easy_strerror) strerror = nullptr;
-
-  bool resolve(const DynamicLibrary& lib) {
-    return lib.resolve("curl_easy_init", init) && lib.resolve("curl_easy_setopt", setopt) &&
-           lib.resolve("curl_easy_perform", perform) && lib.resolve("curl_easy_getinfo", getinfo) &&
-           lib.resolve("curl_easy_cleanup", cleanup) && lib.resolve("curl_easy_strerror", strerror);
-  }
-};
-
-size_t collect(char* data, size_t size, size_t n, void* out) {
-  static_cast<std::string*>(out)->append(data, size * n);
-  return size * n;
-}
-
-struct HttpResult {
-  long status = 0;
-  std::string body;
-};
-
-using WriteFn = size_t (*)(char*, size_t, size_t, void*);
-
-// GET path on the HTTP server at a unix socket, the body handed to write (with data); status,
-// when given, gets the response code.
-CURLcode transfer(const CurlLib& lib, const std::string& socket, const std::string& path,
-                  WriteFn write, void* data, long timeout_ms, long* status = nullptr) {
-  CURL* c = lib.init();
-  if (!c) return CURLE_FAILED_INIT;
-  std::string url = "http://localhost" + path;
-  lib.setopt(c, CURLOPT_UNIX_SOCKET_PATH, socket.c_str());
-  lib.setopt(c, CURLOPT_URL, url.c_str());
-  lib.setopt(c, CURLOPT_WRITEFUNCTION, write);
-  lib.setopt(c, CURLOPT_WRITEDATA, data);
-  lib.setopt(c, CURLOPT_TIMEOUT_MS, std::max(timeout_ms, 1L));
-  lib.setopt(c, CURLOPT_NOSIGNAL, 1L);
-  CURLcode rc = lib.perform(c);
-  if (rc == CURLE_OK && status) lib.getinfo(c, CURLINFO_RESPONSE_CODE, status);
-  lib.cleanup(c);
-  return rc;
-}
-
-// GET path on the HTTP server at a unix socket.
-Result<HttpResult> get(const std::string& socket, const std::string& path) {
-  PLUMB_ASSIGN(const CurlLib* lib, loadOnce<CurlLib>("libcurl.so.4", "libcurl4"));
-  HttpResult r;
-  CURLcode rc = transfer(*lib, socket, path, &collect, &r.body, 5000L, &r.status);
-  if (rc != CURLE_OK) return fail(Errc::kNotFound, std::string(lib->strerror(rc)));
-  return r;
-}
-
-// GET path on the HTTP server at a unix socket as a stream: true once the body's first bytes
-// arrive, false when the server ends the response or timeout_ms passes with none.
-Result<bool> firstBytes(const std::string& socket, const std::string& path, long timeout_ms) {
-  PLUMB_ASSIGN(const CurlLib* lib, loadOnce<CurlLib>("libcurl.so.4", "libcurl4"));
-  bool got = false;
-  // Returning less than given ends the transfer: the first bytes are all that is wanted.
-  WriteFn first = [](char*, size_t, size_t, void* flag) -> size_t {
-    *static_cast<bool*>(flag) = true;
-    return 0;
-  };
-  CURLcode rc = transfer(*lib, socket, path, first, &got, timeout_ms);
-  if (got) return true;
-  if (rc == CURLE_OK || rc == CURLE_OPERATION_TIMEDOUT) return false;
-  return fail(Errc::kNotFound, std::string(lib->strerror(rc)));
 }
 
 bool validName(const std::string& name) {
@@ -117,7 +42,7 @@ bool validName(const std::string& name) {
 Result<std::optional<nlohmann::json>> apiInspect(const std::string& runtime,
                                                  const std::string& socket,
                                                  const std::string& name) {
-  auto r = get(socket, "/containers/" + name + "/json");
+  auto r = core::apiGet(socket, "/containers/" + name + "/json");
   if (!r.ok()) {
     return fail(Errc::kNotFound, "failed to ask " + runtime + " for container " + name + " on " +
                                      socket + ": " + r.error().message);
@@ -221,7 +146,7 @@ AwaitChange apiAwait(const std::string& socket) {
     // filters={"container":["<id>"]}, URL-encoded; the id is hex.
     std::string path = std::string("/events?since=") + from +
                        "&filters=%7B%22container%22%3A%5B%22" + id + "%22%5D%7D";
-    (void)firstBytes(socket, path, msUntil(deadline));
+    (void)core::apiFirstBytes(socket, path, msUntil(deadline));
   };
 }
 
@@ -236,12 +161,10 @@ void podmanCliAwait(const std::string& id, std::chrono::system_clock::time_point
 
 }  // namespace
 
-std::string dockerSocket() { return envOr("PLUMB_DOCKER_SOCK", "/var/run/docker.sock"); }
-
 Result<RuntimeGuest> dockerContainer(const std::string& name, bool running, int wait_ms) {
   std::string what = "docker container " + name;
   if (!validName(name)) return fail(Errc::kInvalid, what + " is not a valid container name or id");
-  std::string socket = dockerSocket();
+  std::string socket = core::dockerSocket();
   return waitRunning(
       what, [&] { return apiInspect("docker", socket, name); }, apiAwait(socket), running, wait_ms);
 }

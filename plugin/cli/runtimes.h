@@ -1,5 +1,5 @@
 // Container runtimes as guests: a Docker or podman container is asked for through the Engine
-// API on its unix socket (libcurl, loaded only then) or, for podman without its service,
+// API on its unix socket (plugin/core/runtime_api.h) or, for podman without its service,
 // through `podman container inspect`; a containerd task through the state its shim keeps. Each
 // answers with the PID whose network namespace plumb works in.
 #pragma once
@@ -15,9 +15,6 @@ struct RuntimeGuest {
   int pid = 0;
   std::string hosts_path;  // the container's /etc/hosts on the host (Docker's HostsPath), if any
 };
-
-// Where Docker answers: /var/run/docker.sock, or PLUMB_DOCKER_SOCK.
-std::string dockerSocket();
 
 // A container by name, id or unique id prefix. A container that is starting is waited for
 // (pipework did the same) up to wait_ms; one that is not running is a clear error, unless

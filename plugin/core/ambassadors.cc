@@ -1,6 +1,9 @@
 #include "plugin/core/ambassadors.h"
 
 #include <sys/stat.h>
+#include <unistd.h>
+
+#include <cstdio>
 
 #include <set>
 
@@ -19,6 +22,64 @@ namespace {
 using json = nlohmann::json;
 
 std::string proto(bool udp) { return udp ? "udp" : "tcp"; }
+
+// A Docker container's /etc/hosts names a linked service as --link did: NAME on 127.0.0.1,
+// where the link listens. The file is bind-mounted into the container, so it is edited in
+// place (a renamed file would not be the one the container sees). plumb's lines end with a
+// marker, so unlink removes only those.
+constexpr const char* kHostsMark = "# plumb link";
+
+std::string hostsLine(const std::string& name) { return "127.0.0.1\t" + name + "\t" + kHostsMark; }
+
+Status editHosts(const std::string& path, const std::string& name, bool add) {
+  std::FILE* f = std::fopen(path.c_str(), "r+e");
+  if (!f) return failErrno(errno, "failed to update " + path);
+  std::string text;
+  char buf[4096];
+  size_t n;
+  while ((n = std::fread(buf, 1, sizeof(buf), f)) > 0) text.append(buf, n);
+  std::string line = hostsLine(name);
+  std::string out;
+  bool present = false;
+  for (size_t start = 0; start < text.size();) {
+    size_t end = text.find('\n', start);
+    std::string l = text.substr(start, end == std::string::npos ? std::string::npos : end - start);
+    start = end == std::string::npos ? text.size() : end + 1;
+    if (l == line) {
+      present = true;
+      if (!add) continue;
+    }
+    out += l + "\n";
+  }
+  if (add && !present) out += line + "\n";
+  bool ok =
+      out == text ||
+      (std::fseek(f, 0, SEEK_SET) == 0 && std::fwrite(out.data(), 1, out.size(), f) == out.size() &&
+       std::fflush(f) == 0 && ::ftruncate(fileno(f), static_cast<off_t>(out.size())) == 0);
+  int e = errno;
+  (void)std::fclose(f);  // written and flushed above, or already failed
+  if (!ok) return failErrno(e, "failed to update " + path);
+  return {};
+}
+
+// The host reaches a guest at an address of its attachments: the first IPv4 one of a bridge
+// attachment if it has one, else the first address it has; "" when it has none.
+Result<std::string> attachedAddress(Store& store, const std::string& guest) {
+  PLUMB_ASSIGN(auto records, store.listAttachments());
+  std::string address;
+  int best = 0;
+  for (const auto& r : records) {
+    if (r.key.container_id != guest) continue;
+    for (const auto& a : r.addresses) {
+      int score = 1 + (a.address.isV4() ? 2 : 0) + (r.mode == "bridge" ? 4 : 0);
+      if (score > best) {
+        best = score;
+        address = a.address.addr().str();
+      }
+    }
+  }
+  return address;
+}
 
 bool netnsThere(const std::string& path) {
   struct stat st {};
@@ -104,22 +165,9 @@ Status Ambassadors::follow(const std::string& name, bool udp) {
 }
 
 Result<std::string> Ambassadors::expose(const std::string& guest, const std::string& netns,
-                                        const std::string& name, int port, bool udp) {
-  // The host reaches a guest at an address of its attachments: the first IPv4 one of a
-  // bridge attachment if it has one, else the first address it has.
-  PLUMB_ASSIGN(auto records, store_->listAttachments());
-  std::string address;
-  int best = 0;
-  for (const auto& r : records) {
-    if (r.key.container_id != guest) continue;
-    for (const auto& a : r.addresses) {
-      int score = 1 + (a.address.isV4() ? 2 : 0) + (r.mode == "bridge" ? 4 : 0);
-      if (score > best) {
-        best = score;
-        address = a.address.addr().str();
-      }
-    }
-  }
+                                        const std::string& name, int port, bool udp,
+                                        std::string address) {
+  if (address.empty()) PLUMB_ASSIGN(address, attachedAddress(*store_, guest));
   if (address.empty())
     return fail(Errc::kNotFound, "failed to expose " + name + " of guest " + guest +
                                      ": it has no address plumb attached (expose needs one the "
@@ -177,7 +225,8 @@ void Ambassadors::netnsGone(const std::string& path) {
 }
 
 Result<std::string> Ambassadors::link(const std::string& guest, const std::string& netns,
-                                      const std::string& name, int port, bool udp) {
+                                      const std::string& name, int port, bool udp,
+                                      const std::string& hosts) {
   if (port == 0) {
     PLUMB_ASSIGN(auto endpoints, directory_->endpoints(name, udp));
     if (endpoints.empty())
@@ -188,8 +237,10 @@ Result<std::string> Ambassadors::link(const std::string& guest, const std::strin
   }
   LinkKey key{guest, name, udp};
   PLUMB_ASSIGN(auto existing, directory_->findLink(guest, name, udp));
-  if (existing && existing->port == port && listeners_.count(key))
-    return "127.0.0.1:" + std::to_string(port);  // a re-run: nothing to do
+  if (existing && existing->port == port && listeners_.count(key)) {
+    if (!hosts.empty()) PLUMB_TRY(editHosts(hosts, name, true));
+    return "127.0.0.1:" + std::to_string(port);  // a re-run: nothing else to do
+  }
   if (auto it = listeners_.find(key); it != listeners_.end()) {
     forwarder_->remove(it->second);
     listeners_.erase(it);
@@ -208,12 +259,15 @@ Result<std::string> Ambassadors::link(const std::string& guest, const std::strin
     return st.error();
   }
   PLUMB_TRY(follow(name, udp));
+  if (!hosts.empty()) PLUMB_TRY(editHosts(hosts, name, true));
   return "127.0.0.1:" + std::to_string(port);
 }
 
-Status Ambassadors::unlink(const std::string& guest, const std::string& name) {
+Status Ambassadors::unlink(const std::string& guest, const std::string& name,
+                           const std::string& hosts) {
   PLUMB_ASSIGN(auto links, directory_->links());
   PLUMB_TRY(directory_->unlink(guest, name, std::nullopt));
+  if (!hosts.empty()) PLUMB_TRY(editHosts(hosts, name, false));
   for (bool udp : {false, true}) {
     if (auto it = listeners_.find({guest, name, udp}); it != listeners_.end()) {
       forwarder_->remove(it->second);
@@ -321,7 +375,7 @@ std::string Ambassadors::handle(const std::string& request) {
   auto answer = [&]() -> Result<json> {
     PLUMB_ASSIGN(json req, json_read::parse(request));
     if (!req.is_object()) return fail(Errc::kDecode, "a control request is a JSON object");
-    std::string op, guest, netns, name;
+    std::string op, guest, netns, name, hosts, address;
     int port = 0;
     bool udp = false;
     PLUMB_TRY(json_read::str(req, "op", op));
@@ -351,12 +405,21 @@ std::string Ambassadors::handle(const std::string& request) {
     if (req.contains("netns")) PLUMB_TRY(json_read::str(req, "netns", netns));
     if (req.contains("port")) PLUMB_TRY(json_read::integer(req, "port", port));
     if (req.contains("udp")) PLUMB_TRY(json_read::boolean(req, "udp", udp));
+    if (req.contains("hosts")) PLUMB_TRY(json_read::str(req, "hosts", hosts));
+    if (req.contains("address")) {
+      PLUMB_TRY(json_read::str(req, "address", address));
+      auto ip = IpAddr::parse(address);
+      if (!ip.ok()) return fail(Errc::kInvalid, "address: " + ip.error().message);
+      address = ip->str();
+    }
+    if (!hosts.empty() && hosts[0] != '/')
+      return fail(Errc::kInvalid, "hosts '" + hosts + "' is not an absolute path");
     if (port < 0 || port > 65535)
       return fail(Errc::kInvalid, "port " + std::to_string(port) + " is out of range (0-65535)");
     std::lock_guard lock(mu_);
     if (op == "expose") {
       if (port == 0) return fail(Errc::kInvalid, "expose needs the service's port (1-65535)");
-      PLUMB_ASSIGN(auto endpoint, expose(guest, netns, name, port, udp));
+      PLUMB_ASSIGN(auto endpoint, expose(guest, netns, name, port, udp, address));
       return json{{"ok", true}, {"endpoint", endpoint}};
     }
     if (op == "unexpose") {
@@ -365,11 +428,11 @@ std::string Ambassadors::handle(const std::string& request) {
     }
     if (op == "link") {
       if (netns.empty()) return fail(Errc::kInvalid, "link needs the guest's netns");
-      PLUMB_ASSIGN(auto listening, link(guest, netns, name, port, udp));
+      PLUMB_ASSIGN(auto listening, link(guest, netns, name, port, udp, hosts));
       return json{{"ok", true}, {"listening", listening}};
     }
     if (op == "unlink") {
-      PLUMB_TRY(unlink(guest, name));
+      PLUMB_TRY(unlink(guest, name, hosts));
       return json{{"ok", true}};
     }
     return fail(Errc::kInvalid, "unknown control request '" + op + "'");

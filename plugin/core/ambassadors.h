@@ -47,12 +47,15 @@ class Ambassadors {
   using LinkKey = std::tuple<std::string, std::string, bool>;  // guest, name, udp
   Ambassadors(std::unique_ptr<Store> store, std::unique_ptr<Forwarder> forwarder);
   Status restore();
+  // address: where the host reaches the guest; "" to take it from the guest's attachments
+  // (a Docker container on a plumb network is attached by endpoint: its front end names it).
   Result<std::string> expose(const std::string& guest, const std::string& netns,
-                             const std::string& name, int port, bool udp);
+                             const std::string& name, int port, bool udp, std::string address);
   Status unexpose(const std::string& guest, const std::string& name);
+  // hosts: a Docker container's /etc/hosts (as the host sees it) to name the service in.
   Result<std::string> link(const std::string& guest, const std::string& netns,
-                           const std::string& name, int port, bool udp);
-  Status unlink(const std::string& guest, const std::string& name);
+                           const std::string& name, int port, bool udp, const std::string& hosts);
+  Status unlink(const std::string& guest, const std::string& name, const std::string& hosts);
   Status listen(const LinkKey& key, const std::string& netns, int port);
   Status forgetGuestLocked(const std::string& guest);
   // Stops watching a netns no record names any more.

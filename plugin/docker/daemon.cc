@@ -13,8 +13,10 @@
 #include "base/log.h"
 #include "plugin/core/ambassadors.h"
 #include "plugin/core/control.h"
+#include "plugin/core/runtime_api.h"
 #include "plugin/docker/driver.h"
 #include "plugin/docker/http.h"
+#include "plugin/docker/labels.h"
 
 namespace plumb::docker {
 namespace {
@@ -106,6 +108,11 @@ int daemonMain(int argc, char** argv) {
   app.add_option("--ovsdb", ovsdb,
                  "ovsdb-server's socket (unix:PATH) for OVS networks that name none "
                  "(default $PLUMB_OVSDB, else /var/run/openvswitch/db.sock)");
+  std::string docker_socket = core::dockerSocket();
+  app.add_option("--docker-socket", docker_socket,
+                 "dockerd's API socket, whose container start events bring containers' "
+                 "plumb.link and plumb.expose labels (\"off\": none)")
+      ->capture_default_str();
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
@@ -160,6 +167,14 @@ int daemonMain(int argc, char** argv) {
     return 1;
   }
 
+  // Containers started with plumb.link / plumb.expose labels (docs/docker.md).
+  std::unique_ptr<ContainerLabels> labels;
+  if (docker_socket != "off") {
+    labels = ContainerLabels::start(
+        docker_socket, state_dir,
+        [a = ambassadors->get()](const std::string& request) { return a->handle(request); });
+  }
+
   // Socket activation (packaging/plumb-docker.socket): systemd made the socket before
   // dockerd started; otherwise plumb makes it.
   Result<UniqueFd> fd = fail(Errc::kNotFound, "");
@@ -211,6 +226,7 @@ int daemonMain(int argc, char** argv) {
   server->reset();
   metrics_server.reset();
   control->reset();
+  labels.reset();
   ambassadors->reset();
   // systemd's socket stays for the next start; one plumb made goes with it (if what is there
   // now is still a socket).

@@ -469,6 +469,52 @@ t "a container started after the restart joins and pings a" ping_from c "$A"
 t "...and b pings it" ping_from b "$(ip_of c br)"
 t "docker rm -f c after the restart" docker rm -f "$P-c"
 
+section "container labels: plumb.expose and plumb.link (the daemon follows dockerd's start events)"
+# NAME PORT: an HTTP GET to 127.0.0.1:PORT inside NAME answers plumb-ok (through nc:
+# busybox-static's wget crashes in these containers).
+served() {
+  local out
+  out=$(docker exec "$P-$1" sh -c "printf 'GET / HTTP/1.0\r\n\r\n' | nc -w 5 127.0.0.1 $2" 2>&1)
+  echo "$out"
+  [ "${out##*$'\n'}" = plumb-ok ]
+}
+soon() { # COMMAND...: true within 5 s (the daemon acts on the start event, after docker run returns)
+  local i
+  for i in $(seq 100); do "$@" >/dev/null 2>&1 && return 0; sleep 0.05; done
+  "$@"
+}
+docker run -d --name "$P-lsrv" --network "$P-br" --label plumb.expose=lweb:80 "$IMAGE" \
+  httpd -f -p 80 -h /www >/dev/null
+wait_running lsrv
+LSRV=$(ip_of lsrv br)
+run_bg lcli br --label plumb.link=lweb:8080,lweb2:8081
+LCLI_ID=$(docker inspect -f '{{.Id}}' "$P-lcli")
+run_bg lbad br --label 'plumb.link=web!:80' --label plumb.expose=lbad
+t "plumb.expose=lweb:80 exposes lsrv's address on the plumb network ($LSRV)" soon bash -c \
+  "'$PLUMB' --state-dir '$STATE' --json ls --links | jq -e '.services | map(select(.name == \"lweb\" and .address == \"$LSRV\" and .port == 80)) | length == 1'"
+t "plumb.link=lweb:8080,lweb2:8081 makes two links, guest docker-<id>" soon bash -c \
+  "'$PLUMB' --state-dir '$STATE' --json ls --links | jq -e '.links | map(select(.guest == \"docker-$LCLI_ID\")) | map(.name) == [\"lweb\", \"lweb2\"]'"
+t "lcli's /etc/hosts names lweb on 127.0.0.1, as --link did" \
+  soon docker exec "$P-lcli" grep -qE '^127.0.0.1[[:space:]]+lweb[[:space:]]' /etc/hosts
+t "lcli reaches lsrv's httpd through its link" served lcli 8080
+t "a bad plumb.link value is one warning in the daemon's log" \
+  soon grep -qE "container $P-lbad: label plumb.link: failed to link web!/tcp: .*not a service name" "$TMP/plumb.log"
+t "a plumb.expose without a port is one warning too" \
+  soon grep -qE "container $P-lbad: label plumb.expose=lbad: 'lbad' has no port" "$TMP/plumb.log"
+t "...and neither made anything" bash -c \
+  "'$PLUMB' --state-dir '$STATE' --json ls --links | jq -e '[.services[], .links[]] | map(select(.name == \"lbad\" or .guest == \"docker-$(docker inspect -f '{{.Id}}' "$P-lbad")\")) | length == 0'"
+t "plumb unlink lcli lweb2 undoes one label's link" "$PLUMB" --state-dir "$STATE" unlink "$P-lcli" lweb2
+t "plumb unlink lcli lweb takes its /etc/hosts line too" bash -c \
+  "'$PLUMB' --state-dir '$STATE' unlink $P-lcli lweb >/dev/null && ! docker exec $P-lcli grep -qw lweb /etc/hosts"
+t "docker restart lcli links it again" docker restart -t 1 "$P-lcli"
+t "...lweb listens again in lcli" soon served lcli 8080
+t "docker stop lsrv: its service goes with its netns" docker stop -t 1 "$P-lsrv"
+t "...lweb has no endpoint left" soon bash -c \
+  "'$PLUMB' --state-dir '$STATE' --json ls --links | jq -e '.services | map(select(.name == \"lweb\")) | length == 0'"
+t "docker rm -f lcli lbad lsrv" docker rm -f "$P-lcli" "$P-lbad" "$P-lsrv"
+t "...and no link or service is left" soon bash -c \
+  "'$PLUMB' --state-dir '$STATE' --json ls --links | jq -e '(.services | length) == 0 and (.links | length) == 0'"
+
 section "dockerd restart with a --restart always container"
 if [ "$STARTED_DOCKERD" = yes ]; then
   run_bg r br --restart always

@@ -15,6 +15,7 @@
 #include "plugin/core/ipam.h"
 #include "plugin/docker/driver.h"
 #include "plugin/docker/http.h"
+#include "plugin/docker/labels.h"
 #include "plugin/docker/network.h"
 #include "store_dump.h"
 #include "test_dir.h"
@@ -414,6 +415,39 @@ TEST(DaemonSocket, OnlyAStaleSocketIsReplaced) {
   ASSERT_TRUE(fs::exists(sock));
   auto again = listenUnix(sock);
   EXPECT_TRUE(again.ok()) << again.error().message;
+}
+
+TEST(DockerLabels, LinkAndExposeValuesParse) {
+  auto one = parseLabel("web", false);
+  ASSERT_TRUE(one.ok()) << one.error().message;
+  ASSERT_EQ(one->size(), 1u);
+  EXPECT_EQ((*one)[0].name, "web");
+  EXPECT_EQ((*one)[0].port, 0);
+  EXPECT_FALSE((*one)[0].udp);
+  auto many = parseLabel("web:8080,dns:53/udp,db:5432/tcp", true);
+  ASSERT_TRUE(many.ok()) << many.error().message;
+  ASSERT_EQ(many->size(), 3u);
+  EXPECT_EQ((*many)[0].port, 8080);
+  EXPECT_EQ((*many)[1].name, "dns");
+  EXPECT_EQ((*many)[1].port, 53);
+  EXPECT_TRUE((*many)[1].udp);
+  EXPECT_FALSE((*many)[2].udp);
+  for (const auto& [value, need_port, says] :
+       std::vector<std::tuple<std::string, bool, std::string>>{
+           {"web", true, "no port"},
+           {"web:0", false, "port 0"},
+           {"web:70000", false, "70000"},
+           {"web:80/sctp", false, "tcp or udp"},
+           {":80", false, "no name"},
+           {"web:80,", false, "no name"},
+           {"", false, "no name"},
+           {"web:http", false, "http"},
+       }) {
+    auto r = parseLabel(value, need_port);
+    ASSERT_FALSE(r.ok()) << value;
+    EXPECT_NE(r.error().message.find(says), std::string::npos)
+        << value << ": " << r.error().message;
+  }
 }
 
 }  // namespace

@@ -103,6 +103,11 @@ TEST_F(AmbassadorsTest, BadRequestsAreOneLineAndChangeNothing) {
             "no guest exposes it yet"},
            {R"({"op": "expose", "guest": "g", "name": "web", "port": 80})",
             "no address plumb attached"},
+           {R"({"op": "expose", "guest": "g", "name": "web", "port": 80, "address": "1.2.3"})",
+            "1.2.3"},
+           {R"({"op": "link", "guest": "g", "name": "web", "port": 80, "netns": "/run/netns/x",
+                "hosts": "etc/hosts"})",
+            "not an absolute path"},
        }) {
     auto answer = ask(req);
     ASSERT_TRUE(answer.contains("error")) << req << " -> " << answer;
@@ -153,6 +158,20 @@ TEST_F(AmbassadorsTest, ExposeTakesTheGuestsBridgeIpv4Address) {
     if (left > 0) std::this_thread::sleep_for(std::chrono::milliseconds(10));
   }
   EXPECT_EQ(left, 0u);
+}
+
+TEST_F(AmbassadorsTest, ExposeTakesTheAddressTheFrontEndNames) {
+  // A Docker container on a plumb network has no attachment under its guest id: the Docker
+  // front end names the address of its endpoint.
+  std::string netns = dir_.path() + "/netns-d";
+  std::ofstream(netns).put('\n');
+  json req = {{"op", "expose"}, {"guest", "docker-ab12"}, {"netns", netns},
+              {"name", "db"},   {"port", 5432},           {"address", "198.18.7.9"}};
+  auto answer = ask(req);
+  EXPECT_EQ(answer["endpoint"], "198.18.7.9:5432") << answer;
+  EXPECT_EQ(ask(json{{"op", "list"}})["services"][0]["address"], "198.18.7.9");
+  EXPECT_EQ(ask(json{{"op", "forget"}, {"guest", "docker-ab12"}})["ok"], true);
+  EXPECT_TRUE(ask(json{{"op", "list"}})["services"].empty());
 }
 
 }  // namespace
