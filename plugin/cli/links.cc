@@ -1,6 +1,5 @@
 #include "plugin/cli/links.h"
 
-
 #include <cstdio>
 #include <iostream>
 #include <nlohmann/json.hpp>
