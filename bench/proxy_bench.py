@@ -4,7 +4,9 @@
 Bulk TCP (iperf3, 1 and 8 streams), new connections per second (wrk with Connection: close
 against HAProxy answering 200 itself), idle connections held (fds and memory of the proxy)
 and UDP flows (memory per flow): no proxy, plumb, HAProxy 2.6 (TCP mode, splice-auto) and
-socat (fork per connection), interleaved round by round; medians reported.
+socat (fork per connection), interleaved round by round; medians reported. Bulk runs also
+go through the floor (bench/floor/splice_proxy.c: a thread per direction and blocking
+splice, the least any proxy can do), and each proxy's CPU time is counted while they run.
 """
 import argparse
 import json
@@ -116,6 +118,17 @@ def family(pid):
         if ppid == pid:
             out.append(int(d))
     return out
+
+
+def cpu_seconds(pid):
+    """CPU time of pid, its threads and the children it has reaped (socat's per connection)."""
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            fields = f.read().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0.0
+    # utime, stime, cutime, cstime: fields 14-17 of stat(5), 12-15 after the name.
+    return sum(int(x) for x in fields[11:15]) / os.sysconf("SC_CLK_TCK")
 
 
 def iperf(name, port, seconds, streams):
@@ -262,6 +275,7 @@ def udp_flows(plumb, n):
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--plumb", required=True)
+    ap.add_argument("--floor", required=True)
     ap.add_argument("--tmp", required=True)
     ap.add_argument("--seconds", type=int, default=3)
     ap.add_argument("--rounds", type=int, default=3)
@@ -314,10 +328,14 @@ backend iperf
 backend web
   server s1 127.0.0.1:{web_port}
 """)
-    start(["haproxy", "-db", "-f", hap_cfg])
+    hap = start(["haproxy", "-db", "-f", hap_cfg])
     socat_b = start(["socat", f"TCP-LISTEN:{socat_bulk},fork,reuseaddr", f"TCP:127.0.0.1:{iperf_port}"])
     start(["socat", f"TCP-LISTEN:{socat_web},fork,reuseaddr", f"TCP:127.0.0.1:{web_port}"])
-    _, plumb_bulk = plumb_proxy(a.plumb, f"127.0.0.1:{iperf_port}")
+    floor_port = free_port()
+    floor = start([a.floor, str(floor_port), str(iperf_port)], stdout=subprocess.PIPE, text=True)
+    if floor.stdout.readline().strip() != "listening":
+        raise RuntimeError(f"{a.floor} did not start")
+    plumb_b, plumb_bulk = plumb_proxy(a.plumb, f"127.0.0.1:{iperf_port}")
     _, plumb_web = plumb_proxy(a.plumb, f"127.0.0.1:{web_port}")
     for port in (iperf_port, web_port, hap_bulk, hap_web, socat_bulk, socat_web):
         wait_port(port) if port not in (iperf_port,) else time.sleep(0.3)
@@ -326,36 +344,58 @@ backend web
     print(f"proxy benchmark: {os.cpu_count()} cores, {haproxy_version}, "
           f"{a.rounds} rounds of {a.seconds} s per figure, medians")
 
-    bulk_targets = {"direct": iperf_port, "plumb": plumb_bulk, "haproxy": hap_bulk, "socat": socat_bulk}
+    bulk_targets = {"direct": iperf_port, "plumb": plumb_bulk, "haproxy": hap_bulk,
+                    "socat": socat_bulk, "floor": floor_port}
     web_targets = {"direct": web_port, "plumb": plumb_web, "haproxy": hap_web, "socat": socat_web}
-    results = {k: {"bulk1": [], "bulk8": [], "cps": []} for k in bulk_targets}
+    # The process whose CPU time a bulk run through each proxy costs (HAProxy's one serves
+    # both frontends; the web one is idle meanwhile).
+    pids = {"plumb": plumb_b.pid, "haproxy": hap.pid, "socat": socat_b.pid, "floor": floor.pid}
+    keys = ("bulk1", "bulk8", "cps", "cpu1", "cpu8")
+    results = {k: {key: [] for key in keys} for k in bulk_targets}
     names = list(bulk_targets)
     for r in range(a.rounds):
         # The order rotates each round: a run leaves tens of thousands of TIME_WAIT sockets
         # toward the backend's port behind it, which the next run's connects walk past.
         order = names[r % len(names):] + names[:r % len(names)]
         for name in order:
-            results[name]["bulk1"].append(iperf(name, bulk_targets[name], a.seconds, 1))
-            results[name]["bulk8"].append(iperf(name, bulk_targets[name], a.seconds, 8))
+            for streams in (1, 8):
+                before = cpu_seconds(pids[name]) if name in pids else 0.0
+                results[name][f"bulk{streams}"].append(
+                    iperf(name, bulk_targets[name], a.seconds, streams))
+                if name in pids:
+                    results[name][f"cpu{streams}"].append((cpu_seconds(pids[name]) - before) / a.seconds)
         for name in order:
-            results[name]["cps"].append(wrk(web_targets[name], a.seconds))
+            if name in web_targets:
+                results[name]["cps"].append(wrk(web_targets[name], a.seconds))
         print(f"  round {r + 1}: " + ", ".join(
-            f"{n} {v['bulk1'][-1]:.1f}/{v['bulk8'][-1]:.1f} Gbit/s {v['cps'][-1]:.0f} conn/s"
+            f"{n} {v['bulk1'][-1]:.1f}/{v['bulk8'][-1]:.1f} Gbit/s"
+            + (f" {v['cps'][-1]:.0f} conn/s" if v["cps"] else "")
             for n, v in results.items()))
-    med = {n: {k: statistics.median(v) for k, v in d.items()} for n, d in results.items()}
+    med = {n: {k: statistics.median(v) if v else None for k, v in d.items()} for n, d in results.items()}
 
     print()
-    print("| | direct | plumb | HAProxy (splice) | socat | plumb / HAProxy (target) | plumb / socat (target) |")
-    print("|---|---|---|---|---|---|---|")
+    print("| | direct | floor | plumb | HAProxy (splice) | socat | plumb / floor | "
+          "plumb / HAProxy (target) | plumb / socat (target) |")
+    print("|---|---|---|---|---|---|---|---|---|")
     rows = [("TCP bulk, 1 stream (Gbit/s)", "bulk1", 1.1, 2.0),
             ("TCP bulk, 8 streams (Gbit/s)", "bulk8", 1.1, 2.0),
             ("new connections/s", "cps", 1.0, 4.0)]
     for label, key, t_hap, t_socat in rows:
-        p, h, s = med["plumb"][key], med["haproxy"][key], med["socat"][key]
+        p, h, s, fl = med["plumb"][key], med["haproxy"][key], med["socat"][key], med["floor"][key]
         fmt = "{:.0f}" if key == "cps" else "{:.2f}"
-        print(f"| {label} | {fmt.format(med['direct'][key])} | {fmt.format(p)} | {fmt.format(h)} | "
-              f"{fmt.format(s)} | {p / h:.2f}x (>= {t_hap}x: {'met' if p / h >= t_hap else 'MISS'}) | "
+        print(f"| {label} | {fmt.format(med['direct'][key])} | "
+              f"{fmt.format(fl) if fl else '-'} | {fmt.format(p)} | {fmt.format(h)} | "
+              f"{fmt.format(s)} | {f'{p / fl:.2f}x' if fl else '-'} | "
+              f"{p / h:.2f}x (>= {t_hap}x: {'met' if p / h >= t_hap else 'MISS'}) | "
               f"{p / s:.2f}x (>= {t_socat}x: {'met' if p / s >= t_socat else 'MISS'}) |")
+    print()
+    print("| proxy CPU during bulk (cores of 2) | floor | plumb | HAProxy | socat |")
+    print("|---|---|---|---|---|")
+    for label, key in (("1 stream", "cpu1"), ("8 streams", "cpu8")):
+        print(f"| {label} | " + " | ".join(f"{med[n][key]:.2f}" for n in ("floor", "plumb", "haproxy", "socat")) + " |")
+    print("(The floor: bench/floor/splice_proxy.c, a thread per direction and blocking splice, "
+          "no plumb code; it has no new-connection figure: a thread per direction is not how "
+          "one serves many.)")
 
     # Idle connections: a fresh proxy of each kind in front of a backend that only holds them.
     holder = Holder()

@@ -11,7 +11,8 @@
 #
 # Knobs (environment): PROXY_BENCH_SECONDS (3: length of each iperf3 and wrk run),
 # PROXY_BENCH_ROUNDS (3: runs per configuration, interleaved; medians are reported),
-# PROXY_BENCH_IDLE (9000: idle connections held through plumb), PROXY_BENCH_FLOWS (9000 UDP flows).
+# PROXY_BENCH_IDLE (9000: idle connections held through plumb), PROXY_BENCH_FLOWS (9000 UDP flows),
+# PROXY_BENCH_FLOOR (the floor program; default: bench/splice_proxy beside the plumb build).
 set -euo pipefail
 
 NS=plumb-pbench
@@ -22,6 +23,9 @@ die() { echo "proxy_bench: $*" >&2; exit 2; }
 [[ $(id -u) == 0 ]] || die "must run as root (it creates a network namespace)"
 [[ -x $PLUMB ]] || die "plumb binary not found or not executable: $PLUMB"
 PLUMB=$(readlink -f "$PLUMB")
+FLOOR=${PROXY_BENCH_FLOOR:-$(dirname "$PLUMB")/../bench/splice_proxy}
+[[ -x $FLOOR ]] || die "floor program $FLOOR missing (it is built with plumb; or set PROXY_BENCH_FLOOR)"
+FLOOR=$(readlink -f "$FLOOR")
 for t in iperf3 wrk socat haproxy python3; do
   command -v "$t" >/dev/null || die "$t missing (scripts/install-deps.sh installs it)"
 done
@@ -52,7 +56,7 @@ ip netns add "$NS"
 ip -n "$NS" link set lo up
 
 set +e
-ip netns exec "$NS" python3 "$HERE/proxy_bench.py" --plumb "$PLUMB" --tmp "$TMP" \
+ip netns exec "$NS" python3 "$HERE/proxy_bench.py" --plumb "$PLUMB" --floor "$FLOOR" --tmp "$TMP" \
   --seconds "${PROXY_BENCH_SECONDS:-3}" --rounds "${PROXY_BENCH_ROUNDS:-3}" \
   --idle "${PROXY_BENCH_IDLE:-9000}" --flows "${PROXY_BENCH_FLOWS:-9000}"
 rc=$?
