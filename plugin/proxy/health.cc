@@ -16,41 +16,35 @@ HealthChecker::~HealthChecker() = default;
 void HealthChecker::add(const std::shared_ptr<Service>& service) {
   if (!service->policy.active) return;
   remove(service->id);
-  auto set = service->backends();
-  services_[service->id] = service;
-  sets_[service->id] = set;
-  auto& probes = probes_[service->id];
-  for (size_t i = 0; i < set->size(); ++i) {
+  Checked& c = checked_[service->id];
+  c.service = service;
+  c.set = service->backends();
+  for (size_t i = 0; i < c.set->size(); ++i) {
     auto p = std::make_unique<Probe>();
     p->checker = this;
-    p->set = set.get();
-    p->backend = &set->at(i);
-    probes.push_back(std::move(p));
+    p->set = c.set.get();
+    p->backend = &c.set->at(i);
+    c.probes.push_back(std::move(p));
   }
 }
 
 void HealthChecker::remove(uint64_t id) {
-  auto it = probes_.find(id);
-  if (it != probes_.end()) {
-    // Probes may have events later in this batch: they (and the set they point into) are
-    // freed after it, by a task that owns them, not one that needs this checker alive.
-    auto retired = std::make_shared<std::vector<std::unique_ptr<Probe>>>();
-    for (auto& p : it->second) {
-      loop_.remove(p->fd.get());
-      p->fd.reset();
-      p->set = nullptr;
-      retired->push_back(std::move(p));
-    }
-    probes_.erase(it);
-    loop_.later([retired, keep = sets_[id]] {});
+  auto it = checked_.find(id);
+  if (it == checked_.end()) return;
+  // Probes may have events later in this batch: they (and the set they point into) are freed
+  // after it, by a task that owns them, not one that needs this checker alive.
+  auto retired = std::make_shared<std::vector<std::unique_ptr<Probe>>>();
+  for (auto& p : it->second.probes) {
+    loop_.close(p->fd);
+    p->set = nullptr;
+    retired->push_back(std::move(p));
   }
-  services_.erase(id);
-  sets_.erase(id);
+  loop_.later([retired, keep = std::move(it->second.set)] {});
+  checked_.erase(it);
 }
 
 void HealthChecker::finish(Probe& p, bool ok, const std::string& why) {
-  if (p.fd.valid()) loop_.remove(p.fd.get());
-  p.fd.reset();
+  loop_.close(p.fd);
   if (p.set) p.set->checkResult(p.backend, ok, why);
 }
 
@@ -63,9 +57,9 @@ void HealthChecker::Probe::onEvents(uint32_t events) {
 }
 
 void HealthChecker::round() {
-  for (auto& [id, probes] : probes_) {
-    Service& svc = *services_[id];
-    for (auto& p : probes) {
+  for (auto& [id, c] : checked_) {
+    const Service& svc = *c.service;
+    for (auto& p : c.probes) {
       if (p->fd.valid()) finish(*p, false, "no answer within the check interval");
       Endpoint target = p->backend->endpoint();
       if (svc.protocol == Protocol::kUdp) target.port = svc.health_port;

@@ -36,10 +36,15 @@ class HealthChecker {
   };
   void finish(Probe& p, bool ok, const std::string& why);
 
+  // A service whose backends are checked.
+  struct Checked {
+    std::shared_ptr<Service> service;
+    std::shared_ptr<BackendSet> set;  // what the probes point into
+    std::vector<std::unique_ptr<Probe>> probes;
+  };
+
   Loop& loop_;
-  std::map<uint64_t, std::shared_ptr<Service>> services_;
-  std::map<uint64_t, std::shared_ptr<BackendSet>> sets_;  // what the probes point into
-  std::map<uint64_t, std::vector<std::unique_ptr<Probe>>> probes_;
+  std::map<uint64_t, Checked> checked_;
 };
 
 }  // namespace plumb::proxy

@@ -48,6 +48,12 @@ Status Loop::add(int fd, uint32_t events, Handler* handler) {
 
 void Loop::remove(int fd) { (void)::epoll_ctl(epoll_.get(), EPOLL_CTL_DEL, fd, nullptr); }
 
+void Loop::close(UniqueFd& fd) {
+  if (!fd.valid()) return;
+  remove(fd.get());
+  fd.reset();
+}
+
 int64_t Loop::clockMs() {
   timespec ts{};
   ::clock_gettime(CLOCK_MONOTONIC, &ts);

@@ -36,6 +36,10 @@ class Loop {
 
   Status add(int fd, uint32_t events, Handler* handler);
   void remove(int fd);
+  // Out of the epoll set, then closed: while another process shares the socket (a child
+  // between fork and exec), a close alone would leave the registration, and its events would
+  // name a freed handler.
+  void close(UniqueFd& fd);
 
   // Until stop(); on the loop's own thread.
   void run();

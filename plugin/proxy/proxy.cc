@@ -55,9 +55,11 @@ Result<uint64_t> Proxy::add(ServiceSpec spec) {
                                     std::to_string(BackendSet::kMaxBackends) + ")");
   if (!spec.socket.valid()) return fail(Errc::kInvalid, "service " + spec.name + " has no socket");
   if (spec.protocol == Protocol::kTcp) {
-    // Accepted sockets inherit it: a proxy adds no Nagle delay to what its clients send.
+    // Accepted sockets inherit both: a proxy adds no Nagle delay to what its clients send,
+    // and urgent data arrives inline (plugin/proxy/tcp.cc).
     int one = 1;
     (void)::setsockopt(spec.socket.get(), IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+    (void)::setsockopt(spec.socket.get(), SOL_SOCKET, SO_OOBINLINE, &one, sizeof(one));
   }
   HealthPolicy policy;
   policy.active = impl_->options.health_interval_ms > 0 &&

@@ -17,11 +17,14 @@
 namespace plumb::proxy {
 namespace {
 
-constexpr uint32_t kSocketEvents = EPOLLIN | EPOLLOUT | EPOLLRDHUP | EPOLLET;
+// EPOLLPRI: urgent data (MSG_OOB) arrived.
+constexpr uint32_t kSocketEvents = EPOLLIN | EPOLLOUT | EPOLLRDHUP | EPOLLPRI | EPOLLET;
 
-void setNoDelay(int fd) {
+// What the listener gives accepted sockets (Proxy::add), for the backend's socket.
+void setSocketOptions(int fd) {
   int one = 1;
   (void)::setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+  (void)::setsockopt(fd, SOL_SOCKET, SO_OOBINLINE, &one, sizeof(one));
 }
 
 // Whether a connect's error says the backend is down (as opposed to this host running out of
@@ -42,18 +45,13 @@ bool backendAtFault(int err) {
 
 }  // namespace
 
-// Out of the epoll set before the close: while another process shares the socket (a child
-// between fork and exec), close alone would leave the registration, and its events would name
-// a freed connection. With reset, SO_LINGER 0 sends RST: the peer learns at once that the
-// connection is gone.
+// With reset, SO_LINGER 0 sends RST: the peer learns at once that the connection is gone.
 void TcpConn::closeSide(Side& side, bool reset) {
-  if (!side.fd.valid()) return;
-  worker_.loop().remove(side.fd.get());
-  if (reset) {
+  if (reset && side.fd.valid()) {
     linger l{1, 0};
     (void)::setsockopt(side.fd.get(), SOL_SOCKET, SO_LINGER, &l, sizeof(l));
   }
-  side.fd.reset();
+  worker_.loop().close(side.fd);
 }
 
 TcpConn::TcpConn(Worker& worker, Service& service, UniqueFd client)
@@ -72,7 +70,8 @@ void TcpConn::touch() {
 }
 
 void TcpConn::start() {
-  // The client's socket inherited TCP_NODELAY from the listener (Proxy::add).
+  // The client's socket inherited TCP_NODELAY and SO_OOBINLINE from the listener
+  // (Proxy::add).
   if (!worker_.loop().add(client_.fd.get(), kSocketEvents, &client_).ok()) {
     close(true);
     return;
@@ -104,7 +103,7 @@ void TcpConn::tryConnect() {
       close(true);
       return;
     }
-    setNoDelay(fd.get());
+    setSocketOptions(fd.get());
     int rc = ::connect(fd.get(), reinterpret_cast<sockaddr*>(&sa), len);
     if (rc != 0 && errno != EINPROGRESS) {
       int err = errno;
@@ -148,6 +147,7 @@ void TcpConn::connected(uint32_t events) {
   // The client may have sent already; the backend, if it speaks first, has said so in events
   // (edge-triggered: nothing is lost by not reading it before then).
   // A FIN the client sent while the backend was connecting was reported then: it is read now.
+  if (client_events_ & EPOLLPRI) up_.urgent = true;
   FlowOutcome r = pump(up_, client_, backend_side_, true, !(client_events_ & EPOLLRDHUP));
   if (r != FlowOutcome::kReset && (events & (EPOLLIN | EPOLLRDHUP)))
     r = pump(down_, backend_side_, client_, false, !(events & EPOLLRDHUP));
@@ -190,11 +190,12 @@ void TcpConn::onEvents(Side& side, uint32_t events) {
   Flow& out_flow = client_side ? up_ : down_;  // bytes this side sends
   Flow& in_flow = client_side ? down_ : up_;   // bytes this side receives
   Side& other = client_side ? backend_side_ : client_;
+  if (events & EPOLLPRI) out_flow.urgent = true;
   FlowOutcome r = FlowOutcome::kBlocked;
   // A short read ends this side's reading only when this very event reported the bytes (a
   // FIN it reported must still be read; reading resumed by the other side's room must go on
   // until EAGAIN to re-arm the edge).
-  if (events & (EPOLLIN | EPOLLRDHUP))
+  if (events & (EPOLLIN | EPOLLRDHUP | EPOLLPRI))
     r = pump(out_flow, side, other, client_side, !(events & EPOLLRDHUP));
   // Room on this side matters only to a flow that holds bytes for it (a paused one included):
   // most EPOLLIN events report EPOLLOUT too, and reading the other side then would only
@@ -223,6 +224,12 @@ void TcpConn::settle(FlowOutcome last) {
 // two splices, and a short recv proves the socket drained, which saves the read that would
 // return EAGAIN); a flow that fills the buffer is bulk and splices from then on, zero-copy,
 // the way HAProxy's splice-auto decides.
+//
+// Urgent data (MSG_OOB) arrives inline (SO_OOBINLINE) and is passed on as an ordinary byte:
+// the urgent mark does not cross the proxy. splice stops short of the mark for good (the
+// kernel's tcp_read_sock never reads past it, inline or not; it says EAGAIN there, or 0 once
+// the peer's FIN is in), so an urgent flow reads with recv, which does, until the socket is
+// drained; a short read there proves nothing (recv also stops at the mark).
 FlowOutcome TcpConn::pump(Flow& flow, Side& from, Side& to, bool to_backend,
                           bool short_read_drains) {
   if (flow.shut) return FlowOutcome::kDone;
@@ -246,7 +253,7 @@ FlowOutcome TcpConn::pump(Flow& flow, Side& from, Side& to, bool to_backend,
     flow.paused = flow.pipe && Watermark{flow.pipe->capacity, flow.pipe->capacity / 2}.paused(
                                    flow.paused, flow.held);
     if (flow.eof || flow.paused || drained) continue;
-    if (!flow.bulk && flow.held == 0) {
+    if ((!flow.bulk || flow.urgent) && flow.held == 0) {
       auto& buf = worker_.copyBuffer();
       // What send does not take must fit in a pipe: never read more than the smallest holds.
       size_t want = std::min(buf.size(), worker_.pipes().smallestCapacity());
@@ -256,6 +263,7 @@ FlowOutcome TcpConn::pump(Flow& flow, Side& from, Side& to, bool to_backend,
         progress = true;
       } else if (n < 0) {
         if (errno != EAGAIN && errno != EINTR) return FlowOutcome::kReset;
+        if (errno == EAGAIN) flow.urgent = false;  // read past the mark: splices may go on
       } else {
         auto len = static_cast<size_t>(n);
         ssize_t sent = ::send(to.fd.get(), buf.data(), len, MSG_DONTWAIT | MSG_NOSIGNAL);
@@ -277,11 +285,12 @@ FlowOutcome TcpConn::pump(Flow& flow, Side& from, Side& to, bool to_backend,
           flow.held = len - sent;
         }
         if (len == want) flow.bulk = true;
-        drained = short_read_drains && len < want;
+        drained = short_read_drains && !flow.urgent && len < want;
         progress = true;
       }
       continue;
     }
+    if (flow.urgent) continue;  // recv reads on once the pipe is empty
     if (!flow.pipe) {
       auto p = worker_.pipes().acquire();
       if (!p.ok()) return FlowOutcome::kReset;
@@ -294,7 +303,14 @@ FlowOutcome TcpConn::pump(Flow& flow, Side& from, Side& to, bool to_backend,
       flow.held += static_cast<size_t>(n);
       progress = true;
     } else if (n == 0) {
-      flow.eof = true;
+      // The end, or an urgent mark after which the peer's FIN came (splice says 0 there too):
+      // a byte left to read says which.
+      char c;
+      if (::recv(from.fd.get(), &c, 1, MSG_PEEK | MSG_DONTWAIT) > 0) {
+        flow.urgent = true;
+      } else {
+        flow.eof = true;
+      }
       progress = true;
     } else if (errno != EAGAIN && errno != EINTR) {
       return FlowOutcome::kReset;

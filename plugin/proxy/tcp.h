@@ -57,7 +57,8 @@ class TcpConn final : public ListHook {
     bool eof = false;   // the source sent FIN
     bool shut = false;  // FIN passed on to the destination
     bool paused = false;
-    bool bulk = false;  // filled the copy buffer once: splices from now on
+    bool bulk = false;    // filled the copy buffer once: splices from now on
+    bool urgent = false;  // urgent data came: recv (not splice) until the socket is drained
   };
 
   void onEvents(Side& side, uint32_t events);

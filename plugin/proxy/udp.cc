@@ -185,12 +185,7 @@ bool UdpListener::attach(UdpSession& s) {
   }
 }
 
-// Out of the epoll set before the close (another process may share the socket for a moment).
-void UdpListener::dropUpstream(UdpSession& s) {
-  if (!s.upstream().valid()) return;
-  worker_.loop().remove(s.upstream().get());
-  s.upstream().reset();
-}
+void UdpListener::dropUpstream(UdpSession& s) { worker_.loop().close(s.upstream()); }
 
 void UdpListener::endSession(UdpSession& s) {
   if (s.backend) set_->closed(s.backend);

@@ -293,6 +293,65 @@ TEST(ProxyTest, OneMebibyteEachWayWithHalfClose) {
   EXPECT_EQ(proxy.terminate(), 0) << proxy.stderrText();
 }
 
+TEST(ProxyTest, UrgentDataPassesInlineAndTheFlowGoesOn) {
+  // splice never reads past an urgent mark: a bulk flow that meets one must not stall there.
+  // Each side sends 256 KiB (bulk by then), an urgent byte, 256 KiB, another, and 1 KiB; the
+  // proxy passes the urgent bytes on inline, in their place.
+  auto stream = [](unsigned seed, std::string* plain) {
+    std::string a = randomBytes(256 << 10, seed), b = randomBytes(256 << 10, seed + 1),
+                c = randomBytes(1 << 10, seed + 2);
+    *plain = a + "!" + b + "?" + c;
+    return std::vector<std::string>{a, "!", b, "?", c};
+  };
+  auto sendStream = [](int fd, const std::vector<std::string>& parts) {
+    for (size_t i = 0; i < parts.size(); ++i) {
+      if (i % 2 == 1) {
+        if (::send(fd, parts[i].data(), 1, MSG_OOB) != 1) return false;
+      } else if (!writeAll(fd, parts[i].data(), parts[i].size())) {
+        return false;
+      }
+    }
+    return ::shutdown(fd, SHUT_WR) == 0;
+  };
+  auto inline_and_bounded = [](int fd) {
+    int one = 1;
+    timeval tv{10, 0};
+    ::setsockopt(fd, SOL_SOCKET, SO_OOBINLINE, &one, sizeof(one));
+    ::setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+  };
+  std::string up_plain, down_plain;
+  auto up = stream(10, &up_plain), down = stream(20, &down_plain);
+  std::string backend_got;
+  std::atomic<bool> backend_done{false};
+  TcpBackend backend([&](int fd) {
+    inline_and_bounded(fd);
+    std::thread reader([&] { backend_got = readAll(fd); });
+    EXPECT_TRUE(sendStream(fd, down));
+    reader.join();
+    backend_done = true;
+  });
+  ProxyProcess proxy({"--listen", "127.0.0.1:0", "--backend", backend.endpoint()});
+  ASSERT_NE(proxy.port(), 0) << proxy.stderrText();
+  int fd = connectTo(proxy.port());
+  ASSERT_GE(fd, 0);
+  inline_and_bounded(fd);
+  std::thread writer([&] { EXPECT_TRUE(sendStream(fd, up)); });
+  std::string got = readAll(fd);
+  writer.join();
+  // The backend may still be reading what the proxy carries: stop() would cut it short.
+  auto deadline = Clock::now() + std::chrono::seconds(10);
+  while (!backend_done && Clock::now() < deadline)
+    std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  ::close(fd);
+  backend.stop();
+  EXPECT_TRUE(backend_done.load());
+  ASSERT_EQ(got.size(), down_plain.size());
+  EXPECT_TRUE(got == down_plain) << "the backend's bytes arrived out of order";
+  ASSERT_EQ(backend_got.size(), up_plain.size());
+  EXPECT_TRUE(backend_got == up_plain) << "the client's bytes arrived out of order";
+  EXPECT_EQ(proxy.terminate(), 0) << proxy.stderrText();
+}
+
 TEST(ProxyTest, TwoHundredUdpFlowsEachGetTheirOwnReplies) {
   // An echo backend that says whom it answers, as it sees them (the proxy's session socket).
   int srv = ::socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
@@ -518,7 +577,9 @@ TEST(ProxyTest, NineThousandIdleConnectionsCostTwoDescriptorsEach) {
   ASSERT_EQ(::setrlimit(RLIMIT_NOFILE, &rl), 0);
   ASSERT_GE(rl.rlim_cur, 2 * kConns + 200u) << "this test holds both ends of every connection";
   TcpBackend holder([](int) {}, /*hold_only=*/true);
-  ProxyProcess proxy({"--listen", "127.0.0.1:0", "--backend", holder.endpoint()});
+  // No active health checks: each would be one more connection the holder counts.
+  ProxyProcess proxy(
+      {"--listen", "127.0.0.1:0", "--backend", holder.endpoint(), "--health-interval", "0"});
   ASSERT_NE(proxy.port(), 0) << proxy.stderrText();
   int fds_before = fdCount(proxy.pid());
   long rss_before = rssKiB(proxy.pid());
