@@ -17,18 +17,8 @@ namespace {
 
 using json = nlohmann::json;
 
-int failWith(const Error& e, const Options& opts) {
-  if (opts.json) {
-    std::cout << json_read::text(json{{"error", e.message}}) << "\n";
-  } else {
-    std::cerr << "plumb: " << e.message << "\n";
-  }
-  return 1;
-}
+int failWith(const Error& e, const Options& opts) { return cli::failWith(e.message, opts); }
 
-// Which host interface, and what it decides (pipework's rules): an existing Linux bridge gets a
-// veth; a missing name starting "br" becomes a new bridge; any other existing interface gets a
-// macvlan child; OVS and --direct-phys are their own modes.
 // How a DHCP client names the guest (its hostname option): the name the user gave, made safe.
 std::string guestName(const std::string& guest) {
   std::string out;
@@ -37,6 +27,9 @@ std::string guestName(const std::string& guest) {
   return out.empty() ? "plumb" : out.substr(0, 63);
 }
 
+// Which host interface, and what it decides (pipework's rules): an existing Linux bridge gets a
+// veth; a missing name starting "br" becomes a new bridge; any other existing interface gets a
+// macvlan child; OVS and --direct-phys are their own modes.
 Result<core::AttachRequest> requestFor(const AttachCommand& c, const Guest& guest,
                                        const Options& opts) {
   std::string host_if = c.host_if;
@@ -327,6 +320,15 @@ int pass(const PassCommand& p, const Options& opts) {
 }
 
 }  // namespace
+
+int failWith(const std::string& message, const Options& opts) {
+  if (opts.json) {
+    std::cout << json_read::text(json{{"error", message}}) << "\n";
+  } else {
+    std::cerr << "plumb: " << message << "\n";
+  }
+  return 1;
+}
 
 int execute(const Command& cmd, const Options& opts) {
   if (const auto* a = std::get_if<AttachCommand>(&cmd)) return attach(*a, opts);

@@ -18,4 +18,8 @@ struct Options {
 // Returns the process exit code; errors are one line on stderr.
 int execute(const Command& cmd, const Options& opts);
 
+// An error for the user: one line on stderr ("plumb: ..."), or {"error": ...} on stdout with
+// --json. Returns the exit status, 1.
+int failWith(const std::string& message, const Options& opts);
+
 }  // namespace plumb::cli

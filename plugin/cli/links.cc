@@ -17,15 +17,6 @@ namespace {
 
 using json = nlohmann::json;
 
-int failWith(const std::string& message, const Options& opts) {
-  if (opts.json) {
-    std::cout << json_read::text(json{{"error", message}}) << "\n";
-  } else {
-    std::cerr << "plumb: " << message << "\n";
-  }
-  return 1;
-}
-
 // "80", "53/udp", "80/tcp".
 Result<std::pair<int, bool>> parsePortProto(const std::string& text) {
   std::string port = text;
@@ -82,7 +73,7 @@ int runLinkCommand(const LinkCommand& cmd, const Options& opts) {
   if (opts.json) {
     std::cout << json_read::text(*parsed) << "\n";
   } else if (cmd.verb == "expose") {
-    std::cout << cmd.name << "/" << (udp ? "udp" : "tcp") << " of " << cmd.guest << " is "
+    std::cout << cmd.name << "/" << core::protoName(udp) << " of " << cmd.guest << " is "
               << parsed->value("endpoint", "") << "\n";
   } else if (cmd.verb == "link") {
     std::cout << cmd.name << " is " << parsed->value("listening", "") << " in " << cmd.guest
@@ -105,14 +96,14 @@ int listLinks(const Options& opts) {
     json out = {{"services", json::array()}, {"links", json::array()}};
     for (const auto& s : *services)
       out["services"].push_back({{"name", s.name},
-                                 {"proto", s.udp ? "udp" : "tcp"},
+                                 {"proto", core::protoName(s.udp)},
                                  {"guest", s.guest},
                                  {"address", s.address},
                                  {"port", s.port}});
     for (const auto& l : *links)
       out["links"].push_back({{"guest", l.guest},
                               {"name", l.name},
-                              {"proto", l.udp ? "udp" : "tcp"},
+                              {"proto", core::protoName(l.udp)},
                               {"listen", "127.0.0.1:" + std::to_string(l.port)}});
     std::cout << json_read::text(out, 2) << "\n";
     return 0;
@@ -121,12 +112,12 @@ int listLinks(const Options& opts) {
   for (const auto& s : *services) {
     auto addr = IpAddr::parse(s.address);
     std::string ep = addr.ok() ? Endpoint{*addr, static_cast<uint16_t>(s.port)}.str() : s.address;
-    std::printf("%-24s %-5s %-24.24s %s\n", s.name.c_str(), s.udp ? "udp" : "tcp", s.guest.c_str(),
+    std::printf("%-24s %-5s %-24.24s %s\n", s.name.c_str(), core::protoName(s.udp), s.guest.c_str(),
                 ep.c_str());
   }
   std::printf("\n%-24s %-5s %-24s %s\n", "LINKED BY", "PROTO", "SERVICE", "LISTENS ON");
   for (const auto& l : *links)
-    std::printf("%-24.24s %-5s %-24s 127.0.0.1:%d\n", l.guest.c_str(), l.udp ? "udp" : "tcp",
+    std::printf("%-24.24s %-5s %-24s 127.0.0.1:%d\n", l.guest.c_str(), core::protoName(l.udp),
                 l.name.c_str(), l.port);
   return 0;
 }

@@ -21,8 +21,6 @@ namespace {
 
 using json = nlohmann::json;
 
-std::string proto(bool udp) { return udp ? "udp" : "tcp"; }
-
 // A Docker container's /etc/hosts names a linked service as --link did: NAME on 127.0.0.1,
 // where the link listens. The file is bind-mounted into the container, so it is edited in
 // place (a renamed file would not be the one the container sees). plumb's lines end with a
@@ -118,14 +116,14 @@ Status Ambassadors::restore() {
   for (const auto& l : links) {
     LinkKey key{l.guest, l.name, l.udp};
     if (!netnsThere(l.netns)) {
-      log->warn("link {} -> {}/{}: netns {} is gone: forgotten", l.guest, l.name, proto(l.udp),
+      log->warn("link {} -> {}/{}: netns {} is gone: forgotten", l.guest, l.name, protoName(l.udp),
                 l.netns);
       (void)directory_->unlink(l.guest, l.name, l.udp);
       continue;
     }
     Status st = listen(key, l.netns, l.port);
     if (!st.ok()) {
-      log->warn("link {} -> {}/{}: {}", l.guest, l.name, proto(l.udp), st.error().message);
+      log->warn("link {} -> {}/{}: {}", l.guest, l.name, protoName(l.udp), st.error().message);
       continue;
     }
     names[{l.name, l.udp}] = true;
@@ -140,7 +138,7 @@ Status Ambassadors::restore() {
 
 Status Ambassadors::listen(const LinkKey& key, const std::string& netns, int port) {
   Forward fwd;
-  fwd.name = std::get<1>(key) + "/" + proto(std::get<2>(key)) + " in " + std::get<0>(key);
+  fwd.name = std::get<1>(key) + "/" + protoName(std::get<2>(key)) + " in " + std::get<0>(key);
   fwd.udp = std::get<2>(key);
   fwd.listen = "127.0.0.1:" + std::to_string(port);
   fwd.netns = netns;
@@ -230,7 +228,8 @@ Result<std::string> Ambassadors::link(const std::string& guest, const std::strin
   if (port == 0) {
     PLUMB_ASSIGN(auto endpoints, directory_->endpoints(name, udp));
     if (endpoints.empty())
-      return fail(Errc::kNotFound, "failed to link " + guest + " to " + name + "/" + proto(udp) +
+      return fail(Errc::kNotFound, "failed to link " + guest + " to " + name + "/" +
+                                       protoName(udp) +
                                        ": no guest exposes it yet, so give the port to listen "
                                        "on (plumb link GUEST NAME PORT)");
     port = endpoints.front().port;
@@ -338,7 +337,7 @@ std::string Ambassadors::metrics() {
     const auto& [guest, name, udp] = it->second;
     for (const auto& b : f.backends) {
       std::string l = "guest=\"" + esc(guest) + "\",service=\"" + esc(name) + "\",proto=\"" +
-                      proto(udp) + "\",backend=\"" + esc(b.endpoint) + "\"";
+                      protoName(udp) + "\",backend=\"" + esc(b.endpoint) + "\"";
       open.lines += std::string(open.name) + "{" + l + "} " + std::to_string(b.open) + "\n";
       total.lines += std::string(total.name) + "{" + l + "} " + std::to_string(b.total) + "\n";
       bytes.lines += std::string(bytes.name) + "{" + l + ",direction=\"to_backend\"} " +
@@ -385,13 +384,13 @@ std::string Ambassadors::handle(const std::string& request) {
       json out = {{"ok", true}, {"services", json::array()}, {"links", json::array()}};
       for (const auto& s : services)
         out["services"].push_back({{"name", s.name},
-                                   {"proto", proto(s.udp)},
+                                   {"proto", protoName(s.udp)},
                                    {"guest", s.guest},
                                    {"address", s.address},
                                    {"port", s.port}});
       for (const auto& l : links)
         out["links"].push_back(
-            {{"guest", l.guest}, {"name", l.name}, {"proto", proto(l.udp)}, {"port", l.port}});
+            {{"guest", l.guest}, {"name", l.name}, {"proto", protoName(l.udp)}, {"port", l.port}});
       return out;
     }
     PLUMB_TRY(json_read::str(req, "guest", guest));

@@ -5,8 +5,6 @@
 namespace plumb::core {
 namespace {
 
-const char* proto(bool udp) { return udp ? "udp" : "tcp"; }
-
 ServiceRecord readService(const Stmt& q) {
   ServiceRecord r;
   r.name = q.text(0);
@@ -33,6 +31,45 @@ LinkRecord readLink(const Stmt& q) {
 constexpr const char* kServiceColumns = "name, proto, guest, netns, address, port, created";
 constexpr const char* kLinkColumns = "guest, name, proto, netns, port, created";
 
+// Every row of `SELECT columns FROM table where`, its ?s bound to args in order, each read
+// by read.
+template <class Record, class... Args>
+Result<std::vector<Record>> selectAll(Store& store, Record (*read)(const Stmt&),
+                                      const char* columns, const char* table, const char* where,
+                                      const Args&... args) {
+  std::vector<Record> out;
+  PLUMB_TRY(store.read([&](Db& db) -> Status {
+    std::string sql = "SELECT ";
+    sql.append(columns).append(" FROM ").append(table).append(" ").append(where);
+    PLUMB_ASSIGN(auto q, db.prepare(sql.c_str()));
+    int i = 0;
+    (q.bind(++i, args), ...);
+    for (;;) {
+      PLUMB_ASSIGN(bool row, q.step());
+      if (!row) return {};
+      out.push_back(read(q));
+    }
+  }));
+  return out;
+}
+
+// Deletes guest's rows of name in table (of one protocol, or both); none: the error when
+// there were none.
+Status deleteNamed(Store& store, const char* table, const std::string& guest,
+                   const std::string& name, std::optional<bool> udp, const std::string& none) {
+  return store.write([&](Db& db) -> Status {
+    std::string sql = "DELETE FROM ";
+    sql.append(table).append(" WHERE guest=? AND name=?");
+    if (udp) sql.append(" AND proto=?");
+    PLUMB_ASSIGN(auto q, db.prepare(sql.c_str()));
+    q.bind(1, guest).bind(2, name);
+    if (udp) q.bind(3, protoName(*udp));
+    PLUMB_TRY(q.run());
+    if (sqlite3_changes(db.handle()) == 0) return fail(Errc::kNotFound, none);
+    return {};
+  });
+}
+
 }  // namespace
 
 Status validateServiceName(const std::string& name) {
@@ -54,7 +91,11 @@ Status Directory::expose(const ServiceRecord& r) {
     std::string sql = std::string("INSERT OR REPLACE INTO services(") + kServiceColumns +
                       ") VALUES(?,?,?,?,?,?,?)";
     PLUMB_ASSIGN(auto q, db.prepare(sql.c_str()));
-    q.bind(1, r.name).bind(2, proto(r.udp)).bind(3, r.guest).bind(4, r.netns).bind(5, r.address);
+    q.bind(1, r.name)
+        .bind(2, protoName(r.udp))
+        .bind(3, r.guest)
+        .bind(4, r.netns)
+        .bind(5, r.address);
     q.bind(6, static_cast<long long>(r.port)).bind(7, static_cast<long long>(::time(nullptr)));
     return q.run();
   });
@@ -62,48 +103,17 @@ Status Directory::expose(const ServiceRecord& r) {
 
 Status Directory::unexpose(const std::string& guest, const std::string& name,
                            std::optional<bool> udp) {
-  return store_.write([&](Db& db) -> Status {
-    PLUMB_ASSIGN(auto q,
-                 db.prepare(udp ? "DELETE FROM services WHERE guest=? AND name=? AND proto=?"
-                                : "DELETE FROM services WHERE guest=? AND name=?"));
-    q.bind(1, guest).bind(2, name);
-    if (udp) q.bind(3, proto(*udp));
-    PLUMB_TRY(q.run());
-    if (sqlite3_changes(db.handle()) == 0)
-      return fail(Errc::kNotFound, "guest " + guest + " exposes no service " + name);
-    return {};
-  });
+  return deleteNamed(store_, "services", guest, name, udp,
+                     "guest " + guest + " exposes no service " + name);
 }
 
 Result<std::vector<ServiceRecord>> Directory::services() {
-  std::vector<ServiceRecord> out;
-  PLUMB_TRY(store_.read([&](Db& db) -> Status {
-    std::string sql =
-        std::string("SELECT ") + kServiceColumns + " FROM services ORDER BY name, proto, guest";
-    PLUMB_ASSIGN(auto q, db.prepare(sql.c_str()));
-    for (;;) {
-      PLUMB_ASSIGN(bool row, q.step());
-      if (!row) return {};
-      out.push_back(readService(q));
-    }
-  }));
-  return out;
+  return selectAll(store_, readService, kServiceColumns, "services", "ORDER BY name, proto, guest");
 }
 
 Result<std::vector<ServiceRecord>> Directory::endpoints(const std::string& name, bool udp) {
-  std::vector<ServiceRecord> out;
-  PLUMB_TRY(store_.read([&](Db& db) -> Status {
-    std::string sql = std::string("SELECT ") + kServiceColumns +
-                      " FROM services WHERE name=? AND proto=? ORDER BY guest";
-    PLUMB_ASSIGN(auto q, db.prepare(sql.c_str()));
-    q.bind(1, name).bind(2, proto(udp));
-    for (;;) {
-      PLUMB_ASSIGN(bool row, q.step());
-      if (!row) return {};
-      out.push_back(readService(q));
-    }
-  }));
-  return out;
+  return selectAll(store_, readService, kServiceColumns, "services",
+                   "WHERE name=? AND proto=? ORDER BY guest", name, std::string(protoName(udp)));
 }
 
 Status Directory::link(const LinkRecord& r) {
@@ -111,7 +121,7 @@ Status Directory::link(const LinkRecord& r) {
     std::string sql =
         std::string("INSERT OR REPLACE INTO links(") + kLinkColumns + ") VALUES(?,?,?,?,?,?)";
     PLUMB_ASSIGN(auto q, db.prepare(sql.c_str()));
-    q.bind(1, r.guest).bind(2, r.name).bind(3, proto(r.udp)).bind(4, r.netns);
+    q.bind(1, r.guest).bind(2, r.name).bind(3, protoName(r.udp)).bind(4, r.netns);
     q.bind(5, static_cast<long long>(r.port)).bind(6, static_cast<long long>(::time(nullptr)));
     return q.run();
   });
@@ -119,46 +129,21 @@ Status Directory::link(const LinkRecord& r) {
 
 Status Directory::unlink(const std::string& guest, const std::string& name,
                          std::optional<bool> udp) {
-  return store_.write([&](Db& db) -> Status {
-    PLUMB_ASSIGN(auto q, db.prepare(udp ? "DELETE FROM links WHERE guest=? AND name=? AND proto=?"
-                                        : "DELETE FROM links WHERE guest=? AND name=?"));
-    q.bind(1, guest).bind(2, name);
-    if (udp) q.bind(3, proto(*udp));
-    PLUMB_TRY(q.run());
-    if (sqlite3_changes(db.handle()) == 0)
-      return fail(Errc::kNotFound, "guest " + guest + " has no link to " + name);
-    return {};
-  });
+  return deleteNamed(store_, "links", guest, name, udp,
+                     "guest " + guest + " has no link to " + name);
 }
 
 Result<std::vector<LinkRecord>> Directory::links() {
-  std::vector<LinkRecord> out;
-  PLUMB_TRY(store_.read([&](Db& db) -> Status {
-    std::string sql =
-        std::string("SELECT ") + kLinkColumns + " FROM links ORDER BY guest, name, proto";
-    PLUMB_ASSIGN(auto q, db.prepare(sql.c_str()));
-    for (;;) {
-      PLUMB_ASSIGN(bool row, q.step());
-      if (!row) return {};
-      out.push_back(readLink(q));
-    }
-  }));
-  return out;
+  return selectAll(store_, readLink, kLinkColumns, "links", "ORDER BY guest, name, proto");
 }
 
 Result<std::optional<LinkRecord>> Directory::findLink(const std::string& guest,
                                                       const std::string& name, bool udp) {
-  std::optional<LinkRecord> out;
-  PLUMB_TRY(store_.read([&](Db& db) -> Status {
-    std::string sql =
-        std::string("SELECT ") + kLinkColumns + " FROM links WHERE guest=? AND name=? AND proto=?";
-    PLUMB_ASSIGN(auto q, db.prepare(sql.c_str()));
-    q.bind(1, guest).bind(2, name).bind(3, proto(udp));
-    PLUMB_ASSIGN(bool row, q.step());
-    if (row) out = readLink(q);
-    return {};
-  }));
-  return out;
+  PLUMB_ASSIGN(auto found, selectAll(store_, readLink, kLinkColumns, "links",
+                                     "WHERE guest=? AND name=? AND proto=?", guest, name,
+                                     std::string(protoName(udp))));
+  if (found.empty()) return std::optional<LinkRecord>();
+  return std::optional<LinkRecord>(std::move(found.front()));
 }
 
 Status Directory::forgetGuest(const std::string& guest) {

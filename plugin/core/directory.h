@@ -32,6 +32,9 @@ struct LinkRecord {
   long long created = 0;
 };
 
+// How records, requests and listings name a protocol.
+inline const char* protoName(bool udp) { return udp ? "udp" : "tcp"; }
+
 // A service name: what goes in a guest's /etc/hosts, so a DNS label's characters (letters,
 // digits, '-', '_', '.'), 1-63 of them, starting with a letter or digit.
 Status validateServiceName(const std::string& name);

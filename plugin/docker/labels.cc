@@ -7,6 +7,7 @@
 #include "base/endpoint.h"
 #include "base/json.h"
 #include "base/log.h"
+#include "plugin/core/directory.h"
 #include "plugin/core/store.h"
 #include "plugin/docker/network.h"
 
