@@ -120,6 +120,23 @@ def family(pid):
     return out
 
 
+def haproxy(name, mode, sections, timeout="60s"):
+    """Starts HAProxy on TMP/<name>.cfg: maxconn 4000, the given mode (tcp: splice-auto, its
+    zero-copy path) and client/server timeouts, then the frontends and backends given."""
+    path = os.path.join(TMP, f"{name}.cfg")
+    splice = "  option splice-auto\n" if mode == "tcp" else ""
+    with open(path, "w") as f:
+        f.write(f"""global
+  maxconn 4000
+defaults
+  mode {mode}
+  timeout connect 5s
+  timeout client {timeout}
+  timeout server {timeout}
+{splice}{sections}""")
+    return start(["haproxy", "-db", "-f", path])
+
+
 def cpu_seconds(pid):
     """CPU time of pid, its threads and the children it has reaped (socat's per connection)."""
     try:
@@ -290,34 +307,14 @@ def main():
     # Backends: iperf3 for bulk, HAProxy answering 200 itself for new connections.
     iperf_port, web_port = free_port(), free_port()
     start(["iperf3", "-s", "-p", str(iperf_port)])
-    web_cfg = os.path.join(a.tmp, "web.cfg")
-    with open(web_cfg, "w") as f:
-        f.write(f"""global
-  maxconn 4000
-defaults
-  mode http
-  timeout connect 5s
-  timeout client 60s
-  timeout server 60s
-frontend web
+    haproxy("web", "http", f"""frontend web
   bind 127.0.0.1:{web_port}
   http-request return status 200 content-type text/plain string ok
 """)
-    start(["haproxy", "-db", "-f", web_cfg])
 
     # The proxies, each in front of both backends.
     hap_bulk, hap_web, socat_bulk, socat_web = free_port(), free_port(), free_port(), free_port()
-    hap_cfg = os.path.join(a.tmp, "haproxy.cfg")
-    with open(hap_cfg, "w") as f:
-        f.write(f"""global
-  maxconn 4000
-defaults
-  mode tcp
-  timeout connect 5s
-  timeout client 60s
-  timeout server 60s
-  option splice-auto
-frontend bulk
+    hap = haproxy("proxy", "tcp", f"""frontend bulk
   bind 127.0.0.1:{hap_bulk}
   default_backend iperf
 frontend web
@@ -328,7 +325,6 @@ backend iperf
 backend web
   server s1 127.0.0.1:{web_port}
 """)
-    hap = start(["haproxy", "-db", "-f", hap_cfg])
     socat_b = start(["socat", f"TCP-LISTEN:{socat_bulk},fork,reuseaddr", f"TCP:127.0.0.1:{iperf_port}"])
     start(["socat", f"TCP-LISTEN:{socat_web},fork,reuseaddr", f"TCP:127.0.0.1:{web_port}"])
     floor_port = free_port()
@@ -401,23 +397,12 @@ backend web
     holder = Holder()
     pp, pport = plumb_proxy(a.plumb, f"127.0.0.1:{holder.port}")
     hidle = free_port()
-    hcfg = os.path.join(a.tmp, "idle.cfg")
-    with open(hcfg, "w") as f:
-        f.write(f"""global
-  maxconn 4000
-defaults
-  mode tcp
-  timeout connect 5s
-  timeout client 1h
-  timeout server 1h
-  option splice-auto
-frontend idle
+    hp = haproxy("idle", "tcp", f"""frontend idle
   bind 127.0.0.1:{hidle}
   default_backend hold
 backend hold
   server s1 127.0.0.1:{holder.port}
-""")
-    hp = start(["haproxy", "-db", "-f", hcfg])
+""", timeout="1h")
     sidle = free_port()
     sp = start(["socat", f"TCP-LISTEN:{sidle},fork,reuseaddr", f"TCP:127.0.0.1:{holder.port}"])
     wait_port(hidle)

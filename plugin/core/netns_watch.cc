@@ -60,6 +60,7 @@ Status NetnsWatch::watch(const std::string& path) {
     w.pidfd.reset(static_cast<int>(::syscall(SYS_pidfd_open, pid, 0)));
     if (!w.pidfd.valid() && errno != ESRCH)
       return failErrno(errno, "failed to watch netns " + path);
+    w.gone = !w.pidfd.valid();  // its process had exited
   } else {
     size_t slash = path.rfind('/');
     std::string dir =
@@ -68,6 +69,9 @@ Status NetnsWatch::watch(const std::string& path) {
                                IN_DELETE | IN_MOVED_FROM | IN_DELETE_SELF | IN_UNMOUNT);
     if (w.wd < 0) return failErrno(errno, "failed to watch netns " + path);
     dirs_[w.wd] = dir;
+    // Removed before the watch began: inotify will not tell.
+    struct stat st {};
+    w.gone = ::stat(path.c_str(), &st) != 0;
   }
   paths_.emplace(path, std::move(w));
   wake();
@@ -105,14 +109,11 @@ void NetnsWatch::run() {
       std::lock_guard lock(mu_);
       if (stopping_) return;
       for (const auto& [path, w] : paths_) {
-        if (w.pidfd.valid()) {
+        if (w.gone) {
+          already_gone.push_back(path);
+        } else if (w.pidfd.valid()) {
           fds.push_back({w.pidfd.get(), POLLIN, 0});
           pid_paths.push_back(path);
-        } else if (w.wd >= 0) {
-          struct stat st {};
-          if (::stat(path.c_str(), &st) != 0) already_gone.push_back(path);
-        } else {
-          already_gone.push_back(path);  // its process had exited before the watch began
         }
       }
     }

@@ -31,8 +31,9 @@ class NetnsWatch {
 
  private:
   struct Watched {
-    int wd = -1;     // inotify watch on its directory
-    UniqueFd pidfd;  // or the process it names
+    int wd = -1;        // inotify watch on its directory
+    UniqueFd pidfd;     // or the process it names
+    bool gone = false;  // already when the watch began: reported at once
   };
   explicit NetnsWatch(Gone gone);
   void run();

@@ -36,10 +36,10 @@ constexpr double kBounds[] = {0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25
 
 HttpReply Driver::handle(const std::string& method, const std::string& path,
                          const std::string& body) {
-  auto start = std::chrono::steady_clock::now();
-  HttpReply reply = call(method, path, body);
-  double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
   std::string name = path.empty() || path[0] != '/' ? path : path.substr(1);
+  auto start = std::chrono::steady_clock::now();
+  HttpReply reply = call(method, name, body);
+  double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
   std::lock_guard lock(calls_mu_);
   if (calls_.size() > 64 && !calls_.count(name)) return reply;  // a path dockerd never sends
   auto& h = calls_[name];
@@ -75,7 +75,7 @@ std::string Driver::metrics() {
   return out + errors;
 }
 
-HttpReply Driver::call(const std::string& method, const std::string& path,
+HttpReply Driver::call(const std::string& method, const std::string& call,
                        const std::string& body) {
   static const std::map<std::string, Handler> kHandlers = {
       {"NetworkDriver.GetCapabilities", &Driver::capabilities},
@@ -99,7 +99,6 @@ HttpReply Driver::call(const std::string& method, const std::string& path,
       {"IpamDriver.RequestAddress", &Driver::requestAddress},
       {"IpamDriver.ReleaseAddress", &Driver::releaseAddress},
   };
-  std::string call = path.empty() || path[0] != '/' ? path : path.substr(1);
   bool ipam = call.rfind("IpamDriver.", 0) == 0;
   // The network driver's errors are HTTP 500 with "Err" (dockerd shows "NetworkDriver.Join:
   // <Err>"); the IPAM driver's travel in "Error" of a 200 reply, as libnetwork's IPAM API says.

@@ -62,7 +62,8 @@ class Driver {
 
  private:
   using Handler = Result<json> (Driver::*)(core::Store&, const json&);
-  HttpReply call(const std::string& method, const std::string& path, const std::string& body);
+  // call: the path without its leading '/' ("NetworkDriver.Join").
+  HttpReply call(const std::string& method, const std::string& call, const std::string& body);
   struct Histogram {
     std::vector<uint64_t> buckets;  // one per kBounds entry, cumulative when printed
     uint64_t count = 0;
