@@ -30,6 +30,8 @@ packages=(
   # the proxy's benchmark: the references it is measured against (socat, HAProxy) and the
   # load generators (iperf3 for bulk, wrk for new connections per second)
   iperf3 socat haproxy wrk
+  # across hosts: a real etcd v3 cluster (members started by the tests in their namespaces)
+  etcd-server etcd-client
   # lint
   clang-format clang-tidy
 )
