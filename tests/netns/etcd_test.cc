@@ -1,0 +1,293 @@
+// The etcd client against a real three-member etcd 3.4 cluster, started by each test in its
+// host namespace (members on that namespace's loopback, data in the test's temp dir) and
+// stopped by pid after. The client runs in this process, in that namespace (setns on the test
+// thread; the threads it starts inherit it).
+#include <fcntl.h>
+#include <sched.h>
+#include <signal.h>
+#include <spawn.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <chrono>
+#include <fstream>
+#include <mutex>
+#include <thread>
+
+#include "etcd/client.h"
+#include "harness.h"
+
+namespace plumb::testing {
+namespace {
+
+using Clock = std::chrono::steady_clock;
+using etcd::Client;
+using etcd::Compare;
+using etcd::TxnOp;
+
+class EtcdCluster : public NetnsTest {
+ protected:
+  static constexpr int kMembers = 3;
+
+  void SetUp() override {
+    NetnsTest::SetUp();
+    for (int i = 0; i < kMembers; ++i) start(i);
+    enter();
+    auto c = Client::create({endpoints(), 2000});
+    ASSERT_TRUE(c.ok()) << c.error().message;
+    client_ = std::move(*c);
+    // The cluster is up once a write goes through.
+    auto deadline = Clock::now() + std::chrono::seconds(30);
+    Result<int64_t> up = fail(Errc::kTryAgain, "not tried");
+    while (Clock::now() < deadline && !(up = client_->put("/up", "1")).ok())
+      std::this_thread::sleep_for(std::chrono::milliseconds(100));
+    ASSERT_TRUE(up.ok()) << up.error().message << "\n" << logs();
+  }
+
+  void TearDown() override {
+    client_.reset();
+    leave();
+    for (int i = 0; i < kMembers; ++i) kill(i);
+    NetnsTest::TearDown();
+  }
+
+  std::string url(int i, bool peer) const {
+    return "http://127.0.0.1:" + std::to_string((peer ? 22380 : 22379) + 10 * i);
+  }
+  std::vector<std::string> endpoints() const {
+    std::vector<std::string> out;
+    for (int i = 0; i < kMembers; ++i) out.push_back(url(i, false));
+    return out;
+  }
+  // A member as this process's child (so that kill() reaps it: nothing is left behind, not
+  // even a zombie), inside the host namespace, its output in its log.
+  void start(int i) {
+    std::string cluster;
+    for (int j = 0; j < kMembers; ++j)
+      cluster += (j ? "," : "") + std::string("m") + std::to_string(j) + "=" + url(j, true);
+    std::string dir = state_.path() + "/etcd" + std::to_string(i);
+    std::vector<std::string> args = {"ip",
+                                     "netns",
+                                     "exec",
+                                     host(),
+                                     "etcd",
+                                     "--name",
+                                     "m" + std::to_string(i),
+                                     "--data-dir",
+                                     dir,
+                                     "--listen-client-urls",
+                                     url(i, false),
+                                     "--advertise-client-urls",
+                                     url(i, false),
+                                     "--listen-peer-urls",
+                                     url(i, true),
+                                     "--initial-advertise-peer-urls",
+                                     url(i, true),
+                                     "--initial-cluster",
+                                     cluster,
+                                     "--initial-cluster-token",
+                                     prefix_,
+                                     "--heartbeat-interval",
+                                     "50",
+                                     "--election-timeout",
+                                     "500"};
+    std::vector<char*> argv;
+    for (auto& a : args) argv.push_back(a.data());
+    argv.push_back(nullptr);
+    posix_spawn_file_actions_t fa;
+    posix_spawn_file_actions_init(&fa);
+    std::string log = dir + ".log";
+    posix_spawn_file_actions_addopen(&fa, 1, log.c_str(), O_WRONLY | O_CREAT | O_APPEND, 0600);
+    posix_spawn_file_actions_adddup2(&fa, 1, 2);
+    pid_t pid = 0;
+    int rc = posix_spawnp(&pid, "ip", &fa, nullptr, argv.data(), environ);
+    posix_spawn_file_actions_destroy(&fa);
+    ASSERT_EQ(rc, 0) << "failed to start etcd member " << i;
+    pids_[i] = pid;
+  }
+  void kill(int i) {
+    if (pids_[i] <= 0) return;
+    ::kill(pids_[i], SIGKILL);
+    int status = 0;
+    (void)::waitpid(pids_[i], &status, 0);
+    pids_[i] = 0;
+  }
+  std::string logs() {
+    std::string out;
+    for (int i = 0; i < kMembers; ++i)
+      out += sh("tail -5 " + state_.path() + "/etcd" + std::to_string(i) + ".log").out;
+    return out;
+  }
+  void enter() {
+    self_ = ::open("/proc/thread-self/ns/net", O_RDONLY | O_CLOEXEC);
+    int ns = ::open(("/run/netns/" + host()).c_str(), O_RDONLY | O_CLOEXEC);
+    ASSERT_GE(ns, 0);
+    ASSERT_EQ(::setns(ns, CLONE_NEWNET), 0);
+    ::close(ns);
+  }
+  void leave() {
+    if (self_ < 0) return;
+    EXPECT_EQ(::setns(self_, CLONE_NEWNET), 0);
+    ::close(self_);
+    self_ = -1;
+  }
+  // Retries op until it succeeds or the deadline passes.
+  template <class F>
+  auto eventually(F op, int seconds) {
+    auto deadline = Clock::now() + std::chrono::seconds(seconds);
+    auto r = op();
+    while (!r.ok() && Clock::now() < deadline) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(100));
+      r = op();
+    }
+    return r;
+  }
+
+  pid_t pids_[kMembers] = {};
+  int self_ = -1;
+  std::unique_ptr<Client> client_;
+};
+
+TEST_F(EtcdCluster, KeysTransactionsLeasesAndWatches) {
+  auto& c = *client_;
+  // Puts and ranges, by key and by prefix; revisions grow.
+  auto r1 = c.put("/plumb/a", "1");
+  auto r2 = c.put("/plumb/b", std::string("\0\xff", 2));
+  ASSERT_TRUE(r1.ok() && r2.ok());
+  EXPECT_LT(*r1, *r2);
+  auto all = c.range("/plumb/", etcd::prefixEnd("/plumb/"));
+  ASSERT_TRUE(all.ok()) << all.error().message;
+  ASSERT_EQ(all->kvs.size(), 2u);
+  EXPECT_EQ(all->kvs[1].value, std::string("\0\xff", 2)) << "bytes survive base64";
+  EXPECT_EQ(all->revision, *r2);
+
+  // A claim guarded on the key's absence: the first wins, the second sees who holds it.
+  auto first = c.txn({Compare::absent("/plumb/claim")}, {TxnOp::put("/plumb/claim", "host-a")},
+                     {TxnOp::get("/plumb/claim")});
+  ASSERT_TRUE(first.ok()) << first.error().message;
+  EXPECT_TRUE(first->succeeded);
+  auto second = c.txn({Compare::absent("/plumb/claim")}, {TxnOp::put("/plumb/claim", "host-b")},
+                      {TxnOp::get("/plumb/claim")});
+  ASSERT_TRUE(second.ok()) << second.error().message;
+  EXPECT_FALSE(second->succeeded);
+  ASSERT_EQ(second->ranges.size(), 1u);
+  EXPECT_EQ(second->ranges[0].kvs.at(0).value, "host-a");
+  // Guarded on the revision it was read at: a change since then makes it fail.
+  int64_t seen = second->ranges[0].kvs[0].mod_revision;
+  ASSERT_TRUE(c.put("/plumb/claim", "host-a2").ok());
+  auto stale = c.txn({Compare::unchangedSince("/plumb/claim", seen)}, {TxnOp::del("/plumb/claim")});
+  ASSERT_TRUE(stale.ok());
+  EXPECT_FALSE(stale->succeeded);
+
+  // A watch from a revision sees every change after it, in order, once.
+  auto watcher = c.watcher();
+  std::mutex mu;
+  std::vector<std::string> seen_events;
+  int64_t from = *r2 + 1;
+  std::thread w([&] {
+    auto st = watcher->run("/plumb/", etcd::prefixEnd("/plumb/"), from,
+                           [&](const std::vector<etcd::WatchEvent>& events, int64_t) {
+                             std::lock_guard lock(mu);
+                             for (const auto& e : events)
+                               seen_events.push_back((e.deleted ? "-" : "+") + e.kv.key);
+                           });
+    EXPECT_TRUE(st.ok()) << st.error().message;
+  });
+  auto removed = c.remove("/plumb/", etcd::prefixEnd("/plumb/"));
+  ASSERT_TRUE(removed.ok()) << removed.error().message;
+  EXPECT_EQ(*removed, 3);
+
+  // Leases: one kept alive, one left to expire; a key bound to each.
+  auto kept = c.grant(2);
+  auto lapsed = c.grant(2);
+  ASSERT_TRUE(kept.ok() && lapsed.ok());
+  ASSERT_TRUE(c.put("/plumb/kept", "x", kept->id).ok());
+  ASSERT_TRUE(c.put("/plumb/lapsed", "x", lapsed->id).ok());
+  for (int i = 0; i < 8; ++i) {
+    auto ttl = c.keepAlive(kept->id);
+    ASSERT_TRUE(ttl.ok()) << ttl.error().message;
+    std::this_thread::sleep_for(std::chrono::milliseconds(500));
+  }
+  EXPECT_EQ(c.range("/plumb/kept")->kvs.size(), 1u);
+  EXPECT_TRUE(c.range("/plumb/lapsed")->kvs.empty()) << "its lease expired";
+  auto late = c.keepAlive(lapsed->id);
+  ASSERT_FALSE(late.ok());
+  EXPECT_EQ(late.error().code, Errc::kNotFound) << late.error().message;
+  ASSERT_TRUE(c.revoke(kept->id).ok());
+  EXPECT_TRUE(c.range("/plumb/kept")->kvs.empty()) << "revoked with its keys";
+
+  auto deadline = Clock::now() + std::chrono::seconds(5);
+  for (;;) {
+    {
+      std::lock_guard lock(mu);
+      if (seen_events.size() >= 9 || Clock::now() > deadline) break;
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
+  watcher->stop();
+  w.join();
+  // The claim was put twice (host-a, then host-a2).
+  std::vector<std::string> want{"+/plumb/claim",  "+/plumb/claim",  "-/plumb/a",
+                                "-/plumb/b",      "-/plumb/claim",  "+/plumb/kept",
+                                "+/plumb/lapsed", "-/plumb/lapsed", "-/plumb/kept"};
+  EXPECT_EQ(seen_events, want);
+}
+
+TEST_F(EtcdCluster, OneMemberDownChangesNothingTwoDownFailWithinTheTimeout) {
+  auto& c = *client_;
+  auto watcher = c.watcher();
+  std::mutex mu;
+  std::vector<std::string> got;
+  auto begin = c.range("/up");
+  ASSERT_TRUE(begin.ok());
+  std::thread w([&] {
+    auto st = watcher->run("/k/", etcd::prefixEnd("/k/"), begin->revision + 1,
+                           [&](const std::vector<etcd::WatchEvent>& events, int64_t) {
+                             std::lock_guard lock(mu);
+                             for (const auto& e : events) got.push_back(e.kv.value);
+                           });
+    EXPECT_TRUE(st.ok()) << st.error().message;
+  });
+  ASSERT_TRUE(c.put("/k/1", "1").ok());
+  // The member the client (and its watch) used first goes: calls move to the others.
+  kill(0);
+  for (int i = 2; i <= 5; ++i) {
+    auto r = c.put("/k/" + std::to_string(i), std::to_string(i));
+    ASSERT_TRUE(r.ok()) << "with one member of three down: " << r.error().message;
+  }
+  // Two down: no quorum. A write fails within the client's timeout, in one line.
+  kill(1);
+  auto t0 = Clock::now();
+  auto lost = c.put("/k/lost", "x");
+  auto took = Clock::now() - t0;
+  ASSERT_FALSE(lost.ok()) << "a write without quorum";
+  EXPECT_EQ(lost.error().message.find('\n'), std::string::npos) << lost.error().message;
+  EXPECT_NE(lost.error().message.find("within 2000 ms"), std::string::npos) << lost.error().message;
+  EXPECT_LT(took, std::chrono::milliseconds(2000 + 1500));
+  // A member back: a majority again, and everything resumes.
+  start(1);
+  auto again = eventually([&] { return c.put("/k/6", "6"); }, 20);
+  ASSERT_TRUE(again.ok()) << again.error().message << "\n" << logs();
+  auto deadline = Clock::now() + std::chrono::seconds(10);
+  for (;;) {
+    {
+      std::lock_guard lock(mu);
+      if (!got.empty() && got.back() == "6") break;
+    }
+    if (Clock::now() > deadline) break;
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
+  watcher->stop();
+  w.join();
+  // Every change once, in order, across the watch's reconnects. (The write that failed for
+  // want of quorum may still have been committed once quorum came back: if so, it is seen.)
+  std::vector<std::string> want{"1", "2", "3", "4", "5", "6"};
+  std::vector<std::string> without_lost;
+  for (const auto& v : got)
+    if (v != "x") without_lost.push_back(v);
+  EXPECT_EQ(without_lost, want);
+}
+
+}  // namespace
+}  // namespace plumb::testing
