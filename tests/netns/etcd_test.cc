@@ -15,6 +15,7 @@
 #include <mutex>
 #include <thread>
 
+#include "../unit/kv_contract.h"
 #include "etcd/client.h"
 #include "harness.h"
 
@@ -23,8 +24,6 @@ namespace {
 
 using Clock = std::chrono::steady_clock;
 using etcd::Client;
-using etcd::Compare;
-using etcd::TxnOp;
 
 class EtcdCluster : public NetnsTest {
  protected:
@@ -149,89 +148,10 @@ class EtcdCluster : public NetnsTest {
   std::unique_ptr<Client> client_;
 };
 
-TEST_F(EtcdCluster, KeysTransactionsLeasesAndWatches) {
-  auto& c = *client_;
-  // Puts and ranges, by key and by prefix; revisions grow.
-  auto r1 = c.put("/plumb/a", "1");
-  auto r2 = c.put("/plumb/b", std::string("\0\xff", 2));
-  ASSERT_TRUE(r1.ok() && r2.ok());
-  EXPECT_LT(*r1, *r2);
-  auto all = c.range("/plumb/", etcd::prefixEnd("/plumb/"));
-  ASSERT_TRUE(all.ok()) << all.error().message;
-  ASSERT_EQ(all->kvs.size(), 2u);
-  EXPECT_EQ(all->kvs[1].value, std::string("\0\xff", 2)) << "bytes survive base64";
-  EXPECT_EQ(all->revision, *r2);
-
-  // A claim guarded on the key's absence: the first wins, the second sees who holds it.
-  auto first = c.txn({Compare::absent("/plumb/claim")}, {TxnOp::put("/plumb/claim", "host-a")},
-                     {TxnOp::get("/plumb/claim")});
-  ASSERT_TRUE(first.ok()) << first.error().message;
-  EXPECT_TRUE(first->succeeded);
-  auto second = c.txn({Compare::absent("/plumb/claim")}, {TxnOp::put("/plumb/claim", "host-b")},
-                      {TxnOp::get("/plumb/claim")});
-  ASSERT_TRUE(second.ok()) << second.error().message;
-  EXPECT_FALSE(second->succeeded);
-  ASSERT_EQ(second->ranges.size(), 1u);
-  EXPECT_EQ(second->ranges[0].kvs.at(0).value, "host-a");
-  // Guarded on the revision it was read at: a change since then makes it fail.
-  int64_t seen = second->ranges[0].kvs[0].mod_revision;
-  ASSERT_TRUE(c.put("/plumb/claim", "host-a2").ok());
-  auto stale = c.txn({Compare::unchangedSince("/plumb/claim", seen)}, {TxnOp::del("/plumb/claim")});
-  ASSERT_TRUE(stale.ok());
-  EXPECT_FALSE(stale->succeeded);
-
-  // A watch from a revision sees every change after it, in order, once.
-  auto watcher = c.watcher();
-  std::mutex mu;
-  std::vector<std::string> seen_events;
-  int64_t from = *r2 + 1;
-  std::thread w([&] {
-    auto st = watcher->run("/plumb/", etcd::prefixEnd("/plumb/"), from,
-                           [&](const std::vector<etcd::WatchEvent>& events, int64_t) {
-                             std::lock_guard lock(mu);
-                             for (const auto& e : events)
-                               seen_events.push_back((e.deleted ? "-" : "+") + e.kv.key);
-                           });
-    EXPECT_TRUE(st.ok()) << st.error().message;
-  });
-  auto removed = c.remove("/plumb/", etcd::prefixEnd("/plumb/"));
-  ASSERT_TRUE(removed.ok()) << removed.error().message;
-  EXPECT_EQ(*removed, 3);
-
-  // Leases: one kept alive, one left to expire; a key bound to each.
-  auto kept = c.grant(2);
-  auto lapsed = c.grant(2);
-  ASSERT_TRUE(kept.ok() && lapsed.ok());
-  ASSERT_TRUE(c.put("/plumb/kept", "x", kept->id).ok());
-  ASSERT_TRUE(c.put("/plumb/lapsed", "x", lapsed->id).ok());
-  for (int i = 0; i < 8; ++i) {
-    auto ttl = c.keepAlive(kept->id);
-    ASSERT_TRUE(ttl.ok()) << ttl.error().message;
-    std::this_thread::sleep_for(std::chrono::milliseconds(500));
-  }
-  EXPECT_EQ(c.range("/plumb/kept")->kvs.size(), 1u);
-  EXPECT_TRUE(c.range("/plumb/lapsed")->kvs.empty()) << "its lease expired";
-  auto late = c.keepAlive(lapsed->id);
-  ASSERT_FALSE(late.ok());
-  EXPECT_EQ(late.error().code, Errc::kNotFound) << late.error().message;
-  ASSERT_TRUE(c.revoke(kept->id).ok());
-  EXPECT_TRUE(c.range("/plumb/kept")->kvs.empty()) << "revoked with its keys";
-
-  auto deadline = Clock::now() + std::chrono::seconds(5);
-  for (;;) {
-    {
-      std::lock_guard lock(mu);
-      if (seen_events.size() >= 9 || Clock::now() > deadline) break;
-    }
-    std::this_thread::sleep_for(std::chrono::milliseconds(20));
-  }
-  watcher->stop();
-  w.join();
-  // The claim was put twice (host-a, then host-a2).
-  std::vector<std::string> want{"+/plumb/claim",  "+/plumb/claim",  "-/plumb/a",
-                                "-/plumb/b",      "-/plumb/claim",  "+/plumb/kept",
-                                "+/plumb/lapsed", "-/plumb/lapsed", "-/plumb/kept"};
-  EXPECT_EQ(seen_events, want);
+TEST_F(EtcdCluster, KeepsTheContractTheFakeKeeps) {
+  kvContractTransactions(*client_, "/t/");
+  kvContractWatch(*client_, "/w/");
+  kvContractLeases(*client_, "/l/", [] { std::this_thread::sleep_for(std::chrono::seconds(1)); });
 }
 
 TEST_F(EtcdCluster, OneMemberDownChangesNothingTwoDownFailWithinTheTimeout) {

@@ -14,6 +14,8 @@
 
 #include "etcd/client.h"
 #include "etcd/codec.h"
+#include "fake_etcd.h"
+#include "kv_contract.h"
 
 namespace plumb::etcd {
 namespace {
@@ -207,6 +209,29 @@ TEST(EtcdClient, PeersThatAreNotEtcdGiveOneLineNamingEachEndpoint) {
   EXPECT_NE(msg.find("within 600 ms"), std::string::npos) << msg;
   // Bounded by the timeout (and some slack for a loaded machine), not by the silent peer.
   EXPECT_LT(took, std::chrono::milliseconds(600 + 1500));
+}
+
+TEST(FakeEtcd, KeepsTheContractARealEtcdKeeps) {
+  testing::FakeEtcd fake;
+  testing::kvContractTransactions(fake, "/t/");
+  testing::kvContractWatch(fake, "/w/");
+  testing::kvContractLeases(fake, "/l/", [&] { fake.advance(1); });
+}
+
+TEST(FakeEtcd, OutagesAndCompaction) {
+  testing::FakeEtcd fake;
+  ASSERT_TRUE(fake.put("/a", "1").ok());
+  fake.setDown(true);
+  auto down = fake.put("/a", "2");
+  ASSERT_FALSE(down.ok());
+  EXPECT_EQ(down.error().code, Errc::kTryAgain);
+  fake.setDown(false);
+  int64_t rev = *fake.put("/a", "3");
+  fake.compact(rev);
+  auto w = fake.watcher();
+  auto st = w->run("/a", "", rev - 1, [](const std::vector<WatchEvent>&, int64_t) {});
+  ASSERT_FALSE(st.ok());
+  EXPECT_EQ(st.error().code, Errc::kExhausted);
 }
 
 }  // namespace
