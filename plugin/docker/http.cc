@@ -5,6 +5,7 @@
 #include <sys/stat.h>
 #include <sys/un.h>
 
+#include <atomic>
 #include <cerrno>
 #include <cstring>
 
@@ -16,7 +17,18 @@ namespace {
 
 // Requests from dockerd are a few hundred bytes; anything near this is not from it.
 constexpr size_t kMaxBody = 1 << 20;
-constexpr unsigned kIdleTimeoutSeconds = 60;
+// Bodies being received, all connections together: clients that send large bodies slowly (or
+// never finish them) cost at most this much memory. A body up to kSmallBody is always taken,
+// so dockerd's calls are served whatever others do.
+constexpr size_t kMaxBodiesInFlight = 32 << 20;
+constexpr size_t kSmallBody = 64 << 10;
+// Connections at once (libmicrohttpd's default, FD_SETSIZE - 4, let a thousand idle clients
+// shut dockerd out); each has its thread, with a small stack.
+constexpr unsigned kMaxConnections = 4096;
+constexpr size_t kThreadStack = 256 << 10;
+// A connection that sends nothing for this long is closed: an idle or slow client frees its
+// place soon. dockerd opens a new connection when it needs one.
+constexpr unsigned kIdleTimeoutSeconds = 15;
 
 // The libmicrohttpd entry points plumb uses, resolved when the daemon starts.
 struct MhdLib {
@@ -38,6 +50,8 @@ struct MhdLib {
 struct Request {
   std::string body;
   bool too_large = false;
+  bool busy = false;   // the bodies in flight were at their cap
+  size_t counted = 0;  // of the bodies in flight, this one's
 };
 
 }  // namespace
@@ -47,6 +61,7 @@ struct HttpServer::Impl {
   HttpHandler handler;
   UniqueFd fd;
   MHD_Daemon* daemon = nullptr;
+  std::atomic<size_t> in_flight{0};  // body buffers' bytes, of requests not yet answered
 
   static MHD_Result onRequest(void* cls, MHD_Connection* conn, const char* url, const char* method,
                               const char* /*version*/, const char* upload, size_t* upload_size,
@@ -58,17 +73,33 @@ struct HttpServer::Impl {
       return MHD_YES;
     }
     if (*upload_size != 0) {
-      if (req->body.size() + *upload_size > kMaxBody) {
-        req->too_large = true;
-      } else {
-        req->body.append(upload, *upload_size);
-      }
+      size_t n = *upload_size;
       *upload_size = 0;
+      if (req->too_large || req->busy) return MHD_YES;  // read and dropped
+      if (req->body.size() + n > kMaxBody) {
+        req->too_large = true;
+      } else if (req->body.size() + n > kSmallBody &&
+                 self->in_flight.load() + n > kMaxBodiesInFlight) {
+        req->busy = true;
+      } else {
+        // What the body's buffer holds is what counts: it grows by doubling.
+        req->body.append(upload, n);
+        size_t now = req->body.capacity();
+        self->in_flight.fetch_add(now - req->counted);
+        req->counted = now;
+      }
+      if (req->too_large || req->busy) {
+        self->in_flight.fetch_sub(req->counted);
+        req->counted = 0;
+        std::string().swap(req->body);
+      }
       return MHD_YES;
     }
     HttpReply reply;
     if (req->too_large) {
       reply = {413, R"({"Err":"request body larger than 1 MiB"})"};
+    } else if (req->busy) {
+      reply = {503, R"({"Err":"too many request bodies in flight: try again"})"};
     } else {
       try {
         reply = self->handler(method, url, req->body);
@@ -87,9 +118,11 @@ struct HttpServer::Impl {
     return r;
   }
 
-  static void onCompleted(void* /*cls*/, MHD_Connection* /*conn*/, void** con_cls,
+  static void onCompleted(void* cls, MHD_Connection* /*conn*/, void** con_cls,
                           MHD_RequestTerminationCode /*why*/) {
-    delete static_cast<Request*>(*con_cls);
+    auto* req = static_cast<Request*>(*con_cls);
+    if (req) static_cast<Impl*>(cls)->in_flight.fetch_sub(req->counted);
+    delete req;
     *con_cls = nullptr;
   }
 };
@@ -101,12 +134,13 @@ Result<std::unique_ptr<HttpServer>> HttpServer::start(UniqueFd listen_fd, HttpHa
   PLUMB_ASSIGN(impl.mhd, loadOnce<MhdLib>("libmicrohttpd.so.12", "libmicrohttpd12"));
   impl.handler = std::move(handler);
   impl.fd = std::move(listen_fd);
-  impl.daemon =
-      impl.mhd->start(MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_THREAD_PER_CONNECTION |
-                          MHD_USE_AUTO | MHD_USE_ERROR_LOG,
-                      0, nullptr, nullptr, &Impl::onRequest, &impl, MHD_OPTION_LISTEN_SOCKET,
-                      impl.fd.get(), MHD_OPTION_NOTIFY_COMPLETED, &Impl::onCompleted, nullptr,
-                      MHD_OPTION_CONNECTION_TIMEOUT, kIdleTimeoutSeconds, MHD_OPTION_END);
+  impl.daemon = impl.mhd->start(
+      MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_THREAD_PER_CONNECTION | MHD_USE_AUTO |
+          MHD_USE_ERROR_LOG,
+      0, nullptr, nullptr, &Impl::onRequest, &impl, MHD_OPTION_LISTEN_SOCKET, impl.fd.get(),
+      MHD_OPTION_NOTIFY_COMPLETED, &Impl::onCompleted, &impl, MHD_OPTION_CONNECTION_TIMEOUT,
+      kIdleTimeoutSeconds, MHD_OPTION_CONNECTION_LIMIT, kMaxConnections,
+      MHD_OPTION_THREAD_STACK_SIZE, kThreadStack, MHD_OPTION_END);
   if (!impl.daemon) return fail(Errc::kIo, "failed to start the HTTP server");
   return server;
 }

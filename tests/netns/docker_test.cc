@@ -2,7 +2,11 @@
 // run-latest), replayed over HTTP against `plumb daemon` running in a test namespace: every
 // call answered, the kernel changed as Docker needs, and nothing left at the end.
 #include <signal.h>
+#include <sys/resource.h>
+#include <sys/socket.h>
+#include <sys/un.h>
 #include <sys/wait.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <filesystem>
@@ -121,6 +125,72 @@ TEST_F(DockerDaemonTest, RecordedSessionReplaysAndLeavesNothing) {
                "FROM ip_allocs;'")
                 .out,
             "0\n0\n0\n0\n0\n");
+}
+
+long rssKiB(pid_t pid) {
+  std::ifstream f("/proc/" + std::to_string(pid) + "/status");
+  std::string line;
+  while (std::getline(f, line))
+    if (line.rfind("VmRSS:", 0) == 0) return std::stol(line.substr(6));
+  return -1;
+}
+
+TEST_F(DockerDaemonTest, IdleAndSlowClientsDoNotShutDockerdOut) {
+  rlimit rl{};
+  ASSERT_EQ(::getrlimit(RLIMIT_NOFILE, &rl), 0);
+  rl.rlim_cur = rl.rlim_max;
+  ASSERT_EQ(::setrlimit(RLIMIT_NOFILE, &rl), 0);
+  constexpr int kIdle = 1500;  // past libmicrohttpd's default limit of 1,020
+  constexpr int kSlow = 100;   // each sends half of a 1 MiB body, then nothing
+  ASSERT_GE(rl.rlim_cur, static_cast<rlim_t>(kIdle + kSlow + 100));
+  auto connectOne = [&] {
+    int fd = ::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    sockaddr_un sa{};
+    sa.sun_family = AF_UNIX;
+    std::snprintf(sa.sun_path, sizeof(sa.sun_path), "%s", socket_.c_str());
+    if (::connect(fd, reinterpret_cast<sockaddr*>(&sa), sizeof(sa)) != 0) {
+      ::close(fd);
+      return -1;
+    }
+    return fd;
+  };
+  long rss_before = rssKiB(pid_);
+  std::vector<int> held;
+  for (int i = 0; i < kIdle; ++i) {
+    int fd = connectOne();
+    ASSERT_GE(fd, 0) << "connection " << i;
+    held.push_back(fd);
+  }
+  const std::string head =
+      "POST /NetworkDriver.CreateNetwork HTTP/1.1\r\nHost: plugin\r\n"
+      "Content-Length: 1048576\r\n\r\n";
+  const std::string half(512 << 10, ' ');
+  for (int i = 0; i < kSlow; ++i) {
+    int fd = connectOne();
+    ASSERT_GE(fd, 0);
+    ASSERT_EQ(::send(fd, head.data(), head.size(), MSG_NOSIGNAL),
+              static_cast<ssize_t>(head.size()));
+    size_t sent = 0;
+    while (sent < half.size()) {
+      ssize_t n = ::send(fd, half.data() + sent, half.size() - sent, MSG_NOSIGNAL);
+      ASSERT_GT(n, 0);
+      sent += static_cast<size_t>(n);
+    }
+    held.push_back(fd);
+  }
+  // dockerd's calls are still answered, on a connection of their own, bodies and all.
+  auto [status, body] = call("Plugin.Activate", json());
+  EXPECT_EQ(status, 200) << body;
+  auto [spaces, body1] = call("IpamDriver.GetDefaultAddressSpaces", json::object());
+  EXPECT_EQ(spaces, 200) << body1;
+  long rss_after = rssKiB(pid_);
+  std::printf("daemon with %d idle and %d half-sent 1 MiB bodies: RSS %ld KiB (%ld before)\n",
+              kIdle, kSlow, rss_after, rss_before);
+  // Bodies in flight are capped at 32 MiB; each connection's thread costs a few pages.
+  EXPECT_LT(rss_after - rss_before, 96 * 1024) << "KiB";
+  for (int fd : held) ::close(fd);
+  auto [again, body2] = call("IpamDriver.GetDefaultAddressSpaces", json::object());
+  EXPECT_EQ(again, 200) << body2;
 }
 
 TEST_F(DockerDaemonTest, JoinFailureAndBadInputChangeNothing) {
