@@ -186,8 +186,12 @@ TEST_F(DockerDaemonTest, IdleAndSlowClientsDoNotShutDockerdOut) {
   long rss_after = rssKiB(pid_);
   std::printf("daemon with %d idle and %d half-sent 1 MiB bodies: RSS %ld KiB (%ld before)\n",
               kIdle, kSlow, rss_after, rss_before);
-  // Bodies in flight are capped at 32 MiB; each connection's thread costs a few pages.
+  // Bodies in flight are capped at 32 MiB; each connection's thread costs a few pages. (Under
+  // AddressSanitizer each thread carries the sanitizer's own memory: the figure is only
+  // printed there; the release build's run holds the bound.)
+#if !defined(__SANITIZE_ADDRESS__)
   EXPECT_LT(rss_after - rss_before, 96 * 1024) << "KiB";
+#endif
   for (int fd : held) ::close(fd);
   auto [again, body2] = call("IpamDriver.GetDefaultAddressSpaces", json::object());
   EXPECT_EQ(again, 200) << body2;
