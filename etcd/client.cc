@@ -178,24 +178,20 @@ class HttpWatcher : public Watcher {
     int64_t next = start_revision;  // the first revision not yet delivered
     size_t at = client_.preferred_.load() % eps.size();
     int quiet_failures = 0;
-    Status last;
     while (!stopped()) {
-      Status outcome;
+      Status compacted;  // ok unless etcd compacted past next
       HttpLineStream* stream = nullptr;
-      bool compacted = false;
       bool created = false;
       auto line = [&](const std::string& text) {
         auto w = codec::watchLine(text);
         if (!w.ok()) {
-          outcome = w.error();
-          stream->stop();
+          stream->stop();  // garbage from this endpoint: on to the next
           return;
         }
         if (w->compact_revision > 0) {
-          compacted = true;
-          outcome = fail(Errc::kExhausted, "etcd compacted its history past revision " +
-                                               std::to_string(next) + " (now " +
-                                               std::to_string(w->compact_revision) + ")");
+          compacted = fail(Errc::kExhausted, "etcd compacted its history past revision " +
+                                                 std::to_string(next) + " (now " +
+                                                 std::to_string(w->compact_revision) + ")");
           stream->stop();
           return;
         }
@@ -211,18 +207,13 @@ class HttpWatcher : public Watcher {
         stream_ = std::make_unique<HttpLineStream>();  // stop() of the last one is sticky
         stream = stream_.get();
       }
-      Status st = stream->run(HttpTarget{eps[at], ""}, "/v3/watch",
-                              codec::watchRequest(key, range_end, next).dump(), line,
-                              client_.options_.timeout_ms);
+      // However the stream ends (failed, refused, garbage, or just ended), the watch goes on
+      // at the next endpoint; only a stop or a compaction ends it.
+      (void)stream->run(HttpTarget{eps[at], ""}, "/v3/watch",
+                        codec::watchRequest(key, range_end, next).dump(), line,
+                        client_.options_.timeout_ms);
       if (stopped()) return {};
-      if (compacted) return outcome;
-      if (!outcome.ok()) {
-        last = outcome;
-      } else if (!st.ok()) {
-        last = fail(st.error().code, "etcd at " + eps[at] + ": " + st.error().message);
-      } else {
-        last = fail(Errc::kTryAgain, "etcd at " + eps[at] + " ended the watch");
-      }
+      if (!compacted.ok()) return compacted;
       if (created) quiet_failures = 0;
       // The next endpoint, after a pause that grows while none serves.
       at = (at + 1) % eps.size();

@@ -96,9 +96,10 @@ class Watcher {
  public:
   virtual ~Watcher() = default;
   // Hands every change to [key, range_end) from start_revision on to on_events, in order and
-  // once each, across reconnects (it resumes after the last revision it delivered). Returns
-  // ok after stop(); kExhausted when etcd compacted the history it would need (read the keys
-  // again, then watch from the revision read at); another error when no endpoint serves it.
+  // once each, across reconnects (it resumes after the last revision it delivered, trying the
+  // endpoints in turn, with a growing pause while none serves it). Returns ok after stop();
+  // kExhausted when etcd compacted the history it would need (read the keys again, then
+  // watch from the revision read at).
   virtual Status run(const std::string& key, const std::string& range_end, int64_t start_revision,
                      const EventsFn& on_events) = 0;
   // From any thread.

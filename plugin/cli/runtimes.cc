@@ -3,7 +3,6 @@
 #include <algorithm>
 #include <cctype>
 #include <chrono>
-#include <cstdio>
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
@@ -138,13 +137,8 @@ long msUntil(Clock::time_point deadline) {
 AwaitChange apiAwait(const std::string& socket) {
   return [socket](const std::string& id, std::chrono::system_clock::time_point since,
                   Clock::time_point deadline) {
-    auto ns =
-        std::chrono::duration_cast<std::chrono::nanoseconds>(since.time_since_epoch()).count();
-    char from[32];
-    (void)std::snprintf(from, sizeof(from), "%lld.%09lld", static_cast<long long>(ns / 1000000000),
-                        static_cast<long long>(ns % 1000000000));
     // filters={"container":["<id>"]}, URL-encoded; the id is hex.
-    std::string path = std::string("/events?since=") + from +
+    std::string path = "/events?since=" + core::apiSince(since) +
                        "&filters=%7B%22container%22%3A%5B%22" + id + "%22%5D%7D";
     (void)core::apiFirstBytes(socket, path, msUntil(deadline));
   };

@@ -196,31 +196,31 @@ Result<IpPrefix> BlockClaims::claim(int64_t lease) {
                   " (" + std::to_string(static_cast<long long>(count)) + " blocks, all held)");
 }
 
-Status BlockClaims::markUsed(const IpPrefix& block) {
-  std::string k = key(block);
-  PLUMB_ASSIGN(auto r, kv_.range(k));
+Result<BlockRecord> BlockClaims::owned(const IpPrefix& block) {
+  PLUMB_ASSIGN(auto r, kv_.range(key(block)));
   if (r.kvs.empty()) return fail(Errc::kNotFound, "block " + block.str() + " is not claimed");
   PLUMB_ASSIGN(auto rec, read(r.kvs[0]));
   if (rec.host != spec_.host)
     return fail(Errc::kNotFound, "block " + block.str() + " is held by " + rec.host);
-  if (rec.used) return {};
-  PLUMB_ASSIGN(auto t, kv_.txn({etcd::Compare::unchangedSince(k, rec.mod_revision)},
-                               {etcd::TxnOp::put(k, value(rec.lease, true))}));
-  if (!t.succeeded) return fail(Errc::kTryAgain, "block " + block.str() + " changed meanwhile");
+  return rec;
+}
+
+Status BlockClaims::change(const BlockRecord& rec, const etcd::TxnOp& op) {
+  PLUMB_ASSIGN(auto t,
+               kv_.txn({etcd::Compare::unchangedSince(key(rec.block), rec.mod_revision)}, {op}));
+  if (!t.succeeded) return fail(Errc::kTryAgain, "block " + rec.block.str() + " changed meanwhile");
   return {};
 }
 
+Status BlockClaims::markUsed(const IpPrefix& block) {
+  PLUMB_ASSIGN(auto rec, owned(block));
+  if (rec.used) return {};
+  return change(rec, etcd::TxnOp::put(key(block), value(rec.lease, true)));
+}
+
 Status BlockClaims::release(const IpPrefix& block) {
-  std::string k = key(block);
-  PLUMB_ASSIGN(auto r, kv_.range(k));
-  if (r.kvs.empty()) return fail(Errc::kNotFound, "block " + block.str() + " is not claimed");
-  PLUMB_ASSIGN(auto rec, read(r.kvs[0]));
-  if (rec.host != spec_.host)
-    return fail(Errc::kNotFound, "block " + block.str() + " is held by " + rec.host);
-  PLUMB_ASSIGN(
-      auto t, kv_.txn({etcd::Compare::unchangedSince(k, rec.mod_revision)}, {etcd::TxnOp::del(k)}));
-  if (!t.succeeded) return fail(Errc::kTryAgain, "block " + block.str() + " changed meanwhile");
-  return {};
+  PLUMB_ASSIGN(auto rec, owned(block));
+  return change(rec, etcd::TxnOp::del(key(block)));
 }
 
 Status BlockClaims::rebind(int64_t lease) {

@@ -82,6 +82,10 @@ class BlockClaims {
 
  private:
   Result<BlockRecord> read(const etcd::KeyValue& kv) const;
+  // block's record, when this host holds it (kNotFound otherwise).
+  Result<BlockRecord> owned(const IpPrefix& block);
+  // op on rec's key, guarded on the key being as rec read it (kTryAgain when it changed).
+  Status change(const BlockRecord& rec, const etcd::TxnOp& op);
   // Whether host's lease is still the one it holds (its host key is bound to it).
   Result<bool> leaseAlive(const std::string& host, int64_t lease);
   std::string value(int64_t lease, bool used) const;

@@ -4,6 +4,7 @@
 // (plugin/docker/labels.h).
 #pragma once
 
+#include <chrono>
 #include <string>
 
 #include "base/http_client.h"
@@ -15,6 +16,9 @@ namespace plumb::core {
 std::string dockerSocket();
 
 using ApiReply = HttpResponse;
+
+// A moment as /events' `since` takes it: seconds.nanoseconds since the epoch.
+std::string apiSince(std::chrono::system_clock::time_point t);
 
 // GET path on the socket. kNotFound when nothing answers on it.
 Result<ApiReply> apiGet(const std::string& socket, const std::string& path, long timeout_ms = 5000);

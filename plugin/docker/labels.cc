@@ -1,7 +1,6 @@
 #include "plugin/docker/labels.h"
 
 #include <chrono>
-#include <cstdio>
 #include <nlohmann/json.hpp>
 
 #include "base/endpoint.h"
@@ -22,17 +21,6 @@ constexpr const char* kExpose = "plumb.expose";
 // filters={"type":["container"],"event":["start"]}, URL-encoded.
 constexpr const char* kStartEvents =
     "%7B%22type%22%3A%5B%22container%22%5D%2C%22event%22%3A%5B%22start%22%5D%7D";
-
-// Now as the Engine API's `since` takes it: seconds.nanoseconds since the epoch.
-std::string nowForSince() {
-  auto ns = std::chrono::duration_cast<std::chrono::nanoseconds>(
-                std::chrono::system_clock::now().time_since_epoch())
-                .count();
-  char out[32];
-  (void)std::snprintf(out, sizeof(out), "%lld.%09lld", static_cast<long long>(ns / 1000000000),
-                      static_cast<long long>(ns % 1000000000));
-  return out;
-}
 
 // A string member of j, or "" (a field a dockerd version leaves out, or null).
 std::string strOf(const json& j, const char* key) {
@@ -115,7 +103,7 @@ void ContainerLabels::run() {
   while (!stream_.stopped()) {
     // The containers running now (the daemon restarted, or dockerd was away), then every
     // start from that moment on: dockerd replays the events since then, so none falls between.
-    std::string since = nowForSince();
+    std::string since = core::apiSince(std::chrono::system_clock::now());
     auto list = core::apiGet(socket_, "/containers/json");
     Result<json> running = fail(Errc::kNotFound, "");
     if (list.ok() && list->status == 200) running = json_read::parse(list->body);

@@ -127,14 +127,6 @@ TEST_F(DockerDaemonTest, RecordedSessionReplaysAndLeavesNothing) {
             "0\n0\n0\n0\n0\n");
 }
 
-long rssKiB(pid_t pid) {
-  std::ifstream f("/proc/" + std::to_string(pid) + "/status");
-  std::string line;
-  while (std::getline(f, line))
-    if (line.rfind("VmRSS:", 0) == 0) return std::stol(line.substr(6));
-  return -1;
-}
-
 TEST_F(DockerDaemonTest, IdleAndSlowClientsDoNotShutDockerdOut) {
   rlimit rl{};
   ASSERT_EQ(::getrlimit(RLIMIT_NOFILE, &rl), 0);

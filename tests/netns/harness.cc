@@ -29,6 +29,14 @@ std::string shq(const std::string& s) {
   return out + "'";
 }
 
+long rssKiB(pid_t pid) {
+  std::ifstream f("/proc/" + std::to_string(pid) + "/status");
+  std::string line;
+  while (std::getline(f, line))
+    if (line.rfind("VmRSS:", 0) == 0) return std::stol(line.substr(6));
+  return -1;
+}
+
 void NetnsTest::SetUp() {
   ASSERT_EQ(geteuid(), 0u) << "the netns tier needs root";
   static std::atomic<int> counter{0};

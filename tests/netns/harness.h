@@ -4,6 +4,7 @@
 #pragma once
 
 #include <gtest/gtest.h>
+#include <sys/types.h>
 
 #include <nlohmann/json.hpp>
 #include <string>
@@ -23,6 +24,8 @@ struct Cmd {
 // Runs a shell command line (tests only) and returns its exit code and stdout.
 Cmd sh(const std::string& cmd);
 std::string shq(const std::string& s);  // single-quoted for sh
+// A process's resident memory (VmRSS), in KiB; -1 when it cannot be read.
+long rssKiB(pid_t pid);
 
 class NetnsTest : public ::testing::Test {
  protected:

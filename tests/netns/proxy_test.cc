@@ -250,14 +250,6 @@ int fdCount(pid_t pid) {
   return n;
 }
 
-long rssKiB(pid_t pid) {
-  std::ifstream f("/proc/" + std::to_string(pid) + "/status");
-  std::string line;
-  while (std::getline(f, line))
-    if (line.rfind("VmRSS:", 0) == 0) return std::stol(line.substr(6));
-  return -1;
-}
-
 TEST(ProxyTest, OneMebibyteEachWayWithHalfClose) {
   std::atomic<uint64_t> backend_got{0};
   std::atomic<size_t> backend_len{0};
