@@ -205,6 +205,12 @@ Result<core::IpamRequest> ipamRequest(const Call& c) {
 // Gives back what IPAM handed out for this attachment (DEL). An error here means the address
 // may stay taken, so DEL reports it and the runtime retries.
 Status releaseIpam(const Call& c) {
+  if (c.builtinIpam() && c.conf.ipam.etcd) {
+    core::IpamRequest req;
+    req.owner = c.key();
+    req.range_sets = c.conf.ipam.ranges;
+    return core::ClusterAddresses(*c.store, *c.conf.ipam.etcd, std::move(req), {}).release();
+  }
   if (c.builtinIpam()) return core::Ipam(*c.store).release(c.key());
   if (c.delegatedIpam()) return DelegatedIpam(c).release();
   return {};
@@ -218,6 +224,10 @@ Result<std::unique_ptr<core::AddressSource>> addressSource(const Call& c) {
   std::vector<core::RouteSpec> routes;
   for (const auto& r : c.conf.ipam.routes)
     routes.push_back({r.dst, r.gw, r.mtu, r.priority, std::nullopt, false});
+  if (c.conf.ipam.etcd) {
+    return std::unique_ptr<core::AddressSource>(
+        new core::ClusterAddresses(*c.store, *c.conf.ipam.etcd, std::move(req), std::move(routes)));
+  }
   return std::unique_ptr<core::AddressSource>(
       new core::IpamAddresses(*c.store, std::move(req), std::move(routes)));
 }
@@ -547,6 +557,14 @@ Output run(const Invocation& in) {
 
   if (auto named = validateId("network name", c.conf.name); !named.ok())
     return errorOutput({kInvalidConfig, named.error().message, ""}, v);
+  if (c.builtinIpam() && c.conf.ipam.etcd) {
+    // The cluster's: this host's name, the endpoints, the prefix and each subnet's blocks.
+    auto& etcd = *c.conf.ipam.etcd;
+    if (etcd.host.empty()) etcd.host = envOr(in, "PLUMB_HOST");
+    if (etcd.host.empty()) etcd.host = core::clusterHostName();
+    auto ok = core::validateClusterIpam(etcd, c.conf.ipam.ranges);
+    if (!ok.ok()) return errorOutput({kInvalidConfig, ok.error().message, ""}, v);
+  }
   bool per_container = command == "ADD" || command == "DEL" || command == "CHECK";
   if (per_container) {
     if (c.container_id.empty())

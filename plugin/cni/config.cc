@@ -69,6 +69,19 @@ Status parseIpam(const json& j, IpamConf& out) {
     PLUMB_TRY(fromJson(j, range));
     out.ranges.insert(out.ranges.begin(), core::RangeSet{range});
   }
+  PLUMB_ASSIGN(const json* etcd, jr::object(j, "etcd", "ipam"));
+  if (etcd) {
+    core::ClusterIpamConfig c;
+    PLUMB_TRY(jr::strList(*etcd, "endpoints", c.endpoints, "ipam.etcd"));
+    PLUMB_TRY(jr::str(*etcd, "prefix", c.prefix, "ipam.etcd"));
+    PLUMB_TRY(jr::integer(*etcd, "blockSize", c.block_size, "ipam.etcd"));
+    PLUMB_TRY(jr::integer(*etcd, "blockSizeV6", c.block_size_v6, "ipam.etcd"));
+    PLUMB_TRY(jr::str(*etcd, "host", c.host, "ipam.etcd"));
+    int timeout = static_cast<int>(c.timeout_ms);
+    PLUMB_TRY(jr::integer(*etcd, "timeoutMs", timeout, "ipam.etcd"));
+    c.timeout_ms = timeout;
+    out.etcd = c;
+  }
   PLUMB_ASSIGN(const json* routes, jr::array(j, "routes", "ipam"));
   if (routes) {
     for (const auto& r : *routes) {

@@ -8,6 +8,7 @@
 
 #include "base/json.h"
 #include "plugin/cni/result_codec.h"
+#include "plugin/core/cluster_ipam.h"
 #include "plugin/core/ipam.h"
 
 namespace plumb::cni {
@@ -17,6 +18,10 @@ struct IpamConf {
   std::vector<core::RangeSet> ranges;
   std::vector<RouteConfig> routes;
   std::string data_dir;
+  // "etcd": {"endpoints": [...], "prefix", "blockSize", "blockSizeV6", "host", "timeoutMs"}:
+  // the subnets are shared with other hosts (plugin/core/cluster_ipam.h). host: else
+  // PLUMB_HOST, else the hostname (filled by the caller, which has the environment).
+  std::optional<core::ClusterIpamConfig> etcd;
 };
 
 struct Attachment {

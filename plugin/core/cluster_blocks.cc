@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <map>
+#include <optional>
 #include <nlohmann/json.hpp>
 
 #include "base/json.h"
@@ -165,6 +166,23 @@ Result<bool> BlockClaims::leaseAlive(const std::string& host, int64_t lease) {
   return !r.kvs.empty() && r.kvs[0].lease == lease;
 }
 
+Result<bool> BlockClaims::tryClaim(const IpPrefix& block, const BlockRecord* held,
+                                   int64_t lease) {
+  std::string k = key(block);
+  etcd::Compare guard = etcd::Compare::absent(k);
+  if (held) {
+    // Another host's (or an earlier life of this one's) block that never held an address,
+    // whose owner's lease is gone: free again. One that held an address is not, ever.
+    if (held->used) return false;
+    PLUMB_ASSIGN(bool alive, leaseAlive(held->host, held->lease));
+    if (alive) return false;
+    guard = etcd::Compare::unchangedSince(k, held->mod_revision);
+  }
+  PLUMB_ASSIGN(auto t, kv_.txn({guard}, {etcd::TxnOp::put(k, value(lease, false))}));
+  // Not succeeded: another host took it between the read and the claim.
+  return t.succeeded;
+}
+
 Result<IpPrefix> BlockClaims::claim(int64_t lease) {
   PLUMB_ASSIGN(auto held, list());
   std::map<IpAddr, BlockRecord> by_addr;
@@ -175,25 +193,29 @@ Result<IpPrefix> BlockClaims::claim(int64_t lease) {
   for (unsigned __int128 i = 0; i < count; ++i) {
     IpPrefix block(IpAddr::fromNumber(!subnet_.isV4(), subnet_.addr().number() + i * size),
                    block_len_);
-    std::string k = key(block);
     auto it = by_addr.find(block.addr());
-    etcd::Compare guard = etcd::Compare::absent(k);
-    if (it != by_addr.end()) {
-      const BlockRecord& r = it->second;
-      // Another host's (or an earlier life of this one's) block that never held an address,
-      // whose owner's lease is gone: free again. One that held an address is not, ever.
-      if (r.used) continue;
-      PLUMB_ASSIGN(bool alive, leaseAlive(r.host, r.lease));
-      if (alive) continue;
-      guard = etcd::Compare::unchangedSince(k, r.mod_revision);
-    }
-    PLUMB_ASSIGN(auto t, kv_.txn({guard}, {etcd::TxnOp::put(k, value(lease, false))}));
-    if (t.succeeded) return block;
-    // Another host took it between the read and the claim: on to the next.
+    PLUMB_ASSIGN(bool took, tryClaim(block, it == by_addr.end() ? nullptr : &it->second, lease));
+    if (took) return block;
   }
   return fail(Errc::kExhausted,
               "no free block of /" + std::to_string(block_len_) + " is left in " + subnet_.str() +
                   " (" + std::to_string(static_cast<long long>(count)) + " blocks, all held)");
+}
+
+Result<IpPrefix> BlockClaims::claimHolding(int64_t lease, const IpAddr& addr) {
+  if (!subnet_.contains(addr))
+    return fail(Errc::kInvalid, addr.str() + " is outside " + subnet_.str());
+  IpPrefix block = IpPrefix(addr, block_len_).network();
+  PLUMB_ASSIGN(auto r, kv_.range(key(block)));
+  std::optional<BlockRecord> held;
+  if (!r.kvs.empty()) {
+    PLUMB_ASSIGN(held, read(r.kvs[0]));
+    if (held->host == spec_.host) return block;
+  }
+  PLUMB_ASSIGN(bool took, tryClaim(block, held ? &*held : nullptr, lease));
+  if (took) return block;
+  return fail(Errc::kExists, "block " + block.str() + " holding " + addr.str() +
+                                 " is held by host " + (held ? held->host : "another host"));
 }
 
 Result<BlockRecord> BlockClaims::owned(const IpPrefix& block) {

@@ -41,6 +41,13 @@ class HostLease {
   // in one line when etcd does not answer in time.
   Result<int64_t> current(bool* lapsed = nullptr);
   int64_t id() const { return id_; }
+  std::chrono::steady_clock::time_point renewed() const { return renewed_; }
+  // Takes up a lease an earlier process of this host renewed at `renewed` (the local store
+  // keeps it between the CNI plugin's runs).
+  void restore(int64_t id, std::chrono::steady_clock::time_point renewed) {
+    id_ = id;
+    renewed_ = renewed;
+  }
 
  private:
   etcd::Kv& kv_;
@@ -71,6 +78,9 @@ class BlockClaims {
   // A free block for this host, under lease: the first one nobody holds, or one whose owner's
   // lease has expired and that never held an address. kExhausted when there is none.
   Result<IpPrefix> claim(int64_t lease);
+  // The block holding addr, for a request of that address: kExists naming its holder when
+  // another host holds it.
+  Result<IpPrefix> claimHolding(int64_t lease, const IpAddr& addr);
   // The block holds an address now: it stays this host's whatever becomes of its lease.
   Status markUsed(const IpPrefix& block);
   // Gives a block back (its last address went). kNotFound when this host does not hold it.
@@ -82,6 +92,8 @@ class BlockClaims {
 
  private:
   Result<BlockRecord> read(const etcd::KeyValue& kv) const;
+  // One try at block, as list() found it (held: its record, else none). false: not free.
+  Result<bool> tryClaim(const IpPrefix& block, const BlockRecord* held, int64_t lease);
   // block's record, when this host holds it (kNotFound otherwise).
   Result<BlockRecord> owned(const IpPrefix& block);
   // op on rec's key, guarded on the key being as rec read it (kTryAgain when it changed).

@@ -436,6 +436,19 @@ Status Ipam::releaseAddress(const IpPrefix& subnet, const IpAddr& addr) {
   });
 }
 
+Result<long long> Ipam::countHeld(const IpPrefix& subnet, const IpAddr& lo, const IpAddr& hi) {
+  long long n = 0;
+  PLUMB_TRY(store_.read([&](Db& db) -> Status {
+    PLUMB_ASSIGN(auto q, db.prepare("SELECT COUNT(*) FROM ip_allocs WHERE subnet=? AND ip>=? AND "
+                                    "ip<=?"));
+    q.bind(1, subnetKey(subnet)).bindBlob(2, key(lo)).bindBlob(3, key(hi));
+    PLUMB_ASSIGN(bool row, q.step());
+    n = row ? q.integer(0) : 0;
+    return {};
+  }));
+  return n;
+}
+
 Result<std::vector<AttachmentKey>> Ipam::owners(const std::string& network) {
   std::vector<AttachmentKey> out;
   PLUMB_TRY(store_.read([&](Db& db) -> Status {

@@ -19,7 +19,7 @@
 namespace plumb::core {
 namespace {
 
-constexpr int kSchemaVersion = 6;
+constexpr int kSchemaVersion = 7;
 constexpr int kBusyTimeoutMs = 30000;
 // About a dozen ADDs' worth of pages (4 KiB each).
 constexpr int kCheckpointPages = 128;
@@ -68,6 +68,12 @@ CREATE TABLE IF NOT EXISTS links(
   guest TEXT NOT NULL, name TEXT NOT NULL, proto TEXT NOT NULL, netns TEXT NOT NULL,
   port INTEGER NOT NULL, created INTEGER NOT NULL,
   PRIMARY KEY(guest, name, proto)) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS cluster_leases(
+  prefix TEXT NOT NULL, host TEXT NOT NULL, lease INTEGER NOT NULL, renewed INTEGER NOT NULL,
+  boot TEXT NOT NULL, PRIMARY KEY(prefix, host)) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS cluster_blocks(
+  prefix TEXT NOT NULL, host TEXT NOT NULL, subnet TEXT NOT NULL, block TEXT NOT NULL,
+  PRIMARY KEY(prefix, host, block)) WITHOUT ROWID;
 )sql";
 
 // SQLite's own busy_timeout sleeps 1, 2, 5, 10, 15, 20, 25, 25, 25, 50, 50, 100 ms between

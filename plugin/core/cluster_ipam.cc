@@ -1,0 +1,472 @@
+#include "plugin/core/cluster_ipam.h"
+
+#include <fcntl.h>
+#include <sys/file.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <chrono>
+#include <climits>
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
+#include <optional>
+#include <set>
+
+#include "base/fd.h"
+#include "base/log.h"
+#include "etcd/client.h"
+#include "plugin/core/cluster_blocks.h"
+
+namespace plumb::core {
+namespace {
+
+using Clock = std::chrono::steady_clock;
+
+// steady_clock is CLOCK_MONOTONIC: one clock for every process of this boot, so a renewal one
+// CNI run made is measured by the next; a renewal of another boot is no renewal.
+const std::string& bootId() {
+  static const std::string id = [] {
+    std::ifstream f("/proc/sys/kernel/random/boot_id");
+    std::string s;
+    std::getline(f, s);
+    return s;
+  }();
+  return id;
+}
+
+int blockLen(const ClusterIpamConfig& c, const IpPrefix& subnet) {
+  if (subnet.isV4()) return c.block_size;
+  if (c.block_size_v6 != 0) return c.block_size_v6;
+  return std::max(subnet.len(), std::min(subnet.len() + 16, 122));
+}
+
+std::vector<IpPrefix> subnetsOf(const std::vector<RangeSet>& sets) {
+  std::set<IpPrefix> seen;
+  for (const auto& set : sets)
+    for (const auto& r : set) seen.insert(r.subnet.network());
+  return {seen.begin(), seen.end()};
+}
+
+// Held across a host's dealings with etcd (renewing, claiming, giving back) and, shared, across
+// an allocation from its blocks: a block goes back only while no allocation can land in it.
+class ClusterLock {
+ public:
+  static Result<ClusterLock> take(Store& store, int op) {
+    std::string path =
+        (std::filesystem::path(store.path()).parent_path() / "cluster.lock").string();
+    UniqueFd fd(::open(path.c_str(), O_RDWR | O_CREAT | O_NOFOLLOW | O_CLOEXEC, 0600));
+    if (!fd.valid()) return failErrno(errno, "failed to open " + path);
+    while (::flock(fd.get(), op) != 0) {
+      if (errno != EINTR) return failErrno(errno, "failed to lock " + path);
+    }
+    return ClusterLock(std::move(fd));
+  }
+
+ private:
+  explicit ClusterLock(UniqueFd fd) : fd_(std::move(fd)) {}
+  UniqueFd fd_;
+};
+
+struct LocalLease {
+  int64_t id = 0;
+  Clock::time_point renewed{};
+};
+
+Result<std::optional<LocalLease>> loadLease(Store& store, const ClusterSpec& spec) {
+  std::optional<LocalLease> out;
+  PLUMB_TRY(store.read([&](Db& db) -> Status {
+    PLUMB_ASSIGN(auto q, db.prepare("SELECT lease, renewed, boot FROM cluster_leases WHERE "
+                                    "prefix=? AND host=?"));
+    q.bind(1, spec.prefix).bind(2, spec.host);
+    PLUMB_ASSIGN(bool row, q.step());
+    if (!row) return {};
+    LocalLease l;
+    l.id = q.integer(0);
+    // Another boot's renewal says nothing of now: the lease is renewed before it is trusted.
+    if (q.text(2) == bootId()) l.renewed = Clock::time_point(Clock::duration(q.integer(1)));
+    out = l;
+    return {};
+  }));
+  return out;
+}
+
+Status saveLease(Store& store, const ClusterSpec& spec, const HostLease& lease) {
+  return store.write([&](Db& db) -> Status {
+    PLUMB_ASSIGN(auto q, db.prepare("INSERT OR REPLACE INTO cluster_leases VALUES(?,?,?,?,?)"));
+    q.bind(1, spec.prefix)
+        .bind(2, spec.host)
+        .bind(3, static_cast<long long>(lease.id()))
+        .bind(4, static_cast<long long>(lease.renewed().time_since_epoch().count()))
+        .bind(5, bootId());
+    return q.run();
+  });
+}
+
+Result<std::vector<IpPrefix>> localBlocks(Store& store, const ClusterSpec& spec,
+                                          const IpPrefix& subnet) {
+  std::vector<IpPrefix> out;
+  PLUMB_TRY(store.read([&](Db& db) -> Status {
+    PLUMB_ASSIGN(auto q, db.prepare("SELECT block FROM cluster_blocks WHERE prefix=? AND host=? "
+                                    "AND subnet=?"));
+    q.bind(1, spec.prefix).bind(2, spec.host).bind(3, subnet.str());
+    for (;;) {
+      PLUMB_ASSIGN(bool row, q.step());
+      if (!row) break;
+      PLUMB_ASSIGN(auto b, IpPrefix::parse(q.text(0)));
+      out.push_back(b);
+    }
+    return {};
+  }));
+  std::sort(out.begin(), out.end());
+  return out;
+}
+
+Status addLocalBlock(Store& store, const ClusterSpec& spec, const IpPrefix& subnet,
+                     const IpPrefix& block) {
+  return store.write([&](Db& db) -> Status {
+    PLUMB_ASSIGN(auto q, db.prepare("INSERT OR IGNORE INTO cluster_blocks VALUES(?,?,?,?)"));
+    q.bind(1, spec.prefix).bind(2, spec.host).bind(3, subnet.str()).bind(4, block.str());
+    return q.run();
+  });
+}
+
+Status removeLocalBlock(Store& store, const ClusterSpec& spec, const IpPrefix& block) {
+  return store.write([&](Db& db) -> Status {
+    PLUMB_ASSIGN(auto q,
+                 db.prepare("DELETE FROM cluster_blocks WHERE prefix=? AND host=? AND block=?"));
+    q.bind(1, spec.prefix).bind(2, spec.host).bind(3, block.str());
+    return q.run();
+  });
+}
+
+// The part of range r inside block, if any: [lo, hi], and how many addresses it offers (the
+// gateway is never handed out).
+struct Slice {
+  IpRange range;
+  long long capacity = 0;
+};
+
+std::optional<Slice> slice(const IpRange& r, const IpPrefix& block) {
+  IpAddr lo = std::max(block.first(), *r.start);
+  IpAddr hi = std::min(block.last(), *r.end);
+  if (hi < lo) return std::nullopt;
+  unsigned __int128 n = hi.number() - lo.number() + 1;
+  long long capacity = n > LLONG_MAX ? LLONG_MAX : static_cast<long long>(n);
+  if (r.gateway && !(*r.gateway < lo) && !(hi < *r.gateway)) --capacity;
+  if (capacity <= 0) return std::nullopt;
+  return Slice{IpRange{r.subnet, lo, hi, r.gateway}, capacity};
+}
+
+}  // namespace
+
+std::string clusterHostName() {
+  const char* env = std::getenv("PLUMB_HOST");
+  if (env && *env) return env;
+  char name[256] = {};
+  if (::gethostname(name, sizeof(name) - 1) != 0) return "";
+  return name;
+}
+
+Status validateClusterIpam(const ClusterIpamConfig& config, const std::vector<RangeSet>& ranges) {
+  if (config.endpoints.empty())
+    return fail(Errc::kInvalid, "etcd needs at least one endpoint (\"http://HOST:PORT\")");
+  for (const auto& e : config.endpoints) PLUMB_TRY(etcd::validateEndpoint(e));
+  PLUMB_TRY(validateClusterSpec({config.prefix, config.host, config.lease_ttl_s}));
+  if (config.timeout_ms < 100 || config.timeout_ms > 60000)
+    return fail(Errc::kInvalid, "an etcd timeout of " + std::to_string(config.timeout_ms) +
+                                    " ms is out of range (100-60000)");
+  for (const auto& subnet : subnetsOf(ranges))
+    PLUMB_TRY(BlockClaims::validate(subnet, blockLen(config, subnet)));
+  return {};
+}
+
+struct ClusterAddresses::Impl {
+  Store& store;
+  ClusterIpamConfig config;
+  IpamRequest req;
+  std::vector<RouteSpec> routes;
+  ClusterSpec spec;
+  std::vector<IpPrefix> subnets;
+  std::unique_ptr<etcd::Client> own;
+  etcd::Kv* client = nullptr;  // own, or the caller's
+  std::optional<HostLease> lease;
+
+  Impl(Store& s, ClusterIpamConfig c, IpamRequest r, std::vector<RouteSpec> rt)
+      : store(s), config(std::move(c)), req(std::move(r)), routes(std::move(rt)) {
+    spec = {config.prefix, config.host, config.lease_ttl_s};
+    subnets = subnetsOf(req.range_sets);
+  }
+
+  Status connect() {
+    if (!client) {
+      PLUMB_ASSIGN(own, etcd::Client::create({config.endpoints, config.timeout_ms}));
+      client = own.get();
+    }
+    if (!lease) lease.emplace(*client, spec);
+    return {};
+  }
+
+  BlockClaims claims(const IpPrefix& subnet) {
+    return BlockClaims(*client, spec, subnet, blockLen(config, subnet));
+  }
+
+  // Whether the lease the store holds was renewed less than half a TTL ago.
+  Result<bool> leaseTrusted() {
+    PLUMB_ASSIGN(auto l, loadLease(store, spec));
+    if (!l || l->renewed == Clock::time_point{}) return false;
+    return Clock::now() - l->renewed < std::chrono::milliseconds(config.lease_ttl_s * 500);
+  }
+
+  // The request over this host's blocks (each range cut to the blocks of its subnet), with
+  // whether every range set has a block with room and every requested address a block.
+  struct Local {
+    IpamRequest req;
+    std::vector<bool> set_has_room;
+    std::vector<IpAddr> outside;  // requested addresses in no block of this host's
+  };
+  Result<Local> local(bool count) {
+    Local out;
+    out.req = req;
+    for (auto& set : out.req.range_sets) set.clear();
+    for (size_t i = 0; i < req.range_sets.size(); ++i) {
+      bool room = false;
+      for (const auto& r : req.range_sets[i]) {
+        PLUMB_ASSIGN(auto blocks, localBlocks(store, spec, r.subnet.network()));
+        for (const auto& b : blocks) {
+          auto s = slice(r, b);
+          if (!s) continue;
+          out.req.range_sets[i].push_back(s->range);
+          if (!count || room) continue;
+          PLUMB_ASSIGN(long long held, Ipam(store).countHeld(r.subnet, *s->range.start,
+                                                              *s->range.end));
+          room = held < s->capacity;
+        }
+      }
+      // A set a requested address picks needs that address's block, not one with room.
+      for (const auto& want : req.requested)
+        for (const auto& r : req.range_sets[i]) room |= inRange(r, want);
+      out.set_has_room.push_back(room);
+    }
+    for (const auto& want : req.requested) {
+      bool inside = false;
+      for (const auto& set : out.req.range_sets)
+        for (const auto& r : set) inside |= !(want < *r.start) && !(*r.end < want);
+      if (!inside) out.outside.push_back(want);
+    }
+    return out;
+  }
+
+  static Addressing addressing(const std::vector<Allocation>& got,
+                               const std::vector<RouteSpec>& routes) {
+    Addressing out;
+    for (const auto& a : got) out.addresses.push_back({a.address, a.gateway, a.fresh});
+    out.routes = routes;
+    return out;
+  }
+
+  static bool inRange(const IpRange& r, const IpAddr& addr) {
+    return !(addr < *r.start) && !(*r.end < addr) && !(r.gateway && *r.gateway == addr);
+  }
+
+  // The range of the request's that holds addr (a requested address).
+  const IpRange* rangeHolding(const IpAddr& addr) const {
+    for (const auto& set : req.range_sets)
+      for (const auto& r : set)
+        if (inRange(r, addr)) return &r;
+    return nullptr;
+  }
+
+  // This host's blocks of subnet as etcd has them, taken into the store (a block marked used
+  // by a run that died before it recorded it).
+  Status adopt(const IpPrefix& subnet) {
+    PLUMB_ASSIGN(auto mine, claims(subnet).mine());
+    PLUMB_ASSIGN(auto known, localBlocks(store, spec, subnet));
+    for (const auto& b : mine) {
+      if (std::find(known.begin(), known.end(), b) == known.end())
+        PLUMB_TRY(addLocalBlock(store, spec, subnet, b));
+    }
+    for (const auto& b : known) {
+      // Gone from etcd (deleted by hand): no longer this host's to hand out.
+      if (std::find(mine.begin(), mine.end(), b) == mine.end())
+        PLUMB_TRY(removeLocalBlock(store, spec, b));
+    }
+    return {};
+  }
+
+  // A new block of subnet for this host, marked used before any address of it is handed out
+  // (a used block is never reclaimed by another host).
+  Status take(const IpPrefix& subnet, int64_t lease_id, const std::optional<IpAddr>& holding) {
+    auto c = claims(subnet);
+    Result<IpPrefix> block = holding ? c.claimHolding(lease_id, *holding) : c.claim(lease_id);
+    if (!block.ok()) return std::move(block).error();
+    PLUMB_TRY(c.markUsed(*block));
+    log::get("core")->debug("host {} claimed block {} of {}", spec.host, block->str(),
+                            subnet.str());
+    return addLocalBlock(store, spec, subnet, *block);
+  }
+
+  Result<std::vector<Allocation>> allocateUnderLock() {
+    PLUMB_TRY(connect());
+    PLUMB_ASSIGN(auto saved, loadLease(store, spec));
+    if (saved) lease->restore(saved->id, saved->renewed);
+    bool lapsed = false;
+    PLUMB_ASSIGN(int64_t id, lease->current(&lapsed));
+    if (!saved || saved->id != id || saved->renewed != lease->renewed())
+      PLUMB_TRY(saveLease(store, spec, *lease));
+    if (lapsed) {
+      // The old lease's blocks move to the new one (an unused one another host reclaimed
+      // meanwhile is no longer this host's).
+      for (const auto& s : subnets) {
+        PLUMB_TRY(claims(s).rebind(id));
+        PLUMB_TRY(adopt(s));
+      }
+    }
+    PLUMB_ASSIGN(auto l, local(/*count=*/true));
+    bool full = std::find(l.set_has_room.begin(), l.set_has_room.end(), false) !=
+                l.set_has_room.end();
+    if (!lapsed && (full || !l.outside.empty())) {
+      // What etcd says this host holds first: a block a run that died marked used may have room.
+      for (const auto& s : subnets) PLUMB_TRY(adopt(s));
+      PLUMB_ASSIGN(l, local(/*count=*/true));
+    }
+    for (size_t i = 0; i < l.set_has_room.size(); ++i) {
+      if (l.set_has_room[i]) continue;
+      // A block of the set's first subnet that has one free, else the next subnet's.
+      Status took = fail(Errc::kExhausted, "the range set is empty");
+      for (const auto& r : req.range_sets[i]) {
+        took = take(r.subnet.network(), id, std::nullopt);
+        if (took.ok() || took.error().code != Errc::kExhausted) break;
+      }
+      PLUMB_TRY(took);
+    }
+    for (const auto& want : l.outside) {
+      // An address in none of the ranges: the local IPAM names it below.
+      if (const IpRange* r = rangeHolding(want)) PLUMB_TRY(take(r->subnet.network(), id, want));
+    }
+    PLUMB_ASSIGN(l, local(/*count=*/false));
+    return Ipam(store).allocate(l.req);
+  }
+
+  Result<std::vector<Allocation>> allocate() {
+    PLUMB_ASSIGN(auto held, Ipam(store).lookup(req.owner));
+    if (!held.empty()) return held;
+    {
+      PLUMB_ASSIGN(auto shared, ClusterLock::take(store, LOCK_SH));
+      PLUMB_ASSIGN(bool trusted, leaseTrusted());
+      if (trusted) {
+        PLUMB_ASSIGN(auto l, local(/*count=*/false));
+        bool every_set = std::all_of(l.req.range_sets.begin(), l.req.range_sets.end(),
+                                     [](const RangeSet& s) { return !s.empty(); });
+        if (every_set && l.outside.empty()) {
+          auto got = Ipam(store).allocate(l.req);
+          if (got.ok() || got.error().code != Errc::kExhausted) return got;
+        }
+      }
+    }
+    PLUMB_ASSIGN(auto exclusive, ClusterLock::take(store, LOCK_EX));
+    return allocateUnderLock();
+  }
+
+  // This host's blocks of the request's subnets that hold no address on it.
+  Result<std::vector<std::pair<IpPrefix, IpPrefix>>> emptyBlocks() {
+    std::vector<std::pair<IpPrefix, IpPrefix>> out;
+    for (const auto& s : subnets) {
+      PLUMB_ASSIGN(auto blocks, localBlocks(store, spec, s));
+      for (const auto& b : blocks) {
+        PLUMB_ASSIGN(long long held, Ipam(store).countHeld(s, b.first(), b.last()));
+        if (held == 0) out.emplace_back(s, b);
+      }
+    }
+    return out;
+  }
+
+  Status release() {
+    PLUMB_TRY(Ipam(store).release(req.owner));
+    PLUMB_ASSIGN(auto empty, emptyBlocks());
+    if (empty.empty()) return {};
+    PLUMB_ASSIGN(auto exclusive, ClusterLock::take(store, LOCK_EX));
+    PLUMB_ASSIGN(empty, emptyBlocks());  // an allocation may have landed meanwhile
+    if (empty.empty()) return {};
+    auto connected = connect();
+    for (const auto& [s, b] : empty) {
+      Status st = connected;
+      if (st.ok()) st = claims(s).release(b);
+      if (st.ok() || st.error().code == Errc::kNotFound) {
+        PLUMB_TRY(removeLocalBlock(store, spec, b));
+        continue;
+      }
+      // Still this host's in etcd: used again, or given back by a later release.
+      log::get("core")->warn("block {} stays host {}'s: {}", b.str(), spec.host,
+                             st.error().message);
+    }
+    return {};
+  }
+};
+
+ClusterAddresses::ClusterAddresses(Store& store, ClusterIpamConfig config, IpamRequest req,
+                                   std::vector<RouteSpec> routes)
+    : impl_(std::make_unique<Impl>(store, std::move(config), std::move(req), std::move(routes))) {}
+
+ClusterAddresses::ClusterAddresses(Store& store, ClusterIpamConfig config, IpamRequest req,
+                                   std::vector<RouteSpec> routes, etcd::Kv& kv)
+    : ClusterAddresses(store, std::move(config), std::move(req), std::move(routes)) {
+  impl_->client = &kv;
+}
+
+ClusterAddresses::~ClusterAddresses() = default;
+
+std::string ClusterAddresses::describe() const {
+  std::string out;
+  for (const auto& s : impl_->subnets) out += (out.empty() ? "" : ", ") + s.str();
+  return "allocate addresses in " + out + " from host " + impl_->spec.host + "'s etcd blocks";
+}
+
+Result<Addressing> ClusterAddresses::allocate() {
+  auto got = impl_->allocate();
+  if (!got.ok())
+    return std::move(got).error().wrap("failed to allocate an address for " +
+                                       impl_->req.owner.str());
+  return Impl::addressing(*got, impl_->routes);
+}
+
+Status ClusterAddresses::release() { return impl_->release(); }
+
+Result<ClusterView> clusterView(Store& store, const ClusterIpamConfig& config,
+                                const std::vector<IpPrefix>& subnets) {
+  ClusterView view;
+  view.host = config.host;
+  ClusterSpec spec{config.prefix, config.host, config.lease_ttl_s};
+  PLUMB_ASSIGN(auto saved, loadLease(store, spec));
+  if (saved) view.lease = saved->id;
+  PLUMB_ASSIGN(auto client, etcd::Client::create({config.endpoints, config.timeout_ms}));
+  std::string host_key = config.prefix;
+  host_key.append("/hosts/").append(config.host);
+  PLUMB_ASSIGN(auto host, client->range(host_key));
+  view.lease_alive = view.lease != 0 && !host.kvs.empty() && host.kvs[0].lease == view.lease;
+  for (const auto& s : subnets) {
+    BlockClaims claims(*client, spec, s.network(), blockLen(config, s.network()));
+    PLUMB_ASSIGN(auto all, claims.list());
+    PLUMB_ASSIGN(auto mine, localBlocks(store, spec, s.network()));
+    std::set<IpPrefix> listed;
+    for (const auto& r : all) {
+      bool local = std::find(mine.begin(), mine.end(), r.block) != mine.end();
+      if (r.host != config.host && !local) continue;
+      ClusterBlockView b{s.network().str(), r.block.str(), r.host, local, r.used, 0};
+      PLUMB_ASSIGN(b.addresses, Ipam(store).countHeld(s.network(), r.block.first(),
+                                                      r.block.last()));
+      view.blocks.push_back(b);
+      listed.insert(r.block);
+    }
+    for (const auto& b : mine) {
+      if (listed.count(b)) continue;
+      ClusterBlockView v{s.network().str(), b.str(), "", true, false, 0};
+      PLUMB_ASSIGN(v.addresses, Ipam(store).countHeld(s.network(), b.first(), b.last()));
+      view.blocks.push_back(v);
+    }
+  }
+  return view;
+}
+
+}  // namespace plumb::core

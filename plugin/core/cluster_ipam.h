@@ -1,0 +1,79 @@
+// A network's addresses shared by many hosts through etcd (docs/cluster.md): each host claims
+// blocks of the subnet in etcd and hands out the addresses inside its blocks from its own
+// store, at local speed. etcd is reached only when the host needs a new block, when its
+// lease is due for renewal (every half TTL at most), and when a block empties and goes back.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "base/result.h"
+#include "plugin/core/ipam.h"
+#include "plugin/core/store.h"
+#include "plugin/core/types.h"
+
+namespace plumb::etcd {
+class Kv;  // etcd/kv.h: internal to the core
+}
+
+namespace plumb::core {
+
+struct ClusterIpamConfig {
+  std::vector<std::string> endpoints;  // "http://HOST:PORT", tried in turn
+  std::string prefix = "/plumb";       // where plumb's keys live in etcd
+  int block_size = 26;                 // IPv4 blocks' prefix length
+  int block_size_v6 = 0;               // IPv6's; 0: 16 bits past the subnet's, at most 122
+  std::string host;                    // this host's name in the cluster
+  long timeout_ms = 5000;              // one etcd call's budget, over every endpoint
+  int64_t lease_ttl_s = 10;
+};
+
+// The name this host goes by in a cluster: PLUMB_HOST, else the hostname.
+std::string clusterHostName();
+
+// Endpoints, prefix, host and lease; with ranges, that each subnet cuts into blocks.
+Status validateClusterIpam(const ClusterIpamConfig& config,
+                           const std::vector<RangeSet>& ranges = {});
+
+// Addresses from this host's blocks of the request's subnets: one from each range set,
+// idempotent for its owner. Allocation fails in one line, changing nothing, when a block is
+// needed (or the lease is due) and etcd does not answer within the timeout.
+class ClusterAddresses : public AddressSource {
+ public:
+  ClusterAddresses(Store& store, ClusterIpamConfig config, IpamRequest req,
+                   std::vector<RouteSpec> routes);
+  // On an etcd the caller provides (the unit tests' fake).
+  ClusterAddresses(Store& store, ClusterIpamConfig config, IpamRequest req,
+                   std::vector<RouteSpec> routes, etcd::Kv& kv);
+  ~ClusterAddresses() override;
+  std::string describe() const override;
+  Result<Addressing> allocate() override;
+  // Gives the owner's addresses back; a block left empty goes back to etcd (when etcd does
+  // not answer, the block stays this host's, to be used or given back later: release
+  // succeeds all the same).
+  Status release() override;
+
+ private:
+  struct Impl;
+  std::unique_ptr<Impl> impl_;
+};
+
+// What a host holds in a cluster, as its own store has it and as etcd does (plumb doctor).
+struct ClusterBlockView {
+  std::string subnet, block, holder;  // holder: the host etcd names ("" when etcd has none)
+  bool local = false;                 // in this host's store
+  bool used = false;                  // etcd's state
+  long long addresses = 0;            // allocated in it on this host
+};
+struct ClusterView {
+  std::string host;
+  int64_t lease = 0;        // this host's lease in its store (0: none)
+  bool lease_alive = false;  // etcd still binds the host's key to it
+  std::vector<ClusterBlockView> blocks;
+};
+Result<ClusterView> clusterView(Store& store, const ClusterIpamConfig& config,
+                                const std::vector<IpPrefix>& subnets);
+
+}  // namespace plumb::core
