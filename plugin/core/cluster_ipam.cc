@@ -239,8 +239,8 @@ struct ClusterAddresses::Impl {
           if (!s) continue;
           out.req.range_sets[i].push_back(s->range);
           if (!count || room) continue;
-          PLUMB_ASSIGN(long long held, Ipam(store).countHeld(r.subnet, *s->range.start,
-                                                              *s->range.end));
+          PLUMB_ASSIGN(long long held,
+                       Ipam(store).countHeld(r.subnet, *s->range.start, *s->range.end));
           room = held < s->capacity;
         }
       }
@@ -324,8 +324,8 @@ struct ClusterAddresses::Impl {
       }
     }
     PLUMB_ASSIGN(auto l, local(/*count=*/true));
-    bool full = std::find(l.set_has_room.begin(), l.set_has_room.end(), false) !=
-                l.set_has_room.end();
+    bool full =
+        std::find(l.set_has_room.begin(), l.set_has_room.end(), false) != l.set_has_room.end();
     if (!lapsed && (full || !l.outside.empty())) {
       // What etcd says this host holds first: a block a run that died marked used may have room.
       for (const auto& s : subnets) PLUMB_TRY(adopt(s));
@@ -369,13 +369,18 @@ struct ClusterAddresses::Impl {
     return allocateUnderLock();
   }
 
-  // This host's blocks of the request's subnets that hold no address on it.
-  Result<std::vector<std::pair<IpPrefix, IpPrefix>>> emptyBlocks() {
+  // This host's blocks of the request's subnets that hold no address on it; with
+  // `orphans`, the subnets where this host holds no address at all (where a block an
+  // interrupted run claimed but never recorded may hide).
+  Result<std::vector<std::pair<IpPrefix, IpPrefix>>> emptyBlocks(std::vector<IpPrefix>* orphans) {
     std::vector<std::pair<IpPrefix, IpPrefix>> out;
     for (const auto& s : subnets) {
+      PLUMB_ASSIGN(long long total, Ipam(store).countHeld(s, s.first(), s.last()));
+      if (total == 0 && orphans) orphans->push_back(s);
       PLUMB_ASSIGN(auto blocks, localBlocks(store, spec, s));
       for (const auto& b : blocks) {
-        PLUMB_ASSIGN(long long held, Ipam(store).countHeld(s, b.first(), b.last()));
+        long long held = 0;
+        if (total != 0) PLUMB_ASSIGN(held, Ipam(store).countHeld(s, b.first(), b.last()));
         if (held == 0) out.emplace_back(s, b);
       }
     }
@@ -384,19 +389,30 @@ struct ClusterAddresses::Impl {
 
   Status release() {
     PLUMB_TRY(Ipam(store).release(req.owner));
-    PLUMB_ASSIGN(auto empty, emptyBlocks());
-    if (empty.empty()) return {};
+    std::vector<IpPrefix> orphans;
+    PLUMB_ASSIGN(auto empty, emptyBlocks(&orphans));
+    if (empty.empty() && orphans.empty()) return {};
     PLUMB_ASSIGN(auto exclusive, ClusterLock::take(store, LOCK_EX));
-    PLUMB_ASSIGN(empty, emptyBlocks());  // an allocation may have landed meanwhile
-    if (empty.empty()) return {};
-    auto connected = connect();
+    // Once etcd has failed to answer, it is not asked again in this release: DEL returns.
+    Status reach = connect();
+    orphans.clear();
+    // An allocation may have landed meanwhile: counted again under the lock.
+    PLUMB_ASSIGN(empty, emptyBlocks(&orphans));
+    if (reach.ok() && !orphans.empty()) {
+      for (const auto& s : orphans) {
+        reach = adopt(s);
+        if (!reach.ok()) break;
+      }
+      PLUMB_ASSIGN(empty, emptyBlocks(nullptr));
+    }
     for (const auto& [s, b] : empty) {
-      Status st = connected;
+      Status st = reach;
       if (st.ok()) st = claims(s).release(b);
       if (st.ok() || st.error().code == Errc::kNotFound) {
         PLUMB_TRY(removeLocalBlock(store, spec, b));
         continue;
       }
+      reach = st;
       // Still this host's in etcd: used again, or given back by a later release.
       log::get("core")->warn("block {} stays host {}'s: {}", b.str(), spec.host,
                              st.error().message);
@@ -454,8 +470,8 @@ Result<ClusterView> clusterView(Store& store, const ClusterIpamConfig& config,
       bool local = std::find(mine.begin(), mine.end(), r.block) != mine.end();
       if (r.host != config.host && !local) continue;
       ClusterBlockView b{s.network().str(), r.block.str(), r.host, local, r.used, 0};
-      PLUMB_ASSIGN(b.addresses, Ipam(store).countHeld(s.network(), r.block.first(),
-                                                      r.block.last()));
+      PLUMB_ASSIGN(b.addresses,
+                   Ipam(store).countHeld(s.network(), r.block.first(), r.block.last()));
       view.blocks.push_back(b);
       listed.insert(r.block);
     }

@@ -69,7 +69,7 @@ struct ClusterBlockView {
 };
 struct ClusterView {
   std::string host;
-  int64_t lease = 0;        // this host's lease in its store (0: none)
+  int64_t lease = 0;         // this host's lease in its store (0: none)
   bool lease_alive = false;  // etcd still binds the host's key to it
   std::vector<ClusterBlockView> blocks;
 };

@@ -5,8 +5,6 @@
 #include <fcntl.h>
 #include <sched.h>
 #include <signal.h>
-#include <sys/prctl.h>
-#include <sys/wait.h>
 #include <unistd.h>
 
 #include <atomic>
@@ -17,6 +15,7 @@
 
 #include "../unit/kv_contract.h"
 #include "etcd/client.h"
+#include "etcd_members.h"
 #include "harness.h"
 
 namespace plumb::testing {
@@ -27,11 +26,12 @@ using etcd::Client;
 
 class EtcdCluster : public NetnsTest {
  protected:
-  static constexpr int kMembers = 3;
+  static constexpr int kMembers = EtcdMembers::kMembers;
 
   void SetUp() override {
     NetnsTest::SetUp();
-    for (int i = 0; i < kMembers; ++i) start(i);
+    members_ = std::make_unique<EtcdMembers>(host(), "127.0.0.1", state_.path(), prefix_);
+    for (int i = 0; i < kMembers; ++i) ASSERT_TRUE(members_->start(i));
     enter();
     auto c = Client::create({endpoints(), 2000});
     ASSERT_TRUE(c.ok()) << c.error().message;
@@ -47,83 +47,15 @@ class EtcdCluster : public NetnsTest {
   void TearDown() override {
     client_.reset();
     leave();
-    for (int i = 0; i < kMembers; ++i) kill(i);
+    members_.reset();
     NetnsTest::TearDown();
   }
 
-  std::string url(int i, bool peer) const {
-    return "http://127.0.0.1:" + std::to_string((peer ? 22380 : 22379) + 10 * i);
-  }
-  std::vector<std::string> endpoints() const {
-    std::vector<std::string> out;
-    for (int i = 0; i < kMembers; ++i) out.push_back(url(i, false));
-    return out;
-  }
-  // A member as this process's child (so that kill() reaps it: nothing is left behind, not
-  // even a zombie), inside the host namespace, its output in its log.
-  void start(int i) {
-    std::string cluster;
-    for (int j = 0; j < kMembers; ++j)
-      cluster += (j ? "," : "") + std::string("m") + std::to_string(j) + "=" + url(j, true);
-    std::string dir = state_.path() + "/etcd" + std::to_string(i);
-    std::vector<std::string> args = {"ip",
-                                     "netns",
-                                     "exec",
-                                     host(),
-                                     "etcd",
-                                     "--name",
-                                     "m" + std::to_string(i),
-                                     "--data-dir",
-                                     dir,
-                                     "--listen-client-urls",
-                                     url(i, false),
-                                     "--advertise-client-urls",
-                                     url(i, false),
-                                     "--listen-peer-urls",
-                                     url(i, true),
-                                     "--initial-advertise-peer-urls",
-                                     url(i, true),
-                                     "--initial-cluster",
-                                     cluster,
-                                     "--initial-cluster-token",
-                                     prefix_,
-                                     "--heartbeat-interval",
-                                     "50",
-                                     "--election-timeout",
-                                     "500"};
-    std::vector<char*> argv;
-    for (auto& a : args) argv.push_back(a.data());
-    argv.push_back(nullptr);
-    std::string log = dir + ".log";
-    // fork and exec (only async-signal-safe calls in the child): the member dies with this
-    // process (PR_SET_PDEATHSIG survives the exec), so a test that crashes leaves none behind.
-    pid_t pid = ::fork();
-    ASSERT_GE(pid, 0) << "failed to start etcd member " << i;
-    if (pid == 0) {
-      ::prctl(PR_SET_PDEATHSIG, SIGKILL);
-      int fd = ::open(log.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
-      if (fd >= 0) {
-        ::dup2(fd, 1);
-        ::dup2(fd, 2);
-      }
-      ::execvp("ip", argv.data());
-      ::_exit(127);
-    }
-    pids_[i] = pid;
-  }
-  void kill(int i) {
-    if (pids_[i] <= 0) return;
-    ::kill(pids_[i], SIGKILL);
-    int status = 0;
-    (void)::waitpid(pids_[i], &status, 0);
-    pids_[i] = 0;
-  }
-  std::string logs() {
-    std::string out;
-    for (int i = 0; i < kMembers; ++i)
-      out += sh("tail -5 " + state_.path() + "/etcd" + std::to_string(i) + ".log").out;
-    return out;
-  }
+  std::string url(int i, bool peer) const { return members_->url(i, peer); }
+  std::vector<std::string> endpoints() const { return members_->endpoints(); }
+  void start(int i) { ASSERT_TRUE(members_->start(i)); }
+  void kill(int i) { members_->kill(i); }
+  std::string logs() { return members_->logs(); }
   void enter() {
     self_ = ::open("/proc/thread-self/ns/net", O_RDONLY | O_CLOEXEC);
     int ns = ::open(("/run/netns/" + host()).c_str(), O_RDONLY | O_CLOEXEC);
@@ -149,7 +81,7 @@ class EtcdCluster : public NetnsTest {
     return r;
   }
 
-  pid_t pids_[kMembers] = {};
+  std::unique_ptr<EtcdMembers> members_;
   int self_ = -1;
   std::unique_ptr<Client> client_;
 };

@@ -6,8 +6,8 @@
 #include <gtest/gtest.h>
 
 #include <map>
-#include <nlohmann/json.hpp>
 #include <mutex>
+#include <nlohmann/json.hpp>
 #include <set>
 #include <thread>
 
@@ -102,8 +102,7 @@ TEST(ClusterIpam, TwoHostsNeverHandOutOneAddressTwice) {
       EXPECT_EQ(held[block], host) << text;
     }
   }
-  EXPECT_EQ(by_host["host-a"].count("198.18.0.1/24") + by_host["host-b"].count("198.18.0.1/24"),
-            0u)
+  EXPECT_EQ(by_host["host-a"].count("198.18.0.1/24") + by_host["host-b"].count("198.18.0.1/24"), 0u)
       << "the gateway is never handed out";
   // Everything given back: every block goes back to etcd, nothing stays in either store.
   for (auto* h : {&a, &b}) {

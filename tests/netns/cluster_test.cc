@@ -1,0 +1,276 @@
+// The cluster IPAM across hosts, against a real three-member etcd 3.4: the test's namespace is
+// the wire (a bridge, the etcd members on 198.18.250.254), two host namespaces are joined to it
+// by veths and each runs its own plumb (its own state dir, PLUMB_HOST); containers on each
+// host are namespaces attached by macvlan to the host's wire interface, all in one subnet.
+#include <sys/stat.h>
+
+#include <algorithm>
+#include <chrono>
+#include <fstream>
+#include <map>
+#include <set>
+#include <sstream>
+#include <thread>
+
+#include "../unit/store_dump.h"
+#include "etcd_members.h"
+#include "harness.h"
+
+namespace plumb::testing {
+namespace {
+
+using Clock = std::chrono::steady_clock;
+
+class Cluster : public NetnsTest {
+ protected:
+  void SetUp() override {
+    NetnsTest::SetUp();
+    ASSERT_EQ(inHost("ip link add wire type bridge && ip link set wire up && ip addr add "
+                     "198.18.250.254/24 dev wire")
+                  .rc,
+              0);
+    members_ = std::make_unique<EtcdMembers>(host(), "198.18.250.254", state_.path(), prefix_);
+    for (int i = 0; i < EtcdMembers::kMembers; ++i) ASSERT_TRUE(members_->start(i));
+    joinHost("ha", 1);
+    joinHost("hb", 2);
+    // The cluster is up once a write goes through.
+    auto deadline = Clock::now() + std::chrono::seconds(30);
+    while (etcdctl("put /up 1").rc != 0) {
+      ASSERT_LT(Clock::now(), deadline) << members_->logs();
+      std::this_thread::sleep_for(std::chrono::milliseconds(100));
+    }
+  }
+
+  void TearDown() override {
+    members_.reset();
+    NetnsTest::TearDown();
+  }
+
+  // A host: a namespace with its wire interface (wire0, 198.18.250.<n>) on the bridge.
+  void joinHost(const std::string& name, int n) {
+    makeNetns(name);
+    std::string peer = "w" + name;
+    ASSERT_EQ(inHost("ip link add " + peer + " type veth peer name wire0 netns " + nsName(name) +
+                     " && ip link set " + peer + " master wire up")
+                  .rc,
+              0);
+    ASSERT_EQ(in(nsName(name), "ip link set wire0 up && ip addr add 198.18.250." +
+                                   std::to_string(n) + "/24 dev wire0")
+                  .rc,
+              0);
+  }
+
+  Cmd etcdctl(const std::string& args) {
+    return inHost("ETCDCTL_API=3 etcdctl --dial-timeout=2s --command-timeout=3s --endpoints=" +
+                  members_->endpointList() + " " + args);
+  }
+  // The block keys etcd holds, each with its host.
+  std::map<std::string, std::string> blocks() {
+    auto r = etcdctl("get --prefix /plumb/ipam/ --print-value-only=false");
+    std::map<std::string, std::string> out;
+    std::istringstream lines(r.out);
+    std::string key, value;
+    while (std::getline(lines, key) && std::getline(lines, value))
+      out[key.substr(key.rfind('/') + 1)] = json::parse(value)["host"];
+    return out;
+  }
+
+  json conf(int block_size = 28) {
+    return {{"cniVersion", "1.0.0"},
+            {"name", "wide"},
+            {"type", "plumb"},
+            {"master", "wire0"},
+            {"ipam",
+             {{"type", "plumb"},
+              {"subnet", "198.18.96.0/24"},
+              {"etcd", {{"endpoints", members_->endpoints()}, {"blockSize", block_size}}}}}};
+  }
+  std::string stateOf(const std::string& h) const { return state_.path() + "/" + h; }
+
+  // command for each container concurrently, on host h (its own state dir and PLUMB_HOST);
+  // with kill_after_ms, the plugins still running then are killed with SIGKILL.
+  std::map<std::string, Cmd> cniOn(const std::string& h, const std::string& command, json c,
+                                   const std::vector<std::string>& ids, int kill_after_ms = 0) {
+    c["dataDir"] = stateOf(h);
+    std::string dir = state_.path() + "/run-" + h + "-" + command;
+    ::mkdir(dir.c_str(), 0700);
+    std::ofstream(dir + "/conf.json") << c.dump();
+    // (The shell's "Killed" notices go nowhere.)
+    std::string script = kill_after_ms > 0 ? "exec 2>/dev/null; pids=''; " : "pids=''; ";
+    for (const auto& id : ids) {
+      script += "ip netns exec " + nsName(h) + " env CNI_COMMAND=" + command +
+                " CNI_CONTAINERID=" + id + " CNI_NETNS=/run/netns/" + nsName(id) +
+                " CNI_IFNAME=eth0 CNI_PATH=/usr/lib/cni PLUMB_HOST=" + h + " " + PLUMB_BIN + " < " +
+                dir + "/conf.json > " + dir + "/" + id + ".out 2>&1 & pids=\"$pids $!\"; ";
+    }
+    if (kill_after_ms > 0) {
+      script += "sleep " + std::to_string(kill_after_ms / 1000.0) + "; kill -9 $pids 2>/dev/null; ";
+    }
+    script += "for p in $pids; do wait $p; echo $?; done";
+    auto r = sh(script);
+    std::map<std::string, Cmd> out;
+    std::istringstream rcs(r.out);
+    for (const auto& id : ids) {
+      Cmd one;
+      rcs >> one.rc;
+      std::ifstream f(dir + "/" + id + ".out");
+      std::stringstream ss;
+      ss << f.rdbuf();
+      one.out = ss.str();
+      out[id] = one;
+    }
+    return out;
+  }
+
+  std::vector<std::string> containers(const std::string& tag, int n) {
+    std::vector<std::string> ids;
+    for (int i = 0; i < n; ++i) {
+      ids.push_back(tag + std::to_string(i));
+      makeNetns(ids.back());
+    }
+    return ids;
+  }
+
+  // The addresses host h's store holds, and its attachments.
+  std::string allocations(const std::string& h) {
+    return storeDumpOf(stateOf(h) + "/plumb.db",
+                       {"ip_cursor", "ip_released", "sqlite_sequence", "cluster_leases"});
+  }
+
+  std::unique_ptr<EtcdMembers> members_;
+};
+
+// Whether a store dump has rows in table.
+bool hasRows(const std::string& dump, const std::string& table) {
+  auto at = dump.find(table + ":\n");
+  if (at == std::string::npos) return false;
+  return dump.compare(at + table.size() + 2, 3, "  |") == 0;
+}
+
+std::string addressOf(const Cmd& r) {
+  auto j = json::parse(r.out);
+  std::string a = j["ips"][0]["address"];
+  return a;
+}
+
+TEST_F(Cluster, TwoHostsShareASubnetAndTheirContainersTalk) {
+  auto a = containers("a", 64), b = containers("b", 64);
+  std::map<std::string, Cmd> on_a, on_b;
+  std::thread ta([&] { on_a = cniOn("ha", "ADD", conf(), a); });
+  std::thread tb([&] { on_b = cniOn("hb", "ADD", conf(), b); });
+  ta.join();
+  tb.join();
+  std::set<std::string> addrs;
+  std::map<std::string, std::string> addr_of;
+  for (auto* results : {&on_a, &on_b}) {
+    for (const auto& [id, r] : *results) {
+      ASSERT_EQ(r.rc, 0) << id << ": " << r.out;
+      std::string addr = addressOf(r);
+      EXPECT_EQ(addr.substr(addr.find('/')), "/24") << addr;
+      addrs.insert(addr);
+      addr_of[id] = addr.substr(0, addr.find('/'));
+    }
+  }
+  EXPECT_EQ(addrs.size(), 128u) << "no address given twice across the hosts";
+  // Each host's addresses lie in blocks etcd holds for it.
+  auto held = blocks();
+  for (const auto& [id, addr] : addr_of) {
+    unsigned last = std::stoul(addr.substr(addr.rfind('.') + 1));
+    std::string block = "198.18.96." + std::to_string(last / 16 * 16) + "-28";
+    EXPECT_EQ(held[block], id[0] == 'a' ? "ha" : "hb") << addr << " in " << block;
+  }
+  // Containers on both hosts reach each other over the wire.
+  EXPECT_TRUE(ping(nsName("a0"), addr_of["b0"]));
+  EXPECT_TRUE(ping(nsName("b63"), addr_of["a17"]));
+  // Everything goes: no address is left in etcd or in either store.
+  std::map<std::string, Cmd> del_a, del_b;
+  std::thread da([&] { del_a = cniOn("ha", "DEL", conf(), a); });
+  std::thread db([&] { del_b = cniOn("hb", "DEL", conf(), b); });
+  da.join();
+  db.join();
+  for (auto* results : {&del_a, &del_b}) {
+    for (const auto& [id, r] : *results) EXPECT_EQ(r.rc, 0) << id << ": " << r.out;
+  }
+  EXPECT_TRUE(blocks().empty()) << etcdctl("get --prefix /plumb/ipam/").out;
+  for (const std::string h : {"ha", "hb"}) {
+    auto dump = allocations(h);
+    EXPECT_FALSE(hasRows(dump, "ip_allocs")) << h << ":\n" << dump;
+    EXPECT_FALSE(hasRows(dump, "cluster_blocks")) << h << ":\n" << dump;
+    EXPECT_FALSE(hasRows(dump, "attachments")) << h << ":\n" << dump;
+  }
+}
+
+TEST_F(Cluster, WithoutQuorumANewBlockFailsCleanlyAndComesBack) {
+  auto c = containers("c", 8);
+  auto one = [&](const std::string& id, const std::string& cmd = "ADD", int block = 30) {
+    return cniOn("ha", cmd, conf(block), {id})[id];
+  };
+  // /30 blocks: two addresses in the first (.0 is the subnet's, .1 its gateway), four after.
+  ASSERT_EQ(one("c0").rc, 0);
+  ASSERT_EQ(one("c1").rc, 0);
+  members_->kill(0);
+  auto r = one("c2");
+  ASSERT_EQ(r.rc, 0) << "one member down changes nothing: " << r.out;
+  EXPECT_EQ(addressOf(r), "198.18.96.4/24") << "a new block, claimed with two members";
+  members_->kill(1);
+  // The lease was renewed moments ago: the host's block serves on until it is full; the ADD
+  // that needs a new block fails, within the etcd timeout, in one line, leaving nothing.
+  int failed = -1;
+  for (int i = 3; i < 8 && failed < 0; ++i) {
+    std::string id = "c" + std::to_string(i);
+    auto before = allocations("ha");
+    auto start = Clock::now();
+    auto add = one(id);
+    auto took = Clock::now() - start;
+    if (add.rc == 0) continue;
+    failed = i;
+    EXPECT_LT(took, std::chrono::seconds(12)) << "the etcd timeout bounds the failure";
+    auto j = json::parse(add.out);
+    std::string msg = j["msg"];
+    EXPECT_NE(msg.find("etcd"), std::string::npos) << msg;
+    EXPECT_EQ(msg.find('\n'), std::string::npos) << msg;
+    EXPECT_EQ(allocations("ha"), before) << "nothing half-done in the store";
+    EXPECT_NE(in(nsName(id), "ip link show eth0").rc, 0) << "no interface left in " << id;
+  }
+  ASSERT_GE(failed, 3) << "an ADD needing etcd failed without quorum";
+  EXPECT_LE(failed, 7);
+  // A member back: the same ADD goes through (once the members have elected a leader).
+  ASSERT_TRUE(members_->start(1));
+  std::string id = "c" + std::to_string(failed);
+  auto deadline = Clock::now() + std::chrono::seconds(30);
+  Cmd again = one(id);
+  while (again.rc != 0 && Clock::now() < deadline) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(200));
+    again = one(id);
+  }
+  ASSERT_EQ(again.rc, 0) << again.out;
+  std::vector<std::string> added(c.begin(), c.begin() + failed + 1);
+  for (const auto& [cid, d] : cniOn("ha", "DEL", conf(30), added)) EXPECT_EQ(d.rc, 0) << cid;
+  EXPECT_TRUE(blocks().empty()) << etcdctl("get --prefix /plumb/ipam/").out;
+}
+
+TEST_F(Cluster, Kill9MidAddsThenDelOfEverythingLeaksNothing) {
+  auto k = containers("k", 32);
+  // Killed 50 ms in: some have finished, some are in etcd or the kernel, some not begun.
+  auto killed = cniOn("ha", "ADD", conf(29), k, 50);
+  int finished = 0;
+  for (const auto& [id, r] : killed) finished += r.rc == 0;
+  // The runtime retries nothing and DELs everything (a restart of the host's pods).
+  for (const auto& [id, r] : cniOn("ha", "DEL", conf(29), k))
+    EXPECT_EQ(r.rc, 0) << id << ": " << r.out;
+  EXPECT_TRUE(blocks().empty()) << finished << " had finished; etcd holds "
+                                << etcdctl("get --prefix /plumb/ipam/").out;
+  auto dump = allocations("ha");
+  EXPECT_FALSE(hasRows(dump, "ip_allocs")) << dump;
+  EXPECT_FALSE(hasRows(dump, "cluster_blocks")) << dump;
+  EXPECT_FALSE(hasRows(dump, "attachments")) << dump;
+  for (const auto& id : k) EXPECT_NE(in(nsName(id), "ip link show eth0").rc, 0) << id;
+  // And the host goes on: a full round again.
+  auto again = cniOn("ha", "ADD", conf(29), k);
+  for (const auto& [id, r] : again) EXPECT_EQ(r.rc, 0) << id << ": " << r.out;
+  for (const auto& [id, r] : cniOn("ha", "DEL", conf(29), k)) EXPECT_EQ(r.rc, 0) << id;
+  EXPECT_TRUE(blocks().empty());
+}
+
+}  // namespace
+}  // namespace plumb::testing
