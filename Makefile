@@ -51,6 +51,7 @@ bench: build
 	bench/ovs_bench.sh $(BUILD)/plugin/plumb
 	bench/sriov_bench.sh $(BUILD)/plugin/plumb
 	bench/proxy_bench.sh $(BUILD)/plugin/plumb
+	bench/cluster_bench.sh $(BUILD)/plugin/plumb
 
 clean:
 	rm -rf $(BUILD) $(ASAN_BUILD)

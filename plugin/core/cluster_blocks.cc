@@ -2,8 +2,8 @@
 
 #include <algorithm>
 #include <map>
-#include <optional>
 #include <nlohmann/json.hpp>
+#include <optional>
 
 #include "base/json.h"
 
@@ -166,8 +166,8 @@ Result<bool> BlockClaims::leaseAlive(const std::string& host, int64_t lease) {
   return !r.kvs.empty() && r.kvs[0].lease == lease;
 }
 
-Result<bool> BlockClaims::tryClaim(const IpPrefix& block, const BlockRecord* held,
-                                   int64_t lease) {
+Result<bool> BlockClaims::tryClaim(const IpPrefix& block, const BlockRecord* held, int64_t lease,
+                                   bool used) {
   std::string k = key(block);
   etcd::Compare guard = etcd::Compare::absent(k);
   if (held) {
@@ -178,12 +178,12 @@ Result<bool> BlockClaims::tryClaim(const IpPrefix& block, const BlockRecord* hel
     if (alive) return false;
     guard = etcd::Compare::unchangedSince(k, held->mod_revision);
   }
-  PLUMB_ASSIGN(auto t, kv_.txn({guard}, {etcd::TxnOp::put(k, value(lease, false))}));
+  PLUMB_ASSIGN(auto t, kv_.txn({guard}, {etcd::TxnOp::put(k, value(lease, used))}));
   // Not succeeded: another host took it between the read and the claim.
   return t.succeeded;
 }
 
-Result<IpPrefix> BlockClaims::claim(int64_t lease) {
+Result<IpPrefix> BlockClaims::claim(int64_t lease, bool used) {
   PLUMB_ASSIGN(auto held, list());
   std::map<IpAddr, BlockRecord> by_addr;
   for (auto& r : held) by_addr.emplace(r.block.addr(), std::move(r));
@@ -194,7 +194,8 @@ Result<IpPrefix> BlockClaims::claim(int64_t lease) {
     IpPrefix block(IpAddr::fromNumber(!subnet_.isV4(), subnet_.addr().number() + i * size),
                    block_len_);
     auto it = by_addr.find(block.addr());
-    PLUMB_ASSIGN(bool took, tryClaim(block, it == by_addr.end() ? nullptr : &it->second, lease));
+    PLUMB_ASSIGN(bool took,
+                 tryClaim(block, it == by_addr.end() ? nullptr : &it->second, lease, used));
     if (took) return block;
   }
   return fail(Errc::kExhausted,
@@ -202,7 +203,7 @@ Result<IpPrefix> BlockClaims::claim(int64_t lease) {
                   " (" + std::to_string(static_cast<long long>(count)) + " blocks, all held)");
 }
 
-Result<IpPrefix> BlockClaims::claimHolding(int64_t lease, const IpAddr& addr) {
+Result<IpPrefix> BlockClaims::claimHolding(int64_t lease, const IpAddr& addr, bool used) {
   if (!subnet_.contains(addr))
     return fail(Errc::kInvalid, addr.str() + " is outside " + subnet_.str());
   IpPrefix block = IpPrefix(addr, block_len_).network();
@@ -212,7 +213,7 @@ Result<IpPrefix> BlockClaims::claimHolding(int64_t lease, const IpAddr& addr) {
     PLUMB_ASSIGN(held, read(r.kvs[0]));
     if (held->host == spec_.host) return block;
   }
-  PLUMB_ASSIGN(bool took, tryClaim(block, held ? &*held : nullptr, lease));
+  PLUMB_ASSIGN(bool took, tryClaim(block, held ? &*held : nullptr, lease, used));
   if (took) return block;
   return fail(Errc::kExists, "block " + block.str() + " holding " + addr.str() +
                                  " is held by host " + (held ? held->host : "another host"));

@@ -76,11 +76,12 @@ class BlockClaims {
   // This host's blocks.
   Result<std::vector<IpPrefix>> mine();
   // A free block for this host, under lease: the first one nobody holds, or one whose owner's
-  // lease has expired and that never held an address. kExhausted when there is none.
-  Result<IpPrefix> claim(int64_t lease);
+  // lease has expired and that never held an address. kExhausted when there is none. used:
+  // claimed as holding an address already (one transaction where claim and markUsed are two).
+  Result<IpPrefix> claim(int64_t lease, bool used = false);
   // The block holding addr, for a request of that address: kExists naming its holder when
   // another host holds it.
-  Result<IpPrefix> claimHolding(int64_t lease, const IpAddr& addr);
+  Result<IpPrefix> claimHolding(int64_t lease, const IpAddr& addr, bool used = false);
   // The block holds an address now: it stays this host's whatever becomes of its lease.
   Status markUsed(const IpPrefix& block);
   // Gives a block back (its last address went). kNotFound when this host does not hold it.
@@ -93,7 +94,7 @@ class BlockClaims {
  private:
   Result<BlockRecord> read(const etcd::KeyValue& kv) const;
   // One try at block, as list() found it (held: its record, else none). false: not free.
-  Result<bool> tryClaim(const IpPrefix& block, const BlockRecord* held, int64_t lease);
+  Result<bool> tryClaim(const IpPrefix& block, const BlockRecord* held, int64_t lease, bool used);
   // block's record, when this host holds it (kNotFound otherwise).
   Result<BlockRecord> owned(const IpPrefix& block);
   // op on rec's key, guarded on the key being as rec read it (kTryAgain when it changed).

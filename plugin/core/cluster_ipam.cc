@@ -295,13 +295,15 @@ struct ClusterAddresses::Impl {
     return {};
   }
 
-  // A new block of subnet for this host, marked used before any address of it is handed out
-  // (a used block is never reclaimed by another host).
+  // A new block of subnet for this host, claimed as used (in the one transaction that claims
+  // it): a used block is never reclaimed by another host, so no address of it is ever handed
+  // out twice, even when this run dies before it records the block (the host takes such a
+  // block back when it next holds no address in the subnet, or starts on a new store).
   Status take(const IpPrefix& subnet, int64_t lease_id, const std::optional<IpAddr>& holding) {
     auto c = claims(subnet);
-    Result<IpPrefix> block = holding ? c.claimHolding(lease_id, *holding) : c.claim(lease_id);
+    Result<IpPrefix> block = holding ? c.claimHolding(lease_id, *holding, /*used=*/true)
+                                     : c.claim(lease_id, /*used=*/true);
     if (!block.ok()) return std::move(block).error();
-    PLUMB_TRY(c.markUsed(*block));
     log::get("core")->debug("host {} claimed block {} of {}", spec.host, block->str(),
                             subnet.str());
     return addLocalBlock(store, spec, subnet, *block);
@@ -315,22 +317,16 @@ struct ClusterAddresses::Impl {
     PLUMB_ASSIGN(int64_t id, lease->current(&lapsed));
     if (!saved || saved->id != id || saved->renewed != lease->renewed())
       PLUMB_TRY(saveLease(store, spec, *lease));
-    if (lapsed) {
-      // The old lease's blocks move to the new one (an unused one another host reclaimed
-      // meanwhile is no longer this host's).
+    if (lapsed || !saved) {
+      // A lease that lapsed: its blocks move to the new one (an unused one another host
+      // reclaimed meanwhile is no longer this host's). A store without a lease is new: the
+      // blocks etcd holds for this host are taken up.
       for (const auto& s : subnets) {
-        PLUMB_TRY(claims(s).rebind(id));
+        if (lapsed) PLUMB_TRY(claims(s).rebind(id));
         PLUMB_TRY(adopt(s));
       }
     }
     PLUMB_ASSIGN(auto l, local(/*count=*/true));
-    bool full =
-        std::find(l.set_has_room.begin(), l.set_has_room.end(), false) != l.set_has_room.end();
-    if (!lapsed && (full || !l.outside.empty())) {
-      // What etcd says this host holds first: a block a run that died marked used may have room.
-      for (const auto& s : subnets) PLUMB_TRY(adopt(s));
-      PLUMB_ASSIGN(l, local(/*count=*/true));
-    }
     for (size_t i = 0; i < l.set_has_room.size(); ++i) {
       if (l.set_has_room[i]) continue;
       // A block of the set's first subnet that has one free, else the next subnet's.
