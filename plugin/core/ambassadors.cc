@@ -11,6 +11,9 @@
 #include "base/json.h"
 #include "base/log.h"
 #include "base/names.h"
+#include "etcd/client.h"
+#include "plugin/core/cluster_blocks.h"
+#include "plugin/core/cluster_services.h"
 #include "plugin/core/control.h"
 #include "plugin/core/directory.h"
 #include "plugin/core/netns_watch.h"
@@ -91,19 +94,42 @@ Ambassadors::Ambassadors(std::unique_ptr<Store> store, std::unique_ptr<Forwarder
       directory_(std::make_unique<Directory>(*store_)),
       forwarder_(std::move(forwarder)) {}
 
+Status validateClusterServices(const ClusterServicesConfig& config) {
+  if (config.endpoints.empty())
+    return fail(Errc::kInvalid, "etcd needs at least one endpoint (\"http://HOST:PORT\")");
+  for (const auto& e : config.endpoints) PLUMB_TRY(etcd::validateEndpoint(e));
+  PLUMB_TRY(validateClusterSpec({config.prefix, config.host, config.lease_ttl_s}));
+  auto ip = IpAddr::parse(config.advertise);
+  if (!ip.ok() || ip->isUnspecified())
+    return fail(Errc::kInvalid, "--advertise-address '" + config.advertise +
+                                    "' is not an address of this host's other hosts reach");
+  return {};
+}
+
 Ambassadors::~Ambassadors() {
-  watch_.reset();  // no netnsGone from here on
+  cluster_.reset();  // no follow from here on; this host's registrations go
+  watch_.reset();    // no netnsGone from here on
   forwarder_->drain();
 }
 
-Result<std::unique_ptr<Ambassadors>> Ambassadors::start(const std::string& state_dir,
-                                                        const ForwarderOptions& options) {
+Result<std::unique_ptr<Ambassadors>> Ambassadors::start(
+    const std::string& state_dir, const ForwarderOptions& options,
+    const std::optional<ClusterServicesConfig>& cluster) {
+  if (cluster) PLUMB_TRY(validateClusterServices(*cluster));
   PLUMB_ASSIGN(auto store, Store::open(state_dir));
   raiseOpenFileLimit();
   PLUMB_ASSIGN(auto forwarder, Forwarder::start(options));
   std::unique_ptr<Ambassadors> a(new Ambassadors(std::move(store), std::move(forwarder)));
   PLUMB_ASSIGN(a->watch_,
                NetnsWatch::start([p = a.get()](const std::string& path) { p->netnsGone(path); }));
+  if (cluster) {
+    PLUMB_ASSIGN(a->cluster_,
+                 ClusterServices::start(*cluster, [p = a.get()](const std::string& name, bool udp) {
+                   std::lock_guard lock(p->mu_);
+                   auto st = p->follow(name, udp);
+                   if (!st.ok()) log::get("proxy")->warn("{}: {}", name, st.error().message);
+                 }));
+  }
   PLUMB_TRY(a->restore());
   return a;
 }
@@ -131,9 +157,50 @@ Status Ambassadors::restore() {
   for (const auto& [n, _] : names) PLUMB_TRY(follow(n.first, n.second));
   if (!links.empty()) log->info("{} link(s) listening again", listeners_.size());
   PLUMB_ASSIGN(auto services, directory_->services());
-  for (const auto& s : services)
+  for (const auto& s : services) {
     if (!s.netns.empty()) (void)watch_->watch(s.netns);  // one gone already is reported now
+    Status st = advertise(s.guest, s.name, s.udp, s.address, s.port, /*restoring=*/true);
+    if (!st.ok())
+      log->warn("{}/{} of {}: {}", s.name, protoName(s.udp), s.guest, st.error().message);
+  }
   return {};
+}
+
+Status Ambassadors::advertise(const std::string& guest, const std::string& name, bool udp,
+                              const std::string& address, int port, bool restoring) {
+  if (!cluster_) return {};
+  LinkKey key{guest, name, udp};
+  PLUMB_ASSIGN(auto ip, IpAddr::parse(address));
+  std::string backend = Endpoint{ip, static_cast<uint16_t>(port)}.str();
+  auto it = advertised_.find(key);
+  if (it == advertised_.end()) {
+    Forward fwd;
+    fwd.name = name + "/" + protoName(udp) + " of " + guest + " for other hosts";
+    fwd.udp = udp;
+    PLUMB_ASSIGN(auto adv, IpAddr::parse(cluster_->config().advertise));
+    fwd.listen = Endpoint{adv, 0}.str();
+    PLUMB_ASSIGN(auto l, forwarder_->add(fwd));
+    it = advertised_.emplace(key, l.id).first;
+  }
+  PLUMB_TRY(forwarder_->setBackends(it->second, {backend}));
+  std::string listening;
+  for (const auto& f : forwarder_->stats())
+    if (f.id == it->second) listening = f.listen;
+  Status st = cluster_->publish(name, udp, guest, listening, port, restoring);
+  if (!st.ok() && !restoring) {
+    forwarder_->remove(it->second);
+    advertised_.erase(it);
+  }
+  return st;
+}
+
+void Ambassadors::unadvertise(const std::string& guest, const std::string& name, bool udp) {
+  if (!cluster_) return;
+  auto it = advertised_.find({guest, name, udp});
+  if (it == advertised_.end()) return;
+  forwarder_->remove(it->second);
+  advertised_.erase(it);
+  cluster_->withdraw(name, udp, guest);
 }
 
 Status Ambassadors::listen(const LinkKey& key, const std::string& netns, int port) {
@@ -155,6 +222,8 @@ Status Ambassadors::follow(const std::string& name, bool udp) {
     auto addr = IpAddr::parse(e.address);
     if (addr.ok()) backends.push_back(Endpoint{*addr, static_cast<uint16_t>(e.port)}.str());
   }
+  if (cluster_)
+    for (const auto& r : cluster_->remote(name, udp)) backends.push_back(r.address);
   for (const auto& [key, id] : listeners_) {
     if (std::get<1>(key) == name && std::get<2>(key) == udp)
       PLUMB_TRY(forwarder_->setBackends(id, backends));
@@ -177,7 +246,17 @@ Result<std::string> Ambassadors::expose(const std::string& guest, const std::str
   r.netns = netns;
   r.address = address;
   r.port = port;
+  PLUMB_ASSIGN(auto before, directory_->endpoints(name, udp));
   PLUMB_TRY(directory_->expose(r));
+  // Registered in etcd before it is followed here: a registration that fails (no quorum)
+  // leaves nothing behind.
+  Status registered = advertise(guest, name, udp, address, port, /*restoring=*/false);
+  if (!registered.ok()) {
+    bool had = false;
+    for (const auto& e : before) had |= e.guest == guest;
+    if (!had) (void)directory_->unexpose(guest, name, udp);
+    return registered.error();
+  }
   if (!netns.empty()) (void)watch_->watch(netns);
   PLUMB_TRY(follow(name, udp));
   return Endpoint{*IpAddr::parse(address), static_cast<uint16_t>(port)}.str();
@@ -186,8 +265,11 @@ Result<std::string> Ambassadors::expose(const std::string& guest, const std::str
 Status Ambassadors::unexpose(const std::string& guest, const std::string& name) {
   PLUMB_ASSIGN(auto services, directory_->services());
   PLUMB_TRY(directory_->unexpose(guest, name, std::nullopt));
-  for (const auto& s : services)
-    if (s.guest == guest && s.name == name) unwatchUnused(s.netns);
+  for (const auto& s : services) {
+    if (s.guest != guest || s.name != name) continue;
+    unadvertise(guest, name, s.udp);
+    unwatchUnused(s.netns);
+  }
   PLUMB_TRY(follow(name, false));
   return follow(name, true);
 }
@@ -227,12 +309,16 @@ Result<std::string> Ambassadors::link(const std::string& guest, const std::strin
                                       const std::string& hosts) {
   if (port == 0) {
     PLUMB_ASSIGN(auto endpoints, directory_->endpoints(name, udp));
-    if (endpoints.empty())
+    if (endpoints.empty() && cluster_) {
+      auto remote = cluster_->remote(name, udp);
+      if (!remote.empty()) port = remote.front().port;
+    }
+    if (endpoints.empty() && port == 0)
       return fail(Errc::kNotFound, "failed to link " + guest + " to " + name + "/" +
                                        protoName(udp) +
                                        ": no guest exposes it yet, so give the port to listen "
                                        "on (plumb link GUEST NAME PORT)");
-    port = endpoints.front().port;
+    if (port == 0) port = endpoints.front().port;
   }
   LinkKey key{guest, name, udp};
   PLUMB_ASSIGN(auto existing, directory_->findLink(guest, name, udp));
@@ -297,6 +383,7 @@ Status Ambassadors::forgetGuestLocked(const std::string& guest) {
   }
   for (const auto& s : services) {
     if (s.guest != guest) continue;
+    unadvertise(guest, s.name, s.udp);
     PLUMB_TRY(follow(s.name, s.udp));
     unwatchUnused(s.netns);
   }

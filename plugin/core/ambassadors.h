@@ -6,11 +6,14 @@
 // follows at once. Listeners come back from the store when the daemon restarts.
 #pragma once
 
+#include <cstdint>
 #include <map>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <string>
 #include <tuple>
+#include <vector>
 
 #include "base/result.h"
 #include "plugin/core/forwarder.h"
@@ -20,13 +23,29 @@ namespace plumb::core {
 class Store;
 class Directory;
 class NetnsWatch;
+class ClusterServices;
+
+// Services across hosts (docs/cluster.md; plumb daemon --etcd-endpoints): what this host's
+// guests expose is registered in etcd at an address of this host's, where the daemon forwards
+// to them, and links follow every host's endpoints.
+struct ClusterServicesConfig {
+  std::vector<std::string> endpoints;  // "http://HOST:PORT"
+  std::string prefix = "/plumb";
+  std::string host;       // this host's name (PLUMB_HOST, else the hostname)
+  std::string advertise;  // the address other hosts reach this one on (--advertise-address)
+  int64_t lease_ttl_s = 10;
+  long timeout_ms = 5000;
+};
+Status validateClusterServices(const ClusterServicesConfig& config);
 
 class Ambassadors {
  public:
   // Opens the store in state_dir, starts the forwarder and listens again for every recorded
   // link whose guest's netns is still there (the others are forgotten, and logged).
-  static Result<std::unique_ptr<Ambassadors>> start(const std::string& state_dir,
-                                                    const ForwarderOptions& options);
+  // With cluster, services are shared with other hosts through etcd.
+  static Result<std::unique_ptr<Ambassadors>> start(
+      const std::string& state_dir, const ForwarderOptions& options,
+      const std::optional<ClusterServicesConfig>& cluster = std::nullopt);
   // Drains the forwarder.
   ~Ambassadors();
   Ambassadors(const Ambassadors&) = delete;
@@ -60,15 +79,21 @@ class Ambassadors {
   Status forgetGuestLocked(const std::string& guest);
   // Stops watching a netns no record names any more.
   void unwatchUnused(const std::string& netns);
-  // Every link to name follows its endpoints.
+  // Every link to name follows its endpoints (this host's and, in a cluster, the others').
   Status follow(const std::string& name, bool udp);
+  // In a cluster: the guest's endpoint is served on the advertised address and registered.
+  Status advertise(const std::string& guest, const std::string& name, bool udp,
+                   const std::string& address, int port, bool restoring);
+  void unadvertise(const std::string& guest, const std::string& name, bool udp);
 
   std::mutex mu_;
   std::unique_ptr<Store> store_;
   std::unique_ptr<Directory> directory_;
   std::unique_ptr<Forwarder> forwarder_;
-  std::map<LinkKey, uint64_t> listeners_;  // a link's forwarder listener
-  std::unique_ptr<NetnsWatch> watch_;      // last: its thread calls netnsGone
+  std::map<LinkKey, uint64_t> listeners_;     // a link's forwarder listener
+  std::map<LinkKey, uint64_t> advertised_;    // an exposed endpoint's, on the advertised address
+  std::unique_ptr<NetnsWatch> watch_;         // its thread calls netnsGone
+  std::unique_ptr<ClusterServices> cluster_;  // last: its thread calls follow
 };
 
 // A guest is gone (its last attachment removed): its links and services go too, through the

@@ -11,6 +11,7 @@
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
+#include <functional>
 #include <optional>
 #include <set>
 
@@ -167,6 +168,10 @@ std::string clusterHostName() {
   char name[256] = {};
   if (::gethostname(name, sizeof(name) - 1) != 0) return "";
   return name;
+}
+
+Result<std::vector<std::string>> parseEtcdEndpoints(const std::string& list) {
+  return etcd::parseEndpoints(list);
 }
 
 Status validateClusterIpam(const ClusterIpamConfig& config, const std::vector<RangeSet>& ranges) {
@@ -383,8 +388,9 @@ struct ClusterAddresses::Impl {
     return out;
   }
 
-  Status release() {
-    PLUMB_TRY(Ipam(store).release(req.owner));
+  // local: gives the addresses back in the store; then emptied blocks go back to etcd.
+  Status release(const std::function<Status()>& local) {
+    PLUMB_TRY(local());
     std::vector<IpPrefix> orphans;
     PLUMB_ASSIGN(auto empty, emptyBlocks(&orphans));
     if (empty.empty() && orphans.empty()) return {};
@@ -443,7 +449,17 @@ Result<Addressing> ClusterAddresses::allocate() {
   return Impl::addressing(*got, impl_->routes);
 }
 
-Status ClusterAddresses::release() { return impl_->release(); }
+Status ClusterAddresses::release() {
+  return impl_->release([this] { return Ipam(impl_->store).release(impl_->req.owner); });
+}
+
+Status ClusterAddresses::releaseAddress(const IpAddr& addr) {
+  for (const auto& s : impl_->subnets) {
+    if (!s.contains(addr)) continue;
+    return impl_->release([&] { return Ipam(impl_->store).releaseAddress(s, addr); });
+  }
+  return fail(Errc::kInvalid, addr.str() + " is in none of " + describe());
+}
 
 Result<ClusterView> clusterView(Store& store, const ClusterIpamConfig& config,
                                 const std::vector<IpPrefix>& subnets) {

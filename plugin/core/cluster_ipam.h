@@ -32,6 +32,8 @@ struct ClusterIpamConfig {
 
 // The name this host goes by in a cluster: PLUMB_HOST, else the hostname.
 std::string clusterHostName();
+// "http://HOST:PORT,..." (--etcd-endpoints, PLUMB_ETCD_ENDPOINTS), each checked.
+Result<std::vector<std::string>> parseEtcdEndpoints(const std::string& list);
 
 // Endpoints, prefix, host and lease; with ranges, that each subnet cuts into blocks.
 Status validateClusterIpam(const ClusterIpamConfig& config,
@@ -54,6 +56,8 @@ class ClusterAddresses : public AddressSource {
   // not answer, the block stays this host's, to be used or given back later: release
   // succeeds all the same).
   Status release() override;
+  // Gives back one address, whoever holds it (Docker's ReleaseAddress), then as release().
+  Status releaseAddress(const IpAddr& addr);
 
  private:
   struct Impl;

@@ -8,10 +8,12 @@
 #include <CLI/CLI.hpp>
 #include <cstdlib>
 #include <iostream>
+#include <optional>
 
 #include "base/endpoint.h"
 #include "base/log.h"
 #include "plugin/core/ambassadors.h"
+#include "plugin/core/cluster_ipam.h"
 #include "plugin/core/control.h"
 #include "plugin/core/runtime_api.h"
 #include "plugin/docker/driver.h"
@@ -113,10 +115,40 @@ int daemonMain(int argc, char** argv) {
                  "dockerd's API socket, whose container start events bring containers' "
                  "plumb.link and plumb.expose labels (\"off\": none)")
       ->capture_default_str();
+  const char* etcd_env = std::getenv("PLUMB_ETCD_ENDPOINTS");
+  std::string etcd_endpoints = etcd_env ? etcd_env : "";
+  app.add_option("--etcd-endpoints", etcd_endpoints,
+                 "etcd v3 members (http://HOST:PORT,...) to share exposed services with other "
+                 "hosts through (default $PLUMB_ETCD_ENDPOINTS; none: this host only)");
+  core::ClusterServicesConfig cluster;
+  app.add_option("--etcd-prefix", cluster.prefix, "where plumb's keys live in etcd")
+      ->capture_default_str();
+  cluster.host = core::clusterHostName();
+  app.add_option("--host", cluster.host,
+                 "this host's name in the cluster (default $PLUMB_HOST, "
+                 "else the hostname)");
+  app.add_option("--advertise-address", cluster.advertise,
+                 "the address of this host's other hosts reach its exposed services on "
+                 "(needed with --etcd-endpoints)");
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
     return app.exit(e);
+  }
+  std::optional<core::ClusterServicesConfig> cluster_services;
+  if (!etcd_endpoints.empty()) {
+    auto eps = core::parseEtcdEndpoints(etcd_endpoints);
+    if (!eps.ok()) {
+      std::cerr << "plumb daemon: --etcd-endpoints: " << eps.error().message << "\n";
+      return 2;
+    }
+    cluster.endpoints = *eps;
+    auto valid = core::validateClusterServices(cluster);
+    if (!valid.ok()) {
+      std::cerr << "plumb daemon: " << valid.error().message << "\n";
+      return 2;
+    }
+    cluster_services = cluster;
   }
   // The engine takes a network's plumb.ovsdb, else $PLUMB_OVSDB: this sets the latter.
   if (!ovsdb.empty()) ::setenv("PLUMB_OVSDB", ovsdb.c_str(), 1);
@@ -153,7 +185,7 @@ int daemonMain(int argc, char** argv) {
   // reaches them on the control socket in the state dir (docs/proxy.md).
   core::ForwarderOptions fwd_options;
   fwd_options.drain_timeout_ms = drain_s * 1000;
-  auto ambassadors = core::Ambassadors::start(state_dir, fwd_options);
+  auto ambassadors = core::Ambassadors::start(state_dir, fwd_options, cluster_services);
   if (!ambassadors.ok()) {
     std::cerr << "plumb daemon: failed to start the ambassadors: " << ambassadors.error().message
               << "\n";

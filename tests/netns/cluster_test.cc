@@ -2,7 +2,10 @@
 // the wire (a bridge, the etcd members on 198.18.250.254), two host namespaces are joined to it
 // by veths and each runs its own plumb (its own state dir, PLUMB_HOST); containers on each
 // host are namespaces attached by macvlan to the host's wire interface, all in one subnet.
+#include <signal.h>
+#include <spawn.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 
 #include <algorithm>
 #include <chrono>
@@ -15,6 +18,9 @@
 #include "../unit/store_dump.h"
 #include "etcd_members.h"
 #include "harness.h"
+#include "repliers.h"
+
+extern char** environ;
 
 namespace plumb::testing {
 namespace {
@@ -42,8 +48,69 @@ class Cluster : public NetnsTest {
   }
 
   void TearDown() override {
+    for (auto& [h, pid] : daemons_) stopDaemon(h, SIGKILL);
     members_.reset();
     NetnsTest::TearDown();
+  }
+
+  // The command line on host h, with its state.
+  Cmd plumbOn(const std::string& h, const std::string& args) {
+    return in(nsName(h), std::string(PLUMB_BIN) + " --state-dir " + stateOf(h) + " " + args);
+  }
+  // plumb daemon on host h (n: its wire address's last byte), sharing services through etcd.
+  void startDaemon(const std::string& h, int n) {
+    ::mkdir(stateOf(h).c_str(), 0700);
+    std::vector<std::string> args{"ip",
+                                  "netns",
+                                  "exec",
+                                  nsName(h),
+                                  PLUMB_BIN,
+                                  "daemon",
+                                  "--state-dir",
+                                  stateOf(h),
+                                  "--socket",
+                                  stateOf(h) + "/docker.sock",
+                                  "--docker-socket",
+                                  "off",
+                                  "--etcd-endpoints",
+                                  members_->endpointList(),
+                                  "--advertise-address",
+                                  "198.18.250." + std::to_string(n),
+                                  "--host",
+                                  h};
+    std::vector<char*> argv;
+    for (auto& a : args) argv.push_back(a.data());
+    argv.push_back(nullptr);
+    pid_t pid = -1;
+    ASSERT_EQ(posix_spawnp(&pid, "ip", nullptr, nullptr, argv.data(), environ), 0);
+    daemons_[h] = pid;
+    auto deadline = Clock::now() + std::chrono::seconds(10);
+    while (plumbOn(h, "--json ls --links").rc != 0 ||
+           ::access((stateOf(h) + "/control.sock").c_str(), F_OK) != 0) {
+      ASSERT_LT(Clock::now(), deadline) << "the daemon on " << h << " does not answer";
+      std::this_thread::sleep_for(std::chrono::milliseconds(20));
+    }
+  }
+  int stopDaemon(const std::string& h, int sig) {
+    pid_t pid = daemons_[h];
+    if (pid <= 0) return -1;
+    ::kill(pid, sig);
+    int status = 0;
+    ::waitpid(pid, &status, 0);
+    daemons_[h] = -1;
+    return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+  }
+  // A guest on host h, on a bridge of that host's at 198.18.<net>.2 (the host at .1).
+  std::string guestOn(const std::string& h, const std::string& g, int net) {
+    std::string path = makeNetns(g);
+    std::string sub = "198.18." + std::to_string(net) + ".";
+    EXPECT_EQ(plumbOn(h, "br-" + g + " " + nsName(g) + " " + sub + "2/24").rc, 0);
+    EXPECT_EQ(in(nsName(h), "ip addr add " + sub + "1/24 dev br-" + g).rc, 0);
+    return path;
+  }
+  // The hosts registered for a service in etcd.
+  std::string registered(const std::string& name) {
+    return etcdctl("get --prefix --keys-only /plumb/services/" + name + "/").out;
   }
 
   // A host: a namespace with its wire interface (wire0, 198.18.250.<n>) on the bridge.
@@ -138,6 +205,7 @@ class Cluster : public NetnsTest {
   }
 
   std::unique_ptr<EtcdMembers> members_;
+  std::map<std::string, pid_t> daemons_;
 };
 
 // Whether a store dump has rows in table.
@@ -270,6 +338,64 @@ TEST_F(Cluster, Kill9MidAddsThenDelOfEverythingLeaksNothing) {
   for (const auto& [id, r] : again) EXPECT_EQ(r.rc, 0) << id << ": " << r.out;
   for (const auto& [id, r] : cniOn("ha", "DEL", conf(29), k)) EXPECT_EQ(r.rc, 0) << id;
   EXPECT_TRUE(blocks().empty());
+}
+
+// Until what the guest reads through its link is in want (or 10 s have passed); the time it took.
+template <class Pred>
+std::chrono::milliseconds until(Pred pred, int seconds = 10) {
+  auto start = Clock::now();
+  while (!pred() && Clock::now() - start < std::chrono::seconds(seconds))
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  return std::chrono::duration_cast<std::chrono::milliseconds>(Clock::now() - start);
+}
+
+TEST_F(Cluster, ALinkFollowsAServiceAcrossHosts) {
+  joinHost("hc", 3);
+  auto sb = guestOn("hb", "sb", 71), sc = guestOn("hc", "sc", 72), ca = guestOn("ha", "ca", 73);
+  Replier on_b(sb, 8080, "from-b"), on_c(sc, 8080, "from-c");
+  startDaemon("ha", 1);
+  startDaemon("hb", 2);
+  // Exposed on host B; linked by name on host A (the port comes from B's registration).
+  auto r = plumbOn("hb", "expose " + nsName("sb") + " web 8080");
+  ASSERT_EQ(r.rc, 0) << r.out;
+  EXPECT_NE(registered("web").find("/plumb/services/web/tcp/hb/" + nsName("sb")), std::string::npos)
+      << registered("web");
+  auto took = until([&] { return plumbOn("ha", "link " + nsName("ca") + " web").rc == 0; });
+  EXPECT_LT(took, std::chrono::seconds(1)) << "a new endpoint is known within 1 s";
+  EXPECT_EQ(askIn(ca, 8080), "from-b");
+  // A second instance on host C: used within 1 s of its registration.
+  startDaemon("hc", 3);
+  ASSERT_EQ(plumbOn("hc", "expose " + nsName("sc") + " web 8080").rc, 0);
+  took = until([&] { return askIn(ca, 8080) == "from-c"; });
+  EXPECT_LT(took, std::chrono::seconds(1)) << "C's endpoint used within 1 s";
+  std::set<std::string> seen;
+  for (int i = 0; i < 10; ++i) seen.insert(askIn(ca, 8080));
+  EXPECT_EQ(seen, (std::set<std::string>{"from-b", "from-c"}));
+  // Host B's daemon dies: its registration goes with its lease (TTL 10 s), and every new
+  // connection goes to C.
+  EXPECT_EQ(stopDaemon("hb", SIGKILL), 128 + SIGKILL);
+  took = until([&] { return registered("web").find("/tcp/hb/") == std::string::npos; }, 15);
+  EXPECT_LT(took, std::chrono::seconds(12)) << "B's endpoint gone within the lease's TTL";
+  for (int i = 0; i < 10; ++i) EXPECT_EQ(askIn(ca, 8080), "from-c");
+  // Without quorum a new registration fails in one line, and changes nothing.
+  members_->kill(0);
+  members_->kill(1);
+  auto start = Clock::now();
+  r = plumbOn("hc", "expose " + nsName("sc") + " api 9090");
+  EXPECT_NE(r.rc, 0);
+  EXPECT_LT(Clock::now() - start, std::chrono::seconds(12));
+  EXPECT_NE(r.out.find("failed to register api/tcp"), std::string::npos) << r.out;
+  EXPECT_EQ(r.out.find('\n'), r.out.size() - 1) << r.out;
+  auto ls = plumbOn("hc", "--json ls --links");
+  EXPECT_EQ(ls.out.find("\"api\""), std::string::npos) << ls.out;
+  // The existing link keeps working.
+  EXPECT_EQ(askIn(ca, 8080), "from-c");
+  ASSERT_TRUE(members_->start(0));
+  // A clean stop takes the host's registrations away at once.
+  EXPECT_EQ(stopDaemon("hc", SIGTERM), 0);
+  EXPECT_EQ(stopDaemon("ha", SIGTERM), 0);
+  took = until([&] { return registered("web").empty(); }, 15);
+  EXPECT_TRUE(registered("web").empty()) << registered("web");
 }
 
 }  // namespace
