@@ -108,6 +108,40 @@ def etcd_floor(spec):
     print(json.dumps(out))
 
 
+def service_worker(spec):
+    """Runs in the linking guest's netns: exposes and withdraws a service on the other host
+    (`plumb expose` there), timing how long after each command returns the link here starts
+    and stops reaching it."""
+    import socket
+
+    def reply():
+        try:
+            c = socket.create_connection(("127.0.0.1", spec["port"]), timeout=1)
+            c.settimeout(1)
+            data = c.recv(64)
+            c.close()
+            return data
+        except OSError:
+            return b""
+
+    def until(want, limit_s=15):
+        t0 = time.perf_counter()
+        while time.perf_counter() - t0 < limit_s:
+            if (reply() == b"ok") == want:
+                return (time.perf_counter() - t0) * 1000
+            time.sleep(0.002)
+        raise SystemExit("cluster_bench: the link never " + ("reached" if want else "lost") +
+                         " the service")
+
+    out = {"up": [], "down": []}
+    for _ in range(spec["rounds"]):
+        subprocess.run(spec["expose"], check=True, capture_output=True)
+        out["up"].append(until(True))
+        subprocess.run(spec["unexpose"], check=True, capture_output=True)
+        out["down"].append(until(False))
+    print(json.dumps(out))
+
+
 def sh(cmd, check=True):
     r = subprocess.run(cmd, shell=True, capture_output=True, text=True)
     if check and r.returncode != 0:
@@ -294,7 +328,70 @@ class Bench:
         floor = json.loads(r.stdout)
         sh(f"ip netns exec {self.ns('wire')} etcdctl --endpoints={','.join(self.endpoints)} "
            "del /floor/k")
+        svc = self.services()
         self.report(samples, spread, half, floor)
+        print(f"  service change on the other host (n={len(svc['up'])}): a new endpoint used "
+              f"p50 {pct(svc['up'], 50):.0f} ms, max {max(svc['up']):.0f} ms after `plumb expose` "
+              f"returned; a withdrawn one gone p50 {pct(svc['down'], 50):.0f} ms, "
+              f"max {max(svc['down']):.0f} ms")
+
+    def services(self):
+        """Host hb exposes a guest's service, host ha's guest links to it by name: how long
+        after `plumb expose` (and `unexpose`) returns on hb the link on ha follows."""
+        daemons = []
+        try:
+            for n, h in ((1, "ha"), (2, "hb")):
+                state = f"{self.tmp}/svc-{h}"
+                os.makedirs(state, exist_ok=True)
+                log = open(f"{state}.log", "w")
+                daemons.append(subprocess.Popen(
+                    ["ip", "netns", "exec", self.ns(h), self.plumb, "daemon", "--state-dir", state,
+                     "--socket", f"{state}/docker.sock", "--docker-socket", "off",
+                     "--etcd-endpoints", ",".join(self.endpoints), "--advertise-address",
+                     f"198.18.251.{n}", "--host", h], stdout=log, stderr=log))
+            for h in ("ha", "hb"):
+                deadline = time.time() + 10
+                while not os.path.exists(f"{self.tmp}/svc-{h}/control.sock"):
+                    if time.time() > deadline:
+                        raise SystemExit(f"cluster_bench: the daemon on {h} did not start")
+                    time.sleep(0.02)
+            sb, ca = self.ns("sb"), self.ns("ca")
+            for g in (sb, ca):
+                sh(f"ip netns add {g} && ip -n {g} link set lo up")
+            plumb_b = f"ip netns exec {self.ns('hb')} {self.plumb} --state-dir {self.tmp}/svc-hb"
+            plumb_a = f"ip netns exec {self.ns('ha')} {self.plumb} --state-dir {self.tmp}/svc-ha"
+            sh(f"{plumb_b} br-sb {sb} 198.18.252.2/24")
+            sh(f"ip -n {self.ns('hb')} addr add 198.18.252.1/24 dev br-sb")
+            server = subprocess.Popen(
+                ["ip", "netns", "exec", sb, sys.executable, "-c",
+                 "import socket\n"
+                 "s=socket.socket(); s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)\n"
+                 "s.bind(('0.0.0.0', 8080)); s.listen(64)\n"
+                 "while True:\n c,_=s.accept(); c.sendall(b'ok'); c.close()\n"])
+            daemons.append(server)
+            sh(f"{plumb_b} expose {sb} web 8080")
+            deadline = time.time() + 10
+            while sh(f"{plumb_a} link {ca} web", check=False).returncode != 0:
+                if time.time() > deadline:
+                    raise SystemExit("cluster_bench: ha never learnt of hb's service")
+                time.sleep(0.05)
+            sh(f"{plumb_b} unexpose {sb} web")
+            spec = {"port": 8080, "rounds": 3 * self.rounds,
+                    "expose": plumb_b.split() + ["expose", sb, "web", "8080"],
+                    "unexpose": plumb_b.split() + ["unexpose", sb, "web"]}
+            path = f"{self.tmp}/svc-spec.json"
+            with open(path, "w") as f:
+                json.dump(spec, f)
+            r = subprocess.run(["ip", "netns", "exec", ca, sys.executable,
+                                os.path.abspath(__file__), "services", path],
+                               capture_output=True, text=True)
+            if r.returncode != 0:
+                raise SystemExit(f"cluster_bench: services: {r.stderr.strip()}")
+            return json.loads(r.stdout)
+        finally:
+            for p in daemons:
+                p.terminate()
+                p.wait()
 
     def report(self, s, spread, half, floor):
         def row(name, v, ref=None):
@@ -322,6 +419,10 @@ class Bench:
 
 
 def main():
+    if len(sys.argv) >= 3 and sys.argv[1] == "services":
+        with open(sys.argv[2]) as f:
+            service_worker(json.load(f))
+        return
     if len(sys.argv) >= 3 and sys.argv[1] == "floor":
         with open(sys.argv[2]) as f:
             etcd_floor(json.load(f))

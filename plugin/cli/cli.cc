@@ -8,6 +8,7 @@
 #include <nlohmann/json.hpp>
 
 #include "base/json.h"
+#include "plugin/cli/cluster.h"
 #include "plugin/cli/execute.h"
 #include "plugin/cli/forward.h"
 #include "plugin/cli/grammar.h"
@@ -148,6 +149,17 @@ int run(int argc, char** argv) {
   ls->add_flag("--json", as_json, "print JSON");
   bool links_only = false;
   ls->add_flag("--links", links_only, "list the exposed services and the links to them instead");
+  bool cluster_only = false;
+  ClusterQuery cluster_query;
+  ls->add_flag("--cluster", cluster_only,
+               "list this host's lease, address blocks and registered services, as its store "
+               "and etcd hold them");
+  ls->add_option("--etcd-endpoints", cluster_query.endpoints,
+                 "etcd members for --cluster (default $PLUMB_ETCD_ENDPOINTS)");
+  ls->add_option("--etcd-prefix", cluster_query.prefix, "where plumb's keys live in etcd")
+      ->capture_default_str();
+  ls->add_option("--host", cluster_query.host,
+                 "this host's name in the cluster (default $PLUMB_HOST, else the hostname)");
   // The ambassadors (docs/proxy.md): carried out by the running plumb daemon.
   LinkCommand link_cmd;
   auto add_link_verb = [&](const char* verb, const char* help, const char* port_help,
@@ -215,6 +227,7 @@ int run(int argc, char** argv) {
   Options link_opts = opts;
   link_opts.state_dir = state_dir;
   link_opts.json = opts.json || as_json;
+  if (ls->parsed() && cluster_only) return listCluster(cluster_query, link_opts);
   if (ls->parsed() && links_only) return listLinks(link_opts);
   if (ls->parsed()) return list(state_dir, as_json || opts.json);
   if (!link_cmd.verb.empty()) return runLinkCommand(link_cmd, link_opts);

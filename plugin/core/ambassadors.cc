@@ -180,15 +180,13 @@ Status Ambassadors::advertise(const std::string& guest, const std::string& name,
     PLUMB_ASSIGN(auto adv, IpAddr::parse(cluster_->config().advertise));
     fwd.listen = Endpoint{adv, 0}.str();
     PLUMB_ASSIGN(auto l, forwarder_->add(fwd));
-    it = advertised_.emplace(key, l.id).first;
+    it = advertised_.emplace(key, std::make_pair(l.id, l.address)).first;
   }
-  PLUMB_TRY(forwarder_->setBackends(it->second, {backend}));
-  std::string listening;
-  for (const auto& f : forwarder_->stats())
-    if (f.id == it->second) listening = f.listen;
+  PLUMB_TRY(forwarder_->setBackends(it->second.first, {backend}));
+  const std::string listening = it->second.second;
   Status st = cluster_->publish(name, udp, guest, listening, port, restoring);
   if (!st.ok() && !restoring) {
-    forwarder_->remove(it->second);
+    forwarder_->remove(it->second.first);
     advertised_.erase(it);
   }
   return st;
@@ -198,7 +196,7 @@ void Ambassadors::unadvertise(const std::string& guest, const std::string& name,
   if (!cluster_) return;
   auto it = advertised_.find({guest, name, udp});
   if (it == advertised_.end()) return;
-  forwarder_->remove(it->second);
+  forwarder_->remove(it->second.first);
   advertised_.erase(it);
   cluster_->withdraw(name, udp, guest);
 }

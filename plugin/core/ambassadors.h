@@ -90,8 +90,9 @@ class Ambassadors {
   std::unique_ptr<Store> store_;
   std::unique_ptr<Directory> directory_;
   std::unique_ptr<Forwarder> forwarder_;
-  std::map<LinkKey, uint64_t> listeners_;     // a link's forwarder listener
-  std::map<LinkKey, uint64_t> advertised_;    // an exposed endpoint's, on the advertised address
+  std::map<LinkKey, uint64_t> listeners_;  // a link's forwarder listener
+  // An exposed endpoint's listener on the advertised address, and its ADDR:PORT.
+  std::map<LinkKey, std::pair<uint64_t, std::string>> advertised_;
   std::unique_ptr<NetnsWatch> watch_;         // its thread calls netnsGone
   std::unique_ptr<ClusterServices> cluster_;  // last: its thread calls follow
 };

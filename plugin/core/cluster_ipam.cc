@@ -12,10 +12,12 @@
 #include <filesystem>
 #include <fstream>
 #include <functional>
+#include <map>
 #include <optional>
 #include <set>
 
 #include "base/fd.h"
+#include "base/json.h"
 #include "base/log.h"
 #include "etcd/client.h"
 #include "plugin/core/cluster_blocks.h"
@@ -461,38 +463,85 @@ Status ClusterAddresses::releaseAddress(const IpAddr& addr) {
   return fail(Errc::kInvalid, addr.str() + " is in none of " + describe());
 }
 
-Result<ClusterView> clusterView(Store& store, const ClusterIpamConfig& config,
-                                const std::vector<IpPrefix>& subnets) {
+Result<ClusterView> clusterView(Store& store, const ClusterIpamConfig& config) {
   ClusterView view;
   view.host = config.host;
   ClusterSpec spec{config.prefix, config.host, config.lease_ttl_s};
   PLUMB_ASSIGN(auto saved, loadLease(store, spec));
   if (saved) view.lease = saved->id;
   PLUMB_ASSIGN(auto client, etcd::Client::create({config.endpoints, config.timeout_ms}));
-  std::string host_key = config.prefix;
-  host_key.append("/hosts/").append(config.host);
-  PLUMB_ASSIGN(auto host, client->range(host_key));
-  view.lease_alive = view.lease != 0 && !host.kvs.empty() && host.kvs[0].lease == view.lease;
-  for (const auto& s : subnets) {
-    BlockClaims claims(*client, spec, s.network(), blockLen(config, s.network()));
-    PLUMB_ASSIGN(auto all, claims.list());
-    PLUMB_ASSIGN(auto mine, localBlocks(store, spec, s.network()));
-    std::set<IpPrefix> listed;
-    for (const auto& r : all) {
-      bool local = std::find(mine.begin(), mine.end(), r.block) != mine.end();
-      if (r.host != config.host && !local) continue;
-      ClusterBlockView b{s.network().str(), r.block.str(), r.host, local, r.used, 0};
-      PLUMB_ASSIGN(b.addresses,
-                   Ipam(store).countHeld(s.network(), r.block.first(), r.block.last()));
-      view.blocks.push_back(b);
-      listed.insert(r.block);
+  std::string hosts_dir = config.prefix + "/hosts/";
+  PLUMB_ASSIGN(auto hosts, client->range(hosts_dir, etcd::prefixEnd(hosts_dir)));
+  for (const auto& kv : hosts.kvs) {
+    std::string h = kv.key.substr(hosts_dir.size());
+    view.hosts.push_back(h);
+    if (h == config.host) view.lease_alive = view.lease != 0 && kv.lease == view.lease;
+  }
+  // Every block etcd holds for this host, and every block the store names.
+  std::string ipam_dir = config.prefix + "/ipam/";
+  PLUMB_ASSIGN(auto blocks, client->range(ipam_dir, etcd::prefixEnd(ipam_dir)));
+  auto prefixOf = [](std::string seg) -> std::optional<IpPrefix> {
+    auto dash = seg.rfind('-');
+    if (dash == std::string::npos) return std::nullopt;
+    seg[dash] = '/';
+    auto p = IpPrefix::parse(seg);
+    return p.ok() ? std::optional<IpPrefix>(*p) : std::nullopt;
+  };
+  std::map<IpPrefix, ClusterBlockView> by_block;
+  for (const auto& kv : blocks.kvs) {
+    std::string rest = kv.key.substr(ipam_dir.size());
+    auto mid = rest.find("/blocks/");
+    if (mid == std::string::npos) continue;
+    auto subnet = prefixOf(rest.substr(0, mid));
+    auto block = prefixOf(rest.substr(mid + 8));
+    auto v = json_read::parse(kv.value);
+    if (!subnet || !block || !v.ok() || !v->is_object()) continue;
+    std::string holder = v->value("host", std::string());
+    if (holder != config.host) continue;
+    ClusterBlockView b;
+    b.subnet = subnet->str();
+    b.block = block->str();
+    b.holder = holder;
+    b.used = v->value("state", std::string()) == "used";
+    by_block[*block] = b;
+  }
+  PLUMB_TRY(store.read([&](Db& db) -> Status {
+    PLUMB_ASSIGN(auto q, db.prepare("SELECT subnet, block FROM cluster_blocks WHERE prefix=? AND "
+                                    "host=?"));
+    q.bind(1, config.prefix).bind(2, config.host);
+    for (;;) {
+      PLUMB_ASSIGN(bool row, q.step());
+      if (!row) break;
+      PLUMB_ASSIGN(auto block, IpPrefix::parse(q.text(1)));
+      auto& b = by_block[block];
+      b.subnet = q.text(0);
+      b.block = block.str();
+      b.local = true;
     }
-    for (const auto& b : mine) {
-      if (listed.count(b)) continue;
-      ClusterBlockView v{s.network().str(), b.str(), "", true, false, 0};
-      PLUMB_ASSIGN(v.addresses, Ipam(store).countHeld(s.network(), b.first(), b.last()));
-      view.blocks.push_back(v);
+    return {};
+  }));
+  for (auto& [block, b] : by_block) {
+    PLUMB_ASSIGN(auto subnet, IpPrefix::parse(b.subnet));
+    PLUMB_ASSIGN(b.addresses, Ipam(store).countHeld(subnet, block.first(), block.last()));
+    view.blocks.push_back(b);
+  }
+  // This host's registrations: <prefix>/services/NAME/PROTO/HOST/GUEST.
+  std::string svc_dir = config.prefix + "/services/";
+  PLUMB_ASSIGN(auto services, client->range(svc_dir, etcd::prefixEnd(svc_dir)));
+  for (const auto& kv : services.kvs) {
+    std::vector<std::string> parts;
+    std::string rest = kv.key.substr(svc_dir.size());
+    for (size_t start = 0;;) {
+      size_t slash = rest.find('/', start);
+      parts.push_back(
+          rest.substr(start, slash == std::string::npos ? std::string::npos : slash - start));
+      if (slash == std::string::npos) break;
+      start = slash + 1;
     }
+    if (parts.size() != 4 || parts[2] != config.host) continue;
+    auto v = json_read::parse(kv.value);
+    std::string address = v.ok() && v->is_object() ? v->value("address", std::string()) : "";
+    view.services.push_back({parts[0], parts[1], parts[3], address});
   }
   return view;
 }

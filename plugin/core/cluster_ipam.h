@@ -64,20 +64,26 @@ class ClusterAddresses : public AddressSource {
   std::unique_ptr<Impl> impl_;
 };
 
-// What a host holds in a cluster, as its own store has it and as etcd does (plumb doctor).
+// What a host holds in a cluster, as its own store has it and as etcd does (plumb ls
+// --cluster): a block in one and not the other is what to look at.
 struct ClusterBlockView {
-  std::string subnet, block, holder;  // holder: the host etcd names ("" when etcd has none)
-  bool local = false;                 // in this host's store
-  bool used = false;                  // etcd's state
-  long long addresses = 0;            // allocated in it on this host
+  std::string subnet, block;
+  std::string holder;       // the host etcd names ("" when etcd holds no such block)
+  bool local = false;       // in this host's store
+  bool used = false;        // etcd's state
+  long long addresses = 0;  // held in it on this host
+};
+struct ClusterServiceView {
+  std::string name, proto, guest, address;  // registered by this host
 };
 struct ClusterView {
   std::string host;
-  int64_t lease = 0;         // this host's lease in its store (0: none)
-  bool lease_alive = false;  // etcd still binds the host's key to it
+  int64_t lease = 0;               // the lease this host's store names (0: none yet)
+  bool lease_alive = false;        // etcd still binds the host's key to it
+  std::vector<std::string> hosts;  // every host etcd knows alive
   std::vector<ClusterBlockView> blocks;
+  std::vector<ClusterServiceView> services;
 };
-Result<ClusterView> clusterView(Store& store, const ClusterIpamConfig& config,
-                                const std::vector<IpPrefix>& subnets);
+Result<ClusterView> clusterView(Store& store, const ClusterIpamConfig& config);
 
 }  // namespace plumb::core

@@ -528,6 +528,17 @@ Result<std::vector<Pool>> Ipam::listPools() {
   return out;
 }
 
+Status Ipam::updatePoolConfig(const std::string& id, const std::string& config) {
+  return store_.write([&](Db& db) -> Status {
+    PLUMB_ASSIGN(auto q, db.prepare("UPDATE ip_pools SET config=? WHERE id=?"));
+    q.bind(1, config).bind(2, id);
+    PLUMB_TRY(q.run());
+    if (sqlite3_changes(db.handle()) == 0)
+      return fail(Errc::kNotFound, "pool " + id + " is unknown");
+    return {};
+  });
+}
+
 Status Ipam::removePool(const std::string& id) {
   return store_.write([&](Db& db) -> Status {
     PLUMB_ASSIGN(auto q, db.prepare("DELETE FROM ip_pools WHERE id=?"));

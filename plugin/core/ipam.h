@@ -75,6 +75,7 @@ class Ipam {
   Result<std::optional<Pool>> findPool(const std::string& id);
   Result<std::vector<Pool>> listPools();
   Status removePool(const std::string& id);  // missing is success
+  Status updatePoolConfig(const std::string& id, const std::string& config);
   // How many addresses of subnet between lo and hi (inclusive) are held.
   Result<long long> countHeld(const IpPrefix& subnet, const IpAddr& lo, const IpAddr& hi);
   // Every owner that holds addresses (for GC).

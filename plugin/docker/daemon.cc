@@ -129,13 +129,14 @@ int daemonMain(int argc, char** argv) {
                  "else the hostname)");
   app.add_option("--advertise-address", cluster.advertise,
                  "the address of this host's other hosts reach its exposed services on "
-                 "(needed with --etcd-endpoints)");
+                 "(without it, with --etcd-endpoints, only address pools are shared)");
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
     return app.exit(e);
   }
   std::optional<core::ClusterServicesConfig> cluster_services;
+  std::optional<core::ClusterIpamConfig> cluster_ipam;
   if (!etcd_endpoints.empty()) {
     auto eps = core::parseEtcdEndpoints(etcd_endpoints);
     if (!eps.ok()) {
@@ -143,18 +144,33 @@ int daemonMain(int argc, char** argv) {
       return 2;
     }
     cluster.endpoints = *eps;
-    auto valid = core::validateClusterServices(cluster);
+    // Pools created with a subnet are shared through etcd (--ipam-driver plumb).
+    core::ClusterIpamConfig ipam;
+    ipam.endpoints = cluster.endpoints;
+    ipam.prefix = cluster.prefix;
+    ipam.host = cluster.host;
+    auto valid = core::validateClusterIpam(ipam);
     if (!valid.ok()) {
       std::cerr << "plumb daemon: " << valid.error().message << "\n";
       return 2;
     }
-    cluster_services = cluster;
+    cluster_ipam = ipam;
+    // Services are shared too where other hosts have an address to reach this one on.
+    if (!cluster.advertise.empty()) {
+      valid = core::validateClusterServices(cluster);
+      if (!valid.ok()) {
+        std::cerr << "plumb daemon: " << valid.error().message << "\n";
+        return 2;
+      }
+      cluster_services = cluster;
+    }
   }
   // The engine takes a network's plumb.ovsdb, else $PLUMB_OVSDB: this sets the latter.
   if (!ovsdb.empty()) ::setenv("PLUMB_OVSDB", ovsdb.c_str(), 1);
   log::configure("", level);
   DriverConfig cfg;
   cfg.state_dir = state_dir;
+  cfg.cluster = cluster_ipam;
   if (pools.empty()) pools = {"base=10.200.0.0/16,size=24", "base=fd70:6c75:6d62::/48,size=64"};
   for (const auto& p : pools) {
     auto pool = parsePoolFlag(p);

@@ -7,12 +7,14 @@
 #include <memory>
 #include <mutex>
 #include <nlohmann/json.hpp>
+#include <optional>
 #include <string>
 #include <utility>
 #include <vector>
 
 #include "base/ip.h"
 #include "base/result.h"
+#include "plugin/core/cluster_ipam.h"
 #include "plugin/core/store.h"
 #include "plugin/docker/http.h"
 #include "plugin/docker/network.h"
@@ -23,6 +25,9 @@ struct DriverConfig {
   std::string state_dir = "/var/lib/plumb";
   // Where RequestPool finds a subnet when dockerd names none: (base, prefix length).
   std::vector<std::pair<IpPrefix, int>> default_pools;
+  // plumb daemon --etcd-endpoints: pools created with a subnet are shared with the other
+  // hosts' daemons through etcd (docs/cluster.md).
+  std::optional<core::ClusterIpamConfig> cluster;
 };
 
 // SQLite connections for concurrent handlers: one per request in flight, reused.

@@ -24,15 +24,32 @@ constexpr const char* kMacOption = "com.docker.network.endpoint.macaddress";
 struct PoolConfig {
   bool v6 = false;
   std::optional<IpPrefix> sub_pool;  // where addresses come from (--ip-range)
+  bool cluster = false;              // shared with other hosts through etcd
+  std::optional<IpAddr> gateway;     // a cluster pool's: never handed out by any host
+  std::string space;
 };
+
+json poolRecord(const PoolConfig& c) {
+  json j = {{"v6", c.v6}, {"sub_pool", c.sub_pool ? c.sub_pool->str() : ""}, {"space", c.space}};
+  if (c.cluster) j["cluster"] = true;
+  if (c.gateway) j["gateway"] = c.gateway->str();
+  return j;
+}
 
 Result<PoolConfig> poolConfig(const core::Pool& pool) {
   PoolConfig c;
   auto j = jr::parse(pool.config);
   if (!j.ok()) return fail(Errc::kIo, "pool " + pool.id + " has a damaged record");
-  std::string sub;
+  std::string sub, gateway;
   PLUMB_TRY(jr::boolean(*j, "v6", c.v6));
   PLUMB_TRY(jr::str(*j, "sub_pool", sub));
+  PLUMB_TRY(jr::boolean(*j, "cluster", c.cluster));
+  PLUMB_TRY(jr::str(*j, "gateway", gateway));
+  PLUMB_TRY(jr::str(*j, "space", c.space));
+  if (!gateway.empty()) {
+    PLUMB_ASSIGN(auto g, IpAddr::parse(gateway));
+    c.gateway = g;
+  }
   if (!sub.empty()) {
     PLUMB_ASSIGN(auto p, IpPrefix::parse(sub));
     c.sub_pool = p;
@@ -47,6 +64,15 @@ Result<core::Pool> loadPool(core::Ipam& ipam, const json& req) {
   PLUMB_ASSIGN(auto pool, ipam.findPool(id));
   if (!pool) return fail(Errc::kNotFound, "pool " + id + " is unknown");
   return *pool;
+}
+
+// A pool shared through etcd needs a daemon that reaches it.
+Status clusterReady(const core::Pool& pool, const PoolConfig& c, bool configured) {
+  if (c.cluster && !configured)
+    return fail(Errc::kInvalid, "pool " + pool.id +
+                                    " is shared through etcd: start plumb daemon with "
+                                    "--etcd-endpoints");
+  return {};
 }
 
 // Each Docker address is its own owner: dockerd releases addresses one by one.
@@ -103,6 +129,7 @@ Result<json> Driver::requestPool(core::Store& store, const json& req) {
   core::Ipam ipam(store);
   PoolConfig c;
   c.v6 = v6;
+  c.space = space;
   core::Pool pool;
   pool.frontend = kFrontend;
   if (!sub_text.empty()) {
@@ -110,9 +137,7 @@ Result<json> Driver::requestPool(core::Store& store, const json& req) {
     if (!sub.ok()) return fail(Errc::kInvalid, "SubPool: " + sub.error().message);
     c.sub_pool = sub->network();
   }
-  auto record = [&]() -> json {
-    return {{"v6", c.v6}, {"sub_pool", c.sub_pool ? c.sub_pool->str() : ""}, {"space", space}};
-  };
+  auto record = [&]() -> json { return poolRecord(c); };
   if (!pool_text.empty()) {
     auto p = IpPrefix::parse(pool_text);
     if (!p.ok()) return fail(Errc::kInvalid, "Pool: " + p.error().message);
@@ -124,6 +149,14 @@ Result<json> Driver::requestPool(core::Store& store, const json& req) {
       return fail(Errc::kInvalid, "SubPool " + sub_text + " is outside pool " + pool_text);
     pool.subnet = p->network();
     pool.id = pool.subnet.str();
+    // A subnet given by name is the same on every host's `docker network create`: with etcd,
+    // it is shared (an automatic one may differ from host to host, and stays local).
+    if (cfg_.cluster) {
+      c.cluster = true;
+      core::IpRange whole{pool.subnet, std::nullopt, std::nullopt, std::nullopt};
+      auto valid = core::validateClusterIpam(*cfg_.cluster, {{whole}});
+      if (!valid.ok()) return std::move(valid).error().wrap("failed to share pool " + pool_text);
+    }
     pool.config = record().dump();
     auto st = ipam.addPool(pool);
     if (!st.ok()) return std::move(st).error().wrap("failed to claim pool " + pool_text);
@@ -156,6 +189,7 @@ Result<json> Driver::requestAddress(core::Store& store, const json& req) {
   core::Ipam ipam(store);
   PLUMB_ASSIGN(auto pool, loadPool(ipam, req));
   PLUMB_ASSIGN(auto c, poolConfig(pool));
+  PLUMB_TRY(clusterReady(pool, c, cfg_.cluster.has_value()));
   std::string address_text, type, mac;
   PLUMB_TRY(jr::str(req, "Address", address_text));
   PLUMB_ASSIGN(const json* options, jr::object(req, "Options"));
@@ -167,13 +201,29 @@ Result<json> Driver::requestAddress(core::Store& store, const json& req) {
   auto answer = [&](const IpAddr& a) -> json {
     return {{"Address", IpPrefix(a, pool.subnet.len()).str()}, {"Data", json::object()}};
   };
+  std::optional<IpAddr> wanted;
   if (!address_text.empty()) {
     auto a = IpAddr::parse(address_text);
     if (!a.ok()) return fail(Errc::kInvalid, "Address: " + a.error().message);
-    auto st = ipam.reserve(pool.subnet, *a, owner);
+    wanted = *a;
+  }
+  // The gateway, reserved on this host: in a cluster pool every host's network has it (each
+  // host's `docker network create` names the same one), and it is outside every block.
+  if (type == kGatewayRequest && c.cluster) {
+    core::IpRange whole{pool.subnet, std::nullopt, std::nullopt, std::nullopt};
+    IpAddr gw = wanted ? *wanted : whole.firstUsable();
+    auto st = ipam.reserve(pool.subnet, gw, owner);
+    if (!st.ok() && st.error().code != Errc::kExists) return std::move(st).error();
+    c.gateway = gw;
+    PLUMB_TRY(ipam.updatePoolConfig(pool.id, poolRecord(c).dump()));
+    return answer(gw);
+  }
+  if (wanted && !c.cluster) {
+    auto st = ipam.reserve(pool.subnet, *wanted, owner);
     if (!st.ok())
-      return std::move(st).error().wrap("failed to reserve " + a->str() + " in pool " + pool.id);
-    return answer(*a);
+      return std::move(st).error().wrap("failed to reserve " + wanted->str() + " in pool " +
+                                        pool.id);
+    return answer(*wanted);
   }
   core::IpRange range{c.sub_pool ? *c.sub_pool : pool.subnet, std::nullopt, std::nullopt,
                       std::nullopt};
@@ -189,6 +239,15 @@ Result<json> Driver::requestAddress(core::Store& store, const json& req) {
   }
   core::IpamRequest ir;
   ir.owner = owner;
+  if (c.cluster) {
+    range.gateway = c.gateway;
+    ir.range_sets = {{range}};
+    if (wanted) ir.requested = {*wanted};
+    auto got = core::ClusterAddresses(store, *cfg_.cluster, ir, {}).allocate();
+    if (!got.ok())
+      return std::move(got).error().wrap("failed to allocate an address in pool " + pool.id);
+    return answer(got->addresses.front().address.addr());
+  }
   ir.range_sets = {{range}};
   auto got = ipam.allocate(ir);
   if (!got.ok())
@@ -206,6 +265,17 @@ Result<json> Driver::releaseAddress(core::Store& store, const json& req) {
   if (!a.ok()) return fail(Errc::kInvalid, "Address: " + a.error().message);
   if (!pool.subnet.contains(a->addr()))
     return fail(Errc::kInvalid, "address " + address_text + " is outside pool " + pool.id);
+  PLUMB_ASSIGN(auto c, poolConfig(pool));
+  PLUMB_TRY(clusterReady(pool, c, cfg_.cluster.has_value()));
+  if (c.cluster) {
+    // Given back here; a block it leaves empty goes back to etcd.
+    core::IpamRequest ir;
+    ir.owner = addressOwner("");
+    ir.range_sets = {{core::IpRange{pool.subnet, std::nullopt, std::nullopt, c.gateway}}};
+    PLUMB_TRY(ir.range_sets[0][0].normalise());
+    PLUMB_TRY(core::ClusterAddresses(store, *cfg_.cluster, ir, {}).releaseAddress(a->addr()));
+    return json::object();
+  }
   PLUMB_TRY(ipam.releaseAddress(pool.subnet, a->addr()));
   return json::object();
 }

@@ -11,6 +11,7 @@
 #include <chrono>
 #include <fstream>
 #include <map>
+#include <mutex>
 #include <set>
 #include <sstream>
 #include <thread>
@@ -247,6 +248,21 @@ TEST_F(Cluster, TwoHostsShareASubnetAndTheirContainersTalk) {
     std::string block = "198.18.96." + std::to_string(last / 16 * 16) + "-28";
     EXPECT_EQ(held[block], id[0] == 'a' ? "ha" : "hb") << addr << " in " << block;
   }
+  // Each host's view of what it holds: every block in etcd and in its store, 64 addresses.
+  for (const std::string h : {"ha", "hb"}) {
+    auto ls = plumbOn(
+        h, "ls --cluster --json --host " + h + " --etcd-endpoints " + members_->endpointList());
+    ASSERT_EQ(ls.rc, 0) << ls.out;
+    auto view = json::parse(ls.out);
+    EXPECT_EQ(view["host"], h);
+    EXPECT_TRUE(view["leaseAlive"].get<bool>()) << ls.out;
+    long long in_blocks = 0;
+    for (const auto& block : view["blocks"]) {
+      EXPECT_TRUE(block["inEtcd"].get<bool>() && block["inStore"].get<bool>()) << block.dump();
+      in_blocks += block["addresses"].get<long long>();
+    }
+    EXPECT_EQ(in_blocks, 64) << ls.out;
+  }
   // Containers on both hosts reach each other over the wire.
   EXPECT_TRUE(ping(nsName("a0"), addr_of["b0"]));
   EXPECT_TRUE(ping(nsName("b63"), addr_of["a17"]));
@@ -366,10 +382,18 @@ TEST_F(Cluster, ALinkFollowsAServiceAcrossHosts) {
   // A second instance on host C: used within 1 s of its registration.
   startDaemon("hc", 3);
   ASSERT_EQ(plumbOn("hc", "expose " + nsName("sc") + " web 8080").rc, 0);
+  auto view =
+      plumbOn("hc", "ls --cluster --json --host hc --etcd-endpoints " + members_->endpointList());
+  ASSERT_EQ(view.rc, 0) << view.out;
+  EXPECT_EQ(json::parse(view.out)["services"].size(), 1u) << view.out;
   took = until([&] { return askIn(ca, 8080) == "from-c"; });
   EXPECT_LT(took, std::chrono::seconds(1)) << "C's endpoint used within 1 s";
+  // Both instances serve (new connections alternate between the two least busy).
   std::set<std::string> seen;
-  for (int i = 0; i < 10; ++i) seen.insert(askIn(ca, 8080));
+  until([&] {
+    seen.insert(askIn(ca, 8080));
+    return seen.size() == 2;
+  });
   EXPECT_EQ(seen, (std::set<std::string>{"from-b", "from-c"}));
   // Host B's daemon dies: its registration goes with its lease (TTL 10 s), and every new
   // connection goes to C.
@@ -396,6 +420,75 @@ TEST_F(Cluster, ALinkFollowsAServiceAcrossHosts) {
   EXPECT_EQ(stopDaemon("ha", SIGTERM), 0);
   took = until([&] { return registered("web").empty(); }, 15);
   EXPECT_TRUE(registered("web").empty()) << registered("web");
+}
+
+TEST_F(Cluster, DockerPoolsWithASubnetAreSharedAcrossHosts) {
+  startDaemon("ha", 1);
+  startDaemon("hb", 2);
+  auto call = [&](const std::string& h, const std::string& what, const json& body) {
+    auto r = in(nsName(h), "curl -s --unix-socket " + stateOf(h) + "/docker.sock -X POST -d " +
+                               shq(body.dump()) + " http://plugin/IpamDriver." + what);
+    EXPECT_EQ(r.rc, 0) << r.out;
+    return json::parse(r.out.empty() ? "{}" : r.out);
+  };
+  // The same `docker network create --subnet` on both hosts.
+  std::map<std::string, std::string> pool;
+  for (const std::string h : {"ha", "hb"}) {
+    auto p = call(h, "RequestPool", {{"AddressSpace", "plumb-local"}, {"Pool", "198.18.99.0/24"}});
+    ASSERT_TRUE(p.contains("PoolID")) << p.dump();
+    pool[h] = p["PoolID"];
+    auto gw = call(
+        h, "RequestAddress",
+        {{"PoolID", pool[h]}, {"Options", {{"RequestAddressType", "com.docker.network.gateway"}}}});
+    EXPECT_EQ(gw["Address"], "198.18.99.1/24") << gw.dump();
+  }
+  // 20 containers on each host at once: no address twice, never the gateway.
+  std::set<std::string> given;
+  std::map<std::string, std::vector<std::string>> by_host;
+  std::mutex mu;
+  auto run = [&](const std::string& h) {
+    for (int i = 0; i < 20; ++i) {
+      auto a = call(h, "RequestAddress", {{"PoolID", pool[h]}, {"Options", json::object()}});
+      std::lock_guard lock(mu);
+      ASSERT_TRUE(a.contains("Address")) << a.dump();
+      given.insert(a["Address"]);
+      by_host[h].push_back(a["Address"]);
+    }
+  };
+  std::thread ta(run, "ha"), tb(run, "hb");
+  ta.join();
+  tb.join();
+  EXPECT_EQ(given.size(), 40u);
+  EXPECT_EQ(given.count("198.18.99.1/24"), 0u);
+  auto held = blocks();
+  EXPECT_EQ(held.size(), 2u) << "20 addresses fit one /26 block on each host";
+  std::set<std::string> holders;
+  for (const auto& [block, host] : held) holders.insert(host);
+  EXPECT_EQ(holders, (std::set<std::string>{"ha", "hb"}));
+  // A pool that names no subnet stays on its host.
+  auto local = call("ha", "RequestPool", {{"AddressSpace", "plumb-local"}, {"Pool", ""}});
+  ASSERT_TRUE(local.contains("PoolID")) << local.dump();
+  auto one =
+      call("ha", "RequestAddress", {{"PoolID", local["PoolID"]}, {"Options", json::object()}});
+  EXPECT_TRUE(one.contains("Address")) << one.dump();
+  EXPECT_EQ(blocks().size(), 2u) << "a local pool claims nothing in etcd";
+  call("ha", "ReleaseAddress",
+       {{"PoolID", local["PoolID"]},
+        {"Address", one.value("Address", std::string())
+                        .substr(0, one.value("Address", std::string()).find('/'))}});
+  call("ha", "ReleasePool", {{"PoolID", local["PoolID"]}});
+  // Everything given back (the containers, then the gateway at `docker network rm`): no
+  // block is left in etcd.
+  for (const std::string h : {"ha", "hb"}) {
+    for (const auto& a : by_host[h]) {
+      auto r =
+          call(h, "ReleaseAddress", {{"PoolID", pool[h]}, {"Address", a.substr(0, a.find('/'))}});
+      EXPECT_FALSE(r.contains("Err")) << r.dump();
+    }
+    call(h, "ReleaseAddress", {{"PoolID", pool[h]}, {"Address", "198.18.99.1"}});
+    call(h, "ReleasePool", {{"PoolID", pool[h]}});
+  }
+  EXPECT_TRUE(blocks().empty()) << etcdctl("get --prefix /plumb/ipam/").out;
 }
 
 }  // namespace

@@ -1,0 +1,19 @@
+// `plumb ls --cluster`: what this host holds in the cluster (its lease, its address blocks, the
+// services it registered), as its store has it and as etcd does (docs/cluster.md).
+#pragma once
+
+#include <string>
+
+#include "plugin/cli/execute.h"
+
+namespace plumb::cli {
+
+struct ClusterQuery {
+  std::string endpoints;  // --etcd-endpoints, else $PLUMB_ETCD_ENDPOINTS
+  std::string prefix = "/plumb";
+  std::string host;  // --host, else $PLUMB_HOST, else the hostname
+};
+
+int listCluster(const ClusterQuery& query, const Options& opts);
+
+}  // namespace plumb::cli
