@@ -12,6 +12,7 @@
 
 #include "plugin/cli/cli.h"
 #include "plugin/cni/cni.h"
+#include "plugin/core/cluster_ipam.h"
 #include "plugin/core/dhcp.h"
 #include "plugin/core/store.h"
 #include "plugin/docker/daemon.h"
@@ -51,6 +52,7 @@ int runCni() {
 
 int main(int argc, char** argv) {
   plumb::core::Store::helperIsThisProgram();
+  plumb::core::ClusterAddresses::helperIsThisProgram();
   const char* command = std::getenv("CNI_COMMAND");
   if (command && *command) return runCni();
   // udhcpc runs plumb as its event script (see plugin/core/dhcp.h).
@@ -58,6 +60,9 @@ int main(int argc, char** argv) {
   // A store's WAL checkpoint, left by a plugin process (plugin/core/store.h).
   if (const char* dir = std::getenv("PLUMB_CHECKPOINT"))
     return plumb::core::Store::checkpointMain(dir);
+  // A block claimed ahead of need, for a cluster IPAM (plugin/core/cluster_ipam.h).
+  if (const char* spec = std::getenv("PLUMB_CLUSTER_CLAIM"))
+    return plumb::core::ClusterAddresses::claimMain(spec);
   if (argc > 1 && std::strcmp(argv[1], "daemon") == 0)
     return plumb::docker::daemonMain(argc - 1, argv + 1);
   return plumb::cli::run(argc, argv);

@@ -1,7 +1,9 @@
 #include "plugin/core/cluster_ipam.h"
 
 #include <fcntl.h>
+#include <spawn.h>
 #include <sys/file.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -13,6 +15,8 @@
 #include <fstream>
 #include <functional>
 #include <map>
+#include <mutex>
+#include <nlohmann/json.hpp>
 #include <optional>
 #include <set>
 
@@ -241,6 +245,8 @@ struct ClusterAddresses::Impl {
       bool room = false;
       for (const auto& r : req.range_sets[i]) {
         PLUMB_ASSIGN(auto blocks, localBlocks(store, spec, r.subnet.network()));
+        // In address order: the local IPAM fills the first with room, so a block claimed ahead
+        // of need stays empty until the others are full (a full one costs two look-ups).
         for (const auto& b : blocks) {
           auto s = slice(r, b);
           if (!s) continue;
@@ -355,6 +361,12 @@ struct ClusterAddresses::Impl {
   Result<std::vector<Allocation>> allocate() {
     PLUMB_ASSIGN(auto held, Ipam(store).lookup(req.owner));
     if (!held.empty()) return held;
+    auto got = allocateOnce();
+    if (got.ok()) topUp();
+    return got;
+  }
+
+  Result<std::vector<Allocation>> allocateOnce() {
     {
       PLUMB_ASSIGN(auto shared, ClusterLock::take(store, LOCK_SH));
       PLUMB_ASSIGN(bool trusted, leaseTrusted());
@@ -372,25 +384,166 @@ struct ClusterAddresses::Impl {
     return allocateUnderLock();
   }
 
-  // This host's blocks of the request's subnets that hold no address on it; with
-  // `orphans`, the subnets where this host holds no address at all (where a block an
-  // interrupted run claimed but never recorded may hide).
+  // This host's blocks of subnet, with how many addresses of the request's ranges each offers
+  // and holds.
+  struct BlockRoom {
+    IpPrefix block;
+    long long capacity = 0, held = 0;
+  };
+  Result<std::vector<BlockRoom>> room(const IpPrefix& subnet) {
+    PLUMB_ASSIGN(auto blocks, localBlocks(store, spec, subnet));
+    std::vector<BlockRoom> out;
+    for (const auto& b : blocks) {
+      BlockRoom r{b};
+      for (const auto& set : req.range_sets) {
+        for (const auto& range : set) {
+          if (range.subnet.network() != subnet) continue;
+          auto sl = slice(range, b);
+          if (!sl) continue;
+          r.capacity += sl->capacity;
+          PLUMB_ASSIGN(long long held,
+                       Ipam(store).countHeld(subnet, *sl->range.start, *sl->range.end));
+          r.held += held;
+        }
+      }
+      out.push_back(r);
+    }
+    return out;
+  }
+  // The free addresses a host keeps in a subnet ahead of need: a quarter of a block. Below
+  // it, a helper claims the next block in the background; above it, an emptied block goes.
+  long long spare(const IpPrefix& subnet) const {
+    int bits = (subnet.isV4() ? 32 : 128) - blockLen(config, subnet);
+    long long size = bits >= 62 ? (1LL << 62) : (1LL << bits);
+    return std::max(1LL, size / 4);
+  }
+
+  // Blocks of the request's subnets that can go back to etcd: empty ones the host does not
+  // need as its spare; with `orphans`, the subnets where this host holds no address at all
+  // (where every block goes, and where a block an interrupted run claimed but never
+  // recorded may hide).
   Result<std::vector<std::pair<IpPrefix, IpPrefix>>> emptyBlocks(std::vector<IpPrefix>* orphans) {
     std::vector<std::pair<IpPrefix, IpPrefix>> out;
     for (const auto& s : subnets) {
       PLUMB_ASSIGN(long long total, Ipam(store).countHeld(s, s.first(), s.last()));
       if (total == 0 && orphans) orphans->push_back(s);
-      PLUMB_ASSIGN(auto blocks, localBlocks(store, spec, s));
-      for (const auto& b : blocks) {
-        long long held = 0;
-        if (total != 0) PLUMB_ASSIGN(held, Ipam(store).countHeld(s, b.first(), b.last()));
-        if (held == 0) out.emplace_back(s, b);
+      PLUMB_ASSIGN(auto rooms, room(s));
+      long long free = 0;
+      for (const auto& r : rooms) free += r.capacity - r.held;
+      for (const auto& r : rooms) {
+        if (r.held != 0) continue;
+        if (total != 0 && free - r.capacity < spare(s)) continue;  // kept as the spare
+        free -= r.capacity;
+        out.emplace_back(s, r.block);
       }
     }
     return out;
   }
 
-  // local: gives the addresses back in the store; then emptied blocks go back to etcd.
+  // After an allocation: a subnet whose free addresses on this host fell to the spare gets
+  // a block claimed by a helper process, so that the ADD that would have needed it does not
+  // wait for etcd.
+  void topUp() {
+    if (!helper_available) return;
+    for (const auto& s : subnets) {
+      auto rooms = room(s);
+      if (!rooms.ok()) return;
+      long long free = 0;
+      for (const auto& r : *rooms) free += r.capacity - r.held;
+      if (free > spare(s)) continue;
+      spawnClaimHelper(s);
+    }
+  }
+
+  void spawnClaimHelper(const IpPrefix& subnet) {
+    std::string dir = std::filesystem::path(store.path()).parent_path().string();
+    {
+      // One helper at a time: a running one holds this lock (checked, not kept).
+      UniqueFd probe(::open((dir + "/cluster-claim.lock").c_str(),
+                            O_RDWR | O_CREAT | O_NOFOLLOW | O_CLOEXEC, 0600));
+      if (!probe.valid() || ::flock(probe.get(), LOCK_EX | LOCK_NB) != 0) return;
+    }
+    nlohmann::json ranges = nlohmann::json::array();
+    for (const auto& set : req.range_sets) {
+      for (const auto& r : set) {
+        if (r.subnet.network() != subnet) continue;
+        ranges.push_back({{"subnet", r.subnet.str()},
+                          {"start", r.start->str()},
+                          {"end", r.end->str()},
+                          {"gateway", r.gateway ? r.gateway->str() : ""}});
+      }
+    }
+    nlohmann::json j = {{"dir", dir},
+                        {"endpoints", config.endpoints},
+                        {"prefix", config.prefix},
+                        {"blockSize", config.block_size},
+                        {"blockSizeV6", config.block_size_v6},
+                        {"host", config.host},
+                        {"timeoutMs", config.timeout_ms},
+                        {"leaseTtl", config.lease_ttl_s},
+                        {"ranges", ranges}};
+    std::string env = "PLUMB_CLUSTER_CLAIM=" + j.dump();
+    char self[4096];
+    ssize_t len = ::readlink("/proc/self/exe", self, sizeof(self) - 1);
+    if (len <= 0) return;
+    self[len] = '\0';
+    char* argv[] = {const_cast<char*>("plumb-cluster-claim"), nullptr};
+    char* envp[] = {env.data(), nullptr};
+    posix_spawn_file_actions_t fa;
+    if (posix_spawn_file_actions_init(&fa) != 0) return;
+    for (int fd = 0; fd < 3; ++fd)
+      (void)posix_spawn_file_actions_addopen(&fa, fd, "/dev/null", O_RDWR, 0);
+    // A plugin process exits before its helper does (init reaps the helper); a long-lived
+    // process (the daemon) reaps the helpers it started before it starts another.
+    static std::mutex mu;
+    static std::vector<pid_t> started;
+    std::lock_guard lock(mu);
+    std::erase_if(started, [](pid_t p) { return ::waitpid(p, nullptr, WNOHANG) != 0; });
+    pid_t pid;
+    if (posix_spawn(&pid, self, &fa, nullptr, argv, envp) == 0) started.push_back(pid);
+    posix_spawn_file_actions_destroy(&fa);
+  }
+
+  // The helper's work: one block claimed for subnet if the host still needs it.
+  Status claimSpare() {
+    std::string dir = std::filesystem::path(store.path()).parent_path().string();
+    UniqueFd lock(::open((dir + "/cluster-claim.lock").c_str(),
+                         O_RDWR | O_CREAT | O_NOFOLLOW | O_CLOEXEC, 0600));
+    if (!lock.valid() || ::flock(lock.get(), LOCK_EX | LOCK_NB) != 0) return {};
+    for (const auto& s : subnets) {
+      PLUMB_ASSIGN(long long total, Ipam(store).countHeld(s, s.first(), s.last()));
+      if (total == 0) continue;  // nothing held: nothing to keep room for
+      PLUMB_ASSIGN(auto rooms, room(s));
+      long long free = 0;
+      for (const auto& r : rooms) free += r.capacity - r.held;
+      if (free > spare(s)) continue;
+      PLUMB_TRY(connect());
+      PLUMB_ASSIGN(auto saved, loadLease(store, spec));
+      if (!saved) return {};  // a new store: the next ADD takes up what etcd holds first
+      lease->restore(saved->id, saved->renewed);
+      bool lapsed = false;
+      PLUMB_ASSIGN(int64_t id, lease->current(&lapsed));
+      if (lapsed) return {};  // the next ADD moves the blocks to the new lease first
+      if (saved->id != id || saved->renewed != lease->renewed())
+        PLUMB_TRY(saveLease(store, spec, *lease));
+      // Claimed in etcd without holding the host's lock (ADDs go on meanwhile), then recorded
+      // under it.
+      auto c = claims(s);
+      PLUMB_ASSIGN(auto block, c.claim(id, /*used=*/true));
+      PLUMB_ASSIGN(auto exclusive, ClusterLock::take(store, LOCK_EX));
+      // The host may have given back its last address meanwhile (and its blocks with it):
+      // then this one goes back too.
+      PLUMB_ASSIGN(long long still, Ipam(store).countHeld(s, s.first(), s.last()));
+      if (still == 0) return c.release(block);
+      PLUMB_TRY(addLocalBlock(store, spec, s, block));
+      log::get("core")->debug("host {} claimed block {} of {} ahead of need", spec.host,
+                              block.str(), s.str());
+    }
+    return {};
+  }
+
+  static inline bool helper_available = false;
+
   Status release(const std::function<Status()>& local) {
     PLUMB_TRY(local());
     std::vector<IpPrefix> orphans;
@@ -449,6 +602,44 @@ Result<Addressing> ClusterAddresses::allocate() {
     return std::move(got).error().wrap("failed to allocate an address for " +
                                        impl_->req.owner.str());
   return Impl::addressing(*got, impl_->routes);
+}
+
+void ClusterAddresses::helperIsThisProgram() { Impl::helper_available = true; }
+
+int ClusterAddresses::claimMain(const std::string& spec) {
+  auto j = json_read::parse(spec);
+  if (!j.ok() || !j->is_object()) return 2;
+  try {
+    ClusterIpamConfig c;
+    c.endpoints = j->at("endpoints").get<std::vector<std::string>>();
+    c.prefix = j->at("prefix").get<std::string>();
+    c.block_size = j->at("blockSize").get<int>();
+    c.block_size_v6 = j->at("blockSizeV6").get<int>();
+    c.host = j->at("host").get<std::string>();
+    c.timeout_ms = j->at("timeoutMs").get<long>();
+    c.lease_ttl_s = j->at("leaseTtl").get<int64_t>();
+    IpamRequest req;
+    RangeSet set;
+    for (const auto& r : j->at("ranges")) {
+      IpRange range;
+      range.subnet = *IpPrefix::parse(r.at("subnet").get<std::string>());
+      range.start = *IpAddr::parse(r.at("start").get<std::string>());
+      range.end = *IpAddr::parse(r.at("end").get<std::string>());
+      std::string gw = r.at("gateway").get<std::string>();
+      if (!gw.empty()) range.gateway = *IpAddr::parse(gw);
+      set.push_back(range);
+    }
+    req.range_sets = {set};
+    if (!validateClusterIpam(c, req.range_sets).ok()) return 2;
+    auto store = Store::open(j->at("dir").get<std::string>());
+    if (!store.ok()) return 1;
+    ClusterAddresses claimer(**store, c, req, {});
+    auto st = claimer.impl_->claimSpare();
+    if (!st.ok()) log::get("core")->warn("no block claimed ahead: {}", st.error().message);
+    return st.ok() ? 0 : 1;
+  } catch (const std::exception&) {
+    return 2;
+  }
 }
 
 Status ClusterAddresses::release() {

@@ -59,6 +59,13 @@ class ClusterAddresses : public AddressSource {
   // Gives back one address, whoever holds it (Docker's ReleaseAddress), then as release().
   Status releaseAddress(const IpAddr& addr);
 
+  // When a host's free addresses in a subnet fall to a quarter of a block, the next block is
+  // claimed by a helper process, started by the allocation that saw it: the plumb binary
+  // itself (plugin/main.cc says so at start-up; a test binary never starts itself), with
+  // PLUMB_CLUSTER_CLAIM=<JSON> in its environment making it claimMain.
+  static void helperIsThisProgram();
+  static int claimMain(const std::string& spec);
+
  private:
   struct Impl;
   std::unique_ptr<Impl> impl_;

@@ -153,6 +153,14 @@ class Cluster : public NetnsTest {
               {"subnet", "198.18.96.0/24"},
               {"etcd", {{"endpoints", members_->endpoints()}, {"blockSize", block_size}}}}}};
   }
+  // Once every address is given back, no block is left in etcd (a helper claiming a block
+  // ahead of need when the last address went gives its block back itself: waited for).
+  bool noBlocksLeft() {
+    auto deadline = Clock::now() + std::chrono::seconds(10);
+    while (!blocks().empty() && Clock::now() < deadline)
+      std::this_thread::sleep_for(std::chrono::milliseconds(50));
+    return blocks().empty();
+  }
   std::string stateOf(const std::string& h) const { return state_.path() + "/" + h; }
 
   // command for each container concurrently, on host h (its own state dir and PLUMB_HOST);
@@ -258,7 +266,10 @@ TEST_F(Cluster, TwoHostsShareASubnetAndTheirContainersTalk) {
     EXPECT_TRUE(view["leaseAlive"].get<bool>()) << ls.out;
     long long in_blocks = 0;
     for (const auto& block : view["blocks"]) {
-      EXPECT_TRUE(block["inEtcd"].get<bool>() && block["inStore"].get<bool>()) << block.dump();
+      // (A block a helper is claiming ahead of need may be in etcd and not yet in the store.)
+      if (block["addresses"].get<long long>() > 0) {
+        EXPECT_TRUE(block["inEtcd"].get<bool>() && block["inStore"].get<bool>()) << block.dump();
+      }
       in_blocks += block["addresses"].get<long long>();
     }
     EXPECT_EQ(in_blocks, 64) << ls.out;
@@ -275,7 +286,7 @@ TEST_F(Cluster, TwoHostsShareASubnetAndTheirContainersTalk) {
   for (auto* results : {&del_a, &del_b}) {
     for (const auto& [id, r] : *results) EXPECT_EQ(r.rc, 0) << id << ": " << r.out;
   }
-  EXPECT_TRUE(blocks().empty()) << etcdctl("get --prefix /plumb/ipam/").out;
+  EXPECT_TRUE(noBlocksLeft()) << etcdctl("get --prefix /plumb/ipam/").out;
   for (const std::string h : {"ha", "hb"}) {
     auto dump = allocations(h);
     EXPECT_FALSE(hasRows(dump, "ip_allocs")) << h << ":\n" << dump;
@@ -295,7 +306,8 @@ TEST_F(Cluster, WithoutQuorumANewBlockFailsCleanlyAndComesBack) {
   members_->kill(0);
   auto r = one("c2");
   ASSERT_EQ(r.rc, 0) << "one member down changes nothing: " << r.out;
-  EXPECT_EQ(addressOf(r), "198.18.96.4/24") << "a new block, claimed with two members";
+  EXPECT_EQ(addressOf(r), "198.18.96.4/24")
+      << "the next block (claimed ahead of need, or now with two members)";
   members_->kill(1);
   // The lease was renewed moments ago: the host's block serves on until it is full; the ADD
   // that needs a new block fails, within the etcd timeout, in one line, leaving nothing.
@@ -330,7 +342,7 @@ TEST_F(Cluster, WithoutQuorumANewBlockFailsCleanlyAndComesBack) {
   ASSERT_EQ(again.rc, 0) << again.out;
   std::vector<std::string> added(c.begin(), c.begin() + failed + 1);
   for (const auto& [cid, d] : cniOn("ha", "DEL", conf(30), added)) EXPECT_EQ(d.rc, 0) << cid;
-  EXPECT_TRUE(blocks().empty()) << etcdctl("get --prefix /plumb/ipam/").out;
+  EXPECT_TRUE(noBlocksLeft()) << etcdctl("get --prefix /plumb/ipam/").out;
 }
 
 TEST_F(Cluster, Kill9MidAddsThenDelOfEverythingLeaksNothing) {
@@ -342,8 +354,8 @@ TEST_F(Cluster, Kill9MidAddsThenDelOfEverythingLeaksNothing) {
   // The runtime retries nothing and DELs everything (a restart of the host's pods).
   for (const auto& [id, r] : cniOn("ha", "DEL", conf(29), k))
     EXPECT_EQ(r.rc, 0) << id << ": " << r.out;
-  EXPECT_TRUE(blocks().empty()) << finished << " had finished; etcd holds "
-                                << etcdctl("get --prefix /plumb/ipam/").out;
+  EXPECT_TRUE(noBlocksLeft()) << finished << " had finished; etcd holds "
+                              << etcdctl("get --prefix /plumb/ipam/").out;
   auto dump = allocations("ha");
   EXPECT_FALSE(hasRows(dump, "ip_allocs")) << dump;
   EXPECT_FALSE(hasRows(dump, "cluster_blocks")) << dump;
@@ -353,7 +365,7 @@ TEST_F(Cluster, Kill9MidAddsThenDelOfEverythingLeaksNothing) {
   auto again = cniOn("ha", "ADD", conf(29), k);
   for (const auto& [id, r] : again) EXPECT_EQ(r.rc, 0) << id << ": " << r.out;
   for (const auto& [id, r] : cniOn("ha", "DEL", conf(29), k)) EXPECT_EQ(r.rc, 0) << id;
-  EXPECT_TRUE(blocks().empty());
+  EXPECT_TRUE(noBlocksLeft());
 }
 
 // Until what the guest reads through its link is in want (or 10 s have passed); the time it took.
@@ -488,7 +500,7 @@ TEST_F(Cluster, DockerPoolsWithASubnetAreSharedAcrossHosts) {
     call(h, "ReleaseAddress", {{"PoolID", pool[h]}, {"Address", "198.18.99.1"}});
     call(h, "ReleasePool", {{"PoolID", pool[h]}});
   }
-  EXPECT_TRUE(blocks().empty()) << etcdctl("get --prefix /plumb/ipam/").out;
+  EXPECT_TRUE(noBlocksLeft()) << etcdctl("get --prefix /plumb/ipam/").out;
 }
 
 }  // namespace

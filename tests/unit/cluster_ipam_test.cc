@@ -135,9 +135,17 @@ TEST(ClusterIpam, AnAddressComesFromTheHostsBlockAndIsIdempotent) {
   ASSERT_TRUE(next.ok());
   EXPECT_EQ(next->addresses[0].address.str(), "198.18.0.16/24");
   EXPECT_EQ(blocks(etcd).size(), 2u);
-  // The second block's only address goes: the block goes back; the first stays.
+  // The second block's only address goes: with the first full, the empty one is kept as the
+  // host's spare (a quarter of a block free is what a host keeps ahead of need).
   ASSERT_TRUE(a.del("c15").ok());
-  EXPECT_EQ(blocks(etcd), (std::map<std::string, std::string>{{"198.18.0.0-28", "host-a"}}));
+  EXPECT_EQ(blocks(etcd).size(), 2u);
+  ASSERT_TRUE(a.del("c14").ok());
+  ASSERT_TRUE(a.del("c13").ok());
+  ASSERT_TRUE(a.del("c12").ok());
+  EXPECT_EQ(blocks(etcd).size(), 2u) << "3 free in the first block: the spare stays";
+  ASSERT_TRUE(a.del("c11").ok());
+  EXPECT_EQ(blocks(etcd), (std::map<std::string, std::string>{{"198.18.0.0-28", "host-a"}}))
+      << "4 free in the first block: the empty one goes back";
 }
 
 TEST(ClusterIpam, ARequestedAddressInAnotherHostsBlockIsRefused) {
