@@ -368,6 +368,66 @@ TEST_F(Cluster, Kill9MidAddsThenDelOfEverythingLeaksNothing) {
   EXPECT_TRUE(noBlocksLeft());
 }
 
+TEST_F(Cluster, BadInputIsOneLineAndChangesNothing) {
+  auto c = containers("x", 1);
+  // A server on the wire that answers every request with garbage, as a broken proxy might.
+  std::string garbage = state_.path() + "/garbage.py";
+  std::ofstream(garbage)
+      << "import http.server\n"
+         "class H(http.server.BaseHTTPRequestHandler):\n"
+         "    def do_POST(self):\n"
+         "        self.send_response(200)\n"
+         "        self.send_header('Content-Length', '9')\n"
+         "        self.end_headers()\n"
+         "        self.wfile.write(b'not json!')\n"
+         "    def log_message(self, *a): pass\n"
+         "http.server.HTTPServer(('198.18.250.254', 24999), H).serve_forever()\n";
+  pid_t server = -1;
+  {
+    std::vector<std::string> args{"ip", "netns", "exec", host(), "python3", garbage};
+    std::vector<char*> argv;
+    for (auto& a : args) argv.push_back(a.data());
+    argv.push_back(nullptr);
+    ASSERT_EQ(posix_spawnp(&server, "ip", nullptr, nullptr, argv.data(), environ), 0);
+  }
+  auto stop = [&] {
+    ::kill(server, SIGKILL);
+    ::waitpid(server, nullptr, 0);
+  };
+  auto deadline = Clock::now() + std::chrono::seconds(10);
+  while (inHost("curl -s -X POST http://198.18.250.254:24999/").out != "not json!" &&
+         Clock::now() < deadline)
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  auto before = allocations("ha");
+  struct Case {
+    json etcd;
+    std::string want;
+  };
+  std::vector<Case> cases = {
+      {{{"endpoints", {"http://198.18.250.254:1"}}, {"timeoutMs", 1000}}, "198.18.250.254:1"},
+      {{{"endpoints", {"http//198.18.250.254:22379"}}}, "http//198.18.250.254:22379"},
+      {{{"endpoints", members_->endpoints()}, {"prefix", "/plumb/../x"}}, "'..'"},
+      {{{"endpoints", members_->endpoints()}, {"blockSize", 8}}, "blockSize 8"},
+      {{{"endpoints", {"http://198.18.250.254:24999"}}, {"timeoutMs", 1000}}, "24999"},
+      {{{"endpoints", members_->endpoints()}, {"host", "a/b"}}, "host name 'a/b'"},
+  };
+  for (const auto& k : cases) {
+    auto cfg = conf();
+    cfg["ipam"]["etcd"] = k.etcd;
+    auto r = cniOn("ha", "ADD", cfg, c)["x0"];
+    EXPECT_NE(r.rc, 0) << k.etcd.dump();
+    auto j = json::parse(r.out, nullptr, false);
+    ASSERT_TRUE(j.is_object()) << r.out;
+    std::string msg = j.value("msg", std::string());
+    EXPECT_NE(msg.find(k.want), std::string::npos) << k.etcd.dump() << ": " << msg;
+    EXPECT_EQ(msg.find('\n'), std::string::npos) << msg;
+    EXPECT_EQ(allocations("ha"), before) << k.etcd.dump();
+    EXPECT_NE(in(nsName("x0"), "ip link show eth0").rc, 0) << k.etcd.dump();
+  }
+  stop();
+  EXPECT_TRUE(blocks().empty());
+}
+
 // Until what the guest reads through its link is in want (or 10 s have passed); the time it took.
 template <class Pred>
 std::chrono::milliseconds until(Pred pred, int seconds = 10) {
