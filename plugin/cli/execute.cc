@@ -81,7 +81,7 @@ Result<core::AttachRequest> requestFor(const AttachCommand& c, const Guest& gues
     req.plan = plan;
     req.mtu = 0;  // the VF keeps its own
   } else if (c.direct_phys) {
-    req.plan = core::PassthroughPlan{host_if, std::nullopt, ""};
+    req.plan = core::PassthroughPlan{host_if, std::nullopt, "", c.force};
   } else if (ovs) {
     core::OvsPlan plan;
     plan.bridge = host_if;

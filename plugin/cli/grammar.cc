@@ -121,6 +121,8 @@ Result<Command> parseAttach(const std::vector<std::string>& args) {
     };
     if (a == "--direct-phys") {
       cmd.direct_phys = true;
+    } else if (a == "--force") {
+      cmd.force = true;
     } else if (a == "--vf") {
       cmd.vf = true;
     } else if (a == "-i") {
@@ -151,6 +153,10 @@ Result<Command> parseAttach(const std::vector<std::string>& args) {
     return fail(Errc::kInvalid, "unexpected argument '" + positional[4] + "'");
   if (cmd.vf && cmd.direct_phys)
     return fail(Errc::kInvalid, "--vf and --direct-phys do not go together");
+  if (cmd.force && !cmd.direct_phys)
+    return fail(Errc::kInvalid,
+                "--force is for --direct-phys (a NIC that carries the host's "
+                "addresses or routes)");
   const std::string& host = positional[0];
   if (host.rfind("mac:", 0) == 0) {
     PLUMB_ASSIGN(cmd.host_mac, MacAddr::parse(host.substr(4)));

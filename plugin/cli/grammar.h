@@ -34,7 +34,8 @@ struct AttachCommand {
   std::string host_if;              // empty when chosen by MAC
   std::optional<MacAddr> host_mac;  // mac:<host NIC mac>
   bool direct_phys = false;         // move the NIC itself into the guest
-  bool vf = false;                  // --vf: host_if is an SR-IOV PF; a VF of it goes in
+  bool force = false;  // --direct-phys of a NIC carrying the host's addresses or routes
+  bool vf = false;     // --vf: host_if is an SR-IOV PF; a VF of it goes in
   std::string container_if = "eth1";
   std::string local_if;           // -l: the host-side name
   int family = 0;                 // -a: 4, 6, or 0 (from the address)

@@ -273,7 +273,7 @@ Result<core::Plan> planFor(const NetConf& conf) {
     if (!m.ok()) return fail(Errc::kInvalid, "hwaddr: " + m.error().message);
     hwaddr = *m;
   }
-  return core::Plan(core::PassthroughPlan{conf.device, hwaddr, conf.pci_bus_id});
+  return core::Plan(core::PassthroughPlan{conf.device, hwaddr, conf.pci_bus_id, conf.force});
 }
 
 // The request without its address source, which cmdAdd gives it once the store is open.

@@ -192,6 +192,7 @@ Result<NetConf> parseNetConf(std::string_view bytes) {
   PLUMB_TRY(jr::str(j, "device", c.device));
   PLUMB_TRY(jr::str(j, "hwaddr", c.hwaddr));
   PLUMB_TRY(jr::str(j, "pciBusID", c.pci_bus_id));
+  PLUMB_TRY(jr::boolean(j, "force", c.force));
   PLUMB_TRY(parseOvsFields(j, c));
   PLUMB_TRY(parseSriovFields(j, c));
   std::string data_dir;

@@ -52,6 +52,7 @@ struct NetConf {
   std::string macvlan_mode = "bridge";
   // Passthrough (host-device's fields), kept for the passthrough mode.
   std::string device, hwaddr, pci_bus_id;
+  bool force = false;  // a device carrying the host's addresses or routes moves all the same
   // Open vSwitch (ovs-cni's fields; "bridge" and "mtu" above).
   bool bridge_given = false;  // ovs mode has no default bridge
   std::optional<int> vlan;

@@ -62,6 +62,21 @@ DeviceRestore restoreOf(const json& r) {
   dr.alias = textOf(r, "alias");
   dr.up = r.contains("up") && r["up"].is_boolean() && r["up"].get<bool>();
   dr.altnames = textsOf(r, "altnames");
+  for (const auto& a : textsOf(r, "addresses")) {
+    auto p = IpPrefix::parse(a);
+    if (p.ok()) dr.addresses.push_back(*p);
+  }
+  if (r.contains("routes") && r["routes"].is_array()) {
+    for (const auto& x : r["routes"]) {
+      if (!x.is_object()) continue;
+      auto dst = IpPrefix::parse(textOf(x, "dst"));
+      if (!dst.ok()) continue;
+      DeviceRestore::HostRoute hr{*dst, std::nullopt, static_cast<uint32_t>(numberOf(x, "metric"))};
+      auto gw = IpAddr::parse(textOf(x, "gateway"));
+      if (gw.ok()) hr.gateway = *gw;
+      dr.routes.push_back(hr);
+    }
+  }
   return dr;
 }
 
@@ -76,6 +91,17 @@ std::string DeviceRestore::json() const {
                       {"alias", alias},
                       {"up", up}};
   if (!altnames.empty()) r["altnames"] = altnames;
+  if (!addresses.empty()) {
+    r["addresses"] = nlohmann::json::array();
+    for (const auto& a : addresses) r["addresses"].push_back(a.str());
+  }
+  if (!routes.empty()) {
+    r["routes"] = nlohmann::json::array();
+    for (const auto& x : routes)
+      r["routes"].push_back({{"dst", x.dst.str()},
+                             {"gateway", x.gateway ? x.gateway->str() : ""},
+                             {"metric", x.metric}});
+  }
   return r.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
 }
 

@@ -93,6 +93,9 @@ struct PassthroughPlan {
   std::string device;
   std::optional<MacAddr> hwaddr;
   std::string pci_address;
+  // Move a device that carries the host's addresses or routes all the same (they come back
+  // with it); without it, such a device is refused.
+  bool force = false;
 };
 
 using Plan = std::variant<VethBridgePlan, MacvlanPlan, OvsPlan, SriovPlan, PassthroughPlan>;
@@ -215,6 +218,14 @@ struct DeviceRestore {
   std::string alias;  // its own IFLA_IFALIAS (plumb's stamp replaces it while attached)
   bool up = false;
   std::vector<std::string> altnames;  // dropped while plumb has it, put back after
+  // The host's addresses and routes it carried (moved with "force"): put back with it.
+  struct HostRoute {
+    IpPrefix dst;
+    std::optional<IpAddr> gateway;
+    uint32_t metric = 0;
+  };
+  std::vector<IpPrefix> addresses;
+  std::vector<HostRoute> routes;
 
   // As the store keeps it (one JSON object), and back.
   std::string json() const;

@@ -48,6 +48,38 @@ TEST_F(Passthrough, DirectPhysMovesTheDeviceAndDelGivesItBack) {
   EXPECT_NE(in(g1, "ip link show eth1").rc, 0);
 }
 
+// A NIC that carries the host's addresses or routes is refused (moving it would cut the host
+// off); with --force it moves, and they come back with it.
+TEST_F(Passthrough, TheHostsAddressesAndRoutesStayUnlessForcedAndComeBack) {
+  auto g1 = nsName("g1");
+  makeNetns("g1");
+  ASSERT_EQ(inHost("ip link set nic0 up && ip addr add 198.18.80.9/24 dev nic0 && ip route add "
+                   "198.18.81.0/24 via 198.18.80.1 dev nic0 metric 50")
+                .rc,
+            0);
+  auto host_before = hostSnapshot();
+  auto r = plumb("--direct-phys nic0 " + g1 + " 198.18.80.5/24");
+  EXPECT_NE(r.rc, 0);
+  EXPECT_NE(r.out.find("nic0 carries the host's 198.18.80.9/24, route to 198.18.81.0/24"),
+            std::string::npos)
+      << r.out;
+  EXPECT_EQ(r.out.find('\n'), r.out.size() - 1) << r.out;
+  EXPECT_EQ(hostSnapshot(), host_before) << "refused: nothing changed";
+  EXPECT_EQ(plumb("ls --json").out, "[]\n");
+
+  r = plumb("--direct-phys --force nic0 " + g1 + " 198.18.80.5/24");
+  ASSERT_EQ(r.rc, 0) << r.out;
+  EXPECT_NE(inHost("ip link show nic0").rc, 0) << "the device left the host";
+  ASSERT_EQ(plumb("del " + g1).rc, 0);
+  EXPECT_NE(inHost("ip -o addr show dev nic0").out.find("198.18.80.9/24"), std::string::npos)
+      << inHost("ip -o addr show dev nic0").out;
+  EXPECT_NE(inHost("ip route show 198.18.81.0/24").out.find("via 198.18.80.1 dev nic0 metric 50"),
+            std::string::npos)
+      << inHost("ip route").out;
+  EXPECT_EQ(plumb("--force br0 " + g1 + " 198.18.80.5/24").rc, 1)
+      << "--force is for --direct-phys only";
+}
+
 TEST_F(Passthrough, DelAfterTheContainerDiedSucceeds) {
   auto g1 = nsName("g1");
   makeNetns("g1");

@@ -95,6 +95,50 @@ Status restoreAltnames(Kernel& k, const nl::LinkInfo& dev, const DeviceRestore& 
   return {};
 }
 
+// The host's addresses on dev (IPv6 link-local ones are the kernel's own) and the routes
+// through it that are not the kernel's own (those come back with the addresses).
+Status hostConfigOf(Kernel& k, const nl::LinkInfo& dev, DeviceRestore& r) {
+  r.addresses.clear();
+  r.routes.clear();
+  for (int family : {AF_INET, AF_INET6}) {
+    PLUMB_ASSIGN(auto addrs, k.listAddresses(Kernel::kHost, family, dev.index));
+    for (const auto& a : addrs) {
+      if (a.index != dev.index || a.prefix.addr().isLinkLocal()) continue;
+      r.addresses.push_back(a.prefix);
+    }
+    PLUMB_ASSIGN(auto routes, k.listRoutes(Kernel::kHost, family, RT_TABLE_MAIN));
+    for (const auto& rt : routes) {
+      if (rt.oif != dev.index || rt.protocol == RTPROT_KERNEL || rt.type != RTN_UNICAST) continue;
+      if (rt.dst.addr().isLinkLocal() || (rt.dst.addr().isV6() && rt.dst.addr().data()[0] == 0xff))
+        continue;
+      r.routes.push_back({rt.dst, rt.gateway, rt.metric});
+    }
+  }
+  return {};
+}
+
+// What the device carried on the host, put back on it (index, on the host) once it is home.
+Status restoreHostConfig(Kernel& k, int index, const DeviceRestore& r) {
+  for (const auto& a : r.addresses) {
+    auto st = k.addAddress(Kernel::kHost, index, a);
+    if (!st.ok() && st.error().code != Errc::kExists)
+      return std::move(st).error().wrap("failed to give " + r.name + " its address " + a.str() +
+                                        " back");
+  }
+  for (const auto& x : r.routes) {
+    nl::Route rt;
+    rt.dst = x.dst;
+    rt.gateway = x.gateway;
+    rt.oif = index;
+    rt.metric = x.metric;
+    auto st = k.addRoute(Kernel::kHost, rt, /*replace=*/false);
+    if (!st.ok() && st.error().code != Errc::kExists)
+      return std::move(st).error().wrap("failed to give " + r.name + " its route to " +
+                                        x.dst.str() + " back");
+  }
+  return {};
+}
+
 }  // namespace
 
 // Moves dev (in from) into target (in one request, or through a temporary namespace). On a failure
@@ -133,7 +177,7 @@ Status restoreDevice(Kernel& k, Ns where, int index, const DeviceRestore& r) {
     up.up = true;
     PLUMB_TRY(k.changeLink(Kernel::kHost, back.index, up));
   }
-  return {};
+  return restoreHostConfig(k, back.index, r);
 }
 
 Status moveDeviceNamed(Context& ctx, const nl::LinkInfo& dev, const DeviceRestore& restore) {
@@ -198,6 +242,7 @@ Status restoreReturnedDevice(Kernel& k, const DeviceRestore& r, const std::strin
   auto st = k.changeLink(host, found->index, change);
   if (!st.ok()) return std::move(st).error().wrap("failed to restore " + r.name);
   PLUMB_TRY(restoreAltnames(k, *found, r));
+  PLUMB_TRY(restoreHostConfig(k, found->index, r));
   log::get("core")->info("{} restored on the host (was {})", r.name, found->name);
   return {};
 }
@@ -219,7 +264,20 @@ void addSteps(const PassthroughPlan& plan, Context& ctx, std::vector<Step>& step
   // from here on leaves a record that detach can restore from.
   steps.push_back({"find device " + describeDevice(plan), [&ctx, &plan, device]() -> Status {
                      PLUMB_ASSIGN(*device, findPassthroughDevice(ctx.kernel, plan));
-                     ctx.record.restore = restoreOf(ctx.kernel, *device);
+                     DeviceRestore restore = restoreOf(ctx.kernel, *device);
+                     PLUMB_TRY(hostConfigOf(ctx.kernel, *device, restore));
+                     if (!plan.force && (!restore.addresses.empty() || !restore.routes.empty())) {
+                       std::string what;
+                       for (const auto& a : restore.addresses)
+                         what += (what.empty() ? "" : ", ") + a.str();
+                       for (const auto& x : restore.routes)
+                         what += (what.empty() ? "route to " : ", route to ") + x.dst.str();
+                       return fail(Errc::kInvalid,
+                                   device->name + " carries the host's " + what +
+                                       ": moving it would take them from the host (force it "
+                                       "to move it anyway; they come back with it)");
+                     }
+                     ctx.record.restore = restore;
                      ctx.record.via = device->name;
                      return ctx.store.updateAttachment(ctx.record);
                    }});
