@@ -263,7 +263,9 @@ TEST_F(Cluster, TwoHostsShareASubnetAndTheirContainersTalk) {
     ASSERT_EQ(ls.rc, 0) << ls.out;
     auto view = json::parse(ls.out);
     EXPECT_EQ(view["host"], h);
-    EXPECT_TRUE(view["leaseAlive"].get<bool>()) << ls.out;
+    // (Whether etcd still binds it depends on time: a host that only runs the CNI plugin
+    // renews its lease when it allocates, so an idle one's lapses after the TTL.)
+    EXPECT_NE(view["lease"].get<int64_t>(), 0) << ls.out;
     long long in_blocks = 0;
     for (const auto& block : view["blocks"]) {
       // (A block a helper is claiming ahead of need may be in etcd and not yet in the store.)
