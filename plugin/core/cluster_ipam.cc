@@ -410,6 +410,11 @@ struct ClusterAddresses::Impl {
     }
     return out;
   }
+  static long long freeIn(const std::vector<BlockRoom>& rooms) {
+    long long free = 0;
+    for (const auto& r : rooms) free += r.capacity - r.held;
+    return free;
+  }
   // The free addresses a host keeps in a subnet ahead of need: a quarter of a block. Below
   // it, a helper claims the next block in the background; above it, an emptied block goes.
   long long spare(const IpPrefix& subnet) const {
@@ -428,8 +433,7 @@ struct ClusterAddresses::Impl {
       PLUMB_ASSIGN(long long total, Ipam(store).countHeld(s, s.first(), s.last()));
       if (total == 0 && orphans) orphans->push_back(s);
       PLUMB_ASSIGN(auto rooms, room(s));
-      long long free = 0;
-      for (const auto& r : rooms) free += r.capacity - r.held;
+      long long free = freeIn(rooms);
       for (const auto& r : rooms) {
         if (r.held != 0) continue;
         if (total != 0 && free - r.capacity < spare(s)) continue;  // kept as the spare
@@ -448,9 +452,7 @@ struct ClusterAddresses::Impl {
     for (const auto& s : subnets) {
       auto rooms = room(s);
       if (!rooms.ok()) return;
-      long long free = 0;
-      for (const auto& r : *rooms) free += r.capacity - r.held;
-      if (free > spare(s)) continue;
+      if (freeIn(*rooms) > spare(s)) continue;
       spawnClaimHelper(s);
     }
   }
@@ -514,9 +516,7 @@ struct ClusterAddresses::Impl {
       PLUMB_ASSIGN(long long total, Ipam(store).countHeld(s, s.first(), s.last()));
       if (total == 0) continue;  // nothing held: nothing to keep room for
       PLUMB_ASSIGN(auto rooms, room(s));
-      long long free = 0;
-      for (const auto& r : rooms) free += r.capacity - r.held;
-      if (free > spare(s)) continue;
+      if (freeIn(rooms) > spare(s)) continue;
       PLUMB_TRY(connect());
       PLUMB_ASSIGN(auto saved, loadLease(store, spec));
       if (!saved) return {};  // a new store: the next ADD takes up what etcd holds first

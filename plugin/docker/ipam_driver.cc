@@ -137,7 +137,6 @@ Result<json> Driver::requestPool(core::Store& store, const json& req) {
     if (!sub.ok()) return fail(Errc::kInvalid, "SubPool: " + sub.error().message);
     c.sub_pool = sub->network();
   }
-  auto record = [&]() -> json { return poolRecord(c); };
   if (!pool_text.empty()) {
     auto p = IpPrefix::parse(pool_text);
     if (!p.ok()) return fail(Errc::kInvalid, "Pool: " + p.error().message);
@@ -157,7 +156,7 @@ Result<json> Driver::requestPool(core::Store& store, const json& req) {
       auto valid = core::validateClusterIpam(*cfg_.cluster, {{whole}});
       if (!valid.ok()) return std::move(valid).error().wrap("failed to share pool " + pool_text);
     }
-    pool.config = record().dump();
+    pool.config = poolRecord(c).dump();
     auto st = ipam.addPool(pool);
     if (!st.ok()) return std::move(st).error().wrap("failed to claim pool " + pool_text);
   } else {
@@ -166,7 +165,7 @@ Result<json> Driver::requestPool(core::Store& store, const json& req) {
     for (int attempt = 0;; ++attempt) {
       PLUMB_ASSIGN(pool.subnet, pickSubnet(store, v6));
       pool.id = pool.subnet.str();
-      pool.config = record().dump();
+      pool.config = poolRecord(c).dump();
       auto st = ipam.addPool(pool);
       if (st.ok()) break;
       if (st.error().code != Errc::kExists || attempt == 8)
