@@ -50,6 +50,40 @@ Status deleteAddress(NlSocket& s, int index, const IpPrefix& prefix) {
   return {};
 }
 
+std::optional<AddrInfo> parseAddr(const nlmsghdr* nlh) {
+  if (nlh->nlmsg_type != RTM_NEWADDR) return std::nullopt;
+  const auto* a = familyHeader<ifaddrmsg>(nlh);
+  if (!a || (a->ifa_family != AF_INET && a->ifa_family != AF_INET6)) return std::nullopt;
+  AddrInfo info;
+  info.index = static_cast<int>(a->ifa_index);
+  info.flags = a->ifa_flags;
+  info.scope = a->ifa_scope;
+  const void* local = nullptr;
+  const void* address = nullptr;
+  forEachAttr(nlh, sizeof(*a), [&](const nlattr* attr) {
+    size_t want = a->ifa_family == AF_INET6 ? 16 : 4;
+    switch (mnl_attr_get_type(attr)) {
+      case IFA_LOCAL:
+        if (mnl_attr_get_payload_len(attr) == want) local = mnl_attr_get_payload(attr);
+        break;
+      case IFA_ADDRESS:
+        if (mnl_attr_get_payload_len(attr) == want) address = mnl_attr_get_payload(attr);
+        break;
+      case IFA_FLAGS:
+        if (mnl_attr_validate(attr, MNL_TYPE_U32) == 0) info.flags = mnl_attr_get_u32(attr);
+        break;
+      default:
+        break;
+    }
+  });
+  const void* bytes = local ? local : address;
+  if (!bytes) return std::nullopt;
+  auto addr = IpAddr::fromBytes(a->ifa_family, bytes);
+  if (a->ifa_prefixlen > addr.bits()) return std::nullopt;
+  info.prefix = IpPrefix(addr, a->ifa_prefixlen);
+  return info;
+}
+
 Result<std::vector<AddrInfo>> listAddresses(NlSocket& s, int family, int index) {
   Message m(RTM_GETADDR, 0);
   auto* ifa = m.putHeader<ifaddrmsg>();
@@ -59,35 +93,9 @@ Result<std::vector<AddrInfo>> listAddresses(NlSocket& s, int family, int index) 
   auto st = s.dump(
       m,
       [&](const nlmsghdr* nlh) -> Status {
-        if (nlh->nlmsg_type != RTM_NEWADDR) return {};
-        const auto* a = static_cast<const ifaddrmsg*>(mnl_nlmsg_get_payload(nlh));
-        if (index != 0 && static_cast<int>(a->ifa_index) != index) return {};
-        AddrInfo info;
-        info.index = static_cast<int>(a->ifa_index);
-        info.flags = a->ifa_flags;
-        info.scope = a->ifa_scope;
-        const void* local = nullptr;
-        const void* address = nullptr;
-        forEachAttr(nlh, sizeof(*a), [&](const nlattr* attr) {
-          size_t want = a->ifa_family == AF_INET6 ? 16 : 4;
-          switch (mnl_attr_get_type(attr)) {
-            case IFA_LOCAL:
-              if (mnl_attr_get_payload_len(attr) == want) local = mnl_attr_get_payload(attr);
-              break;
-            case IFA_ADDRESS:
-              if (mnl_attr_get_payload_len(attr) == want) address = mnl_attr_get_payload(attr);
-              break;
-            case IFA_FLAGS:
-              if (mnl_attr_validate(attr, MNL_TYPE_U32) == 0) info.flags = mnl_attr_get_u32(attr);
-              break;
-            default:
-              break;
-          }
-        });
-        const void* bytes = local ? local : address;
-        if (!bytes) return {};
-        info.prefix = IpPrefix(IpAddr::fromBytes(a->ifa_family, bytes), a->ifa_prefixlen);
-        out.push_back(info);
+        auto info = parseAddr(nlh);
+        if (!info || (index != 0 && info->index != index)) return {};
+        out.push_back(*info);
         return {};
       },
       [&] { out.clear(); });

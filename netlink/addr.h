@@ -5,6 +5,7 @@
 #error "front ends speak only to the engine: include plugin/core/{engine,host,in_guest}.h"
 #endif
 
+#include <optional>
 #include <vector>
 
 #include "base/ip.h"
@@ -31,6 +32,8 @@ Status addAddress(NlSocket& s, int index, const IpPrefix& prefix, const AddrOpti
 Status deleteAddress(NlSocket& s, int index, const IpPrefix& prefix);
 // family: AF_UNSPEC for both; index 0: every link.
 Result<std::vector<AddrInfo>> listAddresses(NlSocket& s, int family, int index);
+// One RTM_NEWADDR message; nothing for any other, or one without an address.
+std::optional<AddrInfo> parseAddr(const nlmsghdr* nlh);
 
 void buildAddAddress(Message& m, int index, const IpPrefix& prefix, const AddrOptions& opts);
 

@@ -175,7 +175,8 @@ Status deleteAltnames(NlSocket& s, int index, const std::vector<std::string>& na
 
 Result<LinkInfo> parseLink(const nlmsghdr* nlh) {
   if (nlh->nlmsg_type != RTM_NEWLINK) return fail(Errc::kDecode, "not a link message");
-  const auto* ifi = static_cast<const ifinfomsg*>(mnl_nlmsg_get_payload(nlh));
+  const auto* ifi = familyHeader<ifinfomsg>(nlh);
+  if (!ifi) return fail(Errc::kDecode, "link message too short");
   LinkInfo info;
   info.index = ifi->ifi_index;
   info.flags = ifi->ifi_flags;

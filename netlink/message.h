@@ -13,6 +13,14 @@
 
 namespace plumb::netlink {
 
+// Whether a whole message starts at nlh within len bytes: libmnl's mnl_nlmsg_ok with the
+// length compared unsigned (libmnl casts it to int, so a length past 2 GiB passes its check
+// and mnl_nlmsg_next jumps far outside the buffer). Walk replies with this and mnl_nlmsg_next.
+inline bool messageOk(const nlmsghdr* nlh, int len) {
+  return len >= static_cast<int>(sizeof(nlmsghdr)) && nlh->nlmsg_len >= sizeof(nlmsghdr) &&
+         nlh->nlmsg_len <= static_cast<unsigned>(len);
+}
+
 // Attribute walks (libmnl's mnl_attr_for_each macros do not compile as C++).
 template <class F>
 void forEachAttr(const void* start, const void* tail, F&& f) {
@@ -23,10 +31,20 @@ void forEachAttr(const void* start, const void* tail, F&& f) {
     attr = mnl_attr_next(attr);
   }
 }
+// A message's family header (ifinfomsg, ifaddrmsg, rtmsg, ...), or null when the payload is
+// too short to hold one: a reply is read only as far as it goes.
+template <class T>
+const T* familyHeader(const nlmsghdr* nlh) {
+  if (mnl_nlmsg_get_payload_len(nlh) < sizeof(T)) return nullptr;
+  return static_cast<const T*>(mnl_nlmsg_get_payload(nlh));
+}
 // The attributes of a message after its family header of size offset.
 template <class F>
 void forEachAttr(const nlmsghdr* nlh, size_t offset, F&& f) {
-  forEachAttr(mnl_nlmsg_get_payload_offset(nlh, offset), mnl_nlmsg_get_payload_tail(nlh), f);
+  // To the message's own end: libmnl's payload tail is its length aligned up, up to 3 bytes
+  // past a last message whose length is not a multiple of 4.
+  const char* end = reinterpret_cast<const char*>(nlh) + nlh->nlmsg_len;
+  forEachAttr(mnl_nlmsg_get_payload_offset(nlh, offset), end, f);
 }
 template <class F>
 void forEachNested(const nlattr* nest, F&& f) {

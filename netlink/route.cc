@@ -60,6 +60,59 @@ Status deleteRoute(NlSocket& s, const Route& r) {
   return {};
 }
 
+std::optional<Route> parseRoute(const nlmsghdr* nlh) {
+  if (nlh->nlmsg_type != RTM_NEWROUTE) return std::nullopt;
+  const auto* rt = familyHeader<rtmsg>(nlh);
+  if (!rt || (rt->rtm_family != AF_INET && rt->rtm_family != AF_INET6)) return std::nullopt;
+  Route r;
+  r.scope = rt->rtm_scope;
+  r.protocol = rt->rtm_protocol;
+  r.type = rt->rtm_type;
+  r.table = rt->rtm_table;
+  r.onlink = (rt->rtm_flags & RTNH_F_ONLINK) != 0;
+  size_t want = rt->rtm_family == AF_INET6 ? 16 : 4;
+  IpAddr dst = IpAddr::fromNumber(rt->rtm_family == AF_INET6, 0);
+  forEachAttr(nlh, sizeof(*rt), [&](const nlattr* attr) {
+    switch (mnl_attr_get_type(attr)) {
+      case RTA_DST:
+        if (mnl_attr_get_payload_len(attr) == want)
+          dst = IpAddr::fromBytes(rt->rtm_family, mnl_attr_get_payload(attr));
+        break;
+      case RTA_GATEWAY:
+        if (mnl_attr_get_payload_len(attr) == want)
+          r.gateway = IpAddr::fromBytes(rt->rtm_family, mnl_attr_get_payload(attr));
+        break;
+      case RTA_PREFSRC:
+        if (mnl_attr_get_payload_len(attr) == want)
+          r.src = IpAddr::fromBytes(rt->rtm_family, mnl_attr_get_payload(attr));
+        break;
+      case RTA_OIF:
+        if (mnl_attr_validate(attr, MNL_TYPE_U32) == 0)
+          r.oif = static_cast<int>(mnl_attr_get_u32(attr));
+        break;
+      case RTA_PRIORITY:
+        if (mnl_attr_validate(attr, MNL_TYPE_U32) == 0) r.metric = mnl_attr_get_u32(attr);
+        break;
+      case RTA_TABLE:
+        if (mnl_attr_validate(attr, MNL_TYPE_U32) == 0) r.table = mnl_attr_get_u32(attr);
+        break;
+      case RTA_METRICS: {
+        forEachNested(attr, [&](const nlattr* mx) {
+          if (mnl_attr_get_type(mx) == RTAX_MTU && mnl_attr_validate(mx, MNL_TYPE_U32) == 0) {
+            r.mtu = mnl_attr_get_u32(mx);
+          }
+        });
+        break;
+      }
+      default:
+        break;
+    }
+  });
+  if (rt->rtm_dst_len > dst.bits()) return std::nullopt;
+  r.dst = IpPrefix(dst, rt->rtm_dst_len);
+  return r;
+}
+
 Result<std::vector<Route>> listRoutes(NlSocket& s, int family, uint32_t table) {
   Message m(RTM_GETROUTE, 0);
   auto* rtm = m.putHeader<rtmsg>();
@@ -68,55 +121,9 @@ Result<std::vector<Route>> listRoutes(NlSocket& s, int family, uint32_t table) {
   auto st = s.dump(
       m,
       [&](const nlmsghdr* nlh) -> Status {
-        if (nlh->nlmsg_type != RTM_NEWROUTE) return {};
-        const auto* rt = static_cast<const rtmsg*>(mnl_nlmsg_get_payload(nlh));
-        Route r;
-        r.scope = rt->rtm_scope;
-        r.protocol = rt->rtm_protocol;
-        r.type = rt->rtm_type;
-        r.table = rt->rtm_table;
-        r.onlink = (rt->rtm_flags & RTNH_F_ONLINK) != 0;
-        size_t want = rt->rtm_family == AF_INET6 ? 16 : 4;
-        IpAddr dst = IpAddr::fromNumber(rt->rtm_family == AF_INET6, 0);
-        forEachAttr(nlh, sizeof(*rt), [&](const nlattr* attr) {
-          switch (mnl_attr_get_type(attr)) {
-            case RTA_DST:
-              if (mnl_attr_get_payload_len(attr) == want)
-                dst = IpAddr::fromBytes(rt->rtm_family, mnl_attr_get_payload(attr));
-              break;
-            case RTA_GATEWAY:
-              if (mnl_attr_get_payload_len(attr) == want)
-                r.gateway = IpAddr::fromBytes(rt->rtm_family, mnl_attr_get_payload(attr));
-              break;
-            case RTA_PREFSRC:
-              if (mnl_attr_get_payload_len(attr) == want)
-                r.src = IpAddr::fromBytes(rt->rtm_family, mnl_attr_get_payload(attr));
-              break;
-            case RTA_OIF:
-              if (mnl_attr_validate(attr, MNL_TYPE_U32) == 0)
-                r.oif = static_cast<int>(mnl_attr_get_u32(attr));
-              break;
-            case RTA_PRIORITY:
-              if (mnl_attr_validate(attr, MNL_TYPE_U32) == 0) r.metric = mnl_attr_get_u32(attr);
-              break;
-            case RTA_TABLE:
-              if (mnl_attr_validate(attr, MNL_TYPE_U32) == 0) r.table = mnl_attr_get_u32(attr);
-              break;
-            case RTA_METRICS: {
-              forEachNested(attr, [&](const nlattr* mx) {
-                if (mnl_attr_get_type(mx) == RTAX_MTU && mnl_attr_validate(mx, MNL_TYPE_U32) == 0) {
-                  r.mtu = mnl_attr_get_u32(mx);
-                }
-              });
-              break;
-            }
-            default:
-              break;
-          }
-        });
-        if (table != 0 && r.table != table) return {};
-        r.dst = IpPrefix(dst, rt->rtm_dst_len);
-        out.push_back(r);
+        auto r = parseRoute(nlh);
+        if (!r || (table != 0 && r->table != table)) return {};
+        out.push_back(*r);
         return {};
       },
       [&] { out.clear(); });

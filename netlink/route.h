@@ -33,6 +33,8 @@ struct Route {
 Status addRoute(NlSocket& s, const Route& r, bool replace = false);
 Status deleteRoute(NlSocket& s, const Route& r);
 Result<std::vector<Route>> listRoutes(NlSocket& s, int family, uint32_t table = RT_TABLE_MAIN);
+// One RTM_NEWROUTE message, any table; nothing for any other message.
+std::optional<Route> parseRoute(const nlmsghdr* nlh);
 std::string describe(const Route& r);
 
 void buildRoute(Message& m, const Route& r);

@@ -64,6 +64,37 @@ Status deleteRule(NlSocket& s, const Rule& r) {
   return {};
 }
 
+std::optional<Rule> parseRule(const nlmsghdr* nlh) {
+  if (nlh->nlmsg_type != RTM_NEWRULE) return std::nullopt;
+  const auto* fh = familyHeader<fib_rule_hdr>(nlh);
+  if (!fh || (fh->family != AF_INET && fh->family != AF_INET6)) return std::nullopt;
+  Rule r;
+  r.family = fh->family;
+  r.table = fh->table;
+  bool v6 = fh->family == AF_INET6;
+  size_t want = v6 ? 16 : 4;
+  forEachAttr(nlh, sizeof(fib_rule_hdr), [&](const nlattr* a) {
+    uint16_t type = mnl_attr_get_type(a);
+    size_t len = mnl_attr_get_payload_len(a);
+    const void* p = mnl_attr_get_payload(a);
+    int plen = type == FRA_SRC ? fh->src_len : fh->dst_len;
+    if ((type == FRA_SRC || type == FRA_DST) && len == want && plen <= (v6 ? 128 : 32)) {
+      (type == FRA_SRC ? r.from : r.to) = IpPrefix(IpAddr::fromBytes(fh->family, p), plen);
+    } else if (type == FRA_TABLE && len == 4) {
+      r.table = mnl_attr_get_u32(a);
+    } else if (type == FRA_PRIORITY && len == 4) {
+      r.priority = mnl_attr_get_u32(a);
+    } else if (type == FRA_FWMARK && len == 4) {
+      r.fwmark = mnl_attr_get_u32(a);
+    } else if (type == FRA_IIFNAME && mnl_attr_validate(a, MNL_TYPE_NUL_STRING) == 0) {
+      r.iif = mnl_attr_get_str(a);
+    } else if (type == FRA_OIFNAME && mnl_attr_validate(a, MNL_TYPE_NUL_STRING) == 0) {
+      r.oif = mnl_attr_get_str(a);
+    }
+  });
+  return r;
+}
+
 Result<std::vector<Rule>> listRules(NlSocket& s, int family) {
   Message m(RTM_GETRULE, 0);
   auto* h = m.putHeader<fib_rule_hdr>();
@@ -72,34 +103,7 @@ Result<std::vector<Rule>> listRules(NlSocket& s, int family) {
   auto st = s.dump(
       m,
       [&](const nlmsghdr* nlh) -> Status {
-        if (nlh->nlmsg_type != RTM_NEWRULE) return {};
-        const auto* fh = static_cast<const fib_rule_hdr*>(mnl_nlmsg_get_payload(nlh));
-        Rule r;
-        r.family = fh->family;
-        r.table = fh->table;
-        bool v6 = fh->family == AF_INET6;
-        size_t want = v6 ? 16 : 4;
-        forEachAttr(nlh, sizeof(fib_rule_hdr), [&](const nlattr* a) {
-          uint16_t type = mnl_attr_get_type(a);
-          size_t len = mnl_attr_get_payload_len(a);
-          const void* p = mnl_attr_get_payload(a);
-          if ((type == FRA_SRC || type == FRA_DST) && len == want) {
-            IpPrefix pfx(IpAddr::fromBytes(fh->family, p),
-                         type == FRA_SRC ? fh->src_len : fh->dst_len);
-            (type == FRA_SRC ? r.from : r.to) = pfx;
-          } else if (type == FRA_TABLE && len == 4) {
-            r.table = mnl_attr_get_u32(a);
-          } else if (type == FRA_PRIORITY && len == 4) {
-            r.priority = mnl_attr_get_u32(a);
-          } else if (type == FRA_FWMARK && len == 4) {
-            r.fwmark = mnl_attr_get_u32(a);
-          } else if (type == FRA_IIFNAME) {
-            r.iif = mnl_attr_get_str(a);
-          } else if (type == FRA_OIFNAME) {
-            r.oif = mnl_attr_get_str(a);
-          }
-        });
-        out.push_back(std::move(r));
+        if (auto r = parseRule(nlh)) out.push_back(std::move(*r));
         return {};
       },
       [&] { out.clear(); });

@@ -29,6 +29,8 @@ struct Rule {
 Status addRule(NlSocket& s, const Rule& r);
 Status deleteRule(NlSocket& s, const Rule& r);  // kNotFound when no such rule
 Result<std::vector<Rule>> listRules(NlSocket& s, int family);
+// One RTM_NEWRULE message; nothing for any other message.
+std::optional<Rule> parseRule(const nlmsghdr* nlh);
 std::string describe(const Rule& r);
 
 }  // namespace plumb::netlink

@@ -14,13 +14,19 @@ namespace {
 constexpr int kReceiveTimeoutSeconds = 5;
 constexpr int kDumpAttempts = 5;
 
+}  // namespace
+
 // The text the kernel attached to an error (NLMSGERR_ATTR_MSG), if any.
 std::string extAckMessage(const nlmsghdr* nlh) {
   if (!(nlh->nlmsg_flags & NLM_F_ACK_TLVS)) return {};
-  const auto* err = static_cast<const nlmsgerr*>(mnl_nlmsg_get_payload(nlh));
+  const auto* err = familyHeader<nlmsgerr>(nlh);
+  if (!err) return {};
   size_t offset = sizeof(*err);
   // With NETLINK_CAP_ACK the original request is cut to its header.
-  if (!(nlh->nlmsg_flags & NLM_F_CAPPED)) offset += err->msg.nlmsg_len - sizeof(nlmsghdr);
+  if (!(nlh->nlmsg_flags & NLM_F_CAPPED)) {
+    if (err->msg.nlmsg_len < sizeof(nlmsghdr)) return {};
+    offset += err->msg.nlmsg_len - sizeof(nlmsghdr);
+  }
   size_t payload = mnl_nlmsg_get_payload_len(nlh);
   if (offset >= payload) return {};
   const char* base = static_cast<const char*>(mnl_nlmsg_get_payload(nlh));
@@ -33,8 +39,6 @@ std::string extAckMessage(const nlmsghdr* nlh) {
   });
   return out;
 }
-
-}  // namespace
 
 NlSocket::NlSocket(mnl_socket* nl) : nl_(nl), buf_(32768) {}
 
@@ -99,7 +103,7 @@ Status NlSocket::next(const ReplyFn& on_msg) {
     return failErrno(errno, "netlink receive");
   }
   int len = static_cast<int>(n);
-  for (auto* nlh = reinterpret_cast<const nlmsghdr*>(buf_.data()); mnl_nlmsg_ok(nlh, len);
+  for (auto* nlh = reinterpret_cast<const nlmsghdr*>(buf_.data()); messageOk(nlh, len);
        nlh = mnl_nlmsg_next(nlh, &len)) {
     PLUMB_TRY(on_msg(nlh));
   }
@@ -145,13 +149,14 @@ Status NlSocket::receive(uint32_t seq, const ReplyFn& on_reply, bool* interrupte
       return failErrno(errno, "netlink receive");
     }
     int len = static_cast<int>(n);
-    for (auto* nlh = reinterpret_cast<const nlmsghdr*>(buf_.data()); mnl_nlmsg_ok(nlh, len);
+    for (auto* nlh = reinterpret_cast<const nlmsghdr*>(buf_.data()); messageOk(nlh, len);
          nlh = mnl_nlmsg_next(nlh, &len)) {
       // Replies to an earlier request that timed out, or stray messages: not ours.
       if (nlh->nlmsg_seq != seq || (nlh->nlmsg_pid != 0 && nlh->nlmsg_pid != portid_)) continue;
       if (nlh->nlmsg_flags & NLM_F_DUMP_INTR) *interrupted = true;
       if (nlh->nlmsg_type == NLMSG_ERROR) {
-        const auto* err = static_cast<const nlmsgerr*>(mnl_nlmsg_get_payload(nlh));
+        const auto* err = familyHeader<nlmsgerr>(nlh);
+        if (!err) return fail(Errc::kDecode, "netlink error message too short");
         if (err->error == 0) return have_failure ? failure : Status{};
         int e = -err->error;
         std::string msg = std::strerror(e);

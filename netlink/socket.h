@@ -11,6 +11,7 @@
 #include <linux/netlink.h>
 
 #include <functional>
+#include <string>
 #include <vector>
 
 #include "base/result.h"
@@ -20,6 +21,10 @@
 namespace plumb::netlink {
 
 using ReplyFn = std::function<Status(const nlmsghdr*)>;
+
+// The text the kernel attached to an error reply (NLMSGERR_ATTR_MSG), if any; read only as
+// far as the message goes.
+std::string extAckMessage(const nlmsghdr* nlh);
 
 class NlSocket {
  public:

@@ -1,5 +1,6 @@
 // Request bytes against golden copies, and replies parsed back.
 #include <gtest/gtest.h>
+#include <linux/fib_rules.h>
 #include <linux/if_addr.h>
 #include <linux/if_link.h>
 #include <linux/rtnetlink.h>
@@ -11,6 +12,8 @@
 #include "netlink/addr.h"
 #include "netlink/link.h"
 #include "netlink/route.h"
+#include "netlink/rule.h"
+#include "netlink/socket.h"
 
 namespace plumb::netlink {
 namespace {
@@ -128,6 +131,72 @@ TEST(NetlinkMessage, ParsesALinkReply) {
   EXPECT_EQ(info->kind, "macvlan");
   EXPECT_EQ(info->macvlan_mode, static_cast<uint32_t>(MacvlanMode::kVepa));
   EXPECT_TRUE(info->up());
+}
+
+// Replies are read only as far as they go (the fuzzer's netlink_reply target walks every
+// reader over any bytes): a message too short for its family header, a prefix length past the
+// address, a name without its NUL, an error too short for its header are all refused.
+TEST(NetlinkMessage, RepliesAreReadOnlyAsFarAsTheyGo) {
+  for (int type :
+       {int{RTM_NEWLINK}, int{RTM_NEWADDR}, int{RTM_NEWROUTE}, int{RTM_NEWRULE}, NLMSG_ERROR}) {
+    SCOPED_TRACE(type);
+    Message m(static_cast<uint16_t>(type), NLM_F_ACK_TLVS);
+    m.putU8(1, 0);
+    m.hdr()->nlmsg_len = sizeof(nlmsghdr) + 2;  // cut to 2 bytes: less than any family header
+    EXPECT_FALSE(parseLink(m.hdr()).ok());
+    EXPECT_FALSE(parseAddr(m.hdr()));
+    EXPECT_FALSE(parseRoute(m.hdr()));
+    EXPECT_FALSE(parseRule(m.hdr()));
+    EXPECT_EQ(extAckMessage(m.hdr()), "");
+  }
+  Message a(RTM_NEWADDR, 0);
+  auto* ifa = a.putHeader<ifaddrmsg>();
+  ifa->ifa_family = AF_INET;
+  ifa->ifa_prefixlen = 33;
+  uint8_t v4[4] = {198, 18, 0, 5};
+  a.put(IFA_LOCAL, 4, v4);
+  EXPECT_FALSE(parseAddr(a.hdr())) << "a /33 is no IPv4 prefix";
+  ifa->ifa_prefixlen = 24;
+  ASSERT_TRUE(parseAddr(a.hdr()));
+  EXPECT_EQ(parseAddr(a.hdr())->prefix.str(), "198.18.0.5/24");
+
+  Message r(RTM_NEWRULE, 0);
+  auto* fh = r.putHeader<fib_rule_hdr>();
+  fh->family = AF_INET;
+  char unterminated[4] = {'e', 't', 'h', '0'};
+  r.put(FRA_IIFNAME, 4, unterminated);
+  r.putStr(FRA_OIFNAME, "eth1");
+  auto rule = parseRule(r.hdr());
+  ASSERT_TRUE(rule);
+  EXPECT_EQ(rule->iif, "") << "a name without its NUL is not read";
+  EXPECT_EQ(rule->oif, "eth1");
+
+  // An attribute that runs past the message's end, into the bytes its length would be aligned
+  // to, is not read.
+  Message cut(RTM_NEWRULE, 0);
+  cut.putHeader<fib_rule_hdr>()->family = AF_INET;
+  cut.put(FRA_SRC, 4, v4);
+  ASSERT_TRUE(parseRule(cut.hdr()));
+  EXPECT_TRUE(parseRule(cut.hdr())->from);
+  cut.hdr()->nlmsg_len -= 2;
+  ASSERT_TRUE(parseRule(cut.hdr()));
+  EXPECT_FALSE(parseRule(cut.hdr())->from);
+
+  // A length past 2 GiB is no message (libmnl's own check reads it as negative, and passes it).
+  Message big(RTM_NEWLINK, 0);
+  big.hdr()->nlmsg_len = 0x80000010u;
+  EXPECT_FALSE(messageOk(big.hdr(), static_cast<int>(big.size())));
+  EXPECT_TRUE(messageOk(a.hdr(), static_cast<int>(a.size())));
+
+  // An error whose echoed request claims to be shorter than a header.
+  Message e(NLMSG_ERROR, NLM_F_ACK_TLVS);
+  auto* err = e.putHeader<nlmsgerr>();
+  err->error = -EEXIST;
+  err->msg.nlmsg_len = 4;
+  e.putStr(NLMSGERR_ATTR_MSG, "File exists");
+  EXPECT_EQ(extAckMessage(e.hdr()), "");
+  err->msg.nlmsg_len = sizeof(nlmsghdr);
+  EXPECT_EQ(extAckMessage(e.hdr()), "File exists");
 }
 
 }  // namespace
