@@ -254,8 +254,8 @@ Result<TxnResult> txnResult(const json& answer) {
 
 Status errorOf(const json& answer) {
   if (!answer.is_object() || !answer.contains("error")) return {};
-  int code = answer.value("code", -1);
-  std::string message = answer.value("message", std::string());
+  int code = json_read::valueOr(answer, "code", -1);
+  std::string message = json_read::valueOr(answer, "message", std::string());
   if (message.empty() && answer["error"].is_string()) message = answer["error"].get<std::string>();
   if (message.empty()) message = "error code " + std::to_string(code);
   Errc errc = Errc::kIo;
@@ -288,8 +288,8 @@ Result<WatchLine> watchLine(const std::string& line) {
   if (result == j.end() || !result->is_object())
     return fail(Errc::kDecode, "a watch answer has no result");
   WatchLine w;
-  w.created = result->value("created", false);
-  w.canceled = result->value("canceled", false);
+  w.created = json_read::valueOr(*result, "created", false);
+  w.canceled = json_read::valueOr(*result, "canceled", false);
   PLUMB_ASSIGN(w.compact_revision, number(*result, "compact_revision"));
   PLUMB_ASSIGN(w.revision, revision(*result));
   if (auto events = result->find("events"); events != result->end() && !events->is_null()) {
@@ -297,7 +297,7 @@ Result<WatchLine> watchLine(const std::string& line) {
     for (const auto& e : *events) {
       if (!e.is_object()) return fail(Errc::kDecode, "a watch event is not an object");
       WatchEvent we;
-      we.deleted = e.value("type", std::string()) == "DELETE";
+      we.deleted = json_read::valueOr(e, "type", std::string()) == "DELETE";
       auto kv = e.find("kv");
       if (kv == e.end()) return fail(Errc::kDecode, "a watch event has no kv");
       PLUMB_ASSIGN(we.kv, keyValue(*kv));

@@ -1,4 +1,5 @@
 #include "ovs/jsonrpc.h"
+#include "base/json.h"
 
 #include <fcntl.h>
 #include <poll.h>
@@ -169,8 +170,9 @@ Result<json> Connection::call(const std::string& method, const json& params,
       // anything else with no id is a notification.
       auto idit = msg.find("id");
       if (*mit == "echo" && idit != msg.end() && !idit->is_null()) {
-        PLUMB_TRY(send(
-            {{"result", msg.value("params", json::array())}, {"error", nullptr}, {"id", *idit}}));
+        PLUMB_TRY(send({{"result", json_read::valueOr(msg, "params", json::array())},
+                        {"error", nullptr},
+                        {"id", *idit}}));
       } else if (idit == msg.end() || idit->is_null()) {
         notifications_.push_back(std::move(msg));
       }

@@ -1,4 +1,5 @@
 #include "ovs/ovsdb.h"
+#include "base/json.h"
 
 namespace plumb::ovs {
 
@@ -65,9 +66,10 @@ Result<std::vector<json>> transact(Connection& conn, const std::string& db, cons
     auto details = r.find("details");
     if (details != r.end() && details->is_string())
       text += " (" + details->get<std::string>() + ")";
-    std::string which = i < ops.size() ? "operation " + std::to_string(i + 1) + " (" +
-                                             ops[i].value("op", std::string("?")) + ")"
-                                       : std::string("the commit");
+    std::string which = i < ops.size()
+                            ? "operation " + std::to_string(i + 1) + " (" +
+                                  json_read::valueOr(ops[i], "op", std::string("?")) + ")"
+                            : std::string("the commit");
     if (failed_op) *failed_op = i;
     // "timed out" is what a "wait" operation gives when its condition did not come true.
     Errc code = text.rfind("timed out", 0) == 0 ? Errc::kTryAgain : Errc::kInvalid;

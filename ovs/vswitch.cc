@@ -1,4 +1,5 @@
 #include "ovs/vswitch.h"
+#include "base/json.h"
 
 #include <cstdint>
 
@@ -13,34 +14,45 @@ json cond(const char* column, const char* fn, json value) {
 // The second, server-side bound of a wait: the call's own timeout leaves it room to answer.
 constexpr std::chrono::milliseconds kReplyMargin{1000};
 
+}  // namespace
+
+// A select's result: its rows, an array (none when the answer has no "rows").
+Result<json> rowsOf(const json& result) {
+  json rows = json_read::valueOr(result, "rows", json::array());
+  if (!rows.is_array()) return fail(Errc::kDecode, "OVSDB returned rows that are not an array");
+  return rows;
+}
+
 Result<PortRow> portRow(const json& row) {
   PortRow p;
-  PLUMB_ASSIGN(p.uuid, uuidOf(row.value("_uuid", json())));
-  p.name = row.value("name", std::string());
-  PLUMB_ASSIGN(auto tag, optionalInt(row.value("tag", json::array({"set", json::array()}))));
+  PLUMB_ASSIGN(p.uuid, uuidOf(json_read::valueOr(row, "_uuid", json())));
+  p.name = json_read::valueOr(row, "name", std::string());
+  PLUMB_ASSIGN(auto tag,
+               optionalInt(json_read::valueOr(row, "tag", json::array({"set", json::array()}))));
   if (tag) p.tag = static_cast<int>(*tag);
-  PLUMB_ASSIGN(auto trunks, setAtoms(row.value("trunks", json::array({"set", json::array()}))));
+  PLUMB_ASSIGN(auto trunks,
+               setAtoms(json_read::valueOr(row, "trunks", json::array({"set", json::array()}))));
   for (const auto& t : trunks) {
     if (!t.is_number_integer()) return fail(Errc::kDecode, "Port trunks hold a non-integer");
     p.trunks.push_back(t.get<int>());
   }
-  PLUMB_ASSIGN(p.external_ids,
-               stringMap(row.value("external_ids", json::array({"map", json::array()}))));
+  PLUMB_ASSIGN(p.external_ids, stringMap(json_read::valueOr(row, "external_ids",
+                                                            json::array({"map", json::array()}))));
   return p;
 }
 
 // An Interface row as selected: the columns asked for are read, the others left empty.
 Result<InterfaceRow> interfaceRow(const json& row) {
   InterfaceRow r;
-  r.name = row.value("name", std::string());
-  r.type = row.value("type", std::string());
-  PLUMB_ASSIGN(r.ofport, optionalInt(row.value("ofport", json::array({"set", json::array()}))));
-  PLUMB_ASSIGN(auto err, setAtoms(row.value("error", json::array({"set", json::array()}))));
+  r.name = json_read::valueOr(row, "name", std::string());
+  r.type = json_read::valueOr(row, "type", std::string());
+  PLUMB_ASSIGN(r.ofport,
+               optionalInt(json_read::valueOr(row, "ofport", json::array({"set", json::array()}))));
+  PLUMB_ASSIGN(auto err,
+               setAtoms(json_read::valueOr(row, "error", json::array({"set", json::array()}))));
   if (!err.empty() && err[0].is_string()) r.error = err[0].get<std::string>();
   return r;
 }
-
-}  // namespace
 
 Result<Switch> Switch::open(const std::string& where_to, std::chrono::milliseconds timeout) {
   PLUMB_ASSIGN(auto conn, Connection::open(where_to, timeout));
@@ -57,15 +69,15 @@ Result<json> Switch::select(const char* table, json where, json columns) {
                            {"where", std::move(where)},
                            {"columns", std::move(columns)}}});
   PLUMB_ASSIGN(auto res, run(ops));
-  return res[0].value("rows", json::array());
+  return rowsOf(res[0]);
 }
 
 Result<json> Switch::applied(const json& select_next_cfg, const std::string& iface_uuid,
                              const std::string& what) {
-  const json& rows = select_next_cfg.value("rows", json::array());
-  if (rows.empty() || !rows[0].value("next_cfg", json()).is_number_integer())
-    return fail(Errc::kDecode, "OVSDB returned no next_cfg");
-  long long next_cfg = rows[0]["next_cfg"].get<long long>();
+  PLUMB_ASSIGN(const json rows, rowsOf(select_next_cfg));
+  json next = rows.empty() ? json() : json_read::valueOr(rows[0], "next_cfg", json());
+  if (!next.is_number_integer()) return fail(Errc::kDecode, "OVSDB returned no next_cfg");
+  long long next_cfg = next.get<long long>();
   size_t failed = SIZE_MAX;
   auto done = run(appliedOps(next_cfg, iface_uuid, timeout_.count()), &failed);
   if (!done.ok() && failed == 0) {
@@ -74,7 +86,7 @@ Result<json> Switch::applied(const json& select_next_cfg, const std::string& ifa
                                      " ms (is ovs-vswitchd running?)");
   }
   PLUMB_TRY(done);
-  return (*done)[1].value("rows", json::array());
+  return rowsOf((*done)[1]);
 }
 
 json Switch::addPortOps(const PortSpec& spec) {
@@ -152,8 +164,8 @@ Result<long long> Switch::addPort(const PortSpec& spec) {
     return std::move(added).error().wrap("cannot add port " + spec.name + " to " + spec.bridge);
   }
   auto& res = *added;
-  PLUMB_ASSIGN(auto iface_uuid, uuidOf(res[1].value("uuid", json())));
-  PLUMB_ASSIGN(auto port_uuid, uuidOf(res[2].value("uuid", json())));
+  PLUMB_ASSIGN(auto iface_uuid, uuidOf(json_read::valueOr(res[1], "uuid", json())));
+  PLUMB_ASSIGN(auto port_uuid, uuidOf(json_read::valueOr(res[2], "uuid", json())));
   auto undo = [&](Error e) -> Result<long long> {
     (void)removePorts({port_uuid});
     return fail(std::move(e));
@@ -191,7 +203,7 @@ Result<std::vector<PortRow>> Switch::findPorts(const std::map<std::string, std::
 Result<std::string> Switch::bridgeOf(const std::string& port_uuid) {
   PLUMB_ASSIGN(auto rows, select("Bridge", cond("ports", "includes", uuid(port_uuid)), {"name"}));
   if (rows.empty()) return std::string();
-  return rows[0].value("name", std::string());
+  return json_read::valueOr(rows[0], "name", std::string());
 }
 
 Result<std::optional<InterfaceRow>> Switch::findInterface(const std::string& name) {
@@ -232,7 +244,7 @@ Status Switch::createBridge(const std::string& name, const std::string& datapath
        {"columns", {"next_cfg"}}},
   });
   PLUMB_ASSIGN(auto res, run(ops));
-  PLUMB_ASSIGN(auto iface_uuid, uuidOf(res[0].value("uuid", json())));
+  PLUMB_ASSIGN(auto iface_uuid, uuidOf(json_read::valueOr(res[0], "uuid", json())));
   PLUMB_TRY(applied(res[4], iface_uuid, "bridge " + name));
   return {};
 }
@@ -240,7 +252,7 @@ Status Switch::createBridge(const std::string& name, const std::string& datapath
 Status Switch::deleteBridge(const std::string& name) {
   PLUMB_ASSIGN(auto rows, select("Bridge", cond("name", "==", name), {"_uuid"}));
   if (rows.empty()) return {};
-  PLUMB_ASSIGN(auto id, uuidOf(rows[0].value("_uuid", json())));
+  PLUMB_ASSIGN(auto id, uuidOf(json_read::valueOr(rows[0], "_uuid", json())));
   json ops = json::array({{{"op", "mutate"},
                            {"table", "Open_vSwitch"},
                            {"where", json::array()},

@@ -46,6 +46,13 @@ struct InterfaceRow {
   std::string type;
 };
 
+// Readers of what ovsdb-server answers (the OVSDB fuzzer's too): a select's rows (an
+// array), a Port row and an Interface row with the columns selected; a malformed answer is
+// Errc::kDecode, never an exception.
+Result<json> rowsOf(const json& select_result);
+Result<PortRow> portRow(const json& row);
+Result<InterfaceRow> interfaceRow(const json& row);
+
 class Switch {
  public:
   // Connects to ovsdb-server ("unix:PATH" or PATH). timeout bounds every call, the wait for

@@ -74,10 +74,10 @@ int runLinkCommand(const LinkCommand& cmd, const Options& opts) {
     std::cout << json_read::text(*parsed) << "\n";
   } else if (cmd.verb == "expose") {
     std::cout << cmd.name << "/" << core::protoName(udp) << " of " << cmd.guest << " is "
-              << parsed->value("endpoint", "") << "\n";
+              << json_read::valueOr(*parsed, "endpoint", std::string()) << "\n";
   } else if (cmd.verb == "link") {
-    std::cout << cmd.name << " is " << parsed->value("listening", "") << " in " << cmd.guest
-              << "\n";
+    std::cout << cmd.name << " is " << json_read::valueOr(*parsed, "listening", std::string())
+              << " in " << cmd.guest << "\n";
   } else {
     std::cout << cmd.verb << " " << cmd.name << " of " << cmd.guest << ": done\n";
   }

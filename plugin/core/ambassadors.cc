@@ -451,7 +451,8 @@ Status forgetGuestLinks(const std::string& state_dir, Store& store, const std::s
   }
   auto parsed = json_read::parse(*answer);
   if (parsed.ok() && parsed->is_object() && parsed->contains("error"))
-    return fail(Errc::kIo, "the plumb daemon: " + parsed->value("error", std::string()));
+    return fail(Errc::kIo,
+                "the plumb daemon: " + json_read::valueOr(*parsed, "error", std::string()));
   return {};
 }
 

@@ -122,6 +122,8 @@ std::string BlockClaims::value(int64_t lease, bool used) const {
 }
 
 Result<BlockRecord> BlockClaims::read(const etcd::KeyValue& kv) const {
+  if (kv.key.compare(0, dir_.size(), dir_) != 0)
+    return fail(Errc::kDecode, "block key " + kv.key + " is outside " + dir_);
   std::string seg = kv.key.substr(dir_.size());
   auto dash = seg.rfind('-');
   if (dash == std::string::npos)
@@ -135,8 +137,8 @@ Result<BlockRecord> BlockClaims::read(const etcd::KeyValue& kv) const {
   r.mod_revision = kv.mod_revision;
   if (!v.is_object()) return fail(Errc::kDecode, "block " + kv.key + " holds no JSON object");
   PLUMB_TRY(json_read::str(v, "host", r.host));
-  r.lease = v.value("lease", int64_t{0});
-  r.used = v.value("state", std::string()) == "used";
+  r.lease = json_read::valueOr(v, "lease", int64_t{0});
+  r.used = json_read::valueOr(v, "state", std::string()) == "used";
   return r;
 }
 

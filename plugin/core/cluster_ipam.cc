@@ -687,13 +687,13 @@ Result<ClusterView> clusterView(Store& store, const ClusterIpamConfig& config) {
     auto block = prefixOf(rest.substr(mid + 8));
     auto v = json_read::parse(kv.value);
     if (!subnet || !block || !v.ok() || !v->is_object()) continue;
-    std::string holder = v->value("host", std::string());
+    std::string holder = json_read::valueOr(*v, "host", std::string());
     if (holder != config.host) continue;
     ClusterBlockView b;
     b.subnet = subnet->str();
     b.block = block->str();
     b.holder = holder;
-    b.used = v->value("state", std::string()) == "used";
+    b.used = json_read::valueOr(*v, "state", std::string()) == "used";
     by_block[*block] = b;
   }
   PLUMB_TRY(store.read([&](Db& db) -> Status {
@@ -731,7 +731,8 @@ Result<ClusterView> clusterView(Store& store, const ClusterIpamConfig& config) {
     }
     if (parts.size() != 4 || parts[2] != config.host) continue;
     auto v = json_read::parse(kv.value);
-    std::string address = v.ok() && v->is_object() ? v->value("address", std::string()) : "";
+    std::string address =
+        v.ok() && v->is_object() ? json_read::valueOr(*v, "address", std::string()) : "";
     view.services.push_back({parts[0], parts[1], parts[3], address});
   }
   return view;

@@ -146,8 +146,8 @@ std::optional<std::pair<std::string, bool>> ClusterServices::apply(const std::st
   RemoteEndpoint e;
   e.host = parts[2];
   e.guest = parts[3];
-  e.address = j->value("address", std::string());
-  e.port = j->value("port", 0);
+  e.address = json_read::valueOr(*j, "address", std::string());
+  e.port = json_read::valueOr(*j, "port", 0);
   endpoints[k] = e;
   return service;
 }

@@ -151,10 +151,10 @@ void ContainerLabels::apply(const std::string& id) {
   if (!name.empty() && name[0] == '/') name.erase(0, 1);
   if (name.empty()) name = id.substr(0, 12);
   const json& state = objectOf(*c, "State");
-  if (!state.value("Running", false)) return;  // stopped again already
+  if (!json_read::valueOr(state, "Running", false)) return;  // stopped again already
   // Its init's netns, as the command line names a Docker guest: dockerd removes a stopped
   // container's sandbox file only on a later sweep, a process's end is seen at once.
-  int pid = state.value("Pid", 0);
+  int pid = json_read::valueOr(state, "Pid", 0);
   if (pid <= 0) return;
   std::string netns = "/proc/" + std::to_string(pid) + "/ns/net";
   const json& settings = objectOf(*c, "NetworkSettings");
@@ -204,13 +204,14 @@ void ContainerLabels::apply(const std::string& id) {
           std::string(expose ? "expose " : "link ") + e.name + (e.udp ? "/udp" : "/tcp");
       if (!answer.ok() || !answer->is_object() || answer->contains("error")) {
         log->warn("container {}: label {}: failed to {}: {}", name, label, what,
-                  answer.ok() && answer->is_object() ? answer->value("error", std::string())
-                                                     : "no answer");
+                  answer.ok() && answer->is_object()
+                      ? json_read::valueOr(*answer, "error", std::string())
+                      : "no answer");
         continue;
       }
       log->info("container {}: {} ({})", name, what,
-                expose ? answer->value("endpoint", std::string())
-                       : answer->value("listening", std::string()));
+                expose ? json_read::valueOr(*answer, "endpoint", std::string())
+                       : json_read::valueOr(*answer, "listening", std::string()));
     }
   }
 }

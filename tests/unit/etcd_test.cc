@@ -104,6 +104,20 @@ TEST(EtcdCodec, AnswersAsEtcdSendsThem) {
     EXPECT_FALSE(codec::rangeResult(json::parse(bad)).ok()) << bad;
 }
 
+// Found by the etcd_reader fuzzer: an error answer whose "code" was a string threw out of
+// errorOf and ended the process. Answers of the wrong shape are errors, never exceptions.
+TEST(EtcdCodec, AnswersOfTheWrongShapeAreErrorsNotExceptions) {
+  auto e = codec::errorOf(json{{"error", "x"}, {"code", "5"}, {"message", 7}});
+  ASSERT_FALSE(e.ok());
+  EXPECT_EQ(e.error().message, "x");
+  EXPECT_EQ(codec::errorOf(json{{"error", "gone"}, {"code", 5}}).error().code, Errc::kNotFound);
+  EXPECT_NO_THROW((void)codec::watchLine(
+      R"({"result": {"header": {"revision": "3"}, "created": "yes", "events": [{"type": 1}]}})"));
+  auto w = codec::watchLine(R"({"result": {"header": {"revision": "3"}, "created": 1}})");
+  ASSERT_TRUE(w.ok());
+  EXPECT_FALSE(w->created);
+}
+
 TEST(EtcdEndpoints, MalformedOnesAreOneLineErrors) {
   for (const char* good :
        {"http://198.18.0.1:2379", "http://etcd-1.example:2379/", "http://[fd00::1]:2379"})

@@ -18,6 +18,21 @@
 namespace plumb::ovs {
 namespace {
 
+// ovsdb-server's answers of the wrong shape are errors, never exceptions (json::value throws
+// on a wrong type; the readers do not use it).
+TEST(OvsRows, AnswersOfTheWrongShapeAreErrorsNotExceptions) {
+  EXPECT_EQ(rowsOf(json{{"rows", "x"}}).error().code, Errc::kDecode);
+  EXPECT_EQ(rowsOf(json::array()).value(), json::array());
+  EXPECT_FALSE(portRow(json("not a row")).ok());
+  auto p = portRow(json{{"_uuid", uuid("0b1c1e7e-0000-4000-8000-000000000001")}, {"name", 7}});
+  ASSERT_TRUE(p.ok());
+  EXPECT_EQ(p->name, "");
+  auto i = interfaceRow(json{{"name", "plm1"}, {"type", json::array()}, {"ofport", 3}});
+  ASSERT_TRUE(i.ok());
+  EXPECT_EQ(i->name, "plm1");
+  EXPECT_EQ(i->ofport, 3);
+}
+
 using namespace std::chrono_literals;
 
 std::vector<std::string> scanAll(Scanner& s) {
