@@ -1,12 +1,15 @@
 # The two commands a fresh Debian 12 machine needs (as root):
 #   make demo   install what is missing, build, install, run the demo
-#   make test   install what is missing, build, run every test tier (and under ASan/UBSan)
+#   make test   install what is missing, build, run every test tier (and under ASan/UBSan),
+#               then every fuzzer for a minute
 BUILD ?= build
 ASAN_BUILD ?= build-asan
 JOBS ?= $(shell nproc)
 CMAKE_FLAGS ?=
 
-.PHONY: all deps build install demo test test-fast asan lint format bench clean
+FUZZ_SECONDS ?= 60
+
+.PHONY: all deps build install demo test test-fast asan fuzz lint format bench clean
 
 all: build
 
@@ -19,8 +22,12 @@ $(BUILD)/CMakeCache.txt:
 build: $(BUILD)/CMakeCache.txt
 	cmake --build $(BUILD) -j $(JOBS)
 
+# The sanitizer build is clang's: the same tree carries the libFuzzer targets (fuzz/) and the
+# failpoints (plugin/core/failpoint.h) the Failpoint tests walk, so one build serves the tests
+# under ASan/UBSan, those tests and the fuzzers.
 $(ASAN_BUILD)/CMakeCache.txt:
-	cmake -S . -B $(ASAN_BUILD) -DCMAKE_BUILD_TYPE=Debug -DPLUMB_SANITIZE=ON -DPLUMB_BENCH=OFF
+	CXX=clang++ cmake -S . -B $(ASAN_BUILD) -DCMAKE_BUILD_TYPE=Debug -DPLUMB_SANITIZE=ON \
+	  -DPLUMB_FUZZ=ON -DPLUMB_FAILPOINTS=ON -DPLUMB_BENCH=OFF
 
 asan: $(ASAN_BUILD)/CMakeCache.txt
 	cmake --build $(ASAN_BUILD) -j $(JOBS)
@@ -33,6 +40,11 @@ demo: deps install
 
 test: deps build asan
 	scripts/test.sh $(BUILD) $(ASAN_BUILD)
+	scripts/fuzz.sh $(ASAN_BUILD) $(FUZZ_SECONDS)
+
+# Every parser's fuzzer for FUZZ_SECONDS each (make fuzz FUZZ_SECONDS=600 for a longer hunt).
+fuzz: deps asan
+	scripts/fuzz.sh $(ASAN_BUILD) $(FUZZ_SECONDS)
 
 # Without the sanitizer build, for quick iterations.
 test-fast: build

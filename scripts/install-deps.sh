@@ -32,6 +32,8 @@ packages=(
   iperf3 socat haproxy wrk
   # across hosts: a real etcd v3 cluster (members started by the tests in their namespaces)
   etcd-server etcd-client
+  # the sanitizer build and the fuzzers (libFuzzer comes with clang's runtime libraries)
+  clang libclang-rt-14-dev
   # lint
   clang-format clang-tidy
 )

@@ -508,9 +508,10 @@ Output versionInfo(const Invocation& in) {
   return {0, out.dump()};
 }
 
-}  // namespace
-
-Output run(const Invocation& in) {
+// Everything about an invocation that can be checked without looking at the host: the
+// command, the configuration, the environment and (for ADD) the request as a whole. Either the
+// call to carry out or the answer refusing it; nothing is read from or written to the host.
+std::variant<Call, Output> prepare(const Invocation& in) {
   std::string command = envOr(in, "CNI_COMMAND");
   if (command == "VERSION") return versionInfo(in);
   static const std::set<std::string> kCommands = {"ADD", "DEL", "CHECK", "GC", "STATUS"};
@@ -551,10 +552,6 @@ Output run(const Invocation& in) {
     return errorOutput({kIncompatibleVersion, "config version " + v + " does not allow CHECK", ""},
                        v);
   }
-  log::configure(c.conf.log_file, c.conf.log_level);
-  log::get("cni")->debug("{} {}/{}/{} netns {}", command, c.conf.name, c.container_id, c.ifname,
-                         c.netns);
-
   if (auto named = validateId("network name", c.conf.name); !named.ok())
     return errorOutput({kInvalidConfig, named.error().message, ""}, v);
   if (c.builtinIpam() && c.conf.ipam.etcd) {
@@ -590,6 +587,26 @@ Output run(const Invocation& in) {
     if (!valid.ok()) return errorOutput(fromError(valid.error()), v);
     c.request = std::move(req).value();
   }
+  return c;
+}
+
+}  // namespace
+
+Output check(const Invocation& in) {
+  auto prepared = prepare(in);
+  if (auto* out = std::get_if<Output>(&prepared)) return *out;
+  return {0, ""};
+}
+
+Output run(const Invocation& in) {
+  auto prepared = prepare(in);
+  if (auto* out = std::get_if<Output>(&prepared)) return *out;
+  Call& c = std::get<Call>(prepared);
+  const std::string& command = c.command;
+  const std::string& v = c.conf.cni_version;
+  log::configure(c.conf.log_file, c.conf.log_level);
+  log::get("cni")->debug("{} {}/{}/{} netns {}", command, c.conf.name, c.container_id, c.ifname,
+                         c.netns);
   if (command == "ADD" || command == "CHECK") {
     // Checked before anything changes: a netns that is gone means the container is.
     auto ns = core::checkNetns(c.netns);

@@ -36,4 +36,9 @@ struct Output {
 
 Output run(const Invocation& in);
 
+// What run() checks before it looks at the host (the command, the configuration, the
+// environment, ADD's request as a whole), and nothing else: run()'s refusal when it would
+// refuse, else exit code 0 and no text. The CNI fuzzer's entry point.
+Output check(const Invocation& in);
+
 }  // namespace plumb::cni
