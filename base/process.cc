@@ -7,6 +7,9 @@
 #include <unistd.h>
 
 #include <csignal>
+#include <cstdlib>
+#include <fstream>
+#include <sstream>
 
 #include "base/fd.h"
 
@@ -115,6 +118,22 @@ Result<ProcessRun> runProcess(const ProcessSpec& spec) {
   }
   run.exit_code = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
   return run;
+}
+
+long long processStartTime(pid_t pid) {
+  std::ifstream in("/proc/" + std::to_string(pid) + "/stat");
+  std::string stat;
+  if (!std::getline(in, stat)) return 0;
+  // Past the command's name, which may hold spaces and parentheses: the fields after the
+  // last ')' are state (3) onwards; starttime is field 22.
+  auto close = stat.rfind(')');
+  if (close == std::string::npos) return 0;
+  std::istringstream fields(stat.substr(close + 1));
+  std::string field;
+  for (int i = 3; i <= 22; ++i) {
+    if (!(fields >> field)) return 0;
+  }
+  return std::strtoll(field.c_str(), nullptr, 10);
 }
 
 }  // namespace plumb

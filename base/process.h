@@ -2,6 +2,8 @@
 // plugins and the command line's podman lookup. argv is an argv (never a shell string).
 #pragma once
 
+#include <sys/types.h>
+
 #include <chrono>
 #include <string>
 #include <string_view>
@@ -30,6 +32,11 @@ struct ProcessSpec {
 // A null-terminated array of the strings, for exec (they must outlive it). Built before fork:
 // after it, a child of a threaded process makes only async-signal-safe calls.
 std::vector<char*> execArray(const std::vector<std::string>& strings);
+
+// When process pid started (/proc/PID/stat's starttime, in clock ticks since boot), or 0
+// when there is no such process. A pid and its start time name one process: a pid alone may
+// have been reused.
+long long processStartTime(pid_t pid);
 
 // Runs spec to its end. Failing to start it, or its running past the deadline (kTryAgain),
 // is an error; a non-zero exit is not (see exit_code).

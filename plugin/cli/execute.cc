@@ -208,6 +208,21 @@ int attach(const AttachCommand& c, const Options& opts) {
     }
     return 0;
   }
+  // An attach killed part-way (its record still "adding", its process gone) is cleaned and
+  // made anew; one still under way is not raced.
+  if (auto record = (*store)->findAttachment(req->key);
+      record.ok() && *record && (*record)->state != "ready") {
+    if (!core::Engine::abandoned(**record)) {
+      return failWith(
+          makeError(Errc::kTryAgain, "failed to attach " + c.container_if + " of " + c.guest +
+                                         ": another attach of it is "
+                                         "under way"),
+          opts);
+    }
+    auto st = engine.detach({req->key, "", {}, {}});
+    if (!st.ok())
+      return failWith(std::move(st).error().wrap("failed to clean an unfinished attach"), opts);
+  }
   auto same = alreadyAttached(**store, *req);
   if (!same.ok()) return failWith(same.error(), opts);
   // The record alone does not make a re-run a no-op: the kernel must still have what it says.

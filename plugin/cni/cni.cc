@@ -296,10 +296,41 @@ Result<core::AttachRequest> requestFor(const Call& c) {
   return req;
 }
 
+// What DEL does: the attachment's links, record and rules, and its addresses given back.
+Status removeAttachment(Call& c) {
+  core::Engine engine(*c.store);
+  core::DetachRequest req{c.key(), c.netns, {}, {}};
+  // What to look for when the record is gone (an OVS port by its external_ids).
+  if (auto plan = planFor(c.conf); plan.ok()) req.plan = *plan;
+  if (c.conf.ip_masq) {
+    // The subnets the network masquerades: its ranges, and what a prevResult says it got.
+    for (const auto& set :
+         c.conf.runtime_ip_ranges ? *c.conf.runtime_ip_ranges : c.conf.ipam.ranges) {
+      for (const auto& r : set) req.masquerade.push_back(r.subnet.network());
+    }
+    if (c.conf.prev_result) {
+      for (const auto& ip : c.conf.prev_result->ips) req.masquerade.push_back(ip.address.network());
+    }
+  }
+  auto st = engine.detach(req);
+  // The addresses go back whatever happened to the links.
+  auto released = releaseIpam(c);
+  if (!st.ok()) return st;
+  return released;
+}
+
 Outcome cmdAdd(Call& c) {
   // A duplicate ADD fails here, or at the engine's record step, before anything is allocated.
   auto existing = c.store->findAttachment(c.key());
   if (!existing.ok()) return fromError(existing.error());
+  if (*existing && core::Engine::abandoned(**existing)) {
+    // An ADD that was killed part-way: cleaned as its DEL would, then made anew.
+    log::get("cni")->info("cleaning {}, left by an ADD that did not finish", c.key().str());
+    auto st = removeAttachment(c);
+    if (!st.ok())
+      return fromError(std::move(st).error().wrap("failed to clean what an unfinished ADD left"));
+    *existing = std::nullopt;
+  }
   if (*existing) {
     return CniError{kAlreadyExists,
                     "container " + c.container_id + " already has interface " + c.ifname +
@@ -354,25 +385,8 @@ Outcome cmdAdd(Call& c) {
 }
 
 Outcome cmdDel(Call& c) {
-  core::Engine engine(*c.store);
-  core::DetachRequest req{c.key(), c.netns, {}, {}};
-  // What to look for when the record is gone (an OVS port by its external_ids).
-  if (auto plan = planFor(c.conf); plan.ok()) req.plan = *plan;
-  if (c.conf.ip_masq) {
-    // The subnets the network masquerades: its ranges, and what a prevResult says it got.
-    for (const auto& set :
-         c.conf.runtime_ip_ranges ? *c.conf.runtime_ip_ranges : c.conf.ipam.ranges) {
-      for (const auto& r : set) req.masquerade.push_back(r.subnet.network());
-    }
-    if (c.conf.prev_result) {
-      for (const auto& ip : c.conf.prev_result->ips) req.masquerade.push_back(ip.address.network());
-    }
-  }
-  auto st = engine.detach(req);
-  // The addresses go back whatever happened to the links.
-  auto released = releaseIpam(c);
+  auto st = removeAttachment(c);
   if (!st.ok()) return fromError(st.error());
-  if (!released.ok()) return fromError(released.error());
   return std::string();
 }
 

@@ -258,6 +258,8 @@ AttachmentRecord firstRecord(const AttachRequest& req) {
   r.mode = modeName(req.plan);
   r.frontend = req.frontend;
   r.state = "adding";
+  r.owner_pid = ::getpid();
+  r.owner_start = processStartTime(r.owner_pid);
   r.routes = req.routes;
   r.addresses = req.addresses;
   return r;  // what it goes through (via, a host end) the mode's addSteps sets
@@ -339,6 +341,11 @@ Status Engine::sweep(const std::string& network, const Plan& plan,
                      const std::vector<AttachmentKey>& keep) {
   modes::Sweep s{.network = network, .keep = keep, .kernel = kernel_, .store = store_};
   return std::visit([&](const auto& p) { return modes::sweep(p, s); }, plan);
+}
+
+bool Engine::abandoned(const AttachmentRecord& record) {
+  if (record.state != "adding" || record.owner_pid <= 0) return false;
+  return processStartTime(record.owner_pid) != record.owner_start;
 }
 
 Status Engine::check(const AttachRequest& req) {

@@ -80,6 +80,11 @@ class Engine {
   Status unpublish(const std::string& owner);
 
   // Names plumb derives from the attachment key: stable across retries and processes.
+  // Whether a record is an attach whose process is gone (killed mid-way): still "adding",
+  // and its owner no longer runs. Such a record is what DEL cleans; a retried attach cleans it
+  // first too. A record from before owners were recorded is not taken for abandoned.
+  static bool abandoned(const AttachmentRecord& record);
+
   static std::string hostIfname(const AttachmentKey& key);
   static std::string tempIfname(const AttachmentKey& key);
   static std::string hostSideIfname(const AttachmentKey& key);  // left for Docker to move

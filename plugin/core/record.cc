@@ -134,6 +134,7 @@ std::string AttachmentRecord::detailJson() const {
   if (vlan) d["vlan"] = *vlan;
   if (!pci.empty()) d["pci"] = pci;
   if (claim) d["claim"] = claim;
+  if (state == "adding" && owner_pid > 0) d["owner"] = {{"pid", owner_pid}, {"start", owner_start}};
   // Names reach here from the kernel and the user: a byte that is not UTF-8 is replaced
   // rather than thrown over, since the kernel has been changed by the time a record is made.
   return d.dump(-1, ' ', false, json::error_handler_t::replace);
@@ -163,6 +164,12 @@ Status AttachmentRecord::readDetail(const std::string& text) {
   if (d.contains("vlan") && d["vlan"].is_number_integer()) vlan = d["vlan"].get<int>();
   pci = textOf(d, "pci");
   claim = numberOf(d, "claim");
+  owner_pid = 0;
+  owner_start = 0;
+  if (d.contains("owner") && d["owner"].is_object()) {
+    owner_pid = static_cast<pid_t>(numberOf(d["owner"], "pid"));
+    owner_start = numberOf(d["owner"], "start");
+  }
   helpers.clear();
   for (const auto& h : arrayOf(d, "helpers")) helpers.push_back(helperOf(h, ""));
   if (d.contains("dhcp") && d["dhcp"].is_object()) helpers.push_back(helperOf(d["dhcp"], "dhcp"));

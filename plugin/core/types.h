@@ -260,6 +260,11 @@ struct AttachmentRecord {
   std::string pci;          // the VF it holds (mode sriov; via is its PF)
   long long claim = 0;      // the generation of its hold on that VF (plugin/core/vf_claims.h)
   long long created = 0;
+  // While "adding": the process making it, by pid and start time (base/process.h), so that
+  // an attach whose process died (killed, or the machine's OOM killer) is told from one
+  // under way.
+  pid_t owner_pid = 0;
+  long long owner_start = 0;
 
   // The typed fields past the key and the columns, as the store keeps them (one JSON text).
   std::string detailJson() const;
