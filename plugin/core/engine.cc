@@ -12,7 +12,9 @@
 
 #include "base/log.h"
 #include "base/names.h"
+#include "base/process.h"
 #include "plugin/core/dhcp.h"
+#include "plugin/core/failpoint.h"
 #include "plugin/core/kernel.h"
 #include "plugin/core/modes/mode.h"
 
@@ -321,7 +323,8 @@ Status Engine::detach(const DetachRequest& req) {
   auto logger = log::get("core");
   auto timed = [&](const std::string& what, const std::function<Status()>& part) -> Status {
     auto t0 = std::chrono::steady_clock::now();
-    Status st = part();
+    Status st = failpoint("del");
+    if (st.ok()) st = part();
     logger->debug(
         "detach: {} ({} us)", what,
         std::chrono::duration_cast<std::chrono::microseconds>(std::chrono::steady_clock::now() - t0)

@@ -3,6 +3,7 @@
 #include <chrono>
 
 #include "base/log.h"
+#include "plugin/core/failpoint.h"
 
 namespace plumb::core {
 
@@ -20,7 +21,8 @@ Status runSteps(const std::vector<Step>& steps) {
   auto logger = log::get("core");
   for (const auto& step : steps) {
     auto t0 = std::chrono::steady_clock::now();
-    auto st = step.apply();
+    auto st = failpoint("add");
+    if (st.ok()) st = step.apply();
     if (logger->should_log(spdlog::level::debug)) {
       auto us = std::chrono::duration_cast<std::chrono::microseconds>(
                     std::chrono::steady_clock::now() - t0)
