@@ -56,13 +56,15 @@ std::vector<IpPrefix> subnetsOf(const std::vector<RangeSet>& sets) {
   return {seen.begin(), seen.end()};
 }
 
-// Held across a host's dealings with etcd (renewing, claiming, giving back) and, shared, across
-// an allocation from its blocks: a block goes back only while no allocation can land in it.
+// cluster.lock: held across a host's dealings with etcd (renewing, claiming, giving back) and,
+// shared, across an allocation from its blocks: a block goes back only while no allocation
+// can land in it. cluster-claim.lock: held by whoever claims a block (a helper ahead of need,
+// or an ADD that found none free), taken before cluster.lock, so that an ADD waits for the
+// block a helper is claiming rather than claiming a second one beside it.
 class ClusterLock {
  public:
-  static Result<ClusterLock> take(Store& store, int op) {
-    std::string path =
-        (std::filesystem::path(store.path()).parent_path() / "cluster.lock").string();
+  static Result<ClusterLock> take(Store& store, int op, const char* name = "cluster.lock") {
+    std::string path = (std::filesystem::path(store.path()).parent_path() / name).string();
     UniqueFd fd(::open(path.c_str(), O_RDWR | O_CREAT | O_NOFOLLOW | O_CLOEXEC, 0600));
     if (!fd.valid()) return failErrno(errno, "failed to open " + path);
     while (::flock(fd.get(), op) != 0) {
@@ -380,6 +382,7 @@ struct ClusterAddresses::Impl {
         }
       }
     }
+    PLUMB_ASSIGN(auto claiming, ClusterLock::take(store, LOCK_EX, "cluster-claim.lock"));
     PLUMB_ASSIGN(auto exclusive, ClusterLock::take(store, LOCK_EX));
     return allocateUnderLock();
   }
