@@ -50,8 +50,8 @@ bool gone(NlSocket& s, int index) {
 
 bool isDeletionOf(const nlmsghdr* nlh, int index) {
   if (nlh->nlmsg_type != RTM_DELLINK) return false;
-  const auto* ifi = static_cast<const ifinfomsg*>(mnl_nlmsg_get_payload(nlh));
-  return ifi->ifi_index == index;
+  const auto* ifi = familyHeader<ifinfomsg>(nlh);
+  return ifi && ifi->ifi_index == index;
 }
 
 }  // namespace

@@ -77,9 +77,10 @@ std::optional<Rule> parseRule(const nlmsghdr* nlh) {
     uint16_t type = mnl_attr_get_type(a);
     size_t len = mnl_attr_get_payload_len(a);
     const void* p = mnl_attr_get_payload(a);
-    int plen = type == FRA_SRC ? fh->src_len : fh->dst_len;
-    if ((type == FRA_SRC || type == FRA_DST) && len == want && plen <= (v6 ? 128 : 32)) {
-      (type == FRA_SRC ? r.from : r.to) = IpPrefix(IpAddr::fromBytes(fh->family, p), plen);
+    if ((type == FRA_SRC || type == FRA_DST) && len == want) {
+      auto addr = IpAddr::fromBytes(fh->family, p);
+      int plen = type == FRA_SRC ? fh->src_len : fh->dst_len;
+      if (plen <= addr.bits()) (type == FRA_SRC ? r.from : r.to) = IpPrefix(addr, plen);
     } else if (type == FRA_TABLE && len == 4) {
       r.table = mnl_attr_get_u32(a);
     } else if (type == FRA_PRIORITY && len == 4) {

@@ -61,8 +61,11 @@ std::vector<IpPrefix> subnetsOf(const std::vector<RangeSet>& sets) {
 // can land in it. cluster-claim.lock: held by whoever claims a block (a helper ahead of need,
 // or an ADD that found none free), taken before cluster.lock, so that an ADD waits for the
 // block a helper is claiming rather than claiming a second one beside it.
+constexpr const char* kClaimLock = "cluster-claim.lock";
+
 class ClusterLock {
  public:
+  // op: LOCK_SH or LOCK_EX, waited for; with LOCK_NB, EWOULDBLOCK when another holds it.
   static Result<ClusterLock> take(Store& store, int op, const char* name = "cluster.lock") {
     std::string path = (std::filesystem::path(store.path()).parent_path() / name).string();
     UniqueFd fd(::open(path.c_str(), O_RDWR | O_CREAT | O_NOFOLLOW | O_CLOEXEC, 0600));
@@ -382,7 +385,7 @@ struct ClusterAddresses::Impl {
         }
       }
     }
-    PLUMB_ASSIGN(auto claiming, ClusterLock::take(store, LOCK_EX, "cluster-claim.lock"));
+    PLUMB_ASSIGN(auto claiming, ClusterLock::take(store, LOCK_EX, kClaimLock));
     PLUMB_ASSIGN(auto exclusive, ClusterLock::take(store, LOCK_EX));
     return allocateUnderLock();
   }
@@ -461,13 +464,9 @@ struct ClusterAddresses::Impl {
   }
 
   void spawnClaimHelper(const IpPrefix& subnet) {
+    // One helper at a time: a running one holds the claim lock (checked, not kept).
+    if (!ClusterLock::take(store, LOCK_EX | LOCK_NB, kClaimLock).ok()) return;
     std::string dir = std::filesystem::path(store.path()).parent_path().string();
-    {
-      // One helper at a time: a running one holds this lock (checked, not kept).
-      UniqueFd probe(::open((dir + "/cluster-claim.lock").c_str(),
-                            O_RDWR | O_CREAT | O_NOFOLLOW | O_CLOEXEC, 0600));
-      if (!probe.valid() || ::flock(probe.get(), LOCK_EX | LOCK_NB) != 0) return;
-    }
     nlohmann::json ranges = nlohmann::json::array();
     for (const auto& set : req.range_sets) {
       for (const auto& r : set) {
@@ -511,10 +510,8 @@ struct ClusterAddresses::Impl {
 
   // The helper's work: one block claimed for subnet if the host still needs it.
   Status claimSpare() {
-    std::string dir = std::filesystem::path(store.path()).parent_path().string();
-    UniqueFd lock(::open((dir + "/cluster-claim.lock").c_str(),
-                         O_RDWR | O_CREAT | O_NOFOLLOW | O_CLOEXEC, 0600));
-    if (!lock.valid() || ::flock(lock.get(), LOCK_EX | LOCK_NB) != 0) return {};
+    auto claiming = ClusterLock::take(store, LOCK_EX | LOCK_NB, kClaimLock);
+    if (!claiming.ok()) return {};
     for (const auto& s : subnets) {
       PLUMB_ASSIGN(long long total, Ipam(store).countHeld(s, s.first(), s.last()));
       if (total == 0) continue;  // nothing held: nothing to keep room for
