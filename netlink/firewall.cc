@@ -389,6 +389,58 @@ Status Firewall::unpublish(const std::string& owner) {
   return {};
 }
 
+namespace {
+
+// Where plumb's tags may be: its chains, and iptables' FORWARD chains.
+std::vector<ChainRef> taggedChains() {
+  return {kPlumbForward, kPlumbPostrouting,   kPlumbPrerouting,
+          kPlumbOutput,  kIptablesForward[0], kIptablesForward[1]};
+}
+
+}  // namespace
+
+Result<std::vector<std::string>> Firewall::tags() {
+  PLUMB_ASSIGN(auto nf, NlSocket::open(NETLINK_NETFILTER));
+  std::vector<std::string> out;
+  for (const auto& c : taggedChains()) {
+    PLUMB_ASSIGN(auto rules, listRules(nf, c.family, c.table, c.chain));
+    for (const auto& r : rules) {
+      if (r.comment.rfind("plumb:", 0) != 0) continue;
+      if (std::find(out.begin(), out.end(), r.comment) == out.end()) out.push_back(r.comment);
+    }
+  }
+  return out;
+}
+
+Status Firewall::removeTag(const std::string& tag) {
+  PLUMB_ASSIGN(auto nf, NlSocket::open(NETLINK_NETFILTER));
+  Lock lock(true);
+  PLUMB_TRY(lock.status());
+  auto st = removeTagged(nf, taggedChains(), tag);
+  if (!st.ok()) return std::move(st).error().wrap("failed to remove the rules tagged " + tag);
+  return {};
+}
+
+std::optional<Firewall::Tag> Firewall::parseTag(const std::string& tag) {
+  for (const char* kind : {"fwd", "masq", "port"}) {
+    std::string head = std::string("plumb:") + kind + ":";
+    if (tag.rfind(head, 0) != 0) continue;
+    std::string owner = tag.substr(head.size());
+    // A masquerade's tag ends with ":" and its subnet; owners (network names) hold no ':'.
+    if (std::string(kind) == "masq") owner = owner.substr(0, owner.find(':'));
+    return Tag{kind, owner};
+  }
+  return std::nullopt;
+}
+
+bool Firewall::ownedBy(const Tag& tag, const std::string& owner) {
+  if (tag.owner == owner) return true;
+  auto cut = tag.owner.rfind('~');
+  if (cut == std::string::npos) return false;
+  return tag.owner.substr(cut + 1) == stableHex8(owner) &&
+         owner.rfind(tag.owner.substr(0, cut), 0) == 0;
+}
+
 Status Firewall::tidy() {
   PLUMB_ASSIGN(auto nf, NlSocket::open(NETLINK_NETFILTER));
   Lock lock(true);

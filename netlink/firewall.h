@@ -66,6 +66,20 @@ class Firewall {
 
   // Removes plumb's table once none of its chains holds a rule (the last network is gone).
   static Status tidy();
+
+  // Every tag plumb's rules carry, once each, in its own chains and iptables' FORWARD chains
+  // (plumb doctor).
+  static Result<std::vector<std::string>> tags();
+  // Removes every rule carrying tag, wherever tags() finds it.
+  static Status removeTag(const std::string& tag);
+  // What a tag says: its kind ("fwd", "masq", "port") and its owner as written, which for an
+  // owner too long for nft's comments is the owner's start, '~' and a hash (ownedBy tells).
+  struct Tag {
+    std::string kind;
+    std::string owner;
+  };
+  static std::optional<Tag> parseTag(const std::string& tag);
+  static bool ownedBy(const Tag& tag, const std::string& owner);
 };
 
 }  // namespace plumb::netlink

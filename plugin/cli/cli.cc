@@ -9,6 +9,7 @@
 
 #include "base/json.h"
 #include "plugin/cli/cluster.h"
+#include "plugin/cli/doctor.h"
 #include "plugin/cli/execute.h"
 #include "plugin/cli/forward.h"
 #include "plugin/cli/grammar.h"
@@ -160,6 +161,23 @@ int run(int argc, char** argv) {
       ->capture_default_str();
   ls->add_option("--host", cluster_query.host,
                  "this host's name in the cluster (default $PLUMB_HOST, else the hostname)");
+  DoctorCommand doctor_cmd;
+  auto* doctor_sub = app.add_subcommand(
+      "doctor",
+      "reconcile the store with the kernel: one line per difference (stale records, leaked "
+      "links, rules, DHCP clients, OVS ports, VF claims, addresses)");
+  doctor_sub->add_flag("--fix", doctor_cmd.fix,
+                       "remove what belongs to no attachment (only what carries plumb's stamp)");
+  doctor_sub->add_flag("--json", as_json, "print JSON");
+  doctor_sub->add_option("--etcd-endpoints", doctor_cmd.cluster.endpoints,
+                         "also compare this host's address blocks with etcd's (default "
+                         "$PLUMB_ETCD_ENDPOINTS)");
+  doctor_sub
+      ->add_option("--etcd-prefix", doctor_cmd.cluster.prefix, "where plumb's keys live in etcd")
+      ->capture_default_str();
+  doctor_sub->add_option("--host", doctor_cmd.cluster.host,
+                         "this host's name in the cluster (default $PLUMB_HOST, else the "
+                         "hostname)");
   // The ambassadors (docs/proxy.md): carried out by the running plumb daemon.
   LinkCommand link_cmd;
   auto add_link_verb = [&](const char* verb, const char* help, const char* port_help,
@@ -227,6 +245,7 @@ int run(int argc, char** argv) {
   Options link_opts = opts;
   link_opts.state_dir = state_dir;
   link_opts.json = opts.json || as_json;
+  if (doctor_sub->parsed()) return doctor(doctor_cmd, link_opts);
   if (ls->parsed() && cluster_only) return listCluster(cluster_query, link_opts);
   if (ls->parsed() && links_only) return listLinks(link_opts);
   if (ls->parsed()) return list(state_dir, as_json || opts.json);

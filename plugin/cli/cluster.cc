@@ -11,28 +11,34 @@
 
 namespace plumb::cli {
 
-int listCluster(const ClusterQuery& query, const Options& opts) {
-  core::ClusterIpamConfig config;
+Result<std::optional<core::ClusterIpamConfig>> clusterConfig(const ClusterQuery& query) {
   std::string endpoints = query.endpoints;
   if (endpoints.empty()) {
     const char* env = std::getenv("PLUMB_ETCD_ENDPOINTS");
     if (env) endpoints = env;
   }
-  if (endpoints.empty())
+  if (endpoints.empty()) return std::optional<core::ClusterIpamConfig>();
+  core::ClusterIpamConfig config;
+  auto eps = core::parseEtcdEndpoints(endpoints);
+  if (!eps.ok()) return fail(Errc::kInvalid, "--etcd-endpoints: " + eps.error().message);
+  config.endpoints = *eps;
+  config.prefix = query.prefix;
+  config.host = query.host.empty() ? core::clusterHostName() : query.host;
+  PLUMB_TRY(core::validateClusterIpam(config));
+  return std::optional<core::ClusterIpamConfig>(config);
+}
+
+int listCluster(const ClusterQuery& query, const Options& opts) {
+  auto config = clusterConfig(query);
+  if (!config.ok()) return failWith(config.error().message, opts);
+  if (!*config)
     return failWith(
         "ls --cluster needs etcd's endpoints (--etcd-endpoints URL,... or "
         "PLUMB_ETCD_ENDPOINTS)",
         opts);
-  auto eps = core::parseEtcdEndpoints(endpoints);
-  if (!eps.ok()) return failWith("--etcd-endpoints: " + eps.error().message, opts);
-  config.endpoints = *eps;
-  config.prefix = query.prefix;
-  config.host = query.host.empty() ? core::clusterHostName() : query.host;
-  auto valid = core::validateClusterIpam(config);
-  if (!valid.ok()) return failWith(valid.error().message, opts);
   auto store = core::Store::open(opts.state_dir);
   if (!store.ok()) return failWith(store.error().message, opts);
-  auto view = core::clusterView(**store, config);
+  auto view = core::clusterView(**store, **config);
   if (!view.ok()) return failWith("failed to read the cluster: " + view.error().message, opts);
   if (opts.json) {
     nlohmann::json out = {{"host", view->host},

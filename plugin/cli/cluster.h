@@ -2,9 +2,12 @@
 // services it registered), as its store has it and as etcd does (docs/cluster.md).
 #pragma once
 
+#include <optional>
 #include <string>
 
+#include "base/result.h"
 #include "plugin/cli/execute.h"
+#include "plugin/core/cluster_ipam.h"
 
 namespace plumb::cli {
 
@@ -15,5 +18,8 @@ struct ClusterQuery {
 };
 
 int listCluster(const ClusterQuery& query, const Options& opts);
+// The cluster's configuration from the query and the environment; nullopt when no etcd
+// endpoints are given either way.
+Result<std::optional<core::ClusterIpamConfig>> clusterConfig(const ClusterQuery& query);
 
 }  // namespace plumb::cli

@@ -308,8 +308,9 @@ bool isPipeworkForm(const std::vector<std::string>& args) {
   if (args.empty()) return false;
   const std::string& first = args[0];
   return !(first == "ls" || first == "proxy" || first == "expose" || first == "unexpose" ||
-           first == "link" || first == "unlink" || first == "help" || first == "--help" ||
-           first == "-h" || first == "--version" || first == "--state-dir" || first == "--json");
+           first == "link" || first == "unlink" || first == "doctor" || first == "help" ||
+           first == "--help" || first == "-h" || first == "--version" || first == "--state-dir" ||
+           first == "--json");
 }
 
 // The "[-i ctif]" that may close a command after `from` words; pipework's default otherwise.

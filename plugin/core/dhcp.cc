@@ -179,16 +179,43 @@ Result<int> runDhcpForeground(const netlink::Netns& ns, const DhcpClient& client
   return netlink::execIn(ns, client.argv, client.setup);
 }
 
-void stopDhcp(pid_t pid, const std::string& name) {
-  if (pid <= 0) return;
+bool isDhcpClient(pid_t pid, const std::string& name) {
+  if (pid <= 0 || name.empty()) return false;
   std::ifstream cmd("/proc/" + std::to_string(pid) + "/cmdline");
   std::string line;
   std::getline(cmd, line, '\0');
   std::string rest;
   std::getline(cmd, rest, '\0');
+  // busybox's udhcpc is "busybox udhcpc ...".
+  return line.find(name) != std::string::npos || rest == name;
+}
+
+std::vector<RunningClient> runningDhcpClients() {
+  std::vector<RunningClient> out;
+  std::error_code ec;
+  std::string self = selfExe();
+  for (const auto& entry : std::filesystem::directory_iterator("/proc", ec)) {
+    const std::string pid_text = entry.path().filename();
+    if (pid_text.find_first_not_of("0123456789") != std::string::npos) continue;
+    std::ifstream env(entry.path() / "environ");
+    std::string var;
+    std::string client;
+    while (std::getline(env, var, '\0')) {
+      if (var.rfind("PLUMB_DHCP_HOOK=", 0) == 0) client = var.substr(16);
+    }
+    if (client.empty()) continue;
+    // plumb itself run as the client's event script carries the marker too.
+    std::error_code exe_ec;
+    if (std::filesystem::read_symlink(entry.path() / "exe", exe_ec).string() == self) continue;
+    pid_t pid = static_cast<pid_t>(std::stol(pid_text));
+    if (isDhcpClient(pid, client)) out.push_back({pid, client});
+  }
+  return out;
+}
+
+void stopDhcp(pid_t pid, const std::string& name) {
   // Only the client plumb started: a PID reused by another program is left alone.
-  bool ours = line.find(name) != std::string::npos || rest == name;
-  if (!ours) return;
+  if (!isDhcpClient(pid, name)) return;
   // Held before the signal, so the exit cannot be missed; the client releases its lease on the
   // way out, which needs the interface: detach deletes it only after this returns.
   UniqueFd pidfd(static_cast<int>(::syscall(SYS_pidfd_open, pid, 0)));

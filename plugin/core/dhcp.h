@@ -49,6 +49,16 @@ Result<Lease> startDhcp(const netlink::Netns& ns, const DhcpClient& client,
 // Runs the client in ns in the foreground (`-f`): returns when it ends, with its exit status.
 Result<int> runDhcpForeground(const netlink::Netns& ns, const DhcpClient& client);
 
+// Whether pid is a DHCP client of that name (udhcpc, dhcpcd, dhclient), not a reused pid.
+bool isDhcpClient(pid_t pid, const std::string& name);
+// The DHCP clients plumb started that are running, whichever attachment they serve: those with
+// the hook's marker (PLUMB_DHCP_HOOK) in their environment (plumb doctor).
+struct RunningClient {
+  pid_t pid = 0;
+  std::string name;
+};
+std::vector<RunningClient> runningDhcpClients();
+
 // Stops the client that renews a lease, if pid is still that client, and waits (up to 3 s)
 // for it to exit, so that it has released the lease before its interface goes.
 void stopDhcp(pid_t pid, const std::string& name);

@@ -466,6 +466,21 @@ Result<std::vector<AttachmentKey>> Ipam::owners(const std::string& network) {
   return out;
 }
 
+Result<std::vector<std::pair<AttachmentKey, std::string>>> Ipam::held() {
+  std::vector<std::pair<AttachmentKey, std::string>> out;
+  PLUMB_TRY(store_.read([&](Db& db) -> Status {
+    PLUMB_ASSIGN(auto q, db.prepare("SELECT network, container_id, ifname, addr FROM ip_allocs "
+                                    "ORDER BY network, container_id, ifname"));
+    for (;;) {
+      PLUMB_ASSIGN(bool row, q.step());
+      if (!row) break;
+      out.push_back({{q.text(0), q.text(1), q.text(2)}, q.text(3)});
+    }
+    return {};
+  }));
+  return out;
+}
+
 namespace {
 
 Result<Pool> readPool(const Stmt& q) {

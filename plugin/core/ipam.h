@@ -80,6 +80,8 @@ class Ipam {
   Result<long long> countHeld(const IpPrefix& subnet, const IpAddr& lo, const IpAddr& hi);
   // Every owner that holds addresses (for GC).
   Result<std::vector<AttachmentKey>> owners(const std::string& network);
+  // Every address held, with its owner, whatever the network (plumb doctor).
+  Result<std::vector<std::pair<AttachmentKey, std::string>>> held();
 
  private:
   Store& store_;

@@ -498,7 +498,9 @@ Result<std::optional<NetworkRecord>> Store::findNetwork(const std::string& name)
 
 Result<std::vector<NetworkRecord>> Store::listNetworks(const std::string& frontend) {
   return selectRecords<NetworkRecord>(
-      *this, "SELECT name, frontend, config, created FROM networks WHERE frontend=? ORDER BY name",
+      *this,
+      "SELECT name, frontend, config, created FROM networks WHERE ?1='' OR frontend=?1 "
+      "ORDER BY name",
       {frontend});
 }
 

@@ -97,7 +97,7 @@ class Store {
   // endpoints (CreateEndpoint before Join). Configs are the front end's own JSON.
   Status insertNetwork(const NetworkRecord& n);  // kExists when the name is taken
   Result<std::optional<NetworkRecord>> findNetwork(const std::string& name);
-  Result<std::vector<NetworkRecord>> listNetworks(const std::string& frontend);
+  Result<std::vector<NetworkRecord>> listNetworks(const std::string& frontend);  // "": all
   Status deleteNetwork(const std::string& name);   // with its endpoints
   Status insertEndpoint(const EndpointRecord& e);  // kExists when the id is taken
   Status updateEndpoint(const EndpointRecord& e);  // its config

@@ -1,9 +1,9 @@
 // Failpoints (plugin/core/failpoint.h; built in by -DPLUMB_FAILPOINTS=ON, as the sanitizer
 // build is): an ADD killed (SIGKILL) or failed before each of its steps in turn, for each
-// mode and front end, then recovered as a runtime would (DEL; GC; the same ADD again), leaves
-// the host, the container and the store as they were; so does a DEL killed before each of its
-// parts, once DEL runs again. The walk ends at the first N past the last step (the ADD goes
-// through); every N before it was a real step.
+// mode and front end, then recovered as a runtime would (DEL; GC; the same ADD again) or as an
+// operator would (`plumb doctor --fix`), leaves the host, the container and the store as they
+// were; so does a DEL killed before each of its parts, once DEL runs again. The walk ends at the
+// first N past the last step (the ADD goes through); every N before it was a real step.
 #include "harness.h"
 
 namespace plumb::testing {
@@ -45,13 +45,18 @@ class Failpoint : public NetnsTest {
         break;
       }
       EXPECT_EQ(r.rc, 137) << "killed, not failed: " << r.out;
-      // Each recovery in turn: DEL; GC; the same ADD again (then its DEL).
-      if (n % 3 == 1) {
+      // Each recovery in turn: DEL; GC; `plumb doctor --fix`; the same ADD again (then its
+      // DEL).
+      if (n % 4 == 1) {
         auto d = del(conf, "c1", c1);
         ASSERT_EQ(d.rc, 0) << d.out;
-      } else if (n % 3 == 2) {
+      } else if (n % 4 == 2) {
         auto g = cni("GC", gc, "", "", "eth0");
         ASSERT_EQ(g.rc, 0) << g.out;
+      } else if (n % 4 == 3) {
+        auto fixed = plumb("doctor --fix");
+        ASSERT_EQ(fixed.rc, 0) << fixed.out;
+        EXPECT_EQ(fixed.out.find("not fixed"), std::string::npos) << fixed.out;
       } else {
         auto again = add(conf, "c1", c1);
         ASSERT_EQ(again.rc, 0) << again.out;
@@ -114,7 +119,7 @@ TEST_F(Failpoint, CniMacvlanAddAndDelAtEveryStep) {
 }
 
 // The command line: pipework's bridge form, killed or failed before each step, then `plumb
-// del` or the same command again.
+// del`, `plumb doctor --fix` or the same command again.
 TEST_F(Failpoint, CliBridgeAttachAtEveryStep) {
   makeNetns("g0");
   makeNetns("g1");
@@ -130,9 +135,13 @@ TEST_F(Failpoint, CliBridgeAttachAtEveryStep) {
       break;
     }
     EXPECT_EQ(r.rc, 137) << r.out;
-    if (n % 2 == 1) {
+    if (n % 3 == 1) {
       auto d = plumb("del " + g1);
       ASSERT_EQ(d.rc, 0) << d.out;
+    } else if (n % 3 == 2) {
+      auto fixed = plumb("doctor --fix");
+      ASSERT_EQ(fixed.rc, 0) << fixed.out;
+      EXPECT_EQ(fixed.out.find("not fixed"), std::string::npos) << fixed.out;
     } else {
       auto again = plumb("br-fpc " + g1 + " 198.18.78.3/24");
       ASSERT_EQ(again.rc, 0) << again.out;

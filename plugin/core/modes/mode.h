@@ -159,6 +159,9 @@ std::chrono::milliseconds ovsdbTimeout();
 Result<bool> ovsBridgeExists(const std::string& ovsdb, const std::string& bridge);
 // Whether ovsdb-server answers and has bridge (CNI STATUS).
 Status ovsReady(const std::string& ovsdb, const std::string& bridge);
+// The attachments whose ports plumb made on that OVSDB, as the ports' external_ids name them
+// (plumb doctor); an error when ovsdb-server does not answer.
+Result<std::vector<AttachmentKey>> ovsPortOwners(const std::string& ovsdb);
 
 // SR-IOV mode (sriov.cc).
 Status validate(const SriovPlan& plan, const AttachRequest& req);

@@ -63,6 +63,24 @@ std::map<std::string, std::string> attachmentIds(const AttachmentKey& key) {
   return ids;
 }
 
+}  // namespace
+
+Result<std::vector<AttachmentKey>> ovsPortOwners(const std::string& ovsdb) {
+  PLUMB_ASSIGN(auto sw, openSwitch(ovsdbSocket(ovsdb)));
+  PLUMB_ASSIGN(auto ports, sw.findPorts({{"owner", kOwner}}));
+  std::vector<AttachmentKey> out;
+  for (const auto& p : ports) {
+    auto id = [&](const char* k) {
+      auto it = p.external_ids.find(k);
+      return it == p.external_ids.end() ? std::string() : it->second;
+    };
+    out.push_back({id("plumb_network"), id("plumb_container_id"), id("plumb_ifname")});
+  }
+  return out;
+}
+
+namespace {
+
 std::vector<int> trunkIds(const std::vector<VlanRange>& trunks) {
   std::vector<int> ids;
   for (const auto& r : trunks) {
