@@ -352,6 +352,9 @@ bool Engine::abandoned(const AttachmentRecord& record) {
 }
 
 Status Engine::check(const AttachRequest& req) {
+  // CHECK changes nothing: a failpoint before each of its reads shows that a CHECK killed or
+  // failed anywhere leaves nothing behind, and the next one passes.
+  PLUMB_TRY(failpoint("check"));
   PLUMB_ASSIGN(auto record, store_.findAttachment(req.key));
   if (!record) return fail(Errc::kNotFound, "no attachment " + req.key.str() + " is recorded");
   if (record->state != "ready")
@@ -361,13 +364,16 @@ Status Engine::check(const AttachRequest& req) {
     if (userspace) return *userspace;
   }
   std::string netns = req.netns.empty() ? record->netns : req.netns;
+  PLUMB_TRY(failpoint("check"));
   PLUMB_ASSIGN(auto ctr, kernel_.openNetns(netns));
   auto link = kernel_.getLink(ctr, req.key.ifname);
   if (!link.ok())
     return fail(Errc::kNotFound, "interface " + req.key.ifname + " is missing in netns " + netns);
   if (!link->up()) return fail(Errc::kInvalid, "interface " + req.key.ifname + " is down");
   modes::Check c{.req = req, .record = *record, .link = *link, .kernel = kernel_, .store = store_};
+  PLUMB_TRY(failpoint("check"));
   PLUMB_TRY(std::visit([&](const auto& p) { return modes::check(p, c); }, req.plan));
+  PLUMB_TRY(failpoint("check"));
   PLUMB_ASSIGN(auto addrs, kernel_.listAddresses(ctr, AF_UNSPEC, link->index));
   for (const auto& a : req.addresses) {
     bool found = false;
@@ -376,6 +382,7 @@ Status Engine::check(const AttachRequest& req) {
       return fail(Errc::kInvalid,
                   "address " + a.address.str() + " is missing on " + req.key.ifname);
   }
+  PLUMB_TRY(failpoint("check"));
   std::vector<nl::Route> routes;
   for (int family : {AF_INET, AF_INET6}) {
     // Any table: a later plugin in the chain (sbr) may have moved them, as the spec allows.

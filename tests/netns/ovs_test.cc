@@ -6,6 +6,7 @@
 #include <fstream>
 #include <thread>
 
+#include "failpoint_walk.h"
 #include "harness.h"
 
 namespace plumb::testing {
@@ -331,6 +332,23 @@ TEST_F(Ovs, ABridgeMadeForAFailedAttachGoesAgain) {
   EXPECT_EQ(r.rc, 1) << r.out;
   EXPECT_EQ(vsctl("--no-wait br-exists ovsgone").rc, 2) << "the bridge it made is gone";
 }
+
+#ifdef PLUMB_WITH_FAILPOINTS
+// The failpoint walk (failpoint_walk.h) in ovs mode: the switch's ports and interfaces are
+// compared too, and `plumb doctor --fix` finds this test's switch through PLUMB_OVSDB.
+class OvsFailpoint : public FailpointWalk<Ovs> {
+ protected:
+  void SetUp() override {
+    FailpointWalk<Ovs>::SetUp();
+    walk_env_ = "PLUMB_OVSDB=unix:" + socket();
+  }
+  std::string moreState() override {
+    return ports() + vsctl("--no-wait --columns=name,external_ids list interface").out;
+  }
+};
+
+TEST_F(OvsFailpoint, CniAddCheckAndDelAtEveryStep) { walkCni(conf(), "198.18.30.2"); }
+#endif
 
 }  // namespace
 }  // namespace plumb::testing

@@ -6,6 +6,7 @@
 #include <fstream>
 #include <set>
 
+#include "failpoint_walk.h"
 #include "harness.h"
 
 namespace plumb::testing {
@@ -201,6 +202,22 @@ TEST_F(Sriov, CliVfFormAndDel) {
   ASSERT_EQ(plumb("del " + g1).rc, 0);
   EXPECT_EQ(hostSnapshot(), before);
 }
+
+#ifdef PLUMB_WITH_FAILPOINTS
+// The failpoint walk (failpoint_walk.h) in sriov mode: a free VF of the PF, given back as it
+// was (its name, MTU, MAC, altname) whatever step the ADD died at.
+class SriovFailpoint : public FailpointWalk<Sriov> {
+ protected:
+  void SetUp() override {
+    FailpointWalk<Sriov>::SetUp();
+    walk_env_ = env();
+  }
+};
+
+TEST_F(SriovFailpoint, CniAddCheckAndDelAtEveryStep) {
+  walkCni(conf({{"pf", "pf0"}}), "198.18.90.1", false);
+}
+#endif
 
 }  // namespace
 }  // namespace plumb::testing
