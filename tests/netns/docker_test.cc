@@ -29,22 +29,44 @@ class DockerDaemonTest : public NetnsTest {
   void SetUp() override {
     NetnsTest::SetUp();
     socket_ = state_.path() + "/plumb.sock";
-    // The pool the recorded session's IPAM handed out, so addresses match the recording.
-    std::string cmd = "ip netns exec " + host() + " " + PLUMB_BIN + " daemon --socket " + socket_ +
-                      " --state-dir " + state_.path() + "/state --log-level warn" +
-                      " --default-pool base=198.18.6.0/24,size=24 >/dev/null 2>" + state_.path() +
-                      "/daemon.log & echo $!";
-    pid_ = std::stoi(sh(cmd).out);
-    for (int i = 0; i < 100 && !fs::exists(socket_); ++i) usleep(20000);
-    ASSERT_TRUE(fs::exists(socket_)) << sh("cat " + state_.path() + "/daemon.log").out;
+    startDaemon();
   }
   void TearDown() override {
-    if (pid_ > 0) {
-      ::kill(pid_, SIGTERM);
-      for (int i = 0; i < 100 && ::kill(pid_, 0) == 0; ++i) usleep(20000);
-    }
+    stopDaemon();
     EXPECT_FALSE(fs::exists(socket_)) << "the daemon removes its socket when stopped";
     NetnsTest::TearDown();
+  }
+  // env: more of its environment (a failpoint).
+  void startDaemon(const std::string& env = "") {
+    // The pool the recorded session's IPAM handed out, so addresses match the recording.
+    std::string cmd = "ip netns exec " + host() + " env " + env + " " + PLUMB_BIN +
+                      " daemon --socket " + socket_ + " --state-dir " + state_.path() +
+                      "/state --log-level warn" +
+                      " --default-pool base=198.18.6.0/24,size=24 >/dev/null 2>>" + state_.path() +
+                      "/daemon.log & echo $!";
+    pid_ = std::stoi(sh(cmd).out);
+    // Its socket answers (one left by a daemon that was killed is there before it listens).
+    for (int i = 0; i < 250; ++i) {
+      if (sh("curl -s --unix-socket " + socket_ + " -X POST http://plugin/Plugin.Activate").rc == 0)
+        return;
+      usleep(20000);
+    }
+    FAIL() << sh("cat " + state_.path() + "/daemon.log").out;
+  }
+  void stopDaemon() {
+    if (pid_ <= 0) return;
+    ::kill(pid_, SIGTERM);
+    for (int i = 0; i < 250 && running(pid_); ++i) usleep(20000);
+    pid_ = 0;
+  }
+  // Gone or a zombie (the daemon was started detached: init, which reaps nothing here, is its
+  // parent).
+  static bool running(pid_t pid) {
+    std::ifstream stat("/proc/" + std::to_string(pid) + "/stat");
+    std::string line;
+    if (!std::getline(stat, line)) return false;
+    auto close = line.rfind(')');
+    return close != std::string::npos && close + 2 < line.size() && line[close + 2] != 'Z';
   }
   // One call over the socket: HTTP status and body.
   std::pair<int, json> call(const std::string& method, const json& body) {
@@ -234,6 +256,55 @@ TEST_F(DockerDaemonTest, JoinFailureAndBadInputChangeNothing) {
   EXPECT_EQ(call("NetworkDriver.DeleteNetwork", del).first, 200);
   EXPECT_EQ(inHost("ip -o link 2>/dev/null | grep -v ': lo:' || true").out, "");
 }
+
+#ifdef PLUMB_WITH_FAILPOINTS
+// The Docker front end's failpoint walk: the daemon killed (SIGKILL) before each step of a
+// Join in turn, then started again and recovered as dockerd does after a failed Join (Leave
+// and DeleteEndpoint), or by the Join dockerd sends again, or by `plumb doctor --fix`: the
+// host and the store are as they were before the endpoint, whatever step the daemon died at.
+TEST_F(DockerDaemonTest, JoinKilledAtEveryStepIsRecovered) {
+  auto s = session();
+  ASSERT_EQ(call("NetworkDriver.CreateNetwork", s[0].request).first, 200);
+  const std::string before = hostSnapshot();
+  auto plumbCli = [&](const std::string& args) {
+    return inHost(std::string(PLUMB_BIN) + " --state-dir " + state_.path() + "/state " + args);
+  };
+  int steps = 0;
+  for (int n = 1; n <= 40; ++n) {
+    SCOPED_TRACE("Join killed before step " + std::to_string(n));
+    ASSERT_EQ(call("NetworkDriver.CreateEndpoint", s[1].request).first, 200);
+    stopDaemon();
+    startDaemon("ASAN_OPTIONS=detect_leaks=0 PLUMB_FAILPOINT=add:" + std::to_string(n) + ":kill");
+    auto [status, body] = call("NetworkDriver.Join", s[2].request);
+    if (status == 200) {
+      steps = n - 1;
+      EXPECT_EQ(call("NetworkDriver.Leave", s[7].request).first, 200);
+      EXPECT_EQ(call("NetworkDriver.DeleteEndpoint", s[8].request).first, 200);
+      break;
+    }
+    EXPECT_EQ(status, 0) << "the daemon died, it did not answer: " << body;
+    for (int i = 0; i < 250 && running(pid_); ++i) usleep(20000);
+    EXPECT_FALSE(running(pid_));
+    startDaemon();
+    if (n % 3 == 1) {
+      auto again = call("NetworkDriver.Join", s[2].request);
+      EXPECT_EQ(again.first, 200) << again.second;
+      EXPECT_EQ(inHost("ip -o link | grep -c ': plc'").out, "1\n");
+    } else if (n % 3 == 2) {
+      auto fixed = plumbCli("doctor --fix");
+      EXPECT_EQ(fixed.out.find("not fixed"), std::string::npos) << fixed.out;
+    }
+    EXPECT_EQ(call("NetworkDriver.Leave", s[7].request).first, 200);
+    EXPECT_EQ(call("NetworkDriver.DeleteEndpoint", s[8].request).first, 200);
+    EXPECT_EQ(hostSnapshot(), before);
+  }
+  EXPECT_GT(steps, 3) << "the walk reached past the last step";
+  EXPECT_EQ(hostSnapshot(), before);
+  json del = {{"NetworkID", s[0].request["NetworkID"]}};
+  EXPECT_EQ(call("NetworkDriver.DeleteNetwork", del).first, 200);
+  RecordProperty("join_steps", steps);
+}
+#endif
 
 }  // namespace
 }  // namespace plumb::testing

@@ -48,7 +48,9 @@ class FailpointWalk : public Base {
     if (first_container) c0 = this->makeNetns("c0");
     auto c1 = this->makeNetns("c1");
     const std::string g1 = this->nsName("c1");
-    if (first_container) ASSERT_EQ(plugin("ADD", conf, "c0", c0).rc, 0);
+    if (first_container) {
+      ASSERT_EQ(plugin("ADD", conf, "c0", c0).rc, 0);
+    }
     const std::string before = snapshot(g1);
     json gc = conf;
     gc["cni.dev/valid-attachments"] = json::array();
@@ -133,7 +135,9 @@ class FailpointWalk : public Base {
     }
     EXPECT_GE(parts, 2);
     EXPECT_EQ(snapshot(g1), before);
-    if (first_container) ASSERT_EQ(plugin("DEL", conf, "c0", c0).rc, 0);
+    if (first_container) {
+      ASSERT_EQ(plugin("DEL", conf, "c0", c0).rc, 0);
+    }
     this->RecordProperty("add_steps", steps);
     this->RecordProperty("check_reads", reads);
     this->RecordProperty("del_parts", parts);
