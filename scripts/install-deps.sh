@@ -21,6 +21,8 @@ packages=(
   docker.io curl
   # e2e: the command line's containerd guests (ctr comes with containerd)
   containerd
+  # e2e: podman with its CNI backend running plumb's conflists (runc, conmon come with it)
+  podman
   # the command line's DHCP tests: a real DHCP server
   dnsmasq-base isc-dhcp-client dhcpcd-base
   # the netns tests' crash injection: an ADD SIGKILLed at its Nth netlink send
