@@ -23,6 +23,8 @@ packages=(
   containerd
   # e2e: podman with its CNI backend running plumb's conflists (runc, conmon come with it)
   podman
+  # e2e: containerd's CRI plugin driven by a small CRI client built on Go's gRPC
+  golang-google-grpc-dev
   # the command line's DHCP tests: a real DHCP server
   dnsmasq-base isc-dhcp-client dhcpcd-base
   # the netns tests' crash injection: an ADD SIGKILLed at its Nth netlink send
