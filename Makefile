@@ -50,8 +50,9 @@ fuzz: deps asan
 test-fast: build
 	scripts/test.sh $(BUILD)
 
-lint: $(BUILD)/CMakeCache.txt
-	scripts/lint.sh $(BUILD)
+# The fuzzers are in the clang build's compile database only: clang-tidy reads them there.
+lint: $(BUILD)/CMakeCache.txt $(ASAN_BUILD)/CMakeCache.txt
+	scripts/lint.sh $(BUILD) $(ASAN_BUILD)
 
 format:
 	clang-format -i $$(git ls-files '*.cc' '*.h')

@@ -1,6 +1,7 @@
 // What the kernel answers on a NETLINK_ROUTE socket, as plumb reads it: a buffer of messages
 // walked as the socket walks a receive, each given to every reader (links, VFs, addresses,
-// routes, rules, an error's extended ack). The kernel is trusted to frame its messages; plumb
+// routes, rules, an error's extended ack), and to the nftables rule reader (NETLINK_NETFILTER,
+// read the same way). The kernel is trusted to frame its messages; plumb
 // must still never read past one.
 #include <libmnl/libmnl.h>
 #include <linux/netlink.h>
@@ -9,6 +10,7 @@
 #include <cstring>
 
 #include "netlink/addr.h"
+#include "netlink/firewall.h"
 #include "netlink/link.h"
 #include "netlink/route.h"
 #include "netlink/rule.h"
@@ -30,6 +32,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     (void)netlink::parseAddr(nlh);
     (void)netlink::parseRoute(nlh);
     (void)netlink::parseRule(nlh);
+    (void)netlink::readRule(nlh);  // an nftables rule dump (NETLINK_NETFILTER)
     if (nlh->nlmsg_type == NLMSG_ERROR) (void)netlink::extAckMessage(nlh);
   }
   delete[] bytes;

@@ -41,10 +41,7 @@ void putNfgen(Message& m, uint8_t family) {
   g->res_id = htons(0);
 }
 
-struct TaggedRule {
-  std::string comment;
-  uint64_t handle = 0;
-};
+using TaggedRule = RuleRead;
 
 std::string commentOf(const nlattr* udata) {
   const auto* p = static_cast<const uint8_t*>(mnl_attr_get_payload(udata));
@@ -61,6 +58,24 @@ std::string commentOf(const nlattr* udata) {
   return {};
 }
 
+}  // namespace
+
+std::optional<RuleRead> readRule(const nlmsghdr* nlh) {
+  if (!familyHeader<nfgenmsg>(nlh)) return std::nullopt;
+  RuleRead r;
+  forEachAttr(nlh, sizeof(nfgenmsg), [&](const nlattr* a) {
+    if (mnl_attr_get_type(a) == NFTA_RULE_USERDATA) r.comment = commentOf(a);
+    if (mnl_attr_get_type(a) == NFTA_RULE_HANDLE && mnl_attr_get_payload_len(a) == 8) {
+      uint64_t be;
+      std::memcpy(&be, mnl_attr_get_payload(a), 8);
+      r.handle = be64toh(be);
+    }
+  });
+  return r;
+}
+
+namespace {
+
 // The rules of family/table/chain with their comments; a missing table or chain has none.
 Result<std::vector<TaggedRule>> listRules(NlSocket& nf, uint8_t family, const std::string& table,
                                           const std::string& chain) {
@@ -72,16 +87,8 @@ Result<std::vector<TaggedRule>> listRules(NlSocket& nf, uint8_t family, const st
   auto st = nf.dump(
       m,
       [&](const nlmsghdr* nlh) -> Status {
-        TaggedRule r;
-        forEachAttr(nlh, sizeof(nfgenmsg), [&](const nlattr* a) {
-          if (mnl_attr_get_type(a) == NFTA_RULE_USERDATA) r.comment = commentOf(a);
-          if (mnl_attr_get_type(a) == NFTA_RULE_HANDLE && mnl_attr_get_payload_len(a) == 8) {
-            uint64_t be;
-            std::memcpy(&be, mnl_attr_get_payload(a), 8);
-            r.handle = be64toh(be);
-          }
-        });
-        if (!r.comment.empty()) out.push_back(std::move(r));
+        auto r = readRule(nlh);
+        if (r && !r->comment.empty()) out.push_back(std::move(*r));
         return {};
       },
       [&] { out.clear(); });

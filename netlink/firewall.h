@@ -7,6 +7,7 @@
 #error "front ends speak only to the engine: include plugin/core/{engine,host,in_guest}.h"
 #endif
 
+#include <cstdint>
 #include <optional>
 #include <string>
 #include <vector>
@@ -15,7 +16,18 @@
 #include "base/ip.h"
 #include "base/result.h"
 
+struct nlmsghdr;
+
 namespace plumb::netlink {
+
+// One message of an nftables rule dump as plumb reads it: the rule's handle and its comment
+// (libnftables keeps it in the rule's user data); nullopt when the message is too short to be
+// a rule. Read only as far as the message goes.
+struct RuleRead {
+  std::string comment;
+  uint64_t handle = 0;
+};
+std::optional<RuleRead> readRule(const nlmsghdr* nlh);
 
 // What one bridge needs: forwarding accepted, and its subnets masqueraded on the way out.
 struct BridgeRules {

@@ -121,10 +121,10 @@ std::string BlockClaims::value(int64_t lease, bool used) const {
   return json{{"host", spec_.host}, {"lease", lease}, {"state", used ? "used" : "claimed"}}.dump();
 }
 
-Result<BlockRecord> BlockClaims::read(const etcd::KeyValue& kv) const {
-  if (kv.key.compare(0, dir_.size(), dir_) != 0)
-    return fail(Errc::kDecode, "block key " + kv.key + " is outside " + dir_);
-  std::string seg = kv.key.substr(dir_.size());
+Result<BlockRecord> readBlockClaim(const std::string& dir, const etcd::KeyValue& kv) {
+  if (kv.key.compare(0, dir.size(), dir) != 0)
+    return fail(Errc::kDecode, "block key " + kv.key + " is outside " + dir);
+  std::string seg = kv.key.substr(dir.size());
   auto dash = seg.rfind('-');
   if (dash == std::string::npos)
     return fail(Errc::kDecode, "block key " + kv.key + " is malformed");

@@ -65,6 +65,11 @@ struct BlockRecord {
   int64_t mod_revision = 0;
 };
 
+// A block's key and value as etcd holds them under dir (".../blocks/"): the block from the
+// key ("198.18.0.64-26"), its holder, lease and state from the JSON value. A key outside dir, a
+// malformed one or a value of the wrong shape is kDecode: etcd's answer is read, not trusted.
+Result<BlockRecord> readBlockClaim(const std::string& dir, const etcd::KeyValue& kv);
+
 class BlockClaims {
  public:
   // subnet: the cluster's range; block_len: the blocks' prefix length (default 26).
@@ -92,7 +97,7 @@ class BlockClaims {
   std::string key(const IpPrefix& block) const;
 
  private:
-  Result<BlockRecord> read(const etcd::KeyValue& kv) const;
+  Result<BlockRecord> read(const etcd::KeyValue& kv) const { return readBlockClaim(dir_, kv); }
   // One try at block, as list() found it (held: its record, else none). false: not free.
   Result<bool> tryClaim(const IpPrefix& block, const BlockRecord* held, int64_t lease, bool used);
   // block's record, when this host holds it (kNotFound otherwise).

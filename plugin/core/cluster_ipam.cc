@@ -621,12 +621,17 @@ int ClusterAddresses::claimMain(const std::string& spec) {
     IpamRequest req;
     RangeSet set;
     for (const auto& r : j->at("ranges")) {
+      auto subnet = IpPrefix::parse(r.at("subnet").get<std::string>());
+      auto start = IpAddr::parse(r.at("start").get<std::string>());
+      auto end = IpAddr::parse(r.at("end").get<std::string>());
+      std::string gw_text = r.at("gateway").get<std::string>();
+      auto gw = gw_text.empty() ? Result<IpAddr>(IpAddr()) : IpAddr::parse(gw_text);
+      if (!subnet.ok() || !start.ok() || !end.ok() || !gw.ok()) return 2;
       IpRange range;
-      range.subnet = *IpPrefix::parse(r.at("subnet").get<std::string>());
-      range.start = *IpAddr::parse(r.at("start").get<std::string>());
-      range.end = *IpAddr::parse(r.at("end").get<std::string>());
-      std::string gw = r.at("gateway").get<std::string>();
-      if (!gw.empty()) range.gateway = *IpAddr::parse(gw);
+      range.subnet = *subnet;
+      range.start = *start;
+      range.end = *end;
+      if (!gw_text.empty()) range.gateway = *gw;
       set.push_back(range);
     }
     req.range_sets = {set};
@@ -664,6 +669,8 @@ Result<ClusterView> clusterView(Store& store, const ClusterIpamConfig& config) {
   std::string hosts_dir = config.prefix + "/hosts/";
   PLUMB_ASSIGN(auto hosts, client->range(hosts_dir, etcd::prefixEnd(hosts_dir)));
   for (const auto& kv : hosts.kvs) {
+    if (kv.key.compare(0, hosts_dir.size(), hosts_dir) != 0)
+      continue;  // not under it: a peer's answer
     std::string h = kv.key.substr(hosts_dir.size());
     view.hosts.push_back(h);
     if (h == config.host) view.lease_alive = view.lease != 0 && kv.lease == view.lease;
@@ -680,6 +687,8 @@ Result<ClusterView> clusterView(Store& store, const ClusterIpamConfig& config) {
   };
   std::map<IpPrefix, ClusterBlockView> by_block;
   for (const auto& kv : blocks.kvs) {
+    if (kv.key.compare(0, ipam_dir.size(), ipam_dir) != 0)
+      continue;  // not under it: a peer's answer
     std::string rest = kv.key.substr(ipam_dir.size());
     auto mid = rest.find("/blocks/");
     if (mid == std::string::npos) continue;
@@ -721,6 +730,7 @@ Result<ClusterView> clusterView(Store& store, const ClusterIpamConfig& config) {
   PLUMB_ASSIGN(auto services, client->range(svc_dir, etcd::prefixEnd(svc_dir)));
   for (const auto& kv : services.kvs) {
     std::vector<std::string> parts;
+    if (kv.key.compare(0, svc_dir.size(), svc_dir) != 0) continue;  // not under it: a peer's answer
     std::string rest = kv.key.substr(svc_dir.size());
     for (size_t start = 0;;) {
       size_t slash = rest.find('/', start);
