@@ -49,46 +49,97 @@ TEST_F(Failpoint, CniPassthroughAddCheckAndDelAtEveryStep) {
   walkCni(conf, "198.18.79.1", false);
 }
 
-// The command line: pipework's bridge form, killed or failed before each step, then `plumb
-// del`, `plumb doctor --fix` or the same command again.
-TEST_F(Failpoint, CliBridgeAttachAtEveryStep) {
-  makeNetns("g0");
-  makeNetns("g1");
-  auto g0 = nsName("g0"), g1 = nsName("g1");
-  ASSERT_EQ(plumb("br-fpc " + g0 + " 198.18.78.2/24").rc, 0);
-  const std::string before = snapshot(g1);
-  int steps = 0;
-  for (int n = 1; n <= 40; ++n) {
-    SCOPED_TRACE("attach killed before step " + std::to_string(n));
-    auto r = plumb("br-fpc " + g1 + " 198.18.78.3/24", at("add", n, "kill"));
-    if (r.rc == 0) {
-      steps = n - 1;
-      break;
+// The command line: `plumb <how> g1 <addr>` killed or failed before each step, then `plumb del`,
+// `plumb doctor --fix` or the same command again; then `plumb del` killed before each of its
+// parts, and run again. how: pipework's host interface and flags ("br-fpc", "--direct-phys
+// nic0"); peer: an address g1 reaches once attached.
+class CliFailpoint : public Failpoint {
+ protected:
+  void walkCli(const std::string& how, const std::string& addr, const std::string& peer) {
+    auto g1 = nsName("g1");
+    makeNetns("g1");
+    const std::string attach = how + " " + g1 + " " + addr;
+    const std::string before = snapshot(g1);
+    int steps = 0;
+    for (int n = 1; n <= 40; ++n) {
+      SCOPED_TRACE("attach killed before step " + std::to_string(n));
+      auto r = plumb(attach, at("add", n, "kill"));
+      if (r.rc == 0) {
+        steps = n - 1;
+        break;
+      }
+      EXPECT_EQ(r.rc, 137) << r.out;
+      if (n % 3 == 1) {
+        auto d = plumb("del " + g1);
+        ASSERT_EQ(d.rc, 0) << d.out;
+      } else if (n % 3 == 2) {
+        auto fixed = plumb("doctor --fix");
+        ASSERT_EQ(fixed.rc, 0) << fixed.out;
+        EXPECT_EQ(fixed.out.find("not fixed"), std::string::npos) << fixed.out;
+      } else {
+        auto again = plumb(attach);
+        ASSERT_EQ(again.rc, 0) << again.out;
+        EXPECT_TRUE(ping(g1, peer));
+        ASSERT_EQ(plumb("del " + g1).rc, 0);
+      }
+      EXPECT_EQ(snapshot(g1), before);
+      auto f = plumb(attach, at("add", n, "error"));
+      EXPECT_EQ(f.rc, 1) << f.out;
+      EXPECT_NE(f.out.find("failpoint add:" + std::to_string(n)), std::string::npos) << f.out;
+      EXPECT_EQ(snapshot(g1), before) << "the rollback left nothing";
     }
-    EXPECT_EQ(r.rc, 137) << r.out;
-    if (n % 3 == 1) {
-      auto d = plumb("del " + g1);
-      ASSERT_EQ(d.rc, 0) << d.out;
-    } else if (n % 3 == 2) {
-      auto fixed = plumb("doctor --fix");
-      ASSERT_EQ(fixed.rc, 0) << fixed.out;
-      EXPECT_EQ(fixed.out.find("not fixed"), std::string::npos) << fixed.out;
-    } else {
-      auto again = plumb("br-fpc " + g1 + " 198.18.78.3/24");
-      ASSERT_EQ(again.rc, 0) << again.out;
-      EXPECT_TRUE(ping(g1, "198.18.78.2"));
-      ASSERT_EQ(plumb("del " + g1).rc, 0);
-    }
+    EXPECT_GT(steps, 3);
+    EXPECT_TRUE(ping(g1, peer));
+    ASSERT_EQ(plumb("del " + g1).rc, 0);
     EXPECT_EQ(snapshot(g1), before);
-    auto f = plumb("br-fpc " + g1 + " 198.18.78.3/24", at("add", n, "error"));
-    EXPECT_EQ(f.rc, 1) << f.out;
-    EXPECT_NE(f.out.find("failpoint add:" + std::to_string(n)), std::string::npos) << f.out;
-    EXPECT_EQ(snapshot(g1), before) << "the rollback left nothing";
+
+    int parts = 0;
+    for (int n = 1; n <= 20; ++n) {
+      SCOPED_TRACE("del killed before part " + std::to_string(n));
+      ASSERT_EQ(plumb(attach).rc, 0);
+      auto d = plumb("del " + g1, at("del", n, "kill"));
+      if (d.rc == 0) {
+        parts = n - 1;
+        break;
+      }
+      EXPECT_EQ(d.rc, 137) << d.out;
+      ASSERT_EQ(plumb("del " + g1).rc, 0);
+      EXPECT_EQ(snapshot(g1), before);
+    }
+    EXPECT_GE(parts, 2);
+    RecordProperty("add_steps", steps);
+    RecordProperty("del_parts", parts);
   }
-  EXPECT_GT(steps, 3);
-  ASSERT_EQ(plumb("del " + g1).rc, 0);
-  ASSERT_EQ(plumb("del " + g0).rc, 0);
-  RecordProperty("add_steps", steps);
+};
+
+TEST_F(CliFailpoint, BridgeAttachAndDelAtEveryStep) {
+  makeNetns("g0");
+  ASSERT_EQ(plumb("br-fpc " + nsName("g0") + " 198.18.78.2/24").rc, 0);
+  walkCli("br-fpc", "198.18.78.3/24", "198.18.78.2");
+  ASSERT_EQ(plumb("del " + nsName("g0")).rc, 0);
+}
+
+// A macvlan child of an existing interface (pipework's form for anything but a bridge).
+TEST_F(CliFailpoint, MacvlanAttachAndDelAtEveryStep) {
+  ASSERT_EQ(inHost("ip link add fpc0 type bridge && ip addr add 198.18.74.1/24 dev fpc0 && "
+                   "ip link add fpc0m type veth peer name fpc0p && ip link set fpc0p master fpc0 "
+                   "&& ip link set fpc0 up && ip link set fpc0p up && ip link set fpc0m up")
+                .rc,
+            0);
+  walkCli("fpc0m", "198.18.74.3/24", "198.18.74.1");
+}
+
+// --direct-phys: a veth end in the host namespace stands in for the NIC.
+TEST_F(CliFailpoint, DirectPhysAttachAndDelAtEveryStep) {
+  auto lan = nsName("lan");
+  makeNetns("lan");
+  ASSERT_EQ(inHost("ip link add nic1 mtu 1400 address 02:aa:00:00:00:02 type veth peer name nicq "
+                   "&& ip link set nicq netns " +
+                   lan + " && ip link set nic1 alias 'uplink to lan'")
+                .rc,
+            0);
+  ASSERT_EQ(in(lan, "ip addr add 198.18.73.1/24 dev nicq && ip link set nicq up").rc, 0);
+  walkCli("--direct-phys nic1", "198.18.73.3/24", "198.18.73.1");
 }
 
 }  // namespace
