@@ -258,8 +258,8 @@ wait_gone() {
 section "setup: $PREFIX, temp dir $TMP"
 # GOPATH mode: the consumer lives outside GOPATH and is built as a local package; its imports
 # come from Debian's /usr/share/gocode.
-gocache=${GOCACHE:-}
-if [ -z "$gocache" ] && [ -z "${HOME:-}" ]; then gocache="$TMP/gocache"; fi
+# Go's build cache in the temp dir (not root's home), unless the caller keeps one.
+gocache=${GOCACHE:-$TMP/gocache}
 if ! out=$(cd "$HERE" && env ${gocache:+GOCACHE="$gocache"} GO111MODULE=off GOPATH=/usr/share/gocode GOFLAGS= \
   go build -o "$TOOL" ./cnitool 2>&1); then
   failed "build the libcni consumer (tests/e2e/cnitool)" "$out"

@@ -127,8 +127,8 @@ ip netns add "$HOST"
 ip -n "$HOST" link set lo up
 
 section "setup: containerd with its CRI plugin, $TMP"
-gocache=${GOCACHE:-}
-if [ -z "$gocache" ] && [ -z "${HOME:-}" ]; then gocache="$TMP/gocache"; fi
+# Go's build cache in the temp dir (not root's home), unless the caller keeps one.
+gocache=${GOCACHE:-$TMP/gocache}
 if ! out=$(cd "$HERE" && env ${gocache:+GOCACHE="$gocache"} GO111MODULE=off GOPATH=/usr/share/gocode GOFLAGS= \
   go build -o "$TMP/criclient" ./criclient 2>&1); then
   failed "build the CRI client (tests/e2e/criclient)" "$out"

@@ -60,6 +60,17 @@ start_plugin() {
 
 cleanup() {
   set +e
+  if [ -n "${OWN_PID:-}" ]; then
+    # The restart section's own dockerd, emptied and stopped first.
+    local own_ids
+    own_ids=$(docker ps -aq --filter "name=^$P-")
+    [ -n "$own_ids" ] && docker rm -f $own_ids >/dev/null 2>&1
+    docker network rm "$P-own" >/dev/null 2>&1
+    kill "$OWN_PID" 2>/dev/null
+    wait "$OWN_PID" 2>/dev/null
+    OWN_PID=
+    unset DOCKER_HOST
+  fi
   if docker info >/dev/null 2>&1; then
     local ids
     ids=$(docker ps -aq --filter "name=^$P-")
@@ -83,6 +94,8 @@ cleanup() {
   [ -e "/run/netns/$LAN" ] && ip netns del "$LAN"
   [ -e "/run/netns/$P-cni" ] && ip netns del "$P-cni"
   [ -e "/run/netns/$P-cnihost" ] && ip netns del "$P-cnihost"
+  # A dockerd of this run's own leaves its data root bind-mounted on itself.
+  grep -o " $TMP[^ ]*" /proc/mounts | sort -r | while read -r m; do umount -l "$m"; done
   rm -rf "$TMP"
 }
 # On an abort, the daemon's last words before its log is removed.
@@ -527,7 +540,48 @@ if [ "$STARTED_DOCKERD" = yes ]; then
   t "a one-off container pings r" ping_once br "$R"
   for n in a b i1 i2 s1 s2 p1 m1 m2 pt1 u1; do docker rm -f "$P-$n" >/dev/null 2>&1 || true; done
 else
-  echo "# skipped: dockerd was already running and is not this script's to restart"
+  # dockerd was already running and is not this script's to restart: a dockerd of this run's own
+  # beside it (its own data root, exec root, socket and pidfile; no bridge and no iptables of
+  # its own, so the running one's are left alone) is restarted instead.
+  OWN="$TMP/own-dockerd"
+  own_dockerd() {
+    dockerd --data-root "$OWN/data" --exec-root "$OWN/exec" --pidfile "$OWN/pid" \
+      -H "unix://$OWN/sock" --bridge none --iptables=false --ip6tables=false \
+      >>"$TMP/own-dockerd.log" 2>&1 &
+    OWN_PID=$!
+    local i
+    for i in $(seq 150); do
+      DOCKER_HOST="unix://$OWN/sock" docker info >/dev/null 2>&1 && return 0
+      sleep 0.2
+    done
+    tail -5 "$TMP/own-dockerd.log"
+    return 1
+  }
+  stop_own_dockerd() {
+    [ -n "${OWN_PID:-}" ] || return 0
+    kill "$OWN_PID" 2>/dev/null
+    wait "$OWN_PID" 2>/dev/null
+    OWN_PID=
+  }
+  mkdir -p "$OWN"
+  t "a dockerd of this run's own starts beside the running one" own_dockerd
+  export DOCKER_HOST="unix://$OWN/sock"
+  import_busybox "$IMAGE"
+  t "network create on it with plumb's driver" docker network create -d "$DRV" \
+    --subnet 198.18.26.0/24 -o plumb.bridge="$P-obr" "$P-own"
+  run_bg r own --restart always
+  stop_own_dockerd
+  t "it starts again" own_dockerd
+  t "r is running again after that dockerd restarted" wait_running r
+  R=$(ip_of r own)
+  t "r has an address on the plumb network again" grep -q '^198\.18\.26\.' <<<"$R"
+  t "r pings its gateway" ping_from r 198.18.26.1
+  t "a one-off container pings r" ping_once own "$R"
+  t "docker rm -f r" docker rm -f "$P-r"
+  t "docker network rm own" docker network rm "$P-own"
+  docker rmi "$IMAGE" >/dev/null 2>&1
+  stop_own_dockerd
+  unset DOCKER_HOST
 fi
 
 section "teardown"
@@ -539,7 +593,7 @@ done
 t "plumb's store holds no network, endpoint, attachment, pool or address" store_empty
 t "no plumb link is left (bridges, veth ends)" no_root_links "^($P|pbr-|plm|plc|plt)"
 if [ "$ROOT_HAD_PLUMB_TABLE" = no ]; then
-  tnot "the nft table inet plumb is gone" nft list table inet plumb
+  terr "the nft table inet plumb is gone" "No such file or directory" nft list table inet plumb
 fi
 t "the daemon logged no error" bash -c "! grep -E ' (error|critical) ' '$TMP/plumb.log'"
 # Asked while dockerd still runs: each listing must succeed, and both be empty.
@@ -548,6 +602,7 @@ t "no docker container or network named $P-* is left" \
 trap - EXIT
 cleanup
 t "the socket is gone" test ! -e "$SOCK"
+t "the temp dir is gone (no mount left in it)" test ! -e "$TMP"
 t "no netns named $P-* remains" bash -c "! ip netns list | grep -q '^$P-'"
 
 echo "# $((SECONDS - T0)) s"
