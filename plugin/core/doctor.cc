@@ -57,9 +57,12 @@ class Doctor {
       live_ = records;
     }
     for (const auto& r : records) keys_.insert(r.key.str());
-    PLUMB_TRY(checkLinks());
-    checkOvs(records);
+    // A VF or a switch port is given back with its link: their lines cover it (a VF's
+    // netdev back on the host is restored, not deleted).
     PLUMB_TRY(checkVfClaims());
+    checkOvs(records);
+    if (options_.fix) PLUMB_ASSIGN(host_links_, kernel_->listLinks(Kernel::kHost));
+    PLUMB_TRY(checkLinks());
     PLUMB_TRY(checkAddresses());
     checkDhcpClients(records);
     PLUMB_TRY(checkRules());
@@ -153,7 +156,7 @@ class Doctor {
   Status checkLinks() {
     for (const auto& l : host_links_) {
       auto key = stampedKey(l.alias);
-      if (!key || recorded(*key)) continue;
+      if (!key || recorded(*key) || covered_.count(key->str())) continue;
       if (l.kind == "veth" || l.kind == "macvlan") {
         report({"orphan-link", l.name,
                 "a " + l.kind + " plumb made for " + key->str() + ", which has no record"},
@@ -196,6 +199,7 @@ class Doctor {
       }
       for (const auto& key : *owners) {
         if (recorded(key)) continue;
+        covered_.insert(key.str());
         std::vector<AttachmentKey> keep;
         for (const auto& r : records) {
           if (r.key.network == key.network) keep.push_back(r.key);
@@ -213,6 +217,7 @@ class Doctor {
     PLUMB_ASSIGN(auto claims, VfClaims(store_).list());
     for (const auto& c : claims) {
       if (recorded(c.owner)) continue;
+      covered_.insert(c.owner.str());
       report({"orphan-vf", c.pci,
               "VF " + std::to_string(c.vf) + " of " + c.pf + " is held for " + c.owner.str() +
                   ", which has no record"},
@@ -311,6 +316,7 @@ class Doctor {
   std::vector<nl::LinkInfo> host_links_;
   std::vector<AttachmentRecord> live_;  // records the kernel backs, or attaches under way
   std::set<std::string> keys_;          // every record's key, stale ones included until fixed
+  std::set<std::string> covered_;       // keys whose VF or port finding takes their links too
   std::vector<Finding> findings_;
 };
 

@@ -97,6 +97,34 @@ TEST_F(Dhcp, LeaseFromDnsmasqIsRenewedAndReleased) {
   EXPECT_EQ(left, "") << "udhcpc is still running";
 }
 
+// plumb doctor knows a running client for its attachment's, and says so when it stopped: the
+// lease is no longer renewed.
+TEST_F(Dhcp, DoctorSeesTheClientAndWhenItStopped) {
+  auto g1 = nsName("g1");
+  makeNetns("g1");
+  auto r = plumb("brdhcp " + g1 + " dhcp");
+  ASSERT_EQ(r.rc, 0) << r.out << sh("cat " + log()).out;
+  auto healthy = plumb("doctor");
+  EXPECT_EQ(healthy.rc, 0) << healthy.out;
+  EXPECT_EQ(healthy.out, "no differences: the store and the kernel agree\n");
+  auto client = sh("pgrep -f '[u]dhcpc.*hostname:" + g1 + "'").out;
+  ASSERT_FALSE(client.empty());
+  client = client.substr(0, client.find('\n'));
+  sh("kill -9 " + client);
+  std::string out;
+  for (int i = 0; i < 250; ++i) {
+    out = plumb("doctor").out;
+    if (out.find("dhcp-stopped") != std::string::npos) break;
+    usleep(20000);
+  }
+  EXPECT_NE(out.find("dhcp-stopped brdhcp/"), std::string::npos) << out;
+  EXPECT_NE(out.find("(udhcpc, pid " + client + ") is not running"), std::string::npos) << out;
+  auto fixed = plumb("doctor --fix");
+  EXPECT_EQ(fixed.rc, 1) << "a stopped client is reported, not fixed: " << fixed.out;
+  ASSERT_EQ(plumb("del " + g1).rc, 0);
+  EXPECT_EQ(plumb("doctor").out, "no differences: the store and the kernel agree\n");
+}
+
 // dhcpcd and dhclient, where installed, each for two guests at once whose interfaces have the
 // same name (dhcpcd's PID and lease files are named by the interface alone).
 TEST_F(Dhcp, DhcpcdAndDhclientServeTwoGuestsAtOnce) {

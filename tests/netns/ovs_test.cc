@@ -23,11 +23,7 @@ class Ovs : public NetnsTest {
                  "/conf.db /usr/share/openvswitch/vswitch.ovsschema")
                   .rc,
               0);
-    auto db =
-        inHost("env " + env_ + " ovsdb-server " + dir_ + "/conf.db --remote=punix:" + socket() +
-               " --unixctl=" + dir_ + "/ovsdb.ctl --pidfile=" + dir_ +
-               "/ovsdb.pid --log-file=" + dir_ + "/ovsdb.log --detach --no-chdir");
-    ASSERT_EQ(db.rc, 0) << db.out;
+    startDb();
     ASSERT_EQ(vsctl("--no-wait init").rc, 0);
     startVswitchd();
     auto br = vsctl("add-br br-a -- set bridge br-a datapath_type=netdev");
@@ -40,6 +36,14 @@ class Ovs : public NetnsTest {
     NetnsTest::TearDown();
   }
 
+  // ovsdb-server on this test's database (what it holds survives a restart).
+  void startDb() {
+    auto db =
+        inHost("env " + env_ + " ovsdb-server " + dir_ + "/conf.db --remote=punix:" + socket() +
+               " --unixctl=" + dir_ + "/ovsdb.ctl --pidfile=" + dir_ +
+               "/ovsdb.pid --log-file=" + dir_ + "/ovsdb.log --detach --no-chdir");
+    ASSERT_EQ(db.rc, 0) << db.out;
+  }
   void startVswitchd() {
     auto r = inHost("env " + env_ + " ovs-vswitchd unix:" + socket() + " --unixctl=" + dir_ +
                     "/vswitchd.ctl --pidfile=" + dir_ + "/vswitchd.pid --log-file=" + dir_ +
@@ -255,6 +259,54 @@ TEST_F(Ovs, GcRemovesOnlyPlumbsPortsNotListed) {
   EXPECT_EQ(inHost("ip link show " + hostEnd(r2)).rc, 1) << "its veth went with it";
   EXPECT_EQ(del(c, "c1", c1).rc, 0);
   EXPECT_EQ(ports(), "other\n");
+}
+
+// plumb doctor finds a port plumb made whose record is gone, and --fix removes it with its veth
+// (and the address the record held); someone else's port and a live attachment stay.
+TEST_F(Ovs, DoctorRemovesOnlyAPortNoRecordAccountsFor) {
+  auto c1 = makeNetns("c1"), c2 = makeNetns("c2");
+  ASSERT_EQ(inHost("ip link add other type veth peer name otherp").rc, 0);
+  ASSERT_EQ(vsctl("add-port br-a other").rc, 0);
+  auto c = conf();
+  auto r1 = add(c, "c1", c1);
+  ASSERT_EQ(r1.rc, 0) << r1.out;
+  auto r2 = add(c, "c2", c2);
+  ASSERT_EQ(r2.rc, 0) << r2.out;
+  ASSERT_EQ(sh("sqlite3 " + state_.path() +
+               "/state/plumb.db \"delete from attachments where container_id='c2'\"")
+                .rc,
+            0);
+  auto doctor = [&](const std::string& args) {
+    return inHost("PLUMB_OVSDB=unix:" + socket() + " " + PLUMB_BIN + " --state-dir " +
+                  state_.path() + "/state doctor " + args);
+  };
+  auto r = doctor("");
+  EXPECT_EQ(r.rc, 1) << r.out;
+  EXPECT_NE(r.out.find("orphan-port ovsnet/c2/eth0: an Open vSwitch port plumb made"),
+            std::string::npos)
+      << r.out;
+  EXPECT_EQ(r.out.find("orphan-link"), std::string::npos) << "the port's line covers its veth";
+  EXPECT_EQ(r.out.find("c1"), std::string::npos) << r.out;
+  EXPECT_EQ(r.out.find("other"), std::string::npos) << r.out;
+  auto fixed = doctor("--fix");
+  EXPECT_EQ(fixed.rc, 0) << fixed.out;
+  EXPECT_EQ(doctor("").out, "no differences: the store and the kernel agree\n");
+  auto left = ports();
+  EXPECT_NE(left.find(hostEnd(r1)), std::string::npos) << left;
+  EXPECT_EQ(left.find(hostEnd(r2)), std::string::npos) << left;
+  EXPECT_NE(left.find("other"), std::string::npos) << "someone else's port stays: " << left;
+  EXPECT_NE(inHost("ip link show " + hostEnd(r2)).rc, 0) << "its veth went with it";
+  EXPECT_EQ(del(c, "c1", c1).rc, 0);
+  EXPECT_EQ(ports(), "other\n");
+  // ovsdb-server gone: an attachment that depends on it is one line, not a failure to run.
+  ASSERT_EQ(add(c, "c1", c1).rc, 0);
+  stop("vswitchd");
+  stop("ovsdb");
+  auto down = doctor("");
+  EXPECT_NE(down.out.find("ovsdb-unreachable unix:" + socket()), std::string::npos) << down.out;
+  startDb();
+  startVswitchd();
+  EXPECT_EQ(del(c, "c1", c1).rc, 0);
 }
 
 TEST_F(Ovs, ConcurrentAddsOnOneBridgeLoseNoPort) {

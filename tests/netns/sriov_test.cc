@@ -203,6 +203,46 @@ TEST_F(Sriov, CliVfFormAndDel) {
   EXPECT_EQ(hostSnapshot(), before);
 }
 
+// plumb doctor finds a VF held for an attachment whose record is gone, and --fix gives it back
+// as it was (name, MTU, MAC, altname), with the address the record held.
+TEST_F(Sriov, DoctorGivesBackAVfNoRecordAccountsFor) {
+  auto g1 = makeNetns("g1");
+  const std::string before = vf(0);
+  const std::string host_before = hostSnapshot();
+  auto c = conf({{"deviceID", vfPci(0)}});
+  ASSERT_EQ(cniRun("ADD", c, "c1", g1).rc, 0);
+  ASSERT_EQ(sh("sqlite3 " + state_.path() +
+               "/state/plumb.db \"delete from attachments where container_id='c1'\"")
+                .rc,
+            0);
+  auto r = plumb("doctor");
+  EXPECT_EQ(r.rc, 1) << r.out;
+  EXPECT_NE(r.out.find("orphan-vf " + vfPci(0) + ": VF 0 of pf0 is held for vfnet/c1/net1"),
+            std::string::npos)
+      << r.out;
+  EXPECT_NE(r.out.find("orphan-address 198.18.90."), std::string::npos) << r.out;
+  // In the container, its netdev is not in the host's sysfs (the tree says so as the kernel
+  // would): the claim stays until the VF is back.
+  const std::string net_dir = pci(vfPci(0)) + "/net";
+  ASSERT_EQ(sh("mv " + net_dir + " " + net_dir + ".away").rc, 0);
+  auto early = plumb("doctor --fix");
+  EXPECT_EQ(early.rc, 1) << early.out;
+  EXPECT_NE(early.out.find("[not fixed: VF " + vfPci(0) + " is not back on the host yet"),
+            std::string::npos)
+      << early.out;
+  // The container gone, the kernel hands the VF back (under whatever name is free).
+  ASSERT_EQ(in(nsName("g1"), "ip link set net1 netns " + host()).rc, 0);
+  ASSERT_EQ(sh("mv " + net_dir + ".away " + net_dir).rc, 0);
+  auto r2 = plumb("doctor");
+  EXPECT_EQ(r2.out.find("orphan-link"), std::string::npos) << r2.out;
+  EXPECT_EQ(r2.out.find("orphan-device"), std::string::npos) << r2.out;
+  auto fixed = plumb("doctor --fix");
+  EXPECT_EQ(fixed.rc, 0) << fixed.out;
+  EXPECT_EQ(plumb("doctor").out, "no differences: the store and the kernel agree\n");
+  EXPECT_EQ(vf(0), before) << "name, MTU, MAC and altname as they were";
+  EXPECT_EQ(hostSnapshot(), host_before);
+}
+
 #ifdef PLUMB_WITH_FAILPOINTS
 // The failpoint walk (failpoint_walk.h) in sriov mode: a free VF of the PF, given back as it
 // was (its name, MTU, MAC, altname) whatever step the ADD died at.
