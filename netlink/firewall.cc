@@ -419,10 +419,13 @@ Result<std::vector<std::string>> Firewall::tags() {
   return out;
 }
 
-Status Firewall::removeTag(const std::string& tag) {
+Status Firewall::removeTag(const std::string& tag, const Lock* held) {
   PLUMB_ASSIGN(auto nf, NlSocket::open(NETLINK_NETFILTER));
-  Lock lock(true);
-  PLUMB_TRY(lock.status());
+  std::optional<Lock> lock;
+  if (!held) {
+    lock.emplace(true);
+    PLUMB_TRY(lock->status());
+  }
   auto st = removeTagged(nf, taggedChains(), tag);
   if (!st.ok()) return std::move(st).error().wrap("failed to remove the rules tagged " + tag);
   return {};
@@ -448,10 +451,13 @@ bool Firewall::ownedBy(const Tag& tag, const std::string& owner) {
          owner.rfind(tag.owner.substr(0, cut), 0) == 0;
 }
 
-Status Firewall::tidy() {
+Status Firewall::tidy(const Lock* held) {
   PLUMB_ASSIGN(auto nf, NlSocket::open(NETLINK_NETFILTER));
-  Lock lock(true);
-  PLUMB_TRY(lock.status());
+  std::optional<Lock> lock;
+  if (!held) {
+    lock.emplace(true);
+    PLUMB_TRY(lock->status());
+  }
   for (const auto& c : {kPlumbForward, kPlumbPostrouting, kPlumbPrerouting, kPlumbOutput}) {
     PLUMB_ASSIGN(bool exists, chainExists(nf, c.family, c.table, c.chain));
     if (!exists) continue;

@@ -77,13 +77,14 @@ class Firewall {
   static Status unpublish(const std::string& owner);  // nothing published is success
 
   // Removes plumb's table once none of its chains holds a rule (the last network is gone).
-  static Status tidy();
+  // held: the caller's Lock(true), across its own checks; null: taken here.
+  static Status tidy(const Lock* held = nullptr);
 
   // Every tag plumb's rules carry, once each, in its own chains and iptables' FORWARD chains
   // (plumb doctor).
   static Result<std::vector<std::string>> tags();
-  // Removes every rule carrying tag, wherever tags() finds it.
-  static Status removeTag(const std::string& tag);
+  // Removes every rule carrying tag, wherever tags() finds it. held: as tidy's.
+  static Status removeTag(const std::string& tag, const Lock* held = nullptr);
   // What a tag says: its kind ("fwd", "masq", "port") and its owner as written, which for an
   // owner too long for nft's comments is the owner's start, '~' and a hash (ownedBy tells).
   struct Tag {

@@ -26,8 +26,8 @@ counted() {
 }
 
 # What the tests must leave as they found it, in the root namespace and on the host: links,
-# namespaces, addresses, routes and rules, nftables tables, the forwarding sysctls, plumb's
-# runtime directory, the hostname and resolv.conf, and the daemons the tests start. Taken now
+# namespaces, addresses, routes and rules, nftables' and iptables' rules, the forwarding sysctls,
+# plumb's runtime directory, the hostname and resolv.conf, and the daemons the tests start. Taken now
 # and after; any difference fails the run. (IPv6 routes lose their RA lifetimes, which count
 # down by themselves.)
 snapshot() {
@@ -37,7 +37,12 @@ snapshot() {
   echo "-- routes"; { ip route show table all; ip -6 route show table all; } |
     sed -E 's/ expires [0-9]+sec//' | sort
   echo "-- rules"; ip rule; ip -6 rule
-  echo "-- nftables"; nft list tables 2>/dev/null | sort
+  # Every table's chains and rules (no handles or counters are printed), and iptables' own.
+  echo "-- nftables"; nft list ruleset 2>/dev/null
+  echo "-- iptables"
+  { iptables-save 2>/dev/null; ip6tables-save 2>/dev/null; } | grep -v '^#' |
+    sed -E 's/\[[0-9]+:[0-9]+\]//'
+
   echo "-- sysctls"
   local k
   for k in net.ipv4.ip_forward net.ipv6.conf.all.forwarding net.ipv6.conf.default.forwarding \
@@ -46,10 +51,13 @@ snapshot() {
   done
   echo "-- /run/plumb"; find /run/plumb 2>/dev/null | sort
   echo "-- host"; hostname; md5sum /etc/resolv.conf
+  # Running processes by name (a zombie has ended: init here may reap it late or never).
   echo "-- daemons"
-  for k in dockerd ovsdb-server ovs-vswitchd etcd dnsmasq udhcpc dhcpcd dhclient haproxy socat \
-    iperf3; do
-    echo "$k $(pgrep -xc "$k" || true)"
+  local procs
+  procs=$(ps -e -o stat=,comm= | awk '$1 !~ /^Z/ {print $2}')
+  for k in dockerd containerd containerd-shim runc conmon podman ovsdb-server ovs-vswitchd etcd \
+    dnsmasq udhcpc dhcpcd dhclient haproxy socat iperf3; do
+    echo "$k $(grep -cx -- "$k" <<<"$procs" || true)"
   done
   # plumb's own long-running forms: a daemon or a proxy a test forgot.
   echo "plumb daemon/proxy $(pgrep -fc '^[^ ]*plumb (daemon|proxy)( |$)' || true)"
@@ -58,27 +66,36 @@ host_before=$(snapshot)
 had_run_plumb=no
 [ -e /run/plumb ] && had_run_plumb=yes
 
+# Every tier runs, and the skip count and the leak check after them, whatever failed: a
+# failing tier must not hide a skip or a leak.
+failed_tiers=""
+tier() { # NAME COMMAND...
+  local name=$1
+  shift
+  "$@" || failed_tiers+=" $name"
+}
 echo "== unit"
 if [ "$(id -u)" = 0 ] && id nobody >/dev/null 2>&1; then
   # ctest writes into the build tree; run the unit binary itself as nobody.
   chmod -R o+rX "$build/tests/unit" 2>/dev/null || true
-  su nobody -s /bin/sh -c "cd /tmp && '$build/tests/unit/unit_tests' --gtest_brief=1"
+  tier "unit(as nobody)" su nobody -s /bin/sh -c "cd /tmp && '$build/tests/unit/unit_tests' --gtest_brief=1"
 fi
-counted ctest --test-dir "$build" -L unit --output-on-failure -j "$jobs"
+tier unit counted ctest --test-dir "$build" -L unit --output-on-failure -j "$jobs"
 echo "== netns"
-counted ctest --test-dir "$build" -L netns --output-on-failure -j "$jobs"
+tier netns counted ctest --test-dir "$build" -L netns --output-on-failure -j "$jobs"
 echo "== e2e"
-counted ctest --test-dir "$build" -L e2e --output-on-failure
+tier e2e counted ctest --test-dir "$build" -L e2e --output-on-failure
 if [ -n "$asan" ]; then
   echo "== unit and netns under ASan/UBSan"
   ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
-    counted ctest --test-dir "$asan" -L 'unit|netns' --output-on-failure -j "$jobs"
+    tier "unit+netns(ASan/UBSan)" counted ctest --test-dir "$asan" -L 'unit|netns' --output-on-failure -j "$jobs"
 fi
+status=0
 read -r -a skipped_list <<<"$skipped"
 echo "== skipped tests: ${#skipped_list[@]}${skipped_list[*]:+ (${skipped_list[*]})}"
 if [ "${#skipped_list[@]}" != 0 ] && [ "${PLUMB_ALLOW_SKIPS:-0}" != 1 ]; then
   echo "tests were skipped: install what they need (scripts/install-deps.sh) or set PLUMB_ALLOW_SKIPS=1" >&2
-  exit 1
+  status=1
 fi
 echo "== leak check: the host as it was before the tests"
 # /run/plumb itself (its firewall lock, its empty dhcp directory) is plumb's to make once; when
@@ -100,6 +117,13 @@ done
 if [ -n "$changed" ]; then
   echo "the tests left the host changed (< before, > after):" >&2
   echo "$changed" >&2
+  status=1
+else
+  echo "the host is as it was"
+fi
+if [ -n "$failed_tiers" ]; then
+  echo "tiers that failed:$failed_tiers" >&2
   exit 1
 fi
+[ "$status" = 0 ] || exit 1
 echo "all tiers passed"

@@ -51,11 +51,15 @@ Result<int> runDhcpForeground(const netlink::Netns& ns, const DhcpClient& client
 
 // Whether pid is a DHCP client of that name (udhcpc, dhcpcd, dhclient), not a reused pid.
 bool isDhcpClient(pid_t pid, const std::string& name);
+// In a client's environment: the attachment it serves (AttachmentKey::str()).
+constexpr const char* kDhcpKeyVar = "PLUMB_DHCP_KEY";
 // The DHCP clients plumb started that are running, whichever attachment they serve: those with
-// the hook's marker (PLUMB_DHCP_HOOK) in their environment (plumb doctor).
+// the hook's marker (PLUMB_DHCP_HOOK) in their environment (plumb doctor). A client's own
+// children (dhcpcd's privilege separation) carry the same marker and key.
 struct RunningClient {
   pid_t pid = 0;
   std::string name;
+  std::string key;  // kDhcpKeyVar's value; "" for a client started before it was set
 };
 std::vector<RunningClient> runningDhcpClients();
 

@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <functional>
 #include <map>
+#include <memory>
 #include <optional>
 #include <set>
 
@@ -46,26 +47,24 @@ class Doctor {
 
   Result<std::vector<Finding>> run() {
     // The kernel first, then the store: an attach records itself before it makes anything,
-    // so what is seen here and recorded by then is never taken for a leak.
+    // so what is seen here and recorded by then is never taken for a leak. Every fix checks
+    // again, just before it acts, that what it removes still belongs to no record.
     PLUMB_ASSIGN(host_links_, kernel_->listLinks(Kernel::kHost));
     PLUMB_ASSIGN(auto records, store_.listAttachments());
-    PLUMB_TRY(checkRecords(records));
-    if (options_.fix) {
-      // What the fixes removed no longer accounts for anything.
-      PLUMB_ASSIGN(host_links_, kernel_->listLinks(Kernel::kHost));
-      PLUMB_ASSIGN(records, store_.listAttachments());
-      live_ = records;
-    }
     for (const auto& r : records) keys_.insert(r.key.str());
-    // A VF or a switch port is given back with its link: their lines cover it (a VF's
-    // netdev back on the host is restored, not deleted).
-    PLUMB_TRY(checkVfClaims());
+    checkRecords(records);
+    // What is left of plumb's, against the records as they are now (fixes took some).
+    if (options_.fix) PLUMB_TRY(refresh(&records));
+    PLUMB_TRY(knowNetworks(records));
+    // A VF or a switch port is given back with its link: their lines cover it (a VF's netdev
+    // back on the host is restored, not deleted).
+    guarded("VF claims", [&] { return checkVfClaims(); });
     checkOvs(records);
-    if (options_.fix) PLUMB_ASSIGN(host_links_, kernel_->listLinks(Kernel::kHost));
-    PLUMB_TRY(checkLinks());
-    PLUMB_TRY(checkAddresses());
+    if (options_.fix) PLUMB_TRY(refresh(&records));
+    guarded("links", [&] { return checkLinks(); });
+    guarded("addresses", [&] { return checkAddresses(); });
     checkDhcpClients(records);
-    PLUMB_TRY(checkRules());
+    guarded("nftables rules", [&] { return checkRules(); });
     return std::move(findings_);
   }
 
@@ -79,14 +78,65 @@ class Doctor {
     }
     findings_.push_back(std::move(f));
   }
+  // A check that cannot be made is a finding of its own, after what was found and fixed.
+  void guarded(const std::string& what, const std::function<Status()>& check) {
+    auto st = check();
+    if (!st.ok()) report({"check-failed", what, st.error().message});
+  }
+  // The kernel, then the store, again.
+  Status refresh(std::vector<AttachmentRecord>* records) {
+    PLUMB_ASSIGN(host_links_, kernel_->listLinks(Kernel::kHost));
+    PLUMB_ASSIGN(*records, store_.listAttachments());
+    keys_.clear();
+    for (const auto& r : *records) keys_.insert(r.key.str());
+    return {};
+  }
+  // The networks this store knows (its records, its definitions, its addresses and VF
+  // claims). Another store (a CNI dataDir of its own) stamps and tags what it makes the same
+  // way: what names a network unknown here is reported, never removed.
+  Status knowNetworks(const std::vector<AttachmentRecord>& records) {
+    for (const auto& r : records) known_.insert(r.key.network);
+    PLUMB_ASSIGN(auto defined, store_.listNetworks(""));
+    for (const auto& n : defined) known_.insert(n.name);
+    PLUMB_ASSIGN(auto held, Ipam(store_).held());
+    for (const auto& h : held) known_.insert(h.first.network);
+    PLUMB_ASSIGN(auto claims, VfClaims(store_).list());
+    for (const auto& c : claims) known_.insert(c.owner.network);
+    return {};
+  }
+  bool known(const std::string& network) const { return known_.count(network) != 0; }
+  static std::string notHere(const std::string& network) {
+    return "; no network " + network +
+           " is in this store (another state dir's or dataDir's?): not removed";
+  }
 
-  Status detach(const AttachmentKey& key) { return engine_.detach({key, "", {}, {}}); }
+  // Whether key has no record now (read again: an attach records itself before it makes
+  // anything, so what it made is seen here with its record).
+  Result<bool> unrecorded(const AttachmentKey& key) {
+    PLUMB_ASSIGN(auto r, store_.findAttachment(key));
+    return !r.has_value();
+  }
 
-  // Why a complete record is no longer backed by the kernel; nullopt when it is.
+  // Removes a record's attachment, if the record is still the one judged (an ADD may have
+  // replaced it meanwhile).
+  Status detachIfUnchanged(const AttachmentRecord& seen) {
+    PLUMB_ASSIGN(auto now, store_.findAttachment(seen.key));
+    if (!now) return {};  // gone meanwhile: nothing left to do
+    if (now->state != seen.state || now->created != seen.created ||
+        now->owner_pid != seen.owner_pid || now->owner_start != seen.owner_start)
+      return fail(Errc::kTryAgain, "it changed meanwhile: left as it is");
+    return engine_.detach({seen.key, "", {}, {}});
+  }
+
+  // Why a complete record is no longer backed by the kernel; nullopt when it is, or when that
+  // cannot be told now.
   std::optional<std::string> staleness(const AttachmentRecord& r) {
     const std::string stamp = Engine::ownerStamp(r.key);
     auto stampedOnHost = [&] {
-      return std::any_of(host_links_.begin(), host_links_.end(),
+      // Listed now: a Join that finished after the first listing has its link here.
+      auto links = kernel_->listLinks(Kernel::kHost);
+      if (!links.ok()) return true;
+      return std::any_of(links->begin(), links->end(),
                          [&](const nl::LinkInfo& l) { return l.alias == stamp; });
     };
     if (r.netns.empty()) {
@@ -95,9 +145,10 @@ class Doctor {
     }
     auto ns = kernel_->openNetns(r.netns);
     if (!ns.ok()) {
-      if (ns.error().code == Errc::kNoNetns) return "its netns " + r.netns + " is gone";
-      if (ns.error().code == Errc::kInvalid) return ns.error().message;
-      return std::nullopt;  // unreadable now (a busy kernel) is not taken for gone
+      if (ns.error().code != Errc::kNoNetns) return std::nullopt;  // not readable: not judged
+      // Docker names its sandboxes under its own exec root: the link is what tells.
+      if (r.frontend == "docker" && stampedOnHost()) return std::nullopt;
+      return "its netns " + r.netns + " is gone";
     }
     struct Close {
       Kernel& k;
@@ -116,31 +167,32 @@ class Doctor {
     for (const auto& l : *links) {
       if (l.alias == stamp) return std::nullopt;
     }
-    if (stampedOnHost() && r.frontend == "docker") return std::nullopt;
+    if (stampedOnHost()) return std::nullopt;
     if (link.ok())
       return "interface " + r.key.ifname + " in " + r.netns +
              " is not the one plumb made (its netns was made anew?)";
     return "interface " + r.key.ifname + " is missing from its netns " + r.netns;
   }
 
-  Status checkRecords(const std::vector<AttachmentRecord>& records) {
+  void checkRecords(const std::vector<AttachmentRecord>& records) {
     for (const auto& r : records) {
       if (r.state != "ready") {
-        if (!Engine::abandoned(r)) {
-          live_.push_back(r);  // an attach under way
-          continue;
-        }
+        if (!Engine::abandoned(r)) continue;  // an attach under way
         report({"abandoned-attach", r.key.str(),
                 "its attach (pid " + std::to_string(r.owner_pid) +
                     ") ended before it finished; what it made is half-made"},
-               [&] { return detach(r.key); });
+               [&]() -> Status {
+                 PLUMB_ASSIGN(auto now, store_.findAttachment(r.key));
+                 if (now && !Engine::abandoned(*now))
+                   return fail(Errc::kTryAgain, "an attach of it is under way: left as it is");
+                 return detachIfUnchanged(r);
+               });
         continue;
       }
       if (auto why = staleness(r)) {
-        report({"stale-record", r.key.str(), *why}, [&] { return detach(r.key); });
+        report({"stale-record", r.key.str(), *why}, [&] { return detachIfUnchanged(r); });
         continue;
       }
-      live_.push_back(r);
       for (const auto& h : r.helpers) {
         if (h.kind != "dhcp" || isDhcpClient(h.pid, h.program)) continue;
         report({"dhcp-stopped", r.key.str(),
@@ -148,7 +200,6 @@ class Doctor {
                     ") is not running: the lease is not renewed (attach it again)"});
       }
     }
-    return {};
   }
 
   bool recorded(const AttachmentKey& key) const { return keys_.count(key.str()) != 0; }
@@ -157,36 +208,44 @@ class Doctor {
     for (const auto& l : host_links_) {
       auto key = stampedKey(l.alias);
       if (!key || recorded(*key) || covered_.count(key->str())) continue;
-      if (l.kind == "veth" || l.kind == "macvlan") {
-        report({"orphan-link", l.name,
-                "a " + l.kind + " plumb made for " + key->str() + ", which has no record"},
-               [&]() -> Status {
-                 // Still that link, with that stamp: a name can be taken again meanwhile.
-                 auto now = kernel_->getLink(Kernel::kHost, l.name);
-                 if (!now.ok() || now->alias != l.alias) return {};
-                 return kernel_->deleteLink(Kernel::kHost, now->index);
-               });
+      bool removable = l.kind == "veth" || l.kind == "macvlan";
+      std::string what = removable ? "a " + l.kind + " plumb made for " + key->str()
+                                   : "a device plumb took for " + key->str();
+      if (!known(key->network)) {
+        report({removable ? "orphan-link" : "orphan-device", l.name,
+                what + ", which has no record" + notHere(key->network)});
+      } else if (removable) {
+        report({"orphan-link", l.name, what + ", which has no record"}, [&]() -> Status {
+          // Still that link, with that stamp, and still no record.
+          auto now = kernel_->getLink(Kernel::kHost, l.name);
+          if (!now.ok() || now->index != l.index || now->alias != l.alias) return {};
+          PLUMB_ASSIGN(bool orphan, unrecorded(*key));
+          if (!orphan) return fail(Errc::kTryAgain, "an attach of it began: left as it is");
+          return kernel_->deleteLink(Kernel::kHost, now->index);
+        });
       } else {
         report({"orphan-device", l.name,
-                "a device plumb took for " + key->str() +
-                    ", which has no record; plumb cannot tell how to give it back"});
+                what + ", which has no record; plumb cannot tell how to give it back"});
       }
     }
     return {};
   }
 
   void checkOvs(const std::vector<AttachmentRecord>& records) {
-    std::set<std::string> sockets(options_.ovsdb.begin(), options_.ovsdb.end());
+    // One name per socket, however it was written.
+    auto canonical = [](const std::string& where) {
+      return where.rfind("unix:", 0) == 0 ? where.substr(5) : where;
+    };
+    std::set<std::string> sockets;
     std::set<std::string> used;
+    for (const auto& w : options_.ovsdb) sockets.insert(canonical(w));
     for (const auto& r : records) {
-      if (r.mode != "ovs") continue;
-      used.insert(modes::ovsdbSocket(r.ovsdb));
+      if (r.mode == "ovs") used.insert(canonical(modes::ovsdbSocket(r.ovsdb)));
     }
     sockets.insert(used.begin(), used.end());
     if (options_.ovsdb.empty()) {
-      std::string fallback = modes::ovsdbSocket("");
-      std::string path = fallback.rfind("unix:", 0) == 0 ? fallback.substr(5) : fallback;
-      if (pathExists(path)) sockets.insert(fallback);
+      std::string fallback = canonical(modes::ovsdbSocket(""));
+      if (pathExists(fallback)) sockets.insert(fallback);
     }
     for (const auto& where : sockets) {
       auto owners = modes::ovsPortOwners(where);
@@ -197,18 +256,21 @@ class Doctor {
                   "plumb's ports there cannot be checked: " + owners.error().message});
         continue;
       }
+      std::set<std::string> seen;
       for (const auto& key : *owners) {
-        if (recorded(key)) continue;
+        if (recorded(key) || !seen.insert(key.str()).second) continue;
         covered_.insert(key.str());
-        std::vector<AttachmentKey> keep;
-        for (const auto& r : records) {
-          if (r.key.network == key.network) keep.push_back(r.key);
+        std::string what = "an Open vSwitch port plumb made (" + where + ")";
+        if (!known(key.network)) {
+          report({"orphan-port", key.str(), what + notHere(key.network)});
+          continue;
         }
-        OvsPlan plan;
-        plan.ovsdb = where;
-        report({"orphan-port", key.str(),
-                "an Open vSwitch port plumb made (" + where + "), whose attachment has no record"},
-               [&] { return engine_.sweep(key.network, plan, keep); });
+        report({"orphan-port", key.str(), what + ", whose attachment has no record"},
+               [&, key]() -> Status {
+                 PLUMB_ASSIGN(bool orphan, unrecorded(key));
+                 if (!orphan) return fail(Errc::kTryAgain, "an attach of it began: left as it is");
+                 return modes::removeOvsPortsOf(where, key, *kernel_);
+               });
       }
     }
   }
@@ -218,6 +280,7 @@ class Doctor {
     for (const auto& c : claims) {
       if (recorded(c.owner)) continue;
       covered_.insert(c.owner.str());
+      // sweep gives back only the VFs of claims without a record (it reads them again).
       report({"orphan-vf", c.pci,
               "VF " + std::to_string(c.vf) + " of " + c.pf + " is held for " + c.owner.str() +
                   ", which has no record"},
@@ -228,18 +291,27 @@ class Doctor {
 
   Status checkAddresses() {
     PLUMB_ASSIGN(auto held, Ipam(store_).held());
-    std::set<std::string> done;
+    std::map<std::string, Status> released;  // by owner: one release takes all its addresses
     for (const auto& one : held) {
       const AttachmentKey& owner = one.first;
       const std::string& addr = one.second;
       // dockerd owns its IPAM driver's addresses (plugin/docker/ipam_driver.cc) and releases
       // them itself, one by one: they belong to no attachment of plumb's.
       if (owner.network == "docker-ipam" || recorded(owner)) continue;
-      bool first = done.insert(owner.str()).second;
-      report({"orphan-address", addr, "held for " + owner.str() + ", which has no record"},
-             [&, first]() -> Status {
-               if (!first) return {};  // released with the owner's first address
-               return Ipam(store_).release(owner);
+      report({"orphan-address", addr,
+              "held for " + owner.str() + ", which has no record (or a DEL is under way)"},
+             [&]() -> Status {
+               auto done = released.find(owner.str());
+               if (done != released.end()) return done->second;
+               // Checked and released in one transaction: an ADD of that key in between
+               // would hold the same addresses under its record.
+               Status st = store_.write([&](Db&) -> Status {
+                 PLUMB_ASSIGN(bool orphan, unrecorded(owner));
+                 if (!orphan) return fail(Errc::kTryAgain, "an attach of it began: left as it is");
+                 return Ipam(store_).release(owner);
+               });
+               released.emplace(owner.str(), st);
+               return st;
              });
     }
     return {};
@@ -251,11 +323,30 @@ class Doctor {
       for (const auto& h : r.helpers) owned.insert(h.pid);
     }
     for (const auto& c : runningDhcpClients()) {
-      if (owned.count(c.pid)) continue;
-      report({"orphan-dhcp-client", c.name + " pid " + std::to_string(c.pid),
-              "a DHCP client plumb started, for an attachment that has no record"},
-             [&]() -> Status {
+      std::string subject = c.name + " pid " + std::to_string(c.pid);
+      if (c.key.empty()) {
+        // Started before clients carried their key: known by pid only, so not removed.
+        if (!owned.count(c.pid))
+          report({"orphan-dhcp-client", subject,
+                  "a DHCP client plumb started, whose attachment cannot be told"});
+        continue;
+      }
+      auto key = stampedKey("plumb:" + c.key);
+      // Any record of its key, whatever its state (an attach under way, a foreground client).
+      if (!key || keys_.count(c.key) != 0 || owned.count(c.pid)) continue;
+      if (!known(key->network)) {
+        report({"orphan-dhcp-client", subject,
+                "a DHCP client plumb started for " + c.key + notHere(key->network)});
+        continue;
+      }
+      report({"orphan-dhcp-client", subject,
+              "a DHCP client plumb started for " + c.key + ", which has no record"},
+             [&, key]() -> Status {
+               PLUMB_ASSIGN(bool orphan, unrecorded(*key));
+               if (!orphan) return fail(Errc::kTryAgain, "an attach of it began: left as it is");
                stopDhcp(c.pid, c.name);
+               if (isDhcpClient(c.pid, c.name))
+                 return fail(Errc::kTryAgain, "it did not stop within 3 s of SIGTERM");
                return {};
              });
     }
@@ -263,12 +354,26 @@ class Doctor {
 
   // Rules go with the networks and endpoints that own them: a network's masquerade while it
   // has a live attachment or a definition (Docker's), a bridge's accepts while the bridge is
-  // there, an endpoint's published ports while the endpoint is.
+  // there, an endpoint's published ports while the endpoint is. With fix, all of it is read
+  // and removed under the firewall's exclusive lock, as a last DEL removes a network's rules:
+  // an ADD recorded before it keeps its rules, one after adds them again.
   Status checkRules() {
+    std::optional<nl::Firewall::Lock> lock;
+    std::vector<AttachmentRecord> records;
+    std::vector<nl::LinkInfo> links = host_links_;
+    if (options_.fix) {
+      lock.emplace(true);
+      PLUMB_TRY(lock->status());
+      PLUMB_ASSIGN(links, kernel_->listLinks(Kernel::kHost));
+    }
     PLUMB_ASSIGN(auto tags, nl::Firewall::tags());
     if (tags.empty()) return {};
+    PLUMB_ASSIGN(records, store_.listAttachments());
     std::set<std::string> networks;
-    for (const auto& r : live_) networks.insert(r.key.network);
+    for (const auto& r : records) {
+      bool live = r.state == "ready" || !Engine::abandoned(r);
+      if (live) networks.insert(r.key.network);
+    }
     PLUMB_ASSIGN(auto defined, store_.listNetworks(""));
     std::set<std::string> endpoints;
     for (const auto& n : defined) {
@@ -280,18 +385,25 @@ class Doctor {
       return std::any_of(owners.begin(), owners.end(),
                          [&](const std::string& o) { return nl::Firewall::ownedBy(t, o); });
     };
+    const nl::Firewall::Lock* held = lock ? &*lock : nullptr;
     bool removed = false;
     for (const auto& tag : tags) {
       auto t = nl::Firewall::parseTag(tag);
       if (!t) continue;
       std::string why;
       if (t->kind == "fwd") {
-        bool there = std::any_of(host_links_.begin(), host_links_.end(),
+        bool there = std::any_of(links.begin(), links.end(),
                                  [&](const nl::LinkInfo& l) { return l.name == t->owner; });
         if (there) continue;
         why = "forwarding accepts for bridge " + t->owner + ", which is gone";
       } else if (t->kind == "masq") {
         if (anyOwns(*t, networks)) continue;
+        if (!anyOwns(*t, known_)) {
+          report({"orphan-rule", tag,
+                  "masquerade for network " + t->owner + ", which has no attachment here" +
+                      notHere(t->owner)});
+          continue;
+        }
         why = "masquerade for network " + t->owner + ", which has no attachment or definition";
       } else {
         if (anyOwns(*t, endpoints)) continue;
@@ -299,11 +411,11 @@ class Doctor {
       }
       report({"orphan-rule", tag, why}, [&]() -> Status {
         removed = true;
-        return nl::Firewall::removeTag(tag);
+        return nl::Firewall::removeTag(tag, held);
       });
     }
     if (removed) {
-      auto st = nl::Firewall::tidy();
+      auto st = nl::Firewall::tidy(held);
       if (!st.ok()) report({"firewall-table", "inet plumb", "left behind: " + st.error().message});
     }
     return {};
@@ -314,9 +426,9 @@ class Doctor {
   std::unique_ptr<Kernel> kernel_;
   Engine engine_;
   std::vector<nl::LinkInfo> host_links_;
-  std::vector<AttachmentRecord> live_;  // records the kernel backs, or attaches under way
-  std::set<std::string> keys_;          // every record's key, stale ones included until fixed
-  std::set<std::string> covered_;       // keys whose VF or port finding takes their links too
+  std::set<std::string> keys_;     // every record's key, stale ones included until fixed
+  std::set<std::string> known_;    // networks this store knows
+  std::set<std::string> covered_;  // keys whose VF or port finding takes their links too
   std::vector<Finding> findings_;
 };
 

@@ -297,6 +297,8 @@ Result<AttachResult> Engine::attach(const AttachRequest& req) {
     // Found before anything is made: a missing client changes nothing.
     PLUMB_ASSIGN(dhcp, dhcpClient(req.dhcp->client, req.dhcp->options, req.key.ifname,
                                   req.dhcp->hostname, dhcpRunDir()));
+    // Whose client it is, for plumb doctor (plugin/core/dhcp.h: runningDhcpClients).
+    dhcp->setup.env.push_back(std::string(kDhcpKeyVar) + "=" + req.key.str());
   }
   auto ctx = contextFor(req, store_, kernel_);
   auto steps = buildSteps(ctx, dhcp);

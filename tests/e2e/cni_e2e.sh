@@ -561,12 +561,14 @@ cleanup
 t "no netns named $PREFIX-* remains" no_netns_with_prefix
 t "the root netns has no plm*/plt*/plc*/e2ebr*/e2e-* interface" no_root_links '^(plm|plt|plc|e2ebr|e2e-)'
 t "the temp dir is gone" test ! -e "$TMP"
-# Only meaningful when the root namespace started without them (dockerd turns ip_forward on).
-if [ "$ROOT_FWD" = 0 ]; then
-  t "the root netns's net.ipv4.ip_forward is still 0" test "$(cat /proc/sys/net/ipv4/ip_forward)" = 0
-fi
+# The root namespace as it was at the start, whatever that was.
+t "the root netns's net.ipv4.ip_forward is as it was ($ROOT_FWD)" \
+  test "$(cat /proc/sys/net/ipv4/ip_forward)" = "$ROOT_FWD"
 if [ "$ROOT_HAD_PLUMB_TABLE" = no ]; then
-  tnot "the root netns has no nft table inet plumb" nft list table inet plumb
+  terr "the root netns has no nft table inet plumb, as at the start" "No such file or directory" \
+    nft list table inet plumb
+else
+  t "the root netns's nft table inet plumb is still there, as at the start" nft list table inet plumb
 fi
 
 echo "# $((SECONDS - T0)) s"

@@ -203,7 +203,8 @@ t "plumb.routes: b routes 198.19.250.0/24 via the gateway" \
 t "b pings a" ping_from b "$A"
 t "a pings b" ping_from a 198.18.20.50
 t "a pings its gateway" ping_from a 198.18.20.1
-t "dockerd added no docker_gwbridge" bash -c "! docker network ls --format '{{.Name}}' | grep -qx docker_gwbridge"
+t "dockerd added no docker_gwbridge (its list has $P-br)" bash -c \
+  "l=\$(docker network ls --format '{{.Name}}') && grep -qx '$P-br' <<<\"\$l\" && ! grep -qx docker_gwbridge <<<\"\$l\""
 t "a's host end is a port of $P-br" \
   bash -c "ip -o link show master '$P-br' | grep -q plm"
 t "plumb ls shows a's attachment, made by docker" \
@@ -255,8 +256,10 @@ t "network create --internal" docker network create -d "$DRV" --internal --subne
 run_bg i1 int --cap-add NET_ADMIN
 run_bg i2 int
 t "i1 pings i2 on the internal network" ping_from i1 "$(ip_of i2 int)"
-t "i1 has no default route" bash -c "! docker exec $P-i1 ip route | grep -q default"
-t "no masquerade for 198.18.22.0/24" bash -c "! nft list table inet plumb | grep -q 'saddr 198.18.22.0/24'"
+t "i1 has no default route (its subnet's route it has)" bash -c \
+  "r=\$(docker exec $P-i1 ip route) && grep -q 198.18.22.0/24 <<<\"\$r\" && ! grep -q default <<<\"\$r\""
+t "no masquerade for 198.18.22.0/24 (198.18.20.0/24's is there)" bash -c \
+  "r=\$(nft list table inet plumb) && grep -q 'saddr 198.18.20.0/24' <<<\"\$r\" && ! grep -q 'saddr 198.18.22.0/24' <<<\"\$r\""
 # Even with a route added by hand, nothing is forwarded out of the internal bridge.
 docker exec "$P-i1" ip route add default via 198.18.22.1 >/dev/null 2>&1 || true
 t "i1 has a default route added by hand" bash -c "docker exec $P-i1 ip route | grep -q default"
@@ -564,14 +567,20 @@ else
     OWN_PID=
   }
   mkdir -p "$OWN"
-  t "a dockerd of this run's own starts beside the running one" own_dockerd
+  # Started here, not inside `t` (a command substitution: its pid would be lost with it).
+  if own_dockerd; then pass "a dockerd of this run's own starts beside the running one"; else
+    failed "a dockerd of this run's own starts beside the running one"; fi
+  FIRST_OWN_PID=$OWN_PID
   export DOCKER_HOST="unix://$OWN/sock"
   import_busybox "$IMAGE"
   t "network create on it with plumb's driver" docker network create -d "$DRV" \
     --subnet 198.18.26.0/24 -o plumb.bridge="$P-obr" "$P-own"
   run_bg r own --restart always
   stop_own_dockerd
-  t "it starts again" own_dockerd
+  t "that dockerd stopped" bash -c "! kill -0 $FIRST_OWN_PID 2>/dev/null"
+  terr "...and answers no more" "Cannot connect to the Docker daemon" docker info
+  if own_dockerd; then pass "it starts again"; else failed "it starts again"; fi
+  t "...as a new process" test "$OWN_PID" != "$FIRST_OWN_PID"
   t "r is running again after that dockerd restarted" wait_running r
   R=$(ip_of r own)
   t "r has an address on the plumb network again" grep -q '^198\.18\.26\.' <<<"$R"
@@ -581,6 +590,7 @@ else
   t "docker network rm own" docker network rm "$P-own"
   docker rmi "$IMAGE" >/dev/null 2>&1
   stop_own_dockerd
+  t "no dockerd of this run's own is left" bash -c "! pgrep -f '^dockerd --data-root $OWN/'"
   unset DOCKER_HOST
 fi
 
@@ -594,6 +604,8 @@ t "plumb's store holds no network, endpoint, attachment, pool or address" store_
 t "no plumb link is left (bridges, veth ends)" no_root_links "^($P|pbr-|plm|plc|plt)"
 if [ "$ROOT_HAD_PLUMB_TABLE" = no ]; then
   terr "the nft table inet plumb is gone" "No such file or directory" nft list table inet plumb
+else
+  t "the nft table inet plumb is still there, as at the start" nft list table inet plumb
 fi
 t "the daemon logged no error" bash -c "! grep -E ' (error|critical) ' '$TMP/plumb.log'"
 # Asked while dockerd still runs: each listing must succeed, and both be empty.

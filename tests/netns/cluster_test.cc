@@ -49,7 +49,17 @@ class Cluster : public NetnsTest {
   }
 
   void TearDown() override {
+    for (auto& [h, pid] : dockerds_) {
+      if (pid <= 0) continue;
+      // Its containers first (dockerd stops them on the way out), then it.
+      in(nsName(h), docker(h) + "rm -f $(" + docker(h) + "ps -aq) >/dev/null 2>&1");
+      ::kill(pid, SIGTERM);
+      ::waitpid(pid, nullptr, 0);
+    }
+    // A dockerd leaves its data root bind-mounted on itself.
+    sh("grep -o ' " + state_.path() + "[^ ]*' /proc/mounts | sort -r | xargs -r umount -l");
     for (auto& [h, pid] : daemons_) stopDaemon(h, SIGKILL);
+    for (const auto& path : sockets_) ::unlink(path.c_str());  // a killed daemon's
     members_.reset();
     NetnsTest::TearDown();
   }
@@ -59,7 +69,8 @@ class Cluster : public NetnsTest {
     return in(nsName(h), std::string(PLUMB_BIN) + " --state-dir " + stateOf(h) + " " + args);
   }
   // plumb daemon on host h (n: its wire address's last byte), sharing services through etcd.
-  void startDaemon(const std::string& h, int n) {
+  // socket: where it serves Docker's remote driver calls (default: in its state dir).
+  void startDaemon(const std::string& h, int n, const std::string& socket = "") {
     ::mkdir(stateOf(h).c_str(), 0700);
     std::vector<std::string> args{"ip",
                                   "netns",
@@ -70,7 +81,7 @@ class Cluster : public NetnsTest {
                                   "--state-dir",
                                   stateOf(h),
                                   "--socket",
-                                  stateOf(h) + "/docker.sock",
+                                  socket.empty() ? stateOf(h) + "/docker.sock" : socket,
                                   "--docker-socket",
                                   "off",
                                   "--etcd-endpoints",
@@ -213,8 +224,47 @@ class Cluster : public NetnsTest {
                        {"ip_cursor", "ip_released", "sqlite_sequence", "cluster_leases"});
   }
 
+  // A dockerd of host h's own (data, exec root and socket in the test's dir; no bridge and no
+  // iptables of its own), in h's network namespace through nsenter, which leaves /sys and its
+  // cgroups as they are (`ip netns exec` mounts a /sys without them).
+  std::string dockerDir(const std::string& h) const { return state_.path() + "/docker-" + h; }
+  std::string docker(const std::string& h) const {
+    return "docker -H unix://" + dockerDir(h) + "/sock ";
+  }
+  void startDockerd(const std::string& h) {
+    std::string d = dockerDir(h);
+    ::mkdir(d.c_str(), 0700);
+    std::vector<std::string> args{"nsenter", "--net=/run/netns/" + nsName(h), "sh", "-c",
+                                  "exec dockerd --data-root " + d + "/data --exec-root " + d +
+                                      "/exec --pidfile " + d + "/pid -H unix://" + d +
+                                      "/sock --bridge none --iptables=false --ip6tables=false "
+                                      ">" +
+                                      d + "/log 2>&1"};
+    std::vector<char*> argv;
+    for (auto& a : args) argv.push_back(a.data());
+    argv.push_back(nullptr);
+    pid_t pid = -1;
+    ASSERT_EQ(posix_spawnp(&pid, "nsenter", nullptr, nullptr, argv.data(), environ), 0);
+    dockerds_[h] = pid;
+    auto deadline = Clock::now() + std::chrono::seconds(60);
+    while (sh(docker(h) + "info >/dev/null 2>&1").rc != 0) {
+      ASSERT_LT(Clock::now(), deadline) << sh("tail -5 " + d + "/log").out;
+      std::this_thread::sleep_for(std::chrono::milliseconds(100));
+    }
+    // busybox-static as an image (no registry here).
+    std::string root = d + "/image";
+    ASSERT_EQ(sh("mkdir -p " + root + "/bin && cp \"$(readlink -f \"$(command -v busybox)\")\" " +
+                 root + "/bin/busybox && for a in sh ping sleep ip; do ln -s busybox " + root +
+                 "/bin/$a; done && tar -C " + root + " -c . | " + docker(h) +
+                 "import - plumb-cluster-bb >/dev/null")
+                  .rc,
+              0);
+  }
+
   std::unique_ptr<EtcdMembers> members_;
   std::map<std::string, pid_t> daemons_;
+  std::map<std::string, pid_t> dockerds_;
+  std::vector<std::string> sockets_;  // plugin sockets under /run/docker/plugins
 };
 
 // Whether a store dump has rows in table.
@@ -562,6 +612,69 @@ TEST_F(Cluster, DockerPoolsWithASubnetAreSharedAcrossHosts) {
     call(h, "ReleasePool", {{"PoolID", pool[h]}});
   }
   EXPECT_TRUE(noBlocksLeft()) << etcdctl("get --prefix /plumb/ipam/").out;
+}
+
+// Docker across two hosts: each host's dockerd uses its own plumb daemon as network and IPAM
+// driver, both daemons sharing the pool through etcd; `docker network create --subnet` on each
+// host gives one network whose containers (macvlan on each host's wire) get addresses from
+// their own host's blocks and reach each other across hosts.
+TEST_F(Cluster, TwoDockerdsShareAPoolAndTheirContainersTalk) {
+  std::map<std::string, std::string> driver;
+  for (const auto& [h, n] : std::map<std::string, int>{{"ha", 1}, {"hb", 2}}) {
+    driver[h] = "plmc" + std::to_string(::getpid()) + h;
+    sockets_.push_back("/run/docker/plugins/" + driver[h] + ".sock");
+    startDaemon(h, n, sockets_.back());
+    startDockerd(h);
+    auto net =
+        in(nsName(h), docker(h) + "network create -d " + driver[h] + " --ipam-driver " + driver[h] +
+                          " --subnet 198.18.98.0/24 -o plumb.mode=macvlan "
+                          "-o plumb.parent=wire0 wide");
+    ASSERT_EQ(net.rc, 0) << net.out << sh("tail -5 " + dockerDir(h) + "/log").out;
+  }
+  std::map<std::string, std::string> ip;
+  for (const std::string h : {"ha", "hb"}) {
+    for (const std::string c : {"c1", "c2"}) {
+      auto run = in(nsName(h), docker(h) + "run -d --name " + c + " --network wide " +
+                                   "plumb-cluster-bb sleep 600");
+      ASSERT_EQ(run.rc, 0) << run.out << sh("tail -5 " + dockerDir(h) + "/log").out;
+      auto addr = in(nsName(h), docker(h) +
+                                    "inspect -f "
+                                    "'{{.NetworkSettings.Networks.wide.IPAddress}}' " +
+                                    c);
+      ip[h + c] = addr.out.substr(0, addr.out.find('\n'));
+    }
+  }
+  std::set<std::string> distinct;
+  for (const auto& [k, a] : ip) {
+    EXPECT_EQ(a.rfind("198.18.98.", 0), 0u) << k << ": " << a;
+    EXPECT_NE(a, "198.18.98.1") << "the gateway is every host's, never a container's";
+    distinct.insert(a);
+  }
+  EXPECT_EQ(distinct.size(), 4u) << "no address given twice across the hosts";
+  std::set<std::string> holders;
+  for (const auto& [block, host] : blocks()) holders.insert(host);
+  EXPECT_EQ(holders, (std::set<std::string>{"ha", "hb"})) << "each host its own block";
+  // Across the wire: a container on one host reaches both on the other.
+  auto pingFrom = [&](const std::string& h, const std::string& c, const std::string& addr) {
+    return in(nsName(h), docker(h) + "exec " + c + " ping -c 1 -W 2 " + addr).rc == 0;
+  };
+  EXPECT_TRUE(pingFrom("ha", "c1", ip["hbc1"]));
+  EXPECT_TRUE(pingFrom("ha", "c2", ip["hbc2"]));
+  EXPECT_TRUE(pingFrom("hb", "c1", ip["hac2"]));
+  // Everything goes: the containers, the networks (their gateways), and with them every block.
+  for (const std::string h : {"ha", "hb"}) {
+    EXPECT_EQ(in(nsName(h), docker(h) + "rm -f c1 c2").rc, 0);
+    EXPECT_EQ(in(nsName(h), docker(h) + "network rm wide").rc, 0);
+  }
+  EXPECT_TRUE(noBlocksLeft()) << etcdctl("get --prefix /plumb/ipam/").out;
+  for (const std::string h : {"ha", "hb"}) {
+    auto dump = allocations(h);
+    EXPECT_FALSE(hasRows(dump, "ip_allocs")) << h << ":\n" << dump;
+    EXPECT_FALSE(hasRows(dump, "attachments")) << h << ":\n" << dump;
+    EXPECT_EQ(stopDaemon(h, SIGTERM), 0);
+  }
+  for (const auto& path : sockets_)
+    EXPECT_NE(::access(path.c_str(), F_OK), 0) << path << ": a daemon removes its socket";
 }
 
 }  // namespace

@@ -102,6 +102,10 @@ TEST_F(Bridge, TwoContainersTalkAndDelCleansUp) {
   EXPECT_EQ(inHost("ip -6 -o addr show dev " + host_if).out, "")
       << "a bridge port's host end needs no IPv6 address (no DAD or MLD flooded to every port)";
   auto bridge_mac = inHost("cat /sys/class/net/br-t1/address").out;
+  // The control for the checks after DEL: the store names both while they are attached.
+  auto attached = storeDump();
+  EXPECT_NE(attached.find("|c1|"), std::string::npos) << attached;
+  EXPECT_NE(attached.find("|c2|"), std::string::npos) << attached;
   EXPECT_EQ(del(conf, "c1", c1).rc, 0);
   EXPECT_EQ(inHost("cat /sys/class/net/br-t1/address").out, bridge_mac)
       << "the gateway's MAC stays put as ports leave";
@@ -112,14 +116,16 @@ TEST_F(Bridge, TwoContainersTalkAndDelCleansUp) {
   EXPECT_EQ(del(conf, "c2", c2).rc, 0);
   EXPECT_EQ(inHost("ip -o link 2>/dev/null | grep -c plm || true").out, "0\n");
   auto dump = storeDump();
-  EXPECT_EQ(dump.find("c1"), std::string::npos) << dump;
-  EXPECT_EQ(dump.find("c2"), std::string::npos) << dump;
+  EXPECT_NE(dump.find("attachments:"), std::string::npos) << "the store was read: " << dump;
+  EXPECT_EQ(dump.find("|c1|"), std::string::npos) << dump;
+  EXPECT_EQ(dump.find("|c2|"), std::string::npos) << dump;
 }
 
 TEST_F(Bridge, DelAfterTheNetnsIsGone) {
   auto c1 = makeNetns("c1");
   auto conf = bridgeConf("net1", "br-t1", "198.18.2.0/24");
   ASSERT_EQ(add(conf, "c1", c1).rc, 0);
+  EXPECT_NE(storeDump().find("|c1|"), std::string::npos) << "the control: c1 is recorded";
   ASSERT_EQ(sh("ip netns del " + nsName("c1")).rc, 0);
   auto r = del(conf, "c1", c1);
   EXPECT_EQ(r.rc, 0) << r.out;

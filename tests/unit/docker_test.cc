@@ -241,6 +241,10 @@ TEST_F(DockerDriverTest, IpamReplayGivesTheRecordedAddressesAndReleasesThemAll) 
       pool_ids[f.response["PoolID"]] = body["PoolID"];
     } else if (f.method == "IpamDriver.RequestAddress") {
       EXPECT_EQ(body["Address"], f.response["Address"]) << f.file;
+      // The control for the check at the end: while held, the address is in the store.
+      std::string held = body.value("Address", std::string());
+      held = held.substr(0, held.find('/'));
+      EXPECT_NE(storeDump().find(held), std::string::npos) << held << ": " << storeDump();
     }
     ++calls;
   }

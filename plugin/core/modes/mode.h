@@ -162,6 +162,9 @@ Status ovsReady(const std::string& ovsdb, const std::string& bridge);
 // The attachments whose ports plumb made on that OVSDB, as the ports' external_ids name them
 // (plumb doctor); an error when ovsdb-server does not answer.
 Result<std::vector<AttachmentKey>> ovsPortOwners(const std::string& ovsdb);
+// Removes the ports plumb made on that OVSDB for key, and their host ends while they carry
+// key's stamp (plumb doctor, once it has seen key has no record).
+Status removeOvsPortsOf(const std::string& ovsdb, const AttachmentKey& key, Kernel& k);
 
 // SR-IOV mode (sriov.cc).
 Status validate(const SriovPlan& plan, const AttachRequest& req);

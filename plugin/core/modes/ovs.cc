@@ -79,6 +79,19 @@ Result<std::vector<AttachmentKey>> ovsPortOwners(const std::string& ovsdb) {
   return out;
 }
 
+Status removeOvsPortsOf(const std::string& ovsdb, const AttachmentKey& key, Kernel& k) {
+  PLUMB_ASSIGN(auto sw, openSwitch(ovsdbSocket(ovsdb)));
+  PLUMB_ASSIGN(auto ports, sw.findPorts(attachmentIds(key)));
+  std::vector<std::string> gone;
+  for (const auto& p : ports) {
+    gone.push_back(p.uuid);
+    auto link = k.getLink(Kernel::kHost, p.name);
+    if (link.ok() && link->alias == Engine::ownerStamp(key))
+      (void)k.deleteLink(Kernel::kHost, link->index);
+  }
+  return sw.removePorts(gone);
+}
+
 namespace {
 
 std::vector<int> trunkIds(const std::vector<VlanRange>& trunks) {
