@@ -4,6 +4,12 @@
 
 DOCKERD_PID=""
 STARTED_DOCKERD=no
+# The dockerd the caller talks to: the running one's default socket, or the one started here,
+# whose state (data root, exec root, socket, pidfile) is all under $TMP/dockerd. Then docker
+# (DOCKER_HOST) and plumb (PLUMB_DOCKER_SOCK) are pointed at it, and DOCKER_CONTAINERD_STATE
+# names where its containerd keeps its tasks (plumb's containerd:moby/<id> guests).
+DOCKER_SOCK=/var/run/docker.sock
+DOCKER_CONTAINERD_STATE=/run/docker/containerd/daemon/io.containerd.runtime.v2.task
 HAD_DOCKER0=no
 NEW_TABLES=()
 SAVED_SYSCTLS=()
@@ -39,8 +45,14 @@ ensure_dockerd() {
   STARTED_DOCKERD=yes
 }
 start_dockerd() {
-  dockerd >>"$TMP/dockerd.log" 2>&1 &
+  local d="$TMP/dockerd"
+  mkdir -p "$d"
+  dockerd --data-root "$d/data" --exec-root "$d/exec" --pidfile "$d/pid" -H "unix://$d/docker.sock" \
+    >>"$TMP/dockerd.log" 2>&1 &
   DOCKERD_PID=$!
+  DOCKER_SOCK="$d/docker.sock"
+  DOCKER_CONTAINERD_STATE="$d/exec/containerd/daemon/io.containerd.runtime.v2.task"
+  export DOCKER_HOST="unix://$DOCKER_SOCK" PLUMB_DOCKER_SOCK="$DOCKER_SOCK"
   local i
   for i in $(seq 150); do
     docker info >/dev/null 2>&1 && return 0
@@ -67,6 +79,9 @@ stop_dockerd() {
 release_dockerd() {
   [ "$STARTED_DOCKERD" = yes ] || return 0
   stop_dockerd
+  # Its data root stays bind-mounted on itself; its state goes with $TMP.
+  grep -o " $TMP/dockerd[^ ]*" /proc/mounts | sort -r | while read -r m; do umount -l "$m"; done
+  unset DOCKER_HOST PLUMB_DOCKER_SOCK
   [ "$HAD_DOCKER0" = yes ] || ip link del docker0 2>/dev/null || true
   local t
   for t in "${NEW_TABLES[@]}"; do

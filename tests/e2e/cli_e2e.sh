@@ -157,11 +157,9 @@ section "a container that is still starting is waited for (on dockerd's events)"
 docker create --name "$P-late" --network none "$IMAGE" sleep 600 >/dev/null
 (sleep 1.5; docker start "$P-late") >/dev/null 2>&1 &
 t "plumb $BR -i eth9 <created container> 198.18.40.30/24 succeeds once it starts" \
-  /usr/bin/time -f '%e %U %S' -o "$TMP/late.time" \
   ip netns exec "$HOSTNS" "$PLUMB" --state-dir "$STATE" "$BR" -i eth9 "$P-late" 198.18.40.30/24
 # Succeeding at all shows the wait: a container that is not running has no netns to attach to.
-# How long it took and the CPU it used are figures, not checks (issue 16: no timed assertions).
-echo "   (info: plumb waited, wall/user/sys s: $(cat "$TMP/late.time"))"
+# How long it takes and the CPU it uses are figures: bench/docker_bench.sh part 3.
 t "...and the container has eth9" bash -c "docker exec $P-late ip -4 addr show eth9 | grep -q 198.18.40.30/24"
 t "plumb del <it> -i eth9" cli del "$P-late" -i eth9
 docker rm -f "$P-late" >/dev/null
@@ -269,10 +267,12 @@ terr "a malformed reference is a clear error" "is not \[namespace/\]id" cli "$BR
 unset PLUMB_CONTAINERD_STATE
 
 section "dockerd's own containerd (namespace moby)"
+export PLUMB_CONTAINERD_STATE="$DOCKER_CONTAINERD_STATE"
 t "plumb $BR -i eth8 containerd:moby/<d2's id> 198.18.40.22/24" \
   cli "$BR" -i eth8 "containerd:moby/$(docker inspect -f '{{.Id}}' "$P-d2")" 198.18.40.22/24
 t "d2 has eth8 with 198.18.40.22/24" bash -c "docker exec $P-d2 ip -4 addr show eth8 | grep -q 198.18.40.22/24"
 t "plumb del containerd:moby/<id> -i eth8" cli del "containerd:moby/$(docker inspect -f '{{.Id}}' "$P-d2")" -i eth8
+unset PLUMB_CONTAINERD_STATE
 
 # --- ambassadors ------------------------------------------------------------------------------
 
