@@ -574,6 +574,8 @@ class Bench:
         ratio_row("VERSION p50", P("plumb", "version"), P("ref", "version"), None)
         ratio_row("[ipMasq off] ADD p50, plumb with delegated host-local (same work)",
                   P("plumb-hl", "add"), P("ref-nm", "add"), None)
+        ratio_row("[ipMasq off] ADD p50, delegated host-local, until plumb's background work ended",
+                  P("plumb-hl", "add_settled"), P("ref-nm", "add"), None)
         ratio_row("[ipMasq off] DEL p50, plumb with delegated host-local (same work)",
                   P("plumb-hl", "del"), P("ref-nm", "del"), None)
 
