@@ -181,8 +181,16 @@ Result<bool> BlockClaims::tryClaim(const IpPrefix& block, const BlockRecord* hel
     guard = etcd::Compare::unchangedSince(k, held->mod_revision);
   }
   PLUMB_ASSIGN(auto t, kv_.txn({guard}, {etcd::TxnOp::put(k, value(lease, used))}));
-  // Not succeeded: another host took it between the read and the claim.
-  return t.succeeded;
+  if (t.succeeded) return true;
+  // Not succeeded: another host took it between the read and the claim, or this very claim
+  // went through on a member that died before it answered, and the client asked again on
+  // another, whose guard then failed on the claim itself. The block is then this host's under
+  // this lease: ours (the host's claims are serialised by its claim lock, so no other claim of
+  // this host's can have made it).
+  PLUMB_ASSIGN(auto now, kv_.range(k));
+  if (now.kvs.empty()) return false;
+  auto rec = read(now.kvs[0]);
+  return rec.ok() && rec->host == spec_.host && rec->lease == lease;
 }
 
 Result<IpPrefix> BlockClaims::claim(int64_t lease, bool used) {

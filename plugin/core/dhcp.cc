@@ -201,17 +201,20 @@ std::vector<RunningClient> runningDhcpClients() {
     std::string var;
     std::string client;
     std::string key;
+    std::string store;
     const std::string key_head = std::string(kDhcpKeyVar) + "=";
+    const std::string store_head = std::string(kDhcpStoreVar) + "=";
     while (std::getline(env, var, '\0')) {
       if (var.rfind("PLUMB_DHCP_HOOK=", 0) == 0) client = var.substr(16);
       if (var.rfind(key_head, 0) == 0) key = var.substr(key_head.size());
+      if (var.rfind(store_head, 0) == 0) store = var.substr(store_head.size());
     }
     if (client.empty()) continue;
     // plumb itself run as the client's event script carries the marker too.
     std::error_code exe_ec;
     if (std::filesystem::read_symlink(entry.path() / "exe", exe_ec).string() == self) continue;
     pid_t pid = static_cast<pid_t>(std::stol(pid_text));
-    if (isDhcpClient(pid, client)) out.push_back({pid, client, key});
+    if (isDhcpClient(pid, client)) out.push_back({pid, client, key, store});
   }
   return out;
 }

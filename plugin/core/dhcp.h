@@ -51,15 +51,18 @@ Result<int> runDhcpForeground(const netlink::Netns& ns, const DhcpClient& client
 
 // Whether pid is a DHCP client of that name (udhcpc, dhcpcd, dhclient), not a reused pid.
 bool isDhcpClient(pid_t pid, const std::string& name);
-// In a client's environment: the attachment it serves (AttachmentKey::str()).
+// In a client's environment: the attachment it serves (AttachmentKey::str()), and the store
+// that records it (Store::path(): one host may run several, a CNI dataDir each).
 constexpr const char* kDhcpKeyVar = "PLUMB_DHCP_KEY";
+constexpr const char* kDhcpStoreVar = "PLUMB_DHCP_STORE";
 // The DHCP clients plumb started that are running, whichever attachment they serve: those with
 // the hook's marker (PLUMB_DHCP_HOOK) in their environment (plumb doctor). A client's own
 // children (dhcpcd's privilege separation) carry the same marker and key.
 struct RunningClient {
   pid_t pid = 0;
   std::string name;
-  std::string key;  // kDhcpKeyVar's value; "" for a client started before it was set
+  std::string key;    // kDhcpKeyVar's value; "" for a client started before it was set
+  std::string store;  // kDhcpStoreVar's value, likewise
 };
 std::vector<RunningClient> runningDhcpClients();
 

@@ -324,7 +324,10 @@ class Doctor {
     }
     for (const auto& c : runningDhcpClients()) {
       std::string subject = c.name + " pid " + std::to_string(c.pid);
-      if (c.key.empty()) {
+      // Another store's client (a CNI dataDir of its own, another --state-dir): not ours to
+      // judge, even under a network name this store knows too.
+      if (!c.store.empty() && c.store != store_.path()) continue;
+      if (c.key.empty() || c.store.empty()) {
         // Started before clients carried their key: known by pid only, so not removed.
         if (!owned.count(c.pid))
           report({"orphan-dhcp-client", subject,

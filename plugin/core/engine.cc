@@ -299,6 +299,7 @@ Result<AttachResult> Engine::attach(const AttachRequest& req) {
                                   req.dhcp->hostname, dhcpRunDir()));
     // Whose client it is, for plumb doctor (plugin/core/dhcp.h: runningDhcpClients).
     dhcp->setup.env.push_back(std::string(kDhcpKeyVar) + "=" + req.key.str());
+    dhcp->setup.env.push_back(std::string(kDhcpStoreVar) + "=" + store_.path());
   }
   auto ctx = contextFor(req, store_, kernel_);
   auto steps = buildSteps(ctx, dhcp);

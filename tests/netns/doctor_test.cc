@@ -86,8 +86,14 @@ TEST_F(Doctor, FindsWhatNoRecordAccountsForAndFixesOnlyThat) {
                 .rc,
             0);
   auto client = inHost(
-      "PLUMB_DHCP_HOOK=udhcpc PLUMB_DHCP_KEY=dnet/ghost/eth1 setsid bash -c 'exec -a udhcpc "
-      "sleep 600' >/dev/null 2>&1 & echo $!");
+      "PLUMB_DHCP_HOOK=udhcpc PLUMB_DHCP_KEY=dnet/ghost/eth1 PLUMB_DHCP_STORE=" + state_.path() +
+      "/state/plumb.db setsid bash -c 'exec -a udhcpc sleep 600' >/dev/null 2>&1 "
+      "& echo $!");
+  // Another store's client, under a network name this store knows too: not this doctor's.
+  auto other = inHost(
+      "PLUMB_DHCP_HOOK=udhcpc PLUMB_DHCP_KEY=dnet/elsewhere/eth1 PLUMB_DHCP_STORE=/elsewhere/"
+      "plumb.db setsid bash -c 'exec -a udhcpc sleep 600' >/dev/null 2>&1 & echo $!");
+  const std::string other_pid = other.out.substr(0, other.out.find('\n'));
   ASSERT_FALSE(client.out.empty());
   const std::string pid = client.out.substr(0, client.out.find('\n'));
   // Not plumb's, so never touched: an unstamped veth, an untagged rule, a like-named process.
@@ -123,6 +129,7 @@ TEST_F(Doctor, FindsWhatNoRecordAccountsForAndFixesOnlyThat) {
   EXPECT_FALSE(has("c0")) << r.out;
   EXPECT_FALSE(has("mine")) << r.out;
   EXPECT_FALSE(has("nobr2")) << r.out;
+  EXPECT_FALSE(has("pid " + other_pid)) << r.out;
   // Reporting changed nothing.
   EXPECT_TRUE(alive(pid));
   EXPECT_EQ(inHost("ip link show plmghost").rc, 0);
@@ -150,6 +157,8 @@ TEST_F(Doctor, FindsWhatNoRecordAccountsForAndFixesOnlyThat) {
 
   EXPECT_NE(inHost("ip link show plmghost").rc, 0);
   EXPECT_FALSE(alive(pid));
+  EXPECT_TRUE(alive(other_pid)) << "another store's client stays";
+  sh("kill " + other_pid);
   EXPECT_EQ(inHost("ip link show mine").rc, 0);
   EXPECT_EQ(inHost("nft list table inet mine").out.find("nobr2") != std::string::npos, true);
   auto rules = inHost("nft list table inet plumb").out;
