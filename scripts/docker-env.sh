@@ -31,6 +31,12 @@ restore_sysctls() {
   for kv in "${SAVED_SYSCTLS[@]}"; do sysctl -qw "$kv" >/dev/null 2>&1 || true; done
 }
 
+# umount_under DIR: every mount at or below DIR, deepest first (a dockerd leaves its data root
+# bind-mounted on itself).
+umount_under() {
+  grep -o " $1[^ ]*" /proc/mounts | sort -r | while read -r m; do umount -l "$m"; done
+}
+
 # Starts dockerd unless one answers; STARTED_DOCKERD=yes when this did.
 ensure_dockerd() {
   docker info >/dev/null 2>&1 && return 0
@@ -80,7 +86,7 @@ release_dockerd() {
   [ "$STARTED_DOCKERD" = yes ] || return 0
   stop_dockerd
   # Its data root stays bind-mounted on itself; its state goes with $TMP.
-  grep -o " $TMP/dockerd[^ ]*" /proc/mounts | sort -r | while read -r m; do umount -l "$m"; done
+  umount_under "$TMP/dockerd"
   unset DOCKER_HOST PLUMB_DOCKER_SOCK
   [ "$HAD_DOCKER0" = yes ] || ip link del docker0 2>/dev/null || true
   local t

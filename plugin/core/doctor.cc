@@ -21,18 +21,23 @@ namespace plumb::core {
 
 namespace {
 
+// An attachment key as AttachmentKey::str() writes it ("network/container/ifname"; no part
+// holds a '/'); nullopt for anything else.
+std::optional<AttachmentKey> parseKey(const std::string& text) {
+  auto a = text.find('/');
+  auto b = a == std::string::npos ? a : text.find('/', a + 1);
+  if (b == std::string::npos || text.find('/', b + 1) != std::string::npos) return std::nullopt;
+  AttachmentKey key{text.substr(0, a), text.substr(a + 1, b - a - 1), text.substr(b + 1)};
+  if (key.network.empty() || key.container_id.empty() || key.ifname.empty()) return std::nullopt;
+  return key;
+}
+
 // The attachment a link's stamp (Engine::ownerStamp) names; nullopt for any other alias, a
 // bridge's stamp included.
 std::optional<AttachmentKey> stampedKey(const std::string& alias) {
   constexpr std::string_view kHead = "plumb:";
   if (alias.rfind(kHead, 0) != 0 || alias.rfind("plumb:bridge:", 0) == 0) return std::nullopt;
-  std::string rest = alias.substr(kHead.size());
-  auto a = rest.find('/');
-  auto b = a == std::string::npos ? a : rest.find('/', a + 1);
-  if (b == std::string::npos || rest.find('/', b + 1) != std::string::npos) return std::nullopt;
-  AttachmentKey key{rest.substr(0, a), rest.substr(a + 1, b - a - 1), rest.substr(b + 1)};
-  if (key.network.empty() || key.container_id.empty() || key.ifname.empty()) return std::nullopt;
-  return key;
+  return parseKey(alias.substr(kHead.size()));
 }
 
 bool pathExists(const std::string& path) {
@@ -49,9 +54,8 @@ class Doctor {
     // The kernel first, then the store: an attach records itself before it makes anything,
     // so what is seen here and recorded by then is never taken for a leak. Every fix checks
     // again, just before it acts, that what it removes still belongs to no record.
-    PLUMB_ASSIGN(host_links_, kernel_->listLinks(Kernel::kHost));
-    PLUMB_ASSIGN(auto records, store_.listAttachments());
-    for (const auto& r : records) keys_.insert(r.key.str());
+    std::vector<AttachmentRecord> records;
+    PLUMB_TRY(refresh(&records));
     checkRecords(records);
     // What is left of plumb's, against the records as they are now (fixes took some).
     if (options_.fix) PLUMB_TRY(refresh(&records));
@@ -334,7 +338,7 @@ class Doctor {
                   "a DHCP client plumb started, whose attachment cannot be told"});
         continue;
       }
-      auto key = stampedKey("plumb:" + c.key);
+      auto key = parseKey(c.key);
       // Any record of its key, whatever its state (an attach under way, a foreground client).
       if (!key || keys_.count(c.key) != 0 || owned.count(c.pid)) continue;
       if (!known(key->network)) {

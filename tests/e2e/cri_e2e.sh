@@ -24,22 +24,7 @@ needs containerd ctr runc go nsenter unshare busybox jq ip sqlite3 md5sum sha256
 [ -x "$PLUMB_ARG" ] || { echo "error: $PLUMB_ARG is not an executable" >&2; exit 2; }
 PLUMB=$(readlink -f "$PLUMB_ARG")
 
-if [ -z "${PLUMB_CRI_E2E_PRIVATE:-}" ]; then
-  # The machine's files this must not change, read before and after the private namespace.
-  before=$(md5sum /etc/resolv.conf /etc/hostname 2>/dev/null; hostname)
-  rc=0
-  PLUMB_CRI_E2E_PRIVATE=1 unshare -m --propagation slave bash "$0" "$@" || rc=$?
-  after=$(md5sum /etc/resolv.conf /etc/hostname 2>/dev/null; hostname)
-  if [ "$before" != "$after" ]; then
-    echo "FAIL - /etc/resolv.conf, /etc/hostname or the hostname changed"
-    exit 1
-  fi
-  echo "ok   - /etc/resolv.conf, /etc/hostname and the hostname are unchanged"
-  exit "$rc"
-fi
-# -n: no utab entry (libmount would write one under the machine's /run/mount).
-mount -n -t tmpfs -o mode=755 tmpfs /run
-mount -n -t tmpfs -o mode=755 tmpfs /var/lib
+private_mounts "$0" "$@"
 
 PREFIX="plumb-cri-$$"
 HOST="$PREFIX-host"

@@ -95,7 +95,7 @@ cleanup() {
   [ -e "/run/netns/$P-cni" ] && ip netns del "$P-cni"
   [ -e "/run/netns/$P-cnihost" ] && ip netns del "$P-cnihost"
   # A dockerd of this run's own leaves its data root bind-mounted on itself.
-  grep -o " $TMP[^ ]*" /proc/mounts | sort -r | while read -r m; do umount -l "$m"; done
+  umount_under "$TMP"
   rm -rf "$TMP"
 }
 # On an abort, the daemon's last words before its log is removed.

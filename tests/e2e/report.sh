@@ -64,3 +64,27 @@ on_exit() {
   echo "FAIL - aborted (exit $rc)"
   echo "$PASS passed, $((FAIL + 1)) failed"
 }
+
+# private_mounts SCRIPT ARGS...: for a script whose daemons write under /run and /var/lib
+# (podman, containerd, runc). The first call runs the script again in a mount namespace of its
+# own (mounts propagate into it, none out), checks afterwards that /etc/resolv.conf,
+# /etc/hostname and the hostname are unchanged, and exits with the script's status. In that
+# second run it returns, with private tmpfs on /run and /var/lib.
+private_mounts() {
+  if [ -z "${PLUMB_E2E_PRIVATE_MOUNTS:-}" ]; then
+    # The machine's files the script must not change, read before and after.
+    local before after rc=0
+    before=$(md5sum /etc/resolv.conf /etc/hostname 2>/dev/null; hostname)
+    PLUMB_E2E_PRIVATE_MOUNTS=1 unshare -m --propagation slave bash "$@" || rc=$?
+    after=$(md5sum /etc/resolv.conf /etc/hostname 2>/dev/null; hostname)
+    if [ "$before" != "$after" ]; then
+      echo "FAIL - /etc/resolv.conf, /etc/hostname or the hostname changed"
+      exit 1
+    fi
+    echo "ok   - /etc/resolv.conf, /etc/hostname and the hostname are unchanged"
+    exit "$rc"
+  fi
+  # -n: no utab entry (libmount would write one under the machine's /run/mount).
+  mount -n -t tmpfs -o mode=755 tmpfs /run
+  mount -n -t tmpfs -o mode=755 tmpfs /var/lib
+}

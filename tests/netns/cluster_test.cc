@@ -28,6 +28,17 @@ namespace {
 
 using Clock = std::chrono::steady_clock;
 
+// args[0] started as this test process's child (so that waitpid reaps it), found in PATH; -1
+// when it could not be.
+pid_t spawn(std::vector<std::string> args) {
+  std::vector<char*> argv;
+  for (auto& a : args) argv.push_back(a.data());
+  argv.push_back(nullptr);
+  pid_t pid = -1;
+  if (posix_spawnp(&pid, argv[0], nullptr, nullptr, argv.data(), environ) != 0) return -1;
+  return pid;
+}
+
 class Cluster : public NetnsTest {
  protected:
   void SetUp() override {
@@ -90,11 +101,8 @@ class Cluster : public NetnsTest {
                                   "198.18.250." + std::to_string(n),
                                   "--host",
                                   h};
-    std::vector<char*> argv;
-    for (auto& a : args) argv.push_back(a.data());
-    argv.push_back(nullptr);
-    pid_t pid = -1;
-    ASSERT_EQ(posix_spawnp(&pid, "ip", nullptr, nullptr, argv.data(), environ), 0);
+    pid_t pid = spawn(args);
+    ASSERT_GT(pid, 0);
     daemons_[h] = pid;
     auto deadline = Clock::now() + std::chrono::seconds(10);
     while (plumbOn(h, "--json ls --links").rc != 0 ||
@@ -240,11 +248,8 @@ class Cluster : public NetnsTest {
                                       "/sock --bridge none --iptables=false --ip6tables=false "
                                       ">" +
                                       d + "/log 2>&1"};
-    std::vector<char*> argv;
-    for (auto& a : args) argv.push_back(a.data());
-    argv.push_back(nullptr);
-    pid_t pid = -1;
-    ASSERT_EQ(posix_spawnp(&pid, "nsenter", nullptr, nullptr, argv.data(), environ), 0);
+    pid_t pid = spawn(args);
+    ASSERT_GT(pid, 0);
     dockerds_[h] = pid;
     auto deadline = Clock::now() + std::chrono::seconds(60);
     while (sh(docker(h) + "info >/dev/null 2>&1").rc != 0) {
@@ -433,14 +438,8 @@ TEST_F(Cluster, BadInputIsOneLineAndChangesNothing) {
          "        self.wfile.write(b'not json!')\n"
          "    def log_message(self, *a): pass\n"
          "http.server.HTTPServer(('198.18.250.254', 24999), H).serve_forever()\n";
-  pid_t server = -1;
-  {
-    std::vector<std::string> args{"ip", "netns", "exec", host(), "python3", garbage};
-    std::vector<char*> argv;
-    for (auto& a : args) argv.push_back(a.data());
-    argv.push_back(nullptr);
-    ASSERT_EQ(posix_spawnp(&server, "ip", nullptr, nullptr, argv.data(), environ), 0);
-  }
+  pid_t server = spawn({"ip", "netns", "exec", host(), "python3", garbage});
+  ASSERT_GT(server, 0);
   auto stop = [&] {
     ::kill(server, SIGKILL);
     ::waitpid(server, nullptr, 0);

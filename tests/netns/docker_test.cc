@@ -59,15 +59,6 @@ class DockerDaemonTest : public NetnsTest {
     for (int i = 0; i < 250 && running(pid_); ++i) usleep(20000);
     pid_ = 0;
   }
-  // Gone or a zombie (the daemon was started detached: init, which reaps nothing here, is its
-  // parent).
-  static bool running(pid_t pid) {
-    std::ifstream stat("/proc/" + std::to_string(pid) + "/stat");
-    std::string line;
-    if (!std::getline(stat, line)) return false;
-    auto close = line.rfind(')');
-    return close != std::string::npos && close + 2 < line.size() && line[close + 2] != 'Z';
-  }
   // One call over the socket: HTTP status and body.
   std::pair<int, json> call(const std::string& method, const json& body) {
     std::string file = state_.path() + "/req.json";

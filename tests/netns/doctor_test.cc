@@ -11,10 +11,7 @@ class Doctor : public NetnsTest {
   Cmd plumb(const std::string& args) {
     return inHost(std::string(PLUMB_BIN) + " --state-dir " + state_.path() + "/state " + args);
   }
-  // The root namespace's init here reaps no orphans: a killed one lingers as a zombie.
-  static bool alive(const std::string& pid) {
-    return sh("ps -o stat= -p " + pid + " | grep -qv Z").rc == 0;
-  }
+  static bool alive(const std::string& pid) { return running(std::stoi(pid)); }
   Cmd sql(const std::string& statement) {
     return sh("sqlite3 " + shq(state_.path() + "/state/plumb.db") + " " + shq(statement));
   }

@@ -26,6 +26,8 @@ Cmd sh(const std::string& cmd);
 std::string shq(const std::string& s);  // single-quoted for sh
 // A process's resident memory (VmRSS), in KiB; -1 when it cannot be read.
 long rssKiB(pid_t pid);
+// Whether pid runs: gone or a zombie is not (init on these machines may reap late or never).
+bool running(pid_t pid);
 
 class NetnsTest : public ::testing::Test {
  protected:

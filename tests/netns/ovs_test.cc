@@ -62,15 +62,13 @@ class Ovs : public NetnsTest {
     EXPECT_FALSE(running(pid)) << which << " did not stop";
     ::unlink((dir_ + "/" + which + ".pid").c_str());
   }
-  static bool running(pid_t pid) {
-    std::ifstream stat("/proc/" + std::to_string(pid) + "/stat");
-    std::string line;
-    if (!std::getline(stat, line)) return false;
-    auto close = line.rfind(')');
-    return close != std::string::npos && close + 2 < line.size() && line[close + 2] != 'Z';
-  }
 
   std::string socket() const { return dir_ + "/db.sock"; }
+  // A container's record lost (as after a store restored from backup): only its port names it.
+  Cmd forgetRecord(const std::string& cid) {
+    return sh("sqlite3 " + state_.path() + "/state/plumb.db \"delete from attachments where " +
+              "container_id='" + cid + "'\"");
+  }
   // The command line, with state of its own and this test's OVSDB, ready for arguments.
   std::string cli() const {
     return std::string(PLUMB_BIN) + " --state-dir " + state_.path() +
@@ -243,11 +241,7 @@ TEST_F(Ovs, GcRemovesOnlyPlumbsPortsNotListed) {
   ASSERT_EQ(r1.rc, 0) << r1.out;
   auto r2 = add(c, "c2", c2);
   ASSERT_EQ(r2.rc, 0) << r2.out;
-  // c2's record lost (as after a store restored from backup): only its port names it.
-  ASSERT_EQ(sh("sqlite3 " + state_.path() +
-               "/state/plumb.db \"delete from attachments where container_id='c2'\"")
-                .rc,
-            0);
+  ASSERT_EQ(forgetRecord("c2").rc, 0);
   auto gc = c;
   gc["cni.dev/valid-attachments"] = json::array({{{"containerID", "c1"}, {"ifname", "eth0"}}});
   auto g = cni("GC", gc, "", "");
@@ -272,10 +266,7 @@ TEST_F(Ovs, DoctorRemovesOnlyAPortNoRecordAccountsFor) {
   ASSERT_EQ(r1.rc, 0) << r1.out;
   auto r2 = add(c, "c2", c2);
   ASSERT_EQ(r2.rc, 0) << r2.out;
-  ASSERT_EQ(sh("sqlite3 " + state_.path() +
-               "/state/plumb.db \"delete from attachments where container_id='c2'\"")
-                .rc,
-            0);
+  ASSERT_EQ(forgetRecord("c2").rc, 0);
   auto doctor = [&](const std::string& args) {
     return inHost("PLUMB_OVSDB=unix:" + socket() + " " + PLUMB_BIN + " --state-dir " +
                   state_.path() + "/state doctor " + args);
