@@ -9,6 +9,7 @@
 #include <csignal>
 #include <cstdlib>
 #include <fstream>
+#include <mutex>
 #include <sstream>
 
 #include "base/fd.h"
@@ -134,6 +135,30 @@ long long processStartTime(pid_t pid) {
     if (!(fields >> field)) return 0;
   }
   return std::strtoll(field.c_str(), nullptr, 10);
+}
+
+namespace {
+std::mutex g_disowned_mu;
+std::vector<pid_t> g_disowned;
+
+void reapLocked() {
+  std::erase_if(g_disowned, [](pid_t p) {
+    int status = 0;
+    pid_t got = ::waitpid(p, &status, WNOHANG);
+    return got == p || (got < 0 && errno == ECHILD);
+  });
+}
+}  // namespace
+
+void disown(pid_t pid) {
+  std::lock_guard lock(g_disowned_mu);
+  reapLocked();
+  if (pid > 0) g_disowned.push_back(pid);
+}
+
+void reapDisowned() {
+  std::lock_guard lock(g_disowned_mu);
+  reapLocked();
 }
 
 }  // namespace plumb

@@ -42,4 +42,11 @@ long long processStartTime(pid_t pid);
 // is an error; a non-zero exit is not (see exit_code).
 Result<ProcessRun> runProcess(const ProcessSpec& spec);
 
+// A child this process started and will not wait for (a helper, an announcer, a DHCP client).
+// A plugin process exits first and init reaps it; a long-lived process (the Docker daemon, the
+// resident CNI service) must reap it, or it stays a zombie, which still looks alive to a
+// kill(pid, 0). Each call reaps the disowned children that have ended.
+void disown(pid_t pid);
+void reapDisowned();
+
 }  // namespace plumb

@@ -16,6 +16,7 @@
 #include <chrono>
 #include <cstring>
 
+#include "base/process.h"
 #include "netlink/link.h"
 #include "netlink/socket.h"
 
@@ -200,7 +201,8 @@ Status announceWhenForwarding(int port_index, const Netns& ns, int ifindex, cons
     char c;
     while (::read(ready_r.get(), &c, 1) < 0 && errno == EINTR) {
     }
-    return {};  // init reaps the child: this process is about to exit
+    disown(pid);  // a plugin process exits first (init reaps it); a long-lived one reaps it
+    return {};
   }
   ::setsid();
   for (int fd = 0; fd < 3; ++fd) ::dup2(null.get(), fd);

@@ -23,6 +23,7 @@
 #include "base/fd.h"
 #include "base/json.h"
 #include "base/log.h"
+#include "base/process.h"
 #include "etcd/client.h"
 #include "plugin/core/cluster_blocks.h"
 
@@ -497,14 +498,8 @@ struct ClusterAddresses::Impl {
     if (posix_spawn_file_actions_init(&fa) != 0) return;
     for (int fd = 0; fd < 3; ++fd)
       (void)posix_spawn_file_actions_addopen(&fa, fd, "/dev/null", O_RDWR, 0);
-    // A plugin process exits before its helper does (init reaps the helper); a long-lived
-    // process (the daemon) reaps the helpers it started before it starts another.
-    static std::mutex mu;
-    static std::vector<pid_t> started;
-    std::lock_guard lock(mu);
-    std::erase_if(started, [](pid_t p) { return ::waitpid(p, nullptr, WNOHANG) != 0; });
     pid_t pid;
-    if (posix_spawn(&pid, self, &fa, nullptr, argv, envp) == 0) started.push_back(pid);
+    if (posix_spawn(&pid, self, &fa, nullptr, argv, envp) == 0) disown(pid);
     posix_spawn_file_actions_destroy(&fa);
   }
 

@@ -15,6 +15,7 @@
 #include <sstream>
 
 #include "base/fd.h"
+#include "base/process.h"
 #include "netlink/addr.h"
 #include "netlink/link.h"
 #include "netlink/route.h"
@@ -159,7 +160,10 @@ Result<Lease> startDhcp(const netlink::Netns& ns, const DhcpClient& client,
   for (;;) {
     PLUMB_ASSIGN(auto addrs, netlink::listAddresses(query, AF_INET, link.index));
     for (const auto& a : addrs) {
-      if (!a.prefix.addr().isLinkLocal()) return Lease{a.prefix, pid};
+      if (!a.prefix.addr().isLinkLocal()) {
+        disown(pid);  // it runs on, beyond this call
+        return Lease{a.prefix, pid};
+      }
     }
     int status = 0;
     if (::waitpid(pid, &status, WNOHANG) == pid) {

@@ -2,6 +2,7 @@
 
 #include "base/backoff.h"
 #include "base/fd.h"
+#include "base/process.h"
 
 #include <fcntl.h>
 #include <spawn.h>
@@ -251,7 +252,7 @@ Store::~Store() {
   for (int fd = 0; fd < 3; ++fd)
     (void)posix_spawn_file_actions_addopen(&fa, fd, "/dev/null", O_RDWR, 0);
   pid_t pid;
-  (void)posix_spawn(&pid, self, &fa, nullptr, argv, envp);
+  if (posix_spawn(&pid, self, &fa, nullptr, argv, envp) == 0) disown(pid);
   posix_spawn_file_actions_destroy(&fa);
 }
 
@@ -547,6 +548,25 @@ Status Store::deleteEndpoint(const std::string& network, const std::string& id) 
     q.bind(1, network).bind(2, id);
     return q.run();
   });
+}
+
+StorePool::Lease::~Lease() {
+  if (!store_) return;
+  std::lock_guard lock(pool_.mu_);
+  pool_.idle_.push_back(std::move(store_));
+}
+
+Result<StorePool::Lease> StorePool::acquire() {
+  {
+    std::lock_guard lock(mu_);
+    if (!idle_.empty()) {
+      auto s = std::move(idle_.back());
+      idle_.pop_back();
+      return Lease(*this, std::move(s));
+    }
+  }
+  PLUMB_ASSIGN(auto s, Store::open(dir_));
+  return Lease(*this, std::move(s));
 }
 
 }  // namespace plumb::core

@@ -122,4 +122,32 @@ class Store {
   int wal_frames_ = 0;  // after the last commit
 };
 
+// SQLite connections for concurrent requests (the Docker daemon's handlers, the resident CNI
+// service's): one per request in flight, reused, so only the first pays the cold open.
+class StorePool {
+ public:
+  explicit StorePool(std::string dir) : dir_(std::move(dir)) {}
+  class Lease {
+   public:
+    Lease(StorePool& pool, std::unique_ptr<Store> s) : pool_(pool), store_(std::move(s)) {}
+    Lease(Lease&&) = default;
+    Lease(const Lease&) = delete;
+    Lease& operator=(const Lease&) = delete;
+    Lease& operator=(Lease&&) = delete;
+    ~Lease();
+    Store& operator*() { return *store_; }
+
+   private:
+    StorePool& pool_;
+    std::unique_ptr<Store> store_;
+  };
+  Result<Lease> acquire();
+  const std::string& dir() const { return dir_; }
+
+ private:
+  std::string dir_;
+  std::mutex mu_;
+  std::vector<std::unique_ptr<Store>> idle_;
+};
+
 }  // namespace plumb::core

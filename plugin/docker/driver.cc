@@ -8,25 +8,6 @@
 
 namespace plumb::docker {
 
-StorePool::Lease::~Lease() {
-  if (!store_) return;
-  std::lock_guard lock(pool_.mu_);
-  pool_.idle_.push_back(std::move(store_));
-}
-
-Result<StorePool::Lease> StorePool::acquire() {
-  {
-    std::lock_guard lock(mu_);
-    if (!idle_.empty()) {
-      auto s = std::move(idle_.back());
-      idle_.pop_back();
-      return Lease(*this, std::move(s));
-    }
-  }
-  PLUMB_ASSIGN(auto s, core::Store::open(dir_));
-  return Lease(*this, std::move(s));
-}
-
 Driver::Driver(DriverConfig cfg) : cfg_(std::move(cfg)), stores_(cfg_.state_dir) {}
 
 namespace {

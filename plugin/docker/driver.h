@@ -30,32 +30,6 @@ struct DriverConfig {
   std::optional<core::ClusterIpamConfig> cluster;
 };
 
-// SQLite connections for concurrent handlers: one per request in flight, reused.
-class StorePool {
- public:
-  explicit StorePool(std::string dir) : dir_(std::move(dir)) {}
-  class Lease {
-   public:
-    Lease(StorePool& pool, std::unique_ptr<core::Store> s) : pool_(pool), store_(std::move(s)) {}
-    Lease(Lease&&) = default;
-    Lease(const Lease&) = delete;
-    Lease& operator=(const Lease&) = delete;
-    Lease& operator=(Lease&&) = delete;
-    ~Lease();
-    core::Store& operator*() { return *store_; }
-
-   private:
-    StorePool& pool_;
-    std::unique_ptr<core::Store> store_;
-  };
-  Result<Lease> acquire();
-
- private:
-  std::string dir_;
-  std::mutex mu_;
-  std::vector<std::unique_ptr<core::Store>> idle_;
-};
-
 class Driver {
  public:
   explicit Driver(DriverConfig cfg);
@@ -101,7 +75,7 @@ class Driver {
   Result<IpPrefix> pickSubnet(core::Store& store, bool v6);
 
   DriverConfig cfg_;
-  StorePool stores_;
+  core::StorePool stores_;
   // Network creation and removal check for overlaps and shared bridges across networks:
   // one at a time (they are rare); endpoint calls never take it.
   std::mutex networks_mu_;
