@@ -12,6 +12,7 @@
 
 #include "plugin/cli/cli.h"
 #include "plugin/cni/cni.h"
+#include "plugin/cni/resident.h"
 #include "plugin/core/cluster_ipam.h"
 #include "plugin/core/dhcp.h"
 #include "plugin/core/store.h"
@@ -39,12 +40,16 @@ int runCni() {
       break;
     }
   }
-  auto out = plumb::cni::run(in);
+  // The state directory's resident service, when one serves the call; else the call is made
+  // here, and a service started for the next ones (plugin/cni/resident.h).
+  auto handed = plumb::cni::resident::handOver(in);
+  auto out = handed.out ? std::move(*handed.out) : plumb::cni::run(in);
   // A runtime that cannot read the answer must not take silence for success.
   if (std::fwrite(out.text.data(), 1, out.text.size(), stdout) != out.text.size() ||
       std::fflush(stdout) != 0) {
     return 1;
   }
+  if (!handed.start_in.empty()) plumb::cni::resident::start(handed.start_in);
   return out.exit_code;
 }
 
@@ -63,6 +68,8 @@ int main(int argc, char** argv) {
   // A block claimed ahead of need, for a cluster IPAM (plugin/core/cluster_ipam.h).
   if (const char* spec = std::getenv("PLUMB_CLUSTER_CLAIM"))
     return plumb::core::ClusterAddresses::claimMain(spec);
+  if (argc > 1 && std::strcmp(argv[1], "cni-resident") == 0)
+    return plumb::cni::resident::main(argc - 1, argv + 1);
   if (argc > 1 && std::strcmp(argv[1], "daemon") == 0)
     return plumb::docker::daemonMain(argc - 1, argv + 1);
   return plumb::cli::run(argc, argv);

@@ -59,8 +59,10 @@ snapshot() {
     dnsmasq udhcpc dhcpcd dhclient haproxy socat iperf3; do
     echo "$k $(grep -cx -- "$k" <<<"$procs" || true)"
   done
-  # plumb's own long-running forms: a daemon or a proxy a test forgot.
+  # plumb's own long-running forms: a daemon or a proxy a test forgot, a resident CNI service
+  # whose state directory is still there.
   echo "plumb daemon/proxy $(pgrep -fc '^[^ ]*plumb (daemon|proxy)( |$)' || true)"
+  echo "plumb cni-resident $(pgrep -fc '^plumb cni-resident ' || true)"
 }
 host_before=$(snapshot)
 had_run_plumb=no
@@ -105,6 +107,12 @@ if [ "$had_run_plumb" = no ] && [ -d /run/plumb ]; then
   rm -f /run/plumb/firewall.lock
   rmdir /run/plumb 2>/dev/null || true
 fi
+# A resident CNI service leaves within a second of its state directory's removal (its socket
+# gone); one still running after 10 s has a directory a test left behind, and is a leak.
+for _ in $(seq 100); do
+  pgrep -f '^plumb cni-resident ' >/dev/null || break
+  sleep 0.1
+done
 host_after=$(snapshot)
 # A sysctl "absent" before and present after is a module loaded (br_netfilter): not compared.
 changed=$(diff <(echo "$host_before") <(echo "$host_after") |

@@ -104,7 +104,7 @@ struct Call {
   NetConf conf;
   std::string command, container_id, netns, ifname, cni_path;
   CniArgs args;
-  std::unique_ptr<core::Store> store;
+  core::Store* store = nullptr;  // the connection opened for this call, or one from a pool
   std::optional<core::AttachRequest> request;  // ADD's, built and validated up front
   core::AttachmentKey key() const { return {conf.name, container_id, ifname}; }
   bool builtinIpam() const {
@@ -612,13 +612,16 @@ Output check(const Invocation& in) {
   return {0, ""};
 }
 
-Output run(const Invocation& in) {
+Output run(const Invocation& in, core::StorePool* stores) {
   auto prepared = prepare(in);
   if (auto* out = std::get_if<Output>(&prepared)) return *out;
   Call& c = std::get<Call>(prepared);
   const std::string& command = c.command;
   const std::string& v = c.conf.cni_version;
-  log::configure(c.conf.log_file, c.conf.log_level);
+  // Only when the config asks: the resident service runs calls side by side, and re-applying
+  // the sinks under a logger in use is a race (a fresh process has the defaults anyway).
+  if (!c.conf.log_file.empty() || !c.conf.log_level.empty())
+    log::configure(c.conf.log_file, c.conf.log_level);
   log::get("cni")->debug("{} {}/{}/{} netns {}", command, c.conf.name, c.container_id, c.ifname,
                          c.netns);
   if (command == "ADD" || command == "CHECK") {
@@ -629,13 +632,32 @@ Output run(const Invocation& in) {
       return errorOutput({code, ns.error().message, ""}, v);
     }
   }
-  auto store = core::Store::open(c.conf.data_dir);
-  if (!store.ok()) {
-    int code = command == "STATUS" ? kPluginNotAvailable : kIoFailure;
-    return errorOutput({code, store.error().message, ""}, v);
+  std::unique_ptr<core::Store> own;
+  std::optional<core::StorePool::Lease> lease;
+  Status opened;
+  if (stores && stores->dir() == c.conf.data_dir) {
+    auto got = stores->acquire();
+    if (got.ok()) {
+      lease.emplace(std::move(got).value());
+      c.store = &**lease;
+    } else {
+      opened = fail(got.error());
+    }
+  } else {
+    auto got = core::Store::open(c.conf.data_dir);
+    if (got.ok()) {
+      own = std::move(got).value();
+      // A process that exits after this call leaves the WAL's checkpoint to a helper.
+      own->checkpointInBackground();
+      c.store = own.get();
+    } else {
+      opened = fail(got.error());
+    }
   }
-  c.store = std::move(store).value();
-  c.store->checkpointInBackground();
+  if (!opened.ok()) {
+    int code = command == "STATUS" ? kPluginNotAvailable : kIoFailure;
+    return errorOutput({code, opened.error().message, ""}, v);
+  }
   log::get("cni")->debug("store {} open", c.store->path());
 
   Outcome out;

@@ -6,6 +6,10 @@
 #include <map>
 #include <string>
 
+namespace plumb::core {
+class StorePool;
+}  // namespace plumb::core
+
 namespace plumb::cni {
 
 // The spec's error codes, and plumb's own above 100.
@@ -34,7 +38,9 @@ struct Output {
   std::string text;  // stdout: a result, version info, or an error object
 };
 
-Output run(const Invocation& in);
+// With `stores` (the resident service's, plugin/cni/resident.h), a call whose dataDir is the
+// pool's takes a connection from it rather than opening the store cold.
+Output run(const Invocation& in, core::StorePool* stores = nullptr);
 
 // What run() checks before it looks at the host (the command, the configuration, the
 // environment, ADD's request as a whole), and nothing else: run()'s refusal when it would

@@ -161,7 +161,36 @@ Status parseSriovFields(const json& j, NetConf& c) {
   return {};
 }
 
+// plumb's state goes where "dataDir" says; with the built-in IPAM, host-local's habit of
+// ipam.dataDir is honoured too. A delegated plugin's ipam.dataDir is that plugin's alone.
+std::string stateDir(const std::string& data_dir, const IpamConf* ipam, const std::string& dflt) {
+  if (!data_dir.empty()) return data_dir;
+  bool builtin = ipam && (ipam->type.empty() || ipam->type == "plumb");
+  if (builtin && !ipam->data_dir.empty()) return ipam->data_dir;
+  return dflt;
+}
+
 }  // namespace
+
+Result<Placement> placementOf(std::string_view bytes) {
+  PLUMB_ASSIGN(json j, json_read::parse(bytes));
+  if (!j.is_object()) return fail(Errc::kDecode, "the network configuration is not an object");
+  Placement out;
+  std::string data_dir;
+  IpamConf ipam;
+  PLUMB_TRY(jr::str(j, "dataDir", data_dir));
+  PLUMB_TRY(jr::str(j, "logFile", out.log_file));
+  PLUMB_TRY(jr::str(j, "logLevel", out.log_level));
+  PLUMB_ASSIGN(const json* ipam_j, jr::object(j, "ipam"));
+  bool has_ipam = ipam_j && !ipam_j->empty();
+  if (has_ipam) {
+    PLUMB_TRY(jr::str(*ipam_j, "type", ipam.type, "ipam"));
+    PLUMB_TRY(jr::str(*ipam_j, "dataDir", ipam.data_dir, "ipam"));
+  }
+  out.data_dir = stateDir(data_dir, has_ipam ? &ipam : nullptr, NetConf().data_dir);
+  out.delegated_ipam = has_ipam && !ipam.type.empty() && ipam.type != "plumb";
+  return out;
+}
 
 Result<NetConf> parseNetConf(std::string_view bytes) {
   PLUMB_ASSIGN(json j, jr::parse(bytes));
@@ -226,12 +255,7 @@ Result<NetConf> parseNetConf(std::string_view bytes) {
   }
   // plumb's state goes where "dataDir" says; with the built-in IPAM, host-local's habit of
   // ipam.dataDir is honoured too. A delegated plugin's ipam.dataDir is that plugin's alone.
-  bool builtin_ipam = c.ipam.type.empty() || c.ipam.type == "plumb";
-  if (!data_dir.empty()) {
-    c.data_dir = data_dir;
-  } else if (c.has_ipam && builtin_ipam && !c.ipam.data_dir.empty()) {
-    c.data_dir = c.ipam.data_dir;
-  }
+  c.data_dir = stateDir(data_dir, c.has_ipam ? &c.ipam : nullptr, c.data_dir);
   PLUMB_ASSIGN(const json* dns, jr::object(j, "dns"));
   if (dns) PLUMB_TRY(fromJson(*dns, c.dns));
 

@@ -84,6 +84,17 @@ struct NetConf {
   std::string log_level;
 };
 
+// What the resident service's client reads of a configuration before handing the call over
+// (plugin/cni/resident.h): where the state is, whether the call asks for a log of its own, and
+// whether it execs an IPAM plugin (whose stderr is the caller's).
+struct Placement {
+  std::string data_dir;
+  std::string log_file;
+  std::string log_level;
+  bool delegated_ipam = false;
+};
+Result<Placement> placementOf(std::string_view bytes);
+
 // Parses and validates the configuration; kDecode for malformed JSON, kInvalid for a bad field.
 Result<NetConf> parseNetConf(std::string_view bytes);
 Status fromJson(const json& j, core::IpRange& out);

@@ -241,6 +241,41 @@ TEST_F(CniTest, OvsFieldsAreReadAsOvsCniWritesThem) {
   EXPECT_EQ(allocations(), 0u);
 }
 
+// What the resident service's client reads before handing a call over: the state directory
+// by parseNetConf's own rule, and what keeps a call in its process.
+TEST(CniPlacement, TheStateDirectoryIsTheOneTheCallWouldUse) {
+  struct Case {
+    json conf;
+    std::string dir;
+    bool delegated;
+  };
+  for (const auto& [conf, dir, delegated] : {
+           Case{{{"name", "n"}}, "/var/lib/plumb", false},
+           Case{{{"dataDir", "/x"}, {"ipam", {{"dataDir", "/y"}}}}, "/x", false},
+           Case{{{"ipam", {{"type", "plumb"}, {"dataDir", "/y"}}}}, "/y", false},
+           Case{{{"ipam", {{"dataDir", "/y"}}}}, "/y", false},
+           // host-local's dataDir is its own: plumb's state stays in the default.
+           Case{{{"ipam", {{"type", "host-local"}, {"dataDir", "/y"}}}}, "/var/lib/plumb", true},
+       }) {
+    auto p = placementOf(conf.dump());
+    ASSERT_TRUE(p.ok()) << conf.dump();
+    EXPECT_EQ(p->data_dir, dir) << conf.dump();
+    EXPECT_EQ(p->delegated_ipam, delegated) << conf.dump();
+    json whole = conf;
+    whole.update({{"cniVersion", "1.0.0"}, {"name", "n"}, {"type", "plumb"}});
+    if (whole.contains("ipam")) whole["ipam"]["subnet"] = "198.18.0.0/24";
+    auto full = parseNetConf(whole.dump());
+    ASSERT_TRUE(full.ok()) << whole.dump() << ": " << full.error().message;
+    EXPECT_EQ(full->data_dir, dir) << conf.dump();
+  }
+  auto logged = placementOf(R"({"logLevel": "debug", "logFile": "/tmp/l"})");
+  ASSERT_TRUE(logged.ok());
+  EXPECT_EQ(logged->log_level, "debug");
+  EXPECT_EQ(logged->log_file, "/tmp/l");
+  EXPECT_FALSE(placementOf("[1]").ok());
+  EXPECT_FALSE(placementOf(R"({"dataDir": 5})").ok());
+}
+
 TEST_F(CniTest, DelWithoutAnythingRecordedSucceeds) {
   auto e = env("DEL");
   e["CNI_NETNS"] = "";

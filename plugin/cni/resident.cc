@@ -1,0 +1,596 @@
+#include "plugin/cni/resident.h"
+
+#include <dirent.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <spawn.h>
+#include <sys/eventfd.h>
+#include <sys/file.h>
+#include <sys/signalfd.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <atomic>
+#include <cerrno>
+#include <chrono>
+#include <csignal>
+#include <cstdint>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <fstream>
+#include <list>
+#include <mutex>
+#include <thread>
+#include <vector>
+
+#include "base/fd.h"
+#include "base/process.h"
+#include "plugin/cni/config.h"
+#include "plugin/core/store.h"
+
+extern char** environ;
+
+namespace plumb::cni::resident {
+namespace {
+
+constexpr char kMagic[] = "plumb-cni-resident-1";
+constexpr size_t kMaxField = 16u << 20;  // a config with a large prevResult fits many times
+constexpr size_t kMaxFields = 4096;
+constexpr int kMaxCallsInFlight = 64;  // past it a call is declined, and done by its caller
+
+enum Reply : uint32_t { kServed = 0, kDeclined = 1 };
+
+// At most this many services per state directory (one per distinct caller): callers that each
+// run in a namespace of their own (`ip netns exec` makes a mount namespace per command) would
+// otherwise start one each.
+constexpr int kMaxServices = 4;
+
+// A service's files: STATE/cni-<hash of its identity>.{sock,lock,pid}.
+std::string servicePath(const std::string& dir, const std::string& hash, const char* ext) {
+  return dir + "/cni-" + hash + ext;
+}
+
+bool isCniVariable(const char* kv) { return std::strncmp(kv, "CNI_", 4) == 0; }
+
+// A file by device and inode; with `content`, by its size and modification time too (a binary
+// replaced in place by an install keeps neither).
+std::string statId(const char* path, bool content = false) {
+  struct stat st {};
+  if (::stat(path, &st) != 0) return "-";
+  std::string id = std::to_string(st.st_dev) + ":" + std::to_string(st.st_ino);
+  if (content) {
+    id += ":" + std::to_string(st.st_size) + ":" + std::to_string(st.st_mtim.tv_sec) + "." +
+          std::to_string(st.st_mtim.tv_nsec);
+  }
+  return id;
+}
+
+// Everything that makes a call come out differently in another process: a call is served only
+// when the caller's is the service's. The binary comes first (see exeOf).
+std::string identity() {
+  std::string id = statId("/proc/self/exe", /*content=*/true);
+  id += '\n';
+  for (const char* ns : {"/proc/self/ns/net", "/proc/self/ns/mnt", "/proc/self/ns/pid",
+                         "/proc/self/ns/user", "/proc/self/ns/uts", "/proc/self/ns/ipc"}) {
+    id += statId(ns);
+    id += ' ';
+  }
+  id += statId("/");
+  char cwd[4096];
+  id += "\ncwd ";
+  id += ::getcwd(cwd, sizeof(cwd)) ? cwd : "-";
+  id += "\nuid " + std::to_string(::geteuid()) + " " + std::to_string(::getegid()) + "\n";
+  std::vector<std::string> env;
+  for (char** e = environ; *e; ++e) {
+    if (!isCniVariable(*e)) env.emplace_back(*e);
+  }
+  std::sort(env.begin(), env.end());
+  for (const auto& kv : env) {
+    id += kv;
+    id += '\0';
+  }
+  return id;
+}
+
+std::string exeOf(const std::string& id) { return id.substr(0, id.find('\n')); }
+
+// FNV-1a, 64 bits: which of a directory's services is this caller's. A collision only costs a
+// declined call: the service compares the whole identity.
+std::string hashOf(const std::string& id) {
+  uint64_t h = 0xcbf29ce484222325ULL;
+  for (unsigned char ch : id) {
+    h ^= ch;
+    h *= 0x100000001b3ULL;
+  }
+  char out[17];
+  std::snprintf(out, sizeof(out), "%016llx", static_cast<unsigned long long>(h));
+  return out;
+}
+
+// The hashes of the services a directory has sockets for.
+std::vector<std::string> servicesIn(const std::string& dir) {
+  std::vector<std::string> out;
+  DIR* d = ::opendir(dir.c_str());
+  if (!d) return out;
+  while (dirent* e = ::readdir(d)) {
+    std::string_view name = e->d_name;
+    if (name.size() == 4 + 16 + 5 && name.substr(0, 4) == "cni-" && name.substr(20) == ".sock")
+      out.emplace_back(name.substr(4, 16));
+  }
+  ::closedir(d);
+  return out;
+}
+
+// A call whose output is more than stdout and the exit code stays in its process: a log of its
+// own (logFile, logLevel: the log is process-wide), or a delegated IPAM plugin, whose stderr
+// is the runtime's log.
+bool servable(const Placement& p) {
+  return p.log_file.empty() && p.log_level.empty() && !p.delegated_ipam;
+}
+
+// --- framing: a field is a 32-bit length and its bytes ---
+
+void putField(std::string& out, std::string_view field) {
+  auto n = static_cast<uint32_t>(field.size());
+  out.append(reinterpret_cast<const char*>(&n), sizeof(n));
+  out.append(field);
+}
+
+bool writeAll(int fd, std::string_view data) {
+  while (!data.empty()) {
+    ssize_t n = ::send(fd, data.data(), data.size(), MSG_NOSIGNAL);
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) return false;
+    data.remove_prefix(static_cast<size_t>(n));
+  }
+  return true;
+}
+
+bool readAll(int fd, char* to, size_t size) {
+  while (size > 0) {
+    ssize_t n = ::recv(fd, to, size, 0);
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) return false;
+    to += n;
+    size -= static_cast<size_t>(n);
+  }
+  return true;
+}
+
+bool readU32(int fd, uint32_t& v) { return readAll(fd, reinterpret_cast<char*>(&v), sizeof(v)); }
+
+bool readField(int fd, std::string& out) {
+  uint32_t n = 0;
+  if (!readU32(fd, n) || n > kMaxField) return false;
+  out.resize(n);
+  return n == 0 || readAll(fd, out.data(), n);
+}
+
+// A request: the magic, the kind ("run", "status", "stop"), the caller's identity, stdin, then
+// the environment's NAME=VALUE strings. A reply: served or declined, the exit code, the text.
+std::string request(std::string_view kind, const std::string& id, const Invocation* in) {
+  std::string out;
+  std::vector<std::string_view> fields = {kMagic, kind};
+  fields.push_back(id);
+  fields.push_back(in ? std::string_view(in->input) : std::string_view());
+  std::vector<std::string> env;
+  if (in) {
+    for (const auto& [k, v] : in->env) env.push_back(k + "=" + v);
+  }
+  uint32_t count = static_cast<uint32_t>(fields.size() + env.size());
+  out.append(reinterpret_cast<const char*>(&count), sizeof(count));
+  for (auto f : fields) putField(out, f);
+  for (const auto& kv : env) putField(out, kv);
+  return out;
+}
+
+std::string reply(Reply r, int code, std::string_view text) {
+  std::string out;
+  auto status = static_cast<uint32_t>(r);
+  auto exit_code = static_cast<uint32_t>(code);
+  out.append(reinterpret_cast<const char*>(&status), sizeof(status));
+  out.append(reinterpret_cast<const char*>(&exit_code), sizeof(exit_code));
+  putField(out, text);
+  return out;
+}
+
+bool peerIsMe(int fd) {
+  ucred cred{};
+  socklen_t len = sizeof(cred);
+  return ::getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &len) == 0 && cred.uid == ::geteuid();
+}
+
+// The state directory as Store::open requires it: a directory of this user's that nobody else
+// can write to. A socket anywhere else is not trusted with a call.
+enum class DirState { kUsable, kMissing, kUnfit };
+DirState dirState(const std::string& dir) {
+  struct stat st {};
+  if (dir.empty() || dir[0] != '/') return DirState::kUnfit;
+  if (::lstat(dir.c_str(), &st) != 0)
+    return errno == ENOENT ? DirState::kMissing : DirState::kUnfit;
+  if (!S_ISDIR(st.st_mode) || st.st_uid != ::geteuid() || (st.st_mode & (S_IWGRP | S_IWOTH)))
+    return DirState::kUnfit;
+  return DirState::kUsable;
+}
+
+enum class Connected { kYes, kNone, kNo };
+Connected connectTo(const std::string& dir, const std::string& hash, UniqueFd& out) {
+  std::string path = servicePath(dir, hash, ".sock");
+  sockaddr_un addr{};
+  addr.sun_family = AF_UNIX;
+  if (path.size() >= sizeof(addr.sun_path)) return Connected::kNo;
+  std::memcpy(addr.sun_path, path.c_str(), path.size() + 1);
+  UniqueFd fd(::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0));
+  if (!fd.valid()) return Connected::kNo;
+  if (::connect(fd.get(), reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) != 0) {
+    return errno == ENOENT || errno == ECONNREFUSED ? Connected::kNone : Connected::kNo;
+  }
+  if (!peerIsMe(fd.get())) return Connected::kNo;
+  out = std::move(fd);
+  return Connected::kYes;
+}
+
+struct Answer {
+  uint32_t status = kDeclined;
+  int code = 0;
+  std::string text;
+};
+
+std::optional<Answer> call(int fd, std::string_view kind, const Invocation* in = nullptr,
+                           const std::string& id = {}) {
+  if (!writeAll(fd, request(kind, id, in))) return std::nullopt;
+  Answer a;
+  uint32_t code = 0;
+  if (!readU32(fd, a.status) || !readU32(fd, code) || !readField(fd, a.text)) return std::nullopt;
+  a.code = static_cast<int>(code);
+  return a;
+}
+
+// --- the service ---
+
+class Service {
+ public:
+  explicit Service(std::string dir)
+      : dir_(std::move(dir)), stores_(dir_), id_(identity()), hash_(hashOf(id_)) {}
+  int run();
+
+ private:
+  void serve(UniqueFd fd);
+  std::string handle(int fd);
+  bool ownSocket() const;
+  void stop();
+  void joinFinished(bool all);
+
+  std::string dir_;
+  core::StorePool stores_;
+  std::string id_, hash_;
+  ino_t socket_ino_ = 0;
+  std::chrono::seconds idle_{300};
+  std::atomic<bool> stopping_{false};
+  std::atomic<long> served_{0}, declined_{0};
+  std::atomic<long long> busy_us_{0};  // in the calls served
+  UniqueFd wake_{::eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK)};
+  std::mutex mu_;
+  std::list<std::thread> threads_;
+  std::vector<std::thread::id> finished_;
+  int in_flight_ = 0;
+  std::chrono::steady_clock::time_point last_ = std::chrono::steady_clock::now();
+};
+
+void Service::stop() {
+  stopping_ = true;
+  uint64_t one = 1;
+  (void)!::write(wake_.get(), &one, sizeof(one));
+}
+
+// Threads that answered their call are joined from the main loop: none outlives the service.
+void Service::joinFinished(bool all) {
+  std::list<std::thread> done;
+  {
+    std::lock_guard lock(mu_);
+    for (auto it = threads_.begin(); it != threads_.end();) {
+      auto f = std::find(finished_.begin(), finished_.end(), it->get_id());
+      if (all || f != finished_.end()) {
+        if (f != finished_.end()) finished_.erase(f);
+        auto next = std::next(it);
+        done.splice(done.end(), threads_, it);
+        it = next;
+      } else {
+        ++it;
+      }
+    }
+  }
+  for (auto& t : done) t.join();
+}
+
+bool Service::ownSocket() const {
+  struct stat st {};
+  return ::lstat(servicePath(dir_, hash_, ".sock").c_str(), &st) == 0 && st.st_ino == socket_ino_;
+}
+
+std::string Service::handle(int fd) {
+  uint32_t count = 0;
+  if (!readU32(fd, count) || count < 4 || count > kMaxFields) return {};
+  std::vector<std::string> fields(count);
+  for (auto& f : fields) {
+    if (!readField(fd, f)) return {};
+  }
+  if (fields[0] != kMagic) return {};
+  const std::string& kind = fields[1];
+  if (kind == "status") {
+    return reply(kServed, 0,
+                 "pid " + std::to_string(::getpid()) + ", served " + std::to_string(served_) +
+                     " (" + std::to_string(served_ ? busy_us_ / served_ : 0) +
+                     " us each on average), declined " + std::to_string(declined_));
+  }
+  if (kind == "stop") {
+    stop();
+    return reply(kServed, 0, "");
+  }
+  if (kind != "run") return {};
+  auto decline = [&](const std::string& why) {
+    ++declined_;
+    return reply(kDeclined, 0, why);
+  };
+  if (fields[2] != id_) {
+    // A caller running another build of plumb: this one is out of date, or the caller is.
+    // Either way the service that matches the installed binary is the one to keep.
+    if (exeOf(fields[2]) != exeOf(id_)) stop();
+    return decline("the caller's binary, namespaces or environment are not the service's");
+  }
+  Invocation in;
+  in.input = std::move(fields[3]);
+  for (size_t i = 4; i < fields.size(); ++i) {
+    auto eq = fields[i].find('=');
+    if (eq == std::string::npos) return {};
+    in.env.emplace(fields[i].substr(0, eq), fields[i].substr(eq + 1));
+  }
+  auto where = placementOf(in.input);
+  if (!where.ok() || where->data_dir != dir_) return decline("another state directory");
+  if (!servable(*where)) return decline("the call logs to its caller's log or stderr");
+  auto began = std::chrono::steady_clock::now();
+  Output out = cni::run(in, &stores_);
+  busy_us_ += std::chrono::duration_cast<std::chrono::microseconds>(
+                  std::chrono::steady_clock::now() - began)
+                  .count();
+  ++served_;
+  return reply(kServed, out.exit_code, out.text);
+}
+
+void Service::serve(UniqueFd fd) {
+  // A caller that stops writing half-way does not hold a thread for ever.
+  timeval tv{10, 0};
+  (void)::setsockopt(fd.get(), SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+  if (peerIsMe(fd.get())) {
+    std::string answer = handle(fd.get());
+    if (!answer.empty()) (void)writeAll(fd.get(), answer);
+  }
+  fd.reset();
+  reapDisowned();
+  std::lock_guard lock(mu_);
+  --in_flight_;
+  last_ = std::chrono::steady_clock::now();
+  finished_.push_back(std::this_thread::get_id());
+}
+
+int Service::run() {
+  if (const char* v = std::getenv("PLUMB_RESIDENT_IDLE_S"); v && *v) {
+    char* end = nullptr;
+    long s = std::strtol(v, &end, 10);
+    if (*end == '\0' && s > 0) idle_ = std::chrono::seconds(s);
+  }
+  // What a plugin process left open (a runtime's pipes) is not the service's to hold.
+  (void)::syscall(SYS_close_range, 3U, ~0U, 0U);
+  (void)::signal(SIGPIPE, SIG_IGN);
+  sigset_t sigs;
+  sigemptyset(&sigs);
+  for (int s : {SIGTERM, SIGINT, SIGHUP}) sigaddset(&sigs, s);
+  if (::pthread_sigmask(SIG_BLOCK, &sigs, nullptr) != 0) return 1;
+  UniqueFd sigfd(::signalfd(-1, &sigs, SFD_CLOEXEC));
+  if (!sigfd.valid() || !wake_.valid()) return 1;
+
+  // The store first: it makes the directory, and refuses one that others can write to.
+  {
+    auto lease = stores_.acquire();
+    if (!lease.ok()) {
+      std::fprintf(stderr, "plumb: cni-resident: %s\n", lease.error().message.c_str());
+      return 1;
+    }
+  }
+  // One service per caller identity: a second one started at the same moment leaves.
+  UniqueFd lock(::open(servicePath(dir_, hash_, ".lock").c_str(),
+                       O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600));
+  if (!lock.valid() || ::flock(lock.get(), LOCK_EX | LOCK_NB) != 0) return 0;
+  // What services that died left (their lock is free): gone, so they count no more.
+  for (const auto& other : servicesIn(dir_)) {
+    if (other == hash_) continue;
+    UniqueFd theirs(
+        ::open(servicePath(dir_, other, ".lock").c_str(), O_RDWR | O_CLOEXEC | O_NOFOLLOW));
+    if (theirs.valid() && ::flock(theirs.get(), LOCK_EX | LOCK_NB) != 0) continue;
+    for (const char* ext : {".sock", ".pid", ".lock"})
+      (void)::unlink(servicePath(dir_, other, ext).c_str());
+  }
+
+  std::string path = servicePath(dir_, hash_, ".sock");
+  sockaddr_un addr{};
+  addr.sun_family = AF_UNIX;
+  if (path.size() >= sizeof(addr.sun_path)) return 1;
+  std::memcpy(addr.sun_path, path.c_str(), path.size() + 1);
+  UniqueFd listener(::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0));
+  if (!listener.valid()) return 1;
+  (void)::unlink(path.c_str());  // a service that died left it; the lock says none runs
+  mode_t old = ::umask(0177);
+  int bound = ::bind(listener.get(), reinterpret_cast<sockaddr*>(&addr), sizeof(addr));
+  ::umask(old);
+  if (bound != 0 || ::listen(listener.get(), 128) != 0) return 1;
+  struct stat st {};
+  if (::lstat(path.c_str(), &st) != 0) return 1;
+  socket_ino_ = st.st_ino;
+  {
+    std::ofstream pid(servicePath(dir_, hash_, ".pid"), std::ios::trunc);
+    pid << ::getpid() << "\n";
+  }
+
+  while (!stopping_) {
+    pollfd p[3] = {{listener.get(), POLLIN, 0}, {sigfd.get(), POLLIN, 0}, {wake_.get(), POLLIN, 0}};
+    int n = ::poll(p, 3, 1000);
+    if (n < 0 && errno != EINTR) break;
+    if ((p[1].revents & POLLIN) || stopping_) break;
+    if (p[0].revents & POLLIN) {
+      for (;;) {
+        UniqueFd conn(::accept4(listener.get(), nullptr, nullptr, SOCK_CLOEXEC));
+        if (!conn.valid()) break;
+        std::unique_lock guard(mu_);
+        if (in_flight_ >= kMaxCallsInFlight) {
+          guard.unlock();
+          ++declined_;
+          (void)writeAll(conn.get(), reply(kDeclined, 0, "too many calls in flight"));
+          continue;
+        }
+        ++in_flight_;
+        threads_.emplace_back(&Service::serve, this, std::move(conn));
+      }
+    }
+    joinFinished(false);
+    reapDisowned();
+    if (!ownSocket()) break;  // the state directory was removed, or another service took over
+    std::lock_guard guard(mu_);
+    if (in_flight_ == 0 && std::chrono::steady_clock::now() - last_ > idle_) break;
+  }
+  // No new calls; those under way finish and are answered.
+  bool mine = ownSocket();
+  listener.reset();
+  if (mine) {
+    (void)::unlink(path.c_str());
+    (void)::unlink(servicePath(dir_, hash_, ".pid").c_str());
+    (void)::unlink(servicePath(dir_, hash_, ".lock").c_str());
+  }
+  joinFinished(true);
+  reapDisowned();
+  return 0;
+}
+
+}  // namespace
+
+Handover handOver(const Invocation& in) {
+  auto env = [&](const char* k) {
+    auto it = in.env.find(k);
+    return it == in.env.end() ? std::string() : it->second;
+  };
+  std::string command = env("CNI_COMMAND");
+  if (command == "VERSION" || command.empty()) return {};  // nothing a warm process does faster
+  if (env("PLUMB_RESIDENT") == "off" || !env("PLUMB_FAILPOINT").empty()) return {};
+  auto where = placementOf(in.input);
+  if (!where.ok() || !servable(*where)) return {};
+  const std::string& dir = where->data_dir;
+  switch (dirState(dir)) {
+    case DirState::kUnfit:
+      return {};
+    case DirState::kMissing:
+      return {std::nullopt, dir};  // the call makes it; the service comes after
+    case DirState::kUsable:
+      break;
+  }
+  std::string id = identity();
+  UniqueFd fd;
+  switch (connectTo(dir, hashOf(id), fd)) {
+    case Connected::kNone:
+      return {std::nullopt, dir};
+    case Connected::kNo:
+      return {};
+    case Connected::kYes:
+      break;
+  }
+  // A service that went away mid-call (killed, or stopped) answers nothing: the call is made
+  // here, and an attach it left half-done is an abandoned one, which ADD cleans first.
+  auto answer = call(fd.get(), "run", &in, id);
+  if (!answer || answer->status != kServed) return {};
+  return {Output{answer->code, std::move(answer->text)}, {}};
+}
+
+void start(const std::string& dir) {
+  if (static_cast<int>(servicesIn(dir).size()) >= kMaxServices) return;
+  char self[4096];
+  ssize_t len = ::readlink("/proc/self/exe", self, sizeof(self) - 1);
+  if (len <= 0) return;
+  self[len] = '\0';
+  std::vector<char*> envp;
+  for (char** e = environ; *e; ++e) {
+    if (!isCniVariable(*e)) envp.push_back(*e);
+  }
+  envp.push_back(nullptr);
+  std::string dir_arg = dir;
+  char* argv[] = {const_cast<char*>("plumb"), const_cast<char*>("cni-resident"),
+                  const_cast<char*>("serve"), dir_arg.data(), nullptr};
+  posix_spawn_file_actions_t fa;
+  posix_spawnattr_t attr;
+  if (posix_spawn_file_actions_init(&fa) != 0) return;
+  if (posix_spawnattr_init(&attr) != 0) {
+    posix_spawn_file_actions_destroy(&fa);
+    return;
+  }
+  for (int fd = 0; fd < 3; ++fd)
+    (void)posix_spawn_file_actions_addopen(&fa, fd, "/dev/null", O_RDWR, 0);
+  // Its own session, and the signals a plugin process ignores (SIGPIPE) back to their defaults.
+  sigset_t defaults;
+  sigemptyset(&defaults);
+  sigaddset(&defaults, SIGPIPE);
+  (void)posix_spawnattr_setsigdefault(&attr, &defaults);
+  (void)posix_spawnattr_setflags(&attr, POSIX_SPAWN_SETSID | POSIX_SPAWN_SETSIGDEF);
+  pid_t pid;
+  // Not waited for: this process exits now, and init (or the runtime's subreaper) reaps it.
+  if (posix_spawn(&pid, self, &fa, &attr, argv, envp.data()) == 0) disown(pid);
+  posix_spawnattr_destroy(&attr);
+  posix_spawn_file_actions_destroy(&fa);
+}
+
+int main(int argc, char** argv) {
+  // argv: cni-resident KIND DIR
+  if (argc != 3 || dirState(argv[2]) == DirState::kUnfit) {
+    std::fprintf(stderr, "usage: plumb cni-resident serve|status|stop STATE_DIR (absolute)\n");
+    return 2;
+  }
+  std::string kind = argv[1], dir = argv[2];
+  if (kind == "serve") return Service(dir).run();
+  if (kind != "status" && kind != "stop") {
+    std::fprintf(stderr, "plumb: cni-resident: unknown request '%s' (serve, status, stop)\n",
+                 kind.c_str());
+    return 2;
+  }
+  // Every service of the directory (one per caller identity), each on a line of its own.
+  int found = 0, failed = 0;
+  for (const auto& hash : servicesIn(dir)) {
+    UniqueFd fd;
+    if (connectTo(dir, hash, fd) != Connected::kYes) continue;  // one that died: no service
+    auto answer = call(fd.get(), "status");
+    if (!answer) continue;
+    ++found;
+    if (kind == "status") {
+      std::printf("%s: %s\n", servicePath(dir, hash, ".sock").c_str(), answer->text.c_str());
+      continue;
+    }
+    // Stopped once the calls under way are answered; waited for by its pid.
+    pid_t pid = static_cast<pid_t>(std::atol(answer->text.c_str() + 4));  // "pid N, ..."
+    UniqueFd pidfd(pid > 0 ? static_cast<int>(::syscall(SYS_pidfd_open, pid, 0)) : -1);
+    UniqueFd again;
+    if (connectTo(dir, hash, again) != Connected::kYes || !call(again.get(), "stop")) continue;
+    pollfd p{pidfd.get(), POLLIN, 0};
+    if (pidfd.valid() && ::poll(&p, 1, 10000) != 1) {
+      std::fprintf(stderr, "plumb: cni-resident: the service %d for %s did not stop within 10 s\n",
+                   pid, dir.c_str());
+      ++failed;
+    }
+  }
+  if (found == 0 && kind == "status") {
+    std::fprintf(stderr, "plumb: cni-resident: no service runs for %s\n", dir.c_str());
+    return 1;
+  }
+  return failed ? 1 : 0;
+}
+
+}  // namespace plumb::cni::resident
