@@ -212,16 +212,21 @@ int attach(const AttachCommand& c, const Options& opts) {
   // made anew; one still under way is not raced.
   if (auto record = (*store)->findAttachment(req->key);
       record.ok() && *record && (*record)->state != "ready") {
-    if (!core::Engine::abandoned(**record)) {
+    auto abandoned = core::Engine::stillAbandoned(**store, **record);
+    if (!abandoned.ok()) return failWith(abandoned.error(), opts);
+    if (*abandoned) {
+      auto st = engine.detach({req->key, "", {}, {}});
+      if (!st.ok())
+        return failWith(std::move(st).error().wrap("failed to clean an unfinished attach"), opts);
+    } else if (auto now = (*store)->findAttachment(req->key);
+               !now.ok() || (*now && (*now)->state != "ready")) {
+      // (One that finished meanwhile is a re-run, below.)
       return failWith(
           makeError(Errc::kTryAgain, "failed to attach " + c.container_if + " of " + c.guest +
                                          ": another attach of it is "
                                          "under way"),
           opts);
     }
-    auto st = engine.detach({req->key, "", {}, {}});
-    if (!st.ok())
-      return failWith(std::move(st).error().wrap("failed to clean an unfinished attach"), opts);
   }
   auto same = alreadyAttached(**store, *req);
   if (!same.ok()) return failWith(same.error(), opts);

@@ -323,7 +323,9 @@ Outcome cmdAdd(Call& c) {
   // A duplicate ADD fails here, or at the engine's record step, before anything is allocated.
   auto existing = c.store->findAttachment(c.key());
   if (!existing.ok()) return fromError(existing.error());
-  if (*existing && core::Engine::abandoned(**existing)) {
+  auto abandoned = *existing ? core::Engine::stillAbandoned(*c.store, **existing) : false;
+  if (!abandoned.ok()) return fromError(abandoned.error());
+  if (*abandoned) {
     // An ADD that was killed part-way: cleaned as its DEL would, then made anew.
     log::get("cni")->info("cleaning {}, left by an ADD that did not finish", c.key().str());
     auto st = removeAttachment(c);

@@ -354,6 +354,15 @@ bool Engine::abandoned(const AttachmentRecord& record) {
   return processStartTime(record.owner_pid) != record.owner_start;
 }
 
+Result<bool> Engine::stillAbandoned(Store& store, const AttachmentRecord& seen) {
+  if (!abandoned(seen)) return false;
+  // Its owner is gone now, so the record can no longer change under it: what the store holds
+  // now is what that owner left.
+  PLUMB_ASSIGN(auto now, store.findAttachment(seen.key));
+  return now && now->state == "adding" && now->owner_pid == seen.owner_pid &&
+         now->owner_start == seen.owner_start;
+}
+
 Status Engine::check(const AttachRequest& req) {
   // CHECK changes nothing: a failpoint before each of its reads shows that a CHECK killed or
   // failed anywhere leaves nothing behind, and the next one passes.

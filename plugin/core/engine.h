@@ -84,6 +84,11 @@ class Engine {
   // and its owner no longer runs. Such a record is what DEL cleans; a retried attach cleans it
   // first too. A record from before owners were recorded is not taken for abandoned.
   static bool abandoned(const AttachmentRecord& record);
+  // abandoned(), and the store still holding that very record: read again once its owner is
+  // known gone, since an attach that finished and exited between the caller's read and the
+  // check looks abandoned by a record read before it finished. What a front end asks before it
+  // cleans an attach it found unfinished.
+  static Result<bool> stillAbandoned(Store& store, const AttachmentRecord& seen);
 
   static std::string hostIfname(const AttachmentKey& key);
   static std::string tempIfname(const AttachmentKey& key);

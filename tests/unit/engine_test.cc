@@ -2,10 +2,13 @@
 // every change the attach makes, in turn, each leaving the kernel and the store exactly as
 // they were. Then detach, which must leave them as they were before the attach.
 #include <gtest/gtest.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
 #include <functional>
 #include <memory>
 
+#include "base/process.h"
 #include "fake_kernel.h"
 #include "plugin/core/engine.h"
 #include "plugin/core/ipam.h"
@@ -453,6 +456,46 @@ TEST(EngineSteps, PassthroughDetachAfterTheNetnsDiedRestoresTheDevice) {
                   .ok());
   ASSERT_TRUE(engine.detach({req.key, "/run/netns/gone", {}, {}}).ok());
   EXPECT_EQ(w.kernel.snapshot(), before);
+}
+
+// An attach is abandoned only if the store still holds the record its dead owner left: one
+// that finished and exited after the caller read it is not (two ADDs of one key once both
+// "won" that way, the second deleting the first's interface).
+TEST(EngineAbandoned, OnlyWhileTheStoreStillHoldsWhatTheDeadOwnerLeft) {
+  plumb::testing::TempDir dir;
+  auto store = Store::open(dir.path());
+  ASSERT_TRUE(store.ok());
+  pid_t child = ::fork();
+  if (child == 0) ::_exit(0);
+  ASSERT_GT(child, 0);
+  ASSERT_EQ(::waitpid(child, nullptr, 0), child);  // a pid that no longer runs
+  AttachmentRecord seen;
+  seen.key = {"net", "c", "eth0"};
+  seen.netns = "/run/netns/c";
+  seen.mode = "bridge";
+  seen.state = "adding";
+  seen.owner_pid = child;
+  seen.owner_start = 12345;
+  ASSERT_TRUE((*store)->insertAttachment(seen).ok());
+  EXPECT_TRUE(Engine::abandoned(seen));
+  auto still = Engine::stillAbandoned(**store, seen);
+  ASSERT_TRUE(still.ok());
+  EXPECT_TRUE(*still);
+  // Its owner finished it before exiting: the same stale read is no longer abandoned.
+  AttachmentRecord done = seen;
+  done.state = "ready";
+  ASSERT_TRUE((*store)->updateAttachment(done).ok());
+  EXPECT_TRUE(Engine::abandoned(seen)) << "the stale read alone still looks abandoned";
+  still = Engine::stillAbandoned(**store, seen);
+  ASSERT_TRUE(still.ok());
+  EXPECT_FALSE(*still);
+  // Nor one whose record is gone, nor one of a live owner.
+  ASSERT_TRUE((*store)->deleteAttachment(seen.key).ok());
+  EXPECT_FALSE(*Engine::stillAbandoned(**store, seen));
+  AttachmentRecord live = seen;
+  live.owner_pid = ::getpid();
+  live.owner_start = processStartTime(::getpid());
+  EXPECT_FALSE(*Engine::stillAbandoned(**store, live));
 }
 
 }  // namespace
