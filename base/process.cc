@@ -6,6 +6,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <atomic>
 #include <csignal>
 #include <cstdlib>
 #include <fstream>
@@ -160,5 +161,12 @@ void reapDisowned() {
   std::lock_guard lock(g_disowned_mu);
   reapLocked();
 }
+
+namespace {
+std::atomic<bool> g_long_lived{false};
+}  // namespace
+
+void markLongLived() { g_long_lived = true; }
+bool isLongLived() { return g_long_lived; }
 
 }  // namespace plumb

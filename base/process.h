@@ -49,4 +49,10 @@ Result<ProcessRun> runProcess(const ProcessSpec& spec);
 void disown(pid_t pid);
 void reapDisowned();
 
+// Marks this process as long-lived (the Docker daemon, the resident CNI service): work that a
+// plugin process leaves to a child of its own, because it exits first, a long-lived one may
+// leave to a thread (cheaper than forking a large, threaded process).
+void markLongLived();
+bool isLongLived();
+
 }  // namespace plumb

@@ -109,6 +109,8 @@ class Worker:
     def build(self, call):
         cmd = call["cmd"]
         env = {"PATH": CHILD_PATH, "CNI_COMMAND": cmd, "CNI_PATH": "/usr/lib/cni"}
+        if os.environ.get("CNI_BENCH_RESIDENT") == "off":
+            env["PLUMB_RESIDENT"] = "off"  # every plumb call in its own process
         if cmd == "VERSION":
             env["CNI_NETNS"] = "dummy"
             return env, json.dumps({"cniVersion": CNI_VERSION}).encode()

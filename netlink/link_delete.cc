@@ -1,6 +1,7 @@
 // deleteLinkPromptly: the caller waits for a link to leave its namespace, not for the kernel to
 // free it. A grandchild process (so that nobody has to reap it: init does) sends the request
 // and reports a failure on a pipe; the caller returns on the link's RTM_DELLINK notification.
+// A long-lived process (base/process.h) sends it from a thread of its own instead.
 #include <fcntl.h>
 #include <linux/rtnetlink.h>
 #include <poll.h>
@@ -9,8 +10,10 @@
 
 #include <cerrno>
 #include <cstring>
+#include <thread>
 
 #include "base/fd.h"
+#include "base/process.h"
 #include "netlink/link.h"
 
 namespace plumb::netlink {
@@ -42,6 +45,25 @@ struct Report {
   ::_exit(st.ok() ? 0 : 1);
 }
 
+// The sender on a thread: it enters the link's netns (its own, a thread's), sends the request,
+// sits out the kernel's freeing and reports a refusal as the grandchild would.
+void deleteOnThread(UniqueFd ns_fd, int index, UniqueFd report) {
+  Status st;
+  if (ns_fd.valid() && ::setns(ns_fd.get(), CLONE_NEWNET) != 0) {
+    st = failErrno(errno, "failed to enter the link's netns");
+  } else {
+    auto own = NlSocket::open();
+    st = own.ok() ? deleteLink(*own, index) : Status(std::move(own).error());
+  }
+  if (!st.ok()) {
+    Report r;
+    r.code = static_cast<int>(st.error().code);
+    r.sys_errno = st.error().sys_errno;
+    std::strncpy(r.message, st.error().message.c_str(), sizeof(r.message) - 1);
+    (void)!::write(report.get(), &r, sizeof(r));
+  }
+}
+
 // Asked directly, for when no notification can say so.
 bool gone(NlSocket& s, int index) {
   auto link = getLink(s, index);
@@ -54,6 +76,9 @@ bool isDeletionOf(const nlmsghdr* nlh, int index) {
   return ifi && ifi->ifi_index == index;
 }
 
+// Returns on the link's RTM_DELLINK, or on the sender's refusal or end.
+Status awaitDeletion(NlSocket& s, NlSocket& events, const UniqueFd& report_r, int index);
+
 }  // namespace
 
 Status deleteLinkPromptly(NlSocket& s, const Netns* ns, int index) {
@@ -63,6 +88,12 @@ Status deleteLinkPromptly(NlSocket& s, const Netns* ns, int index) {
   int report[2];
   if (!events.ok() || !null.valid() || ::pipe2(report, O_CLOEXEC) != 0) return deleteLink(s, index);
   UniqueFd report_r(report[0]), report_w(report[1]);
+  if (isLongLived()) {
+    UniqueFd ns_fd(ns ? ::fcntl(ns->fd(), F_DUPFD_CLOEXEC, 0) : -1);
+    if (ns && !ns_fd.valid()) return deleteLink(s, index);
+    std::thread(deleteOnThread, std::move(ns_fd), index, std::move(report_w)).detach();
+    return awaitDeletion(s, *events, report_r, index);
+  }
   pid_t child = ::fork();
   if (child < 0) return deleteLink(s, index);
   if (child == 0) {
@@ -79,9 +110,15 @@ Status deleteLinkPromptly(NlSocket& s, const Netns* ns, int index) {
     report_r.reset();
     return deleteLink(s, index);  // no grandchild was started
   }
+  return awaitDeletion(s, *events, report_r, index);
+}
+
+namespace {
+
+Status awaitDeletion(NlSocket& s, NlSocket& events, const UniqueFd& report_r, int index) {
   bool events_ok = true;
   for (;;) {
-    pollfd fds[2] = {{report_r.get(), POLLIN, 0}, {events_ok ? events->fd() : -1, POLLIN, 0}};
+    pollfd fds[2] = {{report_r.get(), POLLIN, 0}, {events_ok ? events.fd() : -1, POLLIN, 0}};
     int n = ::poll(fds, 2, 10000);
     if (n < 0 && errno == EINTR) continue;
     if (n <= 0)
@@ -100,7 +137,7 @@ Status deleteLinkPromptly(NlSocket& s, const Netns* ns, int index) {
     }
     if (fds[1].revents) {
       bool deleted = false;
-      auto st = events->next([&](const nlmsghdr* nlh) -> Status {
+      auto st = events.next([&](const nlmsghdr* nlh) -> Status {
         deleted |= isDeletionOf(nlh, index);
         return {};
       });
@@ -113,5 +150,7 @@ Status deleteLinkPromptly(NlSocket& s, const Netns* ns, int index) {
     }
   }
 }
+
+}  // namespace
 
 }  // namespace plumb::netlink

@@ -384,6 +384,7 @@ int Service::run() {
     long s = std::strtol(v, &end, 10);
     if (*end == '\0' && s > 0) idle_ = std::chrono::seconds(s);
   }
+  markLongLived();
   // What a plugin process left open (a runtime's pipes) is not the service's to hold.
   (void)::syscall(SYS_close_range, 3U, ~0U, 0U);
   (void)::signal(SIGPIPE, SIG_IGN);

@@ -12,6 +12,7 @@
 
 #include "base/endpoint.h"
 #include "base/log.h"
+#include "base/process.h"
 #include "plugin/core/ambassadors.h"
 #include "plugin/core/cluster_ipam.h"
 #include "plugin/core/control.h"
@@ -85,6 +86,7 @@ Result<std::unique_ptr<HttpServer>> serveMetrics(const std::string& at,
 }  // namespace
 
 int daemonMain(int argc, char** argv) {
+  markLongLived();
   CLI::App app{"plumb daemon: Docker's remote network driver and remote IPAM driver",
                "plumb daemon"};
   std::string socket_path = "/run/docker/plugins/plumb.sock";
