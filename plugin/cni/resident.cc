@@ -108,7 +108,7 @@ std::string hashOf(const std::string& id) {
     h *= 0x100000001b3ULL;
   }
   char out[17];
-  std::snprintf(out, sizeof(out), "%016llx", static_cast<unsigned long long>(h));
+  (void)std::snprintf(out, sizeof(out), "%016llx", static_cast<unsigned long long>(h));
   return out;
 }
 
@@ -399,7 +399,7 @@ int Service::run() {
   {
     auto lease = stores_.acquire();
     if (!lease.ok()) {
-      std::fprintf(stderr, "plumb: cni-resident: %s\n", lease.error().message.c_str());
+      (void)std::fprintf(stderr, "plumb: cni-resident: %s\n", lease.error().message.c_str());
       return 1;
     }
   }
@@ -553,14 +553,15 @@ void start(const std::string& dir) {
 int main(int argc, char** argv) {
   // argv: cni-resident KIND DIR
   if (argc != 3 || dirState(argv[2]) == DirState::kUnfit) {
-    std::fprintf(stderr, "usage: plumb cni-resident serve|status|stop STATE_DIR (absolute)\n");
+    (void)std::fprintf(stderr,
+                       "usage: plumb cni-resident serve|status|stop STATE_DIR (absolute)\n");
     return 2;
   }
   std::string kind = argv[1], dir = argv[2];
   if (kind == "serve") return Service(dir).run();
   if (kind != "status" && kind != "stop") {
-    std::fprintf(stderr, "plumb: cni-resident: unknown request '%s' (serve, status, stop)\n",
-                 kind.c_str());
+    (void)std::fprintf(stderr, "plumb: cni-resident: unknown request '%s' (serve, status, stop)\n",
+                       kind.c_str());
     return 2;
   }
   // Every service of the directory (one per caller identity), each on a line of its own.
@@ -572,7 +573,7 @@ int main(int argc, char** argv) {
     if (!answer) continue;
     ++found;
     if (kind == "status") {
-      std::printf("%s: %s\n", servicePath(dir, hash, ".sock").c_str(), answer->text.c_str());
+      (void)std::printf("%s: %s\n", servicePath(dir, hash, ".sock").c_str(), answer->text.c_str());
       continue;
     }
     // Stopped once the calls under way are answered; waited for by its pid.
@@ -582,13 +583,14 @@ int main(int argc, char** argv) {
     if (connectTo(dir, hash, again) != Connected::kYes || !call(again.get(), "stop")) continue;
     pollfd p{pidfd.get(), POLLIN, 0};
     if (pidfd.valid() && ::poll(&p, 1, 10000) != 1) {
-      std::fprintf(stderr, "plumb: cni-resident: the service %d for %s did not stop within 10 s\n",
-                   pid, dir.c_str());
+      (void)std::fprintf(stderr,
+                         "plumb: cni-resident: the service %d for %s did not stop within 10 s\n",
+                         pid, dir.c_str());
       ++failed;
     }
   }
   if (found == 0 && kind == "status") {
-    std::fprintf(stderr, "plumb: cni-resident: no service runs for %s\n", dir.c_str());
+    (void)std::fprintf(stderr, "plumb: cni-resident: no service runs for %s\n", dir.c_str());
     return 1;
   }
   return failed ? 1 : 0;
