@@ -22,6 +22,7 @@
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <ctime>
 #include <fstream>
 #include <list>
 #include <mutex>
@@ -379,6 +380,11 @@ void Service::serve(UniqueFd fd) {
 }
 
 int Service::run() {
+  // Whatever happens below, a start of this identity is no longer under way.
+  struct Started {
+    std::string path;
+    ~Started() { (void)::unlink(path.c_str()); }
+  } started{servicePath(dir_, hash_, ".starting")};
   if (const char* v = std::getenv("PLUMB_RESIDENT_IDLE_S"); v && *v) {
     char* end = nullptr;
     long s = std::strtol(v, &end, 10);
@@ -436,6 +442,7 @@ int Service::run() {
     std::ofstream pid(servicePath(dir_, hash_, ".pid"), std::ios::trunc);
     pid << ::getpid() << "\n";
   }
+  (void)::unlink(started.path.c_str());
 
   while (!stopping_) {
     pollfd p[3] = {{listener.get(), POLLIN, 0}, {sigfd.get(), POLLIN, 0}, {wake_.get(), POLLIN, 0}};
@@ -515,7 +522,26 @@ Handover handOver(const Invocation& in) {
 }
 
 void start(const std::string& dir) {
+  // A caller in a mount namespace its parent is not in was made for this one call (`ip netns
+  // exec` makes one per command): no later call will share its identity, so no service.
+  if (statId("/proc/self/ns/mnt") !=
+      statId(("/proc/" + std::to_string(::getppid()) + "/ns/mnt").c_str()))
+    return;
   if (static_cast<int>(servicesIn(dir).size()) >= kMaxServices) return;
+  // One start per identity: concurrent first calls (a runtime starting many pods) would each
+  // start one, and all but one would leave again. The service removes the mark once it
+  // listens; a mark older than 10 s is one whose service never got that far.
+  std::string starting = servicePath(dir, hashOf(identity()), ".starting");
+  UniqueFd mark(
+      ::open(starting.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, 0600));
+  if (!mark.valid()) {
+    struct stat st {};
+    if (errno == EEXIST && ::lstat(starting.c_str(), &st) == 0 &&
+        ::time(nullptr) - st.st_mtime > 10)
+      (void)::unlink(starting.c_str());
+    return;
+  }
+  mark.reset();
   char self[4096];
   ssize_t len = ::readlink("/proc/self/exe", self, sizeof(self) - 1);
   if (len <= 0) return;

@@ -119,6 +119,8 @@ TEST_F(Resident, DoesNotServeACallerWithAnotherNamespaceOrEnvironment) {
   // by the first caller's service.
   auto other_ns = cni("ADD", conf(), "c1", c1);
   EXPECT_EQ(other_ns.rc, 0) << other_ns.out;
+  // Nor does it start a service: no later call can share a namespace made for one command.
+  EXPECT_EQ(services().size(), 1u);
   // Another environment: the same.
   auto other_env = call("ADD", conf(), "c2", c2, "PLUMB_HOST=elsewhere");
   EXPECT_EQ(other_env.rc, 0) << other_env.out;
