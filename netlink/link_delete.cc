@@ -26,11 +26,10 @@ struct Report {
   char message[400] = {};
 };
 
-[[noreturn]] void deleteAndReport(const Netns* ns, int index, int report_fd, int null_fd) {
-  // Nothing of the caller's may stay open through it: a CNI runtime reads stdout to its end.
-  for (int fd = 0; fd < 3; ++fd) ::dup2(null_fd, fd);
-  Status st =
-      ns && !enterForGood(*ns) ? failErrno(errno, "failed to enter netns " + ns->path()) : Status();
+// Sends the request from the calling thread's netns, unless entering it failed (`entered`),
+// sits out the kernel's freeing, and writes a refusal to report_fd. True when it was deleted.
+bool deleteAndReport(Status entered, int index, int report_fd) {
+  Status st = std::move(entered);
   if (st.ok()) {
     auto own = NlSocket::open();
     st = own.ok() ? deleteLink(*own, index) : Status(std::move(own).error());
@@ -42,26 +41,24 @@ struct Report {
     std::strncpy(r.message, st.error().message.c_str(), sizeof(r.message) - 1);
     (void)!::write(report_fd, &r, sizeof(r));
   }
-  ::_exit(st.ok() ? 0 : 1);
+  return st.ok();
 }
 
-// The sender on a thread: it enters the link's netns (its own, a thread's), sends the request,
-// sits out the kernel's freeing and reports a refusal as the grandchild would.
+// The sender as a grandchild process.
+[[noreturn]] void deleteInGrandchild(const Netns* ns, int index, int report_fd, int null_fd) {
+  // Nothing of the caller's may stay open through it: a CNI runtime reads stdout to its end.
+  for (int fd = 0; fd < 3; ++fd) ::dup2(null_fd, fd);
+  Status entered =
+      ns && !enterForGood(*ns) ? failErrno(errno, "failed to enter netns " + ns->path()) : Status();
+  ::_exit(deleteAndReport(std::move(entered), index, report_fd) ? 0 : 1);
+}
+
+// The sender on a thread of a long-lived process (its netns is the thread's own).
 void deleteOnThread(UniqueFd ns_fd, int index, UniqueFd report) {
-  Status st;
-  if (ns_fd.valid() && ::setns(ns_fd.get(), CLONE_NEWNET) != 0) {
-    st = failErrno(errno, "failed to enter the link's netns");
-  } else {
-    auto own = NlSocket::open();
-    st = own.ok() ? deleteLink(*own, index) : Status(std::move(own).error());
-  }
-  if (!st.ok()) {
-    Report r;
-    r.code = static_cast<int>(st.error().code);
-    r.sys_errno = st.error().sys_errno;
-    std::strncpy(r.message, st.error().message.c_str(), sizeof(r.message) - 1);
-    (void)!::write(report.get(), &r, sizeof(r));
-  }
+  Status entered = ns_fd.valid() && ::setns(ns_fd.get(), CLONE_NEWNET) != 0
+                       ? failErrno(errno, "failed to enter the link's netns")
+                       : Status();
+  (void)deleteAndReport(std::move(entered), index, report.get());
 }
 
 // Asked directly, for when no notification can say so.
@@ -99,7 +96,7 @@ Status deleteLinkPromptly(NlSocket& s, const Netns* ns, int index) {
   if (child == 0) {
     report_r.reset();
     pid_t grandchild = ::fork();
-    if (grandchild == 0) deleteAndReport(ns, index, report_w.get(), null.get());
+    if (grandchild == 0) deleteInGrandchild(ns, index, report_w.get(), null.get());
     ::_exit(grandchild < 0 ? 1 : 0);
   }
   report_w.reset();
