@@ -152,25 +152,45 @@ bool writeAll(int fd, std::string_view data) {
   return true;
 }
 
-bool readAll(int fd, char* to, size_t size) {
-  while (size > 0) {
-    ssize_t n = ::recv(fd, to, size, 0);
-    if (n < 0 && errno == EINTR) continue;
-    if (n <= 0) return false;
-    to += n;
-    size -= static_cast<size_t>(n);
+// Reads a message of fields as it comes, in as few recv calls as the sender's writes allow
+// (a request is sent in one, and usually read in one).
+class Reader {
+ public:
+  explicit Reader(int fd) : fd_(fd) {}
+  bool u32(uint32_t& v) {
+    if (!need(sizeof(v))) return false;
+    std::memcpy(&v, buf_.data() + pos_, sizeof(v));
+    pos_ += sizeof(v);
+    return true;
   }
-  return true;
-}
+  bool field(std::string& out) {
+    uint32_t n = 0;
+    if (!u32(n) || n > kMaxField || !need(n)) return false;
+    out.assign(buf_, pos_, n);
+    pos_ += n;
+    return true;
+  }
 
-bool readU32(int fd, uint32_t& v) { return readAll(fd, reinterpret_cast<char*>(&v), sizeof(v)); }
+ private:
+  bool need(size_t n) {
+    if (buf_.size() - pos_ >= n) return true;
+    buf_.erase(0, pos_);
+    pos_ = 0;
+    while (buf_.size() < n) {
+      size_t have = buf_.size();
+      buf_.resize(have + std::max<size_t>(n - have, 64 * 1024));
+      ssize_t got = ::recv(fd_, buf_.data() + have, buf_.size() - have, 0);
+      buf_.resize(have + static_cast<size_t>(std::max<ssize_t>(got, 0)));
+      if (got < 0 && errno == EINTR) continue;
+      if (got <= 0) return false;
+    }
+    return true;
+  }
 
-bool readField(int fd, std::string& out) {
-  uint32_t n = 0;
-  if (!readU32(fd, n) || n > kMaxField) return false;
-  out.resize(n);
-  return n == 0 || readAll(fd, out.data(), n);
-}
+  int fd_;
+  std::string buf_;
+  size_t pos_ = 0;
+};
 
 // A request: the magic, the kind ("run", "status", "stop"), the caller's identity, stdin, then
 // the environment's NAME=VALUE strings. A reply: served or declined, the exit code, the text.
@@ -247,7 +267,8 @@ std::optional<Answer> call(int fd, std::string_view kind, const Invocation* in =
   if (!writeAll(fd, request(kind, id, in))) return std::nullopt;
   Answer a;
   uint32_t code = 0;
-  if (!readU32(fd, a.status) || !readU32(fd, code) || !readField(fd, a.text)) return std::nullopt;
+  Reader r(fd);
+  if (!r.u32(a.status) || !r.u32(code) || !r.field(a.text)) return std::nullopt;
   a.code = static_cast<int>(code);
   return a;
 }
@@ -261,6 +282,8 @@ class Service {
   int run();
 
  private:
+  void work();
+  void addWorker();  // with mu_ held
   void serve(UniqueFd fd);
   std::string handle(int fd);
   bool ownSocket() const;
@@ -276,9 +299,11 @@ class Service {
   std::atomic<long> served_{0}, declined_{0};
   std::atomic<long long> busy_us_{0};  // in the calls served
   UniqueFd wake_{::eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK)};
+  UniqueFd listener_;
   std::mutex mu_;
-  std::list<std::thread> threads_;
+  std::list<std::thread> threads_;  // the workers
   std::vector<std::thread::id> finished_;
+  int idle_workers_ = 0;  // waiting in accept
   int in_flight_ = 0;
   std::chrono::steady_clock::time_point last_ = std::chrono::steady_clock::now();
 };
@@ -315,11 +340,12 @@ bool Service::ownSocket() const {
 }
 
 std::string Service::handle(int fd) {
+  Reader r(fd);
   uint32_t count = 0;
-  if (!readU32(fd, count) || count < 4 || count > kMaxFields) return {};
+  if (!r.u32(count) || count < 4 || count > kMaxFields) return {};
   std::vector<std::string> fields(count);
   for (auto& f : fields) {
-    if (!readField(fd, f)) return {};
+    if (!r.field(f)) return {};
   }
   if (fields[0] != kMagic) return {};
   const std::string& kind = fields[1];
@@ -373,9 +399,45 @@ void Service::serve(UniqueFd fd) {
   }
   fd.reset();
   reapDisowned();
+}
+
+void Service::addWorker() {
+  ++idle_workers_;
+  threads_.emplace_back(&Service::work, this);
+}
+
+// A worker waits in accept itself: a caller's connect wakes the thread that serves it, with no
+// hand-off between threads and no thread started per call. The kernel wakes one waiter per
+// connection. A worker that takes the last idle place starts another, so one is always
+// waiting (up to kMaxCallsInFlight serving, and one more that declines); a worker finding
+// kIdleWorkers others idle after its call leaves.
+void Service::work() {
+  constexpr int kIdleWorkers = 2;
+  for (;;) {
+    UniqueFd conn(::accept4(listener_.get(), nullptr, nullptr, SOCK_CLOEXEC));
+    if (!conn.valid()) {
+      if (errno == EINTR || errno == ECONNABORTED) continue;
+      break;  // the listener was shut down: the service stops
+    }
+    std::unique_lock lock(mu_);
+    if (in_flight_ >= kMaxCallsInFlight) {
+      lock.unlock();
+      ++declined_;
+      (void)writeAll(conn.get(), reply(kDeclined, 0, "too many calls in flight"));
+      continue;
+    }
+    --idle_workers_;
+    ++in_flight_;
+    if (idle_workers_ == 0 && !stopping_) addWorker();
+    lock.unlock();
+    serve(std::move(conn));
+    lock.lock();
+    --in_flight_;
+    last_ = std::chrono::steady_clock::now();
+    if (idle_workers_ >= kIdleWorkers || stopping_) break;
+    ++idle_workers_;
+  }
   std::lock_guard lock(mu_);
-  --in_flight_;
-  last_ = std::chrono::steady_clock::now();
   finished_.push_back(std::this_thread::get_id());
 }
 
@@ -428,13 +490,13 @@ int Service::run() {
   addr.sun_family = AF_UNIX;
   if (path.size() >= sizeof(addr.sun_path)) return 1;
   std::memcpy(addr.sun_path, path.c_str(), path.size() + 1);
-  UniqueFd listener(::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0));
-  if (!listener.valid()) return 1;
+  listener_.reset(::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0));
+  if (!listener_.valid()) return 1;
   (void)::unlink(path.c_str());  // a service that died left it; the lock says none runs
   mode_t old = ::umask(0177);
-  int bound = ::bind(listener.get(), reinterpret_cast<sockaddr*>(&addr), sizeof(addr));
+  int bound = ::bind(listener_.get(), reinterpret_cast<sockaddr*>(&addr), sizeof(addr));
   ::umask(old);
-  if (bound != 0 || ::listen(listener.get(), 128) != 0) return 1;
+  if (bound != 0 || ::listen(listener_.get(), 128) != 0) return 1;
   struct stat st {};
   if (::lstat(path.c_str(), &st) != 0) return 1;
   socket_ino_ = st.st_ino;
@@ -443,42 +505,35 @@ int Service::run() {
     pid << ::getpid() << "\n";
   }
   (void)::unlink(started.path.c_str());
+  {
+    std::lock_guard guard(mu_);
+    addWorker();
+  }
 
   while (!stopping_) {
-    pollfd p[3] = {{listener.get(), POLLIN, 0}, {sigfd.get(), POLLIN, 0}, {wake_.get(), POLLIN, 0}};
-    int n = ::poll(p, 3, 1000);
+    pollfd p[2] = {{sigfd.get(), POLLIN, 0}, {wake_.get(), POLLIN, 0}};
+    int n = ::poll(p, 2, 1000);
     if (n < 0 && errno != EINTR) break;
-    if ((p[1].revents & POLLIN) || stopping_) break;
-    if (p[0].revents & POLLIN) {
-      for (;;) {
-        UniqueFd conn(::accept4(listener.get(), nullptr, nullptr, SOCK_CLOEXEC));
-        if (!conn.valid()) break;
-        std::unique_lock guard(mu_);
-        if (in_flight_ >= kMaxCallsInFlight) {
-          guard.unlock();
-          ++declined_;
-          (void)writeAll(conn.get(), reply(kDeclined, 0, "too many calls in flight"));
-          continue;
-        }
-        ++in_flight_;
-        threads_.emplace_back(&Service::serve, this, std::move(conn));
-      }
-    }
+    if ((p[0].revents & POLLIN) || stopping_) break;
     joinFinished(false);
     reapDisowned();
     if (!ownSocket()) break;  // the state directory was removed, or another service took over
     std::lock_guard guard(mu_);
     if (in_flight_ == 0 && std::chrono::steady_clock::now() - last_ > idle_) break;
   }
-  // No new calls; those under way finish and are answered.
+  // No new calls (a shut-down listener wakes every worker in accept); those under way finish
+  // and are answered. Callers still in the backlog find the socket closed, and make their
+  // call themselves.
+  stopping_ = true;
   bool mine = ownSocket();
-  listener.reset();
+  (void)::shutdown(listener_.get(), SHUT_RDWR);
   if (mine) {
     (void)::unlink(path.c_str());
     (void)::unlink(servicePath(dir_, hash_, ".pid").c_str());
     (void)::unlink(servicePath(dir_, hash_, ".lock").c_str());
   }
   joinFinished(true);
+  listener_.reset();
   reapDisowned();
   return 0;
 }
