@@ -100,12 +100,44 @@ Error sqlError(sqlite3* h, const std::string& what) {
 
 }  // namespace
 
+sqlite3_stmt* StmtCache::take(const char* sql) {
+  auto it = free_.find(std::string_view(sql));
+  if (it == free_.end() || it->second.empty()) return nullptr;
+  sqlite3_stmt* s = it->second.back();
+  it->second.pop_back();
+  --kept_;
+  return s;
+}
+
+void StmtCache::giveBack(sqlite3_stmt* s) {
+  // A statement stepped part-way holds a read transaction until it is reset.
+  (void)sqlite3_reset(s);  // returns the last step's error, reported already
+  (void)sqlite3_clear_bindings(s);
+  if (kept_ >= kMaxKept) {
+    sqlite3_finalize(s);
+    return;
+  }
+  free_[sqlite3_sql(s)].push_back(s);
+  ++kept_;
+}
+
+void StmtCache::clear() {
+  for (auto& [sql, list] : free_) {
+    for (auto* s : list) sqlite3_finalize(s);
+  }
+  free_.clear();
+  kept_ = 0;
+}
+
 Result<Stmt> Db::prepare(const char* sql) {
+  if (cache_) {
+    if (sqlite3_stmt* kept = cache_->take(sql)) return Stmt(h_, kept, cache_);
+  }
   sqlite3_stmt* s = nullptr;
   if (sqlite3_prepare_v3(h_, sql, -1, SQLITE_PREPARE_PERSISTENT, &s, nullptr) != SQLITE_OK) {
     return sqlError(h_, "failed to prepare a store query");
   }
-  return Stmt(h_, s);
+  return Stmt(h_, s, cache_);
 }
 
 Status Db::exec(const char* sql) {
@@ -113,8 +145,23 @@ Status Db::exec(const char* sql) {
   return {};
 }
 
+namespace {
+
+// One statement, through the connection's kept ones (BEGIN, COMMIT: every transaction's).
+Status run(Db& db, const char* sql) {
+  PLUMB_ASSIGN(auto q, db.prepare(sql));
+  return q.run();
+}
+
+}  // namespace
+
 Stmt::~Stmt() {
-  if (s_) sqlite3_finalize(s_);
+  if (!s_) return;
+  if (cache_) {
+    cache_->giveBack(s_);
+  } else {
+    sqlite3_finalize(s_);
+  }
 }
 
 Stmt& Stmt::bind(int i, const std::string& v) {
@@ -234,6 +281,7 @@ int Store::onCommit(void* store, sqlite3* h, const char* db, int frames) {
 }
 
 Store::~Store() {
+  statements_.clear();
   sqlite3_close_v2(h_);
   if (!background_checkpoint_ || wal_frames_ < kCheckpointPages) return;
   // plumb itself again, with nothing of this process's but the state dir: it outlives this
@@ -273,7 +321,7 @@ int Store::checkpointMain(const std::string& dir) {
 }
 
 Result<bool> Store::current() {
-  Db db(h_);
+  Db db(h_, &statements_);
   // Scoped: a live statement holds a read transaction, and journal_mode cannot change in one.
   PLUMB_ASSIGN(auto version_q, db.prepare("PRAGMA user_version"));
   PLUMB_ASSIGN(bool row, version_q.step());
@@ -305,15 +353,15 @@ Status Store::migrate() {
 Status Store::transaction(const char* begin, const std::function<Status(Db&)>& fn) {
   if (in_transaction_.load() == std::this_thread::get_id()) {
     // Inside fn of an enclosing transaction: a savepoint, undone alone when fn fails.
-    Db db(h_);
-    PLUMB_TRY(db.exec("SAVEPOINT nested"));
+    Db db(h_, &statements_);
+    PLUMB_TRY(run(db, "SAVEPOINT nested"));
     Status st = fn(db);
     if (!st.ok()) {
-      (void)db.exec("ROLLBACK TO nested");
-      (void)db.exec("RELEASE nested");
+      (void)run(db, "ROLLBACK TO nested");
+      (void)run(db, "RELEASE nested");
       return st;
     }
-    return db.exec("RELEASE nested");
+    return run(db, "RELEASE nested");
   }
   std::lock_guard lock(mu_);
   in_transaction_ = std::this_thread::get_id();
@@ -321,16 +369,16 @@ Status Store::transaction(const char* begin, const std::function<Status(Db&)>& f
     std::atomic<std::thread::id>& id;
     ~Leave() { id = std::thread::id(); }
   } leave{in_transaction_};
-  Db db(h_);
-  PLUMB_TRY(db.exec(begin));
+  Db db(h_, &statements_);
+  PLUMB_TRY(run(db, begin));
   Status st = fn(db);
   if (!st.ok()) {
-    (void)db.exec("ROLLBACK");
+    (void)run(db, "ROLLBACK");
     return st;
   }
-  auto committed = db.exec("COMMIT");
+  auto committed = run(db, "COMMIT");
   if (!committed.ok()) {
-    (void)db.exec("ROLLBACK");
+    (void)run(db, "ROLLBACK");
     return committed;
   }
   return {};

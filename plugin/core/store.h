@@ -7,6 +7,7 @@
 
 #include <atomic>
 #include <functional>
+#include <map>
 #include <memory>
 #include <mutex>
 #include <optional>
@@ -21,23 +22,44 @@ namespace plumb::core {
 
 class Stmt;
 
+// A connection's compiled statements, kept for the next transaction that runs the same SQL:
+// compiling one costs more than running it, and a long-lived process (the daemon, the resident
+// CNI service) runs the same few dozen again and again. Used by one thread at a time (the
+// Store's transaction lock).
+class StmtCache {
+ public:
+  StmtCache() = default;
+  StmtCache(const StmtCache&) = delete;
+  StmtCache& operator=(const StmtCache&) = delete;
+  ~StmtCache() { clear(); }
+  sqlite3_stmt* take(const char* sql);  // nullptr: none kept
+  void giveBack(sqlite3_stmt* s);       // reset and kept, or finalized when enough are kept
+  void clear();                         // finalizes every one kept
+
+ private:
+  static constexpr size_t kMaxKept = 64;
+  std::map<std::string, std::vector<sqlite3_stmt*>, std::less<>> free_;
+  size_t kept_ = 0;
+};
+
 // One SQL connection. Callers go through Store::write / Store::read, which hand out a Db for
 // the length of one transaction.
 class Db {
  public:
-  explicit Db(sqlite3* h) : h_(h) {}
-  Result<Stmt> prepare(const char* sql);
-  Status exec(const char* sql);
+  explicit Db(sqlite3* h, StmtCache* cache = nullptr) : h_(h), cache_(cache) {}
+  Result<Stmt> prepare(const char* sql);  // one statement
+  Status exec(const char* sql);           // any number of statements, compiled each time
   sqlite3* handle() const { return h_; }
 
  private:
   sqlite3* h_;
+  StmtCache* cache_;
 };
 
 class Stmt {
  public:
-  Stmt(sqlite3* db, sqlite3_stmt* s) : db_(db), s_(s) {}
-  Stmt(Stmt&& o) noexcept : db_(o.db_), s_(std::exchange(o.s_, nullptr)) {}
+  Stmt(sqlite3* db, sqlite3_stmt* s, StmtCache* cache = nullptr) : db_(db), s_(s), cache_(cache) {}
+  Stmt(Stmt&& o) noexcept : db_(o.db_), s_(std::exchange(o.s_, nullptr)), cache_(o.cache_) {}
   Stmt(const Stmt&) = delete;
   Stmt& operator=(const Stmt&) = delete;
   Stmt& operator=(Stmt&&) = delete;
@@ -56,6 +78,7 @@ class Stmt {
  private:
   sqlite3* db_;
   sqlite3_stmt* s_;
+  StmtCache* cache_;  // given back there, when not null
 };
 
 class Store {
@@ -114,6 +137,7 @@ class Store {
   Status transaction(const char* begin, const std::function<Status(Db&)>& fn);
 
   sqlite3* h_;
+  StmtCache statements_;  // finalized before h_ is closed
   std::string path_;
   std::mutex mu_;  // one connection per Store; the daemon opens one Store per worker
   std::atomic<std::thread::id> in_transaction_{};  // the thread inside one, if any

@@ -38,6 +38,36 @@ TEST(Store, KeepsAttachmentsByKey) {
   EXPECT_EQ((*store)->listAttachments()->size(), 1u);
 }
 
+TEST(Store, KeptStatementsHoldNoTransactionBetweenCalls) {
+  // A connection keeps its compiled statements for the next call: one stepped to its first
+  // row (a lookup) must still end its read, or no other process could ever reset the WAL.
+  testing::TempDir dir;
+  auto store = Store::open(dir.path());
+  ASSERT_TRUE(store.ok()) << store.error().message;
+  for (const char* cid : {"a", "b", "c"}) ASSERT_TRUE((*store)->insertAttachment(record(cid)).ok());
+  for (int i = 0; i < 3; ++i) {
+    auto found = (*store)->findAttachment({"net", "b", "eth0"});
+    ASSERT_TRUE(found.ok() && found->has_value());
+    ASSERT_EQ((*store)->listAttachments("net")->size(), 3u);
+  }
+  sqlite3* other = nullptr;
+  ASSERT_EQ(sqlite3_open((dir.path() + "/plumb.db").c_str(), &other), SQLITE_OK);
+  // Read once first: a connection learns that the store is in WAL mode when it first reads.
+  ASSERT_EQ(sqlite3_exec(other, "SELECT count(*) FROM attachments", nullptr, nullptr, nullptr),
+            SQLITE_OK);
+  int log = -1, copied = -1;
+  EXPECT_EQ(sqlite3_wal_checkpoint_v2(other, "main", SQLITE_CHECKPOINT_TRUNCATE, &log, &copied),
+            SQLITE_OK)
+      << sqlite3_errmsg(other);
+  EXPECT_EQ(log, 0);
+  sqlite3_close(other);
+  // And the kept statements still run, on the checkpointed store, with fresh bindings.
+  EXPECT_EQ((*(*store)->findAttachment({"net", "c", "eth0"}))->netns, "/run/netns/c");
+  EXPECT_FALSE((*store)->findAttachment({"net", "d", "eth0"})->has_value());
+  ASSERT_TRUE((*store)->deleteAttachment({"net", "a", "eth0"}).ok());
+  EXPECT_EQ((*store)->listAttachments()->size(), 2u);
+}
+
 TEST(Store, UpdatingARecordSomeoneRemovedFails) {
   // An attach whose record a concurrent DEL removed must fail (and undo), not finish on links
   // nothing records.
