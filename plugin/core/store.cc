@@ -275,8 +275,12 @@ int Store::onCommit(void* store, sqlite3* h, const char* db, int frames) {
   auto* self = static_cast<Store*>(store);
   self->wal_frames_ = frames;
   int limit = self->background_checkpoint_ ? kInlineCheckpointPages : kCheckpointPages;
-  if (frames >= limit)
+  if (frames < limit) return SQLITE_OK;
+  if (self->ask_checkpoint_ && frames < kInlineCheckpointPages) {
+    self->ask_checkpoint_();
+  } else {
     (void)sqlite3_wal_checkpoint_v2(h, db, SQLITE_CHECKPOINT_PASSIVE, nullptr, nullptr);
+  }
   return SQLITE_OK;
 }
 
@@ -598,6 +602,53 @@ Status Store::deleteEndpoint(const std::string& network, const std::string& id) 
   });
 }
 
+Status Store::checkpoint() {
+  std::lock_guard lock(mu_);
+  if (sqlite3_wal_checkpoint_v2(h_, "main", SQLITE_CHECKPOINT_PASSIVE, nullptr, nullptr) !=
+      SQLITE_OK)
+    return sqlError(h_, "failed to checkpoint store " + path_);
+  return {};
+}
+
+StorePool::~StorePool() {
+  {
+    std::lock_guard lock(mu_);
+    stopping_ = true;
+  }
+  checkpoint_cv_.notify_all();
+  if (checkpoint_thread_.joinable()) checkpoint_thread_.join();
+}
+
+void StorePool::askCheckpoint() {
+  {
+    std::lock_guard lock(mu_);
+    if (stopping_) return;
+    checkpoint_wanted_ = true;
+    if (!checkpoint_thread_.joinable())
+      checkpoint_thread_ = std::thread(&StorePool::checkpointer, this);
+  }
+  checkpoint_cv_.notify_one();
+}
+
+void StorePool::checkpointer() {
+  std::unique_ptr<Store> own;
+  std::unique_lock lock(mu_);
+  for (;;) {
+    checkpoint_cv_.wait(lock, [&] { return checkpoint_wanted_ || stopping_; });
+    if (stopping_) return;
+    checkpoint_wanted_ = false;
+    lock.unlock();
+    // A failure is left for the next commit past the limit to ask again; a WAL that keeps
+    // growing is checkpointed inline past kInlineCheckpointPages.
+    if (!own) {
+      auto opened = Store::open(dir_);
+      if (opened.ok()) own = std::move(*opened);
+    }
+    if (own) (void)own->checkpoint();
+    lock.lock();
+  }
+}
+
 StorePool::Lease::~Lease() {
   if (!store_) return;
   std::lock_guard lock(pool_.mu_);
@@ -614,6 +665,7 @@ Result<StorePool::Lease> StorePool::acquire() {
     }
   }
   PLUMB_ASSIGN(auto s, Store::open(dir_));
+  s->checkpointElsewhere([this] { askCheckpoint(); });
   return Lease(*this, std::move(s));
 }
 

@@ -6,6 +6,7 @@
 #include <sqlite3.h>
 
 #include <atomic>
+#include <condition_variable>
 #include <functional>
 #include <map>
 #include <memory>
@@ -101,6 +102,11 @@ class Store {
   // environment makes it checkpointMain.
   static void helperIsThisProgram() { helper_available_ = true; }
   static int checkpointMain(const std::string& dir);
+  // For a long-lived process (StorePool): a commit that takes the WAL past its limit calls ask
+  // (which must not block) rather than copying the WAL itself, two fsyncs later. The copy
+  // runs elsewhere, through checkpoint(): it does not hold up writers.
+  void checkpointElsewhere(std::function<void()> ask) { ask_checkpoint_ = std::move(ask); }
+  Status checkpoint();  // SQLite's PASSIVE checkpoint
 
   // Runs fn inside BEGIN IMMEDIATE ... COMMIT; rolls back when fn fails. Called from inside
   // fn (the same thread), a write joins the enclosing transaction as a savepoint: what several
@@ -143,14 +149,20 @@ class Store {
   std::atomic<std::thread::id> in_transaction_{};  // the thread inside one, if any
   static inline bool helper_available_ = false;
   bool background_checkpoint_ = false;
+  std::function<void()> ask_checkpoint_;
   int wal_frames_ = 0;  // after the last commit
 };
 
 // SQLite connections for concurrent requests (the Docker daemon's handlers, the resident CNI
-// service's): one per request in flight, reused, so only the first pays the cold open.
+// service's): one per request in flight, reused, so only the first pays the cold open. The
+// WAL is copied into the database by a thread of the pool's (with a connection of its own),
+// not by the request whose commit took it past its limit.
 class StorePool {
  public:
   explicit StorePool(std::string dir) : dir_(std::move(dir)) {}
+  ~StorePool();
+  StorePool(const StorePool&) = delete;
+  StorePool& operator=(const StorePool&) = delete;
   class Lease {
    public:
     Lease(StorePool& pool, std::unique_ptr<Store> s) : pool_(pool), store_(std::move(s)) {}
@@ -169,9 +181,16 @@ class StorePool {
   const std::string& dir() const { return dir_; }
 
  private:
+  void askCheckpoint();
+  void checkpointer();
+
   std::string dir_;
   std::mutex mu_;
   std::vector<std::unique_ptr<Store>> idle_;
+  std::condition_variable checkpoint_cv_;
+  bool checkpoint_wanted_ = false;
+  bool stopping_ = false;
+  std::thread checkpoint_thread_;  // started at the first checkpoint asked for
 };
 
 }  // namespace plumb::core

@@ -5,7 +5,9 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <chrono>
 #include <filesystem>
+#include <thread>
 
 #include "test_dir.h"
 
@@ -217,6 +219,40 @@ TEST(Store, TheWalIsCheckpointedPastItsLimitInlineOrByTheHelper) {
   auto all = (*store)->listAttachments();
   ASSERT_TRUE(all.ok());
   EXPECT_EQ(all->size(), 20u);
+}
+
+// In a long-lived process the commit that takes the WAL past its limit only asks for the copy
+// (and does not wait two fsyncs for it): the pool's own thread makes it.
+TEST(Store, ALongLivedProcessCopiesTheWalOffTheCommittingThread) {
+  testing::TempDir dir;
+  std::string db = dir.path() + "/plumb.db";
+  {
+    auto store = Store::open(dir.path());
+    ASSERT_TRUE(store.ok());
+    int asked = 0;
+    (*store)->checkpointElsewhere([&] { ++asked; });
+    auto before = std::filesystem::file_size(db);
+    for (int i = 0; i < 200; ++i)
+      ASSERT_TRUE((*store)->insertAttachment(record("s" + std::to_string(i))).ok());
+    EXPECT_GT(asked, 0);
+    EXPECT_EQ(std::filesystem::file_size(db), before) << "a commit copied the WAL itself";
+  }
+  auto before = std::filesystem::file_size(db);
+  {
+    StorePool pool(dir.path());
+    {
+      auto lease = pool.acquire();
+      ASSERT_TRUE(lease.ok()) << lease.error().message;
+      for (int i = 0; i < 200; ++i)
+        ASSERT_TRUE((**lease).insertAttachment(record("p" + std::to_string(i))).ok());
+    }
+    for (int i = 0; i < 500 && std::filesystem::file_size(db) == before; ++i)
+      std::this_thread::sleep_for(std::chrono::milliseconds(10));
+    EXPECT_GT(std::filesystem::file_size(db), before) << "the pool's thread copied the WAL";
+  }  // and the pool stops its thread
+  auto store = Store::open(dir.path());
+  ASSERT_TRUE(store.ok());
+  EXPECT_EQ((*store)->listAttachments()->size(), 400u);
 }
 
 TEST(Store, ManyProcessesOpeningAFreshStoreAtOnceAllSucceed) {
