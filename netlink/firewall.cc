@@ -12,11 +12,14 @@
 #include <chrono>
 #include <cstdlib>
 #include <cstring>
+#include <map>
 #include <mutex>
+#include <optional>
 #include <vector>
 
 #include "base/backoff.h"
 #include "base/dl.h"
+#include "base/process.h"
 #include "netlink/socket.h"
 #include "netlink/sysctl.h"
 
@@ -290,14 +293,83 @@ Firewall::Lock::Lock(bool exclusive) {
   }
 }
 
+namespace {
+
+// The ruleset's generation: every change to any table, chain or rule of this netns (by plumb,
+// nft, iptables-nft, dockerd) makes a new one.
+Result<uint32_t> generation(NlSocket& nf) {
+  Message m(nftType(NFT_MSG_GETGEN), 0);
+  putNfgen(m, AF_UNSPEC);
+  std::optional<uint32_t> gen;
+  PLUMB_TRY(nf.request(m, [&](const nlmsghdr* nlh) -> Status {
+    forEachAttr(nlh, sizeof(nfgenmsg), [&](const nlattr* a) {
+      if (mnl_attr_get_type(a) == NFTA_GEN_ID && mnl_attr_get_payload_len(a) == 4)
+        gen = ntohl(mnl_attr_get_u32(a));
+    });
+    return {};
+  }));
+  if (!gen) return fail(Errc::kIo, "nftables answered no ruleset generation");
+  return *gen;
+}
+
+// In a long-lived process (the daemon, the resident CNI service): the generation at which each
+// bridge's rules were last found complete. While the ruleset has not changed since, they are
+// still there, and one request says so instead of a listing per chain.
+class Verified {
+ public:
+  static std::string key(const BridgeRules& r) {
+    // Generations are per network namespace: the one this thread is in.
+    struct stat ns {};
+    (void)::stat("/proc/thread-self/ns/net", &ns);
+    std::string k = std::to_string(ns.st_ino) + '\n' + r.bridge + '\n' + r.owner + '\n' +
+                    (r.internal ? "internal" : "") + '\n';
+    for (const auto& m : r.masquerade) k += m.str() + ' ';
+    return k;
+  }
+  bool at(const std::string& key, uint32_t gen) {
+    std::lock_guard lock(mu_);
+    auto it = gens_.find(key);
+    return it != gens_.end() && it->second == gen;
+  }
+  void remember(const std::string& key, uint32_t gen) {
+    std::lock_guard lock(mu_);
+    if (gens_.size() > 4096) gens_.clear();
+    gens_[key] = gen;
+  }
+
+ private:
+  std::mutex mu_;
+  std::map<std::string, uint32_t> gens_;
+};
+
+Verified& verified() {
+  static Verified v;
+  return v;
+}
+
+}  // namespace
+
 Status Firewall::ensure(const BridgeRules& rules) {
   PLUMB_ASSIGN(auto nf, NlSocket::open(NETLINK_NETFILTER));
   {
     // Shared: ADDs check in parallel, while a last DEL removing rules (exclusive) is excluded.
     Lock shared(false);
     PLUMB_TRY(shared.status());
+    // Read before the rules are: a change made while they are listed makes another generation.
+    std::optional<uint32_t> gen;
+    std::string key;
+    if (isLongLived()) {
+      key = Verified::key(rules);
+      if (auto g = generation(nf); g.ok()) {
+        if (verified().at(key, *g)) return {};
+        gen = *g;
+      }
+    }
     PLUMB_ASSIGN(std::string missing, missingRules(nf, rules));
-    if (missing.empty()) return {};
+    if (missing.empty()) {
+      if (gen) verified().remember(key, *gen);
+      return {};
+    }
   }
   Lock lock(true);
   PLUMB_TRY(lock.status());

@@ -108,6 +108,34 @@ TEST_F(Resident, ServesTheLaterCallsOfTheSameCaller) {
   EXPECT_EQ(sh("ls " + dir() + " | grep -c '^cni-' || true").out, "0\n");
 }
 
+TEST_F(Resident, PutsBackForwardingRulesRemovedBetweenItsCalls) {
+  // The service remembers the ruleset generation at which a bridge's rules were complete; a
+  // change by anyone (here nft itself) makes a new one, and the next ADD looks and repairs.
+  std::vector<std::string> ns;
+  for (int i = 0; i < 4; ++i) ns.push_back(makeNetns("f" + std::to_string(i)));
+  auto rules = [&] {
+    return inHost(
+               "nft list chain inet plumb forward 2>/dev/null | grep -c 'plumb:fwd:rsbr0' || true")
+        .out;
+  };
+  ASSERT_EQ(call("ADD", conf(), "f0", ns[0]).rc, 0);
+  ASSERT_NE(waitForService(), "");
+  ASSERT_EQ(call("ADD", conf(), "f1", ns[1]).rc, 0);  // served: finds them, remembers
+  EXPECT_EQ(rules(), "2\n");
+  ASSERT_EQ(inHost("nft flush chain inet plumb forward").rc, 0);
+  EXPECT_EQ(rules(), "0\n");
+  auto r = call("ADD", conf(), "f2", ns[2]);
+  ASSERT_EQ(r.rc, 0) << r.out;
+  EXPECT_EQ(rules(), "2\n") << "the served ADD put the bridge's rules back";
+  ASSERT_EQ(call("ADD", conf(), "f3", ns[3]).rc, 0);
+  EXPECT_EQ(rules(), "2\n") << "and added none twice";
+  auto s = services();
+  ASSERT_EQ(s.size(), 1u);
+  EXPECT_EQ(field(s[0], "served"), 3) << s[0];
+  for (int i = 0; i < 4; ++i) EXPECT_EQ(call("DEL", conf(), "f" + std::to_string(i), ns[i]).rc, 0);
+  EXPECT_EQ(sh(std::string(PLUMB_BIN) + " cni-resident stop " + dir()).rc, 0);
+}
+
 TEST_F(Resident, DoesNotServeACallerWithAnotherNamespaceOrEnvironment) {
   auto c0 = makeNetns("c0"), c1 = makeNetns("c1"), c2 = makeNetns("c2");
   ASSERT_EQ(call("ADD", conf(), "c0", c0).rc, 0);
