@@ -32,6 +32,7 @@
 #include "base/fd.h"
 #include "base/process.h"
 #include "plugin/cni/config.h"
+#include "plugin/core/cluster_ipam.h"
 #include "plugin/core/store.h"
 
 extern char** environ;
@@ -534,6 +535,7 @@ int Service::run() {
   }
   joinFinished(true);
   listener_.reset();
+  core::ClusterAddresses::waitForClaims();  // blocks claimed ahead, on threads of this process
   reapDisowned();
   return 0;
 }

@@ -10,6 +10,7 @@
 #include <cerrno>
 #include <chrono>
 #include <climits>
+#include <condition_variable>
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
@@ -19,6 +20,7 @@
 #include <nlohmann/json.hpp>
 #include <optional>
 #include <set>
+#include <thread>
 
 #include "base/fd.h"
 #include "base/json.h"
@@ -198,6 +200,27 @@ Status validateClusterIpam(const ClusterIpamConfig& config, const std::vector<Ra
     PLUMB_TRY(BlockClaims::validate(subnet, blockLen(config, subnet)));
   return {};
 }
+
+namespace {
+
+// Claims made ahead of need on threads of a long-lived process; waited for as it ends.
+std::mutex claims_mu;
+std::condition_variable claims_done;
+int claims_running = 0;
+
+void claimOnThread(std::string spec) {
+  {
+    std::lock_guard lock(claims_mu);
+    ++claims_running;
+  }
+  std::thread([spec = std::move(spec)] {
+    (void)ClusterAddresses::claimMain(spec);
+    std::lock_guard lock(claims_mu);
+    if (--claims_running == 0) claims_done.notify_all();
+  }).detach();
+}
+
+}  // namespace
 
 struct ClusterAddresses::Impl {
   Store& store;
@@ -487,6 +510,13 @@ struct ClusterAddresses::Impl {
                         {"timeoutMs", config.timeout_ms},
                         {"leaseTtl", config.lease_ttl_s},
                         {"ranges", ranges}};
+    if (isLongLived()) {
+      // The daemon and the resident CNI service have libcurl loaded and a store open already:
+      // a thread of theirs claims, where a helper process would pay exec, loading and a cold
+      // store first, on the same cores as the ADDs that follow.
+      claimOnThread(j.dump());
+      return;
+    }
     std::string env = "PLUMB_CLUSTER_CLAIM=" + j.dump();
     char self[4096];
     ssize_t len = ::readlink("/proc/self/exe", self, sizeof(self) - 1);
@@ -600,6 +630,11 @@ Result<Addressing> ClusterAddresses::allocate() {
 }
 
 void ClusterAddresses::helperIsThisProgram() { Impl::helper_available = true; }
+
+void ClusterAddresses::waitForClaims() {
+  std::unique_lock lock(claims_mu);
+  claims_done.wait(lock, [] { return claims_running == 0; });
+}
 
 int ClusterAddresses::claimMain(const std::string& spec) {
   auto j = json_read::parse(spec);

@@ -62,9 +62,12 @@ class ClusterAddresses : public AddressSource {
   // When a host's free addresses in a subnet fall to a quarter of a block, the next block is
   // claimed by a helper process, started by the allocation that saw it: the plumb binary
   // itself (plugin/main.cc says so at start-up; a test binary never starts itself), with
-  // PLUMB_CLUSTER_CLAIM=<JSON> in its environment making it claimMain.
+  // PLUMB_CLUSTER_CLAIM=<JSON> in its environment making it claimMain. In a long-lived
+  // process (base/process.h) claimMain runs on a thread instead, which waitForClaims waits
+  // for as the process ends (each etcd call of a claim is bounded by the timeout).
   static void helperIsThisProgram();
   static int claimMain(const std::string& spec);
+  static void waitForClaims();
 
  private:
   struct Impl;

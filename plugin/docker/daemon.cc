@@ -278,6 +278,7 @@ int daemonMain(int argc, char** argv) {
   control->reset();
   labels.reset();
   ambassadors->reset();
+  core::ClusterAddresses::waitForClaims();  // blocks claimed ahead, on threads of this process
   // systemd's socket stays for the next start; one plumb made goes with it (if what is there
   // now is still a socket).
   struct stat st {};

@@ -352,6 +352,52 @@ TEST_F(Cluster, TwoHostsShareASubnetAndTheirContainersTalk) {
   }
 }
 
+// Called as a runtime calls plugins (every call from one long-lived process, through nsenter:
+// `ip netns exec` makes a mount namespace per command), host ha's calls go to its resident
+// CNI service, which claims the next block ahead of need on a thread of its own, with the
+// libcurl and store it has, rather than starting a helper process.
+TEST_F(Cluster, AResidentServiceClaimsAheadOnAThreadOfItsOwn) {
+  auto ids = containers("r", 24);
+  json c = conf();
+  c["dataDir"] = stateOf("ha");
+  std::string file = state_.path() + "/resident-conf.json";
+  std::ofstream(file) << c.dump();
+  auto call = [&](const std::string& command, const std::string& id) {
+    return sh("nsenter --net=/run/netns/" + nsName("ha") +
+              " env -i PATH=/usr/sbin:/usr/bin:/sbin:/bin PLUMB_HOST=ha CNI_COMMAND=" + command +
+              " CNI_CONTAINERID=" + id + " CNI_NETNS=/run/netns/" + nsName(id) +
+              " CNI_IFNAME=eth0 CNI_PATH=/usr/lib/cni " + PLUMB_BIN + " < " + file);
+  };
+  // Blocks of 16 with a quarter kept free: the 12th address leaves 4, and the next block is
+  // claimed ahead then, before any ADD needs it.
+  std::set<std::string> addrs;
+  auto add = [&](size_t from, size_t to) {
+    for (size_t i = from; i < to; ++i) {
+      auto r = call("ADD", ids[i]);
+      ASSERT_EQ(r.rc, 0) << ids[i] << ": " << r.out;
+      addrs.insert(addressOf(r));
+    }
+  };
+  add(0, 13);
+  auto deadline = Clock::now() + std::chrono::seconds(10);
+  while (blocks().size() < 2 && Clock::now() < deadline)
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  EXPECT_EQ(blocks().size(), 2u) << "the second block, claimed ahead of need";
+  add(13, ids.size());
+  EXPECT_EQ(addrs.size(), ids.size());
+  auto status = sh(std::string(PLUMB_BIN) + " cni-resident status " + stateOf("ha"));
+  ASSERT_EQ(status.rc, 0) << status.out;
+  EXPECT_NE(status.out.find("served 23 "), std::string::npos) << status.out;
+  auto held = blocks();
+  EXPECT_EQ(held.size(), 2u) << "24 addresses: two blocks, no third";
+  for (const auto& [block, host] : held) EXPECT_EQ(host, "ha") << block;
+  for (const auto& id : ids) EXPECT_EQ(call("DEL", id).rc, 0) << id;
+  EXPECT_TRUE(noBlocksLeft());
+  // It stops once its claims are done, and leaves nothing of its own.
+  EXPECT_EQ(sh(std::string(PLUMB_BIN) + " cni-resident stop " + stateOf("ha")).rc, 0);
+  EXPECT_EQ(sh("ls " + stateOf("ha") + " | grep -c '^cni-' || true").out, "0\n");
+}
+
 TEST_F(Cluster, WithoutQuorumANewBlockFailsCleanlyAndComesBack) {
   auto c = containers("c", 4);
   auto one = [&](const std::string& id, const std::string& cmd = "ADD", int block = 30) {
