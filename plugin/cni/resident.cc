@@ -179,7 +179,7 @@ class Reader {
     pos_ = 0;
     while (buf_.size() < n) {
       size_t have = buf_.size();
-      buf_.resize(have + std::max<size_t>(n - have, 64 * 1024));
+      buf_.resize(have + std::max<size_t>(n - have, size_t{64} * 1024));
       ssize_t got = ::recv(fd_, buf_.data() + have, buf_.size() - have, 0);
       buf_.resize(have + static_cast<size_t>(std::max<ssize_t>(got, 0)));
       if (got < 0 && errno == EINTR) continue;
