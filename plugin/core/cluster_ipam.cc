@@ -388,8 +388,6 @@ struct ClusterAddresses::Impl {
   }
 
   Result<std::vector<Allocation>> allocate() {
-    PLUMB_ASSIGN(auto held, Ipam(store).lookup(req.owner));
-    if (!held.empty()) return held;
     auto got = allocateOnce();
     if (got.ok()) topUp();
     return got;
@@ -398,19 +396,38 @@ struct ClusterAddresses::Impl {
   Result<std::vector<Allocation>> allocateOnce() {
     {
       PLUMB_ASSIGN(auto shared, ClusterLock::take(store, LOCK_SH));
-      PLUMB_ASSIGN(bool trusted, leaseTrusted());
-      if (trusted) {
+      // The common case, in one transaction (its reads are savepoints of it): the owner's
+      // addresses already held (an ADD run again), or new ones from this host's blocks under
+      // a lease renewed recently. Anything else (no trusted lease, no room, an address in no
+      // block of this host's) goes on to etcd below, outside any transaction.
+      std::optional<std::vector<Allocation>> done;
+      PLUMB_TRY(store.write([&](Db&) -> Status {
+        PLUMB_ASSIGN(auto held, Ipam(store).lookup(req.owner));
+        if (!held.empty()) {
+          done = std::move(held);
+          return {};
+        }
+        PLUMB_ASSIGN(bool trusted, leaseTrusted());
+        if (!trusted) return {};
         PLUMB_ASSIGN(auto l, local(/*count=*/false));
         bool every_set = std::all_of(l.req.range_sets.begin(), l.req.range_sets.end(),
                                      [](const RangeSet& s) { return !s.empty(); });
-        if (every_set && l.outside.empty()) {
-          auto got = Ipam(store).allocate(l.req);
-          if (got.ok() || got.error().code != Errc::kExhausted) return got;
+        if (!every_set || !l.outside.empty()) return {};
+        auto got = Ipam(store).allocate(l.req);
+        if (got.ok()) {
+          done = std::move(*got);
+          return {};
         }
-      }
+        if (got.error().code == Errc::kExhausted) return {};
+        return std::move(got).error();
+      }));
+      if (done) return std::move(*done);
     }
     PLUMB_ASSIGN(auto claiming, ClusterLock::take(store, LOCK_EX, kClaimLock));
     PLUMB_ASSIGN(auto exclusive, ClusterLock::take(store, LOCK_EX));
+    // Again under the locks: a concurrent ADD of the same owner may have allocated meanwhile.
+    PLUMB_ASSIGN(auto held, Ipam(store).lookup(req.owner));
+    if (!held.empty()) return held;
     return allocateUnderLock();
   }
 
@@ -479,12 +496,17 @@ struct ClusterAddresses::Impl {
   // wait for etcd.
   void topUp() {
     if (!helper_available) return;
-    for (const auto& s : subnets) {
-      auto rooms = room(s);
-      if (!rooms.ok()) return;
-      if (freeIn(*rooms) > spare(s)) continue;
-      spawnClaimHelper(s);
-    }
+    std::vector<IpPrefix> short_of_room;
+    // One read transaction for every block's count.
+    auto counted = store.read([&](Db&) -> Status {
+      for (const auto& s : subnets) {
+        PLUMB_ASSIGN(auto rooms, room(s));
+        if (freeIn(rooms) <= spare(s)) short_of_room.push_back(s);
+      }
+      return {};
+    });
+    if (!counted.ok()) return;
+    for (const auto& s : short_of_room) spawnClaimHelper(s);
   }
 
   void spawnClaimHelper(const IpPrefix& subnet) {
