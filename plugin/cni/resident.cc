@@ -26,6 +26,7 @@
 #include <fstream>
 #include <list>
 #include <mutex>
+#include <system_error>
 #include <thread>
 #include <vector>
 
@@ -173,24 +174,27 @@ class Reader {
   }
 
  private:
+  // The buffer grows (zero-filled) once to what a message needs, and recv fills it: a large
+  // field costs its size once, not once per recv.
   bool need(size_t n) {
-    if (buf_.size() - pos_ >= n) return true;
+    if (end_ - pos_ >= n) return true;
     buf_.erase(0, pos_);
+    end_ -= pos_;
     pos_ = 0;
-    while (buf_.size() < n) {
-      size_t have = buf_.size();
-      buf_.resize(have + std::max<size_t>(n - have, size_t{64} * 1024));
-      ssize_t got = ::recv(fd_, buf_.data() + have, buf_.size() - have, 0);
-      buf_.resize(have + static_cast<size_t>(std::max<ssize_t>(got, 0)));
+    if (buf_.size() < n) buf_.resize(std::max(n, size_t{64} * 1024));
+    while (end_ < n) {
+      ssize_t got = ::recv(fd_, buf_.data() + end_, buf_.size() - end_, 0);
       if (got < 0 && errno == EINTR) continue;
       if (got <= 0) return false;
+      end_ += static_cast<size_t>(got);
     }
     return true;
   }
 
   int fd_;
   std::string buf_;
-  size_t pos_ = 0;
+  size_t pos_ = 0;  // what is read of buf_
+  size_t end_ = 0;  // what recv filled of buf_
 };
 
 // A request: the magic, the kind ("run", "status", "stop"), the caller's identity, stdin, then
@@ -403,8 +407,13 @@ void Service::serve(UniqueFd fd) {
 }
 
 void Service::addWorker() {
-  ++idle_workers_;
-  threads_.emplace_back(&Service::work, this);
+  try {
+    threads_.emplace_back(&Service::work, this);
+    ++idle_workers_;
+  } catch (const std::system_error&) {
+    // No thread to be had: callers wait in the backlog for a worker, or time out and make
+    // their call themselves.
+  }
 }
 
 // A worker waits in accept itself: a caller's connect wakes the thread that serves it, with no
@@ -417,8 +426,12 @@ void Service::work() {
   for (;;) {
     UniqueFd conn(::accept4(listener_.get(), nullptr, nullptr, SOCK_CLOEXEC));
     if (!conn.valid()) {
-      if (errno == EINTR || errno == ECONNABORTED) continue;
-      break;  // the listener was shut down: the service stops
+      if (stopping_) break;  // the listener was shut down
+      // Out of descriptors or memory for a moment (the caller waits in the backlog), or a
+      // connection that went: this worker stays, and tries again.
+      if (errno != EINTR && errno != ECONNABORTED)
+        std::this_thread::sleep_for(std::chrono::milliseconds(10));
+      continue;
     }
     std::unique_lock lock(mu_);
     if (in_flight_ >= kMaxCallsInFlight) {
@@ -509,6 +522,7 @@ int Service::run() {
   {
     std::lock_guard guard(mu_);
     addWorker();
+    if (threads_.empty()) return 1;
   }
 
   while (!stopping_) {

@@ -20,6 +20,7 @@
 #include <nlohmann/json.hpp>
 #include <optional>
 #include <set>
+#include <system_error>
 #include <thread>
 
 #include "base/fd.h"
@@ -208,16 +209,24 @@ std::mutex claims_mu;
 std::condition_variable claims_done;
 int claims_running = 0;
 
+void claimDone() {
+  std::lock_guard lock(claims_mu);
+  if (--claims_running == 0) claims_done.notify_all();
+}
+
 void claimOnThread(std::string spec) {
   {
     std::lock_guard lock(claims_mu);
     ++claims_running;
   }
-  std::thread([spec = std::move(spec)] {
-    (void)ClusterAddresses::claimMain(spec);
-    std::lock_guard lock(claims_mu);
-    if (--claims_running == 0) claims_done.notify_all();
-  }).detach();
+  try {
+    std::thread([spec = std::move(spec)] {
+      (void)ClusterAddresses::claimMain(spec);
+      claimDone();
+    }).detach();
+  } catch (const std::system_error&) {
+    claimDone();  // no thread to be had: the ADD that needs the block claims it
+  }
 }
 
 }  // namespace
@@ -533,9 +542,9 @@ struct ClusterAddresses::Impl {
                         {"leaseTtl", config.lease_ttl_s},
                         {"ranges", ranges}};
     if (isLongLived()) {
-      // The daemon and the resident CNI service have libcurl loaded and a store open already:
-      // a thread of theirs claims, where a helper process would pay exec, loading and a cold
-      // store first, on the same cores as the ADDs that follow.
+      // The daemon and the resident CNI service have plumb and libcurl loaded already: a
+      // thread of theirs claims (on a store connection of its own), where a helper process
+      // would pay exec and loading first, on the same cores as the ADDs that follow.
       claimOnThread(j.dump());
       return;
     }

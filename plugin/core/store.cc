@@ -16,6 +16,7 @@
 #include <ctime>
 #include <mutex>
 #include <optional>
+#include <system_error>
 
 namespace plumb::core {
 namespace {
@@ -276,11 +277,8 @@ int Store::onCommit(void* store, sqlite3* h, const char* db, int frames) {
   self->wal_frames_ = frames;
   int limit = self->background_checkpoint_ ? kInlineCheckpointPages : kCheckpointPages;
   if (frames < limit) return SQLITE_OK;
-  if (self->ask_checkpoint_ && frames < kInlineCheckpointPages) {
-    self->ask_checkpoint_();
-  } else {
+  if (!self->ask_checkpoint_ || frames >= kInlineCheckpointPages || !self->ask_checkpoint_())
     (void)sqlite3_wal_checkpoint_v2(h, db, SQLITE_CHECKPOINT_PASSIVE, nullptr, nullptr);
-  }
   return SQLITE_OK;
 }
 
@@ -619,15 +617,21 @@ StorePool::~StorePool() {
   if (checkpoint_thread_.joinable()) checkpoint_thread_.join();
 }
 
-void StorePool::askCheckpoint() {
+bool StorePool::askCheckpoint() {
   {
     std::lock_guard lock(mu_);
-    if (stopping_) return;
+    if (stopping_) return false;
+    if (!checkpoint_thread_.joinable()) {
+      try {
+        checkpoint_thread_ = std::thread(&StorePool::checkpointer, this);
+      } catch (const std::system_error&) {
+        return false;  // no thread to be had: the commit copies the WAL itself
+      }
+    }
     checkpoint_wanted_ = true;
-    if (!checkpoint_thread_.joinable())
-      checkpoint_thread_ = std::thread(&StorePool::checkpointer, this);
   }
   checkpoint_cv_.notify_one();
+  return true;
 }
 
 void StorePool::checkpointer() {
@@ -665,7 +669,7 @@ Result<StorePool::Lease> StorePool::acquire() {
     }
   }
   PLUMB_ASSIGN(auto s, Store::open(dir_));
-  s->checkpointElsewhere([this] { askCheckpoint(); });
+  s->checkpointElsewhere([this] { return askCheckpoint(); });
   return Lease(*this, std::move(s));
 }
 

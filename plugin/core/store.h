@@ -104,8 +104,9 @@ class Store {
   static int checkpointMain(const std::string& dir);
   // For a long-lived process (StorePool): a commit that takes the WAL past its limit calls ask
   // (which must not block) rather than copying the WAL itself, two fsyncs later. The copy
-  // runs elsewhere, through checkpoint(): it does not hold up writers.
-  void checkpointElsewhere(std::function<void()> ask) { ask_checkpoint_ = std::move(ask); }
+  // runs elsewhere, through checkpoint(): it does not hold up writers. ask returns false when
+  // it cannot take it (the commit then copies the WAL itself).
+  void checkpointElsewhere(std::function<bool()> ask) { ask_checkpoint_ = std::move(ask); }
   Status checkpoint();  // SQLite's PASSIVE checkpoint
 
   // Runs fn inside BEGIN IMMEDIATE ... COMMIT; rolls back when fn fails. Called from inside
@@ -149,7 +150,7 @@ class Store {
   std::atomic<std::thread::id> in_transaction_{};  // the thread inside one, if any
   static inline bool helper_available_ = false;
   bool background_checkpoint_ = false;
-  std::function<void()> ask_checkpoint_;
+  std::function<bool()> ask_checkpoint_;
   int wal_frames_ = 0;  // after the last commit
 };
 
@@ -181,7 +182,7 @@ class StorePool {
   const std::string& dir() const { return dir_; }
 
  private:
-  void askCheckpoint();
+  bool askCheckpoint();
   void checkpointer();
 
   std::string dir_;

@@ -136,6 +136,25 @@ TEST_F(Resident, PutsBackForwardingRulesRemovedBetweenItsCalls) {
   EXPECT_EQ(sh(std::string(PLUMB_BIN) + " cni-resident stop " + dir()).rc, 0);
 }
 
+TEST_F(Resident, ServesACallWithALargeConfig) {
+  // A runtime's config may carry megabytes (a large prevResult, args): read in one growth
+  // of the buffer, served, and answered as a plugin process would.
+  auto c0 = makeNetns("l0"), c1 = makeNetns("l1");
+  ASSERT_EQ(call("ADD", conf(), "l0", c0).rc, 0);
+  ASSERT_NE(waitForService(), "");
+  json big = conf();
+  big["args"] = {{"padding", std::string(8u << 20, 'x')}};
+  auto r = call("ADD", big, "l1", c1);
+  ASSERT_EQ(r.rc, 0) << r.out.substr(0, 300);
+  EXPECT_NE(addressOf(r), "");
+  auto s = services();
+  ASSERT_EQ(s.size(), 1u);
+  EXPECT_EQ(field(s[0], "served"), 1) << s[0];
+  for (const auto& [id, ns] : {std::pair{"l0", c0}, {"l1", c1}})
+    EXPECT_EQ(call("DEL", conf(), id, ns).rc, 0);
+  EXPECT_EQ(sh(std::string(PLUMB_BIN) + " cni-resident stop " + dir()).rc, 0);
+}
+
 TEST_F(Resident, DoesNotServeACallerWithAnotherNamespaceOrEnvironment) {
   auto c0 = makeNetns("c0"), c1 = makeNetns("c1"), c2 = makeNetns("c2");
   ASSERT_EQ(call("ADD", conf(), "c0", c0).rc, 0);

@@ -230,7 +230,10 @@ TEST(Store, ALongLivedProcessCopiesTheWalOffTheCommittingThread) {
     auto store = Store::open(dir.path());
     ASSERT_TRUE(store.ok());
     int asked = 0;
-    (*store)->checkpointElsewhere([&] { ++asked; });
+    (*store)->checkpointElsewhere([&] {
+      ++asked;
+      return true;
+    });
     auto before = std::filesystem::file_size(db);
     for (int i = 0; i < 200; ++i)
       ASSERT_TRUE((*store)->insertAttachment(record("s" + std::to_string(i))).ok());
