@@ -428,9 +428,12 @@ void Service::work() {
     if (!conn.valid()) {
       if (stopping_) break;  // the listener was shut down
       // Out of descriptors or memory for a moment (the caller waits in the backlog), or a
-      // connection that went: this worker stays, and tries again.
-      if (errno != EINTR && errno != ECONNABORTED)
-        std::this_thread::sleep_for(std::chrono::milliseconds(10));
+      // connection that went: this worker stays, and tries again in 10 ms, or at once when
+      // the service stops (stop() signals wake_).
+      if (errno != EINTR && errno != ECONNABORTED) {
+        pollfd p{wake_.get(), POLLIN, 0};
+        (void)::poll(&p, 1, 10);
+      }
       continue;
     }
     std::unique_lock lock(mu_);
@@ -539,7 +542,7 @@ int Service::run() {
   // No new calls (a shut-down listener wakes every worker in accept); those under way finish
   // and are answered. Callers still in the backlog find the socket closed, and make their
   // call themselves.
-  stopping_ = true;
+  stop();
   bool mine = ownSocket();
   (void)::shutdown(listener_.get(), SHUT_RDWR);
   if (mine) {
