@@ -354,8 +354,8 @@ TEST_F(Cluster, TwoHostsShareASubnetAndTheirContainersTalk) {
 
 // Called as a runtime calls plugins (every call from one long-lived process, through nsenter:
 // `ip netns exec` makes a mount namespace per command), host ha's calls go to its resident
-// CNI service, which claims the next block ahead of need on a thread of its own, with the
-// libcurl and store it has, rather than starting a helper process.
+// CNI service, which claims the next block ahead of need on a thread of its own (plumb and
+// libcurl are loaded there already) rather than starting a helper process.
 TEST_F(Cluster, AResidentServiceClaimsAheadOnAThreadOfItsOwn) {
   auto ids = containers("r", 24);
   json c = conf();

@@ -40,6 +40,27 @@ TEST(Store, KeepsAttachmentsByKey) {
   EXPECT_EQ((*store)->listAttachments()->size(), 1u);
 }
 
+// A checkpoint (mode) of dir's store made by another connection, as another process would
+// make it, leaving the WAL file in place: the frames the WAL held, and in *copied (when given)
+// how many of them are in the database now.
+int checkpointFromOutside(const std::string& dir, int mode, int* copied = nullptr) {
+  sqlite3* h = nullptr;
+  EXPECT_EQ(sqlite3_open_v2((dir + "/plumb.db").c_str(), &h, SQLITE_OPEN_READWRITE, nullptr),
+            SQLITE_OK);
+  // A first read opens the WAL; until then the connection knows of no log.
+  EXPECT_EQ(sqlite3_exec(h, "SELECT count(*) FROM attachments", nullptr, nullptr, nullptr),
+            SQLITE_OK);
+  int log = -1, done = -1;
+  EXPECT_EQ(sqlite3_wal_checkpoint_v2(h, "main", mode, &log, &done), SQLITE_OK)
+      << sqlite3_errmsg(h);
+  if (copied) *copied = done;
+  sqlite3_db_config(h, SQLITE_DBCONFIG_NO_CKPT_ON_CLOSE, 1, nullptr);
+  int persist = 1;
+  sqlite3_file_control(h, "main", SQLITE_FCNTL_PERSIST_WAL, &persist);
+  sqlite3_close(h);
+  return log;
+}
+
 TEST(Store, KeptStatementsHoldNoTransactionBetweenCalls) {
   // A connection keeps its compiled statements for the next call: one stepped to its first
   // row (a lookup) must still end its read, or no other process could ever reset the WAL.
@@ -52,17 +73,8 @@ TEST(Store, KeptStatementsHoldNoTransactionBetweenCalls) {
     ASSERT_TRUE(found.ok() && found->has_value());
     ASSERT_EQ((*store)->listAttachments("net")->size(), 3u);
   }
-  sqlite3* other = nullptr;
-  ASSERT_EQ(sqlite3_open((dir.path() + "/plumb.db").c_str(), &other), SQLITE_OK);
-  // Read once first: a connection learns that the store is in WAL mode when it first reads.
-  ASSERT_EQ(sqlite3_exec(other, "SELECT count(*) FROM attachments", nullptr, nullptr, nullptr),
-            SQLITE_OK);
-  int log = -1, copied = -1;
-  EXPECT_EQ(sqlite3_wal_checkpoint_v2(other, "main", SQLITE_CHECKPOINT_TRUNCATE, &log, &copied),
-            SQLITE_OK)
-      << sqlite3_errmsg(other);
-  EXPECT_EQ(log, 0);
-  sqlite3_close(other);
+  // TRUNCATE empties the WAL only when no connection is reading.
+  EXPECT_EQ(checkpointFromOutside(dir.path(), SQLITE_CHECKPOINT_TRUNCATE), 0);
   // And the kept statements still run, on the checkpointed store, with fresh bindings.
   EXPECT_EQ((*(*store)->findAttachment({"net", "c", "eth0"}))->netns, "/run/netns/c");
   EXPECT_FALSE((*store)->findAttachment({"net", "d", "eth0"})->has_value());
@@ -169,21 +181,9 @@ TEST(Store, TheWalIsCheckpointedPastItsLimitInlineOrByTheHelper) {
   };
   // What the WAL holds, and whether all of it is in the database already.
   auto walFrames = [](const std::string& dir, bool* all_copied) {
-    sqlite3* h = nullptr;
-    EXPECT_EQ(sqlite3_open_v2((dir + "/plumb.db").c_str(), &h, SQLITE_OPEN_READWRITE, nullptr),
-              SQLITE_OK);
-    // A first read opens the WAL; until then the connection knows of no log.
-    EXPECT_EQ(sqlite3_exec(h, "SELECT count(*) FROM attachments", nullptr, nullptr, nullptr),
-              SQLITE_OK);
-    int log = -1, copied = -1;
-    EXPECT_EQ(sqlite3_wal_checkpoint_v2(h, "main", SQLITE_CHECKPOINT_PASSIVE, &log, &copied),
-              SQLITE_OK)
-        << sqlite3_errmsg(h);
+    int copied = -1;
+    int log = checkpointFromOutside(dir, SQLITE_CHECKPOINT_PASSIVE, &copied);
     *all_copied = log == copied;
-    sqlite3_db_config(h, SQLITE_DBCONFIG_NO_CKPT_ON_CLOSE, 1, nullptr);
-    int persist = 1;
-    sqlite3_file_control(h, "main", SQLITE_FCNTL_PERSIST_WAL, &persist);
-    sqlite3_close(h);
     return log;
   };
   {
