@@ -79,6 +79,22 @@ class ClusterLock {
     }
     return ClusterLock(std::move(fd));
   }
+  // The same, given up at deadline (flock has no timed wait: tried again every 5 ms). For a
+  // claim ahead of need, which no caller waits for and which must not outlast its process.
+  static Result<ClusterLock> takeBy(Store& store, int op, Clock::time_point deadline) {
+    auto start = Clock::now();
+    for (;;) {
+      auto got = take(store, op | LOCK_NB);
+      if (got.ok() || got.error().code != Errc::kTryAgain) return got;
+      if (Clock::now() >= deadline) {
+        auto waited = std::chrono::duration_cast<std::chrono::milliseconds>(Clock::now() - start);
+        return fail(Errc::kTryAgain, "the host's cluster.lock beside " + store.path() +
+                                         " was still held after " + std::to_string(waited.count()) +
+                                         " ms");
+      }
+      std::this_thread::sleep_for(std::chrono::milliseconds(5));
+    }
+  }
 
  private:
   explicit ClusterLock(UniqueFd fd) : fd_(std::move(fd)) {}
@@ -586,7 +602,14 @@ struct ClusterAddresses::Impl {
       // under it.
       auto c = claims(s);
       PLUMB_ASSIGN(auto block, c.claim(id, /*used=*/true));
-      PLUMB_ASSIGN(auto exclusive, ClusterLock::take(store, LOCK_EX));
+      // Held by an ADD or DEL (each bounded by its etcd calls) or by something stuck: the
+      // claim waits one etcd timeout for it, then gives its block back to etcd.
+      auto exclusive = ClusterLock::takeBy(
+          store, LOCK_EX, Clock::now() + std::chrono::milliseconds(config.timeout_ms));
+      if (!exclusive.ok()) {
+        (void)c.release(block);
+        return std::move(exclusive).error().wrap("block " + block.str() + " given back");
+      }
       // The host may have given back its last address meanwhile (and its blocks with it):
       // then this one goes back too.
       PLUMB_ASSIGN(long long still, Ipam(store).countHeld(s, s.first(), s.last()));

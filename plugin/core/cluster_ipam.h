@@ -64,7 +64,9 @@ class ClusterAddresses : public AddressSource {
   // itself (plugin/main.cc says so at start-up; a test binary never starts itself), with
   // PLUMB_CLUSTER_CLAIM=<JSON> in its environment making it claimMain. In a long-lived
   // process (base/process.h) claimMain runs on a thread instead, which waitForClaims waits
-  // for as the process ends (each etcd call of a claim is bounded by the timeout).
+  // for as the process ends. Every wait of a claim is bounded by the etcd timeout: each etcd
+  // call, and the host's cluster.lock, which an ADD or DEL holds (the claimed block goes back
+  // to etcd when that lock stays taken).
   static void helperIsThisProgram();
   static int claimMain(const std::string& spec);
   static void waitForClaims();

@@ -2,8 +2,10 @@
 // the wire (a bridge, the etcd members on 198.18.250.254), two host namespaces are joined to it
 // by veths and each runs its own plumb (its own state dir, PLUMB_HOST); containers on each
 // host are namespaces attached by macvlan to the host's wire interface, all in one subnet.
+#include <fcntl.h>
 #include <signal.h>
 #include <spawn.h>
+#include <sys/file.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 
@@ -396,6 +398,75 @@ TEST_F(Cluster, AResidentServiceClaimsAheadOnAThreadOfItsOwn) {
   // It stops once its claims are done, and leaves nothing of its own.
   EXPECT_EQ(sh(std::string(PLUMB_BIN) + " cni-resident stop " + stateOf("ha")).rc, 0);
   EXPECT_EQ(sh("ls " + stateOf("ha") + " | grep -c '^cni-' || true").out, "0\n");
+}
+
+// A claim ahead of need must not outlast its process: while the host's lock stays taken past
+// the etcd timeout, the claim gives its block back and ends; with the lock free, the same claim
+// goes through (the positive control).
+TEST_F(Cluster, AClaimAheadGivesUpWhenTheHostsLockStaysTaken) {
+  // /30 blocks: .2 and .3 in the first (its .0 is the subnet's, .1 the gateway), .4 to .7 in
+  // the second. The first ADD leaves one free and its helper claims the second block; the
+  // ADD of .6 leaves one free again, with the claim lock held here so that it starts none.
+  auto ids = containers("k", 5);
+  std::string dir = stateOf("ha");
+  auto hold = [&](const char* name, int how) {
+    int fd = ::open((dir + "/" + name).c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+    EXPECT_GE(fd, 0) << name;
+    if (::flock(fd, how) == 0) return fd;
+    ::close(fd);
+    return -1;
+  };
+  auto add = [&](size_t i) {
+    auto r = cniOn("ha", "ADD", conf(30), {ids[i]})[ids[i]];
+    EXPECT_EQ(r.rc, 0) << r.out;
+    return r.rc == 0 ? addressOf(r) : r.out;
+  };
+  EXPECT_EQ(add(0), "198.18.96.2/24");
+  auto deadline = Clock::now() + std::chrono::seconds(10);
+  int claiming = -1;
+  while ((blocks().size() < 2 || (claiming = hold("cluster-claim.lock", LOCK_EX | LOCK_NB)) < 0) &&
+         Clock::now() < deadline)
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  ASSERT_GE(claiming, 0) << "the first ADD's helper did not finish its claim";
+  ASSERT_EQ(blocks().size(), 2u);
+  ::close(claiming);
+  for (size_t i = 1; i < 4; ++i) EXPECT_EQ(add(i), "198.18.96." + std::to_string(i + 2) + "/24");
+  claiming = hold("cluster-claim.lock", LOCK_EX);
+  EXPECT_EQ(add(4), "198.18.96.6/24");
+  EXPECT_EQ(blocks().size(), 2u);
+  ::close(claiming);
+  json spec = {{"dir", dir},
+               {"endpoints", members_->endpoints()},
+               {"prefix", "/plumb"},
+               {"blockSize", 30},
+               {"blockSizeV6", 0},
+               {"host", "ha"},
+               {"timeoutMs", 500},
+               {"leaseTtl", 10},
+               {"ranges",
+                {{{"subnet", "198.18.96.0/24"},
+                  {"start", "198.18.96.1"},
+                  {"end", "198.18.96.254"},
+                  {"gateway", "198.18.96.1"}}}}};
+  std::ofstream(state_.path() + "/claim.json") << spec.dump();
+  auto claim = [&] {
+    // (Killed after 10 s: a claim that waits for ever fails here rather than hangs.)
+    return in(nsName("ha"), "timeout -s KILL 10 env -i PLUMB_CLUSTER_CLAIM=\"$(cat " +
+                                state_.path() + "/claim.json)\" " + PLUMB_BIN);
+  };
+  int host_lock = hold("cluster.lock", LOCK_EX);
+  auto start = Clock::now();
+  auto stuck = claim();
+  auto took = Clock::now() - start;
+  ::close(host_lock);
+  EXPECT_EQ(stuck.rc, 1) << stuck.out;
+  EXPECT_LT(took, std::chrono::seconds(5)) << "the etcd timeout (500 ms) bounds the wait";
+  EXPECT_EQ(blocks().size(), 2u) << "the block claimed meanwhile went back to etcd";
+  auto done = claim();
+  EXPECT_EQ(done.rc, 0) << done.out;
+  EXPECT_EQ(blocks().size(), 3u) << "the same claim, the lock free";
+  for (const auto& [id, del] : cniOn("ha", "DEL", conf(30), ids)) EXPECT_EQ(del.rc, 0) << id;
+  EXPECT_TRUE(noBlocksLeft());
 }
 
 TEST_F(Cluster, WithoutQuorumANewBlockFailsCleanlyAndComesBack) {
