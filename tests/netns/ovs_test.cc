@@ -8,6 +8,7 @@
 
 #include "failpoint_walk.h"
 #include "harness.h"
+#include "neigh_monitor.h"
 
 namespace plumb::testing {
 namespace {
@@ -136,6 +137,51 @@ TEST_F(Ovs, TagsAndTrunksAreSetAndVlansIsolate) {
     auto d = del(cfg, cid, ns);
     EXPECT_EQ(d.rc, 0) << d.out;
   }
+  EXPECT_EQ(ports(), "");
+}
+
+// An address that changed hands is announced through the switch: the container side is set
+// up while ovs-vswitchd applies the port, so what the kernel announced as the interface came
+// up went nowhere, and plumb announces again once the port forwards. A neighbour on the switch
+// holding the old MAC takes the new one without any traffic from it (gratuitous ARP, NA).
+TEST_F(Ovs, AnAddressThatChangedHandsIsAnnouncedThroughTheSwitch) {
+  auto keeper = makeNetns("c2"), c0 = makeNetns("c0"), c1 = makeNetns("c1");
+  auto cfg = conf();
+  cfg["ipam"] = {
+      {"type", "plumb"},
+      {"ranges", {{{{"subnet", "198.18.30.0/24"}}}, {{{"subnet", "2001:db8:30::/64"}}}}}};
+  auto kept = add(cfg, "c2", keeper);
+  ASSERT_EQ(kept.rc, 0) << kept.out;
+  auto first = add(cfg, "c0", c0);
+  ASSERT_EQ(first.rc, 0) << first.out;
+  std::string v4 = json::parse(first.out)["ips"][0]["address"];
+  std::string v6 = json::parse(first.out)["ips"][1]["address"];
+  ASSERT_EQ(v4, "198.18.30.3/24");
+  ASSERT_EQ(v6, "2001:db8:30::3/64");
+  ASSERT_EQ(del(cfg, "c0", c0).rc, 0);
+  // The neighbour still has c0's MAC for both (planted: what one that talked to c0 keeps).
+  for (const std::string a : {"198.18.30.3", "2001:db8:30::3"}) {
+    ASSERT_EQ(
+        in(nsName("c2"), "ip neigh replace " + a + " lladdr 02:00:00:00:00:99 dev eth0 nud stale")
+            .rc,
+        0);
+  }
+  NeighMonitor other(nsName("c2"));
+  ASSERT_TRUE(other.listening([&](const std::string& plant) {
+    return in(nsName("c2"), plant + " 198.18.30.250 dev eth0").rc == 0;
+  }));
+  // c1 gets c0's addresses (asked for), under a MAC of its own.
+  cfg["mac"] = "02:11:22:33:44:66";
+  cfg["runtimeConfig"] = {{"ips", {v4, v6}}};
+  auto r = add(cfg, "c1", c1);
+  ASSERT_EQ(r.rc, 0) << r.out;
+  other.waitFor("lladdr 02:11:22:33:44:66", 2);
+  for (const std::string addr : {"198.18.30.3", "2001:db8:30::3"}) {
+    auto neigh = in(nsName("c2"), "ip neigh show " + addr + " dev eth0").out;
+    EXPECT_NE(neigh.find("lladdr 02:11:22:33:44:66"), std::string::npos) << addr << ": " << neigh;
+  }
+  EXPECT_EQ(del(cfg, "c1", c1).rc, 0);
+  EXPECT_EQ(del(cfg, "c2", keeper).rc, 0);
   EXPECT_EQ(ports(), "");
 }
 

@@ -57,7 +57,8 @@ struct Context {
   // The container's device has no netdev (a VF bound to vfio-pci): nothing is moved or
   // configured in the netns, and the result names the device by its PCI address.
   std::string userspace_pci;
-  // A bridge port whose forwarding the announcement waits for; 0: announce at once.
+  // A host-side link (a bridge port, an OVS port's veth end) whose forwarding the
+  // announcement waits for; 0: announce at once.
   int announce_after_port = 0;
   AttachmentRecord record;  // as stored: "adding" first, "ready" at the end
   AttachResult result;
@@ -197,9 +198,10 @@ void addContainerSteps(Context& ctx, std::vector<Step>& steps);
 Status deleteStampedLinks(Detach& d);
 // Neighbours learn the new addresses at once rather than on their first miss (an address may
 // have belonged to another container a moment ago). Behind a bridge port that the kernel has
-// yet to enable (ctx.announce_after_port), a child process does it once the port forwards and
-// the interface sends (netlink/announce.h); elsewhere the kernel has sent the gratuitous ARPs
-// (arp_notify, set when naming the link) and plumb sends the unsolicited NAs.
+// yet to enable, or an OVS port that went into the switch before the container's end came up
+// (ctx.announce_after_port), a child process does it once the port forwards and the interface
+// sends (netlink/announce.h); elsewhere the kernel has sent the gratuitous ARPs (arp_notify,
+// set when naming the link) and plumb sends the unsolicited NAs.
 void announce(Context& ctx, const MacAddr& mac);
 // Whether a link is the kind a mode makes (CHECK).
 Status checkKind(const Check& c, const std::string& kind);

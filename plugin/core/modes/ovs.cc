@@ -223,6 +223,11 @@ void addSteps(const OvsPlan& plan, Context& ctx, std::vector<Step>& steps) {
          spec.interface_type = plan.interface_type == "system" ? "" : plan.interface_type;
          spec.external_ids = attachmentIds(ctx.req.key);
          PLUMB_TRY((*sw)->addPort(spec));
+         // The port forwards only once ovs-vswitchd has applied it, and what the container
+         // sends when its interface comes up, the kernel's gratuitous ARPs included, can go
+         // before that: plumb announces again once both veth ends are up (an address that
+         // changed hands must be announced).
+         ctx.announce_after_port = ctx.host_index;
          return {};
        },
        [&ctx, sw] {
