@@ -198,7 +198,7 @@ void addContainerSteps(Context& ctx, std::vector<Step>& steps);
 Status deleteStampedLinks(Detach& d);
 // Neighbours learn the new addresses at once rather than on their first miss (an address may
 // have belonged to another container a moment ago). Behind a bridge port that the kernel has
-// yet to enable, or an OVS port that went into the switch before the container's end came up
+// yet to enable, or an OVS port the switch had not yet applied when the container's end came up
 // (ctx.announce_after_port), a child process does it once the port forwards and the interface
 // sends (netlink/announce.h); elsewhere the kernel has sent the gratuitous ARPs (arp_notify,
 // set when naming the link) and plumb sends the unsolicited NAs.

@@ -207,6 +207,10 @@ void addSteps(const OvsPlan& plan, Context& ctx, std::vector<Step>& steps) {
                      }
                      return st;
                    }});
+  // The container's side first: ovs-vswitchd reconfigures every bridge on each link event in
+  // its netns, and takes events that come together in one reconfiguration. The container's
+  // end going up (the host end's carrier) after the port would cost one more per ADD.
+  addContainerSteps(ctx, steps);
   steps.push_back(
       {"add port " + ctx.host_name + " to Open vSwitch bridge " + plan.bridge + vlanText(plan),
        [&ctx, &plan, sw, where]() -> Status {
@@ -223,17 +227,15 @@ void addSteps(const OvsPlan& plan, Context& ctx, std::vector<Step>& steps) {
          spec.interface_type = plan.interface_type == "system" ? "" : plan.interface_type;
          spec.external_ids = attachmentIds(ctx.req.key);
          PLUMB_TRY((*sw)->addPort(spec));
-         // The port forwards only once ovs-vswitchd has applied it, and what the container
-         // sends when its interface comes up, the kernel's gratuitous ARPs included, can go
-         // before that: plumb announces again once both veth ends are up (an address that
-         // changed hands must be announced).
+         // What the container sent as its interface came up, the kernel's gratuitous ARPs
+         // included, went before the port forwarded: plumb announces again once both veth
+         // ends are up (an address that changed hands must be announced).
          ctx.announce_after_port = ctx.host_index;
          return {};
        },
        [&ctx, sw] {
          if (*sw) (void)removeOwnPorts(**sw, ctx.req.key);
        }});
-  addContainerSteps(ctx, steps);
 }
 
 Status detach(const OvsPlan& plan, Detach& d) {
