@@ -61,6 +61,7 @@ N=$COUNT
 ((SAMPLES > N)) && N=$SAMPLES
 {
   echo "netns add $HOST"
+  echo "netns add ${PREFIX}-floor"
   for ((i = 0; i < N; i++)); do echo "netns add ${PREFIX}-c$i"; done
 } | ip -batch -
 ip -n "$HOST" link set lo up
