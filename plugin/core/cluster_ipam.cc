@@ -70,30 +70,27 @@ constexpr const char* kClaimLock = "cluster-claim.lock";
 class ClusterLock {
  public:
   // op: LOCK_SH or LOCK_EX, waited for; with LOCK_NB, EWOULDBLOCK when another holds it.
-  static Result<ClusterLock> take(Store& store, int op, const char* name = "cluster.lock") {
+  // With a deadline, waited for until then only (flock has no timed wait: tried again every
+  // 5 ms on the one descriptor): for a claim ahead of need, which no caller waits for and
+  // which must not outlast its process.
+  static Result<ClusterLock> take(Store& store, int op, const char* name = "cluster.lock",
+                                  std::optional<Clock::time_point> deadline = std::nullopt) {
     std::string path = (std::filesystem::path(store.path()).parent_path() / name).string();
     UniqueFd fd(::open(path.c_str(), O_RDWR | O_CREAT | O_NOFOLLOW | O_CLOEXEC, 0600));
     if (!fd.valid()) return failErrno(errno, "failed to open " + path);
-    while (::flock(fd.get(), op) != 0) {
-      if (errno != EINTR) return failErrno(errno, "failed to lock " + path);
-    }
-    return ClusterLock(std::move(fd));
-  }
-  // The same, given up at deadline (flock has no timed wait: tried again every 5 ms). For a
-  // claim ahead of need, which no caller waits for and which must not outlast its process.
-  static Result<ClusterLock> takeBy(Store& store, int op, Clock::time_point deadline) {
     auto start = Clock::now();
-    for (;;) {
-      auto got = take(store, op | LOCK_NB);
-      if (got.ok() || got.error().code != Errc::kTryAgain) return got;
-      if (Clock::now() >= deadline) {
+    while (::flock(fd.get(), deadline ? op | LOCK_NB : op) != 0) {
+      if (errno == EINTR) continue;
+      if (errno != EWOULDBLOCK || !deadline) return failErrno(errno, "failed to lock " + path);
+      if (Clock::now() >= *deadline) {
         auto waited = std::chrono::duration_cast<std::chrono::milliseconds>(Clock::now() - start);
-        return fail(Errc::kTryAgain, "the host's cluster.lock beside " + store.path() +
+        return fail(Errc::kTryAgain, "the host's " + std::string(name) + " beside " + store.path() +
                                          " was still held after " + std::to_string(waited.count()) +
                                          " ms");
       }
       std::this_thread::sleep_for(std::chrono::milliseconds(5));
     }
+    return ClusterLock(std::move(fd));
   }
 
  private:
@@ -604,8 +601,9 @@ struct ClusterAddresses::Impl {
       PLUMB_ASSIGN(auto block, c.claim(id, /*used=*/true));
       // Held by an ADD or DEL (each bounded by its etcd calls) or by something stuck: the
       // claim waits one etcd timeout for it, then gives its block back to etcd.
-      auto exclusive = ClusterLock::takeBy(
-          store, LOCK_EX, Clock::now() + std::chrono::milliseconds(config.timeout_ms));
+      auto exclusive =
+          ClusterLock::take(store, LOCK_EX, "cluster.lock",
+                            Clock::now() + std::chrono::milliseconds(config.timeout_ms));
       if (!exclusive.ok()) {
         (void)c.release(block);
         return std::move(exclusive).error().wrap("block " + block.str() + " given back");
