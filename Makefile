@@ -20,9 +20,10 @@ deps:
 # and the build takes about 40% less time (full -g doubles the compile time of a JSON-heavy
 # file at -O2; measured in docs/architecture.md). `make install` strips the binaries anyway.
 # CMAKE_FLAGS='-DCMAKE_CXX_FLAGS_RELWITHDEBINFO=-O2 -g -DNDEBUG' for a build to debug in gdb.
+RELEASE_FLAGS := -O2 -g1 -DNDEBUG
 $(BUILD)/CMakeCache.txt:
 	cmake -S . -B $(BUILD) -DCMAKE_BUILD_TYPE=RelWithDebInfo \
-	  '-DCMAKE_CXX_FLAGS_RELWITHDEBINFO=-O2 -g1 -DNDEBUG' '-DCMAKE_C_FLAGS_RELWITHDEBINFO=-O2 -g1 -DNDEBUG' \
+	  '-DCMAKE_CXX_FLAGS_RELWITHDEBINFO=$(RELEASE_FLAGS)' '-DCMAKE_C_FLAGS_RELWITHDEBINFO=$(RELEASE_FLAGS)' \
 	  $(CMAKE_FLAGS)
 
 build: $(BUILD)/CMakeCache.txt

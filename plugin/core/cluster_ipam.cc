@@ -65,6 +65,7 @@ std::vector<IpPrefix> subnetsOf(const std::vector<RangeSet>& sets) {
 // can land in it. cluster-claim.lock: held by whoever claims a block (a helper ahead of need,
 // or an ADD that found none free), taken before cluster.lock, so that an ADD waits for the
 // block a helper is claiming rather than claiming a second one beside it.
+constexpr const char* kHostLock = "cluster.lock";
 constexpr const char* kClaimLock = "cluster-claim.lock";
 
 class ClusterLock {
@@ -73,7 +74,7 @@ class ClusterLock {
   // With a deadline, waited for until then only (flock has no timed wait: tried again every
   // 5 ms on the one descriptor): for a claim ahead of need, which no caller waits for and
   // which must not outlast its process.
-  static Result<ClusterLock> take(Store& store, int op, const char* name = "cluster.lock",
+  static Result<ClusterLock> take(Store& store, int op, const char* name = kHostLock,
                                   std::optional<Clock::time_point> deadline = std::nullopt) {
     std::string path = (std::filesystem::path(store.path()).parent_path() / name).string();
     UniqueFd fd(::open(path.c_str(), O_RDWR | O_CREAT | O_NOFOLLOW | O_CLOEXEC, 0600));
@@ -601,9 +602,8 @@ struct ClusterAddresses::Impl {
       PLUMB_ASSIGN(auto block, c.claim(id, /*used=*/true));
       // Held by an ADD or DEL (each bounded by its etcd calls) or by something stuck: the
       // claim waits one etcd timeout for it, then gives its block back to etcd.
-      auto exclusive =
-          ClusterLock::take(store, LOCK_EX, "cluster.lock",
-                            Clock::now() + std::chrono::milliseconds(config.timeout_ms));
+      auto exclusive = ClusterLock::take(
+          store, LOCK_EX, kHostLock, Clock::now() + std::chrono::milliseconds(config.timeout_ms));
       if (!exclusive.ok()) {
         (void)c.release(block);
         return std::move(exclusive).error().wrap("block " + block.str() + " given back");
