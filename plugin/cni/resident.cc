@@ -470,8 +470,6 @@ int Service::run() {
     if (*end == '\0' && s > 0) idle_ = std::chrono::seconds(s);
   }
   markLongLived();
-  // What a plugin process left open (a runtime's pipes) is not the service's to hold.
-  (void)::syscall(SYS_close_range, 3U, ~0U, 0U);
   (void)::signal(SIGPIPE, SIG_IGN);
   sigset_t sigs;
   sigemptyset(&sigs);
@@ -658,7 +656,12 @@ int main(int argc, char** argv) {
     return 2;
   }
   std::string kind = argv[1], dir = argv[2];
-  if (kind == "serve") return Service(dir).run();
+  if (kind == "serve") {
+    // What a plugin process left open (a runtime's pipes) is not the service's to hold. Closed
+    // before the service makes descriptors of its own (its wake-up eventfd among them).
+    (void)::syscall(SYS_close_range, 3U, ~0U, 0U);
+    return Service(dir).run();
+  }
   if (kind != "status" && kind != "stop") {
     (void)std::fprintf(stderr, "plumb: cni-resident: unknown request '%s' (serve, status, stop)\n",
                        kind.c_str());

@@ -282,6 +282,25 @@ TEST_F(Resident, LeavesWhenItsStateDirectoryIsRemoved) {
   EXPECT_EQ(::poll(&p, 1, 10000), 1) << "the service outlived its state directory";
 }
 
+// The service keeps nothing of the plugin process that started it (the runtime's pipes), and
+// what it made itself survives that: its signalfd and the eventfd that wakes its main loop
+// when it is told to stop (closing the inherited descriptors once closed that eventfd too).
+TEST_F(Resident, HoldsItsOwnDescriptorsAndNoneOfItsStarters) {
+  auto c0 = makeNetns("c0");
+  ASSERT_EQ(call("ADD", conf(), "c0", c0).rc, 0);
+  std::string line = waitForService();
+  ASSERT_NE(line, "");
+  std::string fds = "/proc/" + std::to_string(field(line, "pid")) + "/fd";
+  auto kinds = sh("for f in " + fds + "/*; do readlink $f; done | sed 's/:\\[[0-9]*\\]$//' | sort");
+  ASSERT_EQ(kinds.rc, 0);
+  EXPECT_NE(kinds.out.find("anon_inode:[eventfd]\n"), std::string::npos) << kinds.out;
+  EXPECT_NE(kinds.out.find("anon_inode:[signalfd]\n"), std::string::npos) << kinds.out;
+  EXPECT_EQ(kinds.out.find("pipe"), std::string::npos) << kinds.out;
+  EXPECT_EQ(call("DEL", conf(), "c0", c0).rc, 0);
+  EXPECT_EQ(sh(std::string(PLUMB_BIN) + " cni-resident stop " + dir()).rc, 0);
+  EXPECT_TRUE(services().empty());
+}
+
 TEST_F(Resident, IsNotUsedWhenSwitchedOff) {
   auto c0 = makeNetns("c0"), c1 = makeNetns("c1");
   ASSERT_EQ(call("ADD", conf(), "c0", c0, "PLUMB_RESIDENT=off").rc, 0);
