@@ -37,6 +37,43 @@ void drain(UniqueFd& fd, std::string& out) {
   }
 }
 
+// What every child gets, whatever this process (or thread) has: none of its descriptors past
+// stdio (those without close-on-exec, such as a runtime's leaked pipes, included), its signals
+// unblocked and SIGPIPE at its default.
+bool startClean(posix_spawn_file_actions_t* fa, posix_spawnattr_t* attr, short flags) {
+  sigset_t none, defaults;
+  sigemptyset(&none);
+  sigemptyset(&defaults);
+  sigaddset(&defaults, SIGPIPE);
+  return posix_spawn_file_actions_addclosefrom_np(fa, 3) == 0 &&
+         posix_spawnattr_setsigmask(attr, &none) == 0 &&
+         posix_spawnattr_setsigdefault(attr, &defaults) == 0 &&
+         posix_spawnattr_setflags(
+             attr, static_cast<short>(flags | POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF)) == 0;
+}
+
+// posix_spawn's two attribute objects, destroyed with it.
+struct SpawnAttrs {
+  posix_spawn_file_actions_t fa;
+  posix_spawnattr_t attr;
+  bool ok = false;
+  SpawnAttrs() {
+    if (posix_spawn_file_actions_init(&fa) != 0) return;
+    if (posix_spawnattr_init(&attr) != 0) {
+      posix_spawn_file_actions_destroy(&fa);
+      return;
+    }
+    ok = true;
+  }
+  ~SpawnAttrs() {
+    if (!ok) return;
+    posix_spawnattr_destroy(&attr);
+    posix_spawn_file_actions_destroy(&fa);
+  }
+  SpawnAttrs(const SpawnAttrs&) = delete;
+  SpawnAttrs& operator=(const SpawnAttrs&) = delete;
+};
+
 }  // namespace
 
 std::vector<char*> execArray(const std::vector<std::string>& strings) {
@@ -57,19 +94,19 @@ Result<ProcessRun> runProcess(const ProcessSpec& spec) {
     PLUMB_ASSIGN(err, makePipe(what));
   }
 
-  posix_spawn_file_actions_t fa;
-  posix_spawn_file_actions_init(&fa);
-  posix_spawn_file_actions_adddup2(&fa, in.first.get(), 0);
-  posix_spawn_file_actions_adddup2(&fa, out.second.get(), 1);
-  if (spec.capture_err) posix_spawn_file_actions_adddup2(&fa, err.second.get(), 2);
+  SpawnAttrs sp;
+  if (!sp.ok) return failErrno(ENOMEM, "failed to run " + what);
+  posix_spawn_file_actions_adddup2(&sp.fa, in.first.get(), 0);
+  posix_spawn_file_actions_adddup2(&sp.fa, out.second.get(), 1);
+  if (spec.capture_err) posix_spawn_file_actions_adddup2(&sp.fa, err.second.get(), 2);
+  if (!startClean(&sp.fa, &sp.attr, 0)) return failErrno(ENOMEM, "failed to run " + what);
   std::vector<char*> argv = execArray(spec.argv);
   std::vector<char*> envp = execArray(spec.env);
   char** env = spec.own_env ? envp.data() : environ;
   pid_t pid = 0;
   int rc = what.find('/') == std::string::npos
-               ? posix_spawnp(&pid, what.c_str(), &fa, nullptr, argv.data(), env)
-               : posix_spawn(&pid, what.c_str(), &fa, nullptr, argv.data(), env);
-  posix_spawn_file_actions_destroy(&fa);
+               ? posix_spawnp(&pid, what.c_str(), &sp.fa, &sp.attr, argv.data(), env)
+               : posix_spawn(&pid, what.c_str(), &sp.fa, &sp.attr, argv.data(), env);
   if (rc != 0) return failErrno(rc, "failed to run " + what);
   in.first.reset();
   out.second.reset();
@@ -136,6 +173,19 @@ long long processStartTime(pid_t pid) {
     if (!(fields >> field)) return 0;
   }
   return std::strtoll(field.c_str(), nullptr, 10);
+}
+
+bool spawnDetached(const char* path, char* const argv[], char* const envp[], bool own_session) {
+  SpawnAttrs sp;
+  if (!sp.ok) return false;
+  for (int fd = 0; fd < 3; ++fd) {
+    if (posix_spawn_file_actions_addopen(&sp.fa, fd, "/dev/null", O_RDWR, 0) != 0) return false;
+  }
+  if (!startClean(&sp.fa, &sp.attr, own_session ? POSIX_SPAWN_SETSID : 0)) return false;
+  pid_t pid = 0;
+  if (posix_spawn(&pid, path, &sp.fa, &sp.attr, argv, envp) != 0) return false;
+  disown(pid);
+  return true;
 }
 
 namespace {

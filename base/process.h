@@ -42,6 +42,13 @@ long long processStartTime(pid_t pid);
 // is an error; a non-zero exit is not (see exit_code).
 Result<ProcessRun> runProcess(const ProcessSpec& spec);
 
+// Starts the program at path to outlive this process (a helper of plumb's own, the resident
+// CNI service): its stdio on /dev/null, none of this process's other descriptors, its signals
+// unblocked and at their defaults (a long-lived process blocks SIGTERM and ignores SIGPIPE),
+// in a session of its own when asked. Disowned (see below); false when it could not start.
+bool spawnDetached(const char* path, char* const argv[], char* const envp[],
+                   bool own_session = false);
+
 // A child this process started and will not wait for (a helper, an announcer, a DHCP client).
 // A plugin process exits first and init reaps it; a long-lived process (the Docker daemon, the
 // resident CNI service) must reap it, or it stays a zombie, which still looks alive to a

@@ -8,10 +8,12 @@
 #include <sys/mount.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
 #include <sys/vfs.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <csignal>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
@@ -109,6 +111,19 @@ std::vector<char*> childEnv(const ChildSetup& setup) {
 
 void say(const char* msg) { (void)!::write(2, msg, std::strlen(msg)); }
 
+// In the child, just before exec: none of plumb's descriptors past stdio, and the signals as a
+// new program expects them (a long-lived plumb blocks some, and every plumb ignores SIGPIPE).
+// Async-signal-safe calls only.
+void cleanChild() {
+  sigset_t none;
+  sigemptyset(&none);
+  (void)::sigprocmask(SIG_SETMASK, &none, nullptr);
+  struct sigaction dfl {};
+  dfl.sa_handler = SIG_DFL;
+  (void)::sigaction(SIGPIPE, &dfl, nullptr);
+  (void)::syscall(SYS_close_range, 3U, ~0U, 0U);
+}
+
 // In the child, after fork: enters ns and applies setup's mounts. Exits 126 when it cannot.
 void enterChild(const Netns& ns, const ChildSetup& setup) {
   if (!enterForGood(ns)) {
@@ -144,6 +159,7 @@ Result<int> execIn(const Netns& ns, const std::vector<std::string>& argv, const 
   if (pid < 0) return failErrno(errno, "failed to run " + argv[0]);
   if (pid == 0) {
     enterChild(ns, setup);
+    cleanChild();
     ::execvpe(args[0], args.data(), envp.data());
     ::_exit(127);
   }
@@ -174,6 +190,7 @@ Result<pid_t> spawnIn(const Netns& ns, const std::vector<std::string>& argv, con
     ::dup2(out.get(), 1);
     ::dup2(out.get(), 2);
     enterChild(ns, setup);
+    cleanChild();
     ::execvpe(args[0], args.data(), envp.data());
     ::_exit(127);
   }

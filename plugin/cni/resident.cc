@@ -3,7 +3,6 @@
 #include <dirent.h>
 #include <fcntl.h>
 #include <poll.h>
-#include <spawn.h>
 #include <sys/eventfd.h>
 #include <sys/file.h>
 #include <sys/signalfd.h>
@@ -635,26 +634,9 @@ void start(const std::string& dir) {
   std::string dir_arg = dir;
   char* argv[] = {const_cast<char*>("plumb"), const_cast<char*>("cni-resident"),
                   const_cast<char*>("serve"), dir_arg.data(), nullptr};
-  posix_spawn_file_actions_t fa;
-  posix_spawnattr_t attr;
-  if (posix_spawn_file_actions_init(&fa) != 0) return;
-  if (posix_spawnattr_init(&attr) != 0) {
-    posix_spawn_file_actions_destroy(&fa);
-    return;
-  }
-  for (int fd = 0; fd < 3; ++fd)
-    (void)posix_spawn_file_actions_addopen(&fa, fd, "/dev/null", O_RDWR, 0);
-  // Its own session, and the signals a plugin process ignores (SIGPIPE) back to their defaults.
-  sigset_t defaults;
-  sigemptyset(&defaults);
-  sigaddset(&defaults, SIGPIPE);
-  (void)posix_spawnattr_setsigdefault(&attr, &defaults);
-  (void)posix_spawnattr_setflags(&attr, POSIX_SPAWN_SETSID | POSIX_SPAWN_SETSIGDEF);
-  pid_t pid;
-  // Not waited for: this process exits now, and init (or the runtime's subreaper) reaps it.
-  if (posix_spawn(&pid, self, &fa, &attr, argv, envp.data()) == 0) disown(pid);
-  posix_spawnattr_destroy(&attr);
-  posix_spawn_file_actions_destroy(&fa);
+  // Its own session; not waited for: this process exits now, and init (or the runtime's
+  // subreaper) reaps it.
+  (void)spawnDetached(self, argv, envp.data(), /*own_session=*/true);
 }
 
 int main(int argc, char** argv) {

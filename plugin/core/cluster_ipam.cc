@@ -1,7 +1,6 @@
 #include "plugin/core/cluster_ipam.h"
 
 #include <fcntl.h>
-#include <spawn.h>
 #include <sys/file.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -569,13 +568,7 @@ struct ClusterAddresses::Impl {
     self[len] = '\0';
     char* argv[] = {const_cast<char*>("plumb-cluster-claim"), nullptr};
     char* envp[] = {env.data(), nullptr};
-    posix_spawn_file_actions_t fa;
-    if (posix_spawn_file_actions_init(&fa) != 0) return;
-    for (int fd = 0; fd < 3; ++fd)
-      (void)posix_spawn_file_actions_addopen(&fa, fd, "/dev/null", O_RDWR, 0);
-    pid_t pid;
-    if (posix_spawn(&pid, self, &fa, nullptr, argv, envp) == 0) disown(pid);
-    posix_spawn_file_actions_destroy(&fa);
+    (void)spawnDetached(self, argv, envp);
   }
 
   // The helper's work: one block claimed for subnet if the host still needs it.
