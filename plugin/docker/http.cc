@@ -142,6 +142,9 @@ Result<std::unique_ptr<HttpServer>> HttpServer::start(UniqueFd listen_fd, HttpHa
       kIdleTimeoutSeconds, MHD_OPTION_CONNECTION_LIMIT, kMaxConnections,
       MHD_OPTION_THREAD_STACK_SIZE, kThreadStack, MHD_OPTION_END);
   if (!impl.daemon) return fail(Errc::kIo, "failed to start the HTTP server");
+  // The library's now: MHD_stop_daemon closes the listening socket, and a second close here
+  // could close whatever another thread had opened under that number in between.
+  (void)impl.fd.release();
   return server;
 }
 
