@@ -92,6 +92,7 @@ Result<std::unique_ptr<ControlServer>> ControlServer::start(const std::string& p
 }
 
 ControlServer::~ControlServer() {
+  stopping_ = true;
   ::shutdown(fd_.get(), SHUT_RDWR);  // wakes the accept below
   if (thread_.joinable()) thread_.join();
   struct stat st {};
@@ -102,8 +103,11 @@ void ControlServer::serve() {
   for (;;) {
     UniqueFd c(::accept4(fd_.get(), nullptr, nullptr, SOCK_CLOEXEC));
     if (!c.valid()) {
-      if (errno == EINTR || errno == ECONNABORTED) continue;
-      return;  // shut down
+      if (stopping_) return;  // shut down
+      // Out of descriptors or memory for a moment: the caller waits in the backlog, and this
+      // thread tries again in 10 ms (it is the only one serving the command line).
+      if (errno != EINTR && errno != ECONNABORTED) ::usleep(10000);
+      continue;
     }
     ucred cred{};
     socklen_t len = sizeof(cred);

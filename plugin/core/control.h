@@ -3,6 +3,7 @@
 // answer. The socket is the daemon's user's only (0600) and the peer's uid is checked too.
 #pragma once
 
+#include <atomic>
 #include <functional>
 #include <memory>
 #include <string>
@@ -33,6 +34,7 @@ class ControlServer {
 
   std::string path_;
   UniqueFd fd_;
+  std::atomic<bool> stopping_{false};
   Handler handler_;
   std::thread thread_;
 };
