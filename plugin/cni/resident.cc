@@ -671,7 +671,8 @@ int main(int argc, char** argv) {
       continue;
     }
     // Stopped once the calls under way are answered; waited for by its pid.
-    pid_t pid = static_cast<pid_t>(std::atol(answer->text.c_str() + 4));  // "pid N, ..."
+    const std::string& text = answer->text;  // "pid N, ..."
+    pid_t pid = text.rfind("pid ", 0) == 0 ? static_cast<pid_t>(std::atol(text.c_str() + 4)) : 0;
     UniqueFd pidfd(pid > 0 ? static_cast<int>(::syscall(SYS_pidfd_open, pid, 0)) : -1);
     UniqueFd again;
     if (connectTo(dir, hash, again) != Connected::kYes || !call(again.get(), "stop")) continue;
