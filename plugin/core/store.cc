@@ -5,7 +5,6 @@
 #include "base/process.h"
 
 #include <fcntl.h>
-#include <spawn.h>
 #include <sys/file.h>
 #include <sys/stat.h>
 
@@ -80,22 +79,19 @@ CREATE TABLE IF NOT EXISTS cluster_blocks(
 
 // SQLite's own busy_timeout sleeps 1, 2, 5, 10, 15, 20, 25, 25, 25, 50, 50, 100 ms between
 // tries: with a few dozen plugin processes at once, a writer sleeps far longer than the write
-// it waits for takes (a few hundred microseconds). This one tries again after 50 us, doubling
-// up to 1 ms, for kBusyTimeoutMs in all.
-int retryBusy(void*, int tries) {
-  static thread_local std::optional<Backoff> wait;
-  if (tries == 0)
-    wait.emplace(std::chrono::milliseconds(kBusyTimeoutMs), std::chrono::microseconds(1000));
-  return wait->pause() ? 1 : 0;
-}
+// it waits for takes (a few hundred microseconds). Store::onBusy tries again after 50 us,
+// doubling up to 1 ms, for kBusyTimeoutMs in all.
+constexpr auto kBusyPauseCap = std::chrono::microseconds(1000);
 
 Error sqlError(sqlite3* h, const std::string& what) {
   int rc = sqlite3_extended_errcode(h);
   Errc code =
       (rc & 0xff) == SQLITE_BUSY || (rc & 0xff) == SQLITE_LOCKED ? Errc::kTryAgain : Errc::kIo;
   std::string text = sqlite3_errmsg(h);
-  // "disk I/O error" alone does not say which: the extended code does (sqlite3.h).
-  if ((rc & 0xff) == SQLITE_IOERR) text += " (SQLite code " + std::to_string(rc) + ")";
+  // "disk I/O error" or "database is locked" alone does not say which: the extended code does
+  // (sqlite3.h).
+  if ((rc & 0xff) == SQLITE_IOERR || (rc & 0xff) == SQLITE_BUSY)
+    text += " (SQLite code " + std::to_string(rc) + ")";
   return makeError(code, what + ": " + text);
 }
 
@@ -257,7 +253,7 @@ Result<std::unique_ptr<Store>> Store::open(const std::string& dir) {
     return fail(Errc::kIo, "failed to open store " + path + ": " + msg);
   }
   std::unique_ptr<Store> store(new Store(h, path));
-  sqlite3_busy_handler(h, retryBusy, nullptr);
+  sqlite3_busy_handler(h, &Store::onBusy, store.get());
   // A plugin process lives for one command. Closing the last connection would checkpoint the
   // WAL into the database (two fsyncs) and delete the WAL and its index, which the next
   // process then creates again (a directory fsync): the WAL stays instead, and is copied into
@@ -270,6 +266,22 @@ Result<std::unique_ptr<Store>> Store::open(const std::string& dir) {
   sqlite3_wal_hook(h, &Store::onCommit, store.get());
   PLUMB_TRY(store->migrate());
   return store;
+}
+
+// A wait is one run of calls, each coming right after the pause of the one before. SQLite
+// resets its count of tries when a statement steps, not when a statement is prepared: a wait
+// while preparing (reading the schema) can begin with tries > 0, and counting on tries == 0
+// alone would have it give up at once, on the deadline of a wait long past ("database is
+// locked"). Per connection, not per thread: a pool's connection serves one thread after
+// another.
+int Store::onBusy(void* store, int tries) {
+  auto* self = static_cast<Store*>(store);
+  auto now = std::chrono::steady_clock::now();
+  if (tries == 0 || !self->busy_wait_ || now - self->busy_paused_ > 10 * kBusyPauseCap)
+    self->busy_wait_.emplace(std::chrono::milliseconds(kBusyTimeoutMs), kBusyPauseCap);
+  bool again = self->busy_wait_->pause();
+  self->busy_paused_ = std::chrono::steady_clock::now();
+  return again ? 1 : 0;
 }
 
 int Store::onCommit(void* store, sqlite3* h, const char* db, int frames) {
@@ -297,13 +309,7 @@ Store::~Store() {
   std::string env = "PLUMB_CHECKPOINT=" + dir;
   char* argv[] = {const_cast<char*>("plumb-checkpoint"), nullptr};
   char* envp[] = {env.data(), nullptr};
-  posix_spawn_file_actions_t fa;
-  if (posix_spawn_file_actions_init(&fa) != 0) return;
-  for (int fd = 0; fd < 3; ++fd)
-    (void)posix_spawn_file_actions_addopen(&fa, fd, "/dev/null", O_RDWR, 0);
-  pid_t pid;
-  if (posix_spawn(&pid, self, &fa, nullptr, argv, envp) == 0) disown(pid);
-  posix_spawn_file_actions_destroy(&fa);
+  (void)spawnDetached(self, argv, envp);
 }
 
 int Store::checkpointMain(const std::string& dir) {

@@ -6,6 +6,7 @@
 #include <sqlite3.h>
 
 #include <atomic>
+#include <chrono>
 #include <condition_variable>
 #include <functional>
 #include <map>
@@ -16,6 +17,7 @@
 #include <thread>
 #include <vector>
 
+#include "base/backoff.h"
 #include "base/result.h"
 #include "plugin/core/types.h"
 
@@ -139,6 +141,7 @@ class Store {
  private:
   Store(sqlite3* h, std::string path) : h_(h), path_(std::move(path)) {}
   static int onCommit(void* store, sqlite3* h, const char* db, int frames);
+  static int onBusy(void* store, int tries);
   Status migrate();
   Result<bool> current();  // the schema is this build's
   Status transaction(const char* begin, const std::function<Status(Db&)>& fn);
@@ -152,6 +155,9 @@ class Store {
   bool background_checkpoint_ = false;
   std::function<bool()> ask_checkpoint_;
   int wal_frames_ = 0;  // after the last commit
+  // This connection's wait for a lock another holds (onBusy), and when it last paused.
+  std::optional<Backoff> busy_wait_;
+  std::chrono::steady_clock::time_point busy_paused_{};
 };
 
 // SQLite connections for concurrent requests (the Docker daemon's handlers, the resident CNI
