@@ -351,7 +351,16 @@ Status Store::migrate() {
   if (::flock(lock.get(), LOCK_EX) != 0) return failErrno(errno, "failed to set up store " + path_);
   PLUMB_ASSIGN(up_to_date, current());
   if (up_to_date) return {};
-  PLUMB_TRY(db.exec("PRAGMA journal_mode=WAL"));
+  {
+    // It answers with the mode it is in: one that did not become WAL is an error, not a store
+    // that would go on in rollback mode, where readers block writers.
+    PLUMB_ASSIGN(auto mode, db.prepare("PRAGMA journal_mode=WAL"));
+    PLUMB_ASSIGN(bool row, mode.step());
+    std::string now = row ? mode.text(0) : "unknown";
+    if (now != "wal")
+      return fail(Errc::kIo, "failed to set up store " + path_ + ": its journal mode stayed " +
+                                 now + " instead of becoming WAL");
+  }
   return transaction("BEGIN IMMEDIATE", [&](Db& d) -> Status {
     PLUMB_TRY(d.exec(kSchema));
     return d.exec(("PRAGMA user_version=" + std::to_string(kSchemaVersion)).c_str());
