@@ -182,14 +182,16 @@ class Reader {
   }
 
  private:
-  // The buffer grows (zero-filled) once to what a message needs, and recv fills it: a large
-  // field costs its size once, not once per recv.
+  // The buffer starts at a page and grows (zero-filled) at once to what a field needs, and
+  // recv fills it: a large field costs its size once, not once per recv. A page, not more: in
+  // a plugin process every page first touched is a page fault, and a reply is a few hundred
+  // bytes.
   bool need(size_t n) {
     if (end_ - pos_ >= n) return true;
     buf_.erase(0, pos_);
     end_ -= pos_;
     pos_ = 0;
-    if (buf_.size() < n) buf_.resize(std::max(n, size_t{64} * 1024));
+    if (buf_.size() < n) buf_.resize(std::max({n, 2 * buf_.size(), size_t{4096}}));
     while (end_ < n) {
       ssize_t got = ::recv(fd_, buf_.data() + end_, buf_.size() - end_, 0);
       if (got < 0 && errno == EINTR) continue;
