@@ -13,6 +13,7 @@ namespace {
 
 constexpr int kReceiveTimeoutSeconds = 5;
 constexpr int kDumpAttempts = 5;
+constexpr size_t kNotificationBuffer = 32768;
 
 }  // namespace
 
@@ -40,7 +41,10 @@ std::string extAckMessage(const nlmsghdr* nlh) {
   return out;
 }
 
-NlSocket::NlSocket(mnl_socket* nl) : nl_(nl), buf_(32768) {}
+// The receive buffer grows to what replies need (receive peeks at each one's size first): a
+// plugin process opens a few sockets per call, and 32 KB zero-filled each was eight page
+// faults per socket for replies of a few hundred bytes.
+NlSocket::NlSocket(mnl_socket* nl) : nl_(nl) {}
 
 NlSocket::NlSocket(NlSocket&& o) noexcept
     : nl_(std::exchange(o.nl_, nullptr)),
@@ -95,6 +99,8 @@ Result<NlSocket> NlSocket::subscribe(unsigned groups) {
 }
 
 Status NlSocket::next(const ReplyFn& on_msg) {
+  // Notifications are read without a peek: room for the largest the kernel sends in one go.
+  if (buf_.size() < kNotificationBuffer) buf_.resize(kNotificationBuffer);
   ssize_t n = ::recv(mnl_socket_get_fd(nl_), buf_.data(), buf_.size(), 0);
   if (n < 0) {
     if (errno == EAGAIN || errno == EINTR) return fail(Errc::kTryAgain, "no notification yet");
