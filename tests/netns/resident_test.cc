@@ -11,6 +11,7 @@
 #include <unistd.h>
 
 #include <csignal>
+#include <filesystem>
 #include <fstream>
 #include <set>
 #include <sstream>
@@ -299,6 +300,47 @@ TEST_F(Resident, HoldsItsOwnDescriptorsAndNoneOfItsStarters) {
   EXPECT_EQ(call("DEL", conf(), "c0", c0).rc, 0);
   EXPECT_EQ(sh(std::string(PLUMB_BIN) + " cni-resident stop " + dir()).rc, 0);
   EXPECT_TRUE(services().empty());
+}
+
+// A plugin process whose call the service serves sends no netlink message, and so loads no
+// netlink library: libmnl is loaded on the first message (netlink/mnl.cc), by the process
+// that makes the call itself and by the service. Seen with the dynamic loader's own trace;
+// LD_DEBUG and LD_DEBUG_OUTPUT are the same for both calls, so the second is served.
+TEST_F(Resident, AServedCallsProcessLoadsNoNetlinkLibrary) {
+  auto c0 = makeNetns("c0"), c1 = makeNetns("c1");
+  std::string trace = state_.path() + "/ld";
+  std::string env = "LD_DEBUG=libs LD_DEBUG_OUTPUT=" + trace;
+  auto traces = [&] {
+    std::set<std::string> out;
+    for (const auto& e : std::filesystem::directory_iterator(state_.path())) {
+      if (e.path().filename().string().rfind("ld.", 0) == 0) out.insert(e.path().string());
+    }
+    return out;
+  };
+  auto loadsMnl = [](const std::string& file) {
+    std::ifstream in(file);
+    std::stringstream text;
+    text << in.rdbuf();
+    return text.str().find("libmnl.so") != std::string::npos;
+  };
+  ASSERT_EQ(call("ADD", conf(), "c0", c0, env).rc, 0);
+  ASSERT_NE(waitForService(), "");
+  auto before = traces();
+  bool made_here_loads = false;  // the first call, made in its own process
+  for (const auto& f : before) made_here_loads |= loadsMnl(f);
+  EXPECT_TRUE(made_here_loads) << "no trace shows libmnl: the check below would prove nothing";
+  auto served = call("ADD", conf(), "c1", c1, env);
+  ASSERT_EQ(served.rc, 0) << served.out;
+  EXPECT_EQ(field(services()[0], "served"), 1) << "the second call was not served";
+  std::vector<std::string> fresh;
+  for (const auto& f : traces()) {
+    if (!before.count(f)) fresh.push_back(f);
+  }
+  ASSERT_FALSE(fresh.empty()) << "no trace of the served call's process";
+  for (const auto& f : fresh) EXPECT_FALSE(loadsMnl(f)) << f << " loaded libmnl";
+  EXPECT_EQ(call("DEL", conf(), "c0", c0, env).rc, 0);
+  EXPECT_EQ(call("DEL", conf(), "c1", c1, env).rc, 0);
+  EXPECT_EQ(sh(std::string(PLUMB_BIN) + " cni-resident stop " + dir()).rc, 0);
 }
 
 TEST_F(Resident, IsNotUsedWhenSwitchedOff) {
