@@ -7,7 +7,8 @@ namespace plumb::docker {
 
 namespace jr = plumb::json_read;
 
-const std::vector<std::pair<std::string, std::string>> kNetworkOptions = {
+namespace {
+constexpr NetworkOption kOptionTable[] = {
     {"plumb.mode", "bridge (default), macvlan, ovs, passthrough or sriov"},
     {"plumb.bridge",
      "bridge mode: the bridge to use, created when missing; ovs mode: an existing Open vSwitch "
@@ -37,6 +38,9 @@ const std::vector<std::pair<std::string, std::string>> kNetworkOptions = {
      "false leaves it as it is (a host that takes its route from router advertisements)"},
     {"plumb.routes", "comma-separated subnets the containers reach through the gateway"},
 };
+}  // namespace
+
+const std::span<const NetworkOption> kNetworkOptions = kOptionTable;
 
 namespace {
 
@@ -351,7 +355,10 @@ Result<NetworkConfig> parseCreateNetwork(const json& req) {
         masquerade_set = true;
       } else {
         std::string known;
-        for (const auto& [name, _] : kNetworkOptions) known += (known.empty() ? "" : ", ") + name;
+        for (const auto& option : kNetworkOptions) {
+          if (!known.empty()) known += ", ";
+          known += option.name;
+        }
         return fail(Errc::kInvalid, "unknown option " + key + " (plumb knows " + known + ")");
       }
     }

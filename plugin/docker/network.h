@@ -4,7 +4,9 @@
 
 #include <nlohmann/json.hpp>
 #include <optional>
+#include <span>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "base/ip.h"
@@ -49,8 +51,12 @@ struct NetworkConfig {
   std::vector<IpPrefix> subnets() const;
 };
 
-// The plumb.* options, each with what it means; anything else named plumb.* is refused.
-extern const std::vector<std::pair<std::string, std::string>> kNetworkOptions;
+// The plumb.* options, each with what it means; anything else named plumb.* is refused. A
+// constant table (no initialiser runs at start-up: every CNI exec would pay for it).
+struct NetworkOption {
+  std::string_view name, meaning;
+};
+extern const std::span<const NetworkOption> kNetworkOptions;
 
 // CreateNetwork's request, options checked; nothing is looked up in the kernel or the store.
 Result<NetworkConfig> parseCreateNetwork(const json& req);
