@@ -595,13 +595,17 @@ TEST_F(Cluster, BadInputIsOneLineAndChangesNothing) {
   EXPECT_TRUE(blocks().empty());
 }
 
-// Until what the guest reads through its link is in want (or 10 s have passed); the time it took.
+// Whether pred came true within seconds (asked every 20 ms). How soon a change reaches the
+// other hosts is bench/cluster_bench.sh's figure, not a test's: under the sanitizers and the
+// parallel tiers a 1 s bound here failed on a correct build.
 template <class Pred>
-std::chrono::milliseconds until(Pred pred, int seconds = 10) {
+bool until(Pred pred, int seconds = 10) {
   auto start = Clock::now();
-  while (!pred() && Clock::now() - start < std::chrono::seconds(seconds))
+  while (!pred()) {
+    if (Clock::now() - start >= std::chrono::seconds(seconds)) return false;
     std::this_thread::sleep_for(std::chrono::milliseconds(20));
-  return std::chrono::duration_cast<std::chrono::milliseconds>(Clock::now() - start);
+  }
+  return true;
 }
 
 TEST_F(Cluster, ALinkFollowsAServiceAcrossHosts) {
@@ -615,8 +619,8 @@ TEST_F(Cluster, ALinkFollowsAServiceAcrossHosts) {
   ASSERT_EQ(r.rc, 0) << r.out;
   EXPECT_NE(registered("web").find("/plumb/services/web/tcp/hb/" + nsName("sb")), std::string::npos)
       << registered("web");
-  auto took = until([&] { return plumbOn("ha", "link " + nsName("ca") + " web").rc == 0; });
-  EXPECT_LT(took, std::chrono::seconds(1)) << "a new endpoint is known within 1 s";
+  EXPECT_TRUE(until([&] { return plumbOn("ha", "link " + nsName("ca") + " web").rc == 0; }))
+      << "host A never learnt of B's endpoint";
   EXPECT_EQ(askIn(ca, 8080), "from-b");
   // A second instance on host C: used within 1 s of its registration.
   startDaemon("hc", 3);
@@ -625,8 +629,7 @@ TEST_F(Cluster, ALinkFollowsAServiceAcrossHosts) {
       plumbOn("hc", "ls --cluster --json --host hc --etcd-endpoints " + members_->endpointList());
   ASSERT_EQ(view.rc, 0) << view.out;
   EXPECT_EQ(json::parse(view.out)["services"].size(), 1u) << view.out;
-  took = until([&] { return askIn(ca, 8080) == "from-c"; });
-  EXPECT_LT(took, std::chrono::seconds(1)) << "C's endpoint used within 1 s";
+  EXPECT_TRUE(until([&] { return askIn(ca, 8080) == "from-c"; })) << "C's endpoint never used";
   // Both instances serve (new connections alternate between the two least busy).
   std::set<std::string> seen;
   until([&] {
@@ -637,8 +640,8 @@ TEST_F(Cluster, ALinkFollowsAServiceAcrossHosts) {
   // Host B's daemon dies: its registration goes with its lease (TTL 10 s), and every new
   // connection goes to C.
   EXPECT_EQ(stopDaemon("hb", SIGKILL), 128 + SIGKILL);
-  took = until([&] { return registered("web").find("/tcp/hb/") == std::string::npos; }, 15);
-  EXPECT_LT(took, std::chrono::seconds(12)) << "B's endpoint gone within the lease's TTL";
+  EXPECT_TRUE(until([&] { return registered("web").find("/tcp/hb/") == std::string::npos; }, 12))
+      << "B's endpoint not gone within the lease's TTL (10 s)";
   for (int i = 0; i < 10; ++i) EXPECT_EQ(askIn(ca, 8080), "from-c");
   // Without quorum a new registration fails in one line, and changes nothing.
   members_->kill(0);
@@ -657,8 +660,7 @@ TEST_F(Cluster, ALinkFollowsAServiceAcrossHosts) {
   // A clean stop takes the host's registrations away at once.
   EXPECT_EQ(stopDaemon("hc", SIGTERM), 0);
   EXPECT_EQ(stopDaemon("ha", SIGTERM), 0);
-  took = until([&] { return registered("web").empty(); }, 15);
-  EXPECT_TRUE(registered("web").empty()) << registered("web");
+  EXPECT_TRUE(until([&] { return registered("web").empty(); }, 15)) << registered("web");
 }
 
 TEST_F(Cluster, DockerPoolsWithASubnetAreSharedAcrossHosts) {
