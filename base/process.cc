@@ -188,6 +188,17 @@ bool spawnDetached(const char* path, char* const argv[], char* const envp[], boo
   return true;
 }
 
+std::string selfPath() {
+  char buf[4096];
+  ssize_t n = ::readlink("/proc/self/exe", buf, sizeof(buf) - 1);
+  return n > 0 ? std::string(buf, static_cast<size_t>(n)) : std::string();
+}
+
+bool spawnSelf(char* const argv[], char* const envp[], bool own_session) {
+  std::string self = selfPath();
+  return !self.empty() && spawnDetached(self.c_str(), argv, envp, own_session);
+}
+
 namespace {
 std::mutex g_disowned_mu;
 std::vector<pid_t> g_disowned;

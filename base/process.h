@@ -49,6 +49,13 @@ Result<ProcessRun> runProcess(const ProcessSpec& spec);
 bool spawnDetached(const char* path, char* const argv[], char* const envp[],
                    bool own_session = false);
 
+// This program's path (what /proc/self/exe links to), or "" when it cannot be read. A child
+// plumb starts of itself is exec'd by it, so that ps names it plumb rather than "exe".
+std::string selfPath();
+
+// spawnDetached of plumb itself, by selfPath(); false when that cannot be read either.
+bool spawnSelf(char* const argv[], char* const envp[], bool own_session = false);
+
 // A child this process started and will not wait for (a helper, an announcer, a DHCP client).
 // A plugin process exits first and init reaps it; a long-lived process (the Docker daemon, the
 // resident CNI service) must reap it, or it stays a zombie, which still looks alive to a

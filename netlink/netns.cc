@@ -113,7 +113,8 @@ void say(const char* msg) { (void)!::write(2, msg, std::strlen(msg)); }
 
 // In the child, just before exec: none of plumb's descriptors past stdio, and the signals as a
 // new program expects them (a long-lived plumb blocks some, and every plumb ignores SIGPIPE).
-// Async-signal-safe calls only.
+// What base/process gives the children it spawns, done here by hand because these children
+// fork to enter a namespace first. Async-signal-safe calls only.
 void cleanChild() {
   sigset_t none;
   sigemptyset(&none);

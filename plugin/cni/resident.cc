@@ -624,10 +624,6 @@ void start(const std::string& dir) {
     return;
   }
   mark.reset();
-  char self[4096];
-  ssize_t len = ::readlink("/proc/self/exe", self, sizeof(self) - 1);
-  if (len <= 0) return;
-  self[len] = '\0';
   std::vector<char*> envp;
   for (char** e = environ; *e; ++e) {
     if (!isCniVariable(*e)) envp.push_back(*e);
@@ -638,7 +634,7 @@ void start(const std::string& dir) {
                   const_cast<char*>("serve"), dir_arg.data(), nullptr};
   // Its own session; not waited for: this process exits now, and init (or the runtime's
   // subreaper) reaps it.
-  (void)spawnDetached(self, argv, envp.data(), /*own_session=*/true);
+  (void)spawnSelf(argv, envp.data(), /*own_session=*/true);
 }
 
 int main(int argc, char** argv) {

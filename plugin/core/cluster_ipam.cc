@@ -562,13 +562,9 @@ struct ClusterAddresses::Impl {
       return;
     }
     std::string env = "PLUMB_CLUSTER_CLAIM=" + j.dump();
-    char self[4096];
-    ssize_t len = ::readlink("/proc/self/exe", self, sizeof(self) - 1);
-    if (len <= 0) return;
-    self[len] = '\0';
     char* argv[] = {const_cast<char*>("plumb-cluster-claim"), nullptr};
     char* envp[] = {env.data(), nullptr};
-    (void)spawnDetached(self, argv, envp);
+    (void)spawnSelf(argv, envp);
   }
 
   // The helper's work: one block claimed for subnet if the host still needs it.

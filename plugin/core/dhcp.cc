@@ -46,9 +46,8 @@ std::vector<std::string> split(const std::string& s) {
 }
 
 std::string selfExe() {
-  char buf[4096];
-  ssize_t n = ::readlink("/proc/self/exe", buf, sizeof(buf) - 1);
-  return n > 0 ? std::string(buf, static_cast<size_t>(n)) : "plumb";
+  std::string self = selfPath();
+  return self.empty() ? "plumb" : self;
 }
 
 std::string lastLine(const std::string& file) {

@@ -300,16 +300,12 @@ Store::~Store() {
   if (!background_checkpoint_ || wal_frames_ < kCheckpointPages) return;
   // plumb itself again, with nothing of this process's but the state dir: it outlives this
   // process (init reaps it) and holds none of its descriptors.
-  // By its own path, so that ps shows plumb (exec'ing /proc/self/exe would name it "exe").
-  char self[4096];
-  ssize_t len = ::readlink("/proc/self/exe", self, sizeof(self) - 1);
-  if (len <= 0) return;  // the commit past kInlineCheckpointPages will do it instead
-  self[len] = '\0';
+  // One that cannot start leaves the copy to the commit past kInlineCheckpointPages.
   std::string dir = path_.substr(0, path_.rfind('/'));
   std::string env = "PLUMB_CHECKPOINT=" + dir;
   char* argv[] = {const_cast<char*>("plumb-checkpoint"), nullptr};
   char* envp[] = {env.data(), nullptr};
-  (void)spawnDetached(self, argv, envp);
+  (void)spawnSelf(argv, envp);
 }
 
 int Store::checkpointMain(const std::string& dir) {
