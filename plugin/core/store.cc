@@ -339,23 +339,29 @@ Status Store::migrate() {
   PLUMB_TRY(db.exec("PRAGMA synchronous=NORMAL; PRAGMA journal_size_limit=1048576"));
   PLUMB_ASSIGN(bool up_to_date, current());
   if (up_to_date) return {};
-  // First use: switching to WAL needs the database to itself and fails at once (no busy
-  // wait) when another process is doing the same, so first-time set-up is serialised.
+  // First use: switching to WAL needs the database to itself, so first-time set-up is
+  // serialised. The switch takes the write lock once, never through the busy handler: another
+  // process may hold it for a moment (clearing the journal of one killed while switching), so
+  // a busy answer is tried again, as onBusy would.
   std::string lock_path = path_ + ".init-lock";
   UniqueFd lock(::open(lock_path.c_str(), O_RDWR | O_CREAT | O_NOFOLLOW | O_CLOEXEC, 0600));
   if (!lock.valid()) return failErrno(errno, "failed to set up store " + path_);
   if (::flock(lock.get(), LOCK_EX) != 0) return failErrno(errno, "failed to set up store " + path_);
   PLUMB_ASSIGN(up_to_date, current());
   if (up_to_date) return {};
-  {
+  Backoff wait(std::chrono::milliseconds(kBusyTimeoutMs), kBusyPauseCap);
+  for (;;) {
     // It answers with the mode it is in: one that did not become WAL is an error, not a store
     // that would go on in rollback mode, where readers block writers.
     PLUMB_ASSIGN(auto mode, db.prepare("PRAGMA journal_mode=WAL"));
-    PLUMB_ASSIGN(bool row, mode.step());
-    std::string now = row ? mode.text(0) : "unknown";
+    auto row = mode.step();
+    if (!row.ok() && row.error().code == Errc::kTryAgain && wait.pause()) continue;
+    if (!row.ok()) return std::move(row).error().wrap("failed to set up store " + path_);
+    std::string now = *row ? mode.text(0) : "unknown";
     if (now != "wal")
       return fail(Errc::kIo, "failed to set up store " + path_ + ": its journal mode stayed " +
                                  now + " instead of becoming WAL");
+    break;
   }
   return transaction("BEGIN IMMEDIATE", [&](Db& d) -> Status {
     PLUMB_TRY(d.exec(kSchema));
