@@ -470,8 +470,9 @@ TEST(ProxyTest, ABackendKilledMidTestIsPassedOverAtOnce) {
     writeAll(fd, "B", 1);
     ::shutdown(fd, SHUT_WR);
   });
+  // Passive checks only: nothing but a refused connection can tell the proxy that a is gone.
   ProxyProcess proxy({"--listen", "127.0.0.1:0", "--backend", a->endpoint(), "--backend",
-                      b.endpoint(), "--health-interval", "200"});
+                      b.endpoint(), "--health-interval", "0"});
   ASSERT_NE(proxy.port(), 0) << proxy.stderrText();
   std::map<std::string, int> seen;
   for (int i = 0; i < 20; ++i) ++seen[askName(proxy.port())];
@@ -480,20 +481,18 @@ TEST(ProxyTest, ABackendKilledMidTestIsPassedOverAtOnce) {
   EXPECT_EQ(seen[""], 0);
 
   a->stop();  // its port refuses from now on
-  auto killed = Clock::now();
   int failed = 0, to_b = 0;
-  Clock::duration first_success{};
   for (int i = 0; i < 50; ++i) {
     std::string who = askName(proxy.port());
     if (who == "B") {
-      if (to_b++ == 0) first_success = Clock::now() - killed;
+      ++to_b;
     } else {
       ++failed;
     }
   }
+  // Every ask answered by b, the first among them: the connection a refused went on to b.
   EXPECT_EQ(failed, 0) << "a connection the dead backend refused must be retried on another";
   EXPECT_EQ(to_b, 50);
-  EXPECT_LT(first_success, std::chrono::seconds(1));
   std::string log = proxy.stderrText();
   EXPECT_NE(log.find("backend " + a->endpoint() + " is down"), std::string::npos) << log;
   EXPECT_EQ(proxy.terminate(), 0);
@@ -511,14 +510,13 @@ TEST(ProxyTest, EveryBackendDownClosesTheClientAtOnce) {
   for (int round = 0; round < 3; ++round) {
     int fd = connectTo(proxy.port());
     ASSERT_GE(fd, 0) << "the proxy's own listener accepts";
-    auto start = Clock::now();
+    // Closed on the refusal, not after a timeout of the proxy's (2 s for a connect, an hour
+    // for an idle client): the wait here is half the shorter.
     pollfd p{fd, POLLIN, 0};
     ASSERT_EQ(::poll(&p, 1, 1000), 1) << "the client was left hanging";
     char c;
     ssize_t n = ::recv(fd, &c, 1, 0);
-    auto took = Clock::now() - start;
     EXPECT_LE(n, 0) << "no byte can come from a dead backend";
-    EXPECT_LT(took, std::chrono::milliseconds(100));
     ::close(fd);
   }
   EXPECT_EQ(proxy.terminate(), 0);
