@@ -496,10 +496,17 @@ int Service::run() {
       return 1;
     }
   }
-  // One service per caller identity: a second one started at the same moment leaves.
-  UniqueFd lock(::open(servicePath(dir_, hash_, ".lock").c_str(),
-                       O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600));
+  // One service per caller identity: a second one started at the same moment leaves. So does
+  // one whose lock a leaving service unlinked between its open and its flock: a lock on a file
+  // no longer at the path keeps out no later service.
+  std::string lock_path = servicePath(dir_, hash_, ".lock");
+  UniqueFd lock(::open(lock_path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600));
   if (!lock.valid() || ::flock(lock.get(), LOCK_EX | LOCK_NB) != 0) return 0;
+  struct stat held {
+  }, named{};
+  if (::fstat(lock.get(), &held) != 0 || ::lstat(lock_path.c_str(), &named) != 0 ||
+      held.st_ino != named.st_ino || held.st_dev != named.st_dev)
+    return 0;
   // What services that died left (their lock is free): gone, so they count no more.
   for (const auto& other : servicesIn(dir_)) {
     if (other == hash_) continue;
