@@ -490,7 +490,7 @@ TEST(ProxyTest, ABackendKilledMidTestIsPassedOverAtOnce) {
       ++failed;
     }
   }
-  // Every ask answered by b, the first among them: the connection a refused went on to b.
+  // Every ask answered by b: whichever asks a refused went on to b.
   EXPECT_EQ(failed, 0) << "a connection the dead backend refused must be retried on another";
   EXPECT_EQ(to_b, 50);
   std::string log = proxy.stderrText();

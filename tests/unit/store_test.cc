@@ -290,18 +290,20 @@ TEST(Store, TheFirstOpenWaitsOutAnotherWriterOfTheNewDatabase) {
   // through the busy handler. Another process holds it for a moment when it clears the
   // journal of one killed while switching: 32 concurrent ADDs on a fresh dataDir after a
   // kill -9 once failed 14 times with "database is locked". Here a connection holds that
-  // lock for 100 ms.
+  // lock for 300 ms (a bound that only has to outlast the open's way to the switch).
   testing::TempDir dir;
   sqlite3* other = nullptr;
   ASSERT_EQ(sqlite3_open((dir.path() + "/plumb.db").c_str(), &other), SQLITE_OK);
   ASSERT_EQ(sqlite3_exec(other, "BEGIN IMMEDIATE", nullptr, nullptr, nullptr), SQLITE_OK);
+  int committed = SQLITE_ERROR;
   std::thread done([&] {
-    std::this_thread::sleep_for(std::chrono::milliseconds(100));
-    (void)sqlite3_exec(other, "COMMIT", nullptr, nullptr, nullptr);
+    std::this_thread::sleep_for(std::chrono::milliseconds(300));
+    committed = sqlite3_exec(other, "COMMIT", nullptr, nullptr, nullptr);
   });
   auto store = Store::open(dir.path());
   done.join();
   sqlite3_close(other);
+  ASSERT_EQ(committed, SQLITE_OK);
   ASSERT_TRUE(store.ok()) << store.error().message;
   EXPECT_TRUE((*store)->insertAttachment(record("a")).ok());
 }
