@@ -89,7 +89,7 @@ trap 'exit 130' INT TERM
 
 # Namespaces (not timed): a host per instance (see INSTANCES in cni_bench.py), COUNT
 # containers, created in one `ip -batch`.
-HOSTS="plumb-nm ref-nm plumb ref floor plumb-hl plumb-nm-big plumb-big ref-nm-big"
+HOSTS="plumb-nm ref-nm plumb ref floor plumb-hl plumb-nm-big plumb-big ref-nm-big floor-big"
 {
   for h in $HOSTS; do echo "netns add ${PREFIX}-host-$h"; done
   for ((i = 0; i < COUNT; i++)); do echo "netns add ${PREFIX}-c$i"; done

@@ -4,8 +4,9 @@
  * It does the kernel work of one plumb ADD with the fewest netlink round trips, and nothing
  * else (no config, no state, no checks, no plumb code):
  *
- *   host netns, one round trip:  RTM_NEWLINK veth FLOOR_HOSTIF, master FLOOR_BRIDGE, up,
- *                                with its peer born in CNI_NETNS as CNI_IFNAME, up;
+ *   host netns, one sendmsg:     RTM_NEWLINK veth FLOOR_HOSTIF, master FLOOR_BRIDGE, with its
+ *                                peer born in CNI_NETNS as CNI_IFNAME; RTM_NEWLINK FLOOR_HOSTIF
+ *                                up, with no IPv6 link-local address (both acknowledged);
  *   container netns, one sendmsg: RTM_NEWADDR FLOOR_ADDR, RTM_NEWLINK up, RTM_NEWROUTE
  *                                FLOOR_ROUTE via FLOOR_GW (each acknowledged, all read back
  *                                in one go).
@@ -121,7 +122,10 @@ static void talk(int fd, struct req *r, const char *what) {
          h = NLMSG_NEXT(h, n)) {
       if (h->nlmsg_type != NLMSG_ERROR) continue;
       const struct nlmsgerr *e = NLMSG_DATA(h);
-      if (e->error) die(what, -e->error);
+      /* A route already there (a second interface in the same netns) is the route wanted,
+       * as plumb takes it. */
+      int exists = e->error == -EEXIST && e->msg.nlmsg_type == RTM_NEWROUTE;
+      if (e->error && !exists) die(what, -e->error);
       acked++;
     }
   }
@@ -167,7 +171,6 @@ static int add(int nsfd, const char *ifname) {
   struct ifinfomsg *ifi;
   begin(&r, RTM_NEWLINK, NLM_F_CREATE | NLM_F_EXCL, sizeof *ifi);
   ifi = body(&r);
-  ifi->ifi_flags = ifi->ifi_change = IFF_UP;
   str(&r, IFLA_IFNAME, hostif);
   u32(&r, IFLA_MASTER, bridge);
   struct nlattr *info = nest(&r, IFLA_LINKINFO);
@@ -184,6 +187,20 @@ static int add(int nsfd, const char *ifname) {
   endNest(&r, peer);
   endNest(&r, data);
   endNest(&r, info);
+  finish(&r);
+  /* Then up, with no IPv6 link-local address on the bridge port, as plumb makes it: without
+   * one it sends no DAD or MLD for the bridge to flood to every other port. (The kernel takes
+   * the address mode only for a link that exists: a second message, in the same sendmsg.) */
+  begin(&r, RTM_NEWLINK, 0, sizeof *ifi);
+  ifi = body(&r);
+  ifi->ifi_flags = ifi->ifi_change = IFF_UP;
+  str(&r, IFLA_IFNAME, hostif);
+  struct nlattr *af = nest(&r, IFLA_AF_SPEC);
+  struct nlattr *inet6 = nest(&r, AF_INET6);
+  unsigned char none = IN6_ADDR_GEN_MODE_NONE;
+  attr(&r, IFLA_INET6_ADDR_GEN_MODE, &none, sizeof none);
+  endNest(&r, inet6);
+  endNest(&r, af);
   finish(&r);
   int host = openSocket();
   talk(host, &r, "create veth");
