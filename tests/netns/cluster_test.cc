@@ -622,7 +622,7 @@ TEST_F(Cluster, ALinkFollowsAServiceAcrossHosts) {
   EXPECT_TRUE(until([&] { return plumbOn("ha", "link " + nsName("ca") + " web").rc == 0; }))
       << "host A never learnt of B's endpoint";
   EXPECT_EQ(askIn(ca, 8080), "from-b");
-  // A second instance on host C: used within 1 s of its registration.
+  // A second instance on host C: used once its registration reaches host A.
   startDaemon("hc", 3);
   ASSERT_EQ(plumbOn("hc", "expose " + nsName("sc") + " web 8080").rc, 0);
   auto view =
