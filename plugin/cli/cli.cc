@@ -1,10 +1,12 @@
 #include "plugin/cli/cli.h"
 
+// Before CLI11, which includes <iostream>: the streams are built only when used.
+#include "base/standard_streams.h"
+
 #include <algorithm>
 
 #include <CLI/CLI.hpp>
 #include <cstdlib>
-#include <iostream>
 #include <nlohmann/json.hpp>
 
 #include "base/json.h"
@@ -87,6 +89,7 @@ int list(const std::string& state_dir, bool as_json) {
 }  // namespace
 
 int run(int argc, char** argv) {
+  standardStreams();
   // pipework's forms first: global flags may stand anywhere among them.
   std::vector<std::string> args(argv + 1, argv + argc);
   Options opts;

@@ -2,10 +2,10 @@
 
 #include <cstdio>
 #include <cstdlib>
-#include <iostream>
 #include <nlohmann/json.hpp>
 
 #include "base/json.h"
+#include "base/standard_streams.h"
 #include "plugin/core/cluster_ipam.h"
 #include "plugin/core/store.h"
 

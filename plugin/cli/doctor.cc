@@ -1,10 +1,10 @@
 #include "plugin/cli/doctor.h"
 
 #include <cstdlib>
-#include <iostream>
 #include <nlohmann/json.hpp>
 
 #include "base/json.h"
+#include "base/standard_streams.h"
 #include "plugin/core/cluster_ipam.h"
 #include "plugin/core/doctor.h"
 #include "plugin/core/store.h"

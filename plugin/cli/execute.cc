@@ -1,10 +1,10 @@
 #include "plugin/cli/execute.h"
 
 #include <cctype>
-#include <iostream>
 #include <nlohmann/json.hpp>
 
 #include "base/json.h"
+#include "base/standard_streams.h"
 #include "plugin/cli/guest.h"
 #include "plugin/core/ambassadors.h"
 #include "plugin/core/engine.h"

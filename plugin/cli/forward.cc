@@ -4,9 +4,9 @@
 #include <signal.h>
 
 #include <cstdio>
-#include <iostream>
 
 #include "base/log.h"
+#include "base/standard_streams.h"
 #include "plugin/cli/guest.h"
 #include "plugin/core/forwarder.h"
 

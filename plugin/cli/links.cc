@@ -1,11 +1,11 @@
 #include "plugin/cli/links.h"
 
 #include <cstdio>
-#include <iostream>
 #include <nlohmann/json.hpp>
 
 #include "base/endpoint.h"
 #include "base/json.h"
+#include "base/standard_streams.h"
 #include "plugin/cli/guest.h"
 #include "plugin/core/ambassadors.h"
 #include "plugin/core/control.h"

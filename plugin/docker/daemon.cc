@@ -1,5 +1,8 @@
 #include "plugin/docker/daemon.h"
 
+// Before CLI11, which includes <iostream>: the streams are built only when used.
+#include "base/standard_streams.h"
+
 #include <signal.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
@@ -7,7 +10,6 @@
 
 #include <CLI/CLI.hpp>
 #include <cstdlib>
-#include <iostream>
 #include <optional>
 
 #include "base/endpoint.h"
@@ -86,6 +88,7 @@ Result<std::unique_ptr<HttpServer>> serveMetrics(const std::string& at,
 }  // namespace
 
 int daemonMain(int argc, char** argv) {
+  standardStreams();
   markLongLived();
   CLI::App app{"plumb daemon: Docker's remote network driver and remote IPAM driver",
                "plumb daemon"};
