@@ -7,11 +7,12 @@
 #include <unistd.h>
 
 #include <atomic>
+#include <cerrno>
+#include <charconv>
 #include <csignal>
 #include <cstdlib>
-#include <fstream>
 #include <mutex>
-#include <sstream>
+#include <string_view>
 
 #include "base/fd.h"
 
@@ -159,20 +160,53 @@ Result<ProcessRun> runProcess(const ProcessSpec& spec) {
   return run;
 }
 
-long long processStartTime(pid_t pid) {
-  std::ifstream in("/proc/" + std::to_string(pid) + "/stat");
-  std::string stat;
-  if (!std::getline(in, stat)) return 0;
+namespace {
+
+long long readStartTime(pid_t pid) {
+  UniqueFd fd(::open(("/proc/" + std::to_string(pid) + "/stat").c_str(), O_RDONLY | O_CLOEXEC));
+  if (!fd.valid()) return 0;
+  // One line of about 300 bytes: the command's name is at most 16 of them.
+  char buf[1024];
+  size_t len = 0;
+  for (ssize_t n;
+       len < sizeof(buf) - 1 && (n = ::read(fd.get(), buf + len, sizeof(buf) - 1 - len)) != 0;) {
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0) return 0;
+    len += static_cast<size_t>(n);
+  }
+  std::string_view stat(buf, len);
   // Past the command's name, which may hold spaces and parentheses: the fields after the
   // last ')' are state (3) onwards; starttime is field 22.
   auto close = stat.rfind(')');
-  if (close == std::string::npos) return 0;
-  std::istringstream fields(stat.substr(close + 1));
-  std::string field;
+  if (close == std::string_view::npos) return 0;
+  size_t at = close + 1;
   for (int i = 3; i <= 22; ++i) {
-    if (!(fields >> field)) return 0;
+    at = stat.find_first_not_of(' ', at);
+    if (at == std::string_view::npos) return 0;
+    if (i == 22) break;
+    at = stat.find(' ', at);
+    if (at == std::string_view::npos) return 0;
   }
-  return std::strtoll(field.c_str(), nullptr, 10);
+  long long t = 0;
+  auto [end, ec] = std::from_chars(stat.data() + at, stat.data() + stat.size(), t);
+  return ec == std::errc() && end != stat.data() + at ? t : 0;
+}
+
+}  // namespace
+
+long long processStartTime(pid_t pid) {
+  // This process's own is asked on every attach (its record names its owner): read once. A
+  // forked child has a pid of its own, and reads its own.
+  static std::atomic<pid_t> own_pid{0};
+  static std::atomic<long long> own_start{0};
+  bool self = pid == ::getpid();
+  if (self && own_pid.load() == pid) return own_start.load();
+  long long t = readStartTime(pid);
+  if (self && t != 0) {
+    own_start.store(t);
+    own_pid.store(pid);
+  }
+  return t;
 }
 
 bool spawnDetached(const char* path, char* const argv[], char* const envp[], bool own_session) {

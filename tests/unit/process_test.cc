@@ -4,6 +4,8 @@
 // (a long-lived plumb blocks SIGTERM in every thread, and every plumb ignores SIGPIPE).
 #include <fcntl.h>
 #include <pthread.h>
+#include <sys/prctl.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <chrono>
@@ -109,6 +111,44 @@ TEST(Process, ADetachedHelperGetsDevNullAndDefaultSignalsOnly) {
     std::this_thread::sleep_for(std::chrono::milliseconds(10));
   }
   EXPECT_NE(::kill(pid, 0), 0) << "the helper was not reaped";
+}
+
+// starttime, field 22 of /proc/PID/stat, read as a shell would split it: past the command's
+// name, which may hold spaces and parentheses.
+long long startTimeFromText(const std::string& stat) {
+  std::istringstream fields(stat.substr(stat.rfind(')') + 1));
+  std::string field;
+  for (int i = 3; i <= 22; ++i) fields >> field;
+  return std::stoll(field);
+}
+
+TEST(Process, AStartTimeIsReadPastACommandNameWithSpacesAndParentheses) {
+  // A child named to trip a reader that splits at the first ')' or space.
+  int ready[2];
+  ASSERT_EQ(::pipe(ready), 0);
+  pid_t child = ::fork();
+  ASSERT_GE(child, 0);
+  if (child == 0) {
+    ::prctl(PR_SET_NAME, "a) b (c) d", 0, 0, 0);
+    char one = 1;
+    (void)!::write(ready[1], &one, 1);
+    ::pause();
+    ::_exit(0);
+  }
+  ::close(ready[1]);
+  char one = 0;
+  ASSERT_EQ(::read(ready[0], &one, 1), 1);
+  ::close(ready[0]);
+  std::string stat = slurp("/proc/" + std::to_string(child) + "/stat");
+  ASSERT_NE(stat.find("(a) b (c) d)"), std::string::npos) << stat;
+  EXPECT_EQ(processStartTime(child), startTimeFromText(stat));
+  ::kill(child, SIGKILL);
+  ::waitpid(child, nullptr, 0);
+  EXPECT_EQ(processStartTime(child), 0) << "a pid with no process";
+  // This process's own, read once and then remembered: the same on every call.
+  long long own = processStartTime(::getpid());
+  EXPECT_EQ(own, startTimeFromText(slurp("/proc/self/stat")));
+  EXPECT_EQ(processStartTime(::getpid()), own);
 }
 
 }  // namespace
