@@ -305,7 +305,9 @@ TEST_F(Resident, HoldsItsOwnDescriptorsAndNoneOfItsStarters) {
 // A plugin process whose call the service serves sends no netlink message, and so loads no
 // netlink library: libmnl is loaded on the first message (netlink/mnl.cc), by the process
 // that makes the call itself and by the service. Seen with the dynamic loader's own trace;
-// LD_DEBUG and LD_DEBUG_OUTPUT are the same for both calls, so the second is served.
+// LD_DEBUG and LD_DEBUG_OUTPUT are the same for both calls, so the second is served. Nor does
+// any plumb process of the release build load libm, whose only callers are SQL functions
+// plumb never calls (base/libm.cc).
 TEST_F(Resident, AServedCallsProcessLoadsNoNetlinkLibrary) {
   auto c0 = makeNetns("c0"), c1 = makeNetns("c1");
   std::string trace = state_.path() + "/ld";
@@ -317,12 +319,13 @@ TEST_F(Resident, AServedCallsProcessLoadsNoNetlinkLibrary) {
     }
     return out;
   };
-  auto loadsMnl = [](const std::string& file) {
+  auto loads = [](const std::string& file, const char* soname) {
     std::ifstream in(file);
     std::stringstream text;
     text << in.rdbuf();
-    return text.str().find("libmnl.so") != std::string::npos;
+    return text.str().find(soname) != std::string::npos;
   };
+  auto loadsMnl = [&](const std::string& file) { return loads(file, "libmnl.so"); };
   ASSERT_EQ(call("ADD", conf(), "c0", c0, env).rc, 0);
   ASSERT_NE(waitForService(), "");
   auto before = traces();
@@ -338,6 +341,10 @@ TEST_F(Resident, AServedCallsProcessLoadsNoNetlinkLibrary) {
   }
   ASSERT_FALSE(fresh.empty()) << "no trace of the served call's process";
   for (const auto& f : fresh) EXPECT_FALSE(loadsMnl(f)) << f << " loaded libmnl";
+#ifdef PLUMB_LIBM_ON_DEMAND
+  for (const auto& f : before) EXPECT_FALSE(loads(f, "libm.so")) << f << " loaded libm";
+  for (const auto& f : fresh) EXPECT_FALSE(loads(f, "libm.so")) << f << " loaded libm";
+#endif
   EXPECT_EQ(call("DEL", conf(), "c0", c0, env).rc, 0);
   EXPECT_EQ(call("DEL", conf(), "c1", c1, env).rc, 0);
   EXPECT_EQ(sh(std::string(PLUMB_BIN) + " cni-resident stop " + dir()).rc, 0);

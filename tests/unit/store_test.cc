@@ -8,6 +8,7 @@
 
 #include <chrono>
 #include <filesystem>
+#include <iterator>
 #include <thread>
 
 #include "test_dir.h"
@@ -341,6 +342,47 @@ TEST(Store, UnusableDirectoryIsAClearError) {
   auto store = Store::open("/proc/plumb-cannot-be-here");
   ASSERT_FALSE(store.ok());
   EXPECT_NE(store.error().message.find("failed to create state directory"), std::string::npos);
+}
+
+// SQLite's math functions are the only callers of libm in plumb, which in the release build
+// loads it on their first use (base/libm.cc) rather than at every start: each answers as libm
+// would. (The sanitizer build links SQLite and libm as shared libraries.)
+TEST(Store, SqliteMathFunctionsAnswerAsLibmWould) {
+  sqlite3* db = nullptr;
+  ASSERT_EQ(sqlite3_open(":memory:", &db), SQLITE_OK);
+  const char* sql =
+      "SELECT acos(-1), acosh(2), asin(1), asinh(1), atan(1), atanh(0.5), cos(pi()), cosh(1), "
+      "exp(1), ln(exp(2)), sin(pi() / 2), sinh(1), sqrt(16), tan(pi() / 4), tanh(1), "
+      "trunc(-2.7), atan2(1, 1), mod(7.5, 2), pow(2, 10)";
+  const double want[] = {3.14159265358979,
+                         1.31695789692482,
+                         1.5707963267949,
+                         0.881373587019543,
+                         0.785398163397448,
+                         0.549306144334055,
+                         -1.0,
+                         1.54308063481524,
+                         2.71828182845905,
+                         2.0,
+                         1.0,
+                         1.1752011936438,
+                         4.0,
+                         1.0,
+                         0.761594155955765,
+                         -2.0,
+                         0.785398163397448,
+                         1.5,
+                         1024.0};
+  sqlite3_stmt* stmt = nullptr;
+  ASSERT_EQ(sqlite3_prepare_v2(db, sql, -1, &stmt, nullptr), SQLITE_OK) << sqlite3_errmsg(db);
+  ASSERT_EQ(sqlite3_step(stmt), SQLITE_ROW) << sqlite3_errmsg(db);
+  ASSERT_EQ(sqlite3_column_count(stmt), static_cast<int>(std::size(want)));
+  for (int i = 0; i < sqlite3_column_count(stmt); ++i) {
+    EXPECT_EQ(sqlite3_column_type(stmt, i), SQLITE_FLOAT) << sqlite3_column_name(stmt, i);
+    EXPECT_NEAR(sqlite3_column_double(stmt, i), want[i], 1e-12) << sqlite3_column_name(stmt, i);
+  }
+  sqlite3_finalize(stmt);
+  sqlite3_close(db);
 }
 
 }  // namespace
