@@ -5,10 +5,10 @@
 
 #include <cerrno>
 #include <csignal>
-#include <cstdio>
 #include <cstdlib>
 #include <cstring>
 #include <string>
+#include <string_view>
 
 #include "plugin/cli/cli.h"
 #include "plugin/cni/cni.h"
@@ -44,10 +44,13 @@ int runCni() {
   // here, and a service started for the next ones (plugin/cni/resident.h).
   auto handed = plumb::cni::resident::handOver(in);
   auto out = handed.out ? std::move(*handed.out) : plumb::cni::run(in);
-  // A runtime that cannot read the answer must not take silence for success.
-  if (std::fwrite(out.text.data(), 1, out.text.size(), stdout) != out.text.size() ||
-      std::fflush(stdout) != 0) {
-    return 1;
+  // A runtime that cannot read the answer must not take silence for success. Written with
+  // write(2): nothing else goes to stdout, and stdio would first fstat it and allocate a buffer.
+  for (std::string_view left = out.text; !left.empty();) {
+    ssize_t n = ::write(1, left.data(), left.size());
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) return 1;
+    left.remove_prefix(static_cast<size_t>(n));
   }
   if (!handed.start_in.empty()) plumb::cni::resident::start(handed.start_in);
   return out.exit_code;

@@ -350,6 +350,23 @@ TEST_F(Resident, AServedCallsProcessLoadsNoNetlinkLibrary) {
   EXPECT_EQ(sh(std::string(PLUMB_BIN) + " cni-resident stop " + dir()).rc, 0);
 }
 
+// The answer is the plugin's whole output: one its runtime cannot read (stdout closed) is a
+// failure, never silence taken for success, whether the call is made in the plugin's process
+// or served. (A redirection may stand among a command's words: extra_env carries it.)
+TEST_F(Resident, AnAnswerThatCannotBeWrittenIsAFailure) {
+  auto c0 = makeNetns("c0"), c1 = makeNetns("c1");
+  EXPECT_EQ(sh("CNI_COMMAND=VERSION " + std::string(PLUMB_BIN) + " </dev/null").rc, 0);
+  EXPECT_NE(sh("CNI_COMMAND=VERSION " + std::string(PLUMB_BIN) + " </dev/null >&-").rc, 0);
+  ASSERT_EQ(call("ADD", conf(), "c0", c0).rc, 0);
+  ASSERT_NE(waitForService(), "");
+  auto blind = call("ADD", conf(), "c1", c1, ">&-");
+  EXPECT_NE(blind.rc, 0);
+  EXPECT_EQ(field(services()[0], "served"), 1) << "the call was not served";
+  EXPECT_EQ(call("DEL", conf(), "c1", c1).rc, 0);
+  EXPECT_EQ(call("DEL", conf(), "c0", c0).rc, 0);
+  EXPECT_EQ(sh(std::string(PLUMB_BIN) + " cni-resident stop " + dir()).rc, 0);
+}
+
 TEST_F(Resident, IsNotUsedWhenSwitchedOff) {
   auto c0 = makeNetns("c0"), c1 = makeNetns("c1");
   ASSERT_EQ(call("ADD", conf(), "c0", c0, "PLUMB_RESIDENT=off").rc, 0);
