@@ -14,6 +14,7 @@
 // links the shared SQLite, and libm with it.
 #include <math.h>
 
+#include <cerrno>
 #include <cstdio>
 #include <cstdlib>
 
@@ -42,6 +43,8 @@ struct MathLib {
 };
 
 const MathLib& libm() {
+  // Loading libm may leave errno set; a math function sets it only for its own errors.
+  const int saved = errno;
   static const MathLib* lib = [] {
     auto loaded = plumb::loadOnce<MathLib>("libm.so.6", "libc6");
     if (!loaded.ok()) {
@@ -50,6 +53,7 @@ const MathLib& libm() {
     }
     return *loaded;
   }();
+  errno = saved;
   return *lib;
 }
 

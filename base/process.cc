@@ -165,7 +165,7 @@ namespace {
 long long readStartTime(pid_t pid) {
   UniqueFd fd(::open(("/proc/" + std::to_string(pid) + "/stat").c_str(), O_RDONLY | O_CLOEXEC));
   if (!fd.valid()) return 0;
-  // One line of about 300 bytes: the command's name is at most 16 of them.
+  // One line of a few hundred bytes: starttime comes well within the first 500.
   char buf[1024];
   size_t len = 0;
   for (ssize_t n;

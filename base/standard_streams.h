@@ -3,9 +3,9 @@
 // puts in every file that includes it (libstdc++ before GCC 13: a static std::ios_base::Init).
 //
 // That initializer builds the eight standard streams and the classic locale's facets at
-// every start of the process, whether a stream is used or not: about 0.1 ms and 22 page
-// faults on every exec of plumb, so on every CNI call, which never touches a stream (only the
-// command line and `plumb daemon` do). Measured in bench/README.md ("VERSION").
+// every start of the process, whether a stream is used or not: 10 page faults and about 50 us
+// on every exec of plumb here (VERSION p50, interleaved with the build before), so on every
+// CNI call, which never touches a stream (only the command line and `plumb daemon` do).
 //
 // Use: include this before <iostream> and before any header that includes it (CLI11 does; an
 // earlier <iostream> is a compile error here), and call plumb::standardStreams() on the way

@@ -351,8 +351,9 @@ TEST_F(Resident, AServedCallsProcessLoadsNoNetlinkLibrary) {
 }
 
 // The answer is the plugin's whole output: one its runtime cannot read (stdout closed) is a
-// failure, never silence taken for success, whether the call is made in the plugin's process
-// or served. (A redirection may stand among a command's words: extra_env carries it.)
+// failure, never silence taken for success, whether the plugin's process answers itself
+// (VERSION) or passes on the service's answer. (A redirection may stand among a command's
+// words: extra_env carries it.)
 TEST_F(Resident, AnAnswerThatCannotBeWrittenIsAFailure) {
   auto c0 = makeNetns("c0"), c1 = makeNetns("c1");
   EXPECT_EQ(sh("CNI_COMMAND=VERSION " + std::string(PLUMB_BIN) + " </dev/null").rc, 0);
@@ -361,7 +362,9 @@ TEST_F(Resident, AnAnswerThatCannotBeWrittenIsAFailure) {
   ASSERT_NE(waitForService(), "");
   auto blind = call("ADD", conf(), "c1", c1, ">&-");
   EXPECT_NE(blind.rc, 0);
-  EXPECT_EQ(field(services()[0], "served"), 1) << "the call was not served";
+  auto running = services();
+  ASSERT_EQ(running.size(), 1u);
+  EXPECT_EQ(field(running[0], "served"), 1) << "the call was not served";
   EXPECT_EQ(call("DEL", conf(), "c1", c1).rc, 0);
   EXPECT_EQ(call("DEL", conf(), "c0", c0).rc, 0);
   EXPECT_EQ(sh(std::string(PLUMB_BIN) + " cni-resident stop " + dir()).rc, 0);

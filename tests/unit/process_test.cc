@@ -122,33 +122,83 @@ long long startTimeFromText(const std::string& stat) {
   return std::stoll(field);
 }
 
+// A child forked from this process, running fn and exiting with what it returns; killed and
+// reaped when the test leaves, however it leaves.
+class Child {
+ public:
+  template <typename Fn>
+  explicit Child(Fn fn) : pid_(::fork()) {
+    if (pid_ == 0) ::_exit(fn());
+  }
+  ~Child() {
+    if (pid_ > 0) {
+      ::kill(pid_, SIGKILL);
+      ::waitpid(pid_, nullptr, 0);
+    }
+  }
+  Child(const Child&) = delete;
+  Child& operator=(const Child&) = delete;
+  pid_t pid() const { return pid_; }
+  // Its exit code, once it has exited (-1 if it did not exit normally).
+  int wait() {
+    int status = 0;
+    pid_t got = ::waitpid(pid_, &status, 0);
+    pid_ = -1;
+    return got > 0 && WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+  }
+
+ private:
+  pid_t pid_;
+};
+
 TEST(Process, AStartTimeIsReadPastACommandNameWithSpacesAndParentheses) {
   // A child named to trip a reader that splits at the first ')' or space.
   int ready[2];
   ASSERT_EQ(::pipe(ready), 0);
-  pid_t child = ::fork();
-  ASSERT_GE(child, 0);
-  if (child == 0) {
-    ::prctl(PR_SET_NAME, "a) b (c) d", 0, 0, 0);
-    char one = 1;
-    (void)!::write(ready[1], &one, 1);
-    ::pause();
-    ::_exit(0);
-  }
-  ::close(ready[1]);
-  char one = 0;
-  ASSERT_EQ(::read(ready[0], &one, 1), 1);
-  ::close(ready[0]);
-  std::string stat = slurp("/proc/" + std::to_string(child) + "/stat");
-  ASSERT_NE(stat.find("(a) b (c) d)"), std::string::npos) << stat;
-  EXPECT_EQ(processStartTime(child), startTimeFromText(stat));
-  ::kill(child, SIGKILL);
-  ::waitpid(child, nullptr, 0);
-  EXPECT_EQ(processStartTime(child), 0) << "a pid with no process";
-  // This process's own, read once and then remembered: the same on every call.
+  pid_t pid = -1;
+  {
+    Child child([&] {
+      ::prctl(PR_SET_NAME, "a) b (c) d", 0, 0, 0);
+      char one = 1;
+      (void)!::write(ready[1], &one, 1);
+      ::pause();
+      return 0;
+    });
+    ASSERT_GT(child.pid(), 0);
+    pid = child.pid();
+    ::close(ready[1]);
+    char one = 0;
+    ASSERT_EQ(::read(ready[0], &one, 1), 1);
+    ::close(ready[0]);
+    std::string stat = slurp("/proc/" + std::to_string(pid) + "/stat");
+    ASSERT_NE(stat.find("(a) b (c) d)"), std::string::npos) << stat;
+    EXPECT_EQ(processStartTime(pid), startTimeFromText(stat));
+  }  // killed and reaped
+  EXPECT_EQ(processStartTime(pid), 0) << "a pid with no process";
+}
+
+// A process's own start time is read once and remembered: a forked child, which inherits
+// what this process remembered, reads its own.
+TEST(Process, AForkedChildReadsItsOwnStartTimeNotItsParents) {
   long long own = processStartTime(::getpid());
-  EXPECT_EQ(own, startTimeFromText(slurp("/proc/self/stat")));
+  ASSERT_EQ(own, startTimeFromText(slurp("/proc/self/stat")));
   EXPECT_EQ(processStartTime(::getpid()), own);
+  // A child started in the same clock tick as this process (10 ms) cannot tell the two apart:
+  // another is forked a tick later.
+  for (int attempt = 0; attempt < 50; ++attempt) {
+    Child child([] {
+      long long mine = processStartTime(::getpid());
+      return mine == startTimeFromText(slurp("/proc/self/stat")) ? 0 : 1;
+    });
+    ASSERT_GT(child.pid(), 0);
+    if (startTimeFromText(slurp("/proc/" + std::to_string(child.pid()) + "/stat")) == own) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(10));
+      continue;
+    }
+    EXPECT_EQ(child.wait(), 0) << "the child read its parent's start time";
+    return;
+  }
+  FAIL() << "no child started in a later clock tick than this process";
 }
 
 }  // namespace
