@@ -5,6 +5,8 @@
 
 #include <dlfcn.h>
 
+#include <cstdio>
+#include <cstdlib>
 #include <mutex>
 #include <string>
 
@@ -58,6 +60,23 @@ Result<const Symbols*> loadOnce(const char* soname, const char* package) {
   });
   if (!status.ok()) return status.error();
   return &symbols;
+}
+
+// loadOnce for a library plumb cannot run without (a dependency of the package, or part of
+// glibc) whose entry points plumb defines under the library's own names and forwards: a
+// process that cannot load it says so in one line and exits. Every call after the first
+// returns what the first found, at the cost of a guarded static.
+template <class Symbols>
+const Symbols& loadOrExit(const char* soname, const char* package) {
+  static const Symbols* symbols = [&] {
+    auto loaded = loadOnce<Symbols>(soname, package);
+    if (!loaded.ok()) {
+      (void)std::fprintf(stderr, "plumb: %s\n", loaded.error().message.c_str());
+      std::_Exit(1);
+    }
+    return *loaded;
+  }();
+  return *symbols;
 }
 
 }  // namespace plumb

@@ -15,8 +15,6 @@
 #include <math.h>
 
 #include <cerrno>
-#include <cstdio>
-#include <cstdlib>
 
 #include "base/dl.h"
 
@@ -45,16 +43,9 @@ struct MathLib {
 const MathLib& libm() {
   // Loading libm may leave errno set; a math function sets it only for its own errors.
   const int saved = errno;
-  static const MathLib* lib = [] {
-    auto loaded = plumb::loadOnce<MathLib>("libm.so.6", "libc6");
-    if (!loaded.ok()) {
-      (void)std::fprintf(stderr, "plumb: %s\n", loaded.error().message.c_str());
-      std::_Exit(1);
-    }
-    return *loaded;
-  }();
+  const MathLib& lib = plumb::loadOrExit<MathLib>("libm.so.6", "libc6");
   errno = saved;
-  return *lib;
+  return lib;
 }
 
 }  // namespace

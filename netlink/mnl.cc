@@ -9,9 +9,6 @@
 // a process that cannot load it says so in one line and exits.
 #include <libmnl/libmnl.h>
 
-#include <cstdio>
-#include <cstdlib>
-
 #include "base/dl.h"
 
 namespace {
@@ -81,17 +78,7 @@ struct MnlLib {
   }
 };
 
-const MnlLib& mnl() {
-  static const MnlLib* lib = [] {
-    auto loaded = plumb::loadOnce<MnlLib>("libmnl.so.0", "libmnl0");
-    if (!loaded.ok()) {
-      (void)std::fprintf(stderr, "plumb: %s\n", loaded.error().message.c_str());
-      std::_Exit(1);
-    }
-    return *loaded;
-  }();
-  return *lib;
-}
+const MnlLib& mnl() { return plumb::loadOrExit<MnlLib>("libmnl.so.0", "libmnl0"); }
 
 }  // namespace
 
