@@ -1,7 +1,8 @@
 #include "plugin/cni/cni.h"
 
 #include <set>
-#include <sstream>
+#include <string_view>
+#include <vector>
 
 #include "base/log.h"
 #include "base/names.h"
@@ -66,17 +67,27 @@ struct CniArgs {
   std::string mac;
 };
 
+// The non-empty parts of text between seps, in order.
+std::vector<std::string_view> partsOf(std::string_view text, char sep) {
+  std::vector<std::string_view> out;
+  while (!text.empty()) {
+    size_t end = text.find(sep);
+    std::string_view part = text.substr(0, end);
+    if (!part.empty()) out.push_back(part);
+    if (end == std::string_view::npos) break;
+    text.remove_prefix(end + 1);
+  }
+  return out;
+}
+
 Result<CniArgs> parseCniArgs(const std::string& text) {
   CniArgs out;
   bool ignore_unknown = false;
-  std::vector<std::pair<std::string, std::string>> pairs;
-  std::stringstream ss(text);
-  std::string item;
-  while (std::getline(ss, item, ';')) {
-    if (item.empty()) continue;
+  std::vector<std::pair<std::string_view, std::string_view>> pairs;
+  for (std::string_view item : partsOf(text, ';')) {
     auto eq = item.find('=');
-    if (eq == std::string::npos)
-      return fail(Errc::kInvalid, "CNI_ARGS entry '" + item + "' is not KEY=VALUE");
+    if (eq == std::string_view::npos)
+      return fail(Errc::kInvalid, "CNI_ARGS entry '" + std::string(item) + "' is not KEY=VALUE");
     pairs.emplace_back(item.substr(0, eq), item.substr(eq + 1));
   }
   for (const auto& [k, v] : pairs) {
@@ -84,15 +95,11 @@ Result<CniArgs> parseCniArgs(const std::string& text) {
   }
   for (const auto& [k, v] : pairs) {
     if (k == "IP") {
-      std::stringstream ips(v);
-      std::string ip;
-      while (std::getline(ips, ip, ',')) {
-        if (!ip.empty()) out.ips.push_back(ip);
-      }
+      for (std::string_view ip : partsOf(v, ',')) out.ips.emplace_back(ip);
     } else if (k == "MAC") {
       out.mac = v;
     } else if (k != "IgnoreUnknown" && !ignore_unknown) {
-      return fail(Errc::kInvalid, "CNI_ARGS has unknown key '" + k + "'");
+      return fail(Errc::kInvalid, "CNI_ARGS has unknown key '" + std::string(k) + "'");
     }
   }
   return out;

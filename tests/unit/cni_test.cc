@@ -140,6 +140,13 @@ TEST_F(CniTest, EnvironmentErrors) {
   e4["CNI_ARGS"] = "IgnoreUnknown=1;FOO=bar;MAC=zz";
   EXPECT_EQ(code(call(e4, conf().dump())),
             kInvalidConfig);  // passes env checks, then the MAC is bad
+  // Empty entries and a trailing ';' are nothing; an entry without '=' is refused by name.
+  e4["CNI_ARGS"] = ";;IgnoreUnknown=1;;MAC=zz;";
+  EXPECT_EQ(code(call(e4, conf().dump())), kInvalidConfig);
+  e4["CNI_ARGS"] = "IgnoreUnknown=1;K8S_POD_NAME";
+  auto no_eq = call(e4, conf().dump());
+  EXPECT_EQ(code(no_eq), kInvalidEnvironment);
+  EXPECT_EQ(msg(no_eq), "CNI_ARGS entry 'K8S_POD_NAME' is not KEY=VALUE");
   EXPECT_EQ(allocations(), 0u) << "a failed ADD must release what IPAM handed out";
 }
 
