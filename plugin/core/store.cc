@@ -321,7 +321,9 @@ int Store::checkpointMain(const std::string& dir) {
   // never restart, and every open would read all of it back.
   int rc =
       sqlite3_wal_checkpoint_v2((*store)->h_, "main", SQLITE_CHECKPOINT_TRUNCATE, nullptr, nullptr);
-  return rc == SQLITE_OK ? 0 : 1;
+  if (rc != SQLITE_OK) return 1;
+  // And the new WAL's header, with its sync, written here rather than by the next ADD.
+  return (*store)->restartWal().ok() ? 0 : 1;
 }
 
 Result<bool> Store::current() {
@@ -618,11 +620,29 @@ Status Store::deleteEndpoint(const std::string& network, const std::string& id) 
 }
 
 Status Store::checkpoint() {
-  std::lock_guard lock(mu_);
-  if (sqlite3_wal_checkpoint_v2(h_, "main", SQLITE_CHECKPOINT_PASSIVE, nullptr, nullptr) !=
-      SQLITE_OK)
-    return sqlError(h_, "failed to checkpoint store " + path_);
-  return {};
+  int log = 0, copied = 0;
+  {
+    std::lock_guard lock(mu_);
+    if (sqlite3_wal_checkpoint_v2(h_, "main", SQLITE_CHECKPOINT_PASSIVE, &log, &copied) !=
+        SQLITE_OK)
+      return sqlError(h_, "failed to checkpoint store " + path_);
+  }
+  if (log <= 0 || copied < log) return {};  // a reader holds frames: the WAL cannot restart
+  return restartWal();
+}
+
+Status Store::restartWal() {
+  // A write that changes nothing: the schema version, put back as it is.
+  return write([](Db& db) -> Status {
+    long long version = 0;
+    {
+      PLUMB_ASSIGN(auto q, db.prepare("PRAGMA user_version"));
+      PLUMB_ASSIGN(bool row, q.step());
+      if (!row) return fail(Errc::kIo, "the store answered no schema version");
+      version = q.integer(0);
+    }
+    return db.exec(("PRAGMA user_version=" + std::to_string(version)).c_str());
+  });
 }
 
 StorePool::~StorePool() {

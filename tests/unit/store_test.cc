@@ -201,8 +201,8 @@ TEST(Store, TheWalIsCheckpointedPastItsLimitInlineOrByTheHelper) {
     EXPECT_LT(frames, 128) << "a commit past the limit restarted the WAL";
   }
   // The helper's part, run here: what the WAL holds (below the limit: no commit copied it)
-  // goes into the database file, and the WAL starts again from empty (the next process's open
-  // reads back nothing).
+  // goes into the database file, and the WAL starts again: its header and the one page of the
+  // write that restarted it (the next process's open reads back that page alone).
   testing::TempDir dir;
   {
     auto store = Store::open(dir.path());
@@ -213,14 +213,57 @@ TEST(Store, TheWalIsCheckpointedPastItsLimitInlineOrByTheHelper) {
   auto before = std::filesystem::file_size(db);
   EXPECT_EQ(Store::checkpointMain(dir.path()), 0);
   EXPECT_GT(std::filesystem::file_size(db), before) << "the helper wrote the WAL's pages";
-  EXPECT_EQ(std::filesystem::file_size(db + "-wal"), 0u);
+  EXPECT_EQ(std::filesystem::file_size(db + "-wal"), 32u + 24u + 4096u);
   bool all_copied = false;
-  EXPECT_EQ(walFrames(dir.path(), &all_copied), 0);
+  EXPECT_EQ(walFrames(dir.path(), &all_copied), 1);
   auto store = Store::open(dir.path());
   ASSERT_TRUE(store.ok());
   auto all = (*store)->listAttachments();
   ASSERT_TRUE(all.ok());
   EXPECT_EQ(all->size(), 20u);
+}
+
+// A checkpoint that copied every frame restarts the WAL itself, so that the next commit (an
+// attach's) neither writes a new WAL header nor waits for its sync: the WAL then holds the one
+// frame of the restart. A checkpoint that could not copy everything (a reader still holds old
+// frames) leaves the WAL as it is.
+TEST(Store, ACheckpointRestartsTheWalForTheNextCommit) {
+  testing::TempDir dir;
+  auto store = Store::open(dir.path());
+  ASSERT_TRUE(store.ok());
+  for (int i = 0; i < 40; ++i)
+    ASSERT_TRUE((*store)->insertAttachment(record(std::to_string(i))).ok());
+  int copied = -1;
+  ASSERT_TRUE((*store)->checkpoint().ok());
+  ASSERT_TRUE((*store)->insertAttachment(record("next")).ok());
+  int after_restart = checkpointFromOutside(dir.path(), SQLITE_CHECKPOINT_PASSIVE, &copied);
+  // That outside checkpoint copied everything and restarted nothing: the next commit restarts
+  // the WAL itself, as every commit after a checkpoint did before, and holds its own frames only.
+  ASSERT_TRUE((*store)->insertAttachment(record("one more")).ok());
+  int one_commit = checkpointFromOutside(dir.path(), SQLITE_CHECKPOINT_PASSIVE, &copied);
+  ASSERT_GE(one_commit, 1);
+  EXPECT_EQ(after_restart, one_commit + 1)
+      << "after the store's checkpoint the WAL held its restart's frame, then the commit's";
+  EXPECT_EQ((*store)->listAttachments()->size(), 42u);
+
+  // A reader on the old frames: the checkpoint copies what it can and restarts nothing.
+  for (int i = 0; i < 10; ++i)
+    ASSERT_TRUE((*store)->insertAttachment(record("r" + std::to_string(i))).ok());
+  sqlite3* reader = nullptr;
+  ASSERT_EQ(
+      sqlite3_open_v2((dir.path() + "/plumb.db").c_str(), &reader, SQLITE_OPEN_READWRITE, nullptr),
+      SQLITE_OK);
+  ASSERT_EQ(
+      sqlite3_exec(reader, "BEGIN; SELECT count(*) FROM attachments", nullptr, nullptr, nullptr),
+      SQLITE_OK);
+  ASSERT_TRUE((*store)->insertAttachment(record("after-reader")).ok());
+  int held = checkpointFromOutside(dir.path(), SQLITE_CHECKPOINT_PASSIVE, &copied);
+  ASSERT_TRUE((*store)->checkpoint().ok());
+  EXPECT_GE(checkpointFromOutside(dir.path(), SQLITE_CHECKPOINT_PASSIVE, &copied), held)
+      << "a WAL a reader still reads is not restarted";
+  sqlite3_exec(reader, "COMMIT", nullptr, nullptr, nullptr);
+  sqlite3_close(reader);
+  EXPECT_EQ((*store)->listAttachments()->size(), 53u);
 }
 
 // In a long-lived process the commit that takes the WAL past its limit only asks for the copy
