@@ -21,8 +21,8 @@ Status Engine::unmasqueradeIfUnused(const std::string& network,
                                     const std::vector<IpPrefix>& subnets) {
   if (subnets.empty()) return {};
   return kernel_.unmasquerade(network, subnets, [&]() -> Result<bool> {
-    PLUMB_ASSIGN(auto left, store_.listAttachments(network));
-    return left.empty();
+    PLUMB_ASSIGN(bool any, store_.hasAttachments(network));
+    return !any;
   });
 }
 

@@ -512,6 +512,17 @@ Result<std::vector<AttachmentRecord>> Store::listAttachments(const std::string& 
   return out;
 }
 
+Result<bool> Store::hasAttachments(const std::string& network) {
+  bool any = false;
+  PLUMB_TRY(read([&](Db& db) -> Status {
+    PLUMB_ASSIGN(auto q, db.prepare("SELECT 1 FROM attachments WHERE network=? LIMIT 1"));
+    q.bind(1, network);
+    PLUMB_ASSIGN(any, q.step());
+    return {};
+  }));
+  return any;
+}
+
 namespace {
 
 long long now() { return static_cast<long long>(::time(nullptr)); }

@@ -126,6 +126,9 @@ class Store {
   Result<std::optional<AttachmentRecord>> findAttachment(const AttachmentKey& key);
   Status deleteAttachment(const AttachmentKey& key);
   Result<std::vector<AttachmentRecord>> listAttachments(const std::string& network = "");
+  // Whether network has any attachment recorded: one index lookup, not a read of every record
+  // (a DEL asks, to know whether its network's masquerade is still needed).
+  Result<bool> hasAttachments(const std::string& network);
 
   // Networks a front end defines once and refers to later (Docker's CreateNetwork), and their
   // endpoints (CreateEndpoint before Join). Configs are the front end's own JSON.

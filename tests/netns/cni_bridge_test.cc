@@ -310,6 +310,21 @@ TEST_F(Bridge, ALongNetworkNameStillGetsItsMasqueradeRuleAndLosesIt) {
       << "the rule went with the network's last DEL";
 }
 
+TEST_F(Bridge, TheMasqueradeRuleStaysWhileTheNetworkHasAnAttachment) {
+  auto c1 = makeNetns("c1"), c2 = makeNetns("c2");
+  auto conf = bridgeConf("net-masq", "br-masq", "198.18.10.0/24");
+  conf["ipMasq"] = true;
+  ASSERT_EQ(add(conf, "c1", c1).rc, 0);
+  ASSERT_EQ(add(conf, "c2", c2).rc, 0);
+  auto count = [&] { return inHost("nft list ruleset | grep -c masquerade || true").out; };
+  EXPECT_EQ(count(), "1\n");
+  EXPECT_EQ(del(conf, "c1", c1).rc, 0);
+  EXPECT_EQ(count(), "1\n") << "c2 still needs it";
+  EXPECT_TRUE(ping(nsName("c2"), "198.18.10.1"));
+  EXPECT_EQ(del(conf, "c2", c2).rc, 0);
+  EXPECT_EQ(count(), "0\n") << "the rule went with the network's last DEL";
+}
+
 TEST_F(Bridge, RollsBackWhenTheContainerAlreadyHasTheInterface) {
   auto c1 = makeNetns("c1");
   ASSERT_EQ(in(nsName("c1"), "ip link add eth0 type veth peer name other0").rc, 0);

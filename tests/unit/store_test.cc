@@ -40,6 +40,12 @@ TEST(Store, KeepsAttachmentsByKey) {
   ASSERT_TRUE((*store)->deleteAttachment({"net", "a", "eth0"}).ok());
   EXPECT_FALSE((*store)->findAttachment({"net", "a", "eth0"})->has_value());
   EXPECT_EQ((*store)->listAttachments()->size(), 1u);
+  // A network has attachments while any is recorded, of whatever container.
+  EXPECT_TRUE(*(*store)->hasAttachments("net"));
+  EXPECT_FALSE(*(*store)->hasAttachments("ne")) << "a prefix of a name is not the network";
+  EXPECT_FALSE(*(*store)->hasAttachments("other"));
+  ASSERT_TRUE((*store)->deleteAttachment({"net", "b", "eth0"}).ok());
+  EXPECT_FALSE(*(*store)->hasAttachments("net"));
 }
 
 // A checkpoint (mode) of dir's store made by another connection, as another process would
