@@ -8,8 +8,8 @@
 #include <cstdlib>
 #include <cstring>
 #include <string>
-#include <string_view>
 
+#include "base/fd.h"
 #include "plugin/cli/cli.h"
 #include "plugin/cni/cni.h"
 #include "plugin/cni/resident.h"
@@ -46,12 +46,7 @@ int runCni() {
   auto out = handed.out ? std::move(*handed.out) : plumb::cni::run(in);
   // A runtime that cannot read the answer must not take silence for success. Written with
   // write(2): nothing else goes to stdout, and stdio would first fstat it and allocate a buffer.
-  for (std::string_view left = out.text; !left.empty();) {
-    ssize_t n = ::write(1, left.data(), left.size());
-    if (n < 0 && errno == EINTR) continue;
-    if (n <= 0) return 1;
-    left.remove_prefix(static_cast<size_t>(n));
-  }
+  if (!plumb::writeAll(1, out.text)) return 1;
   if (!handed.start_in.empty()) plumb::cni::resident::start(handed.start_in);
   return out.exit_code;
 }

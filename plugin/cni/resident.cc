@@ -152,16 +152,6 @@ void putField(std::string& out, std::string_view field) {
   out.append(field);
 }
 
-bool writeAll(int fd, std::string_view data) {
-  while (!data.empty()) {
-    ssize_t n = ::send(fd, data.data(), data.size(), MSG_NOSIGNAL);
-    if (n < 0 && errno == EINTR) continue;
-    if (n <= 0) return false;
-    data.remove_prefix(static_cast<size_t>(n));
-  }
-  return true;
-}
-
 // Reads a message of fields as it comes, in as few recv calls as the sender's writes allow
 // (a request is sent in one, and usually read in one).
 class Reader {
@@ -279,7 +269,7 @@ struct Answer {
 
 std::optional<Answer> call(int fd, std::string_view kind, const Invocation* in = nullptr,
                            const std::string& id = {}) {
-  if (!writeAll(fd, request(kind, id, in))) return std::nullopt;
+  if (!sendAll(fd, request(kind, id, in))) return std::nullopt;
   Answer a;
   uint32_t code = 0;
   Reader r(fd);
@@ -410,7 +400,7 @@ void Service::serve(UniqueFd fd) {
   (void)::setsockopt(fd.get(), SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
   if (peerIsMe(fd.get())) {
     std::string answer = handle(fd.get());
-    if (!answer.empty()) (void)writeAll(fd.get(), answer);
+    if (!answer.empty()) (void)sendAll(fd.get(), answer);
   }
   fd.reset();
   reapDisowned();
@@ -450,7 +440,7 @@ void Service::work() {
     if (in_flight_ >= kMaxCallsInFlight) {
       lock.unlock();
       ++declined_;
-      (void)writeAll(conn.get(), reply(kDeclined, 0, "too many calls in flight"));
+      (void)sendAll(conn.get(), reply(kDeclined, 0, "too many calls in flight"));
       continue;
     }
     --idle_workers_;

@@ -7,6 +7,7 @@
 
 #include <cstring>
 
+#include "base/fd.h"
 #include "base/log.h"
 
 namespace plumb::core {
@@ -42,17 +43,6 @@ bool readToEnd(int fd, std::string& out) {
     out.append(buf, static_cast<size_t>(n));
     if (out.size() > kMaxRequest) return false;
   }
-}
-
-bool writeAll(int fd, const std::string& s) {
-  size_t off = 0;
-  while (off < s.size()) {
-    ssize_t n = ::send(fd, s.data() + off, s.size() - off, MSG_NOSIGNAL);
-    if (n < 0 && errno == EINTR) continue;
-    if (n <= 0) return false;
-    off += static_cast<size_t>(n);
-  }
-  return true;
 }
 
 }  // namespace
@@ -119,7 +109,7 @@ void ControlServer::serve() {
     setTimeouts(c.get(), 5000);  // a stuck client cannot hold the daemon
     std::string request;
     if (!readToEnd(c.get(), request)) continue;
-    (void)writeAll(c.get(), handler_(request));
+    (void)sendAll(c.get(), handler_(request));
   }
 }
 
@@ -135,7 +125,7 @@ Result<std::string> controlCall(const std::string& path, const std::string& requ
     return failErrno(e, "failed to reach the plumb daemon on " + path);
   }
   setTimeouts(fd.get(), timeout_ms);
-  if (!writeAll(fd.get(), request) || ::shutdown(fd.get(), SHUT_WR) != 0)
+  if (!sendAll(fd.get(), request) || ::shutdown(fd.get(), SHUT_WR) != 0)
     return failErrno(errno, "failed to send to the plumb daemon on " + path);
   std::string answer;
   if (!readToEnd(fd.get(), answer))
