@@ -480,7 +480,9 @@ Outcome cmdGc(Call& c) {
 }
 
 Outcome cmdStatus(Call& c) {
-  auto probe = c.store->listAttachments(c.conf.name);
+  // A read of the network's records answers whether the store can be used (one index lookup,
+  // however many attachments the network has).
+  auto probe = c.store->hasAttachments(c.conf.name);
   if (!probe.ok())
     return CniError{kPluginNotAvailable,
                     "store " + c.store->path() + " cannot be used: " + probe.error().message, ""};
